@@ -1,0 +1,2 @@
+export * from './local-deps.js';
+export * from './processes.js';

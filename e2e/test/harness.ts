@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp } from '@pds/api';
+import { toolPath } from '@pds/devkit';
+import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
+import { createRunner } from '@pds/runner';
+import {
+  connectMongo,
+  createLogger,
+  createModels,
+  createRedis,
+  loadConfig,
+  loadKindRegistry,
+  STACK_JOBS_QUEUE,
+  syncIndexes,
+} from '@pds/shared';
+import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
+import { Queue } from 'bullmq';
+import WebSocket from 'ws';
+
+export const TOKEN = 'test-admin-token-0123456789';
+
+/**
+ * The three services in this process, on a real Redis, a real MongoDB wire server, the real
+ * Pulumi CLI and a file state backend in a temporary folder. Everything is torn down with `t`.
+ */
+export async function startStack(t: Teardowns) {
+  const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-e2e-'))]);
+  t.teardown(() => rm(scratch, { recursive: true, force: true }));
+  const config = loadConfig(
+    {},
+    {
+      MONGO_URL: mongoUrl,
+      REDIS_URL: redisUrl,
+      ADMIN_TOKEN: TOKEN,
+      PULUMI_BIN: toolPath('pulumi'),
+      PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
+      WORK_DIR: join(scratch, 'work'),
+      LOG_LEVEL: 'silent',
+    },
+  );
+  const logger = createLogger({ name: 'e2e', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const prefix = `test-${randomUUID()}`;
+  const connection = await connectMongo(config.MONGO_URL);
+  t.teardown(() => connection.close());
+  const models = createModels(connection);
+  await syncIndexes(models);
+  const kinds = await loadKindRegistry(config.MODULES_DIR);
+
+  const commandRedis = createRedis(config.REDIS_URL, 'command', logger);
+  const workerRedis = createRedis(config.REDIS_URL, 'worker', logger);
+  const publisher = createRedis(config.REDIS_URL, 'worker', logger);
+  const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
+  t.teardown(() => Promise.allSettled([commandRedis, workerRedis, publisher, subscriber].map((r) => r.quit())));
+
+  const queue = new Queue(STACK_JOBS_QUEUE, { connection: workerRedis, prefix });
+  t.teardown(() => queue.close());
+  const mongoPing = () => connection.db?.admin().ping() as Promise<unknown>;
+  const api = await buildApp(config, { models, kinds, queue, redis: commandRedis, mongoPing }, logger);
+  t.teardown(() => api.close());
+
+  const runner = createRunner({ config, models, kinds, connection: workerRedis, publisher, logger, prefix });
+  runner.start();
+  t.teardown(() => runner.close());
+
+  const hub = new SubscriptionHub(subscriber, logger);
+  const gateway = await buildGateway(config, { models, hub, mongoPing, redisPing: () => commandRedis.ping() }, logger);
+  await gateway.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => gateway.close());
+  const gatewayUrl = `ws://127.0.0.1:${(gateway.server.address() as { port: number }).port}`;
+
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  return { config, models, api, runner, gatewayUrl, auth, scratch };
+}
+
+export interface StreamedMessage {
+  type: string;
+  seq?: number;
+  stream?: string;
+  text?: string;
+  event?: Record<string, unknown>;
+  status?: string;
+  [key: string]: unknown;
+}
+
+/** Reads a job's stream over a real WebSocket until the server closes it. */
+export function readStream(url: string, token = TOKEN): Promise<{ messages: StreamedMessage[]; code: number; reason: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+    const messages: StreamedMessage[] = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data)) as StreamedMessage));
+    socket.on('close', (code, reason) => resolve({ messages, code, reason: String(reason) }));
+    socket.on('error', reject);
+  });
+}

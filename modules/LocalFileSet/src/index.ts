@@ -1,0 +1,46 @@
+import { isAbsolute, join, normalize } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { LocalFile } from './local-file';
+
+interface FileSpec {
+  path: string;
+  content: string;
+}
+
+interface LocalFileSetSpec {
+  directory: string;
+  files: FileSpec[];
+}
+
+/** Reads and checks the manifest the runner hands over in STACK_INPUT_YAML. */
+function readSpec(): LocalFileSetSpec {
+  const input = parseYaml(process.env.STACK_INPUT_YAML ?? '') as { target?: { spec?: Partial<LocalFileSetSpec> } } | null;
+  const spec = input?.target?.spec;
+  if (!spec) throw new Error('STACK_INPUT_YAML has no target.spec');
+  if (typeof spec.directory !== 'string' || !isAbsolute(spec.directory)) {
+    throw new Error('spec.directory must be an absolute path');
+  }
+  if (!Array.isArray(spec.files)) throw new Error('spec.files must be a list of { path, content }');
+  for (const [i, file] of spec.files.entries()) {
+    if (typeof file?.path !== 'string' || typeof file.content !== 'string') {
+      throw new Error(`spec.files[${i}] must have a string path and a string content`);
+    }
+    if (isAbsolute(file.path) || normalize(file.path).startsWith('..')) {
+      throw new Error(`spec.files[${i}].path "${file.path}" must stay inside spec.directory`);
+    }
+  }
+  return spec as LocalFileSetSpec;
+}
+
+/** The program: one LocalFile per entry of spec.files; exports the directory and content hashes. */
+export default async function main() {
+  const spec = readSpec();
+  const files = spec.files.map(
+    (file) => new LocalFile(file.path, { path: join(spec.directory, normalize(file.path)), content: file.content }),
+  );
+  return {
+    directory: spec.directory,
+    // A list, not a map keyed by path: file names hold dots, which document stores refuse as keys.
+    files: files.map((file, i) => ({ path: spec.files[i]?.path, sha256: file.sha256 })),
+  };
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Puts the pinned third-party tools in .tools/bin: redis-server (Debian package), the Pulumi CLI and
+# FerretDB (built from the Go module proxy) and Pulumi's dynamic-provider launcher (from the
+# @pulumi/pulumi npm package). Built binaries live in a per-user cache keyed by tool and version,
+# so a fresh clone reuses them; with everything cached this takes well under a second.
+# See docs/tools.md for why each step is the way it is.
+set -euo pipefail
+
+PULUMI_VERSION=3.248.0
+FERRETDB_VERSION=1.24.0
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${PDS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-deploy-service}
+bin="$root/.tools/bin"
+mkdir -p "$bin" "$cache"
+started=$SECONDS
+
+log() { echo "[tools] $*" >&2; }
+
+go_env() {
+  # The checksum database is not reachable from here; the module proxy is. Build with the local
+  # toolchain only, and resolve modules on demand.
+  export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOSUMDB=off CGO_ENABLED=0
+}
+
+# Builds into a temp dir then renames, so an interrupted build never leaves a half binary behind.
+build_pulumi() {
+  local out="$cache/pulumi/v$PULUMI_VERSION"
+  [ -x "$out/pulumi" ] && return 0
+  command -v go >/dev/null || { log "go is required to build the Pulumi CLI"; exit 1; }
+  log "building the Pulumi CLI v$PULUMI_VERSION from the Go module proxy (first time only, ~5 min)"
+  local t0=$SECONDS work
+  work=$(mktemp -d)
+  (
+    cd "$work"
+    go_env
+    # pkg/v3 has replace directives, which only apply in the main module: build from a throw-away
+    # main module that pins pkg and sdk and repeats the clipboard replace.
+    cat > go.mod <<MOD
+module pulumibuild
+
+go 1.24
+
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
+MOD
+    go get "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+    go build -trimpath -tags osusergo,grpcnotrace \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+      -o "$work/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  )
+  mkdir -p "$out"
+  mv "$work/pulumi" "$out/pulumi"
+  rm -rf "$work"
+  log "built pulumi in $((SECONDS - t0)) s"
+}
+
+build_ferretdb() {
+  local out="$cache/ferretdb/v$FERRETDB_VERSION"
+  [ -x "$out/ferretdb" ] && return 0
+  command -v go >/dev/null || { log "go is required to build FerretDB"; exit 1; }
+  log "building FerretDB v$FERRETDB_VERSION from the Go module proxy (first time only, ~2 min)"
+  local t0=$SECONDS work
+  work=$(mktemp -d)
+  (
+    cd "$work"
+    go_env
+    # FerretDB panics at start unless build/version/version.txt holds its version, and a binary
+    # built from a dependency still reports FerretDB as its main module (Go >= 1.24). So build
+    # inside a writable copy of the published module, with the version file its release task writes.
+    go mod init ferretdbbuild >/dev/null 2>&1
+    go mod download -json "github.com/FerretDB/FerretDB@v$FERRETDB_VERSION" > dl.json
+    src=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' dl.json)
+    cp -r "$src" module
+    chmod -R u+w module
+    echo "v$FERRETDB_VERSION" > module/build/version/version.txt
+    cd module
+    go build -trimpath -ldflags "-s -w" -o "$work/ferretdb" ./cmd/ferretdb
+  )
+  mkdir -p "$out"
+  mv "$work/ferretdb" "$out/ferretdb"
+  chmod -R u+w "$work" && rm -rf "$work"
+  log "built ferretdb in $((SECONDS - t0)) s"
+}
+
+ensure_redis() {
+  if ! command -v redis-server >/dev/null; then
+    log "installing redis-server with apt"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq redis-server >/dev/null
+  fi
+  ln -sf "$(command -v redis-server)" "$bin/redis-server"
+}
+
+build_pulumi
+build_ferretdb
+ensure_redis
+
+ln -sf "$cache/pulumi/v$PULUMI_VERSION/pulumi" "$bin/pulumi"
+ln -sf "$cache/ferretdb/v$FERRETDB_VERSION/ferretdb" "$bin/ferretdb"
+# The engine looks for the dynamic-provider plugin next to the real pulumi binary (symlinks
+# resolved) and on PATH, and warns when the two differ: keep one copy beside the binary, linked from
+# .tools/bin. The npm package ships it (so npm ci must have run).
+launcher="$root/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs"
+[ -f "$launcher" ] || { log "run npm ci first: $launcher is missing"; exit 1; }
+bundled="$cache/pulumi/v$PULUMI_VERSION/pulumi-resource-pulumi-nodejs"
+cmp -s "$launcher" "$bundled" || install -m 0755 "$launcher" "$bundled"
+ln -sf "$bundled" "$bin/pulumi-resource-pulumi-nodejs"
+
+log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb v$FERRETDB_VERSION, $("$bin/redis-server" --version | cut -d' ' -f3)"

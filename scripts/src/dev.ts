@@ -1,0 +1,10 @@
+/** Runs the embedded default (local Redis and FerretDB unless configured, and the three services) until Ctrl-C. */
+import { startLocalDeployment } from './launcher.js';
+
+const deployment = await startLocalDeployment();
+console.log(`API ${deployment.apiUrl}  gateway ${deployment.gatewayUrl}  token ${deployment.env.ADMIN_TOKEN}`);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void deployment.stop().then(() => process.exit(0));
+  });
+}

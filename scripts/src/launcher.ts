@@ -1,0 +1,79 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { freePort, type Managed, recentOutput, startLocalFerretDb, startLocalRedis, startProcess, toolPath, waitForPort } from '@pds/devkit';
+import { repoRoot } from '@pds/shared';
+
+export interface LocalDeployment {
+  apiUrl: string;
+  gatewayUrl: string;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+const SERVICES = [
+  { name: 'api', entry: 'services/api/dist/src/server.js' },
+  { name: 'runner', entry: 'services/runner/dist/src/main.js' },
+  { name: 'stream-gateway', entry: 'services/stream-gateway/dist/src/server.js' },
+] as const;
+
+/**
+ * The embedded default: starts redis-server and FerretDB (data under .data/) unless REDIS_URL /
+ * MONGO_URL point elsewhere, then the three services as separate processes, each started the way
+ * its image starts it (`node <entry>` with the environment of ARCHITECTURE.md).
+ */
+export async function startLocalDeployment(env: NodeJS.ProcessEnv = process.env, log = (line: string) => console.error(line)): Promise<LocalDeployment> {
+  const dataDir = join(repoRoot, '.data');
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const fn of stops.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    let redisUrl = env.REDIS_URL;
+    if (!redisUrl) {
+      const redis = await startLocalRedis();
+      stops.push(redis.stop);
+      redisUrl = redis.url;
+      log(`local redis-server on ${redis.url}`);
+    }
+    let mongoUrl = env.MONGO_URL;
+    if (!mongoUrl) {
+      const ferret = await startLocalFerretDb({ dataDir: join(dataDir, 'ferretdb') });
+      stops.push(ferret.stop);
+      mongoUrl = ferret.url;
+      log(`local FerretDB on ${ferret.url} (data in .data/ferretdb)`);
+    }
+    await mkdir(join(dataDir, 'pulumi-state'), { recursive: true });
+    const [apiPort, gatewayPort, runnerPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    const ports = { api: apiPort, 'stream-gateway': gatewayPort, runner: runnerPort };
+    const shared: Record<string, string> = {
+      MONGO_URL: mongoUrl,
+      REDIS_URL: redisUrl,
+      PULUMI_BIN: env.PULUMI_BIN ?? toolPath('pulumi'),
+      ADMIN_TOKEN: env.ADMIN_TOKEN ?? 'dev-admin-token-change-me',
+      LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
+      HOST: '127.0.0.1',
+    };
+    const processes: Managed[] = [];
+    for (const service of SERVICES) {
+      const managed = startProcess(process.execPath, ['--enable-source-maps', join(repoRoot, service.entry)], {
+        cwd: repoRoot,
+        env: { ...env, ...shared, PORT: String(ports[service.name]) },
+      });
+      processes.push(managed);
+      stops.push(managed.stop);
+    }
+    await Promise.all(
+      SERVICES.map((service, i) => {
+        const managed = processes[i] as Managed;
+        return waitForPort(ports[service.name], 30_000, managed.child).catch((err: Error) => {
+          throw new Error(`${service.name} did not start: ${err.message}\n${recentOutput(managed)}`);
+        });
+      }),
+    );
+    log(`api on http://127.0.0.1:${apiPort}, stream-gateway on ws://127.0.0.1:${gatewayPort}, runner health on :${runnerPort}`);
+    return { apiUrl: `http://127.0.0.1:${apiPort}`, gatewayUrl: `ws://127.0.0.1:${gatewayPort}`, env: shared, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,87 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AppError, bearerToken, type Config, type KindRegistry, type Logger, type Models, tokenMatches } from '@pds/shared';
+import type { Queue } from 'bullmq';
+import Fastify, { type FastifyError } from 'fastify';
+import type { Redis } from 'ioredis';
+import { jobRoutes } from './routes/jobs.js';
+import { resourceRoutes } from './routes/resources.js';
+
+export interface ApiDeps {
+  models: Models;
+  kinds: KindRegistry;
+  queue: Pick<Queue, 'add'>;
+  /** A fail-fast (`command`) connection, for readiness. */
+  redis: Pick<Redis, 'ping'>;
+  /** Answers whether Mongo is reachable, for readiness. */
+  mongoPing(): Promise<unknown>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    deps: ApiDeps;
+  }
+}
+
+/** Errors that mean a dependency is away: answered 503, not 500. */
+function isDependencyOutage(err: Error): boolean {
+  return /MongoServerSelection|MongoNetwork|MongoNotConnected|ECONNREFUSED|Connection is closed|Stream isn't writeable|enableOfflineQueue/i.test(
+    `${err.name} ${err.message}`,
+  );
+}
+
+/** Builds the API (plugins, then routes, then the error handler); never listens. */
+export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
+  app.decorate('deps', deps);
+
+  // Manifests are posted as YAML text.
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) =>
+    done(null, body),
+  );
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/v1/')) return;
+    const token = bearerToken(request.headers.authorization);
+    if (token === undefined) {
+      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'missing Authorization: Bearer <token> header' });
+    }
+    if (!tokenMatches(token, config.ADMIN_TOKEN)) {
+      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'the bearer token is not valid' });
+    }
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_request, reply) => {
+    const checks = await Promise.allSettled([deps.mongoPing(), deps.redis.ping()]);
+    const [mongo, redis] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unavailable'));
+    const ready = mongo === 'ok' && redis === 'ok';
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', mongo, redis });
+  });
+
+  await app.register(resourceRoutes);
+  await app.register(jobRoutes);
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof AppError) {
+      return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
+    }
+    if (err.validation) {
+      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
+    }
+    if (isDependencyOutage(err)) {
+      request.log.warn({ err }, 'dependency unavailable');
+      return reply
+        .code(503)
+        .send({ statusCode: 503, error: 'Service Unavailable', message: 'a dependency (MongoDB or Redis) is unavailable; retry later' });
+    }
+    if (err.statusCode && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code ?? 'Bad Request', message: err.message });
+    }
+    request.log.error({ err }, 'request failed');
+    return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error' });
+  });
+
+  return app;
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,1 @@
+export { type ApiDeps, type App, buildApp } from './app.js';

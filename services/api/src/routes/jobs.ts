@@ -1,0 +1,57 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { jobService } from '../services/jobs.js';
+import {
+  CreateJobBodySchema,
+  errorResponses,
+  IdParamsSchema,
+  JobSchema,
+  LineSchema,
+  LinesQuerySchema,
+  ListJobsQuerySchema,
+} from './schemas.js';
+
+export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const jobs = jobService(app.deps);
+
+  app.post(
+    '/v1/resources/:id/jobs',
+    {
+      schema: {
+        summary: "Queue an operation on the resource's stack; answers 202 at once",
+        params: IdParamsSchema,
+        body: CreateJobBodySchema,
+        response: { 202: JobSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.code(202).send(await jobs.create(request.params.id, request.body)),
+  );
+
+  app.get(
+    '/v1/jobs',
+    {
+      schema: { querystring: ListJobsQuerySchema, response: { 200: Type.Object({ items: Type.Array(JobSchema) }), ...errorResponses } },
+    },
+    async (request) => ({ items: await jobs.list(request.query) }),
+  );
+
+  app.get(
+    '/v1/jobs/:id',
+    {
+      schema: { params: IdParamsSchema, response: { 200: JobSchema, ...errorResponses } },
+    },
+    async (request) => jobs.get(request.params.id),
+  );
+
+  app.get(
+    '/v1/jobs/:id/lines',
+    {
+      schema: {
+        params: IdParamsSchema,
+        querystring: LinesQuerySchema,
+        response: { 200: Type.Object({ items: Type.Array(LineSchema) }), ...errorResponses },
+      },
+    },
+    async (request) => ({ items: await jobs.lines(request.params.id, request.query.from, request.query.limit) }),
+  );
+};

@@ -1,0 +1,55 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { resourceService } from '../services/resources.js';
+import { CreateResourceJsonSchema, errorResponses, IdParamsSchema, ListResourcesQuerySchema, ResourceSchema } from './schemas.js';
+
+export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const resources = resourceService(app.deps);
+
+  app.post(
+    '/v1/resources',
+    {
+      schema: {
+        summary: 'Create a resource from a manifest (YAML body, or JSON { manifest })',
+        body: Type.Union([Type.String({ minLength: 1 }), CreateResourceJsonSchema]),
+        response: { 201: ResourceSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const text = typeof request.body === 'string' ? request.body : request.body.manifest;
+      return reply.code(201).send(await resources.create(text));
+    },
+  );
+
+  app.get(
+    '/v1/resources',
+    {
+      schema: {
+        querystring: ListResourcesQuerySchema,
+        response: { 200: Type.Object({ items: Type.Array(ResourceSchema) }), ...errorResponses },
+      },
+    },
+    async (request) => ({ items: await resources.list(request.query) }),
+  );
+
+  app.put(
+    '/v1/resources/:id',
+    {
+      schema: {
+        summary: 'Replace the manifest (kind, name and stack stay); the version goes up by one',
+        params: IdParamsSchema,
+        body: Type.Union([Type.String({ minLength: 1 }), CreateResourceJsonSchema]),
+        response: { 200: ResourceSchema, ...errorResponses },
+      },
+    },
+    async (request) => resources.replace(request.params.id, typeof request.body === 'string' ? request.body : request.body.manifest),
+  );
+
+  app.get(
+    '/v1/resources/:id',
+    {
+      schema: { params: IdParamsSchema, response: { 200: ResourceSchema, ...errorResponses } },
+    },
+    async (request) => resources.get(request.params.id),
+  );
+};

@@ -1,0 +1,107 @@
+import { JOB_STATUSES, OPERATIONS } from '@pds/shared';
+import { type TSchema, Type } from '@sinclair/typebox';
+
+/** A string that is one of `values` (an enum in the OpenAPI document). */
+const literals = <const T extends readonly string[]>(values: T) => Type.Unsafe<T[number]>({ type: 'string', enum: [...values] });
+const Json = Type.Record(Type.String(), Type.Unknown());
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const ErrorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  error: Type.String(),
+  message: Type.String(),
+});
+
+export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const ResourceSchema = Type.Object({
+  id: Type.String(),
+  apiVersion: Type.String(),
+  kind: Type.String(),
+  name: Type.String(),
+  stackFqdn: Type.String(),
+  labels: Type.Record(Type.String(), Type.String()),
+  spec: Json,
+  manifest: Type.String({ description: 'The manifest as submitted (YAML)' }),
+  version: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+
+export const CreateResourceJsonSchema = Type.Object({
+  manifest: Type.String({ minLength: 1, description: 'The manifest as YAML text' }),
+});
+
+export const ListResourcesQuerySchema = Type.Object({
+  kind: Type.Optional(Type.String()),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+});
+
+export const CreateJobBodySchema = Type.Object(
+  {
+    operation: literals(OPERATIONS),
+    message: Type.Optional(Type.String({ maxLength: 1000 })),
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+    expectNoChanges: Type.Optional(Type.Boolean()),
+    targets: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+export const JobResultSchema = Type.Object({
+  status: literals(JOB_STATUSES),
+  timestamp: Type.String({ format: 'date-time' }),
+  stackFqdn: Type.String(),
+  stdout: Type.String(),
+  stderr: Type.String(),
+  exitCode: Nullable(Type.Integer()),
+  error: Type.Optional(Type.String()),
+  outputs: Json,
+  summary: Type.Record(Type.String(), Type.Number()),
+});
+
+export const JobSchema = Type.Object({
+  id: Type.String(),
+  resourceId: Type.String(),
+  resourceVersion: Type.Integer(),
+  kind: Type.String(),
+  stackFqdn: Type.String(),
+  operation: literals(OPERATIONS),
+  status: literals(JOB_STATUSES),
+  options: Json,
+  reason: Type.Optional(Type.String()),
+  lastSeq: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' }),
+  startedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  result: Type.Optional(JobResultSchema),
+});
+
+export const ListJobsQuerySchema = Type.Object({
+  resourceId: Type.Optional(Type.String()),
+  stackFqdn: Type.Optional(Type.String()),
+  status: Type.Optional(literals(JOB_STATUSES)),
+  operation: Type.Optional(literals(OPERATIONS)),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+});
+
+export const LinesQuerySchema = Type.Object({
+  from: Type.Integer({ minimum: 0, default: 0 }),
+  limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
+});
+
+export const LineSchema = Type.Object({
+  seq: Type.Integer(),
+  stream: literals(['stdout', 'stderr', 'event'] as const),
+  text: Type.Optional(Type.String()),
+  event: Type.Optional(Json),
+  ts: Type.String({ format: 'date-time' }),
+});
+
+export const errorResponses = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  404: ErrorSchema,
+  409: ErrorSchema,
+  503: ErrorSchema,
+};

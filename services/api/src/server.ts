@@ -1,0 +1,38 @@
+/** API process entry point: config, connections, the app, listen, graceful shutdown. */
+import {
+  connectMongo,
+  createLogger,
+  createModels,
+  createRedis,
+  loadConfig,
+  loadKindRegistry,
+  STACK_JOBS_QUEUE,
+  syncIndexes,
+} from '@pds/shared';
+import { Queue } from 'bullmq';
+import closeWithGrace from 'close-with-grace';
+import { buildApp } from './app.js';
+
+const config = loadConfig(process.env);
+const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
+const connection = await connectMongo(config.MONGO_URL);
+const models = createModels(connection);
+await syncIndexes(models);
+const kinds = await loadKindRegistry(config.MODULES_DIR);
+// Fail fast while Redis is away, so job creation answers 503 instead of hanging.
+const redis = createRedis(config.REDIS_URL, 'command', logger);
+const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis });
+queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
+
+const app = await buildApp(
+  config,
+  { models, kinds, queue, redis, mongoPing: () => connection.db?.admin().ping() as Promise<unknown> },
+  logger,
+);
+await app.listen({ host: config.HOST, port: config.PORT });
+
+closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
+  if (err) logger.error({ err }, 'closing after an error');
+  await app.close();
+  await Promise.allSettled([queue.close(), redis.quit(), connection.close()]);
+});

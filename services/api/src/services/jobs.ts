@@ -1,0 +1,81 @@
+import { errors, type JobStatus, type Models, type Operation, STACK_JOBS_QUEUE, type StackJobDoc } from '@pds/shared';
+import type { Queue } from 'bullmq';
+import { jobView } from './views.js';
+
+export interface JobServiceDeps {
+  models: Models;
+  queue: Pick<Queue, 'add'>;
+}
+
+export interface CreateJobInput {
+  operation: Operation;
+  message?: string;
+  timeoutSeconds?: number;
+  expectNoChanges?: boolean;
+  targets?: string[];
+}
+
+/** Creating, reading and listing stack jobs; knows nothing of HTTP. */
+export function jobService({ models, queue }: JobServiceDeps) {
+  return {
+    /** Records the job as queued, then puts it on the queue; if the queue is down, nothing is left behind. */
+    async create(resourceId: string, input: CreateJobInput) {
+      const resource = await models.Resource.findById(resourceId).lean();
+      if (!resource) throw errors.notFound(`resource ${resourceId} not found`);
+      const { operation, ...options } = input;
+      const job = await models.StackJob.create({
+        resourceId,
+        resourceVersion: resource.version,
+        kind: resource.kind,
+        stackFqdn: resource.stackFqdn,
+        operation,
+        options,
+      });
+      try {
+        await queue.add(
+          STACK_JOBS_QUEUE,
+          { stackFqdn: resource.stackFqdn },
+          {
+            jobId: job._id,
+            removeOnComplete: { age: 24 * 3600 },
+            removeOnFail: { age: 7 * 24 * 3600 },
+          },
+        );
+      } catch (err) {
+        await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
+        throw errors.unavailable(`the job queue (Redis) is unavailable; no job was created: ${(err as Error).message}`);
+      }
+      return jobView(job.toObject() as StackJobDoc);
+    },
+
+    async get(id: string) {
+      const doc = await models.StackJob.findById(id).lean<StackJobDoc>();
+      if (!doc) throw errors.notFound(`job ${id} not found`);
+      return jobView(doc);
+    },
+
+    async list(filter: { resourceId?: string; status?: JobStatus; operation?: Operation; stackFqdn?: string; limit: number }) {
+      const { limit, ...rest } = filter;
+      const query = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+      const docs = await models.StackJob.find(query).sort({ createdAt: -1, _id: -1 }).limit(limit).lean<StackJobDoc[]>();
+      return docs.map(jobView);
+    },
+
+    /** Persisted lines and events with seq > from, in order. */
+    async lines(id: string, from: number, limit: number) {
+      const exists = await models.StackJob.exists({ _id: id });
+      if (!exists) throw errors.notFound(`job ${id} not found`);
+      const docs = await models.JobLine.find({ jobId: id, seq: { $gt: from } })
+        .sort({ seq: 1 })
+        .limit(limit)
+        .lean();
+      return docs.map(({ seq, stream, text, event, ts }) => ({
+        seq,
+        stream,
+        ...(text !== undefined && text !== null ? { text } : {}),
+        ...(event ? { event: event as Record<string, unknown> } : {}),
+        ts: ts.toISOString(),
+      }));
+    },
+  };
+}

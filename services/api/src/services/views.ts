@@ -1,0 +1,53 @@
+import { isFinalStatus, type JobResult, type JobStatus, parseManifest, type ResourceDoc, type StackJobDoc } from '@pds/shared';
+
+/** A resource as the API shows it: the manifest's fields plus identity and version. */
+export function resourceView(doc: ResourceDoc) {
+  const manifest = parseManifest(doc.manifest);
+  return {
+    id: doc._id,
+    apiVersion: manifest.apiVersion,
+    kind: doc.kind,
+    name: doc.name,
+    stackFqdn: doc.stackFqdn,
+    labels: manifest.metadata.labels,
+    spec: manifest.spec,
+    manifest: doc.manifest,
+    version: doc.version,
+    createdAt: doc.createdAt.toISOString(),
+    updatedAt: doc.updatedAt.toISOString(),
+  };
+}
+
+/** A job as the API shows it; `result` once it has ended. */
+export function jobView(doc: StackJobDoc) {
+  const status = doc.status as JobStatus;
+  const result: JobResult | undefined = isFinalStatus(status)
+    ? {
+        status,
+        timestamp: (doc.finishedAt ?? doc.updatedAt).toISOString(),
+        stackFqdn: doc.stackFqdn,
+        stdout: doc.stdoutTail ?? '',
+        stderr: doc.stderrTail ?? '',
+        exitCode: doc.exitCode ?? null,
+        ...(doc.error ? { error: doc.error } : {}),
+        outputs: (doc.outputs as Record<string, unknown>) ?? {},
+        summary: (doc.summary as Record<string, number>) ?? {},
+      }
+    : undefined;
+  return {
+    id: doc._id,
+    resourceId: doc.resourceId,
+    resourceVersion: doc.resourceVersion,
+    kind: doc.kind,
+    stackFqdn: doc.stackFqdn,
+    operation: doc.operation,
+    status,
+    options: (doc.options as Record<string, unknown>) ?? {},
+    reason: doc.reason ?? undefined,
+    lastSeq: doc.lastSeq ?? 0,
+    createdAt: doc.createdAt.toISOString(),
+    startedAt: doc.startedAt?.toISOString(),
+    finishedAt: doc.finishedAt?.toISOString(),
+    result,
+  };
+}

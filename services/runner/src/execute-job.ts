@@ -1,0 +1,157 @@
+import { join } from 'node:path';
+import {
+  type Config,
+  type EndMessage,
+  type JobStatus,
+  type KindRegistry,
+  type Logger,
+  type Models,
+  type Operation,
+  parseManifest,
+  stackInputYaml,
+} from '@pds/shared';
+import type { Redis } from 'ioredis';
+import { LineSink } from './line-sink.js';
+import { compactEvent } from './pulumi/engine-events.js';
+import type { JobOptions } from './pulumi/operation-args.js';
+import { runPulumi } from './pulumi/pulumi-run.js';
+import { Tail } from './tail.js';
+
+export interface ExecuteDeps {
+  config: Config;
+  models: Models;
+  kinds: KindRegistry;
+  publisher: Pick<Redis, 'publish'>;
+  logger: Logger;
+  runnerId: string;
+}
+
+/** Why a run was aborted, as recorded on the job. */
+export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
+
+interface Outcome {
+  status: JobStatus;
+  exitCode: number | null;
+  error?: string;
+  reason?: string;
+  outputs?: Record<string, unknown>;
+  summary?: Record<string, number>;
+}
+
+/**
+ * Runs one stack job to its end state. The caller holds the stack's lock. Returns without doing
+ * anything when the job is gone or no longer queued (cancelled while it waited).
+ */
+export async function executeJob(deps: ExecuteDeps, jobId: string, signal: AbortSignal): Promise<void> {
+  const { models, config } = deps;
+  const logger = deps.logger.child({ jobId });
+  const job = await models.StackJob.findOneAndUpdate(
+    { _id: jobId, status: 'queued' },
+    { $set: { status: 'running', startedAt: new Date(), runnerId: deps.runnerId } },
+    { returnDocument: 'after' },
+  ).lean();
+  if (!job) {
+    logger.info('job is no longer queued; skipping');
+    return;
+  }
+  const sink = new LineSink({ jobId, publisher: deps.publisher, lines: models.JobLine, logger });
+  const stdout = new Tail();
+  const stderr = new Tail();
+  let outcome: Outcome;
+  try {
+    outcome = await run();
+  } catch (err) {
+    logger.error({ err }, 'job failed before Pulumi could report');
+    sink.line('stderr', `error: ${(err as Error).message}`);
+    outcome = { status: 'failed', exitCode: null, error: (err as Error).message, reason: 'internal_error' };
+  }
+  await finish(outcome);
+
+  async function run(): Promise<Outcome> {
+    const resource = await models.Resource.findById(job?.resourceId).lean();
+    if (!resource)
+      return { status: 'failed', exitCode: null, error: `resource ${job?.resourceId} no longer exists`, reason: 'resource_deleted' };
+    const kind = deps.kinds.get(resource.kind);
+    if (!kind)
+      return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
+    const timeoutSeconds = (job?.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
+    const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
+    const runSignal = AbortSignal.any([signal, timeout]);
+    logger.info({ stack: job?.stackFqdn, operation: job?.operation }, 'running pulumi');
+    const result = await runPulumi({
+      pulumiBin: config.PULUMI_BIN,
+      pulumiHome: join(config.WORK_DIR, 'pulumi-home'),
+      backendUrl: config.PULUMI_BACKEND_URL,
+      passphrase: config.PULUMI_CONFIG_PASSPHRASE,
+      programDir: kind.dir,
+      main: kind.main,
+      project: kind.project,
+      workspaceDir: join(config.WORK_DIR, 'jobs', jobId),
+      stackFqdn: job?.stackFqdn as string,
+      operation: job?.operation as Operation,
+      options: (job?.options ?? {}) as JobOptions,
+      env: { STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest)) },
+      signal: runSignal,
+      graceMs: 10_000,
+      onLine(stream, text) {
+        (stream === 'stdout' ? stdout : stderr).push(text);
+        sink.line(stream, text);
+      },
+      onEvent(event) {
+        const compact = compactEvent(event);
+        if (compact) sink.event(compact);
+      },
+    });
+    if (result.aborted) {
+      const reason: AbortReason = timeout.aborted ? 'timeout' : ((signal.reason as AbortReason) ?? 'cancelled');
+      return {
+        status: 'cancelled',
+        exitCode: result.exitCode,
+        reason,
+        error: `operation ${reason === 'timeout' ? `timed out after ${timeoutSeconds} s` : `was ${reason === 'shutdown' ? 'stopped by a runner shutdown' : 'cancelled'}`}`,
+      };
+    }
+    if (result.exitCode === 0) return { status: 'succeeded', exitCode: 0, outputs: result.outputs, summary: result.summary };
+    const error = result.errors.join('\n') || stderr.toString() || `pulumi exited with code ${result.exitCode}`;
+    return { status: 'failed', exitCode: result.exitCode, error, outputs: result.outputs, summary: result.summary };
+  }
+
+  async function finish(outcome: Outcome): Promise<void> {
+    let lastSeq = sink.lastSeq;
+    try {
+      lastSeq = await sink.close();
+    } catch (err) {
+      outcome = { ...outcome, status: 'failed', error: (err as Error).message, reason: 'lines_not_persisted' };
+    }
+    const finishedAt = new Date();
+    await models.StackJob.updateOne(
+      { _id: jobId },
+      {
+        $set: {
+          status: outcome.status,
+          finishedAt,
+          exitCode: outcome.exitCode,
+          error: outcome.error,
+          reason: outcome.reason,
+          outputs: outcome.outputs ?? {},
+          summary: outcome.summary ?? {},
+          stdoutTail: stdout.toString(),
+          stderrTail: stderr.toString(),
+          lastSeq,
+        },
+      },
+    );
+    // Published only after the job document is final, so a watcher that sees `end` can trust it.
+    const end: EndMessage = {
+      type: 'end',
+      jobId,
+      status: outcome.status,
+      exitCode: outcome.exitCode,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      lastSeq,
+      ts: finishedAt.toISOString(),
+    };
+    sink.publish(end);
+    logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
+  }
+}

@@ -1,0 +1,2 @@
+export { runPulumi } from './pulumi/pulumi-run.js';
+export { createRunner, type Runner, type RunnerDeps } from './runner.js';

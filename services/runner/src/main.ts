@@ -1,0 +1,36 @@
+/**
+ * Runner process entry point: reads config, connects to Mongo and Redis, runs the worker, serves
+ * /health, and drains on SIGTERM (running jobs are cancelled cleanly; nothing is left `running`).
+ */
+import { createServer } from 'node:http';
+import { connectMongo, createLogger, createModels, createRedis, loadConfig, loadKindRegistry, syncIndexes } from '@pds/shared';
+import closeWithGrace from 'close-with-grace';
+import { createRunner } from './runner.js';
+
+const config = loadConfig(process.env, { PORT: Number(process.env.PORT ?? 3002) });
+const logger = createLogger({ name: 'runner', level: config.LOG_LEVEL });
+
+const connection = await connectMongo(config.MONGO_URL);
+const models = createModels(connection);
+await syncIndexes(models);
+const kinds = await loadKindRegistry(config.MODULES_DIR);
+const redis = createRedis(config.REDIS_URL, 'worker', logger);
+const publisher = createRedis(config.REDIS_URL, 'worker', logger);
+const runner = createRunner({ config, models, kinds, connection: redis, publisher, logger });
+runner.start();
+
+const health = createServer((req, res) => {
+  const ok = req.url === '/health' || (req.url === '/ready' && runner.worker.isRunning());
+  res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', runnerId: runner.runnerId }));
+});
+health.listen(config.PORT, config.HOST);
+logger.info({ kinds: [...kinds.keys()], concurrency: config.RUNNER_CONCURRENCY, port: config.PORT }, 'runner started');
+
+closeWithGrace({ delay: 60_000, logger }, async ({ signal, err }) => {
+  if (err) logger.error({ err }, 'closing after an error');
+  else logger.info({ signal }, 'draining');
+  health.close();
+  await runner.close();
+  await Promise.allSettled([redis.quit(), publisher.quit(), connection.close()]);
+});

@@ -1,0 +1,205 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { Operation } from '@pds/shared';
+import { execa } from 'execa';
+import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
+import { type JobOptions, operationArgs, runsProgram } from './operation-args.js';
+
+const PROGRAM_HOST = fileURLToPath(new URL('./program-host.js', import.meta.url));
+
+export interface PulumiRunSpec {
+  pulumiBin: string;
+  pulumiHome: string;
+  backendUrl: string;
+  passphrase: string;
+  programDir: string;
+  main: string;
+  /** The Pulumi project of the program (Pulumi.yaml `name`). */
+  project: string;
+  /** A folder of the job's own; the CLI runs there, so nothing is written into the program directory. */
+  workspaceDir: string;
+  stackFqdn: string;
+  operation: Operation;
+  options: JobOptions;
+  /** Extra environment for the program and the CLI (STACK_INPUT_YAML, provider credentials). */
+  env: Record<string, string>;
+  /** Aborting sends SIGINT (Pulumi's graceful cancel), then SIGKILL after `graceMs`. */
+  signal: AbortSignal;
+  graceMs: number;
+  onLine(stream: 'stdout' | 'stderr', text: string): void;
+  onEvent(event: EngineEvent): void;
+}
+
+export interface PulumiRunResult {
+  exitCode: number | null;
+  /** True when the run ended because the signal was aborted. */
+  aborted: boolean;
+  outputs: Record<string, unknown>;
+  summary: Record<string, number>;
+  /** Pulumi's own error diagnostics, when it reported any. */
+  errors: string[];
+}
+
+/** The environment every Pulumi process of a job gets: pinned, offline, headless. */
+function pulumiEnv(spec: PulumiRunSpec): Record<string, string> {
+  // The dynamic-provider plugin starts in the CLI's folder and must find the program's @pulumi/pulumi.
+  const sdk = createRequire(join(spec.programDir, 'package.json')).resolve('@pulumi/pulumi/package.json');
+  const nodeModules = dirname(dirname(dirname(sdk)));
+  return {
+    ...spec.env,
+    NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(delimiter),
+    // The dynamic-provider launcher sits next to the pulumi binary.
+    PATH: [dirname(spec.pulumiBin), process.env.PATH ?? ''].join(delimiter),
+    PULUMI_HOME: spec.pulumiHome,
+    PULUMI_BACKEND_URL: spec.backendUrl,
+    PULUMI_CONFIG_PASSPHRASE: spec.passphrase,
+    PULUMI_SKIP_UPDATE_CHECK: 'true',
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
+    // --event-log is only registered when debug commands are on (the Automation API sets it too).
+    PULUMI_DEBUG_COMMANDS: 'true',
+    PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: 'true',
+  };
+}
+
+function forwardLines(stream: Readable | null | undefined, onLine: (text: string) => void): Promise<void> {
+  if (!stream) return Promise.resolve();
+  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  lines.on('line', onLine);
+  return once(lines, 'close').then(() => undefined);
+}
+
+interface ProgramHost {
+  child: ChildProcess;
+  languageAddress: string;
+  eventsAddress: string;
+}
+
+/** Starts the per-job program host and waits for its addresses. */
+async function startProgramHost(
+  spec: PulumiRunSpec,
+  env: Record<string, string>,
+  onEvent: (event: EngineEvent) => void,
+): Promise<ProgramHost> {
+  const child = fork(PROGRAM_HOST, [spec.programDir, spec.main], {
+    cwd: spec.programDir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    execArgv: ['--enable-source-maps'],
+  });
+  // What the program itself prints (console.log) is part of the job's output.
+  void forwardLines(child.stdout, (text) => spec.onLine('stdout', text));
+  void forwardLines(child.stderr, (text) => spec.onLine('stderr', text));
+  child.on('message', (message: { type: string; event?: EngineEvent }) => {
+    if (message.type === 'event' && message.event) onEvent(message.event);
+  });
+  const ready = await new Promise<{ languageAddress: string; eventsAddress: string }>((resolve, reject) => {
+    const onMessage = (message: { type: string; languageAddress: string; eventsAddress: string }) => {
+      if (message.type === 'ready') {
+        child.off('exit', onExit);
+        resolve(message);
+      }
+    };
+    const onExit = (code: number | null) => reject(new Error(`program host exited with code ${code} before it was ready`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+  return { child, ...ready };
+}
+
+async function stopProgramHost(host: ProgramHost): Promise<void> {
+  if (host.child.exitCode !== null || host.child.signalCode !== null) return;
+  const exited = once(host.child, 'exit');
+  host.child.kill('SIGTERM');
+  await exited;
+}
+
+/** Makes sure the stack exists before an operation that may be its first (`up`, `preview`). */
+async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
+  const result = await execa(spec.pulumiBin, ['stack', 'select', '--create', '--stack', spec.stackFqdn, '--non-interactive'], {
+    cwd: spec.workspaceDir,
+    env,
+    reject: false,
+    cancelSignal: spec.signal,
+  });
+  if (result.exitCode !== 0) {
+    for (const line of `${result.stdout}\n${result.stderr}`.split('\n').filter(Boolean)) spec.onLine('stderr', line);
+  }
+}
+
+async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): Promise<Record<string, unknown>> {
+  const result = await execa(spec.pulumiBin, ['stack', 'output', '--json', '--stack', spec.stackFqdn], {
+    cwd: spec.workspaceDir,
+    env,
+    reject: false,
+  });
+  if (result.exitCode !== 0) return {};
+  return JSON.parse(result.stdout || '{}') as Record<string, unknown>;
+}
+
+/**
+ * The CLI's working folder: a Pulumi.yaml naming the project, as the Automation API does for inline
+ * programs. Stack config files Pulumi writes land here and go away with the job.
+ */
+async function prepareWorkspace(spec: PulumiRunSpec): Promise<void> {
+  await mkdir(spec.workspaceDir, { recursive: true });
+  await writeFile(join(spec.workspaceDir, 'Pulumi.yaml'), `name: ${spec.project}\nruntime: nodejs\n`);
+}
+
+async function prepareBackend(url: string): Promise<void> {
+  if (url.startsWith('file://')) await mkdir(fileURLToPath(url), { recursive: true });
+}
+
+/**
+ * Runs one Pulumi operation with the real CLI: the program host serves the program and collects
+ * engine events; the CLI's stdout/stderr lines go to `onLine` as they come.
+ */
+export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
+  const env = pulumiEnv(spec);
+  await Promise.all([prepareBackend(spec.backendUrl), mkdir(spec.pulumiHome, { recursive: true }), prepareWorkspace(spec)]);
+  let outputs: Record<string, unknown> | undefined;
+  let summary: Record<string, number> = {};
+  const errors: string[] = [];
+  const host = await startProgramHost(spec, env, (event) => {
+    outputs = stackOutputsOf(event) ?? outputs;
+    if (event.summaryEvent) summary = event.summaryEvent.resourceChanges ?? {};
+    const error = errorMessageOf(event);
+    if (error) errors.push(error);
+    spec.onEvent(event);
+  });
+  try {
+    if (runsProgram(spec.operation)) await ensureStack(spec, env);
+    const subprocess = execa(spec.pulumiBin, operationArgs(spec.operation, spec.stackFqdn, spec.options, host), {
+      cwd: spec.workspaceDir,
+      env,
+      buffer: false,
+      reject: false,
+      cancelSignal: spec.signal,
+      killSignal: 'SIGINT',
+      forceKillAfterDelay: spec.graceMs,
+    });
+    const [result] = await Promise.all([
+      subprocess,
+      forwardLines(subprocess.stdout, (text) => spec.onLine('stdout', text)),
+      forwardLines(subprocess.stderr, (text) => spec.onLine('stderr', text)),
+    ]);
+    if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
+      outputs = await stackOutputs(spec, env);
+    }
+    return {
+      exitCode: result.exitCode ?? null,
+      aborted: spec.signal.aborted,
+      outputs: spec.operation === 'destroy' ? {} : (outputs ?? {}),
+      summary,
+      errors,
+    };
+  } finally {
+    await stopProgramHost(host);
+    await rm(spec.workspaceDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,174 @@
+import {
+  type ChannelMessage,
+  type EndMessage,
+  isFinalStatus,
+  type JobStatus,
+  type LineMessage,
+  type Models,
+  type StackJobDoc,
+} from '@pds/shared';
+import type { SubscriptionHub } from './subscription-hub.js';
+
+/** What a client receives; the wire protocol is documented in docs/stream-protocol.md. */
+export type StreamMessage = Omit<LineMessage, 'jobId'> | Omit<EndMessage, 'jobId'> | { type: 'error'; message: string };
+
+export interface JobStreamDeps {
+  models: Models;
+  hub: SubscriptionHub;
+  /** How long to wait for a line that was published but is not persisted yet. */
+  fillTimeoutMs?: number;
+  /** How often an idle stream re-reads the job, in case its end message was lost. */
+  checkEveryMs?: number;
+}
+
+export class JobNotFoundError extends Error {}
+
+const PAGE = 1000;
+
+function toMessage(doc: { seq: number; stream: string; text?: string | null; event?: unknown; ts: Date }): Omit<LineMessage, 'jobId'> {
+  return doc.stream === 'event'
+    ? { type: 'event', seq: doc.seq, stream: 'event', event: doc.event as Record<string, unknown>, ts: doc.ts.toISOString() }
+    : { type: 'line', seq: doc.seq, stream: doc.stream as 'stdout' | 'stderr', text: doc.text ?? '', ts: doc.ts.toISOString() };
+}
+
+function endFromJob(job: StackJobDoc): Omit<EndMessage, 'jobId'> {
+  return {
+    type: 'end',
+    status: job.status as JobStatus,
+    exitCode: job.exitCode ?? null,
+    ...(job.error ? { error: job.error } : {}),
+    lastSeq: job.lastSeq ?? 0,
+    ts: (job.finishedAt ?? job.updatedAt).toISOString(),
+  };
+}
+
+/**
+ * Streams one job to one client: every message with seq > `from` exactly once and in order
+ * (persisted replay, then live), then the end message. Live messages that arrive ahead of what
+ * has been sent are held while the hole is filled from Mongo, so the hand-off from replay to live
+ * has no gap and no duplicate even while the runner persists in batches.
+ */
+export async function streamJob(
+  deps: JobStreamDeps,
+  jobId: string,
+  from: number,
+  send: (message: StreamMessage) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const { models, hub } = deps;
+  let next = from + 1;
+  let ended = false;
+  let chain: Promise<void> = Promise.resolve();
+  let wake: (() => void) | undefined;
+  const finished = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+
+  async function sendPersisted(untilSeq: number): Promise<void> {
+    const deadline = Date.now() + (deps.fillTimeoutMs ?? 10_000);
+    while (next <= untilSeq && !signal.aborted) {
+      const docs = await models.JobLine.find({ jobId, seq: { $gte: next, $lte: untilSeq } })
+        .sort({ seq: 1 })
+        .limit(PAGE)
+        .lean();
+      let progressed = false;
+      for (const doc of docs) {
+        if (doc.seq !== next) break; // a hole: the line is published but not persisted yet
+        send(toMessage(doc));
+        next++;
+        progressed = true;
+      }
+      if (!progressed) {
+        if (Date.now() > deadline) throw new Error(`line ${next} of job ${jobId} was never persisted`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  }
+
+  /** Sends what is persisted from `next` on, stopping at the first hole (no waiting). */
+  async function replayPersisted(): Promise<void> {
+    for (;;) {
+      const docs = await models.JobLine.find({ jobId, seq: { $gte: next } })
+        .sort({ seq: 1 })
+        .limit(PAGE)
+        .lean();
+      let sent = 0;
+      for (const doc of docs) {
+        if (doc.seq !== next) return;
+        send(toMessage(doc));
+        next++;
+        sent++;
+      }
+      if (sent < PAGE || signal.aborted) return;
+    }
+  }
+
+  async function end(message: Omit<EndMessage, 'jobId'>): Promise<void> {
+    if (ended) return;
+    await sendPersisted(message.lastSeq);
+    ended = true;
+    send(message);
+    wake?.();
+  }
+
+  async function handle(message: ChannelMessage): Promise<void> {
+    if (ended || signal.aborted) return;
+    if (message.type === 'end') {
+      const { jobId: _, ...rest } = message;
+      return end(rest);
+    }
+    if (message.seq < next) return; // already sent during replay
+    if (message.seq > next) await sendPersisted(message.seq - 1);
+    if (message.seq === next) {
+      const { jobId: _, ...rest } = message;
+      send(rest);
+      next++;
+    }
+  }
+
+  const enqueue = (work: () => Promise<void>) => {
+    chain = chain.then(work).catch((err: Error) => {
+      if (!ended) {
+        ended = true;
+        send({ type: 'error', message: err.message });
+        wake?.();
+      }
+    });
+  };
+
+  // Subscribe first, and hold live messages until the replay is done: nothing falls in between.
+  const held: ChannelMessage[] = [];
+  let replaying = true;
+  const unsubscribe = await hub.subscribe(jobId, (message) => {
+    if (replaying) held.push(message);
+    else enqueue(() => handle(message));
+  });
+  const onAbort = () => wake?.();
+  signal.addEventListener('abort', onAbort);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const job = await models.StackJob.findById(jobId).lean<StackJobDoc>();
+    if (!job) throw new JobNotFoundError(`job ${jobId} not found`);
+    if (isFinalStatus(job.status as JobStatus)) {
+      await end(endFromJob(job));
+      return;
+    }
+    await replayPersisted();
+    enqueue(async () => {
+      replaying = false;
+      for (const message of held.splice(0)) await handle(message);
+    });
+    // If the end message is lost (a Redis blip), the job document still tells.
+    const check = async () => {
+      const current = await models.StackJob.findById(jobId).lean<StackJobDoc>();
+      if (current && isFinalStatus(current.status as JobStatus)) enqueue(() => end(endFromJob(current)));
+    };
+    timer = setInterval(() => void check().catch(() => undefined), deps.checkEveryMs ?? 5_000);
+    await finished;
+    await chain;
+  } finally {
+    clearInterval(timer);
+    signal.removeEventListener('abort', onAbort);
+    await unsubscribe();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The one error catalog. Every error a client can see has a code, an HTTP status and a message
+ * that names the offending field or dependency.
+ */
+export class AppError extends Error {
+  override name = 'AppError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly statusCode: number,
+  ) {
+    super(message);
+  }
+}
+
+type ErrorFactory = (message: string) => AppError;
+
+/** Defines a kind of error once, as fastify's `createError` does. */
+export function createError(code: string, statusCode: number): ErrorFactory {
+  return (message) => new AppError(code, message, statusCode);
+}
+
+export const errors = {
+  invalidManifest: createError('INVALID_MANIFEST', 400),
+  invalidRequest: createError('INVALID_REQUEST', 400),
+  unauthorized: createError('UNAUTHORIZED', 401),
+  notFound: createError('NOT_FOUND', 404),
+  conflict: createError('CONFLICT', 409),
+  unavailable: createError('DEPENDENCY_UNAVAILABLE', 503),
+};

@@ -1,0 +1,52 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+/** A kind of resource: a Pulumi program directory in MODULES_DIR, named after the kind. */
+export interface KindInfo {
+  kind: string;
+  /** Absolute path of the program directory (holds Pulumi.yaml and module.yaml). */
+  dir: string;
+  /** The Pulumi project name from Pulumi.yaml. */
+  project: string;
+  /** The program's entry file, relative to `dir` (Pulumi.yaml `main`, else index.js). */
+  main: string;
+  /** The cloud provider whose credential the program needs (`none` for offline programs). */
+  provider: string;
+  description: string;
+}
+
+export type KindRegistry = ReadonlyMap<string, KindInfo>;
+
+async function readYaml(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return parseYaml(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Reads every kind found in `modulesDir`: a sub-directory with Pulumi.yaml and a module.yaml
+ * descriptor (`provider`, `description`). Directories without both are not kinds.
+ */
+export async function loadKindRegistry(modulesDir: string): Promise<KindRegistry> {
+  const registry = new Map<string, KindInfo>();
+  const entries = await readdir(modulesDir, { withFileTypes: true });
+  for (const entry of entries) {
+    if (!entry.isDirectory()) continue;
+    const dir = join(modulesDir, entry.name);
+    const [project, descriptor] = await Promise.all([readYaml(join(dir, 'Pulumi.yaml')), readYaml(join(dir, 'module.yaml'))]);
+    if (!project || !descriptor) continue;
+    registry.set(entry.name, {
+      kind: entry.name,
+      dir,
+      project: String(project.name),
+      main: typeof project.main === 'string' ? project.main : 'index.js',
+      provider: typeof descriptor.provider === 'string' ? descriptor.provider : 'none',
+      description: typeof descriptor.description === 'string' ? descriptor.description : '',
+    });
+  }
+  return registry;
+}

@@ -1,0 +1,34 @@
+import { type Logger, type LoggerOptions, pino } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Paths pino blanks in every log line: auth headers and anything that may carry a secret. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.query.token',
+  'headers.authorization',
+  'authorization',
+  'token',
+  'password',
+  'secret',
+  'credentials',
+  '*.secret',
+  '*.password',
+  '*.token',
+  '*.credentials',
+  '*.secretAccessKey',
+  '*.clientSecret',
+  '*.apiToken',
+  '*.kubeconfig',
+];
+
+/** The one base logger of a service. Pretty output only when stdout is a terminal. */
+export function createLogger(options: { name: string; level: string } & LoggerOptions): Logger {
+  const pretty = process.stdout.isTTY && options.level !== 'silent';
+  return pino({
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    ...options,
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
+  });
+}

@@ -1,0 +1,75 @@
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { errors } from './errors.js';
+
+/** The label that names a resource's Pulumi stack as `org/project/stack`. */
+export const STACK_LABEL = 'pulumi.com/stack';
+
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels: Record<string, string> };
+  spec: Record<string, unknown>;
+}
+
+const NAME_PATTERN = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
+const FQDN_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses and validates a manifest's YAML text. Throws a 400 AppError naming the bad field.
+ * Kind and stack checks that need the kind registry live in `resolveStackFqdn`.
+ */
+export function parseManifest(text: string): Manifest {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw errors.invalidManifest(`manifest is not valid YAML: ${(err as Error).message}`);
+  }
+  if (!isPlainObject(doc)) throw errors.invalidManifest('manifest must be a YAML mapping');
+  const { apiVersion, kind, metadata, spec } = doc;
+  if (typeof apiVersion !== 'string' || apiVersion === '') {
+    throw errors.invalidManifest('apiVersion is required and must be a string');
+  }
+  if (typeof kind !== 'string' || kind === '') {
+    throw errors.invalidManifest('kind is required and must be a string');
+  }
+  if (!isPlainObject(metadata)) throw errors.invalidManifest('metadata is required and must be a mapping');
+  const { name, labels = {} } = metadata;
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw errors.invalidManifest('metadata.name is required: lower-case letters, digits, "-" and ".", at most 63 characters');
+  }
+  if (!isPlainObject(labels) || !Object.values(labels).every((v) => typeof v === 'string')) {
+    throw errors.invalidManifest('metadata.labels must be a mapping of strings');
+  }
+  if (!isPlainObject(spec)) throw errors.invalidManifest('spec is required and must be a mapping');
+  return { apiVersion, kind, metadata: { name, labels: labels as Record<string, string> }, spec };
+}
+
+/**
+ * The stack FQDN of a manifest: its `pulumi.com/stack` label, or by default
+ * `organization/<project of the kind's program>/<metadata.name>`. The project part must be the
+ * project of the kind's Pulumi program, since that program is what runs on the stack.
+ */
+export function resolveStackFqdn(manifest: Manifest, project: string): string {
+  const label = manifest.metadata.labels[STACK_LABEL];
+  if (label === undefined) return `organization/${project}/${manifest.metadata.name}`;
+  if (!FQDN_PATTERN.test(label)) {
+    throw errors.invalidManifest(`metadata.labels["${STACK_LABEL}"] must look like org/project/stack`);
+  }
+  const labelProject = label.split('/')[1];
+  if (labelProject !== project) {
+    throw errors.invalidManifest(
+      `metadata.labels["${STACK_LABEL}"]: project "${labelProject}" must be "${project}", the project of kind ${manifest.kind}`,
+    );
+  }
+  return label;
+}
+
+/** The input a Pulumi program receives as STACK_INPUT_YAML: the manifest as `target`, plus settings. */
+export function stackInputYaml(manifest: Manifest, settings: Record<string, unknown> = {}): string {
+  return stringifyYaml({ target: manifest, settings });
+}

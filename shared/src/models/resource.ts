@@ -1,0 +1,37 @@
+import { randomUUID } from 'node:crypto';
+import { type Connection, Schema } from 'mongoose';
+
+/**
+ * A cloud resource: its manifest (the YAML text is the source of truth) plus the fields we query
+ * by. Labels are stored as key/value pairs because label keys contain dots, which MongoDB field
+ * names (and FerretDB) do not take.
+ */
+export const resourceSchema = new Schema(
+  {
+    _id: { type: String, default: () => randomUUID() },
+    kind: { type: String, required: true },
+    name: { type: String, required: true },
+    stackFqdn: { type: String, required: true, unique: true },
+    labels: { type: [{ _id: false, key: String, value: String }], default: [] },
+    manifest: { type: String, required: true },
+    version: { type: Number, required: true, default: 1 },
+  },
+  { timestamps: true, versionKey: false },
+);
+resourceSchema.index({ kind: 1, name: 1 }, { unique: true });
+
+export interface ResourceDoc {
+  _id: string;
+  kind: string;
+  name: string;
+  stackFqdn: string;
+  labels: { key: string; value: string }[];
+  manifest: string;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function resourceModel(connection: Connection) {
+  return connection.model('Resource', resourceSchema, 'resources');
+}

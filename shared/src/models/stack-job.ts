@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import { type Connection, type InferSchemaType, Schema } from 'mongoose';
+import { JOB_STATUSES, OPERATIONS } from '../types.js';
+
+/** A deployment job. Its id is also the BullMQ job id, so a job is queued at most once. */
+export const stackJobSchema = new Schema(
+  {
+    _id: { type: String, default: () => randomUUID() },
+    resourceId: { type: String, required: true },
+    resourceVersion: { type: Number, required: true },
+    kind: { type: String, required: true },
+    stackFqdn: { type: String, required: true },
+    operation: { type: String, enum: OPERATIONS, required: true },
+    status: { type: String, enum: JOB_STATUSES, required: true, default: 'queued' },
+    options: { type: Schema.Types.Mixed, default: {} },
+    startedAt: { type: Date },
+    finishedAt: { type: Date },
+    exitCode: { type: Number },
+    error: { type: String },
+    /** Why a job ended as it did when the status alone does not say (timeout, runner_lost, …). */
+    reason: { type: String },
+    outputs: { type: Schema.Types.Mixed },
+    summary: { type: Schema.Types.Mixed },
+    stdoutTail: { type: String },
+    stderrTail: { type: String },
+    /** Seq of the last persisted line, written when the job ends. */
+    lastSeq: { type: Number, default: 0 },
+    runnerId: { type: String },
+  },
+  { timestamps: true, versionKey: false },
+);
+stackJobSchema.index({ resourceId: 1, createdAt: -1 });
+stackJobSchema.index({ status: 1, createdAt: -1 });
+stackJobSchema.index({ stackFqdn: 1, createdAt: -1 });
+
+export type StackJobDoc = InferSchemaType<typeof stackJobSchema> & { _id: string; createdAt: Date; updatedAt: Date };
+
+export function stackJobModel(connection: Connection) {
+  return connection.model('StackJob', stackJobSchema, 'stackjobs');
+}

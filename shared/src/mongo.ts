@@ -1,0 +1,16 @@
+import mongoose, { type Connection } from 'mongoose';
+
+/**
+ * Opens a dedicated connection (not mongoose's global one) so several services or tests can live
+ * in one process. Fails fast when the server cannot be reached.
+ */
+export async function connectMongo(url: string): Promise<Connection> {
+  const connection = mongoose.createConnection(url, {
+    serverSelectionTimeoutMS: 5_000,
+    // Writes wait for the server instead of queueing in memory while it is away.
+    bufferCommands: false,
+    autoIndex: false,
+  });
+  await connection.asPromise();
+  return connection;
+}

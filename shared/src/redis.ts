@@ -1,0 +1,40 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+
+/**
+ * What a connection is for decides how it behaves while Redis is away:
+ * - `command`: fail fast (no offline queue), so an API call answers 503 instead of hanging;
+ * - `worker`: wait forever (BullMQ workers and blocking commands need maxRetriesPerRequest null);
+ * - `subscriber`: its own connection, reconnects and resubscribes by itself.
+ */
+export type RedisRole = 'command' | 'worker' | 'subscriber';
+
+const ROLE_OPTIONS: Record<RedisRole, RedisOptions> = {
+  command: { enableOfflineQueue: false, maxRetriesPerRequest: 1 },
+  worker: { maxRetriesPerRequest: null },
+  subscriber: { maxRetriesPerRequest: null },
+};
+
+/** A Redis connection for one role, with an error listener so a blip is logged, not thrown. */
+export function createRedis(url: string, role: RedisRole, logger: Logger): Redis {
+  const redis = new Redis(url, { ...ROLE_OPTIONS[role], connectionName: `pds-${role}` });
+  redis.on('error', (err) => logger.warn({ err: err.message, role }, 'redis connection error'));
+  return redis;
+}
+
+/** Resolves once the connection is ready (the offline queue is off for `command` connections). */
+export async function redisReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      redis.off('end', onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      redis.off('ready', onReady);
+      reject(new Error('redis connection ended before it was ready'));
+    };
+    redis.once('ready', onReady);
+    redis.once('end', onEnd);
+  });
+}

@@ -1,0 +1,55 @@
+/** The job model and the live log protocol, shared by the API, the runner and the gateway. */
+
+export const OPERATIONS = ['up', 'preview', 'refresh', 'destroy'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export function isFinalStatus(status: JobStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+export type LineStream = 'stdout' | 'stderr' | 'event';
+
+/** One persisted and published unit of a job's output. `seq` starts at 1 and has no holes. */
+export interface LineMessage {
+  type: 'line' | 'event';
+  jobId: string;
+  seq: number;
+  stream: LineStream;
+  text?: string;
+  event?: Record<string, unknown>;
+  ts: string;
+}
+
+/** The last message of a job's stream. */
+export interface EndMessage {
+  type: 'end';
+  jobId: string;
+  status: JobStatus;
+  exitCode: number | null;
+  error?: string;
+  /** The seq of the job's last line, so a client can check it saw everything. */
+  lastSeq: number;
+  ts: string;
+}
+
+export type ChannelMessage = LineMessage | EndMessage;
+
+/** Resource changes by kind of operation, as Pulumi's summary event reports them. */
+export type ChangeSummary = Record<string, number>;
+
+/** The structured result of a finished job (bounded tails; full text lives in job lines). */
+export interface JobResult {
+  status: JobStatus;
+  timestamp: string;
+  stackFqdn: string;
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  error?: string;
+  outputs: Record<string, unknown>;
+  summary: ChangeSummary;
+}
