@@ -24,7 +24,7 @@ async function started(managed: Managed, port: number, url: string, what: string
     await waitForPort(port, 20_000, managed.child);
   } catch (err) {
     await managed.stop();
-    throw new Error(`${what} did not start: ${(err as Error).message}\n${recentOutput(managed)}`);
+    throw new Error(`${what} did not start: ${(err as Error).message}\n${recentOutput(managed)}`, { cause: err });
   }
   return { url, port, stop: () => managed.stop() };
 }

@@ -1,6 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, type Managed, recentOutput, startLocalFerretDb, startLocalRedis, startProcess, toolPath, waitForPort } from '@pds/devkit';
+import {
+  freePort,
+  type Managed,
+  recentOutput,
+  startLocalFerretDb,
+  startLocalRedis,
+  startProcess,
+  toolPath,
+  waitForPort,
+} from '@pds/devkit';
 import { repoRoot } from '@pds/shared';
 
 export interface LocalDeployment {
@@ -21,7 +30,10 @@ const SERVICES = [
  * MONGO_URL point elsewhere, then the three services as separate processes, each started the way
  * its image starts it (`node <entry>` with the environment of ARCHITECTURE.md).
  */
-export async function startLocalDeployment(env: NodeJS.ProcessEnv = process.env, log = (line: string) => console.error(line)): Promise<LocalDeployment> {
+export async function startLocalDeployment(
+  env: NodeJS.ProcessEnv = process.env,
+  log = (line: string) => console.error(line),
+): Promise<LocalDeployment> {
   const dataDir = join(repoRoot, '.data');
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
