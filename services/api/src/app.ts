@@ -31,7 +31,12 @@ function isDependencyOutage(err: Error): boolean {
 
 /** Builds the API (plugins, then routes, then the error handler); never listens. */
 export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: 1024 * 1024,
+    // Unknown fields are an error the caller should hear about, not something to drop silently.
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
   app.decorate('deps', deps);
 
   // Manifests are posted as YAML text.
@@ -58,9 +63,8 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', mongo, redis });
   });
 
-  await app.register(resourceRoutes);
-  await app.register(jobRoutes);
-
+  // The error handler goes in before the routes: an awaited register() snapshots the parent's
+  // handler into the route plugin's context.
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof AppError) {
       return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
@@ -80,6 +84,9 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     request.log.error({ err }, 'request failed');
     return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error' });
   });
+
+  await app.register(resourceRoutes);
+  await app.register(jobRoutes);
 
   return app;
 }

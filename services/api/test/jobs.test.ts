@@ -1,0 +1,76 @@
+import t from 'tap';
+import { auth, manifest, startApi } from './harness.js';
+
+t.test('jobs', async (t) => {
+  const { app, models, queue, redisServer } = await startApi(t);
+  const resource = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/resources',
+      headers: { ...auth, 'content-type': 'application/yaml' },
+      payload: manifest('web'),
+    })
+  ).json();
+  const createJob = (payload: object, id = resource.id) =>
+    app.inject({ method: 'POST', url: `/v1/resources/${id}/jobs`, headers: auth, payload });
+
+  t.test('creating a job answers 202 with the queued job, and the job is on the queue under the same id', async (t) => {
+    const res = await createJob({ operation: 'preview', message: 'check', expectNoChanges: true });
+    t.equal(res.statusCode, 202);
+    const job = res.json();
+    t.match(job, { status: 'queued', operation: 'preview', resourceId: resource.id, resourceVersion: 1, stackFqdn: resource.stackFqdn });
+    t.same(job.options, { message: 'check', expectNoChanges: true });
+    const queued = await queue.getJob(job.id);
+    t.equal(queued?.id, job.id);
+    t.same(queued?.data, { stackFqdn: resource.stackFqdn });
+  });
+
+  t.test('an unknown operation is a 400 naming the field', async (t) => {
+    const res = await createJob({ operation: 'deploy' });
+    t.equal(res.statusCode, 400);
+    t.match(res.json().message, /operation/);
+    t.equal((await createJob({ operation: 'up', bogus: 1 })).statusCode, 400);
+  });
+
+  t.test('a job for an unknown resource is a 404', async (t) => {
+    t.equal((await createJob({ operation: 'up' }, 'missing')).statusCode, 404);
+  });
+
+  t.test('jobs are listed newest first and filtered', async (t) => {
+    const up = (await createJob({ operation: 'up' })).json();
+    const list = (await app.inject({ method: 'GET', url: `/v1/jobs?resourceId=${resource.id}`, headers: auth })).json();
+    t.equal(list.items[0].id, up.id);
+    const previews = (await app.inject({ method: 'GET', url: '/v1/jobs?operation=preview&status=queued', headers: auth })).json();
+    t.ok(previews.items.length >= 1);
+    t.ok(previews.items.every((j: { operation: string }) => j.operation === 'preview'));
+    t.equal((await app.inject({ method: 'GET', url: '/v1/jobs?status=exploded', headers: auth })).statusCode, 400);
+    const read = await app.inject({ method: 'GET', url: `/v1/jobs/${up.id}`, headers: auth });
+    t.equal(read.json().status, 'queued');
+    t.notOk(read.json().result, 'no result before the job ends');
+    t.equal((await app.inject({ method: 'GET', url: '/v1/jobs/missing', headers: auth })).statusCode, 404);
+  });
+
+  t.test('lines are paged by seq', async (t) => {
+    const job = (await createJob({ operation: 'refresh' })).json();
+    const ts = new Date();
+    await models.JobLine.insertMany([1, 2, 3].map((seq) => ({ jobId: job.id, seq, stream: 'stdout', text: `line ${seq}`, ts })));
+    const res = await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?from=1&limit=1`, headers: auth });
+    t.same(
+      res.json().items.map((l: { seq: number; text: string }) => [l.seq, l.text]),
+      [[2, 'line 2']],
+    );
+  });
+
+  t.test('with Redis down, creating a job is a 503 and leaves no job behind; /ready says which dependency', async (t) => {
+    await redisServer.stop();
+    const before = await models.StackJob.countDocuments();
+    const res = await createJob({ operation: 'up' });
+    t.equal(res.statusCode, 503);
+    t.match(res.json().message, /queue \(Redis\) is unavailable/);
+    t.equal(await models.StackJob.countDocuments(), before, 'the job document was removed again');
+    const ready = await app.inject({ method: 'GET', url: '/ready' });
+    t.equal(ready.statusCode, 503);
+    t.same(ready.json(), { status: 'unavailable', mongo: 'ok', redis: 'unavailable' });
+    t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200);
+  });
+});

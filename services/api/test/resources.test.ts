@@ -1,0 +1,81 @@
+import t from 'tap';
+import { auth, manifest, startApi } from './harness.js';
+
+t.test('resources', async (t) => {
+  const { app } = await startApi(t);
+  const post = (payload: string | object, contentType = 'application/yaml', headers: Record<string, string> = auth) =>
+    app.inject({ method: 'POST', url: '/v1/resources', headers: { ...headers, 'content-type': contentType }, payload });
+
+  t.test('a request without a token is refused with 401 saying what is missing', async (t) => {
+    const res = await post(manifest('a'), 'application/yaml', {});
+    t.equal(res.statusCode, 401);
+    t.match(res.json().message, /missing Authorization: Bearer/);
+    const wrong = await post(manifest('a'), 'application/yaml', { authorization: 'Bearer nope-nope-nope' });
+    t.equal(wrong.statusCode, 401);
+    t.match(wrong.json().message, /not valid/);
+  });
+
+  t.test('a YAML manifest is created and can be read back', async (t) => {
+    const res = await post(manifest('site-a', '  labels:\n    team: web\n'));
+    t.equal(res.statusCode, 201);
+    const body = res.json();
+    t.match(body, { kind: 'LocalFileSet', name: 'site-a', version: 1, labels: { team: 'web' }, spec: { directory: '/tmp/site-a' } });
+    const read = await app.inject({ method: 'GET', url: `/v1/resources/${body.id}`, headers: auth });
+    t.equal(read.statusCode, 200);
+    t.same(read.json(), body);
+  });
+
+  t.test('a JSON body carrying the YAML text works the same', async (t) => {
+    const res = await post({ manifest: manifest('site-b') }, 'application/json');
+    t.equal(res.statusCode, 201);
+    t.equal(res.json().stackFqdn, 'organization/local-file-set/site-b');
+  });
+
+  t.test('an unknown kind is a 400 that lists the known kinds', async (t) => {
+    const res = await post(manifest('x').replace('LocalFileSet', 'GcpCloudSqlX'));
+    t.equal(res.statusCode, 400);
+    t.match(res.json(), {
+      statusCode: 400,
+      error: 'INVALID_MANIFEST',
+      message: /kind "GcpCloudSqlX" is unknown; known kinds: .*LocalFileSet/,
+    });
+  });
+
+  t.test('malformed YAML and missing fields are 400s naming the field', async (t) => {
+    t.match((await post('kind: [')).json().message, /not valid YAML/);
+    t.match((await post(manifest('x', '  labels:\n    a: b\n').replace('  name: x\n', ''))).json().message, /metadata\.name/);
+    t.match((await post({ manifest: '' }, 'application/json')).json(), { statusCode: 400 });
+  });
+
+  t.test('a second resource with the same name is a 409', async (t) => {
+    t.equal((await post(manifest('dup'))).statusCode, 201);
+    const res = await post(manifest('dup'));
+    t.equal(res.statusCode, 409);
+    t.match(res.json().message, /already exists/);
+  });
+
+  t.test('replacing a manifest bumps its version; kind, name and stack cannot change', async (t) => {
+    const id = (await post(manifest('versioned'))).json().id;
+    const put = (payload: string) =>
+      app.inject({ method: 'PUT', url: `/v1/resources/${id}`, headers: { ...auth, 'content-type': 'application/yaml' }, payload });
+    const res = await put(manifest('versioned').replace('files: []', 'files: [{path: a, content: b}]'));
+    t.equal(res.statusCode, 200);
+    t.equal(res.json().version, 2);
+    t.equal((await put(manifest('renamed'))).statusCode, 400);
+  });
+
+  t.test('an unknown resource is a 404', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/v1/resources/nope', headers: auth });
+    t.equal(res.statusCode, 404);
+    t.match(res.json().message, /resource nope not found/);
+  });
+
+  t.test('the list is newest first and filters by kind', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/v1/resources?kind=LocalFileSet', headers: auth });
+    const names = res.json().items.map((r: { name: string }) => r.name);
+    t.equal(names[0], 'versioned');
+    t.ok(names.includes('site-a'));
+    const none = await app.inject({ method: 'GET', url: '/v1/resources?kind=Other', headers: auth });
+    t.same(none.json().items, []);
+  });
+});
