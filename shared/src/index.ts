@@ -2,6 +2,7 @@ export * from './auth.js';
 export * from './config.js';
 export * from './errors.js';
 export * from './kinds.js';
+export * from './line-store.js';
 export * from './logger.js';
 export * from './manifest.js';
 export * from './models/index.js';

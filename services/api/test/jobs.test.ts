@@ -1,3 +1,4 @@
+import { lineStore } from '@pds/shared';
 import t from 'tap';
 import { auth, manifest, startApi } from './harness.js';
 
@@ -52,8 +53,10 @@ t.test('jobs', async (t) => {
 
   t.test('lines are paged by seq', async (t) => {
     const job = (await createJob({ operation: 'refresh' })).json();
-    const ts = new Date();
-    await models.JobLine.insertMany([1, 2, 3].map((seq) => ({ jobId: job.id, seq, stream: 'stdout', text: `line ${seq}`, ts })));
+    const ts = new Date().toISOString();
+    const writer = lineStore(models).writer(job.id);
+    await writer.append([1, 2].map((seq) => ({ seq, stream: 'stdout' as const, text: `line ${seq}`, ts })));
+    await writer.append([{ seq: 3, stream: 'stdout', text: 'line 3', ts }]);
     const res = await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?from=1&limit=1`, headers: auth });
     t.same(
       res.json().items.map((l: { seq: number; text: string }) => [l.seq, l.text]),

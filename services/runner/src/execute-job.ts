@@ -4,6 +4,7 @@ import {
   type EndMessage,
   type JobStatus,
   type KindRegistry,
+  lineStore,
   type Logger,
   type Models,
   type Operation,
@@ -54,7 +55,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
     logger.info('job is no longer queued; skipping');
     return;
   }
-  const sink = new LineSink({ jobId, publisher: deps.publisher, lines: models.JobLine, logger });
+  const sink = new LineSink({ jobId, publisher: deps.publisher, store: lineStore(models).writer(jobId), logger });
   const stdout = new Tail();
   const stderr = new Tail();
   let outcome: Outcome;

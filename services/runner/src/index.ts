@@ -1,2 +1,3 @@
 export { runPulumi } from './pulumi/pulumi-run.js';
 export { createRunner, type Runner, type RunnerDeps } from './runner.js';
+export { LineSink } from './line-sink.js';

@@ -1,12 +1,21 @@
-import { type ChannelMessage, jobChannel, type LineMessage, type LineStream, type Logger, type Models } from '@pds/shared';
+import {
+  LINES_PER_CHUNK,
+  type ChannelMessage,
+  type ChunkWriter,
+  jobChannel,
+  type LineMessage,
+  type LineStream,
+  type Logger,
+} from '@pds/shared';
 import type { Redis } from 'ioredis';
 
 export interface LineSinkOptions {
   jobId: string;
   publisher: Pick<Redis, 'publish'>;
-  lines: Models['JobLine'];
+  /** Where the lines are persisted (`lineStore(models).writer(jobId)`). */
+  store: Pick<ChunkWriter, 'append'>;
   logger: Logger;
-  /** A batch is written when it reaches this many lines … */
+  /** A batch is written when it reaches this many lines (or MAX_BATCH_CHARS of text) … */
   batchSize?: number;
   /** … or when its oldest line is this old. */
   batchMs?: number;
@@ -17,9 +26,14 @@ export interface LineSinkOptions {
  * job's channel (never awaiting Redis per line) and persists them in ordered batches, one write
  * at a time, so Mongo holds a prefix of the sequence at every moment.
  */
+/** A single line longer than this is cut (Pulumi can print huge diffs; documents have a size limit). */
+export const MAX_LINE_CHARS = 16 * 1024;
+const MAX_BATCH_CHARS = 2 * 1024 * 1024;
+
 export class LineSink {
   private seq = 0;
   private batch: LineMessage[] = [];
+  private batchChars = 0;
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private writeError: Error | undefined;
@@ -27,7 +41,7 @@ export class LineSink {
   private readonly batchMs: number;
 
   constructor(private readonly options: LineSinkOptions) {
-    this.batchSize = options.batchSize ?? 500;
+    this.batchSize = options.batchSize ?? LINES_PER_CHUNK;
     this.batchMs = options.batchMs ?? 100;
   }
 
@@ -36,6 +50,7 @@ export class LineSink {
   }
 
   line(stream: Exclude<LineStream, 'event'>, text: string): void {
+    if (text.length > MAX_LINE_CHARS) text = `${text.slice(0, MAX_LINE_CHARS)} … [${text.length - MAX_LINE_CHARS} characters cut]`;
     this.push({ type: 'line', jobId: this.options.jobId, seq: ++this.seq, stream, text, ts: new Date().toISOString() });
   }
 
@@ -54,7 +69,8 @@ export class LineSink {
   private push(message: LineMessage): void {
     this.publish(message);
     this.batch.push(message);
-    if (this.batch.length >= this.batchSize) this.flushSoon(0);
+    this.batchChars += message.text?.length ?? 256;
+    if (this.batch.length >= this.batchSize || this.batchChars >= MAX_BATCH_CHARS) this.flushSoon(0);
     else this.flushSoon(this.batchMs);
   }
 
@@ -75,30 +91,23 @@ export class LineSink {
   flush(): Promise<void> {
     const batch = this.batch;
     this.batch = [];
+    this.batchChars = 0;
     if (batch.length === 0) return this.writing;
     this.writing = this.writing.then(() => this.write(batch));
     return this.writing;
   }
 
   private async write(batch: LineMessage[]): Promise<void> {
-    const docs = batch.map(({ jobId, seq, stream, text, event, ts }) => ({ jobId, seq, stream, text, event, ts: new Date(ts) }));
+    const lines = batch.map(({ jobId: _, type: __, ...line }) => line);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.options.lines.insertMany(docs, { ordered: true, lean: true });
+        // Appending a chunk is idempotent, so a retry after a lost answer cannot duplicate lines.
+        await this.options.store.append(lines);
         return;
       } catch (err) {
-        // A retry after a partial write hits the unique (jobId, seq) index for what already landed.
-        if ((err as { code?: number }).code === 11000) {
-          const landed = await this.options.lines
-            .find({ jobId: this.options.jobId, seq: { $in: docs.map((d) => d.seq) } }, { seq: 1 })
-            .lean();
-          const have = new Set(landed.map((d) => d.seq));
-          docs.splice(0, docs.length, ...docs.filter((d) => !have.has(d.seq)));
-          if (docs.length === 0) return;
-        }
         if (attempt >= 5) {
           this.writeError = err as Error;
-          this.options.logger.error({ err: (err as Error).message, lines: docs.length }, 'cannot persist job lines');
+          this.options.logger.error({ err: (err as Error).message, lines: lines.length }, 'cannot persist job lines');
           return;
         }
         await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));

@@ -4,7 +4,9 @@ import {
   isFinalStatus,
   type JobStatus,
   type LineMessage,
+  lineStore,
   type Models,
+  type StoredLine,
   type StackJobDoc,
 } from '@pds/shared';
 import type { SubscriptionHub } from './subscription-hub.js';
@@ -23,12 +25,11 @@ export interface JobStreamDeps {
 
 export class JobNotFoundError extends Error {}
 
-const PAGE = 1000;
+const PAGE = 4096;
 
-function toMessage(doc: { seq: number; stream: string; text?: string | null; event?: unknown; ts: Date }): Omit<LineMessage, 'jobId'> {
-  return doc.stream === 'event'
-    ? { type: 'event', seq: doc.seq, stream: 'event', event: doc.event as Record<string, unknown>, ts: doc.ts.toISOString() }
-    : { type: 'line', seq: doc.seq, stream: doc.stream as 'stdout' | 'stderr', text: doc.text ?? '', ts: doc.ts.toISOString() };
+function toMessage(line: StoredLine | LineMessage): Omit<LineMessage, 'jobId'> {
+  const { seq, stream, text, event, ts } = line;
+  return stream === 'event' ? { type: 'event', seq, stream, event, ts } : { type: 'line', seq, stream, text, ts };
 }
 
 function endFromJob(job: StackJobDoc): Omit<EndMessage, 'jobId'> {
@@ -56,6 +57,7 @@ export async function streamJob(
   signal: AbortSignal,
 ): Promise<void> {
   const { models, hub } = deps;
+  const store = lineStore(models);
   let next = from + 1;
   let ended = false;
   let chain: Promise<void> = Promise.resolve();
@@ -64,23 +66,26 @@ export async function streamJob(
     wake = resolve;
   });
 
+  /** Sends every message up to `untilSeq`: from the hub's memory when it has them, else from MongoDB, waiting for batches to land. */
   async function sendPersisted(untilSeq: number): Promise<void> {
-    const deadline = Date.now() + (deps.fillTimeoutMs ?? 10_000);
+    const deadline = Date.now() + (deps.fillTimeoutMs ?? 30_000);
+    let pause = 10;
     while (next <= untilSeq && !signal.aborted) {
-      const docs = await models.JobLine.find({ jobId, seq: { $gte: next, $lte: untilSeq } })
-        .sort({ seq: 1 })
-        .limit(PAGE)
-        .lean();
+      const remembered = hub.recent(jobId, next, untilSeq);
+      const lines = remembered.length > 0 ? remembered : await store.read(jobId, next - 1, Math.min(PAGE, untilSeq - next + 1));
       let progressed = false;
-      for (const doc of docs) {
-        if (doc.seq !== next) break; // a hole: the line is published but not persisted yet
-        send(toMessage(doc));
+      for (const line of lines) {
+        if (line.seq !== next || line.seq > untilSeq) break; // a hole: published but not persisted yet
+        send(toMessage(line));
         next++;
         progressed = true;
       }
-      if (!progressed) {
+      if (progressed) {
+        pause = 10;
+      } else {
         if (Date.now() > deadline) throw new Error(`line ${next} of job ${jobId} was never persisted`);
-        await new Promise((r) => setTimeout(r, 25));
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 250);
       }
     }
   }
@@ -88,10 +93,7 @@ export async function streamJob(
   /** Sends what is persisted from `next` on, stopping at the first hole (no waiting). */
   async function replayPersisted(): Promise<void> {
     for (;;) {
-      const docs = await models.JobLine.find({ jobId, seq: { $gte: next } })
-        .sort({ seq: 1 })
-        .limit(PAGE)
-        .lean();
+      const docs = await store.read(jobId, next - 1, PAGE);
       let sent = 0;
       for (const doc of docs) {
         if (doc.seq !== next) return;

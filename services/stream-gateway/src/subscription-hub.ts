@@ -1,56 +1,87 @@
-import { type ChannelMessage, jobChannel, type Logger } from '@pds/shared';
+import { type ChannelMessage, jobChannel, type LineMessage, type Logger, redisReady } from '@pds/shared';
 import type { Redis } from 'ioredis';
 
 type Listener = (message: ChannelMessage) => void;
 
+/** How many recent lines per watched job a gateway process keeps in memory for gap filling. */
+const RECENT_LINES = 8192;
+
+interface Channel {
+  listeners: Set<Listener>;
+  ready: Promise<unknown>;
+  /** Recent line/event messages by seq, oldest first (Map keeps insertion order). */
+  recent: Map<number, LineMessage>;
+}
+
 /**
  * One Redis subscription per job per gateway process, however many clients watch it: messages are
- * parsed once and fanned out in-process. The subscription ends when the last listener leaves.
+ * parsed once and fanned out in-process. The hub also remembers the job's recent lines, so a client
+ * that must fill a hole (lines published before it subscribed, not yet persisted) usually finds
+ * them here instead of asking MongoDB. The subscription ends when the last listener leaves.
  */
 export class SubscriptionHub {
-  private readonly listeners = new Map<string, Set<Listener>>();
-  private readonly pending = new Map<string, Promise<unknown>>();
+  private readonly channels = new Map<string, Channel>();
 
   constructor(
     private readonly subscriber: Redis,
     private readonly logger: Logger,
   ) {
-    subscriber.on('message', (channel: string, raw: string) => {
-      const set = this.listeners.get(channel);
-      if (!set) return;
+    subscriber.on('message', (name: string, raw: string) => {
+      const channel = this.channels.get(name);
+      if (!channel) return;
       let message: ChannelMessage;
       try {
         message = JSON.parse(raw) as ChannelMessage;
       } catch {
-        this.logger.warn({ channel }, 'dropping a message that is not JSON');
+        this.logger.warn({ channel: name }, 'dropping a message that is not JSON');
         return;
       }
-      for (const listener of set) listener(message);
+      if (message.type !== 'end') {
+        channel.recent.set(message.seq, message);
+        if (channel.recent.size > RECENT_LINES) channel.recent.delete(channel.recent.keys().next().value as number);
+      }
+      for (const listener of channel.listeners) listener(message);
     });
   }
 
   /** Number of channels this process is subscribed to. */
   get subscriptions(): number {
-    return this.listeners.size;
+    return this.channels.size;
+  }
+
+  /** The contiguous run of remembered messages from `fromSeq` up to `toSeq` (may be empty). */
+  recent(jobId: string, fromSeq: number, toSeq: number): LineMessage[] {
+    const recent = this.channels.get(jobChannel(jobId))?.recent;
+    const out: LineMessage[] = [];
+    for (let seq = fromSeq; seq <= toSeq; seq++) {
+      const message = recent?.get(seq);
+      if (!message) break;
+      out.push(message);
+    }
+    return out;
   }
 
   /** Resolves once Redis confirmed the subscription, so nothing published after that is missed. */
   async subscribe(jobId: string, listener: Listener): Promise<() => Promise<void>> {
-    const channel = jobChannel(jobId);
-    let set = this.listeners.get(channel);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(channel, set);
-      this.pending.set(channel, this.subscriber.subscribe(channel));
+    const name = jobChannel(jobId);
+    let channel = this.channels.get(name);
+    if (!channel) {
+      channel = {
+        listeners: new Set(),
+        recent: new Map(),
+        // SUBSCRIBE only on a ready connection: queued before ioredis's ready check, it puts the
+        // connection in subscriber mode first and the check (INFO) fails, dropping the connection.
+        ready: redisReady(this.subscriber).then(() => this.subscriber.subscribe(name)),
+      };
+      this.channels.set(name, channel);
     }
-    set.add(listener);
-    await this.pending.get(channel);
+    channel.listeners.add(listener);
+    await channel.ready;
     return async () => {
-      const current = this.listeners.get(channel);
-      if (!current?.delete(listener) || current.size > 0) return;
-      this.listeners.delete(channel);
-      this.pending.delete(channel);
-      await this.subscriber.unsubscribe(channel).catch(() => undefined);
+      const current = this.channels.get(name);
+      if (!current?.listeners.delete(listener) || current.listeners.size > 0) return;
+      this.channels.delete(name);
+      await this.subscriber.unsubscribe(name).catch(() => undefined);
     };
   }
 }

@@ -1,5 +1,5 @@
 import type { Connection } from 'mongoose';
-import { jobLineModel } from './job-line.js';
+import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
 
@@ -12,7 +12,7 @@ export function createModels(connection: Connection) {
   return {
     Resource: resourceModel(connection),
     StackJob: stackJobModel(connection),
-    JobLine: jobLineModel(connection),
+    JobLineChunk: jobLineChunkModel(connection),
   };
 }
 

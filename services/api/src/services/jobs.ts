@@ -1,4 +1,4 @@
-import { errors, type JobStatus, type Models, type Operation, STACK_JOBS_QUEUE, type StackJobDoc } from '@pds/shared';
+import { errors, type JobStatus, lineStore, type Models, type Operation, STACK_JOBS_QUEUE, type StackJobDoc } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import { jobView } from './views.js';
 
@@ -65,17 +65,7 @@ export function jobService({ models, queue }: JobServiceDeps) {
     async lines(id: string, from: number, limit: number) {
       const exists = await models.StackJob.exists({ _id: id });
       if (!exists) throw errors.notFound(`job ${id} not found`);
-      const docs = await models.JobLine.find({ jobId: id, seq: { $gt: from } })
-        .sort({ seq: 1 })
-        .limit(limit)
-        .lean();
-      return docs.map(({ seq, stream, text, event, ts }) => ({
-        seq,
-        stream,
-        ...(text !== undefined && text !== null ? { text } : {}),
-        ...(event ? { event: event as Record<string, unknown> } : {}),
-        ts: ts.toISOString(),
-      }));
+      return lineStore(models).read(id, from, limit);
     },
   };
 }
