@@ -1,2 +1,3 @@
 export * from './local-deps.js';
 export * from './processes.js';
+export * from './launcher.js';

@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { repoRoot } from '@pds/shared';
 import WebSocket from 'ws';
 import { parse, stringify } from 'yaml';
-import { startLocalDeployment } from './launcher.js';
+import { startLocalDeployment } from '@pds/devkit';
 
 const demoDir = join(repoRoot, '.data', 'demo-files');
 

@@ -1,5 +1,5 @@
 /** Runs the embedded default (local Redis and FerretDB unless configured, and the three services) until Ctrl-C. */
-import { startLocalDeployment } from './launcher.js';
+import { startLocalDeployment } from '@pds/devkit';
 
 const deployment = await startLocalDeployment();
 console.log(`API ${deployment.apiUrl}  gateway ${deployment.gatewayUrl}  token ${deployment.env.ADMIN_TOKEN}`);

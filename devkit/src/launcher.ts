@@ -1,15 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  freePort,
-  type Managed,
-  recentOutput,
-  startLocalFerretDb,
-  startLocalRedis,
-  startProcess,
-  toolPath,
-  waitForPort,
-} from '@pds/devkit';
+import { startLocalFerretDb, startLocalRedis, toolPath } from './local-deps.js';
+import { freePort, type Managed, recentOutput, startProcess, waitForPort } from './processes.js';
 import { repoRoot } from '@pds/shared';
 
 export interface LocalDeployment {
@@ -54,7 +45,6 @@ export async function startLocalDeployment(
       mongoUrl = ferret.url;
       log(`local FerretDB on ${ferret.url} (data in .data/ferretdb)`);
     }
-    await mkdir(join(dataDir, 'pulumi-state'), { recursive: true });
     const [apiPort, gatewayPort, runnerPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const ports = { api: apiPort, 'stream-gateway': gatewayPort, runner: runnerPort };
     const shared: Record<string, string> = {

@@ -1,0 +1,53 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocalDeployment } from '@pds/devkit';
+import { testMongo, testRedis } from '@pds/devkit/tap';
+import t from 'tap';
+import { readStream } from './harness.js';
+
+const TOKEN = 'process-test-token-0123456789';
+
+t.test('the three services started as their images start them run a real deployment', async (t) => {
+  const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-proc-'))]);
+  t.teardown(() => rm(scratch, { recursive: true, force: true }));
+  const deployment = await startLocalDeployment(
+    {
+      ...process.env,
+      REDIS_URL: redisUrl,
+      MONGO_URL: mongoUrl,
+      ADMIN_TOKEN: TOKEN,
+      PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
+      WORK_DIR: join(scratch, 'work'),
+      LOG_LEVEL: 'warn',
+    },
+    () => undefined,
+  );
+  t.teardown(() => deployment.stop());
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${deployment.apiUrl}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...init.headers } });
+
+  for (const service of [deployment.apiUrl]) t.equal((await fetch(`${service}/health`)).status, 200);
+  t.equal((await api('/ready')).status, 200);
+
+  const dir = join(scratch, 'files');
+  const created = await api('/v1/resources', {
+    method: 'POST',
+    headers: { 'content-type': 'application/yaml' },
+    body: `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: proc\nspec:\n  directory: ${dir}\n  files:\n    - path: a.txt\n      content: from processes\n`,
+  });
+  t.equal(created.status, 201);
+  const resource = (await created.json()) as { id: string };
+  const queued = await api(`/v1/resources/${resource.id}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ operation: 'up' }),
+  });
+  t.equal(queued.status, 202);
+  const job = (await queued.json()) as { id: string };
+  const { messages } = await readStream(`${deployment.gatewayUrl}/v1/jobs/${job.id}/stream`, TOKEN);
+  t.equal(messages.at(-1)?.status, 'succeeded');
+  t.ok(existsSync(join(dir, 'a.txt')));
+  t.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'from processes');
+});
