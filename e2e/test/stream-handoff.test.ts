@@ -60,7 +60,7 @@ t.test(
         socket.on('message', (data) => {
           const message = JSON.parse(String(data));
           if (message.type === 'end') received.end = message;
-          else received.seqs.push(message.seq);
+          else if (message.seq !== undefined) received.seqs.push(message.seq);
         });
         socket.on('close', (code) => resolve({ ...received, code }));
         socket.on('error', reject);
@@ -75,7 +75,7 @@ t.test(
     while (clients.length < CLIENTS) clients.push(join(Math.floor(Math.random() * LINES)));
     const lastSeq = await sink.close();
     await models.StackJob.updateOne({ _id: jobId }, { $set: { status: 'succeeded', exitCode: 0, lastSeq, finishedAt: new Date() } });
-    sink.publish({ type: 'end', jobId, status: 'succeeded', exitCode: 0, lastSeq, ts: new Date().toISOString() });
+    sink.publish({ type: 'end', jobId, status: 'succeeded', exitCode: 0, summary: {}, lastSeq, ts: new Date().toISOString() });
 
     const results = await Promise.all(clients);
     t.equal(lastSeq, LINES);

@@ -24,6 +24,14 @@ export interface LineMessage {
   ts: string;
 }
 
+/** A change of the job's status while it is not final (`queued` → `running`); it has no seq. */
+export interface StatusMessage {
+  type: 'status';
+  jobId: string;
+  status: JobStatus;
+  ts: string;
+}
+
 /** The last message of a job's stream. */
 export interface EndMessage {
   type: 'end';
@@ -31,12 +39,16 @@ export interface EndMessage {
   status: JobStatus;
   exitCode: number | null;
   error?: string;
+  /** Why the job ended as it did, when the status alone does not say (timeout, runner_lost, …). */
+  reason?: string;
+  /** Resource changes by kind of operation. */
+  summary: ChangeSummary;
   /** The seq of the job's last line, so a client can check it saw everything. */
   lastSeq: number;
   ts: string;
 }
 
-export type ChannelMessage = LineMessage | EndMessage;
+export type ChannelMessage = LineMessage | StatusMessage | EndMessage;
 
 /** Resource changes by kind of operation, as Pulumi's summary event reports them. */
 export type ChangeSummary = Record<string, number>;

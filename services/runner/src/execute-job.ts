@@ -58,6 +58,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
   const sink = new LineSink({ jobId, publisher: deps.publisher, store: lineStore(models).writer(jobId), logger });
   const stdout = new Tail();
   const stderr = new Tail();
+  sink.publish({ type: 'status', jobId, status: 'running', ts: new Date().toISOString() });
   let outcome: Outcome;
   try {
     outcome = await run();
@@ -149,6 +150,8 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
       status: outcome.status,
       exitCode: outcome.exitCode,
       ...(outcome.error ? { error: outcome.error } : {}),
+      ...(outcome.reason ? { reason: outcome.reason } : {}),
+      summary: outcome.summary ?? {},
       lastSeq,
       ts: finishedAt.toISOString(),
     };

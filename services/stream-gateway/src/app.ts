@@ -1,9 +1,12 @@
 import websocket from '@fastify/websocket';
 import { bearerToken, type Config, type Logger, type Models, tokenMatches } from '@pds/shared';
-import Fastify from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { JobNotFoundError, type StreamMessage, streamJob } from './job-stream.js';
+import { JobNotFoundError, streamJob } from './job-stream.js';
+import { CloseCodes, type Outbox, sseOutbox, webSocketOutbox } from './outbox.js';
 import type { SubscriptionHub } from './subscription-hub.js';
+
+export { CloseCodes } from './outbox.js';
 
 export interface GatewayDeps {
   models: Models;
@@ -12,31 +15,79 @@ export interface GatewayDeps {
   redisPing(): Promise<unknown>;
 }
 
-/** WebSocket close codes (4000–4999 are the application's). */
-export const CloseCodes = {
-  normal: 1000,
-  goingAway: 1001,
-  tooSlow: 1008,
-  internal: 1011,
-  badRequest: 4400,
-  unauthorized: 4401,
-  notFound: 4404,
-} as const;
-
-/** A client that does not read is closed once this much is waiting to be sent to it. */
-const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
-const HEARTBEAT_MS = 15_000;
-
-interface StreamQuery {
-  from?: string;
-  token?: string;
+export interface GatewayOptions {
+  /** A client with more than this waiting to be sent is closed (default 8 MiB). */
+  maxBufferedBytes?: number;
+  heartbeatMs?: number;
 }
 
+interface StreamRequest {
+  Params: { id: string };
+  Querystring: { from?: string; token?: string };
+}
+
+type ClientMessage = { type: 'subscribe'; jobId: string; from?: number } | { type: 'unsubscribe'; jobId: string };
+
 /** Builds the gateway; never listens. */
-export async function buildGateway(config: Config, deps: GatewayDeps, logger: Logger) {
+export async function buildGateway(config: Pick<Config, 'ADMIN_TOKEN'>, deps: GatewayDeps, logger: Logger, options: GatewayOptions = {}) {
+  const maxBufferedBytes = options.maxBufferedBytes ?? 8 * 1024 * 1024;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
   const app = Fastify({ loggerInstance: logger });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   const sockets = new Set<WebSocket>();
+  const streams = new Set<AbortController>();
+
+  /** Why a request may not stream, or undefined when it may. */
+  function refusal(request: FastifyRequest<{ Querystring: { token?: string } }>): string | undefined {
+    const token = bearerToken(request.headers.authorization) ?? request.query.token;
+    if (token === undefined) return 'missing bearer token (Authorization header, or ?token= for browsers)';
+    if (!tokenMatches(token, config.ADMIN_TOKEN)) return 'the bearer token is not valid';
+    return undefined;
+  }
+
+  function parseFrom(value: string | undefined): number | undefined {
+    const from = Number(value ?? 0);
+    return Number.isInteger(from) && from >= 0 ? from : undefined;
+  }
+
+  /** Streams one job into an outbox; resolves when the job's stream is over. */
+  async function pipe(jobId: string, from: number, outbox: Outbox, signal: AbortSignal, log: Logger): Promise<'ended' | number> {
+    try {
+      await streamJob(deps, jobId, from, (message) => outbox.send(message), signal);
+      return 'ended';
+    } catch (err) {
+      if (err instanceof JobNotFoundError) {
+        outbox.send({ type: 'error', jobId, code: CloseCodes.notFound, message: err.message });
+        return CloseCodes.notFound;
+      }
+      log.error({ err, jobId }, 'stream failed');
+      outbox.send({ type: 'error', jobId, code: CloseCodes.internal, message: 'stream failed; reconnect with from=<last seq>' });
+      return CloseCodes.internal;
+    }
+  }
+
+  function track(socket: WebSocket): AbortController {
+    sockets.add(socket);
+    const controller = new AbortController();
+    streams.add(controller);
+    let alive = true;
+    socket.on('pong', () => {
+      alive = true;
+    });
+    // Dead peers (no pong within a heartbeat) are reaped.
+    const heartbeat = setInterval(() => {
+      if (!alive) return socket.terminate();
+      alive = false;
+      socket.ping();
+    }, heartbeatMs);
+    socket.on('close', () => {
+      clearInterval(heartbeat);
+      sockets.delete(socket);
+      streams.delete(controller);
+      controller.abort();
+    });
+    return controller;
+  }
 
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_request, reply) => {
@@ -45,53 +96,119 @@ export async function buildGateway(config: Config, deps: GatewayDeps, logger: Lo
     const ready = mongo === 'ok' && redis === 'ok';
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', mongo, redis });
   });
+  app.get('/metrics', async (_request, reply) => {
+    reply.type('text/plain; version=0.0.4');
+    return [
+      '# HELP gateway_connections Open client connections (WebSocket and SSE).',
+      '# TYPE gateway_connections gauge',
+      `gateway_connections ${streams.size}`,
+      '# HELP gateway_job_subscriptions Redis channel subscriptions held by this process (one per watched job).',
+      '# TYPE gateway_job_subscriptions gauge',
+      `gateway_job_subscriptions ${deps.hub.subscriptions}`,
+      '',
+    ].join('\n');
+  });
 
-  app.get<{ Params: { id: string }; Querystring: StreamQuery }>('/v1/jobs/:id/stream', { websocket: true }, (socket, request) => {
-    const token = bearerToken(request.headers.authorization) ?? request.query.token;
-    if (!tokenMatches(token, config.ADMIN_TOKEN)) {
-      socket.close(CloseCodes.unauthorized, token === undefined ? 'missing bearer token' : 'invalid token');
-      return;
-    }
-    const from = Number(request.query.from ?? 0);
-    if (!Number.isInteger(from) || from < 0) {
-      socket.close(CloseCodes.badRequest, 'from must be a non-negative integer');
-      return;
-    }
-    sockets.add(socket);
-    const controller = new AbortController();
-    let alive = true;
-    socket.on('pong', () => {
-      alive = true;
-    });
-    const heartbeat = setInterval(() => {
-      if (!alive) return socket.terminate();
-      alive = false;
-      socket.ping();
-    }, HEARTBEAT_MS);
-    socket.on('close', () => {
-      clearInterval(heartbeat);
-      sockets.delete(socket);
-      controller.abort();
-    });
-    const send = (message: StreamMessage) => {
-      if (socket.readyState !== socket.OPEN) return;
-      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-        socket.close(CloseCodes.tooSlow, 'client is not reading fast enough; reconnect with ?from=<last seq>');
+  // One job: WebSocket, or Server-Sent Events with Accept: text/event-stream.
+  app.route<StreamRequest>({
+    method: 'GET',
+    url: '/v1/jobs/:id/stream',
+    handler: async (request, reply) => {
+      if (!String(request.headers.accept ?? '').includes('text/event-stream')) {
+        return reply
+          .code(426)
+          .send({ statusCode: 426, error: 'Upgrade Required', message: 'use a WebSocket, or Accept: text/event-stream' });
+      }
+      const denied = refusal(request);
+      if (denied) return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: denied });
+      const lastEventId = request.headers['last-event-id'];
+      const from = parseFrom(typeof lastEventId === 'string' ? lastEventId : request.query.from);
+      if (from === undefined)
+        return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'from must be a non-negative integer' });
+      reply.hijack();
+      const response = reply.raw;
+      response.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      const controller = new AbortController();
+      streams.add(controller);
+      const heartbeat = setInterval(() => response.write(': heartbeat\n\n'), heartbeatMs);
+      response.on('close', () => {
+        clearInterval(heartbeat);
+        streams.delete(controller);
         controller.abort();
+      });
+      const outbox = sseOutbox(response, maxBufferedBytes);
+      await pipe(request.params.id, from, outbox, controller.signal, request.log);
+      outbox.close(CloseCodes.normal, 'job ended');
+    },
+    wsHandler: (socket, request) => {
+      const denied = refusal(request);
+      if (denied) return socket.close(CloseCodes.unauthorized, denied);
+      const from = parseFrom(request.query.from);
+      if (from === undefined) return socket.close(CloseCodes.badRequest, 'from must be a non-negative integer');
+      const controller = track(socket);
+      const outbox = webSocketOutbox(socket, maxBufferedBytes);
+      void pipe(request.params.id, from, outbox, controller.signal, request.log).then((result) =>
+        outbox.close(
+          result === 'ended' ? CloseCodes.normal : result,
+          result === 'ended' ? 'job ended' : result === CloseCodes.notFound ? 'job not found' : 'stream failed',
+        ),
+      );
+    },
+  });
+
+  // Many jobs on one socket: the client sends {type:"subscribe", jobId, from} / {type:"unsubscribe", jobId}.
+  app.get<{ Querystring: { token?: string } }>('/v1/stream', { websocket: true }, (socket, request) => {
+    const denied = refusal(request);
+    if (denied) return socket.close(CloseCodes.unauthorized, denied);
+    const connection = track(socket);
+    const outbox = webSocketOutbox(socket, maxBufferedBytes);
+    const jobs = new Map<string, AbortController>();
+    socket.on('message', (data) => {
+      let message: ClientMessage;
+      try {
+        message = JSON.parse(String(data)) as ClientMessage;
+      } catch {
+        return outbox.send({ type: 'error', jobId: '', code: CloseCodes.badRequest, message: 'messages must be JSON' });
+      }
+      if (typeof message?.jobId !== 'string' || message.jobId === '') {
+        return outbox.send({ type: 'error', jobId: '', code: CloseCodes.badRequest, message: 'jobId is required' });
+      }
+      if (message.type === 'unsubscribe') {
+        jobs.get(message.jobId)?.abort();
+        jobs.delete(message.jobId);
         return;
       }
-      socket.send(JSON.stringify(message));
-    };
-    streamJob(deps, request.params.id, from, send, controller.signal)
-      .then(() => socket.close(CloseCodes.normal, 'job ended'))
-      .catch((err: Error) => {
-        if (err instanceof JobNotFoundError) return socket.close(CloseCodes.notFound, err.message);
-        request.log.error({ err }, 'stream failed');
-        socket.close(CloseCodes.internal, 'stream failed; reconnect with ?from=<last seq>');
-      });
+      if (message.type !== 'subscribe') {
+        return outbox.send({
+          type: 'error',
+          jobId: (message as { jobId: string }).jobId,
+          code: CloseCodes.badRequest,
+          message: 'type must be subscribe or unsubscribe',
+        });
+      }
+      const from = parseFrom(String(message.from ?? 0));
+      if (from === undefined)
+        return outbox.send({
+          type: 'error',
+          jobId: message.jobId,
+          code: CloseCodes.badRequest,
+          message: 'from must be a non-negative integer',
+        });
+      if (jobs.has(message.jobId)) return;
+      const job = new AbortController();
+      jobs.set(message.jobId, job);
+      const signal = AbortSignal.any([connection.signal, job.signal]);
+      void pipe(message.jobId, from, outbox, signal, request.log).finally(() => jobs.delete(message.jobId));
+    });
   });
 
   app.addHook('onClose', async () => {
+    for (const controller of streams) controller.abort();
     for (const socket of sockets) socket.close(CloseCodes.goingAway, 'gateway shutting down');
   });
 

@@ -6,13 +6,23 @@ import {
   type LineMessage,
   lineStore,
   type Models,
-  type StoredLine,
   type StackJobDoc,
+  type StatusMessage,
+  type StoredLine,
 } from '@pds/shared';
 import type { SubscriptionHub } from './subscription-hub.js';
 
+/** An error ending one job's stream (the job is unknown, or its lines could not be delivered). */
+export interface ErrorMessage {
+  type: 'error';
+  jobId: string;
+  /** A WebSocket close code telling why (4404 unknown job, 1011 internal). */
+  code: number;
+  message: string;
+}
+
 /** What a client receives; the wire protocol is documented in docs/stream-protocol.md. */
-export type StreamMessage = Omit<LineMessage, 'jobId'> | Omit<EndMessage, 'jobId'> | { type: 'error'; message: string };
+export type StreamMessage = LineMessage | StatusMessage | EndMessage | ErrorMessage;
 
 export interface JobStreamDeps {
   models: Models;
@@ -23,31 +33,37 @@ export interface JobStreamDeps {
   checkEveryMs?: number;
 }
 
-export class JobNotFoundError extends Error {}
+export class JobNotFoundError extends Error {
+  readonly code = 4404;
+}
 
 const PAGE = 4096;
 
-function toMessage(line: StoredLine | LineMessage): Omit<LineMessage, 'jobId'> {
+function toMessage(jobId: string, line: StoredLine | LineMessage): LineMessage {
   const { seq, stream, text, event, ts } = line;
-  return stream === 'event' ? { type: 'event', seq, stream, event, ts } : { type: 'line', seq, stream, text, ts };
+  return stream === 'event' ? { type: 'event', jobId, seq, stream, event, ts } : { type: 'line', jobId, seq, stream, text, ts };
 }
 
-function endFromJob(job: StackJobDoc): Omit<EndMessage, 'jobId'> {
+function endFromJob(job: StackJobDoc): EndMessage {
   return {
     type: 'end',
+    jobId: job._id,
     status: job.status as JobStatus,
     exitCode: job.exitCode ?? null,
     ...(job.error ? { error: job.error } : {}),
+    ...(job.reason ? { reason: job.reason } : {}),
+    summary: (job.summary as Record<string, number>) ?? {},
     lastSeq: job.lastSeq ?? 0,
     ts: (job.finishedAt ?? job.updatedAt).toISOString(),
   };
 }
 
 /**
- * Streams one job to one client: every message with seq > `from` exactly once and in order
- * (persisted replay, then live), then the end message. Live messages that arrive ahead of what
- * has been sent are held while the hole is filled from Mongo, so the hand-off from replay to live
- * has no gap and no duplicate even while the runner persists in batches.
+ * Streams one job to one client: its current status, then every message with seq > `from` exactly
+ * once and in order (persisted replay, then live), then the end message. Live messages that arrive
+ * ahead of what has been sent are held while the hole is filled (from the hub's memory, else from
+ * MongoDB), so the hand-off from replay to live has no gap and no duplicate even while the runner
+ * persists in batches. Rejects with JobNotFoundError for an unknown job.
  */
 export async function streamJob(
   deps: JobStreamDeps,
@@ -67,7 +83,7 @@ export async function streamJob(
   });
 
   /** Sends every message up to `untilSeq`: from the hub's memory when it has them, else from MongoDB, waiting for batches to land. */
-  async function sendPersisted(untilSeq: number): Promise<void> {
+  async function sendUpTo(untilSeq: number): Promise<void> {
     const deadline = Date.now() + (deps.fillTimeoutMs ?? 30_000);
     let pause = 10;
     while (next <= untilSeq && !signal.aborted) {
@@ -76,7 +92,7 @@ export async function streamJob(
       let progressed = false;
       for (const line of lines) {
         if (line.seq !== next || line.seq > untilSeq) break; // a hole: published but not persisted yet
-        send(toMessage(line));
+        send(toMessage(jobId, line));
         next++;
         progressed = true;
       }
@@ -93,21 +109,19 @@ export async function streamJob(
   /** Sends what is persisted from `next` on, stopping at the first hole (no waiting). */
   async function replayPersisted(): Promise<void> {
     for (;;) {
-      const docs = await store.read(jobId, next - 1, PAGE);
-      let sent = 0;
-      for (const doc of docs) {
-        if (doc.seq !== next) return;
-        send(toMessage(doc));
+      const lines = await store.read(jobId, next - 1, PAGE);
+      for (const line of lines) {
+        if (line.seq !== next) return;
+        send(toMessage(jobId, line));
         next++;
-        sent++;
       }
-      if (sent < PAGE || signal.aborted) return;
+      if (lines.length < PAGE || signal.aborted) return;
     }
   }
 
-  async function end(message: Omit<EndMessage, 'jobId'>): Promise<void> {
+  async function end(message: EndMessage): Promise<void> {
     if (ended) return;
-    await sendPersisted(message.lastSeq);
+    await sendUpTo(message.lastSeq);
     ended = true;
     send(message);
     wake?.();
@@ -115,15 +129,12 @@ export async function streamJob(
 
   async function handle(message: ChannelMessage): Promise<void> {
     if (ended || signal.aborted) return;
-    if (message.type === 'end') {
-      const { jobId: _, ...rest } = message;
-      return end(rest);
-    }
+    if (message.type === 'end') return end(message);
+    if (message.type === 'status') return send(message);
     if (message.seq < next) return; // already sent during replay
-    if (message.seq > next) await sendPersisted(message.seq - 1);
+    if (message.seq > next) await sendUpTo(message.seq - 1);
     if (message.seq === next) {
-      const { jobId: _, ...rest } = message;
-      send(rest);
+      send(message);
       next++;
     }
   }
@@ -132,7 +143,7 @@ export async function streamJob(
     chain = chain.then(work).catch((err: Error) => {
       if (!ended) {
         ended = true;
-        send({ type: 'error', message: err.message });
+        send({ type: 'error', jobId, code: 1011, message: err.message });
         wake?.();
       }
     });
@@ -155,6 +166,7 @@ export async function streamJob(
       await end(endFromJob(job));
       return;
     }
+    send({ type: 'status', jobId, status: job.status as JobStatus, ts: new Date().toISOString() });
     await replayPersisted();
     enqueue(async () => {
       replaying = false;

@@ -36,7 +36,7 @@ export class SubscriptionHub {
         this.logger.warn({ channel: name }, 'dropping a message that is not JSON');
         return;
       }
-      if (message.type !== 'end') {
+      if (message.type === 'line' || message.type === 'event') {
         channel.recent.set(message.seq, message);
         if (channel.recent.size > RECENT_LINES) channel.recent.delete(channel.recent.keys().next().value as number);
       }

@@ -1,0 +1,176 @@
+import { startLocalRedis } from '@pds/devkit';
+import { jobChannel } from '@pds/shared';
+import t from 'tap';
+import WebSocket from 'ws';
+import { startGateway, TOKEN } from './gateway-harness.js';
+import { readStream } from './harness.js';
+
+const seqsOf = (messages: { seq?: number }[]) => messages.filter((m) => m.seq !== undefined).map((m) => m.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+function openSocket(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    socket.once('open', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Reads an SSE response into messages until the server ends it. */
+async function readSse(response: Response) {
+  const text = await response.text();
+  return text
+    .split('\n\n')
+    .filter((block) => block.includes('data: '))
+    .map((block) => {
+      const fields = Object.fromEntries(
+        block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]),
+      );
+      return { id: fields.id, event: fields.event, data: JSON.parse(fields.data as string) };
+    });
+}
+
+t.test('access and bad requests get clear close codes', async (t) => {
+  const { gateway, job } = await startGateway(t);
+  const { ws, http } = await gateway();
+  const { jobId } = await job();
+  const noToken = await new Promise<number>((resolve) => new WebSocket(`${ws}/v1/jobs/${jobId}/stream`).on('close', resolve));
+  t.equal(noToken, 4401, 'no token: 4401');
+  t.equal((await readStream(`${ws}/v1/jobs/${jobId}/stream`, 'wrong-token-wrong-token')).code, 4401, 'a wrong token: 4401');
+  const unknown = await readStream(`${ws}/v1/jobs/no-such-job/stream`, TOKEN);
+  t.equal(unknown.code, 4404, 'an unknown job: 4404');
+  t.match(unknown.reason, /not found/);
+  t.equal((await readStream(`${ws}/v1/jobs/${jobId}/stream?from=-1`, TOKEN)).code, 4400, 'a bad from: 4400');
+  t.equal((await fetch(`${http}/v1/jobs/${jobId}/stream`)).status, 426, 'plain HTTP is told to upgrade or ask for SSE');
+});
+
+t.test('Server-Sent Events carry the same stream, and Last-Event-ID resumes it', async (t) => {
+  const { gateway, job } = await startGateway(t);
+  const { http } = await gateway();
+  const j = await job();
+  for (let i = 1; i <= 10; i++) j.sink.line('stdout', `line ${i}`);
+  const reading = fetch(`${http}/v1/jobs/${j.jobId}/stream?from=0&token=${TOKEN}`, { headers: { accept: 'text/event-stream' } }).then(
+    readSse,
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  for (let i = 11; i <= 20; i++) j.sink.line('stderr', `line ${i}`);
+  await j.finish();
+  const events = await reading;
+  t.equal(events[0]?.event, 'status');
+  t.same(
+    events.filter((e) => e.event === 'line').map((e) => Number(e.id)),
+    range(1, 20),
+  );
+  t.same(events.at(-1)?.data, {
+    type: 'end',
+    jobId: j.jobId,
+    status: 'succeeded',
+    exitCode: 0,
+    summary: { create: 1 },
+    lastSeq: 20,
+    ts: events.at(-1)?.data.ts,
+  });
+  const resumed = await readSse(
+    await fetch(`${http}/v1/jobs/${j.jobId}/stream`, {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${TOKEN}`, 'last-event-id': '15' },
+    }),
+  );
+  t.same(
+    resumed.filter((e) => e.event === 'line').map((e) => Number(e.id)),
+    range(16, 20),
+  );
+});
+
+t.test('one socket follows several jobs and stops following one on unsubscribe', async (t) => {
+  const { gateway, job } = await startGateway(t);
+  const { ws } = await gateway();
+  const [a, b, c] = [await job(), await job(), await job()];
+  const socket = await openSocket(`${ws}/v1/stream`);
+  t.teardown(() => socket.close());
+  const got: Record<string, { seq?: number; type: string; code?: number }[]> = {};
+  socket.on('message', (data) => {
+    const message = JSON.parse(String(data));
+    (got[message.jobId] ??= []).push(message);
+  });
+  socket.send(JSON.stringify({ type: 'subscribe', jobId: a.jobId, from: 0 }));
+  socket.send(JSON.stringify({ type: 'subscribe', jobId: b.jobId, from: 2 }));
+  socket.send(JSON.stringify({ type: 'subscribe', jobId: c.jobId }));
+  socket.send(JSON.stringify({ type: 'subscribe', jobId: 'missing' }));
+  await new Promise((r) => setTimeout(r, 300));
+  socket.send(JSON.stringify({ type: 'unsubscribe', jobId: c.jobId }));
+  await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 5; i++) {
+    a.sink.line('stdout', `a${i}`);
+    b.sink.line('stdout', `b${i}`);
+    c.sink.line('stdout', `c${i}`);
+  }
+  await Promise.all([a.finish(), b.finish(), c.finish()]);
+  await new Promise((r) => setTimeout(r, 500));
+  t.same(seqsOf(got[a.jobId] ?? []), range(1, 5));
+  t.equal(got[a.jobId]?.at(-1)?.type, 'end');
+  t.same(seqsOf(got[b.jobId] ?? []), range(3, 5), 'each job from its own seq');
+  t.equal(got[b.jobId]?.at(-1)?.type, 'end');
+  t.same(seqsOf(got[c.jobId] ?? []), [], 'nothing after unsubscribe');
+  t.match(got.missing, [{ type: 'error', code: 4404 }], 'an unknown job is an error message, not a closed socket');
+  t.equal(socket.readyState, WebSocket.OPEN);
+});
+
+t.test('a client that does not read is closed with a reason and does not slow the others', async (t) => {
+  const { gateway, job } = await startGateway(t, { maxBufferedBytes: 256 * 1024 });
+  const { ws } = await gateway();
+  const j = await job();
+  const slow = await openSocket(`${ws}/v1/jobs/${j.jobId}/stream`);
+  const slowClosed = new Promise<[number, string]>((resolve) => slow.on('close', (code, reason) => resolve([code, String(reason)])));
+  // Stop reading from the socket: the server's send buffer for this client fills up.
+  (slow as unknown as { _socket: { pause(): void } })._socket.pause();
+  const fast = readStream(`${ws}/v1/jobs/${j.jobId}/stream`, TOKEN);
+  await new Promise((r) => setTimeout(r, 200));
+  for (let i = 1; i <= 4000; i++) j.sink.line('stdout', `${i} ${'x'.repeat(1000)}`);
+  await j.finish();
+  const { messages } = await fast;
+  t.same(seqsOf(messages), range(1, 4000), 'the reading client got everything');
+  (slow as unknown as { _socket: { resume(): void } })._socket.resume();
+  const [code, reason] = await slowClosed;
+  t.equal(code, 1008);
+  t.match(reason, /not reading fast enough/);
+});
+
+t.test('a gateway holds one Redis subscription per job, however many clients watch it', async (t) => {
+  const { gateway, job, command } = await startGateway(t);
+  const [one, two] = [await gateway(), await gateway()];
+  const j = await job();
+  const sockets = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => openSocket(`${(i % 2 ? one : two).ws}/v1/jobs/${j.jobId}/stream`)),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  const [, count] = (await command.pubsub('NUMSUB', jobChannel(j.jobId))) as [string, number];
+  t.equal(Number(count), 2, '100 clients on two gateways: 2 subscriptions');
+  t.equal(one.hub.subscriptions, 1);
+  for (const socket of sockets) socket.close();
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(one.hub.subscriptions + two.hub.subscriptions, 0, 'released when the clients leave');
+});
+
+t.test('when Redis goes away and comes back, a live client still gets every line once', async (t) => {
+  const redis = await startLocalRedis();
+  let current = redis;
+  t.teardown(() => current.stop());
+  const { gateway, job } = await startGateway(t, { redisUrl: redis.url });
+  const { ws } = await gateway();
+  const j = await job();
+  const reading = readStream(`${ws}/v1/jobs/${j.jobId}/stream`, TOKEN);
+  await new Promise((r) => setTimeout(r, 200));
+  for (let i = 1; i <= 300; i++) j.sink.line('stdout', `before ${i}`);
+  await new Promise((r) => setTimeout(r, 200));
+  await redis.stop();
+  for (let i = 301; i <= 600; i++) j.sink.line('stdout', `during ${i}`);
+  await new Promise((r) => setTimeout(r, 300));
+  current = await startLocalRedis({ port: redis.port });
+  await new Promise((r) => setTimeout(r, 1500)); // clients reconnect with a back-off
+  for (let i = 601; i <= 900; i++) j.sink.line('stdout', `after ${i}`);
+  await j.finish();
+  const { messages, code } = await reading;
+  t.same(seqsOf(messages), range(1, 900));
+  t.equal(messages.at(-1)?.type, 'end');
+  t.equal(code, 1000);
+});
