@@ -53,7 +53,7 @@ export async function buildGateway(config: Pick<Config, 'ADMIN_TOKEN'>, deps: Ga
   /** Streams one job into an outbox; resolves when the job's stream is over. */
   async function pipe(jobId: string, from: number, outbox: Outbox, signal: AbortSignal, log: Logger): Promise<'ended' | number> {
     try {
-      await streamJob(deps, jobId, from, (message) => outbox.send(message), signal);
+      await streamJob(deps, jobId, from, (message, raw) => outbox.send(message, raw), signal);
       return 'ended';
     } catch (err) {
       if (err instanceof JobNotFoundError) {

@@ -69,7 +69,7 @@ export async function streamJob(
   deps: JobStreamDeps,
   jobId: string,
   from: number,
-  send: (message: StreamMessage) => void,
+  send: (message: StreamMessage, raw?: string) => void,
   signal: AbortSignal,
 ): Promise<void> {
   const { models, hub } = deps;
@@ -139,8 +139,10 @@ export async function streamJob(
     }
   }
 
+  let queued = 0; // work items on `chain` not finished yet
   const enqueue = (work: () => Promise<void>) => {
-    chain = chain.then(work).catch((err: Error) => {
+    queued++;
+    chain = chain.then(work).finally(() => queued--).catch((err: Error) => {
       if (!ended) {
         ended = true;
         send({ type: 'error', jobId, code: 1011, message: err.message });
@@ -152,9 +154,13 @@ export async function streamJob(
   // Subscribe first, and hold live messages until the replay is done: nothing falls in between.
   const held: ChannelMessage[] = [];
   let replaying = true;
-  const unsubscribe = await hub.subscribe(jobId, (message) => {
+  const unsubscribe = await hub.subscribe(jobId, (message, raw) => {
     if (replaying) held.push(message);
-    else enqueue(() => handle(message));
+    else if (queued === 0 && !ended && message.type !== 'end' && message.type !== 'status' && message.seq === next) {
+      // The common case while tailing: the next line, nothing pending. Forward the published text.
+      send(message, raw);
+      next++;
+    } else enqueue(() => handle(message));
   });
   const onAbort = () => wake?.();
   signal.addEventListener('abort', onAbort);

@@ -19,7 +19,8 @@ export const CloseCodes = {
  * reconnect with `from` = the last seq it saw), so it never holds up anyone else.
  */
 export interface Outbox {
-  send(message: StreamMessage): void;
+  /** Sends a message; `raw`, when given, is its JSON text already (forwarded as published). */
+  send(message: StreamMessage, raw?: string): void;
   close(code: number, reason: string): void;
   readonly closed: boolean;
 }
@@ -31,10 +32,10 @@ export function webSocketOutbox(socket: WebSocket, maxBufferedBytes: number): Ou
     get closed() {
       return socket.readyState !== socket.OPEN;
     },
-    send(message) {
+    send(message, raw) {
       if (socket.readyState !== socket.OPEN) return;
       if (socket.bufferedAmount > maxBufferedBytes) return socket.close(CloseCodes.tooSlow, TOO_SLOW);
-      socket.send(JSON.stringify(message));
+      socket.send(raw ?? JSON.stringify(message));
     },
     close(code, reason) {
       if (socket.readyState === socket.OPEN) socket.close(code, reason);
@@ -59,14 +60,14 @@ export function sseOutbox(response: ServerResponse, maxBufferedBytes: number): O
     get closed() {
       return closed || response.destroyed;
     },
-    send(message) {
+    send(message, raw) {
       if (closed) return;
       if (response.writableLength > maxBufferedBytes) {
         response.write(`event: error\ndata: ${JSON.stringify({ type: 'error', code: CloseCodes.tooSlow, message: TOO_SLOW })}\n\n`);
         return end();
       }
       const id = 'seq' in message ? `id: ${message.seq}\n` : '';
-      response.write(`${id}event: ${message.type}\ndata: ${JSON.stringify(message)}\n\n`);
+      response.write(`${id}event: ${message.type}\ndata: ${raw ?? JSON.stringify(message)}\n\n`);
     },
     close() {
       end();

@@ -1,7 +1,8 @@
 import { type ChannelMessage, jobChannel, type LineMessage, type Logger, redisReady } from '@pds/shared';
 import type { Redis } from 'ioredis';
 
-type Listener = (message: ChannelMessage) => void;
+/** Gets each message parsed, and its JSON text as published (to forward without serializing again). */
+type Listener = (message: ChannelMessage, raw: string) => void;
 
 /** How many recent lines per watched job a gateway process keeps in memory for gap filling. */
 const RECENT_LINES = 8192;
@@ -40,7 +41,7 @@ export class SubscriptionHub {
         channel.recent.set(message.seq, message);
         if (channel.recent.size > RECENT_LINES) channel.recent.delete(channel.recent.keys().next().value as number);
       }
-      for (const listener of channel.listeners) listener(message);
+      for (const listener of channel.listeners) listener(message, raw);
     });
   }
 

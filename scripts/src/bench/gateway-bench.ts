@@ -1,0 +1,235 @@
+/**
+ * Stream gateway figures, each beside a raw Redis pub/sub → ws relay measured in the same run:
+ * publish→client latency with 1 and 100 clients at 1,000 lines/s, delivered lines/s with 100
+ * clients, memory per idle connection, Redis subscriptions held for 100 clients on one job.
+ * Everything runs in this process on loopback (clients included), for raw and ours alike.
+ */
+import { randomUUID } from 'node:crypto';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
+import { LineSink } from '@pds/runner';
+import { connectMongo, createLogger, createModels, createRedis, jobChannel, lineStore, redisReady, syncIndexes } from '@pds/shared';
+import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { row, sleep } from './stats.js';
+
+const TOKEN = 'bench-token-0123456789abcdef';
+const logger = createLogger({ name: 'bench', level: 'silent' });
+
+interface Target {
+  name: string;
+  url(jobId: string): string;
+  /** Starts a job's producer: returns a function that emits line `seq`. */
+  producer(jobId: string): Promise<{ emit(seq: number): void; finish(): Promise<void> }>;
+  close(): Promise<void>;
+}
+
+/** The baseline: one Redis subscription per client socket's channel, relayed as is. */
+async function rawRelay(redisUrl: string): Promise<Target> {
+  const subscriber = createRedis(redisUrl, 'subscriber', logger);
+  const publisher = createRedis(redisUrl, 'worker', logger);
+  await Promise.all([redisReady(subscriber), redisReady(publisher)]);
+  const server = createServer();
+  const wss = new WebSocketServer({ server });
+  const clients = new Map<string, Set<WebSocket>>();
+  subscriber.on('message', (channel: string, raw: string) => {
+    for (const socket of clients.get(channel) ?? []) socket.send(raw);
+  });
+  wss.on('connection', (socket, request) => {
+    const channel = jobChannel(new URL(request.url ?? '/', 'http://x').pathname.split('/')[3] as string);
+    if (!clients.has(channel)) {
+      clients.set(channel, new Set());
+      void subscriber.subscribe(channel);
+    }
+    clients.get(channel)?.add(socket);
+    socket.on('close', () => clients.get(channel)?.delete(socket));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  return {
+    name: 'raw',
+    url: (jobId) => `ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream`,
+    async producer(jobId) {
+      return {
+        emit: (seq) =>
+          void publisher.publish(
+            jobChannel(jobId),
+            JSON.stringify({ type: 'line', jobId, seq, stream: 'stdout', text: `t=${now()}`, ts: new Date().toISOString() }),
+          ),
+        finish: async () => void (await publisher.publish(jobChannel(jobId), JSON.stringify({ type: 'end', jobId }))),
+      };
+    },
+    async close() {
+      for (const socket of wss.clients) socket.terminate();
+      wss.close();
+      server.close();
+      subscriber.disconnect();
+      publisher.disconnect();
+    },
+  };
+}
+
+async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub: SubscriptionHub }> {
+  const connection = await connectMongo(mongoUrl);
+  const models = createModels(connection);
+  await syncIndexes(models);
+  const subscriber = createRedis(redisUrl, 'subscriber', logger);
+  const publisher = createRedis(redisUrl, 'worker', logger);
+  const command = createRedis(redisUrl, 'command', logger);
+  await Promise.all([redisReady(subscriber), redisReady(publisher), redisReady(command)]);
+  const hub = new SubscriptionHub(subscriber, logger);
+  const app = await buildGateway(
+    { ADMIN_TOKEN: TOKEN },
+    { models, hub, mongoPing: async () => undefined, redisPing: () => command.ping() },
+    logger,
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as { port: number }).port;
+  return {
+    name: 'gateway',
+    hub,
+    url: (jobId) => `ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream?from=0&token=${TOKEN}`,
+    async producer(jobId) {
+      await models.StackJob.create({
+        _id: jobId,
+        resourceId: 'r',
+        resourceVersion: 1,
+        kind: 'k',
+        stackFqdn: `o/p/${jobId}`,
+        operation: 'up',
+        status: 'running',
+      });
+      const sink = new LineSink({ jobId, publisher, store: lineStore(models).writer(jobId), logger });
+      return {
+        emit: () => sink.line('stdout', `t=${now()}`),
+        async finish() {
+          const lastSeq = await sink.close();
+          await models.StackJob.updateOne({ _id: jobId }, { $set: { status: 'succeeded', lastSeq, finishedAt: new Date() } });
+          sink.publish({ type: 'end', jobId, status: 'succeeded', exitCode: 0, summary: {}, lastSeq, ts: new Date().toISOString() });
+        },
+      };
+    },
+    async close() {
+      await app.close();
+      subscriber.disconnect();
+      publisher.disconnect();
+      command.disconnect();
+      await connection.close();
+    },
+  };
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+/** The client process (see clients.ts). */
+function clientProcess() {
+  const child = fork(fileURLToPath(new URL('./clients.js', import.meta.url)), { stdio: 'inherit' });
+  const wait = <T>(answer: string) =>
+    new Promise<T>((resolve) => {
+      const onMessage = (message: Record<string, unknown>) => {
+        if (message[answer]) {
+          child.off('message', onMessage);
+          resolve(message as T);
+        }
+      };
+      child.on('message', onMessage);
+    });
+  const ask = <T>(command: object, answer: string) => {
+    const answered = wait<T>(answer);
+    child.send(command);
+    return answered;
+  };
+  return { child, ask, wait };
+}
+
+interface Run {
+  p50: number;
+  p99: number;
+  delivered: number;
+  seconds: number;
+}
+
+/** `clients` clients in the client process; the producer emits `total` lines at `rate` per second (0: as fast as it can). */
+async function run(target: Target, clients: ReturnType<typeof clientProcess>, count: number, total: number, rate: number): Promise<Run> {
+  const jobId = randomUUID();
+  const producer = await target.producer(jobId);
+  await clients.ask({ cmd: 'connect', url: target.url(jobId), count }, 'ready');
+  await sleep(200);
+  const done = clients.wait<Run>('done');
+  const start = performance.now();
+  for (let seq = 1; seq <= total; seq++) {
+    if (rate > 0) {
+      const wait = start + (seq * 1000) / rate - performance.now();
+      if (wait > 1) await sleep(wait);
+    } else if (seq % 200 === 0) await new Promise((r) => setImmediate(r));
+    producer.emit(seq);
+  }
+  await producer.finish();
+  const result = await Promise.race([done, sleep(60_000).then(() => ({ p50: NaN, p99: NaN, delivered: 0, seconds: 1 }))]);
+  await clients.ask({ cmd: 'close' }, 'closed');
+  return result;
+}
+
+/** Server heap + external bytes per idle connection (the clients live in the client process). */
+async function memoryPerConnection(target: Target, clients: ReturnType<typeof clientProcess>, connections: number): Promise<number> {
+  const jobId = randomUUID();
+  await target.producer(jobId);
+  global.gc?.();
+  await sleep(200);
+  const before = process.memoryUsage();
+  await clients.ask({ cmd: 'connect', url: target.url(jobId), count: connections }, 'ready');
+  await sleep(500);
+  global.gc?.();
+  const after = process.memoryUsage();
+  await clients.ask({ cmd: 'close' }, 'closed');
+  await sleep(300);
+  return (after.heapUsed + after.external - before.heapUsed - before.external) / connections;
+}
+
+export async function gatewayBench(): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'pds-bench-'));
+  const redis = await startLocalRedis();
+  const ferret = await startLocalFerretDb({ dataDir });
+  const raw = await rawRelay(redis.url);
+  const gateway = await ours(redis.url, ferret.url);
+  const clients = clientProcess();
+  try {
+    console.log('\n== stream gateway (ours vs raw Redis pub/sub + ws relay, same run; clients in another process) ==');
+    console.log(`${'figure'.padEnd(46)} ${'ours'.padStart(10)} ${'raw'.padStart(10)}`);
+    for (const count of [1, 100]) {
+      const g = await run(gateway, clients, count, 5000, 1000);
+      const r = await run(raw, clients, count, 5000, 1000);
+      row(`latency p50, ${count} client(s), 1000 lines/s`, g.p50, r.p50, 'ms', '');
+      row(`latency p99, ${count} client(s), 1000 lines/s`, g.p99, r.p99, 'ms', 'p99 <= 1.5x raw');
+    }
+    const gt = await run(gateway, clients, 100, 20_000, 0);
+    const rt = await run(raw, clients, 100, 20_000, 0);
+    row('delivered lines/s, 100 clients', gt.delivered / gt.seconds, rt.delivered / rt.seconds, 'lines/s', '>= 70% of raw');
+    const gm = await memoryPerConnection(gateway, clients, 1000);
+    const rm_ = await memoryPerConnection(raw, clients, 1000);
+    row('server memory per idle connection', gm / 1024, rm_ / 1024, 'KiB', 'report');
+    // Wait for the streams of the memory run to wind down, so only this job is subscribed.
+    for (let i = 0; i < 50 && gateway.hub.subscriptions > 0; i++) await sleep(100);
+    const jobId = randomUUID();
+    await gateway.producer(jobId);
+    await clients.ask({ cmd: 'connect', url: gateway.url(jobId), count: 100 }, 'ready');
+    await sleep(300);
+    console.log(`${'redis subscriptions, 100 clients on one job'.padEnd(46)} ${String(gateway.hub.subscriptions).padStart(10)}   goal: 1`);
+    await clients.ask({ cmd: 'close' }, 'closed');
+  } finally {
+    clients.child.kill();
+    await gateway.close();
+    await raw.close();
+    await ferret.stop();
+    await redis.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
