@@ -1,35 +1,79 @@
 /**
- * Benchmark clients in their own process, so the server under test does not share its event loop
- * with them. Commands over IPC: { cmd: 'connect', url, count } → { ready }; when every socket has
- * seen `end` → { done, p50, p99, delivered, seconds }; { cmd: 'close' } terminates the sockets.
- * Lines carry their send time as text `t=<epoch ms>`; both processes use performance.timeOrigin.
+ * "The rest of the world" for the gateway benchmark, in its own process so the server under test
+ * does not share its event loop with it: the WebSocket clients and the producer (a runner's line
+ * sink, or a bare publisher for the raw baseline). Commands over IPC:
+ * - { cmd: 'connect', url, count } → { ready }; when every socket has seen `end` → { done, p50, p99, delivered, seconds }
+ * - { cmd: 'produce', kind: 'ours' | 'raw', jobId, total, rate, redisUrl, mongoUrl } → { produced }
+ * - { cmd: 'close' } → { closed }
+ * Lines carry their send time as text `t=<epoch ms>`.
  */
 import { performance } from 'node:perf_hooks';
+import { LineSink } from '@pds/runner';
+import { connectMongo, createLogger, createModels, createRedis, jobChannel, lineStore, type Models, redisReady } from '@pds/shared';
+import type { Redis } from 'ioredis';
 import WebSocket from 'ws';
-import { percentile } from './stats.js';
+import { percentile, sleep } from './stats.js';
 
 const now = () => performance.timeOrigin + performance.now();
+const logger = createLogger({ name: 'bench-clients', level: 'silent' });
 let sockets: WebSocket[] = [];
+let world: { publisher: Redis; models: Models } | undefined;
 
-process.on('message', async (command: { cmd: string; url?: string; count?: number }) => {
-  if (command.cmd === 'close') {
-    for (const socket of sockets) socket.terminate();
-    sockets = [];
-    process.send?.({ closed: true });
+async function connectWorld(redisUrl: string, mongoUrl: string) {
+  if (world) return world;
+  const publisher = createRedis(redisUrl, 'worker', logger);
+  await redisReady(publisher);
+  world = { publisher, models: createModels(await connectMongo(mongoUrl)) };
+  return world;
+}
+
+interface ProduceCommand {
+  kind: 'ours' | 'raw';
+  jobId: string;
+  total: number;
+  rate: number;
+  redisUrl: string;
+  mongoUrl: string;
+}
+
+async function produce(command: ProduceCommand): Promise<void> {
+  const { publisher, models } = await connectWorld(command.redisUrl, command.mongoUrl);
+  const { jobId } = command;
+  const sink = command.kind === 'ours' ? new LineSink({ jobId, publisher, store: lineStore(models).writer(jobId), logger }) : undefined;
+  const start = performance.now();
+  for (let seq = 1; seq <= command.total; seq++) {
+    if (command.rate > 0) {
+      const wait = start + (seq * 1000) / command.rate - performance.now();
+      if (wait > 1) await sleep(wait);
+    } else if (seq % 200 === 0) await new Promise((r) => setImmediate(r));
+    if (sink) sink.line('stdout', `t=${now()}`);
+    else
+      void publisher.publish(
+        jobChannel(jobId),
+        JSON.stringify({ type: 'line', jobId, seq, stream: 'stdout', text: `t=${now()}`, ts: new Date().toISOString() }),
+      );
+  }
+  if (!sink) {
+    await publisher.publish(jobChannel(jobId), JSON.stringify({ type: 'end', jobId }));
     return;
   }
+  const lastSeq = await sink.close();
+  await models.StackJob.updateOne({ _id: jobId }, { $set: { status: 'succeeded', lastSeq, finishedAt: new Date() } });
+  sink.publish({ type: 'end', jobId, status: 'succeeded', exitCode: 0, summary: {}, lastSeq, ts: new Date().toISOString() });
+}
+
+function connect(url: string, count: number): Promise<void> {
   const latencies: number[] = [];
   let delivered = 0;
   let first = 0;
   let last = 0;
   let ended = 0;
-  const count = command.count ?? 1;
-  sockets = await Promise.all(
+  return Promise.all(
     Array.from(
       { length: count },
       () =>
         new Promise<WebSocket>((resolve, reject) => {
-          const socket = new WebSocket(command.url as string);
+          const socket = new WebSocket(url);
           socket.on('message', (data) => {
             const text = String(data);
             if (text.includes('"type":"end"')) {
@@ -50,12 +94,27 @@ process.on('message', async (command: { cmd: string; url?: string; count?: numbe
             first ||= at;
             last = at;
             delivered++;
-            if (delivered % 7 === 0 || count === 1) latencies.push(at - Number(match[1]));
+            if (count === 1 || delivered % 7 === 0) latencies.push(at - Number(match[1]));
           });
           socket.once('open', () => resolve(socket));
           socket.once('error', reject);
         }),
     ),
-  );
-  process.send?.({ ready: true });
+  ).then((opened) => {
+    sockets = opened;
+  });
+}
+
+process.on('message', async (command: { cmd: string; url?: string; count?: number } & ProduceCommand) => {
+  if (command.cmd === 'close') {
+    for (const socket of sockets) socket.terminate();
+    sockets = [];
+    process.send?.({ closed: true });
+  } else if (command.cmd === 'produce') {
+    await produce(command);
+    process.send?.({ produced: true });
+  } else if (command.cmd === 'connect') {
+    await connect(command.url as string, command.count ?? 1);
+    process.send?.({ ready: true });
+  }
 });

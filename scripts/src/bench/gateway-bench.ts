@@ -12,10 +12,9 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
-import { LineSink } from '@pds/runner';
-import { connectMongo, createLogger, createModels, createRedis, jobChannel, lineStore, redisReady, syncIndexes } from '@pds/shared';
+
+import { connectMongo, createLogger, createModels, createRedis, jobChannel, redisReady, syncIndexes } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { row, sleep } from './stats.js';
@@ -26,8 +25,9 @@ const logger = createLogger({ name: 'bench', level: 'silent' });
 interface Target {
   name: string;
   url(jobId: string): string;
-  /** Starts a job's producer: returns a function that emits line `seq`. */
-  producer(jobId: string): Promise<{ emit(seq: number): void; finish(): Promise<void> }>;
+  kind: 'ours' | 'raw';
+  /** Makes whatever the job needs before clients join (the job document, for ours). */
+  prepare(jobId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,16 +57,8 @@ async function rawRelay(redisUrl: string): Promise<Target> {
   return {
     name: 'raw',
     url: (jobId) => `ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream`,
-    async producer(jobId) {
-      return {
-        emit: (seq) =>
-          void publisher.publish(
-            jobChannel(jobId),
-            JSON.stringify({ type: 'line', jobId, seq, stream: 'stdout', text: `t=${now()}`, ts: new Date().toISOString() }),
-          ),
-        finish: async () => void (await publisher.publish(jobChannel(jobId), JSON.stringify({ type: 'end', jobId }))),
-      };
-    },
+    kind: 'raw',
+    prepare: async () => undefined,
     async close() {
       for (const socket of wss.clients) socket.terminate();
       wss.close();
@@ -97,7 +89,8 @@ async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub:
     name: 'gateway',
     hub,
     url: (jobId) => `ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream?from=0&token=${TOKEN}`,
-    async producer(jobId) {
+    kind: 'ours',
+    async prepare(jobId) {
       await models.StackJob.create({
         _id: jobId,
         resourceId: 'r',
@@ -107,15 +100,6 @@ async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub:
         operation: 'up',
         status: 'running',
       });
-      const sink = new LineSink({ jobId, publisher, store: lineStore(models).writer(jobId), logger });
-      return {
-        emit: () => sink.line('stdout', `t=${now()}`),
-        async finish() {
-          const lastSeq = await sink.close();
-          await models.StackJob.updateOne({ _id: jobId }, { $set: { status: 'succeeded', lastSeq, finishedAt: new Date() } });
-          sink.publish({ type: 'end', jobId, status: 'succeeded', exitCode: 0, summary: {}, lastSeq, ts: new Date().toISOString() });
-        },
-      };
     },
     async close() {
       await app.close();
@@ -126,8 +110,6 @@ async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub:
     },
   };
 }
-
-const now = () => performance.timeOrigin + performance.now();
 
 /** The client process (see clients.ts). */
 function clientProcess() {
@@ -150,6 +132,11 @@ function clientProcess() {
   return { child, ask, wait };
 }
 
+interface Urls {
+  redisUrl: string;
+  mongoUrl: string;
+}
+
 interface Run {
   p50: number;
   p99: number;
@@ -158,21 +145,20 @@ interface Run {
 }
 
 /** `clients` clients in the client process; the producer emits `total` lines at `rate` per second (0: as fast as it can). */
-async function run(target: Target, clients: ReturnType<typeof clientProcess>, count: number, total: number, rate: number): Promise<Run> {
+async function run(
+  target: Target,
+  clients: ReturnType<typeof clientProcess>,
+  urls: Urls,
+  count: number,
+  total: number,
+  rate: number,
+): Promise<Run> {
   const jobId = randomUUID();
-  const producer = await target.producer(jobId);
+  await target.prepare(jobId);
   await clients.ask({ cmd: 'connect', url: target.url(jobId), count }, 'ready');
   await sleep(200);
   const done = clients.wait<Run>('done');
-  const start = performance.now();
-  for (let seq = 1; seq <= total; seq++) {
-    if (rate > 0) {
-      const wait = start + (seq * 1000) / rate - performance.now();
-      if (wait > 1) await sleep(wait);
-    } else if (seq % 200 === 0) await new Promise((r) => setImmediate(r));
-    producer.emit(seq);
-  }
-  await producer.finish();
+  await clients.ask({ cmd: 'produce', kind: target.kind, jobId, total, rate, ...urls }, 'produced');
   const result = await Promise.race([done, sleep(60_000).then(() => ({ p50: NaN, p99: NaN, delivered: 0, seconds: 1 }))]);
   await clients.ask({ cmd: 'close' }, 'closed');
   return result;
@@ -181,7 +167,7 @@ async function run(target: Target, clients: ReturnType<typeof clientProcess>, co
 /** Server heap + external bytes per idle connection (the clients live in the client process). */
 async function memoryPerConnection(target: Target, clients: ReturnType<typeof clientProcess>, connections: number): Promise<number> {
   const jobId = randomUUID();
-  await target.producer(jobId);
+  await target.prepare(jobId);
   global.gc?.();
   await sleep(200);
   const before = process.memoryUsage();
@@ -205,13 +191,15 @@ export async function gatewayBench(): Promise<void> {
     console.log('\n== stream gateway (ours vs raw Redis pub/sub + ws relay, same run; clients in another process) ==');
     console.log(`${'figure'.padEnd(46)} ${'ours'.padStart(10)} ${'raw'.padStart(10)}`);
     for (const count of [1, 100]) {
-      const g = await run(gateway, clients, count, 5000, 1000);
-      const r = await run(raw, clients, count, 5000, 1000);
+      const urls = { redisUrl: redis.url, mongoUrl: ferret.url };
+      const g = await run(gateway, clients, urls, count, 5000, 1000);
+      const r = await run(raw, clients, urls, count, 5000, 1000);
       row(`latency p50, ${count} client(s), 1000 lines/s`, g.p50, r.p50, 'ms', '');
       row(`latency p99, ${count} client(s), 1000 lines/s`, g.p99, r.p99, 'ms', 'p99 <= 1.5x raw');
     }
-    const gt = await run(gateway, clients, 100, 20_000, 0);
-    const rt = await run(raw, clients, 100, 20_000, 0);
+    const urls = { redisUrl: redis.url, mongoUrl: ferret.url };
+    const gt = await run(gateway, clients, urls, 100, 20_000, 0);
+    const rt = await run(raw, clients, urls, 100, 20_000, 0);
     row('delivered lines/s, 100 clients', gt.delivered / gt.seconds, rt.delivered / rt.seconds, 'lines/s', '>= 70% of raw');
     const gm = await memoryPerConnection(gateway, clients, 1000);
     const rm_ = await memoryPerConnection(raw, clients, 1000);
@@ -219,7 +207,7 @@ export async function gatewayBench(): Promise<void> {
     // Wait for the streams of the memory run to wind down, so only this job is subscribed.
     for (let i = 0; i < 50 && gateway.hub.subscriptions > 0; i++) await sleep(100);
     const jobId = randomUUID();
-    await gateway.producer(jobId);
+    await gateway.prepare(jobId);
     await clients.ask({ cmd: 'connect', url: gateway.url(jobId), count: 100 }, 'ready');
     await sleep(300);
     console.log(`${'redis subscriptions, 100 clients on one job'.padEnd(46)} ${String(gateway.hub.subscriptions).padStart(10)}   goal: 1`);
