@@ -142,13 +142,16 @@ export async function streamJob(
   let queued = 0; // work items on `chain` not finished yet
   const enqueue = (work: () => Promise<void>) => {
     queued++;
-    chain = chain.then(work).finally(() => queued--).catch((err: Error) => {
-      if (!ended) {
-        ended = true;
-        send({ type: 'error', jobId, code: 1011, message: err.message });
-        wake?.();
-      }
-    });
+    chain = chain
+      .then(work)
+      .finally(() => queued--)
+      .catch((err: Error) => {
+        if (!ended) {
+          ended = true;
+          send({ type: 'error', jobId, code: 1011, message: err.message });
+          wake?.();
+        }
+      });
   };
 
   // Subscribe first, and hold live messages until the replay is done: nothing falls in between.
