@@ -7,6 +7,7 @@ import { toolPath } from '@pds/devkit';
 import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
 import { createRunner } from '@pds/runner';
 import {
+  type Config,
   connectMongo,
   createLogger,
   createModels,
@@ -26,7 +27,7 @@ export const TOKEN = 'test-admin-token-0123456789';
  * The three services in this process, on a real Redis, a real MongoDB wire server, the real
  * Pulumi CLI and a file state backend in a temporary folder. Everything is torn down with `t`.
  */
-export async function startStack(t: Teardowns) {
+export async function startStack(t: Teardowns, overrides: Partial<Config> = {}) {
   const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-e2e-'))]);
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   const config = loadConfig(
@@ -39,6 +40,7 @@ export async function startStack(t: Teardowns) {
       PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
       WORK_DIR: join(scratch, 'work'),
       LOG_LEVEL: 'silent',
+      ...overrides,
     },
   );
   const logger = createLogger({ name: 'e2e', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -53,7 +55,8 @@ export async function startStack(t: Teardowns) {
   const workerRedis = createRedis(config.REDIS_URL, 'worker', logger);
   const publisher = createRedis(config.REDIS_URL, 'worker', logger);
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
-  t.teardown(() => Promise.allSettled([commandRedis, workerRedis, publisher, subscriber].map((r) => r.quit())));
+  const cancelSubscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
+  t.teardown(() => Promise.allSettled([commandRedis, workerRedis, publisher, subscriber, cancelSubscriber].map((r) => r.quit())));
 
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: workerRedis, prefix });
   t.teardown(() => queue.close());
@@ -61,8 +64,8 @@ export async function startStack(t: Teardowns) {
   const api = await buildApp(config, { models, kinds, queue, redis: commandRedis, mongoPing }, logger);
   t.teardown(() => api.close());
 
-  const runner = createRunner({ config, models, kinds, connection: workerRedis, publisher, logger, prefix });
-  runner.start();
+  const runner = createRunner({ config, models, kinds, connection: workerRedis, publisher, subscriber: cancelSubscriber, logger, prefix });
+  await runner.start();
   t.teardown(() => runner.close());
 
   const hub = new SubscriptionHub(subscriber, logger);
@@ -94,4 +97,15 @@ export function readStream(url: string, token = TOKEN): Promise<{ messages: Stre
     socket.on('close', (code, reason) => resolve({ messages, code, reason: String(reason) }));
     socket.on('error', reject);
   });
+}
+
+/** A LocalFileSet manifest; a file's `delayMs` makes its creation take that long (a long-running up). */
+export function fileSetManifest(name: string, directory: string, files: { path: string; content: string; delayMs?: number }[]): string {
+  const list = files
+    .map(
+      (f) =>
+        `    - path: ${JSON.stringify(f.path)}\n      content: ${JSON.stringify(f.content)}${f.delayMs ? `\n      delayMs: ${f.delayMs}` : ''}`,
+    )
+    .join('\n');
+  return `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  files:\n${list}\n`;
 }

@@ -22,6 +22,8 @@ export const ConfigSchema = Type.Object({
   WORK_DIR: Type.String({ default: `${repoRoot}.data/work` }),
   RUNNER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
+  /** After SIGINT (Pulumi's graceful cancel), how long before the run is killed. */
+  CANCEL_GRACE_SECONDS: Type.Integer({ minimum: 0, default: 30 }),
   HOST: Type.String({ default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Union([LogLevel], { default: 'info' }),

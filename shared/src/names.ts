@@ -16,3 +16,6 @@ export function jobChannel(jobId: string): string {
 export function stackLockKey(stackFqdn: string): string {
   return `${PREFIX}:lock:stack:${stackFqdn}`;
 }
+
+/** Channel on which the API asks every runner to cancel a running job (message: the job id). */
+export const CANCEL_CHANNEL = `${PREFIX}:cancel`;

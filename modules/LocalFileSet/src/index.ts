@@ -5,6 +5,7 @@ import { LocalFile } from './local-file';
 interface FileSpec {
   path: string;
   content: string;
+  delayMs?: number;
 }
 
 interface LocalFileSetSpec {
@@ -25,6 +26,9 @@ function readSpec(): LocalFileSetSpec {
     if (typeof file?.path !== 'string' || typeof file.content !== 'string') {
       throw new Error(`spec.files[${i}] must have a string path and a string content`);
     }
+    if (file.delayMs !== undefined && (!Number.isInteger(file.delayMs) || file.delayMs < 0)) {
+      throw new Error(`spec.files[${i}].delayMs must be a non-negative integer`);
+    }
     if (isAbsolute(file.path) || normalize(file.path).startsWith('..')) {
       throw new Error(`spec.files[${i}].path "${file.path}" must stay inside spec.directory`);
     }
@@ -36,7 +40,12 @@ function readSpec(): LocalFileSetSpec {
 export default async function main() {
   const spec = readSpec();
   const files = spec.files.map(
-    (file) => new LocalFile(file.path, { path: join(spec.directory, normalize(file.path)), content: file.content }),
+    (file) =>
+      new LocalFile(file.path, {
+        path: join(spec.directory, normalize(file.path)),
+        content: file.content,
+        ...(file.delayMs ? { delayMs: file.delayMs } : {}),
+      }),
   );
   return {
     directory: spec.directory,

@@ -4,6 +4,8 @@ export interface LocalFileInputs {
   /** Absolute path of the file. */
   path: string;
   content: string;
+  /** Wait this long before writing, like a slow cloud API (lets a demo or test watch a long run). */
+  delayMs?: number;
 }
 
 interface LocalFileState extends LocalFileInputs {
@@ -16,6 +18,7 @@ interface LocalFileState extends LocalFileInputs {
  */
 const localFileProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: LocalFileInputs) {
+    await new Promise((resolve) => setTimeout(resolve, inputs.delayMs ?? 0));
     const { mkdirSync, writeFileSync } = require('node:fs') as typeof import('node:fs');
     const { dirname } = require('node:path') as typeof import('node:path');
     const { createHash } = require('node:crypto') as typeof import('node:crypto');
@@ -32,6 +35,7 @@ const localFileProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async update(_id: string, _olds: LocalFileState, news: LocalFileInputs) {
+    await new Promise((resolve) => setTimeout(resolve, news.delayMs ?? 0));
     const { writeFileSync } = require('node:fs') as typeof import('node:fs');
     const { createHash } = require('node:crypto') as typeof import('node:crypto');
     writeFileSync(news.path, news.content);

@@ -9,9 +9,9 @@ import { resourceRoutes } from './routes/resources.js';
 export interface ApiDeps {
   models: Models;
   kinds: KindRegistry;
-  queue: Pick<Queue, 'add'>;
-  /** A fail-fast (`command`) connection, for readiness. */
-  redis: Pick<Redis, 'ping'>;
+  queue: Pick<Queue, 'add' | 'remove'>;
+  /** A fail-fast (`command`) connection: readiness, cancel requests. */
+  redis: Pick<Redis, 'ping' | 'publish'>;
   /** Answers whether Mongo is reachable, for readiness. */
   mongoPing(): Promise<unknown>;
 }

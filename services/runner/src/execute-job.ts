@@ -94,7 +94,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
       options: (job?.options ?? {}) as JobOptions,
       env: { STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest)) },
       signal: runSignal,
-      graceMs: 10_000,
+      graceMs: config.CANCEL_GRACE_SECONDS * 1000,
       onLine(stream, text) {
         (stream === 'stdout' ? stdout : stderr).push(text);
         sink.line(stream, text);

@@ -16,8 +16,9 @@ await syncIndexes(models);
 const kinds = await loadKindRegistry(config.MODULES_DIR);
 const redis = createRedis(config.REDIS_URL, 'worker', logger);
 const publisher = createRedis(config.REDIS_URL, 'worker', logger);
-const runner = createRunner({ config, models, kinds, connection: redis, publisher, logger });
-runner.start();
+const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
+const runner = createRunner({ config, models, kinds, connection: redis, publisher, subscriber, logger });
+await runner.start();
 
 const health = createServer((req, res) => {
   const ok = req.url === '/health' || (req.url === '/ready' && runner.worker.isRunning());
@@ -32,5 +33,5 @@ closeWithGrace({ delay: 60_000, logger }, async ({ signal, err }) => {
   else logger.info({ signal }, 'draining');
   health.close();
   await runner.close();
-  await Promise.allSettled([redis.quit(), publisher.quit(), connection.close()]);
+  await Promise.allSettled([redis.quit(), publisher.quit(), subscriber.quit(), connection.close()]);
 });

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { type Config, type KindRegistry, type Logger, type Models, STACK_JOBS_QUEUE } from '@pds/shared';
+import { CANCEL_CHANNEL, type Config, type KindRegistry, type Logger, type Models, redisReady, STACK_JOBS_QUEUE } from '@pds/shared';
 import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob } from './execute-job.js';
@@ -13,6 +13,8 @@ export interface RunnerDeps {
   connection: Redis;
   /** A connection for publishing lines. */
   publisher: Redis;
+  /** A connection of its own for hearing cancel requests (CANCEL_CHANNEL). */
+  subscriber: Redis;
   logger: Logger;
   /** BullMQ key prefix (tests use their own). */
   prefix?: string;
@@ -57,11 +59,22 @@ export function createRunner(deps: RunnerDeps) {
   });
   worker.on('error', (err) => deps.logger.error({ err }, 'worker error'));
 
+  // Every runner hears every cancel request; the one running the job acts on it.
+  deps.subscriber.on('message', (channel: string, jobId: string) => {
+    const controller = channel === CANCEL_CHANNEL ? running.get(jobId) : undefined;
+    if (!controller) return;
+    deps.logger.info({ jobId }, 'cancel requested');
+    controller.abort('cancelled' satisfies AbortReason);
+  });
+
   let closing: Promise<void> | undefined;
   return {
     worker,
     runnerId,
-    start(): void {
+    /** Starts taking jobs once the cancel channel is subscribed (so no request is missed). */
+    async start(): Promise<void> {
+      await redisReady(deps.subscriber);
+      await deps.subscriber.subscribe(CANCEL_CHANNEL);
       void worker.run();
     },
     /** Aborts a job running in this process; true if it was here. */

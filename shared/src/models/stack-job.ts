@@ -26,6 +26,8 @@ export const stackJobSchema = new Schema(
     /** Seq of the last persisted line, written when the job ends. */
     lastSeq: { type: Number, default: 0 },
     runnerId: { type: String },
+    /** When a cancel of the running job was asked for. */
+    cancelRequestedAt: { type: Date },
   },
   { timestamps: true, versionKey: false },
 );

@@ -43,6 +43,21 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => jobs.get(request.params.id),
   );
 
+  app.post(
+    '/v1/jobs/:id/cancel',
+    {
+      schema: {
+        summary: 'Cancel a job: a queued one at once (200), a running one by asking its runner (202)',
+        params: IdParamsSchema,
+        response: { 200: JobSchema, 202: JobSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { accepted, job } = await jobs.cancel(request.params.id);
+      return reply.code(accepted ? 202 : 200).send(job);
+    },
+  );
+
   app.get(
     '/v1/jobs/:id/lines',
     {

@@ -1,10 +1,25 @@
-import { errors, type JobStatus, lineStore, type Models, type Operation, STACK_JOBS_QUEUE, type StackJobDoc } from '@pds/shared';
+import {
+  CANCEL_CHANNEL,
+  type EndMessage,
+  errors,
+  isFinalStatus,
+  jobChannel,
+  type JobStatus,
+  lineStore,
+  type Models,
+  type Operation,
+  STACK_JOBS_QUEUE,
+  type StackJobDoc,
+} from '@pds/shared';
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { jobView } from './views.js';
 
 export interface JobServiceDeps {
   models: Models;
-  queue: Pick<Queue, 'add'>;
+  queue: Pick<Queue, 'add' | 'remove'>;
+  /** For telling runners and watchers (cancel requests, end messages). */
+  redis: Pick<Redis, 'publish'>;
 }
 
 export interface CreateJobInput {
@@ -16,7 +31,7 @@ export interface CreateJobInput {
 }
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
-export function jobService({ models, queue }: JobServiceDeps) {
+export function jobService({ models, queue, redis }: JobServiceDeps) {
   return {
     /** Records the job as queued, then puts it on the queue; if the queue is down, nothing is left behind. */
     async create(resourceId: string, input: CreateJobInput) {
@@ -46,6 +61,52 @@ export function jobService({ models, queue }: JobServiceDeps) {
         throw errors.unavailable(`the job queue (Redis) is unavailable; no job was created: ${(err as Error).message}`);
       }
       return jobView(job.toObject() as StackJobDoc);
+    },
+
+    /**
+     * Cancels a job. A queued one ends `cancelled` at once and leaves the queue (`accepted: false`);
+     * a running one is asked to stop — every runner hears the request, the one running it sends
+     * Pulumi SIGINT, and the job ends `cancelled` with its lines so far (`accepted: true`).
+     */
+    async cancel(id: string) {
+      const job = await models.StackJob.findById(id).lean<StackJobDoc>();
+      if (!job) throw errors.notFound(`job ${id} not found`);
+      if (isFinalStatus(job.status as JobStatus)) throw errors.conflict(`job ${id} has already ended (${job.status}); nothing to cancel`);
+      const finishedAt = new Date();
+      const cancelled = await models.StackJob.findOneAndUpdate(
+        { _id: id, status: 'queued' },
+        { $set: { status: 'cancelled', reason: 'cancelled', error: 'cancelled before it started', finishedAt } },
+        { returnDocument: 'after' },
+      ).lean<StackJobDoc>();
+      if (cancelled) {
+        // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
+        await queue.remove(id).catch(() => undefined);
+        const end: EndMessage = {
+          type: 'end',
+          jobId: id,
+          status: 'cancelled',
+          exitCode: null,
+          error: 'cancelled before it started',
+          reason: 'cancelled',
+          summary: {},
+          lastSeq: 0,
+          ts: finishedAt.toISOString(),
+        };
+        await redis.publish(jobChannel(id), JSON.stringify(end)).catch(() => undefined);
+        return { accepted: false, job: jobView(cancelled) };
+      }
+      // It started meanwhile: ask the runners.
+      try {
+        await redis.publish(CANCEL_CHANNEL, id);
+      } catch (err) {
+        throw errors.unavailable(`cannot reach the runners (Redis is unavailable): ${(err as Error).message}`);
+      }
+      const current = await models.StackJob.findByIdAndUpdate(
+        id,
+        { $set: { cancelRequestedAt: finishedAt } },
+        { returnDocument: 'after' },
+      ).lean<StackJobDoc>();
+      return { accepted: true, job: jobView(current ?? job) };
     },
 
     async get(id: string) {

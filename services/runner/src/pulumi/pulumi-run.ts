@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Operation } from '@pds/shared';
 import { execa } from 'execa';
 import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
+import { killTree } from './kill-tree.js';
 import { type JobOptions, operationArgs, runsProgram } from './operation-args.js';
 
 const PROGRAM_HOST = fileURLToPath(new URL('./program-host.js', import.meta.url));
@@ -181,13 +182,30 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
       reject: false,
       cancelSignal: spec.signal,
       killSignal: 'SIGINT',
-      forceKillAfterDelay: spec.graceMs,
+      forceKillAfterDelay: false,
     });
+    let forced = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      graceTimer = setTimeout(() => {
+        forced = true;
+        if (subprocess.pid !== undefined) killTree(subprocess.pid);
+      }, spec.graceMs);
+    };
+    if (spec.signal.aborted) onAbort();
+    else spec.signal.addEventListener('abort', onAbort, { once: true });
     const [result] = await Promise.all([
       subprocess,
       forwardLines(subprocess.stdout, (text) => spec.onLine('stdout', text)),
       forwardLines(subprocess.stderr, (text) => spec.onLine('stderr', text)),
     ]);
+    clearTimeout(graceTimer);
+    spec.signal.removeEventListener('abort', onAbort);
+    if (forced) {
+      // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
+      // lock, so no live run can own it: clear it, so the next operation on the stack can run.
+      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], { cwd: spec.workspaceDir, env, reject: false });
+    }
     if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
       outputs = await stackOutputs(spec, env);
     }
