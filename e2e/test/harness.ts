@@ -15,6 +15,7 @@ import {
   loadConfig,
   loadKindRegistry,
   STACK_JOBS_QUEUE,
+  StackQueue,
   syncIndexes,
 } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
@@ -27,7 +28,7 @@ export const TOKEN = 'test-admin-token-0123456789';
  * The three services in this process, on a real Redis, a real MongoDB wire server, the real
  * Pulumi CLI and a file state backend in a temporary folder. Everything is torn down with `t`.
  */
-export async function startStack(t: Teardowns, overrides: Partial<Config> = {}) {
+export async function startStack(t: Teardowns, overrides: Partial<Config> = {}, options: { prefix?: string } = {}) {
   const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-e2e-'))]);
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   const config = loadConfig(
@@ -44,7 +45,8 @@ export async function startStack(t: Teardowns, overrides: Partial<Config> = {}) 
     },
   );
   const logger = createLogger({ name: 'e2e', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const prefix = `test-${randomUUID()}`;
+  // Each test its own BullMQ key prefix; a test that starts runner processes uses their default.
+  const prefix = options.prefix ?? `test-${randomUUID()}`;
   const connection = await connectMongo(config.MONGO_URL);
   t.teardown(() => connection.close());
   const models = createModels(connection);
@@ -61,7 +63,11 @@ export async function startStack(t: Teardowns, overrides: Partial<Config> = {}) 
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: workerRedis, prefix });
   t.teardown(() => queue.close());
   const mongoPing = () => connection.db?.admin().ping() as Promise<unknown>;
-  const api = await buildApp(config, { models, kinds, queue, redis: commandRedis, mongoPing }, logger);
+  const api = await buildApp(
+    config,
+    { models, kinds, queue, redis: commandRedis, stacks: new StackQueue(commandRedis), mongoPing },
+    logger,
+  );
   t.teardown(() => api.close());
 
   const runner = createRunner({ config, models, kinds, connection: workerRedis, publisher, subscriber: cancelSubscriber, logger, prefix });

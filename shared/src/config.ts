@@ -22,6 +22,8 @@ export const ConfigSchema = Type.Object({
   WORK_DIR: Type.String({ default: `${repoRoot}.data/work` }),
   RUNNER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
+  /** How often a runner renews its locks and heartbeats; a job is declared lost after 4 missed beats. */
+  RUNNER_HEARTBEAT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
   /** After SIGINT (Pulumi's graceful cancel), how long before the run is killed. */
   CANCEL_GRACE_SECONDS: Type.Integer({ minimum: 0, default: 30 }),
   HOST: Type.String({ default: '127.0.0.1' }),

@@ -9,4 +9,5 @@ export * from './models/index.js';
 export * from './mongo.js';
 export * from './names.js';
 export * from './redis.js';
+export * from './stack-queue.js';
 export * from './types.js';

@@ -12,10 +12,43 @@ export function jobChannel(jobId: string): string {
   return `${PREFIX}:job:${jobId}`;
 }
 
-/** Key of the lock that serialises operations on one stack. */
+/** Key of the lock that serialises operations on one stack (value `<jobId>:<fencing token>`). */
 export function stackLockKey(stackFqdn: string): string {
-  return `${PREFIX}:lock:stack:${stackFqdn}`;
+  return `${PREFIX}:stack:${stackFqdn}:lock`;
 }
+
+/** Sorted set of the stack's jobs that wait for it, in creation order. */
+export function stackWaitingKey(stackFqdn: string): string {
+  return `${PREFIX}:stack:${stackFqdn}:waiting`;
+}
+
+/** Counter that hands out the stack's fencing tokens. */
+export function stackFenceKey(stackFqdn: string): string {
+  return `${PREFIX}:stack:${stackFqdn}:fence`;
+}
+
+/** Set when a run on the stack was lost: Pulumi's own lock may be stale and must be cleared first. */
+export function stackDirtyKey(stackFqdn: string): string {
+  return `${PREFIX}:stack:${stackFqdn}:dirty`;
+}
+
+/** Counter that orders jobs by creation across every API process. */
+export const JOB_ORDER_KEY = `${PREFIX}:jobs:order`;
 
 /** Channel on which the API asks every runner to cancel a running job (message: the job id). */
 export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
+
+/** A running job's heartbeat (expires when its runner stops renewing it). */
+export function jobHeartbeatKey(jobId: string): string {
+  return `${PREFIX}:job:${jobId}:heartbeat`;
+}
+
+/** Taken by the one reconciler that ends a lost job. */
+export function jobLostClaimKey(jobId: string): string {
+  return `${PREFIX}:job:${jobId}:lost`;
+}
+
+/** Set once by whoever moves a job out of `queued` (a runner starting it, or the API cancelling it). */
+export function jobClaimKey(jobId: string): string {
+  return `${PREFIX}:job:${jobId}:claim`;
+}

@@ -1,5 +1,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AppError, bearerToken, type Config, type KindRegistry, type Logger, type Models, tokenMatches } from '@pds/shared';
+import {
+  AppError,
+  bearerToken,
+  type Config,
+  type KindRegistry,
+  type Logger,
+  type Models,
+  type StackQueue,
+  tokenMatches,
+} from '@pds/shared';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyError } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -12,6 +21,7 @@ export interface ApiDeps {
   queue: Pick<Queue, 'add' | 'remove'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
   redis: Pick<Redis, 'ping' | 'publish'>;
+  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
   /** Answers whether Mongo is reachable, for readiness. */
   mongoPing(): Promise<unknown>;
 }

@@ -7,6 +7,7 @@ import {
   loadConfig,
   loadKindRegistry,
   STACK_JOBS_QUEUE,
+  StackQueue,
   syncIndexes,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
@@ -26,7 +27,7 @@ queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
 
 const app = await buildApp(
   config,
-  { models, kinds, queue, redis, mongoPing: () => connection.db?.admin().ping() as Promise<unknown> },
+  { models, kinds, queue, redis, stacks: new StackQueue(redis), mongoPing: () => connection.db?.admin().ping() as Promise<unknown> },
   logger,
 );
 await app.listen({ host: config.HOST, port: config.PORT });

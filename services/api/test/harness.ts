@@ -9,6 +9,7 @@ import {
   loadConfig,
   loadKindRegistry,
   STACK_JOBS_QUEUE,
+  StackQueue,
   syncIndexes,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
@@ -33,7 +34,11 @@ export async function startApi(t: Teardowns) {
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix: `test-${randomUUID()}` });
   queue.on('error', () => undefined);
   t.teardown(() => queue.close().catch(() => undefined));
-  const app = await buildApp(config, { models, kinds, queue, redis, mongoPing: () => connection.db!.admin().ping() }, logger);
+  const app = await buildApp(
+    config,
+    { models, kinds, queue, redis, stacks: new StackQueue(redis), mongoPing: () => connection.db!.admin().ping() },
+    logger,
+  );
   t.teardown(() => app.close());
   return { app, models, queue, redisServer };
 }

@@ -25,10 +25,19 @@ export interface ExecuteDeps {
   publisher: Pick<Redis, 'publish'>;
   logger: Logger;
   runnerId: string;
+  /** Takes the job out of `queued` for this run (false: someone cancelled it first). */
+  claim(jobId: string): Promise<boolean>;
 }
 
 /** Why a run was aborted, as recorded on the job. */
-export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
+export type AbortReason = 'cancelled' | 'timeout' | 'shutdown' | 'lock_lost';
+
+export interface ExecuteOptions {
+  /** The fencing token of the stack lock this run holds. */
+  fence?: number;
+  /** A run on this stack was lost: clear Pulumi's stale lock before starting. */
+  repairStack?: boolean;
+}
 
 interface Outcome {
   status: JobStatus;
@@ -43,12 +52,18 @@ interface Outcome {
  * Runs one stack job to its end state. The caller holds the stack's lock. Returns without doing
  * anything when the job is gone or no longer queued (cancelled while it waited).
  */
-export async function executeJob(deps: ExecuteDeps, jobId: string, signal: AbortSignal): Promise<void> {
+export async function executeJob(deps: ExecuteDeps, jobId: string, signal: AbortSignal, options: ExecuteOptions = {}): Promise<void> {
   const { models, config } = deps;
   const logger = deps.logger.child({ jobId });
+  if (!(await deps.claim(jobId))) {
+    logger.info('job was cancelled before it could start; skipping');
+    return;
+  }
   const job = await models.StackJob.findOneAndUpdate(
     { _id: jobId, status: 'queued' },
-    { $set: { status: 'running', startedAt: new Date(), runnerId: deps.runnerId } },
+    {
+      $set: { status: 'running', startedAt: new Date(), runnerId: deps.runnerId, fence: options.fence },
+    },
     { returnDocument: 'after' },
   ).lean();
   if (!job) {
@@ -93,6 +108,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
       operation: job?.operation as Operation,
       options: (job?.options ?? {}) as JobOptions,
       env: { STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest)) },
+      clearStaleLock: options.repairStack === true,
       signal: runSignal,
       graceMs: config.CANCEL_GRACE_SECONDS * 1000,
       onLine(stream, text) {
@@ -104,6 +120,14 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
         if (compact) sink.event(compact);
       },
     });
+    if (result.aborted && signal.reason === 'lock_lost') {
+      return {
+        status: 'failed',
+        exitCode: result.exitCode,
+        reason: 'lock_lost',
+        error: 'the stack lock was lost (Redis unreachable for longer than its TTL); the run was stopped',
+      };
+    }
     if (result.aborted) {
       const reason: AbortReason = timeout.aborted ? 'timeout' : ((signal.reason as AbortReason) ?? 'cancelled');
       return {
@@ -126,8 +150,9 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
       outcome = { ...outcome, status: 'failed', error: (err as Error).message, reason: 'lines_not_persisted' };
     }
     const finishedAt = new Date();
-    await models.StackJob.updateOne(
-      { _id: jobId },
+    // Conditional on `running`: if the reconciler already declared this run lost, it stays so.
+    const written = await models.StackJob.updateOne(
+      { _id: jobId, status: 'running' },
       {
         $set: {
           status: outcome.status,
@@ -143,6 +168,10 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
         },
       },
     );
+    if (written.matchedCount === 0) {
+      logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
+      return;
+    }
     // Published only after the job document is final, so a watcher that sees `end` can trust it.
     const end: EndMessage = {
       type: 'end',

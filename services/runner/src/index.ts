@@ -1,3 +1,5 @@
 export { runPulumi } from './pulumi/pulumi-run.js';
 export { createRunner, type Runner, type RunnerDeps } from './runner.js';
 export { LineSink } from './line-sink.js';
+export { reconcileLostJobs } from './reconciler.js';
+export { killTree } from './pulumi/kill-tree.js';

@@ -17,7 +17,16 @@ const kinds = await loadKindRegistry(config.MODULES_DIR);
 const redis = createRedis(config.REDIS_URL, 'worker', logger);
 const publisher = createRedis(config.REDIS_URL, 'worker', logger);
 const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
-const runner = createRunner({ config, models, kinds, connection: redis, publisher, subscriber, logger });
+const runner = createRunner({
+  config,
+  models,
+  kinds,
+  connection: redis,
+  publisher,
+  subscriber,
+  logger,
+  heartbeatMs: config.RUNNER_HEARTBEAT_SECONDS * 1000,
+});
 await runner.start();
 
 const health = createServer((req, res) => {

@@ -1,9 +1,22 @@
 import { hostname } from 'node:os';
-import { CANCEL_CHANNEL, type Config, type KindRegistry, type Logger, type Models, redisReady, STACK_JOBS_QUEUE } from '@pds/shared';
-import { DelayedError, type Job, Worker } from 'bullmq';
+import {
+  CANCEL_CHANNEL,
+  type Config,
+  isFinalStatus,
+  jobHeartbeatKey,
+  type JobStatus,
+  type KindRegistry,
+  type Logger,
+  type Models,
+  redisReady,
+  STACK_JOBS_QUEUE,
+  type StackJobDoc,
+  StackQueue,
+} from '@pds/shared';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob } from './execute-job.js';
-import { StackLocks } from './stack-lock.js';
+import { reconcileLostJobs } from './reconciler.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -18,36 +31,96 @@ export interface RunnerDeps {
   logger: Logger;
   /** BullMQ key prefix (tests use their own). */
   prefix?: string;
+  /** Heartbeat period; a job is lost after 4 missed beats (tests shorten it). */
+  heartbeatMs?: number;
 }
 
 export interface StackJobData {
   stackFqdn: string;
 }
 
-/** How long a job whose stack is busy waits before it looks again. */
-const BUSY_STACK_RETRY_MS = 500;
-
-/** A BullMQ worker that runs stack jobs, one at a time per stack, RUNNER_CONCURRENCY at a time overall. */
+/**
+ * A BullMQ worker that runs stack jobs, RUNNER_CONCURRENCY at a time, one at a time per stack and in
+ * creation order per stack. A job whose stack is busy is parked in BullMQ's delayed set and woken
+ * (promoted) by the job that frees the stack — no polling; the park also expires when the holder's
+ * lock would, as a safety net should the holder die without waking anyone.
+ */
 export function createRunner(deps: RunnerDeps) {
   const runnerId = `${hostname()}:${process.pid}`;
-  const locks = new StackLocks(deps.connection);
+  const heartbeatMs = deps.heartbeatMs ?? 10_000;
+  const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
+  const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
+  const log = deps.logger;
+
+  async function promote(jobId: string): Promise<void> {
+    const job = await queue.getJob(jobId);
+    // Only a parked (delayed) job can be promoted; one that is waiting or active needs nothing.
+    await job?.promote().catch(() => undefined);
+  }
+
+  /** Parks a job whose stack is busy until woken, or until the holder's lock would expire. */
+  async function park(job: Job<StackJobData>, token: string | undefined) {
+    const ttl = await stacks.lockTtl(job.data.stackFqdn);
+    await job.moveToDelayed(Date.now() + (ttl > 0 ? ttl + 250 : stacks.ttlMs), token);
+    throw new DelayedError();
+  }
 
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
     const jobId = job.id as string;
-    const lock = await locks.tryAcquire(job.data.stackFqdn);
-    if (!lock) {
-      // Another operation holds the stack: come back later instead of failing.
-      await job.moveToDelayed(Date.now() + BUSY_STACK_RETRY_MS, token);
-      throw new DelayedError();
+    const { stackFqdn } = job.data;
+    const doc = await deps.models.StackJob.findById(jobId).lean<StackJobDoc>();
+    if (!doc || doc.status !== 'queued') {
+      // Cancelled (or gone) while it waited: out of the line, and wake whoever is next.
+      await stacks.remove(stackFqdn, jobId);
+      const next = await stacks.release(stackFqdn, '');
+      if (next) await promote(next);
+      return;
     }
+    let attempt = await stacks.tryAcquire(stackFqdn, jobId);
+    if (!attempt.acquired && attempt.position === undefined) {
+      await stacks.enqueue(stackFqdn, jobId); // not in line (its line entry was lost): join it
+      attempt = await stacks.tryAcquire(stackFqdn, jobId);
+    }
+    if (!attempt.acquired && !attempt.holder && attempt.head && attempt.head !== jobId) {
+      // The stack is free but the head of the line is not taking it: if that job has ended, drop it.
+      const head = await deps.models.StackJob.findById(attempt.head, { status: 1 }).lean<{ status: JobStatus }>();
+      if (!head || isFinalStatus(head.status)) {
+        await stacks.remove(stackFqdn, attempt.head);
+        attempt = await stacks.tryAcquire(stackFqdn, jobId);
+      } else if (head.status === 'queued') {
+        await promote(attempt.head);
+      }
+    }
+    if (!attempt.acquired) return park(job, token);
+
     const controller = new AbortController();
     running.set(jobId, controller);
+    const lockValue = attempt.lockValue;
+    // The job's heartbeat and the stack lock are renewed together; both expire if this process dies.
+    const beat = () => deps.connection.set(jobHeartbeatKey(jobId), runnerId, 'PX', 4 * heartbeatMs);
+    await beat();
+    const renewal = setInterval(() => {
+      void beat().catch(() => undefined);
+      stacks
+        .renew(stackFqdn, lockValue)
+        .then((held) => {
+          if (!held) controller.abort('lock_lost' satisfies AbortReason);
+        })
+        .catch(() => undefined); // a Redis blip: the TTL covers a few missed renewals
+    }, heartbeatMs);
     try {
-      await executeJob({ ...deps, runnerId }, jobId, controller.signal);
+      const repair = await stacks.takeRepairMark(stackFqdn);
+      await executeJob({ ...deps, runnerId, claim: (id) => stacks.claim(id, 'running') }, jobId, controller.signal, {
+        fence: attempt.token,
+        repairStack: repair !== undefined,
+      });
     } finally {
+      clearInterval(renewal);
       running.delete(jobId);
-      await lock.release();
+      await deps.connection.del(jobHeartbeatKey(jobId)).catch(() => undefined);
+      const next = await stacks.release(stackFqdn, lockValue);
+      if (next) await promote(next);
     }
   }
 
@@ -57,15 +130,27 @@ export function createRunner(deps: RunnerDeps) {
     prefix: deps.prefix,
     autorun: false,
   });
-  worker.on('error', (err) => deps.logger.error({ err }, 'worker error'));
+  worker.on('error', (err) => log.error({ err }, 'worker error'));
 
   // Every runner hears every cancel request; the one running the job acts on it.
   deps.subscriber.on('message', (channel: string, jobId: string) => {
     const controller = channel === CANCEL_CHANNEL ? running.get(jobId) : undefined;
     if (!controller) return;
-    deps.logger.info({ jobId }, 'cancel requested');
+    log.info({ jobId }, 'cancel requested');
     controller.abort('cancelled' satisfies AbortReason);
   });
+
+  // The reconciler for everybody's jobs (safe to run in every runner at once).
+  const reconcile = setInterval(() => {
+    reconcileLostJobs({
+      models: deps.models,
+      stacks,
+      publisher: deps.publisher,
+      logger: log,
+      staleAfterMs: 4 * heartbeatMs,
+      promote,
+    }).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
+  }, heartbeatMs);
 
   let closing: Promise<void> | undefined;
   return {
@@ -86,9 +171,11 @@ export function createRunner(deps: RunnerDeps) {
     /** Stops taking jobs, stops the running ones cleanly (recorded as cancelled by shutdown), waits for them. */
     close(): Promise<void> {
       closing ??= (async () => {
+        clearInterval(reconcile);
         const closed = worker.close();
         for (const controller of running.values()) controller.abort('shutdown' satisfies AbortReason);
         await closed;
+        await queue.close();
       })();
       return closing;
     },

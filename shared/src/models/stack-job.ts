@@ -26,6 +26,8 @@ export const stackJobSchema = new Schema(
     /** Seq of the last persisted line, written when the job ends. */
     lastSeq: { type: Number, default: 0 },
     runnerId: { type: String },
+    /** The fencing token of the stack lock it ran under. */
+    fence: { type: Number },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },
@@ -34,6 +36,7 @@ export const stackJobSchema = new Schema(
 stackJobSchema.index({ resourceId: 1, createdAt: -1 });
 stackJobSchema.index({ status: 1, createdAt: -1 });
 stackJobSchema.index({ stackFqdn: 1, createdAt: -1 });
+stackJobSchema.index({ status: 1, startedAt: 1 });
 
 export type StackJobDoc = InferSchemaType<typeof stackJobSchema> & { _id: string; createdAt: Date; updatedAt: Date };
 

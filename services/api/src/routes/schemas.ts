@@ -70,6 +70,8 @@ export const JobSchema = Type.Object({
   status: literals(JOB_STATUSES),
   options: Json,
   reason: Type.Optional(Type.String()),
+  position: Type.Optional(Type.Integer({ description: 'While queued behind another job on its stack: its place in line (0 = next)' })),
+  blockedBy: Type.Optional(Type.String({ description: 'While queued: the job holding or ahead in line for the stack' })),
   lastSeq: Type.Integer(),
   createdAt: Type.String({ format: 'date-time' }),
   startedAt: Type.Optional(Type.String({ format: 'date-time' })),

@@ -6,6 +6,7 @@ import {
   jobChannel,
   type JobStatus,
   lineStore,
+  type StackQueue,
   type Models,
   type Operation,
   STACK_JOBS_QUEUE,
@@ -20,6 +21,8 @@ export interface JobServiceDeps {
   queue: Pick<Queue, 'add' | 'remove'>;
   /** For telling runners and watchers (cancel requests, end messages). */
   redis: Pick<Redis, 'publish'>;
+  /** The per-stack line jobs wait in. */
+  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
 }
 
 export interface CreateJobInput {
@@ -31,7 +34,7 @@ export interface CreateJobInput {
 }
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
-export function jobService({ models, queue, redis }: JobServiceDeps) {
+export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
   return {
     /** Records the job as queued, then puts it on the queue; if the queue is down, nothing is left behind. */
     async create(resourceId: string, input: CreateJobInput) {
@@ -47,6 +50,8 @@ export function jobService({ models, queue, redis }: JobServiceDeps) {
         options,
       });
       try {
+        // In line for the stack first, then on the queue: a runner that takes it finds it in line.
+        await stacks.enqueue(resource.stackFqdn, job._id);
         await queue.add(
           STACK_JOBS_QUEUE,
           { stackFqdn: resource.stackFqdn },
@@ -58,6 +63,7 @@ export function jobService({ models, queue, redis }: JobServiceDeps) {
         );
       } catch (err) {
         await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
+        await stacks.remove(resource.stackFqdn, job._id).catch(() => undefined);
         throw errors.unavailable(`the job queue (Redis) is unavailable; no job was created: ${(err as Error).message}`);
       }
       return jobView(job.toObject() as StackJobDoc);
@@ -73,14 +79,20 @@ export function jobService({ models, queue, redis }: JobServiceDeps) {
       if (!job) throw errors.notFound(`job ${id} not found`);
       if (isFinalStatus(job.status as JobStatus)) throw errors.conflict(`job ${id} has already ended (${job.status}); nothing to cancel`);
       const finishedAt = new Date();
-      const cancelled = await models.StackJob.findOneAndUpdate(
-        { _id: id, status: 'queued' },
-        { $set: { status: 'cancelled', reason: 'cancelled', error: 'cancelled before it started', finishedAt } },
-        { returnDocument: 'after' },
-      ).lean<StackJobDoc>();
+      const cancelled =
+        job.status === 'queued' &&
+        (await stacks.claim(id, 'cancelled').catch((err: Error) => {
+          throw errors.unavailable(`cannot cancel: Redis is unavailable: ${err.message}`);
+        })) &&
+        (await models.StackJob.findOneAndUpdate(
+          { _id: id, status: 'queued' },
+          { $set: { status: 'cancelled', reason: 'cancelled', error: 'cancelled before it started', finishedAt } },
+          { returnDocument: 'after' },
+        ).lean<StackJobDoc>());
       if (cancelled) {
         // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
         await queue.remove(id).catch(() => undefined);
+        await stacks.remove(job.stackFqdn, id).catch(() => undefined);
         const end: EndMessage = {
           type: 'end',
           jobId: id,
@@ -109,10 +121,13 @@ export function jobService({ models, queue, redis }: JobServiceDeps) {
       return { accepted: true, job: jobView(current ?? job) };
     },
 
+    /** A job; while it waits for its stack, also its place in line and the job holding the stack. */
     async get(id: string) {
       const doc = await models.StackJob.findById(id).lean<StackJobDoc>();
       if (!doc) throw errors.notFound(`job ${id} not found`);
-      return jobView(doc);
+      if (doc.status !== 'queued') return jobView(doc);
+      const where = await stacks.describe(doc.stackFqdn, id).catch(() => ({}) as { position?: number; holder?: string });
+      return jobView({ ...doc, position: where.position, blockedBy: where.holder });
     },
 
     async list(filter: { resourceId?: string; status?: JobStatus; operation?: Operation; stackFqdn?: string; limit: number }) {

@@ -19,7 +19,7 @@ export function resourceView(doc: ResourceDoc) {
 }
 
 /** A job as the API shows it; `result` once it has ended. */
-export function jobView(doc: StackJobDoc) {
+export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: string }) {
   const status = doc.status as JobStatus;
   const result: JobResult | undefined = isFinalStatus(status)
     ? {
@@ -44,6 +44,8 @@ export function jobView(doc: StackJobDoc) {
     status,
     options: (doc.options as Record<string, unknown>) ?? {},
     reason: doc.reason ?? undefined,
+    ...(status === 'queued' && doc.position !== undefined && doc.position !== null ? { position: doc.position } : {}),
+    ...(status === 'queued' && doc.blockedBy ? { blockedBy: doc.blockedBy } : {}),
     lastSeq: doc.lastSeq ?? 0,
     createdAt: doc.createdAt.toISOString(),
     startedAt: doc.startedAt?.toISOString(),

@@ -30,6 +30,8 @@ export interface PulumiRunSpec {
   options: JobOptions;
   /** Extra environment for the program and the CLI (STACK_INPUT_YAML, provider credentials). */
   env: Record<string, string>;
+  /** Clear Pulumi's own lock on the stack first (a lost run left it; we hold the stack's lock). */
+  clearStaleLock?: boolean;
   /** Aborting sends SIGINT (Pulumi's graceful cancel), then SIGKILL after `graceMs`. */
   signal: AbortSignal;
   graceMs: number;
@@ -174,6 +176,10 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     spec.onEvent(event);
   });
   try {
+    if (spec.clearStaleLock) {
+      spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
+      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], { cwd: spec.workspaceDir, env, reject: false });
+    }
     if (runsProgram(spec.operation)) await ensureStack(spec, env);
     const subprocess = execa(spec.pulumiBin, operationArgs(spec.operation, spec.stackFqdn, spec.options, host), {
       cwd: spec.workspaceDir,

@@ -1,0 +1,118 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, type Managed, startProcess, waitForPort } from '@pds/devkit';
+import { killTree } from '@pds/runner';
+import { repoRoot, type StackJobDoc } from '@pds/shared';
+import t from 'tap';
+import { fileSetManifest, readStream, startStack } from './harness.js';
+
+const HEARTBEAT_SECONDS = 1;
+
+async function startRunner(env: Record<string, string>): Promise<Managed> {
+  const port = await freePort();
+  const runner = startProcess(process.execPath, [join(repoRoot, 'services/runner/dist/src/main.js')], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+  });
+  await waitForPort(port, 30_000, runner.child);
+  return runner;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+t.test(
+  'a runner killed mid-up: the job ends runner_lost within the bound, the stack is freed and repaired, the next up succeeds',
+  async (t) => {
+    const stack = await startStack(t, {}, { prefix: 'bull' });
+    await stack.runner.close(); // only runner processes take jobs here
+    const env = {
+      MONGO_URL: stack.config.MONGO_URL,
+      REDIS_URL: stack.config.REDIS_URL,
+      PULUMI_BIN: stack.config.PULUMI_BIN,
+      PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
+      WORK_DIR: stack.config.WORK_DIR,
+      RUNNER_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS),
+      LOG_LEVEL: 'warn',
+    };
+    const doomed = await startRunner(env);
+    const dir = join(stack.scratch, 'crash');
+    const put = (delayMs?: number) => fileSetManifest('crash', dir, [{ path: 'a.txt', content: 'a', ...(delayMs ? { delayMs } : {}) }]);
+    const resource = (
+      await stack.api.inject({
+        method: 'POST',
+        url: '/v1/resources',
+        headers: { ...stack.auth, 'content-type': 'application/yaml' },
+        payload: put(60_000),
+      })
+    ).json();
+    const job = (
+      await stack.api.inject({
+        method: 'POST',
+        url: `/v1/resources/${resource.id}/jobs`,
+        headers: stack.auth,
+        payload: { operation: 'up' },
+      })
+    ).json();
+    // Wait until Pulumi is creating the slow file, then take the runner down as a pod kill would (every process).
+    await waitFor('the slow create to start', async () => (await hasStarted(stack, job.id)) || undefined, 60_000);
+    killTree(doomed.child.pid as number);
+    const killedAt = Date.now();
+
+    const survivor = await startRunner(env);
+    t.teardown(() => survivor.stop());
+    const lost = await waitFor(
+      'the job to be declared lost',
+      async () => {
+        const doc = await stack.models.StackJob.findById(job.id).lean<StackJobDoc>();
+        return doc?.status === 'failed' ? doc : undefined;
+      },
+      60_000,
+    );
+    const bound = 4 * HEARTBEAT_SECONDS * 1000 + 2 * HEARTBEAT_SECONDS * 1000 + 5_000;
+    t.equal(lost.reason, 'runner_lost');
+    t.ok(Date.now() - killedAt < bound, `declared lost ${Date.now() - killedAt} ms after the kill (bound ${bound} ms)`);
+    const { messages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${job.id}/stream`);
+    t.match(messages.at(-1), { type: 'end', status: 'failed', reason: 'runner_lost' });
+
+    await stack.api.inject({
+      method: 'PUT',
+      url: `/v1/resources/${resource.id}`,
+      headers: { ...stack.auth, 'content-type': 'application/yaml' },
+      payload: put(),
+    });
+    const next = (
+      await stack.api.inject({
+        method: 'POST',
+        url: `/v1/resources/${resource.id}/jobs`,
+        headers: stack.auth,
+        payload: { operation: 'up' },
+      })
+    ).json();
+    const { messages: after } = await readStream(`${stack.gatewayUrl}/v1/jobs/${next.id}/stream`);
+    const done = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${next.id}`, headers: stack.auth })).json();
+    t.equal(after.at(-1)?.status, 'succeeded', `the next up succeeds: ${done.result?.error ?? ''}`);
+    t.ok(
+      after.some((m) => m.type === 'line' && /previous run on this stack was lost/.test(String(m.text))),
+      'the repair is recorded in the job output',
+    );
+    t.ok(existsSync(join(dir, 'a.txt')));
+  },
+);
+
+/** Whether Pulumi has begun creating the job's file (its resource-started event is persisted). */
+async function hasStarted(stack: Awaited<ReturnType<typeof startStack>>, jobId: string): Promise<boolean> {
+  const res = await stack.api.inject({ method: 'GET', url: `/v1/jobs/${jobId}/lines?from=0&limit=1000`, headers: stack.auth });
+  return res
+    .json()
+    .items.some(
+      (l: { event?: { kind?: string; type?: string } }) =>
+        l.event?.kind === 'resource' && l.event?.type === 'pulumi-nodejs:dynamic:Resource',
+    );
+}

@@ -1,0 +1,70 @@
+import {
+  type EndMessage,
+  jobChannel,
+  jobHeartbeatKey,
+  jobLostClaimKey,
+  type Logger,
+  type Models,
+  type StackJobDoc,
+  type StackQueue,
+} from '@pds/shared';
+import type { Redis } from 'ioredis';
+
+export interface ReconcilerDeps {
+  models: Models;
+  stacks: StackQueue;
+  /** Publishes end messages; also where heartbeats live (exists) and claims are taken (set NX). */
+  publisher: Pick<Redis, 'publish' | 'exists' | 'set'>;
+  logger: Logger;
+  /** A running job whose heartbeat is older than this is lost. */
+  staleAfterMs: number;
+  /** Wakes the next job in a stack's line. */
+  promote(jobId: string): Promise<void>;
+}
+
+/**
+ * Ends jobs whose runner disappeared: `running`, but their heartbeat (a Redis key the runner renews,
+ * expiring after `staleAfterMs`) is gone. Every runner runs this; for each lost job one of them
+ * takes a claim in Redis (SET NX) and only that one acts. The claim, not a conditional document
+ * update, decides: a MongoDB wire server without atomic find-and-modify (FerretDB on SQLite) lets
+ * two conditional updates both win. The job is set `failed` with reason `runner_lost`, its stack's
+ * lock freed and the stack marked for repair (Pulumi's own lock may be stale), and the next job in
+ * line woken. Returns the ids it ended.
+ */
+export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()): Promise<string[]> {
+  const cutoff = new Date(now.getTime() - deps.staleAfterMs);
+  // Jobs that started a while ago (a fresh one may not have beaten yet).
+  const candidates = await deps.models.StackJob.find({ status: 'running', startedAt: { $lt: cutoff } }, { _id: 1 }).lean<
+    { _id: string }[]
+  >();
+  const ended: string[] = [];
+  for (const { _id } of candidates) {
+    if ((await deps.publisher.exists(jobHeartbeatKey(_id))) === 1) continue;
+    const claimed = await deps.publisher.set(jobLostClaimKey(_id), '1', 'PX', 10 * deps.staleAfterMs, 'NX');
+    if (claimed !== 'OK') continue; // another runner is ending it
+    const error = `the runner running this job stopped answering (no heartbeat for ${Math.round(deps.staleAfterMs / 1000)} s)`;
+    const job = await deps.models.StackJob.findOneAndUpdate(
+      { _id, status: 'running' },
+      { $set: { status: 'failed', reason: 'runner_lost', error, finishedAt: now } },
+      { returnDocument: 'after' },
+    ).lean<StackJobDoc>();
+    if (!job) continue; // it ended meanwhile
+    ended.push(_id);
+    deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
+    const end: EndMessage = {
+      type: 'end',
+      jobId: _id,
+      status: 'failed',
+      exitCode: null,
+      error,
+      reason: 'runner_lost',
+      summary: {},
+      lastSeq: job.lastSeq ?? 0,
+      ts: now.toISOString(),
+    };
+    await deps.publisher.publish(jobChannel(_id), JSON.stringify(end)).catch(() => undefined);
+    const next = await deps.stacks.releaseLost(job.stackFqdn, _id);
+    if (next) await deps.promote(next);
+  }
+  return ended;
+}
