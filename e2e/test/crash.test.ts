@@ -1,21 +1,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, type Managed, startProcess, waitForPort } from '@pds/devkit';
+
 import { killTree } from '@pds/runner';
-import { repoRoot, type StackJobDoc } from '@pds/shared';
+import type { StackJobDoc } from '@pds/shared';
 import t from 'tap';
-import { fileSetManifest, readStream, startStack } from './harness.js';
+import { fileSetManifest, queueJob, readStream, startRunnerProcess, startStack } from './harness.js';
 
 const HEARTBEAT_SECONDS = 1;
-
-async function startRunner(env: Record<string, string>): Promise<Managed> {
-  const port = await freePort();
-  const runner = startProcess(process.execPath, [join(repoRoot, 'services/runner/dist/src/main.js')], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
-  });
-  await waitForPort(port, 30_000, runner.child);
-  return runner;
-}
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -41,7 +32,7 @@ t.test(
       RUNNER_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS),
       LOG_LEVEL: 'warn',
     };
-    const doomed = await startRunner(env);
+    const doomed = await startRunnerProcess(env);
     const dir = join(stack.scratch, 'crash');
     const put = (delayMs?: number) => fileSetManifest('crash', dir, [{ path: 'a.txt', content: 'a', ...(delayMs ? { delayMs } : {}) }]);
     const resource = (
@@ -52,20 +43,13 @@ t.test(
         payload: put(60_000),
       })
     ).json();
-    const job = (
-      await stack.api.inject({
-        method: 'POST',
-        url: `/v1/resources/${resource.id}/jobs`,
-        headers: stack.auth,
-        payload: { operation: 'up' },
-      })
-    ).json();
+    const job = await queueJob(stack, resource.id);
     // Wait until Pulumi is creating the slow file, then take the runner down as a pod kill would (every process).
     await waitFor('the slow create to start', async () => (await hasStarted(stack, job.id)) || undefined, 60_000);
     killTree(doomed.child.pid as number);
     const killedAt = Date.now();
 
-    const survivor = await startRunner(env);
+    const survivor = await startRunnerProcess(env);
     t.teardown(() => survivor.stop());
     const lost = await waitFor(
       'the job to be declared lost',
@@ -87,14 +71,7 @@ t.test(
       headers: { ...stack.auth, 'content-type': 'application/yaml' },
       payload: put(),
     });
-    const next = (
-      await stack.api.inject({
-        method: 'POST',
-        url: `/v1/resources/${resource.id}/jobs`,
-        headers: stack.auth,
-        payload: { operation: 'up' },
-      })
-    ).json();
+    const next = await queueJob(stack, resource.id);
     const { messages: after } = await readStream(`${stack.gatewayUrl}/v1/jobs/${next.id}/stream`);
     const done = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${next.id}`, headers: stack.auth })).json();
     t.equal(after.at(-1)?.status, 'succeeded', `the next up succeeds: ${done.result?.error ?? ''}`);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { readStream, startStack } from './harness.js';
+import { queueJob, readStream, startStack } from './harness.js';
 
 function manifest(name: string, directory: string, files: { path: string; content: string }[]): string {
   const list = files.map((f) => `    - path: ${JSON.stringify(f.path)}\n      content: ${JSON.stringify(f.content)}`).join('\n');
@@ -95,14 +95,7 @@ t.test('a real pulumi up through API, queue, runner and WebSocket deploys the fi
     });
     t.equal(replaced.statusCode, 200, replaced.body);
     t.equal(replaced.json().version, 2);
-    const second = (
-      await stack.api.inject({
-        method: 'POST',
-        url: `/v1/resources/${resource.id}/jobs`,
-        headers: stack.auth,
-        payload: { operation: 'up' },
-      })
-    ).json();
+    const second = await queueJob(stack, resource.id);
     t.equal(second.resourceVersion, 2, 'the job records the manifest version it runs');
     const { messages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${second.id}/stream`);
     t.equal(messages.at(-1)?.status, 'succeeded');

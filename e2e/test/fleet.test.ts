@@ -3,25 +3,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, type Managed, recentOutput, startProcess, waitForPort } from '@pds/devkit';
-import { repoRoot, type StackJobDoc } from '@pds/shared';
+import { recentOutput } from '@pds/devkit';
+import type { StackJobDoc } from '@pds/shared';
 import t from 'tap';
-import { fileSetManifest, startStack } from './harness.js';
+import { fileSetManifest, startRunnerProcess, startStack } from './harness.js';
 
 const STAND_IN = fileURLToPath(new URL('../../fixtures/stand-in-pulumi.sh', import.meta.url));
 const JOBS = Number(process.env.FLEET_JOBS ?? 200);
 const STACKS = 5;
 const RUNNERS = 3;
-
-/** Starts a real runner process (as its image does) against the test's Redis and MongoDB. */
-async function startRunner(env: Record<string, string>): Promise<Managed> {
-  const port = await freePort();
-  const runner = startProcess(process.execPath, [join(repoRoot, 'services/runner/dist/src/main.js')], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
-  });
-  await waitForPort(port, 30_000, runner.child);
-  return runner;
-}
 
 t.test(
   `${JOBS} jobs over ${STACKS} stacks on ${RUNNERS} runner processes: every job ends, one run per stack at a time, in creation order`,
@@ -42,7 +32,7 @@ t.test(
       WORK_DIR: join(scratch, 'work'),
       LOG_LEVEL: 'warn',
     };
-    const runners = await Promise.all(Array.from({ length: RUNNERS }, () => startRunner(env)));
+    const runners = await Promise.all(Array.from({ length: RUNNERS }, () => startRunnerProcess(env)));
     t.teardown(() => Promise.all(runners.map((r) => r.stop())));
 
     const resources: string[] = [];

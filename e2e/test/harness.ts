@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '@pds/api';
-import { toolPath } from '@pds/devkit';
+import { freePort, type Managed, startProcess, toolPath, waitForPort } from '@pds/devkit';
 import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
 import { createRunner } from '@pds/runner';
 import {
@@ -16,6 +16,7 @@ import {
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   StackQueue,
+  repoRoot,
   syncIndexes,
 } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
@@ -114,4 +115,21 @@ export function fileSetManifest(name: string, directory: string, files: { path: 
     )
     .join('\n');
   return `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  files:\n${list}\n`;
+}
+
+type Stack = Awaited<ReturnType<typeof startStack>>;
+
+/** Queues an operation on a resource through the API; returns the job as the API shows it. */
+export async function queueJob(stack: Stack, resourceId: string, body: object = { operation: 'up' }) {
+  return (await stack.api.inject({ method: 'POST', url: `/v1/resources/${resourceId}/jobs`, headers: stack.auth, payload: body })).json();
+}
+
+/** Starts a real runner process (as its image does: `node main.js` with the environment). */
+export async function startRunnerProcess(env: Record<string, string>): Promise<Managed> {
+  const port = await freePort();
+  const runner = startProcess(process.execPath, [join(repoRoot, 'services/runner/dist/src/main.js')], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+  });
+  await waitForPort(port, 30_000, runner.child);
+  return runner;
 }
