@@ -116,7 +116,7 @@ t.test('one socket follows several jobs and stops following one on unsubscribe',
 });
 
 t.test('a client that does not read is closed with a reason and does not slow the others', async (t) => {
-  const { gateway, job } = await startGateway(t, { maxBufferedBytes: 256 * 1024 });
+  const { gateway, job } = await startGateway(t, { maxBufferedBytes: 1024 * 1024 });
   const { ws } = await gateway();
   const j = await job();
   const slow = await openSocket(`${ws}/v1/jobs/${j.jobId}/stream`);
@@ -125,10 +125,14 @@ t.test('a client that does not read is closed with a reason and does not slow th
   (slow as unknown as { _socket: { pause(): void } })._socket.pause();
   const fast = readStream(`${ws}/v1/jobs/${j.jobId}/stream`, TOKEN);
   await new Promise((r) => setTimeout(r, 200));
-  for (let i = 1; i <= 4000; i++) j.sink.line('stdout', `${i} ${'x'.repeat(1000)}`);
+  // Paced, as a real run prints: the reading client keeps up, the paused one falls behind by megabytes.
+  for (let i = 1; i <= 8000; i++) {
+    j.sink.line('stdout', `${i} ${'x'.repeat(2000)}`);
+    if (i % 100 === 0) await new Promise((r) => setTimeout(r, 5));
+  }
   await j.finish();
   const { messages } = await fast;
-  t.same(seqsOf(messages), range(1, 4000), 'the reading client got everything');
+  t.same(seqsOf(messages), range(1, 8000), 'the reading client got everything');
   (slow as unknown as { _socket: { resume(): void } })._socket.resume();
   const [code, reason] = await slowClosed;
   t.equal(code, 1008);

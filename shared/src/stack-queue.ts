@@ -107,6 +107,11 @@ export class StackQueue {
     return (await this.redis.set(jobClaimKey(jobId), as, 'PX', 7 * 24 * 3600 * 1000, 'NX')) === 'OK';
   }
 
+  /** Who took the job out of `queued`, if anyone did. */
+  async claimOf(jobId: string): Promise<'running' | 'cancelled' | undefined> {
+    return ((await this.redis.get(jobClaimKey(jobId))) as 'running' | 'cancelled' | null) ?? undefined;
+  }
+
   /** Where a waiting job stands: its place in the stack's line (0 = next) and the job holding the stack. */
   async describe(stackFqdn: string, jobId: string): Promise<{ position?: number; holder?: string }> {
     const [rank, holder] = await Promise.all([

@@ -10,7 +10,6 @@ import {
   type Models,
   redisReady,
   STACK_JOBS_QUEUE,
-  type StackJobDoc,
   StackQueue,
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
@@ -69,9 +68,8 @@ export function createRunner(deps: RunnerDeps) {
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
     const jobId = job.id as string;
     const { stackFqdn } = job.data;
-    const doc = await deps.models.StackJob.findById(jobId).lean<StackJobDoc>();
-    if (!doc || doc.status !== 'queued') {
-      // Cancelled (or gone) while it waited: out of the line, and wake whoever is next.
+    if ((await stacks.claimOf(jobId)) !== undefined) {
+      // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
       await stacks.remove(stackFqdn, jobId);
       const next = await stacks.release(stackFqdn, '');
       if (next) await promote(next);

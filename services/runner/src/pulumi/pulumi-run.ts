@@ -122,8 +122,13 @@ async function stopProgramHost(host: ProgramHost): Promise<void> {
   await exited;
 }
 
+/** Stacks this process has seen exist (backend URL + FQDN), so `stack select --create` runs once per stack. */
+const knownStacks = new Set<string>();
+
 /** Makes sure the stack exists before an operation that may be its first (`up`, `preview`). */
 async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
+  const key = `${spec.backendUrl} ${spec.stackFqdn}`;
+  if (knownStacks.has(key)) return;
   const result = await execa(spec.pulumiBin, ['stack', 'select', '--create', '--stack', spec.stackFqdn, '--non-interactive'], {
     cwd: spec.workspaceDir,
     env,
@@ -132,6 +137,8 @@ async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Pr
   });
   if (result.exitCode !== 0) {
     for (const line of `${result.stdout}\n${result.stderr}`.split('\n').filter(Boolean)) spec.onLine('stderr', line);
+  } else {
+    knownStacks.add(key);
   }
 }
 
@@ -207,6 +214,8 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     ]);
     clearTimeout(graceTimer);
     spec.signal.removeEventListener('abort', onAbort);
+    // A failure may mean the stack was removed behind our back: check again next time.
+    if (result.exitCode !== 0) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
     if (forced) {
       // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
       // lock, so no live run can own it: clear it, so the next operation on the stack can run.
