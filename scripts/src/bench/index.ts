@@ -1,6 +1,10 @@
-/** `npm run bench`: every benchmark, each printed beside a raw baseline measured in the same run. */
+/**
+ * `npm run bench`: every benchmark, each printed beside a raw baseline measured in the same run.
+ * `BENCH=runner` or `BENCH=gateway` runs one of them.
+ */
 import { gatewayBench } from './gateway-bench.js';
 import { runnerBench } from './runner-bench.js';
 
-await runnerBench();
-await gatewayBench();
+const only = process.env.BENCH;
+if (!only || only === 'runner') await runnerBench();
+if (!only || only === 'gateway') await gatewayBench();
