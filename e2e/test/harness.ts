@@ -16,6 +16,7 @@ import {
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   StackQueue,
+  redisReady,
   repoRoot,
   syncIndexes,
 } from '@pds/shared';
@@ -61,6 +62,7 @@ export async function startStack(t: Teardowns, overrides: Partial<Config> = {}, 
   const cancelSubscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   t.teardown(() => Promise.allSettled([commandRedis, workerRedis, publisher, subscriber, cancelSubscriber].map((r) => r.quit())));
 
+  await Promise.all([commandRedis, workerRedis, publisher, subscriber, cancelSubscriber].map(redisReady));
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: workerRedis, prefix });
   t.teardown(() => queue.close());
   const mongoPing = () => connection.db?.admin().ping() as Promise<unknown>;

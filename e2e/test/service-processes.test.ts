@@ -49,5 +49,6 @@ t.test('the three services started as their images start them run a real deploym
   const { messages } = await readStream(`${deployment.gatewayUrl}/v1/jobs/${job.id}/stream`, TOKEN);
   t.equal(messages.at(-1)?.status, 'succeeded');
   t.ok(existsSync(join(dir, 'a.txt')));
+  t.match(await (await fetch(`${deployment.apiUrl}/metrics`)).text(), /api_jobs_created_total\{operation="up"\} 1/);
   t.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'from processes');
 });

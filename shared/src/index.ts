@@ -6,6 +6,7 @@ export * from './line-store.js';
 export * from './logger.js';
 export * from './manifest.js';
 export * from './models/index.js';
+export * from './metrics.js';
 export * from './mongo.js';
 export * from './names.js';
 export * from './redis.js';

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppError,
   bearerToken,
+  Metrics,
   type Config,
   type KindRegistry,
   type Logger,
@@ -29,6 +30,7 @@ export interface ApiDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     deps: ApiDeps;
+    metrics: Metrics;
   }
 }
 
@@ -64,6 +66,17 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
       return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'the bearer token is not valid' });
     }
   });
+
+  const metrics = new Metrics();
+  app.decorate('metrics', metrics);
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.inc('api_requests_total', 'HTTP requests by route and status code', {
+      route: request.routeOptions.url ?? 'unknown',
+      method: request.method,
+      code: String(reply.statusCode),
+    });
+  });
+  app.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
 
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_request, reply) => {

@@ -8,6 +8,7 @@ import {
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   StackQueue,
+  redisReady,
   syncIndexes,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
@@ -22,6 +23,9 @@ await syncIndexes(models);
 const kinds = await loadKindRegistry(config.MODULES_DIR);
 // Fail fast while Redis is away, so job creation answers 503 instead of hanging.
 const redis = createRedis(config.REDIS_URL, 'command', logger);
+// Give Redis a moment to connect before taking requests; if it is down the API still starts and
+// answers 503 for what needs it.
+await Promise.race([redisReady(redis).catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
 const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis });
 queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
 

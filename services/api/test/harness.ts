@@ -10,6 +10,7 @@ import {
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   StackQueue,
+  redisReady,
   syncIndexes,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
@@ -31,6 +32,8 @@ export async function startApi(t: Teardowns) {
   const kinds = await loadKindRegistry(config.MODULES_DIR);
   const redis = createRedis(config.REDIS_URL, 'command', logger);
   t.teardown(() => redis.disconnect());
+  // Fail-fast connection: wait until it is up, or the first request would be a (correct) 503.
+  await redisReady(redis);
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix: `test-${randomUUID()}` });
   queue.on('error', () => undefined);
   t.teardown(() => queue.close().catch(() => undefined));

@@ -64,6 +64,13 @@ t.test('jobs', async (t) => {
     );
   });
 
+  t.test('/metrics counts requests and jobs created by operation', async (t) => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    t.match(text, /# TYPE api_jobs_created_total counter/);
+    t.match(text, /api_jobs_created_total\{operation="up"\} [1-9]/);
+    t.match(text, /api_requests_total\{code="202",method="POST",route="\/v1\/resources\/:id\/jobs"\} [1-9]/);
+  });
+
   t.test('with Redis down, creating a job is a 503 and leaves no job behind; /ready says which dependency', async (t) => {
     await redisServer.stop();
     const before = await models.StackJob.countDocuments();

@@ -52,12 +52,17 @@ interface Outcome {
  * Runs one stack job to its end state. The caller holds the stack's lock. Returns without doing
  * anything when the job is gone or no longer queued (cancelled while it waited).
  */
-export async function executeJob(deps: ExecuteDeps, jobId: string, signal: AbortSignal, options: ExecuteOptions = {}): Promise<void> {
+export async function executeJob(
+  deps: ExecuteDeps,
+  jobId: string,
+  signal: AbortSignal,
+  options: ExecuteOptions = {},
+): Promise<JobStatus | undefined> {
   const { models, config } = deps;
   const logger = deps.logger.child({ jobId });
   if (!(await deps.claim(jobId))) {
     logger.info('job was cancelled before it could start; skipping');
-    return;
+    return undefined;
   }
   const job = await models.StackJob.findOneAndUpdate(
     { _id: jobId, status: 'queued' },
@@ -68,7 +73,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
   ).lean();
   if (!job) {
     logger.info('job is no longer queued; skipping');
-    return;
+    return undefined;
   }
   const sink = new LineSink({ jobId, publisher: deps.publisher, store: lineStore(models).writer(jobId), logger });
   const stdout = new Tail();
@@ -82,7 +87,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
     sink.line('stderr', `error: ${(err as Error).message}`);
     outcome = { status: 'failed', exitCode: null, error: (err as Error).message, reason: 'internal_error' };
   }
-  await finish(outcome);
+  return finish(outcome);
 
   async function run(): Promise<Outcome> {
     const resource = await models.Resource.findById(job?.resourceId).lean();
@@ -142,7 +147,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
     return { status: 'failed', exitCode: result.exitCode, error, outputs: result.outputs, summary: result.summary };
   }
 
-  async function finish(outcome: Outcome): Promise<void> {
+  async function finish(outcome: Outcome): Promise<JobStatus | undefined> {
     let lastSeq = sink.lastSeq;
     try {
       lastSeq = await sink.close();
@@ -170,7 +175,7 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
     );
     if (written.matchedCount === 0) {
       logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
-      return;
+      return undefined;
     }
     // Published only after the job document is final, so a watcher that sees `end` can trust it.
     const end: EndMessage = {
@@ -186,5 +191,6 @@ export async function executeJob(deps: ExecuteDeps, jobId: string, signal: Abort
     };
     sink.publish(end);
     logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
+    return outcome.status;
   }
 }

@@ -30,6 +30,11 @@ const runner = createRunner({
 await runner.start();
 
 const health = createServer((req, res) => {
+  if (req.url === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    res.end(runner.metrics.render());
+    return;
+  }
   const ok = req.url === '/health' || (req.url === '/ready' && runner.worker.isRunning());
   res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', runnerId: runner.runnerId }));

@@ -7,6 +7,7 @@ import {
   type JobStatus,
   type KindRegistry,
   type Logger,
+  Metrics,
   type Models,
   redisReady,
   STACK_JOBS_QUEUE,
@@ -51,6 +52,9 @@ export function createRunner(deps: RunnerDeps) {
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
   const log = deps.logger;
+  const metrics = new Metrics();
+  metrics.gauge('runner_jobs_running', 'Jobs running in this process now', () => running.size);
+  metrics.gauge('runner_concurrency', 'Jobs this process runs at most at once', () => deps.config.RUNNER_CONCURRENCY);
 
   async function promote(jobId: string): Promise<void> {
     const job = await queue.getJob(jobId);
@@ -109,10 +113,11 @@ export function createRunner(deps: RunnerDeps) {
     }, heartbeatMs);
     try {
       const repair = await stacks.takeRepairMark(stackFqdn);
-      await executeJob({ ...deps, runnerId, claim: (id) => stacks.claim(id, 'running') }, jobId, controller.signal, {
+      const status = await executeJob({ ...deps, runnerId, claim: (id) => stacks.claim(id, 'running') }, jobId, controller.signal, {
         fence: attempt.token,
         repairStack: repair !== undefined,
       });
+      if (status) metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status });
     } finally {
       clearInterval(renewal);
       running.delete(jobId);
@@ -154,6 +159,7 @@ export function createRunner(deps: RunnerDeps) {
   return {
     worker,
     runnerId,
+    metrics,
     /** Starts taking jobs once the cancel channel is subscribed (so no request is missed). */
     async start(): Promise<void> {
       await redisReady(deps.subscriber);

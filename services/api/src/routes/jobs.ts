@@ -24,7 +24,11 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 202: JobSchema, ...errorResponses },
       },
     },
-    async (request, reply) => reply.code(202).send(await jobs.create(request.params.id, request.body)),
+    async (request, reply) => {
+      const job = await jobs.create(request.params.id, request.body);
+      app.metrics.inc('api_jobs_created_total', 'Jobs created, by operation', { operation: job.operation });
+      return reply.code(202).send(job);
+    },
   );
 
   app.get(
