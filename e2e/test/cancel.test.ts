@@ -117,3 +117,31 @@ t.test('a runner shutting down cancels its running job cleanly: nothing is left 
   t.equal(done.reason, 'shutdown');
   t.match((await watch.done).at(-1), { type: 'end', status: 'cancelled', reason: 'shutdown' });
 });
+
+t.test('with queue policy latest, a new up supersedes the ups still waiting; only the newest runs', async (t) => {
+  const stack = await startStack(t, { CANCEL_GRACE_SECONDS: 1 });
+  const id = await createResource(stack, 'latest', [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]);
+  const busy = await createJob(stack, id, { operation: 'up' });
+  const watchBusy = follow(stack, busy.id);
+  await watchBusy.started;
+  const first = await createJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
+  const refresh = await createJob(stack, id, { operation: 'refresh', queuePolicy: 'latest' });
+  const second = await createJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
+  const third = await createJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
+  t.match(await getJob(stack, first.id), { status: 'cancelled', reason: 'superseded', result: { error: new RegExp(second.id) } });
+  t.match(await getJob(stack, second.id), { status: 'cancelled', reason: 'superseded', result: { error: new RegExp(third.id) } });
+  t.match(await getJob(stack, third.id), { status: 'queued', position: 1, blockedBy: busy.id }, 'the newest up waits behind the refresh');
+  t.equal((await getJob(stack, refresh.id)).status, 'queued', 'only ups are superseded');
+  await stack.api.inject({
+    method: 'PUT',
+    url: `/v1/resources/${id}`,
+    headers: { ...stack.auth, 'content-type': 'application/yaml' },
+    payload: fileSetManifest('latest', join(stack.scratch, 'latest'), [{ path: 'a.txt', content: 'a' }]),
+  });
+  await stack.api.inject({ method: 'POST', url: `/v1/jobs/${busy.id}/cancel`, headers: stack.auth });
+  await watchBusy.done;
+  const { messages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${third.id}/stream`);
+  t.match(messages.at(-1), { type: 'end', status: 'succeeded' }, 'the newest up ran');
+  t.equal((await getJob(stack, third.id)).resourceVersion, 2, 'and recorded the manifest version it ran');
+  t.equal((await getJob(stack, refresh.id)).status === 'queued', false, 'the refresh ran before it');
+});

@@ -76,6 +76,7 @@ export async function executeJob(
     return undefined;
   }
   const sink = new LineSink({ jobId, publisher: deps.publisher, store: lineStore(models).writer(jobId), logger });
+  let ranVersion: number | undefined; // the resource version this run used
   const stdout = new Tail();
   const stderr = new Tail();
   sink.publish({ type: 'status', jobId, status: 'running', ts: new Date().toISOString() });
@@ -93,6 +94,7 @@ export async function executeJob(
     const resource = await models.Resource.findById(job?.resourceId).lean();
     if (!resource)
       return { status: 'failed', exitCode: null, error: `resource ${job?.resourceId} no longer exists`, reason: 'resource_deleted' };
+    ranVersion = resource.version; // the manifest as it is now is what runs
     const kind = deps.kinds.get(resource.kind);
     if (!kind)
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
@@ -170,6 +172,7 @@ export async function executeJob(
           stdoutTail: stdout.toString(),
           stderrTail: stderr.toString(),
           lastSeq,
+          ...(ranVersion !== undefined ? { resourceVersion: ranVersion } : {}),
         },
       },
     );

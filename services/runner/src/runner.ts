@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import {
   CANCEL_CHANNEL,
   type Config,
+  type EndMessage,
+  jobChannel,
   isFinalStatus,
   jobHeartbeatKey,
   type JobStatus,
@@ -118,6 +120,29 @@ export function createRunner(deps: RunnerDeps) {
         repairStack: repair !== undefined,
       });
       if (status) metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status });
+    } catch (err) {
+      // A bug or an outage while ending the job: never leave it `running`.
+      log.error({ err, jobId }, 'job could not be ended normally');
+      const error = `the runner failed while running this job: ${(err as Error).message}`;
+      const ended = await deps.models.StackJob.updateOne(
+        { _id: jobId, status: 'running' },
+        { $set: { status: 'failed', reason: 'internal_error', error, finishedAt: new Date() } },
+      ).catch(() => undefined);
+      if (ended?.modifiedCount) {
+        const end: EndMessage = {
+          type: 'end',
+          jobId,
+          status: 'failed',
+          exitCode: null,
+          error,
+          reason: 'internal_error',
+          summary: {},
+          lastSeq: 0,
+          ts: new Date().toISOString(),
+        };
+        await deps.publisher.publish(jobChannel(jobId), JSON.stringify(end)).catch(() => undefined);
+      }
+      throw err;
     } finally {
       clearInterval(renewal);
       running.delete(jobId);

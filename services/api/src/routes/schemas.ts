@@ -44,6 +44,7 @@ export const CreateJobBodySchema = Type.Object(
     timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
     expectNoChanges: Type.Optional(Type.Boolean()),
     targets: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 100 })),
+    queuePolicy: Type.Optional(literals(['fifo', 'latest'] as const)),
   },
   { additionalProperties: false },
 );

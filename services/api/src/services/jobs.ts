@@ -6,6 +6,7 @@ import {
   jobChannel,
   type JobStatus,
   lineStore,
+  type ResourceDoc,
   type StackQueue,
   type Models,
   type Operation,
@@ -25,8 +26,19 @@ export interface JobServiceDeps {
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
 }
 
+/** How jobs wait for a busy stack: `fifo` (all run, in order) or `latest` (a new `up` supersedes the waiting ones). */
+export type QueuePolicy = 'fifo' | 'latest';
+
+/** The label that sets a resource's default queue policy. */
+export const QUEUE_POLICY_LABEL = 'deploy.pulumi.dev/queue-policy';
+
+function queuePolicyOf(resource: { labels?: { key: string; value: string }[] }): QueuePolicy {
+  return resource.labels?.find((l) => l.key === QUEUE_POLICY_LABEL)?.value === 'latest' ? 'latest' : 'fifo';
+}
+
 export interface CreateJobInput {
   operation: Operation;
+  queuePolicy?: QueuePolicy;
   message?: string;
   timeoutSeconds?: number;
   expectNoChanges?: boolean;
@@ -35,10 +47,58 @@ export interface CreateJobInput {
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
 export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
+  /**
+   * Ends a queued job before it starts (`cancelled`, with `reason`): claims it in Redis (so a runner
+   * starting it at the same moment cannot also win), takes it out of the queue and its stack's line,
+   * and publishes its end. Returns the ended job, or undefined if it had already left `queued`.
+   */
+  async function cancelQueued(job: StackJobDoc, reason: string, error: string, finishedAt = new Date()) {
+    const claimed = await stacks.claim(job._id, 'cancelled').catch((err: Error) => {
+      throw errors.unavailable(`cannot cancel: Redis is unavailable: ${err.message}`);
+    });
+    if (!claimed) return undefined;
+    const cancelled = await models.StackJob.findOneAndUpdate(
+      { _id: job._id, status: 'queued' },
+      { $set: { status: 'cancelled', reason, error, finishedAt } },
+      { returnDocument: 'after' },
+    ).lean<StackJobDoc>();
+    if (!cancelled) return undefined;
+    // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
+    await queue.remove(job._id).catch(() => undefined);
+    await stacks.remove(job.stackFqdn, job._id).catch(() => undefined);
+    const end: EndMessage = {
+      type: 'end',
+      jobId: job._id,
+      status: 'cancelled',
+      exitCode: null,
+      error,
+      reason,
+      summary: {},
+      lastSeq: 0,
+      ts: finishedAt.toISOString(),
+    };
+    await redis.publish(jobChannel(job._id), JSON.stringify(end)).catch(() => undefined);
+    return cancelled;
+  }
+
+  /** With the `latest` policy, a new `up` supersedes the `up`s still waiting on its stack. */
+  async function supersede(newer: StackJobDoc): Promise<void> {
+    const waiting = await models.StackJob.find({
+      stackFqdn: newer.stackFqdn,
+      operation: 'up',
+      status: 'queued',
+      _id: { $ne: newer._id },
+    }).lean<StackJobDoc[]>();
+    for (const older of waiting) {
+      if (older.createdAt > newer.createdAt) continue;
+      await cancelQueued(older, 'superseded', `superseded by job ${newer._id} (queue policy latest)`);
+    }
+  }
+
   return {
     /** Records the job as queued, then puts it on the queue; if the queue is down, nothing is left behind. */
     async create(resourceId: string, input: CreateJobInput) {
-      const resource = await models.Resource.findById(resourceId).lean();
+      const resource = await models.Resource.findById(resourceId).lean<ResourceDoc>();
       if (!resource) throw errors.notFound(`resource ${resourceId} not found`);
       const { operation, ...options } = input;
       const job = await models.StackJob.create({
@@ -66,7 +126,9 @@ export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
         await stacks.remove(resource.stackFqdn, job._id).catch(() => undefined);
         throw errors.unavailable(`the job queue (Redis) is unavailable; no job was created: ${(err as Error).message}`);
       }
-      return jobView(job.toObject() as StackJobDoc);
+      const created = job.toObject() as StackJobDoc;
+      if (operation === 'up' && (options.queuePolicy ?? queuePolicyOf(resource)) === 'latest') await supersede(created);
+      return jobView(created);
     },
 
     /**
@@ -79,34 +141,8 @@ export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
       if (!job) throw errors.notFound(`job ${id} not found`);
       if (isFinalStatus(job.status as JobStatus)) throw errors.conflict(`job ${id} has already ended (${job.status}); nothing to cancel`);
       const finishedAt = new Date();
-      const cancelled =
-        job.status === 'queued' &&
-        (await stacks.claim(id, 'cancelled').catch((err: Error) => {
-          throw errors.unavailable(`cannot cancel: Redis is unavailable: ${err.message}`);
-        })) &&
-        (await models.StackJob.findOneAndUpdate(
-          { _id: id, status: 'queued' },
-          { $set: { status: 'cancelled', reason: 'cancelled', error: 'cancelled before it started', finishedAt } },
-          { returnDocument: 'after' },
-        ).lean<StackJobDoc>());
-      if (cancelled) {
-        // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
-        await queue.remove(id).catch(() => undefined);
-        await stacks.remove(job.stackFqdn, id).catch(() => undefined);
-        const end: EndMessage = {
-          type: 'end',
-          jobId: id,
-          status: 'cancelled',
-          exitCode: null,
-          error: 'cancelled before it started',
-          reason: 'cancelled',
-          summary: {},
-          lastSeq: 0,
-          ts: finishedAt.toISOString(),
-        };
-        await redis.publish(jobChannel(id), JSON.stringify(end)).catch(() => undefined);
-        return { accepted: false, job: jobView(cancelled) };
-      }
+      const cancelled = job.status === 'queued' && (await cancelQueued(job, 'cancelled', 'cancelled before it started', finishedAt));
+      if (cancelled) return { accepted: false, job: jobView(cancelled) };
       // It started meanwhile: ask the runners.
       try {
         await redis.publish(CANCEL_CHANNEL, id);
