@@ -93,3 +93,33 @@ async function hasStarted(stack: Awaited<ReturnType<typeof startStack>>, jobId: 
         l.event?.kind === 'resource' && l.event?.type === 'pulumi-nodejs:dynamic:Resource',
     );
 }
+
+t.test('SIGTERM drains a runner process: its running job ends cancelled (shutdown), nothing is left running', async (t) => {
+  const stack = await startStack(t, {}, { prefix: 'bull' });
+  await stack.runner.close();
+  const runner = await startRunnerProcess({
+    MONGO_URL: stack.config.MONGO_URL,
+    REDIS_URL: stack.config.REDIS_URL,
+    PULUMI_BIN: stack.config.PULUMI_BIN,
+    PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
+    WORK_DIR: stack.config.WORK_DIR,
+    CANCEL_GRACE_SECONDS: '1',
+    LOG_LEVEL: 'warn',
+  });
+  t.teardown(() => runner.stop());
+  const resource = (
+    await stack.api.inject({
+      method: 'POST',
+      url: '/v1/resources',
+      headers: { ...stack.auth, 'content-type': 'application/yaml' },
+      payload: fileSetManifest('drain', join(stack.scratch, 'drain'), [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]),
+    })
+  ).json();
+  const job = await queueJob(stack, resource.id);
+  await waitFor('the slow create to start', async () => (await hasStarted(stack, job.id)) || undefined, 60_000);
+  const exited = new Promise<number | null>((resolve) => runner.child.once('exit', (code) => resolve(code)));
+  runner.child.kill('SIGTERM');
+  t.equal(await exited, 0, 'the runner exits cleanly');
+  const done = await stack.models.StackJob.findById(job.id).lean<StackJobDoc>();
+  t.match(done, { status: 'cancelled', reason: 'shutdown' });
+});
