@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import WebSocket from 'ws';
-import { fileSetManifest, readStream, type StreamedMessage, startStack, TOKEN } from './harness.js';
+import { fileSetManifest, queueJob, readStream, type StreamedMessage, startStack, TOKEN } from './harness.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -14,10 +14,6 @@ async function createResource(stack: Stack, name: string, files: { path: string;
     payload: fileSetManifest(name, join(stack.scratch, name), files),
   });
   return res.json().id as string;
-}
-
-async function createJob(stack: Stack, resourceId: string, body: object) {
-  return (await stack.api.inject({ method: 'POST', url: `/v1/resources/${resourceId}/jobs`, headers: stack.auth, payload: body })).json();
 }
 
 const getJob = async (stack: Stack, id: string) =>
@@ -47,7 +43,7 @@ function follow(stack: Stack, jobId: string) {
 t.test('cancelling a running up stops Pulumi, keeps its lines, and leaves the stack usable', async (t) => {
   const stack = await startStack(t, { CANCEL_GRACE_SECONDS: 2 });
   const id = await createResource(stack, 'slow', [{ path: 'slow.txt', content: 'x', delayMs: 60_000 }]);
-  const job = await createJob(stack, id, { operation: 'up' });
+  const job = await queueJob(stack, id, { operation: 'up' });
   const watch = follow(stack, job.id);
   await watch.started;
   const cancel = await stack.api.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel`, headers: stack.auth });
@@ -70,7 +66,7 @@ t.test('cancelling a running up stops Pulumi, keeps its lines, and leaves the st
     headers: { ...stack.auth, 'content-type': 'application/yaml' },
     payload: fileSetManifest('slow', join(stack.scratch, 'slow'), [{ path: 'slow.txt', content: 'x' }]),
   });
-  const next = await createJob(stack, id, { operation: 'up' });
+  const next = await queueJob(stack, id, { operation: 'up' });
   const { messages: after } = await readStream(`${stack.gatewayUrl}/v1/jobs/${next.id}/stream`);
   t.equal(after.at(-1)?.status, 'succeeded', `the next up on the stack succeeds: ${(await getJob(stack, next.id)).result?.error ?? ''}`);
   t.ok(existsSync(join(stack.scratch, 'slow', 'slow.txt')));
@@ -79,10 +75,10 @@ t.test('cancelling a running up stops Pulumi, keeps its lines, and leaves the st
 t.test('a queued job is cancelled at once and never runs', async (t) => {
   const stack = await startStack(t, { CANCEL_GRACE_SECONDS: 1 });
   const id = await createResource(stack, 'busy', [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]);
-  const first = await createJob(stack, id, { operation: 'up' });
+  const first = await queueJob(stack, id, { operation: 'up' });
   const watchFirst = follow(stack, first.id);
   await watchFirst.started;
-  const second = await createJob(stack, id, { operation: 'refresh' });
+  const second = await queueJob(stack, id, { operation: 'refresh' });
   const cancel = await stack.api.inject({ method: 'POST', url: `/v1/jobs/${second.id}/cancel`, headers: stack.auth });
   t.equal(cancel.statusCode, 200, 'a queued job: 200, cancelled at once');
   t.match(cancel.json(), { status: 'cancelled', reason: 'cancelled', result: { status: 'cancelled' } });
@@ -99,7 +95,7 @@ t.test('a queued job is cancelled at once and never runs', async (t) => {
 t.test('a job that outlives its timeoutSeconds ends cancelled with reason timeout', async (t) => {
   const stack = await startStack(t, { CANCEL_GRACE_SECONDS: 1 });
   const id = await createResource(stack, 'timeout', [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]);
-  const job = await createJob(stack, id, { operation: 'up', timeoutSeconds: 3 });
+  const job = await queueJob(stack, id, { operation: 'up', timeoutSeconds: 3 });
   const { messages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${job.id}/stream`);
   t.match(messages.at(-1), { type: 'end', status: 'cancelled', reason: 'timeout' });
   t.match((await getJob(stack, job.id)).result.error, /timed out after 3 s/);
@@ -108,7 +104,7 @@ t.test('a job that outlives its timeoutSeconds ends cancelled with reason timeou
 t.test('a runner shutting down cancels its running job cleanly: nothing is left running', async (t) => {
   const stack = await startStack(t, { CANCEL_GRACE_SECONDS: 1 });
   const id = await createResource(stack, 'drain', [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]);
-  const job = await createJob(stack, id, { operation: 'up' });
+  const job = await queueJob(stack, id, { operation: 'up' });
   const watch = follow(stack, job.id);
   await watch.started;
   await stack.runner.close();
@@ -121,13 +117,13 @@ t.test('a runner shutting down cancels its running job cleanly: nothing is left 
 t.test('with queue policy latest, a new up supersedes the ups still waiting; only the newest runs', async (t) => {
   const stack = await startStack(t, { CANCEL_GRACE_SECONDS: 1 });
   const id = await createResource(stack, 'latest', [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]);
-  const busy = await createJob(stack, id, { operation: 'up' });
+  const busy = await queueJob(stack, id, { operation: 'up' });
   const watchBusy = follow(stack, busy.id);
   await watchBusy.started;
-  const first = await createJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
-  const refresh = await createJob(stack, id, { operation: 'refresh', queuePolicy: 'latest' });
-  const second = await createJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
-  const third = await createJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
+  const first = await queueJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
+  const refresh = await queueJob(stack, id, { operation: 'refresh', queuePolicy: 'latest' });
+  const second = await queueJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
+  const third = await queueJob(stack, id, { operation: 'up', queuePolicy: 'latest' });
   t.match(await getJob(stack, first.id), { status: 'cancelled', reason: 'superseded', result: { error: new RegExp(second.id) } });
   t.match(await getJob(stack, second.id), { status: 'cancelled', reason: 'superseded', result: { error: new RegExp(third.id) } });
   t.match(await getJob(stack, third.id), { status: 'queued', position: 1, blockedBy: busy.id }, 'the newest up waits behind the refresh');

@@ -28,8 +28,11 @@ t.test('the three services started as their images start them run a real deploym
   const api = (path: string, init: RequestInit = {}) =>
     fetch(`${deployment.apiUrl}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...init.headers } });
 
-  for (const service of [deployment.apiUrl]) t.equal((await fetch(`${service}/health`)).status, 200);
-  t.equal((await api('/ready')).status, 200);
+  const gatewayHttp = deployment.gatewayUrl.replace(/^ws/, 'http');
+  for (const service of [deployment.apiUrl, gatewayHttp]) {
+    t.equal((await fetch(`${service}/health`)).status, 200, `${service}/health`);
+    t.same(await (await fetch(`${service}/ready`)).json(), { status: 'ok', mongo: 'ok', redis: 'ok' }, `${service}/ready`);
+  }
 
   const dir = join(scratch, 'files');
   const created = await api('/v1/resources', {

@@ -1,6 +1,7 @@
 export * from './auth.js';
 export * from './config.js';
 export * from './errors.js';
+export * from './job-end.js';
 export * from './kinds.js';
 export * from './line-store.js';
 export * from './logger.js';

@@ -38,3 +38,18 @@ export async function redisReady(redis: Redis): Promise<void> {
     redis.once('end', onEnd);
   });
 }
+
+/**
+ * The body of a /ready answer: each dependency `ok` or `unavailable`, and whether all are ok
+ * (callers answer 200 or 503 with it).
+ */
+export async function readiness(checks: Record<string, () => Promise<unknown>>): Promise<{ ready: boolean; body: Record<string, string> }> {
+  const names = Object.keys(checks);
+  const results = await Promise.allSettled(names.map((name) => (checks[name] as () => Promise<unknown>)()));
+  const body: Record<string, string> = {};
+  results.forEach((result, i) => {
+    body[names[i] as string] = result.status === 'fulfilled' ? 'ok' : 'unavailable';
+  });
+  const ready = Object.values(body).every((v) => v === 'ok');
+  return { ready, body: { status: ready ? 'ok' : 'unavailable', ...body } };
+}

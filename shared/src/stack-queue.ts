@@ -44,7 +44,7 @@ export type AcquireResult =
  */
 export class StackQueue {
   constructor(
-    private readonly redis: Pick<Redis, 'eval' | 'incr' | 'zadd' | 'zrem' | 'zrank' | 'set' | 'getdel' | 'pttl' | 'get'>,
+    private readonly redis: Pick<Redis, 'eval' | 'incr' | 'zadd' | 'zrem' | 'zrank' | 'zrange' | 'set' | 'getdel' | 'pttl' | 'get'>,
     readonly ttlMs = 30_000,
   ) {}
 
@@ -78,6 +78,11 @@ export class StackQueue {
   /** True while the lock still holds our value (its TTL is then extended). */
   async renew(stackFqdn: string, lockValue: string): Promise<boolean> {
     return (await this.redis.eval(RENEW, 1, stackLockKey(stackFqdn), lockValue, String(this.ttlMs))) === 1;
+  }
+
+  /** The job first in the stack's line, if any. */
+  async next(stackFqdn: string): Promise<string | undefined> {
+    return (await this.redis.zrange(stackWaitingKey(stackFqdn), 0, 0))[0];
   }
 
   /** Frees our lock; returns the next job in line, if any. */

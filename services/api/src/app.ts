@@ -2,6 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppError,
   bearerToken,
+  errors,
+  readiness,
   Metrics,
   type Config,
   type KindRegistry,
@@ -56,15 +58,11 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     done(null, body),
   );
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v1/')) return;
     const token = bearerToken(request.headers.authorization);
-    if (token === undefined) {
-      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'missing Authorization: Bearer <token> header' });
-    }
-    if (!tokenMatches(token, config.ADMIN_TOKEN)) {
-      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'the bearer token is not valid' });
-    }
+    if (token === undefined) throw errors.unauthorized('missing Authorization: Bearer <token> header');
+    if (!tokenMatches(token, config.ADMIN_TOKEN)) throw errors.unauthorized('the bearer token is not valid');
   });
 
   const metrics = new Metrics();
@@ -80,10 +78,8 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
 
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_request, reply) => {
-    const checks = await Promise.allSettled([deps.mongoPing(), deps.redis.ping()]);
-    const [mongo, redis] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unavailable'));
-    const ready = mongo === 'ok' && redis === 'ok';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', mongo, redis });
+    const { ready, body } = await readiness({ mongo: deps.mongoPing, redis: () => deps.redis.ping() });
+    return reply.code(ready ? 200 : 503).send(body);
   });
 
   // The error handler goes in before the routes: an awaited register() snapshots the parent's

@@ -64,17 +64,18 @@ export async function executeJob(
     logger.info('job was cancelled before it could start; skipping');
     return undefined;
   }
-  const job = await models.StackJob.findOneAndUpdate(
+  const claimed = await models.StackJob.findOneAndUpdate(
     { _id: jobId, status: 'queued' },
     {
       $set: { status: 'running', startedAt: new Date(), runnerId: deps.runnerId, fence: options.fence },
     },
     { returnDocument: 'after' },
   ).lean();
-  if (!job) {
+  if (!claimed) {
     logger.info('job is no longer queued; skipping');
     return undefined;
   }
+  const job = claimed;
   const sink = new LineSink({ jobId, publisher: deps.publisher, store: lineStore(models).writer(jobId), logger });
   let ranVersion: number | undefined; // the resource version this run used
   const stdout = new Tail();
@@ -91,17 +92,17 @@ export async function executeJob(
   return finish(outcome);
 
   async function run(): Promise<Outcome> {
-    const resource = await models.Resource.findById(job?.resourceId).lean();
+    const resource = await models.Resource.findById(job.resourceId).lean();
     if (!resource)
-      return { status: 'failed', exitCode: null, error: `resource ${job?.resourceId} no longer exists`, reason: 'resource_deleted' };
+      return { status: 'failed', exitCode: null, error: `resource ${job.resourceId} no longer exists`, reason: 'resource_deleted' };
     ranVersion = resource.version; // the manifest as it is now is what runs
     const kind = deps.kinds.get(resource.kind);
     if (!kind)
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
-    const timeoutSeconds = (job?.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
+    const timeoutSeconds = (job.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
     const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
     const runSignal = AbortSignal.any([signal, timeout]);
-    logger.info({ stack: job?.stackFqdn, operation: job?.operation }, 'running pulumi');
+    logger.info({ stack: job.stackFqdn, operation: job.operation }, 'running pulumi');
     const result = await runPulumi({
       pulumiBin: config.PULUMI_BIN,
       pulumiHome: join(config.WORK_DIR, 'pulumi-home'),
@@ -111,9 +112,9 @@ export async function executeJob(
       main: kind.main,
       project: kind.project,
       workspaceDir: join(config.WORK_DIR, 'jobs', jobId),
-      stackFqdn: job?.stackFqdn as string,
-      operation: job?.operation as Operation,
-      options: (job?.options ?? {}) as JobOptions,
+      stackFqdn: job.stackFqdn,
+      operation: job.operation as Operation,
+      options: (job.options ?? {}) as JobOptions,
       env: { STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest)) },
       clearStaleLock: options.repairStack === true,
       signal: runSignal,

@@ -1,13 +1,4 @@
-import {
-  type EndMessage,
-  jobChannel,
-  jobHeartbeatKey,
-  jobLostClaimKey,
-  type Logger,
-  type Models,
-  type StackJobDoc,
-  type StackQueue,
-} from '@pds/shared';
+import { endJobOutsideRun, jobHeartbeatKey, jobLostClaimKey, type Logger, type Models, type StackQueue } from '@pds/shared';
 import type { Redis } from 'ioredis';
 
 export interface ReconcilerDeps {
@@ -43,26 +34,10 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()):
     const claimed = await deps.publisher.set(jobLostClaimKey(_id), '1', 'PX', 10 * deps.staleAfterMs, 'NX');
     if (claimed !== 'OK') continue; // another runner is ending it
     const error = `the runner running this job stopped answering (no heartbeat for ${Math.round(deps.staleAfterMs / 1000)} s)`;
-    const job = await deps.models.StackJob.findOneAndUpdate(
-      { _id, status: 'running' },
-      { $set: { status: 'failed', reason: 'runner_lost', error, finishedAt: now } },
-      { returnDocument: 'after' },
-    ).lean<StackJobDoc>();
+    const job = await endJobOutsideRun(deps.models, deps.publisher, _id, 'running', { status: 'failed', reason: 'runner_lost', error });
     if (!job) continue; // it ended meanwhile
     ended.push(_id);
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
-    const end: EndMessage = {
-      type: 'end',
-      jobId: _id,
-      status: 'failed',
-      exitCode: null,
-      error,
-      reason: 'runner_lost',
-      summary: {},
-      lastSeq: job.lastSeq ?? 0,
-      ts: now.toISOString(),
-    };
-    await deps.publisher.publish(jobChannel(_id), JSON.stringify(end)).catch(() => undefined);
     const next = await deps.stacks.releaseLost(job.stackFqdn, _id);
     if (next) await deps.promote(next);
   }

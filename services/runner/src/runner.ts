@@ -1,9 +1,8 @@
 import { hostname } from 'node:os';
 import {
+  endJobOutsideRun,
   CANCEL_CHANNEL,
   type Config,
-  type EndMessage,
-  jobChannel,
   isFinalStatus,
   jobHeartbeatKey,
   type JobStatus,
@@ -77,7 +76,7 @@ export function createRunner(deps: RunnerDeps) {
     if ((await stacks.claimOf(jobId)) !== undefined) {
       // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
       await stacks.remove(stackFqdn, jobId);
-      const next = await stacks.release(stackFqdn, '');
+      const next = await stacks.next(stackFqdn);
       if (next) await promote(next);
       return;
     }
@@ -124,24 +123,9 @@ export function createRunner(deps: RunnerDeps) {
       // A bug or an outage while ending the job: never leave it `running`.
       log.error({ err, jobId }, 'job could not be ended normally');
       const error = `the runner failed while running this job: ${(err as Error).message}`;
-      const ended = await deps.models.StackJob.updateOne(
-        { _id: jobId, status: 'running' },
-        { $set: { status: 'failed', reason: 'internal_error', error, finishedAt: new Date() } },
-      ).catch(() => undefined);
-      if (ended?.modifiedCount) {
-        const end: EndMessage = {
-          type: 'end',
-          jobId,
-          status: 'failed',
-          exitCode: null,
-          error,
-          reason: 'internal_error',
-          summary: {},
-          lastSeq: 0,
-          ts: new Date().toISOString(),
-        };
-        await deps.publisher.publish(jobChannel(jobId), JSON.stringify(end)).catch(() => undefined);
-      }
+      await endJobOutsideRun(deps.models, deps.publisher, jobId, 'running', { status: 'failed', reason: 'internal_error', error }).catch(
+        () => undefined,
+      );
       throw err;
     } finally {
       clearInterval(renewal);

@@ -1,5 +1,5 @@
 import websocket from '@fastify/websocket';
-import { bearerToken, type Config, type Logger, type Models, tokenMatches } from '@pds/shared';
+import { bearerToken, type Config, type Logger, type Models, readiness, tokenMatches } from '@pds/shared';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { JobNotFoundError, streamJob } from './job-stream.js';
@@ -91,10 +91,8 @@ export async function buildGateway(config: Pick<Config, 'ADMIN_TOKEN'>, deps: Ga
 
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_request, reply) => {
-    const checks = await Promise.allSettled([deps.mongoPing(), deps.redisPing()]);
-    const [mongo, redis] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unavailable'));
-    const ready = mongo === 'ok' && redis === 'ok';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', mongo, redis });
+    const { ready, body } = await readiness({ mongo: deps.mongoPing, redis: deps.redisPing });
+    return reply.code(ready ? 200 : 503).send(body);
   });
   app.get('/metrics', async (_request, reply) => {
     reply.type('text/plain; version=0.0.4');

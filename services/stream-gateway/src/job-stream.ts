@@ -1,6 +1,7 @@
 import {
   type ChannelMessage,
   type EndMessage,
+  endMessageFor,
   isFinalStatus,
   type JobStatus,
   type LineMessage,
@@ -42,20 +43,6 @@ const PAGE = 4096;
 function toMessage(jobId: string, line: StoredLine | LineMessage): LineMessage {
   const { seq, stream, text, event, ts } = line;
   return stream === 'event' ? { type: 'event', jobId, seq, stream, event, ts } : { type: 'line', jobId, seq, stream, text, ts };
-}
-
-function endFromJob(job: StackJobDoc): EndMessage {
-  return {
-    type: 'end',
-    jobId: job._id,
-    status: job.status as JobStatus,
-    exitCode: job.exitCode ?? null,
-    ...(job.error ? { error: job.error } : {}),
-    ...(job.reason ? { reason: job.reason } : {}),
-    summary: (job.summary as Record<string, number>) ?? {},
-    lastSeq: job.lastSeq ?? 0,
-    ts: (job.finishedAt ?? job.updatedAt).toISOString(),
-  };
 }
 
 /**
@@ -172,7 +159,7 @@ export async function streamJob(
     const job = await models.StackJob.findById(jobId).lean<StackJobDoc>();
     if (!job) throw new JobNotFoundError(`job ${jobId} not found`);
     if (isFinalStatus(job.status as JobStatus)) {
-      await end(endFromJob(job));
+      await end(endMessageFor(job));
       return;
     }
     send({ type: 'status', jobId, status: job.status as JobStatus, ts: new Date().toISOString() });
@@ -184,7 +171,7 @@ export async function streamJob(
     // If the end message is lost (a Redis blip), the job document still tells.
     const check = async () => {
       const current = await models.StackJob.findById(jobId).lean<StackJobDoc>();
-      if (current && isFinalStatus(current.status as JobStatus)) enqueue(() => end(endFromJob(current)));
+      if (current && isFinalStatus(current.status as JobStatus)) enqueue(() => end(endMessageFor(current)));
     };
     timer = setInterval(() => void check().catch(() => undefined), deps.checkEveryMs ?? 5_000);
     await finished;

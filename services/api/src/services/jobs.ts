@@ -1,9 +1,8 @@
 import {
   CANCEL_CHANNEL,
-  type EndMessage,
+  endJobOutsideRun,
   errors,
   isFinalStatus,
-  jobChannel,
   type JobStatus,
   lineStore,
   type ResourceDoc,
@@ -52,32 +51,16 @@ export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
    * starting it at the same moment cannot also win), takes it out of the queue and its stack's line,
    * and publishes its end. Returns the ended job, or undefined if it had already left `queued`.
    */
-  async function cancelQueued(job: StackJobDoc, reason: string, error: string, finishedAt = new Date()) {
+  async function cancelQueued(job: StackJobDoc, reason: string, error: string) {
     const claimed = await stacks.claim(job._id, 'cancelled').catch((err: Error) => {
       throw errors.unavailable(`cannot cancel: Redis is unavailable: ${err.message}`);
     });
     if (!claimed) return undefined;
-    const cancelled = await models.StackJob.findOneAndUpdate(
-      { _id: job._id, status: 'queued' },
-      { $set: { status: 'cancelled', reason, error, finishedAt } },
-      { returnDocument: 'after' },
-    ).lean<StackJobDoc>();
+    const cancelled = await endJobOutsideRun(models, redis, job._id, 'queued', { status: 'cancelled', reason, error });
     if (!cancelled) return undefined;
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
     await stacks.remove(job.stackFqdn, job._id).catch(() => undefined);
-    const end: EndMessage = {
-      type: 'end',
-      jobId: job._id,
-      status: 'cancelled',
-      exitCode: null,
-      error,
-      reason,
-      summary: {},
-      lastSeq: 0,
-      ts: finishedAt.toISOString(),
-    };
-    await redis.publish(jobChannel(job._id), JSON.stringify(end)).catch(() => undefined);
     return cancelled;
   }
 
@@ -140,8 +123,7 @@ export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
       const job = await models.StackJob.findById(id).lean<StackJobDoc>();
       if (!job) throw errors.notFound(`job ${id} not found`);
       if (isFinalStatus(job.status as JobStatus)) throw errors.conflict(`job ${id} has already ended (${job.status}); nothing to cancel`);
-      const finishedAt = new Date();
-      const cancelled = job.status === 'queued' && (await cancelQueued(job, 'cancelled', 'cancelled before it started', finishedAt));
+      const cancelled = job.status === 'queued' && (await cancelQueued(job, 'cancelled', 'cancelled before it started'));
       if (cancelled) return { accepted: false, job: jobView(cancelled) };
       // It started meanwhile: ask the runners.
       try {
@@ -151,7 +133,7 @@ export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
       }
       const current = await models.StackJob.findByIdAndUpdate(
         id,
-        { $set: { cancelRequestedAt: finishedAt } },
+        { $set: { cancelRequestedAt: new Date() } },
         { returnDocument: 'after' },
       ).lean<StackJobDoc>();
       return { accepted: true, job: jobView(current ?? job) };
