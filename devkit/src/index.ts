@@ -1,3 +1,4 @@
 export * from './local-deps.js';
 export * from './processes.js';
 export * from './launcher.js';
+export * from './sample-credentials.js';

@@ -1,5 +1,5 @@
 import { startLocalRedis } from '@pds/devkit';
-import { jobChannel } from '@pds/shared';
+import { generateToken, jobChannel } from '@pds/shared';
 import t from 'tap';
 import WebSocket from 'ws';
 import { startGateway, TOKEN } from './gateway-harness.js';
@@ -42,6 +42,38 @@ t.test('access and bad requests get clear close codes', async (t) => {
   t.match(unknown.reason, /not found/);
   t.equal((await readStream(`${ws}/v1/jobs/${jobId}/stream?from=-1`, TOKEN)).code, 4400, 'a bad from: 4400');
   t.equal((await fetch(`${http}/v1/jobs/${jobId}/stream`)).status, 426, 'plain HTTP is told to upgrade or ask for SSE');
+});
+
+t.test('API tokens of any role may watch; a revoked one is refused', async (t) => {
+  const { gateway, job, models } = await startGateway(t);
+  const { ws } = await gateway();
+  const { jobId, finish } = await job();
+  const viewer = generateToken();
+  await models.ApiToken.create({
+    _id: viewer.hash,
+    id: viewer.id,
+    name: 'wall-screen',
+    role: 'viewer',
+    prefix: viewer.prefix,
+    createdBy: 'test',
+  });
+  const revoked = generateToken();
+  await models.ApiToken.create({
+    _id: revoked.hash,
+    id: revoked.id,
+    name: 'old',
+    role: 'admin',
+    prefix: revoked.prefix,
+    createdBy: 'test',
+    revokedAt: new Date(),
+  });
+  const reading = readStream(`${ws}/v1/jobs/${jobId}/stream`, viewer.token);
+  await finish();
+  const watched = await reading;
+  t.equal(watched.code, 1000, 'a viewer token streams the job to its end');
+  const refused = await readStream(`${ws}/v1/jobs/${jobId}/stream`, revoked.token);
+  t.equal(refused.code, 4401);
+  t.match(refused.reason, /revoked/);
 });
 
 t.test('Server-Sent Events carry the same stream, and Last-Event-ID resumes it', async (t) => {

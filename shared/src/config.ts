@@ -12,7 +12,10 @@ export const ConfigSchema = Type.Object({
   MONGO_URL: Type.String({ default: 'mongodb://127.0.0.1:27017/pulumi-deploy' }),
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379' }),
   ADMIN_TOKEN: Type.String({ minLength: 16, default: 'dev-admin-token-change-me' }),
-  CREDENTIALS_KEY: Type.Optional(Type.String()),
+  /** Seals credentials: 32 random bytes, base64 (`openssl rand -base64 32`). Without it, credentials are refused. */
+  CREDENTIALS_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' })),
+  /** During a key rotation: the keys before CREDENTIALS_KEY, comma-separated, still used to open. */
+  CREDENTIALS_KEY_PREVIOUS: Type.Optional(Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)(,[A-Za-z0-9+/]{43}=)*$' })),
   PULUMI_BACKEND_URL: Type.String({ default: `file://${repoRoot}.data/pulumi-state` }),
   PULUMI_CONFIG_PASSPHRASE: Type.String({ default: '' }),
   /** The pulumi binary; its folder must also hold pulumi-resource-pulumi-nodejs. */

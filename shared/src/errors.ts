@@ -24,6 +24,7 @@ export const errors = {
   invalidManifest: createError('INVALID_MANIFEST', 400),
   invalidRequest: createError('INVALID_REQUEST', 400),
   unauthorized: createError('UNAUTHORIZED', 401),
+  forbidden: createError('FORBIDDEN', 403),
   notFound: createError('NOT_FOUND', 404),
   conflict: createError('CONFLICT', 409),
   unavailable: createError('DEPENDENCY_UNAVAILABLE', 503),

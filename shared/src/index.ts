@@ -1,5 +1,6 @@
 export * from './auth.js';
 export * from './config.js';
+export * from './credentials.js';
 export * from './errors.js';
 export * from './job-end.js';
 export * from './kinds.js';
@@ -10,6 +11,8 @@ export * from './models/index.js';
 export * from './metrics.js';
 export * from './mongo.js';
 export * from './names.js';
+export * from './providers.js';
 export * from './redis.js';
+export * from './secret-box.js';
 export * from './stack-queue.js';
 export * from './types.js';

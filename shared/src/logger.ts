@@ -21,14 +21,21 @@ export const REDACT_PATHS = [
   '*.clientSecret',
   '*.apiToken',
   '*.kubeconfig',
+  '*.serviceAccountKey',
+  '*.sessionToken',
+  '*.private_key',
 ];
 
 /** The one base logger of a service. Pretty output only when stdout is a terminal. */
-export function createLogger(options: { name: string; level: string } & LoggerOptions): Logger {
-  const pretty = process.stdout.isTTY && options.level !== 'silent';
-  return pino({
+export function createLogger(
+  options: { name: string; level: string } & LoggerOptions,
+  destination?: { write(line: string): void },
+): Logger {
+  const pretty = !destination && process.stdout.isTTY && options.level !== 'silent';
+  const settings = {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     ...options,
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
-  });
+  };
+  return destination ? pino(settings, destination) : pino(settings);
 }

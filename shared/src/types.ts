@@ -65,3 +65,7 @@ export interface JobResult {
   outputs: Record<string, unknown>;
   summary: ChangeSummary;
 }
+
+/** Access roles, each allowing what the ones before it allow. */
+export const ROLES = ['viewer', 'deployer', 'admin'] as const;
+export type Role = (typeof ROLES)[number];

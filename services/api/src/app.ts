@@ -1,20 +1,25 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppError,
-  bearerToken,
-  errors,
+  type Authenticator,
+  createAuthenticator,
   readiness,
   Metrics,
+  type ApiTokenDoc,
   type Config,
+  Keyring,
   type KindRegistry,
   type Logger,
   type Models,
   type StackQueue,
-  tokenMatches,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyError } from 'fastify';
 import type { Redis } from 'ioredis';
+import { accessPlugin } from './plugins/access.js';
+import { auditPlugin } from './plugins/audit.js';
+import { accessRoutes } from './routes/access.js';
+import { credentialRoutes } from './routes/credentials.js';
 import { jobRoutes } from './routes/jobs.js';
 import { resourceRoutes } from './routes/resources.js';
 
@@ -29,9 +34,16 @@ export interface ApiDeps {
   mongoPing(): Promise<unknown>;
 }
 
+/** What routes work with: the dependencies plus what the app derives from config. */
+export interface AppContext extends ApiDeps {
+  /** Seals credentials; undefined when CREDENTIALS_KEY is not set. */
+  keyring?: Keyring;
+  authenticator: Authenticator;
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    deps: ApiDeps;
+    deps: AppContext;
     metrics: Metrics;
   }
 }
@@ -51,19 +63,19 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     // Unknown fields are an error the caller should hear about, not something to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.decorate('deps', deps);
+  const authenticator = createAuthenticator({
+    adminToken: config.ADMIN_TOKEN,
+    findToken: (hash) => deps.models.ApiToken.findById(hash).lean<ApiTokenDoc>(),
+  });
+  app.decorate('deps', { ...deps, keyring: Keyring.fromConfig(config), authenticator });
 
   // Manifests are posted as YAML text.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) =>
     done(null, body),
   );
 
-  app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith('/v1/')) return;
-    const token = bearerToken(request.headers.authorization);
-    if (token === undefined) throw errors.unauthorized('missing Authorization: Bearer <token> header');
-    if (!tokenMatches(token, config.ADMIN_TOKEN)) throw errors.unauthorized('the bearer token is not valid');
-  });
+  await app.register(accessPlugin, { authenticator });
+  await app.register(auditPlugin, { models: deps.models });
 
   const metrics = new Metrics();
   app.decorate('metrics', metrics);
@@ -85,6 +97,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   // The error handler goes in before the routes: an awaited register() snapshots the parent's
   // handler into the route plugin's context.
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    request.auditFailure = err.message;
     if (err instanceof AppError) {
       return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
     }
@@ -106,6 +119,8 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
 
   await app.register(resourceRoutes);
   await app.register(jobRoutes);
+  await app.register(credentialRoutes);
+  await app.register(accessRoutes);
 
   return app;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { startLocalRedis } from '@pds/devkit';
 import { type Teardowns, testMongo } from '@pds/devkit/tap';
 import {
+  type Config,
   connectMongo,
   createLogger,
   createModels,
@@ -19,12 +20,23 @@ import { buildApp } from '../src/app.js';
 export const TOKEN = 'api-test-token-0123456789';
 export const auth = { authorization: `Bearer ${TOKEN}` };
 
-/** The API on a real MongoDB wire server and its own redis-server (so a test may stop it). */
-export async function startApi(t: Teardowns) {
+export const CREDENTIALS_KEY = Buffer.alloc(32, 7).toString('base64');
+
+/**
+ * The API on a real MongoDB wire server and its own redis-server (so a test may stop it).
+ * `logs` receives every log line when given (to check what the API writes).
+ */
+export async function startApi(t: Teardowns, options: { config?: Partial<Config>; logs?: (line: string) => void } = {}) {
   const [mongoUrl, redisServer] = await Promise.all([testMongo(t), startLocalRedis()]);
   t.teardown(() => redisServer.stop());
-  const config = loadConfig({}, { MONGO_URL: mongoUrl, REDIS_URL: redisServer.url, ADMIN_TOKEN: TOKEN });
-  const logger = createLogger({ name: 'api-test', level: 'silent' });
+  const config = loadConfig(
+    {},
+    { MONGO_URL: mongoUrl, REDIS_URL: redisServer.url, ADMIN_TOKEN: TOKEN, CREDENTIALS_KEY, ...options.config },
+  );
+  const logs = options.logs;
+  const logger = logs
+    ? createLogger({ name: 'api-test', level: 'trace' }, { write: (line: string) => logs(line) })
+    : createLogger({ name: 'api-test', level: 'silent' });
   const connection = await connectMongo(config.MONGO_URL);
   t.teardown(() => connection.close());
   const models = createModels(connection);
@@ -43,7 +55,7 @@ export async function startApi(t: Teardowns) {
     logger,
   );
   t.teardown(() => app.close());
-  return { app, models, queue, redisServer };
+  return { app, models, queue, redisServer, config };
 }
 
 export const manifest = (name: string, extra = '') => `apiVersion: deploy.pulumi.dev/v1

@@ -1,5 +1,5 @@
 import websocket from '@fastify/websocket';
-import { bearerToken, type Config, type Logger, type Models, readiness, tokenMatches } from '@pds/shared';
+import { type ApiTokenDoc, bearerToken, type Config, createAuthenticator, type Logger, type Models, readiness } from '@pds/shared';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { JobNotFoundError, streamJob } from './job-stream.js';
@@ -37,13 +37,23 @@ export async function buildGateway(config: Pick<Config, 'ADMIN_TOKEN'>, deps: Ga
   const sockets = new Set<WebSocket>();
   const streams = new Set<AbortController>();
 
-  /** Why a request may not stream, or undefined when it may. */
-  function refusal(request: FastifyRequest<{ Querystring: { token?: string } }>): string | undefined {
+  // Any role may watch jobs (viewer and up). The token is checked before the WebSocket upgrade,
+  // so handlers stay synchronous and never miss a client's first message.
+  const authenticator = createAuthenticator({
+    adminToken: config.ADMIN_TOKEN,
+    findToken: (hash) => deps.models.ApiToken.findById(hash).lean<ApiTokenDoc>(),
+  });
+  const refusals = new WeakMap<FastifyRequest, string>();
+  app.addHook('preValidation', async (request: FastifyRequest<{ Querystring: { token?: string } }>) => {
+    if (!request.url.startsWith('/v1/')) return;
     const token = bearerToken(request.headers.authorization) ?? request.query.token;
-    if (token === undefined) return 'missing bearer token (Authorization header, or ?token= for browsers)';
-    if (!tokenMatches(token, config.ADMIN_TOKEN)) return 'the bearer token is not valid';
-    return undefined;
-  }
+    if (token === undefined) return void refusals.set(request, 'missing bearer token (Authorization header, or ?token= for browsers)');
+    const outcome = await authenticator.authenticate(token);
+    if (!outcome.ok) refusals.set(request, outcome.message);
+  });
+
+  /** Why a request may not stream, or undefined when it may. */
+  const refusal = (request: FastifyRequest): string | undefined => refusals.get(request);
 
   function parseFrom(value: string | undefined): number | undefined {
     const from = Number(value ?? 0);

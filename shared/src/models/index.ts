@@ -1,8 +1,14 @@
 import type { Connection } from 'mongoose';
+import { apiTokenModel } from './api-token.js';
+import { auditEntryModel } from './audit-entry.js';
+import { credentialModel } from './credential.js';
 import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
 
+export * from './api-token.js';
+export * from './audit-entry.js';
+export * from './credential.js';
 export * from './job-line.js';
 export * from './resource.js';
 export * from './stack-job.js';
@@ -13,6 +19,9 @@ export function createModels(connection: Connection) {
     Resource: resourceModel(connection),
     StackJob: stackJobModel(connection),
     JobLineChunk: jobLineChunkModel(connection),
+    Credential: credentialModel(connection),
+    ApiToken: apiTokenModel(connection),
+    AuditEntry: auditEntryModel(connection),
   };
 }
 

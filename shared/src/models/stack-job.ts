@@ -28,6 +28,8 @@ export const stackJobSchema = new Schema(
     runnerId: { type: String },
     /** The fencing token of the stack lock it ran under. */
     fence: { type: Number },
+    /** The credential the job ran with (so it cannot be deleted under a running job). */
+    credentialId: { type: String },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },

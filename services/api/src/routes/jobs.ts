@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { ensureRole } from '../plugins/access.js';
 import { jobService } from '../services/jobs.js';
 import {
   CreateJobBodySchema,
@@ -17,7 +18,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/resources/:id/jobs',
     {
+      config: { role: 'deployer', action: 'job.create' },
       schema: {
+        tags: ['jobs'],
         summary: "Queue an operation on the resource's stack; answers 202 at once",
         params: IdParamsSchema,
         body: CreateJobBodySchema,
@@ -25,7 +28,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
+      // Destroying deletes real infrastructure: admins only.
+      if (request.body.operation === 'destroy') ensureRole(request, 'admin', 'a destroy job');
       const job = await jobs.create(request.params.id, request.body);
+      request.auditTarget = job.id;
       app.metrics.inc('api_jobs_created_total', 'Jobs created, by operation', { operation: job.operation });
       return reply.code(202).send(job);
     },
@@ -34,7 +40,13 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs',
     {
-      schema: { querystring: ListJobsQuerySchema, response: { 200: Type.Object({ items: Type.Array(JobSchema) }), ...errorResponses } },
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'List jobs, newest first',
+        querystring: ListJobsQuerySchema,
+        response: { 200: Type.Object({ items: Type.Array(JobSchema) }), ...errorResponses },
+      },
     },
     async (request) => ({ items: await jobs.list(request.query) }),
   );
@@ -42,7 +54,12 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id',
     {
-      schema: { params: IdParamsSchema, response: { 200: JobSchema, ...errorResponses } },
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['jobs'],
+        params: IdParamsSchema,
+        response: { 200: JobSchema, ...errorResponses },
+      },
     },
     async (request) => jobs.get(request.params.id),
   );
@@ -50,7 +67,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/jobs/:id/cancel',
     {
+      config: { role: 'deployer', action: 'job.cancel' },
       schema: {
+        tags: ['jobs'],
         summary: 'Cancel a job: a queued one at once (200), a running one by asking its runner (202)',
         params: IdParamsSchema,
         response: { 200: JobSchema, 202: JobSchema, ...errorResponses },
@@ -65,7 +84,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id/lines',
     {
+      config: { role: 'viewer' },
       schema: {
+        tags: ['jobs'],
+        summary: 'Persisted lines and events after seq `from` (for clients without WebSocket)',
         params: IdParamsSchema,
         querystring: LinesQuerySchema,
         response: { 200: Type.Object({ items: Type.Array(LineSchema) }), ...errorResponses },

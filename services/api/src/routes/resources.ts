@@ -9,7 +9,9 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/resources',
     {
+      config: { role: 'deployer', action: 'resource.create' },
       schema: {
+        tags: ['resources'],
         summary: 'Create a resource from a manifest (YAML body, or JSON { manifest })',
         body: Type.Union([Type.String({ minLength: 1 }), CreateResourceJsonSchema]),
         response: { 201: ResourceSchema, ...errorResponses },
@@ -17,14 +19,19 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const text = typeof request.body === 'string' ? request.body : request.body.manifest;
-      return reply.code(201).send(await resources.create(text));
+      const created = await resources.create(text);
+      request.auditTarget = created.id;
+      return reply.code(201).send(created);
     },
   );
 
   app.get(
     '/v1/resources',
     {
+      config: { role: 'viewer' },
       schema: {
+        tags: ['resources'],
+        summary: 'List resources, newest first',
         querystring: ListResourcesQuerySchema,
         response: { 200: Type.Object({ items: Type.Array(ResourceSchema) }), ...errorResponses },
       },
@@ -35,7 +42,9 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/v1/resources/:id',
     {
+      config: { role: 'deployer', action: 'resource.replace' },
       schema: {
+        tags: ['resources'],
         summary: 'Replace the manifest (kind, name and stack stay); the version goes up by one',
         params: IdParamsSchema,
         body: Type.Union([Type.String({ minLength: 1 }), CreateResourceJsonSchema]),
@@ -48,7 +57,8 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/resources/:id',
     {
-      schema: { params: IdParamsSchema, response: { 200: ResourceSchema, ...errorResponses } },
+      config: { role: 'viewer' },
+      schema: { tags: ['resources'], params: IdParamsSchema, response: { 200: ResourceSchema, ...errorResponses } },
     },
     async (request) => resources.get(request.params.id),
   );

@@ -1,4 +1,4 @@
-import { JOB_STATUSES, OPERATIONS } from '@pds/shared';
+import { CREDENTIAL_FIELDS, JOB_STATUSES, OPERATIONS, PROVIDER_NAMES, ROLES } from '@pds/shared';
 import { type TSchema, Type } from '@sinclair/typebox';
 
 /** A string that is one of `values` (an enum in the OpenAPI document). */
@@ -104,7 +104,101 @@ export const LineSchema = Type.Object({
 export const errorResponses = {
   400: ErrorSchema,
   401: ErrorSchema,
+  403: ErrorSchema,
   404: ErrorSchema,
   409: ErrorSchema,
   503: ErrorSchema,
 };
+
+const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }));
+const Name = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', description: 'Lower-case letters, digits and -, at most 63' });
+
+/** A page of a list; pass `nextCursor` as `cursor` to get the next one. */
+export const PageOf = <T extends TSchema>(item: T) => Type.Object({ items: Type.Array(item), nextCursor: Type.Optional(Type.String()) });
+
+export const PageQuery = {
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+  cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor of the previous page' })),
+};
+
+const credentialFields = Object.fromEntries(
+  Object.entries(CREDENTIAL_FIELDS).map(([name, f]) => [
+    name,
+    Type.Optional(Type.String({ minLength: 1, maxLength: 65_536, description: `${f.description} (${f.providers.join(', ')})` })),
+  ]),
+);
+
+export const CreateCredentialBodySchema = Type.Object(
+  {
+    name: Name,
+    provider: literals(PROVIDER_NAMES),
+    isDefault: Type.Optional(Type.Boolean({ description: "The provider's default; the first credential of a provider is, unless false" })),
+    labels: Type.Optional(Labels),
+    ...credentialFields,
+  },
+  { additionalProperties: false },
+);
+
+export const ReplaceCredentialBodySchema = Type.Object(
+  { isDefault: Type.Optional(Type.Boolean()), labels: Type.Optional(Labels), ...credentialFields },
+  { additionalProperties: false },
+);
+
+export const CredentialSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  provider: Type.String(),
+  isDefault: Type.Boolean(),
+  labels: Type.Record(Type.String(), Type.String()),
+  settings: Type.Record(Type.String(), Type.String(), { description: 'Non-secret fields (project, region, ids)' }),
+  fingerprint: Type.String({ description: 'sha256 of the secret values, shortened; changes on rotation' }),
+  keyId: Type.String({ description: 'Id of the CREDENTIALS_KEY that sealed the secrets' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  rotatedAt: Type.Optional(Type.String({ format: 'date-time' })),
+});
+
+export const ListCredentialsQuerySchema = Type.Object({ provider: Type.Optional(literals(PROVIDER_NAMES)), ...PageQuery });
+
+export const CreateTokenBodySchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    role: literals(ROLES),
+    expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TokenSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  role: literals(ROLES),
+  prefix: Type.String({ description: 'The first characters of the token' }),
+  createdBy: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+  expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+  revokedAt: Type.Optional(Type.String({ format: 'date-time' })),
+});
+
+export const CreatedTokenSchema = Type.Intersect([
+  TokenSchema,
+  Type.Object({ token: Type.String({ description: 'Shown only in this response' }) }),
+]);
+
+export const AuditEntrySchema = Type.Object({
+  id: Type.String(),
+  at: Type.String({ format: 'date-time' }),
+  actor: Type.Object({ id: Type.String(), name: Type.String(), role: Type.String() }),
+  action: Type.String(),
+  targetId: Type.Optional(Type.String()),
+  outcome: literals(['success', 'failure'] as const),
+  statusCode: Type.Integer(),
+  message: Type.Optional(Type.String()),
+});
+
+export const ListAuditQuerySchema = Type.Object({
+  action: Type.Optional(Type.String({ maxLength: 100 })),
+  actor: Type.Optional(Type.String({ maxLength: 100, description: 'Token id' })),
+  targetId: Type.Optional(Type.String({ maxLength: 100 })),
+  ...PageQuery,
+});

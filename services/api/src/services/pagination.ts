@@ -1,0 +1,50 @@
+import { errors } from '@pds/shared';
+
+/** Where the next page starts: the sort key of the last item returned. */
+interface Cursor {
+  at: string;
+  id: string;
+}
+
+export function encodeCursor(at: Date, id: string): string {
+  return Buffer.from(JSON.stringify({ at: at.toISOString(), id } satisfies Cursor)).toString('base64url');
+}
+
+function decodeCursor(cursor: string): Cursor {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Cursor;
+    if (typeof value.at === 'string' && typeof value.id === 'string' && !Number.isNaN(Date.parse(value.at))) return value;
+  } catch {
+    // answered below
+  }
+  throw errors.invalidRequest('cursor: not a cursor this API returned (pass nextCursor from the previous page as is)');
+}
+
+/** A page of a list and, when there is more, the cursor of the next page. */
+export interface Page<V> {
+  items: V[];
+  nextCursor?: string;
+}
+
+/**
+ * Reads one page of a newest-first list by keyset pagination on (`field`, `_id`): stable while
+ * items are added, no skip. `find(condition, n)` returns up to n matching documents sorted by
+ * `field` then `_id`, both descending; one more than `limit` is asked for to learn whether a next page exists.
+ */
+export async function readPage<T extends { _id: string }, V>(
+  find: (condition: Record<string, unknown>, n: number) => Promise<T[]>,
+  { field, limit, cursor }: { field: 'createdAt' | 'at'; limit: number; cursor?: string },
+  view: (doc: T) => V,
+): Promise<Page<V>> {
+  let condition: Record<string, unknown> = {};
+  if (cursor) {
+    const { at, id } = decodeCursor(cursor);
+    const date = new Date(at);
+    condition = { $or: [{ [field]: { $lt: date } }, { [field]: date, _id: { $lt: id } }] };
+  }
+  const docs = await find(condition, limit + 1);
+  const shown = docs.slice(0, limit);
+  const last = shown[shown.length - 1];
+  const at = last && (last as unknown as Record<string, Date>)[field];
+  return { items: shown.map(view), ...(docs.length > limit && last && at ? { nextCursor: encodeCursor(at, last._id) } : {}) };
+}

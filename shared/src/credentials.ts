@@ -1,0 +1,74 @@
+import type { CredentialDoc } from './models/credential.js';
+import type { Models } from './models/index.js';
+import { type CheckedCredential, credentialFingerprint } from './providers.js';
+import type { Keyring } from './secret-box.js';
+
+/** A resource label naming the credential to use instead of its provider's default. */
+export const CREDENTIAL_LABEL = 'deploy.pulumi.dev/credential';
+
+/** A credential opened for one job: in memory only. */
+export interface ResolvedCredential extends CheckedCredential {
+  id: string;
+  name: string;
+  provider: string;
+}
+
+/** Seals a credential's secret values under its id. */
+export function sealSecrets(keyring: Keyring, id: string, secrets: Record<string, string>) {
+  return { sealed: keyring.seal(JSON.stringify(secrets), id), fingerprint: credentialFingerprint(secrets) };
+}
+
+export function openSecrets(keyring: Keyring, doc: Pick<CredentialDoc, '_id' | 'sealed'>): Record<string, string> {
+  return JSON.parse(keyring.open(doc.sealed, doc._id)) as Record<string, string>;
+}
+
+/** Raised when a job's provider has no usable credential; the message says how to add one. */
+export class CredentialUnavailableError extends Error {
+  override name = 'CredentialUnavailableError';
+}
+
+/**
+ * The credential a resource of a `provider` kind runs with: the one its `deploy.pulumi.dev/credential`
+ * label names, else the provider's default (the most recently changed, should two claim it).
+ */
+export async function resolveCredential(
+  models: Pick<Models, 'Credential'>,
+  keyring: Keyring | undefined,
+  provider: string,
+  resourceLabels: { key: string; value: string }[],
+): Promise<ResolvedCredential> {
+  const named = resourceLabels.find((l) => l.key === CREDENTIAL_LABEL)?.value;
+  const doc = named
+    ? await models.Credential.findOne({ name: named }).lean<CredentialDoc>()
+    : await models.Credential.findOne({ provider, isDefault: true }).sort({ updatedAt: -1 }).lean<CredentialDoc>();
+  const howTo = `add one with POST /v1/credentials {"name": "...", "provider": "${provider}", "isDefault": true, ...}`;
+  if (!doc) {
+    throw new CredentialUnavailableError(
+      named
+        ? `the resource's label ${CREDENTIAL_LABEL} names credential "${named}", which does not exist; ${howTo}`
+        : `no default ${provider} credential; ${howTo}`,
+    );
+  }
+  if (doc.provider !== provider) {
+    throw new CredentialUnavailableError(`credential "${doc.name}" is for ${doc.provider}, but this kind needs a ${provider} credential`);
+  }
+  if (!keyring) throw new CredentialUnavailableError('CREDENTIALS_KEY is not set on the runner, so credentials cannot be opened');
+  const secrets = openSecrets(keyring, doc);
+  return { id: doc._id, name: doc.name, provider, settings: doc.settings ?? {}, secrets };
+}
+
+/**
+ * Re-seals every credential not sealed with the active key (after CREDENTIALS_KEY changed and the
+ * old key moved to CREDENTIALS_KEY_PREVIOUS). Safe to run again: already re-sealed ones are skipped.
+ */
+export async function resealCredentials(models: Pick<Models, 'Credential'>, keyring: Keyring) {
+  const stale = await models.Credential.find({ 'sealed.keyId': { $ne: keyring.active.id } }).lean<CredentialDoc[]>();
+  for (const doc of stale) {
+    const secrets = openSecrets(keyring, doc);
+    await models.Credential.updateOne(
+      { _id: doc._id, 'sealed.keyId': doc.sealed.keyId },
+      { $set: { sealed: keyring.seal(JSON.stringify(secrets), doc._id) } },
+    );
+  }
+  return { resealed: stale.length, keyId: keyring.active.id };
+}

@@ -1,0 +1,38 @@
+import { type Connection, Schema } from 'mongoose';
+import { ROLES } from '../types.js';
+
+/**
+ * An API token. Only its SHA-256 is stored, as `_id`, so checking a token is one lookup by `_id`
+ * (the one query FerretDB answers without a scan). `id` is the public handle used to revoke it.
+ */
+export const apiTokenSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    id: { type: String, required: true, unique: true },
+    name: { type: String, required: true },
+    role: { type: String, enum: ROLES, required: true },
+    /** The first characters of the token, so a person can tell tokens apart. */
+    prefix: { type: String, required: true },
+    createdBy: { type: String, required: true },
+    expiresAt: { type: Date },
+    revokedAt: { type: Date },
+  },
+  { timestamps: true, versionKey: false },
+);
+
+export interface ApiTokenDoc {
+  _id: string;
+  id: string;
+  name: string;
+  role: string;
+  prefix: string;
+  createdBy: string;
+  expiresAt?: Date;
+  revokedAt?: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function apiTokenModel(connection: Connection) {
+  return connection.model('ApiToken', apiTokenSchema, 'apitokens');
+}
