@@ -30,7 +30,13 @@ export const TOKEN = 'test-admin-token-0123456789';
  * The three services in this process, on a real Redis, a real MongoDB wire server, the real
  * Pulumi CLI and a file state backend in a temporary folder. Everything is torn down with `t`.
  */
-export async function startStack(t: Teardowns, overrides: Partial<Config> = {}, options: { prefix?: string } = {}) {
+export const CREDENTIALS_KEY = Buffer.alloc(32, 3).toString('base64');
+
+export async function startStack(
+  t: Teardowns,
+  overrides: Partial<Config> = {},
+  options: { prefix?: string; /** Receives every log line of the three services. */ logs?: (line: string) => void } = {},
+) {
   const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-e2e-'))]);
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   const config = loadConfig(
@@ -39,6 +45,7 @@ export async function startStack(t: Teardowns, overrides: Partial<Config> = {}, 
       MONGO_URL: mongoUrl,
       REDIS_URL: redisUrl,
       ADMIN_TOKEN: TOKEN,
+      CREDENTIALS_KEY,
       PULUMI_BIN: toolPath('pulumi'),
       PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
       WORK_DIR: join(scratch, 'work'),
@@ -46,7 +53,10 @@ export async function startStack(t: Teardowns, overrides: Partial<Config> = {}, 
       ...overrides,
     },
   );
-  const logger = createLogger({ name: 'e2e', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logs = options.logs;
+  const logger = logs
+    ? createLogger({ name: 'e2e', level: 'debug' }, { write: (line: string) => logs(line) })
+    : createLogger({ name: 'e2e', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   // Each test its own BullMQ key prefix; a test that starts runner processes uses their default.
   const prefix = options.prefix ?? `test-${randomUUID()}`;
   const connection = await connectMongo(config.MONGO_URL);

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import {
   type Config,
+  CredentialUnavailableError,
+  type Keyring,
   type EndMessage,
   type JobStatus,
   type KindRegistry,
@@ -8,10 +10,12 @@ import {
   type Logger,
   type Models,
   type Operation,
+  type ResourceDoc,
   parseManifest,
   stackInputYaml,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
+import { type JobCredential, prepareJobCredential } from './job-credential.js';
 import { LineSink } from './line-sink.js';
 import { compactEvent } from './pulumi/engine-events.js';
 import type { JobOptions } from './pulumi/operation-args.js';
@@ -22,6 +26,8 @@ export interface ExecuteDeps {
   config: Config;
   models: Models;
   kinds: KindRegistry;
+  /** Opens credentials; undefined when CREDENTIALS_KEY is not set (kinds with a provider then fail). */
+  keyring?: Keyring;
   publisher: Pick<Redis, 'publish'>;
   logger: Logger;
   runnerId: string;
@@ -81,24 +87,43 @@ export async function executeJob(
   const stdout = new Tail();
   const stderr = new Tail();
   sink.publish({ type: 'status', jobId, status: 'running', ts: new Date().toISOString() });
+  // Until a credential is opened there is nothing to mask.
+  let mask: (text: string) => string = (text) => text;
   let outcome: Outcome;
+  let credential: JobCredential | undefined;
   try {
     outcome = await run();
   } catch (err) {
     logger.error({ err }, 'job failed before Pulumi could report');
-    sink.line('stderr', `error: ${(err as Error).message}`);
-    outcome = { status: 'failed', exitCode: null, error: (err as Error).message, reason: 'internal_error' };
+    sink.line('stderr', `error: ${mask((err as Error).message)}`);
+    outcome = { status: 'failed', exitCode: null, error: mask((err as Error).message), reason: 'internal_error' };
+  } finally {
+    await credential?.dispose().catch((err: Error) => logger.error({ err }, 'credential files could not be removed'));
   }
   return finish(outcome);
 
+  /** Masks every string inside a value (events, outputs) by way of its JSON. */
+  function maskValue<T>(value: T): T {
+    return value === undefined ? value : (JSON.parse(mask(JSON.stringify(value))) as T);
+  }
+
   async function run(): Promise<Outcome> {
-    const resource = await models.Resource.findById(job.resourceId).lean();
+    const resource = await models.Resource.findById(job.resourceId).lean<ResourceDoc>();
     if (!resource)
       return { status: 'failed', exitCode: null, error: `resource ${job.resourceId} no longer exists`, reason: 'resource_deleted' };
     ranVersion = resource.version; // the manifest as it is now is what runs
     const kind = deps.kinds.get(resource.kind);
     if (!kind)
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
+    try {
+      credential = await prepareJobCredential(deps, kind, resource.labels ?? [], join(config.WORK_DIR, 'secrets', jobId));
+    } catch (err) {
+      if (!(err instanceof CredentialUnavailableError)) throw err;
+      sink.line('stderr', `error: ${err.message}`);
+      return { status: 'failed', exitCode: null, error: err.message, reason: 'credential_missing' };
+    }
+    mask = credential.mask;
+    if (credential.credentialId) await models.StackJob.updateOne({ _id: jobId }, { $set: { credentialId: credential.credentialId } });
     const timeoutSeconds = (job.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
     const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
     const runSignal = AbortSignal.any([signal, timeout]);
@@ -115,17 +140,18 @@ export async function executeJob(
       stackFqdn: job.stackFqdn,
       operation: job.operation as Operation,
       options: (job.options ?? {}) as JobOptions,
-      env: { STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest)) },
+      env: { ...credential.env, STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest), credential.settings) },
       clearStaleLock: options.repairStack === true,
       signal: runSignal,
       graceMs: config.CANCEL_GRACE_SECONDS * 1000,
-      onLine(stream, text) {
+      onLine(stream, raw) {
+        const text = mask(raw);
         (stream === 'stdout' ? stdout : stderr).push(text);
         sink.line(stream, text);
       },
       onEvent(event) {
         const compact = compactEvent(event);
-        if (compact) sink.event(compact);
+        if (compact) sink.event(maskValue(compact));
       },
     });
     if (result.aborted && signal.reason === 'lock_lost') {
@@ -145,9 +171,10 @@ export async function executeJob(
         error: `operation ${reason === 'timeout' ? `timed out after ${timeoutSeconds} s` : `was ${reason === 'shutdown' ? 'stopped by a runner shutdown' : 'cancelled'}`}`,
       };
     }
-    if (result.exitCode === 0) return { status: 'succeeded', exitCode: 0, outputs: result.outputs, summary: result.summary };
-    const error = result.errors.join('\n') || stderr.toString() || `pulumi exited with code ${result.exitCode}`;
-    return { status: 'failed', exitCode: result.exitCode, error, outputs: result.outputs, summary: result.summary };
+    const outputs = maskValue(result.outputs);
+    if (result.exitCode === 0) return { status: 'succeeded', exitCode: 0, outputs, summary: result.summary };
+    const error = mask(result.errors.join('\n')) || stderr.toString() || `pulumi exited with code ${result.exitCode}`;
+    return { status: 'failed', exitCode: result.exitCode, error, outputs, summary: result.summary };
   }
 
   async function finish(outcome: Outcome): Promise<JobStatus | undefined> {

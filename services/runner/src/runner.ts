@@ -4,6 +4,7 @@ import {
   CANCEL_CHANNEL,
   type Config,
   isFinalStatus,
+  Keyring,
   jobHeartbeatKey,
   type JobStatus,
   type KindRegistry,
@@ -49,6 +50,7 @@ export interface StackJobData {
 export function createRunner(deps: RunnerDeps) {
   const runnerId = `${hostname()}:${process.pid}`;
   const heartbeatMs = deps.heartbeatMs ?? 10_000;
+  const keyring = Keyring.fromConfig(deps.config);
   const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
@@ -114,10 +116,15 @@ export function createRunner(deps: RunnerDeps) {
     }, heartbeatMs);
     try {
       const repair = await stacks.takeRepairMark(stackFqdn);
-      const status = await executeJob({ ...deps, runnerId, claim: (id) => stacks.claim(id, 'running') }, jobId, controller.signal, {
-        fence: attempt.token,
-        repairStack: repair !== undefined,
-      });
+      const status = await executeJob(
+        { ...deps, keyring, runnerId, claim: (id) => stacks.claim(id, 'running') },
+        jobId,
+        controller.signal,
+        {
+          fence: attempt.token,
+          repairStack: repair !== undefined,
+        },
+      );
       if (status) metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status });
     } catch (err) {
       // A bug or an outage while ending the job: never leave it `running`.
