@@ -8,6 +8,7 @@ set -euo pipefail
 
 PULUMI_VERSION=3.248.0
 FERRETDB_VERSION=1.24.0
+SCHEMATHESIS_VERSION=4.32.5
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${PDS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-deploy-service}
@@ -93,9 +94,24 @@ ensure_redis() {
   ln -sf "$(command -v redis-server)" "$bin/redis-server"
 }
 
+# The API's schema fuzzer (a test tool, from PyPI), in a virtualenv of its own.
+ensure_schemathesis() {
+  local out="$cache/schemathesis/v$SCHEMATHESIS_VERSION"
+  # A virtualenv records its own path, so it is built in place; the marker says it is complete.
+  if [ ! -f "$out/.complete" ]; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI (first time only)"
+    rm -rf "$out"
+    python3 -m venv "$out"
+    "$out/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    touch "$out/.complete"
+  fi
+  ln -sf "$out/bin/st" "$bin/st"
+}
+
 build_pulumi
 build_ferretdb
 ensure_redis
+ensure_schemathesis
 
 ln -sf "$cache/pulumi/v$PULUMI_VERSION/pulumi" "$bin/pulumi"
 ln -sf "$cache/ferretdb/v$FERRETDB_VERSION/ferretdb" "$bin/ferretdb"
@@ -108,4 +124,4 @@ bundled="$cache/pulumi/v$PULUMI_VERSION/pulumi-resource-pulumi-nodejs"
 cmp -s "$launcher" "$bundled" || install -m 0755 "$launcher" "$bundled"
 ln -sf "$bundled" "$bin/pulumi-resource-pulumi-nodejs"
 
-log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb v$FERRETDB_VERSION, $("$bin/redis-server" --version | cut -d' ' -f3)"
+log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb v$FERRETDB_VERSION, $("$bin/redis-server" --version | cut -d' ' -f3), schemathesis $SCHEMATHESIS_VERSION"

@@ -1,3 +1,5 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppError,
@@ -14,6 +16,7 @@ import {
   type StackQueue,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
+import type { Static } from '@sinclair/typebox';
 import Fastify, { type FastifyError } from 'fastify';
 import type { Redis } from 'ioredis';
 import { accessPlugin } from './plugins/access.js';
@@ -21,6 +24,7 @@ import { auditPlugin } from './plugins/audit.js';
 import { accessRoutes } from './routes/access.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { jobRoutes } from './routes/jobs.js';
+import { HealthSchema, ReadySchema } from './routes/schemas.js';
 import { resourceRoutes } from './routes/resources.js';
 
 export interface ApiDeps {
@@ -60,6 +64,8 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 1024 * 1024,
+    // Long ids reach validation and get a 400 naming the field, instead of the router's bare 414.
+    routerOptions: { maxParamLength: 2048 },
     // Unknown fields are an error the caller should hear about, not something to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -74,6 +80,20 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     done(null, body),
   );
 
+  // The route schemas are the OpenAPI document: served as /docs/json, readable at /docs.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Pulumi deployment service',
+        version: '1',
+        description: 'Resources (manifests), credentials and deployment jobs. Live output: the stream gateway (docs/stream-protocol.md).',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(accessPlugin, { authenticator });
   await app.register(auditPlugin, { models: deps.models });
 
@@ -86,13 +106,24 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
       code: String(reply.statusCode),
     });
   });
-  app.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
+  const open = { security: [] as never[], tags: ['service'] };
+  app.get(
+    '/metrics',
+    { schema: { ...open, summary: 'Prometheus metrics', produces: ['text/plain'], response: { 200: { type: 'string' } } } },
+    async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()),
+  );
 
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_request, reply) => {
-    const { ready, body } = await readiness({ mongo: deps.mongoPing, redis: () => deps.redis.ping() });
-    return reply.code(ready ? 200 : 503).send(body);
-  });
+  app.get('/health', { schema: { ...open, summary: 'Liveness', response: { 200: HealthSchema } } }, async () => ({
+    status: 'ok' as const,
+  }));
+  app.get(
+    '/ready',
+    { schema: { ...open, summary: 'Readiness: MongoDB and Redis answer', response: { 200: ReadySchema, 503: ReadySchema } } },
+    async (_request, reply) => {
+      const { ready, body } = await readiness({ mongo: deps.mongoPing, redis: () => deps.redis.ping() });
+      return reply.code(ready ? 200 : 503).send(body as Static<typeof ReadySchema>);
+    },
+  );
 
   // The error handler goes in before the routes: an awaited register() snapshots the parent's
   // handler into the route plugin's context.

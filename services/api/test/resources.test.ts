@@ -2,7 +2,8 @@ import t from 'tap';
 import { auth, manifest, startApi } from './harness.js';
 
 t.test('resources', async (t) => {
-  const { app } = await startApi(t);
+  const deps = await startApi(t);
+  const { app } = deps;
   const post = (payload: string | object, contentType = 'application/yaml', headers: Record<string, string> = auth) =>
     app.inject({ method: 'POST', url: '/v1/resources', headers: { ...headers, 'content-type': contentType }, payload });
 
@@ -77,5 +78,69 @@ t.test('resources', async (t) => {
     t.ok(names.includes('site-a'));
     const none = await app.inject({ method: 'GET', url: '/v1/resources?kind=Other', headers: auth });
     t.same(none.json().items, []);
+  });
+
+  t.test('lists filter by label and name prefix, and page newest first without repeats', async (t) => {
+    for (const name of ['shop-a', 'shop-b', 'shop-c', 'blog-a']) {
+      t.equal((await post(manifest(name, `  labels:\n    tier: ${name.startsWith('shop') ? 'gold' : 'free'}\n`))).statusCode, 201);
+    }
+    const list = async (query: string) => (await app.inject({ method: 'GET', url: `/v1/resources?${query}`, headers: auth })).json();
+    t.same(
+      (await list('label=tier%3Dgold')).items.map((r: { name: string }) => r.name),
+      ['shop-c', 'shop-b', 'shop-a'],
+    );
+    t.same(
+      (await list('namePrefix=blog')).items.map((r: { name: string }) => r.name),
+      ['blog-a'],
+    );
+    t.same((await list('namePrefix=.%2A')).items, [], 'the prefix is text, not a pattern');
+    const first = await list('label=tier%3Dgold&limit=2');
+    t.equal(first.items.length, 2);
+    const second = await list(`label=tier%3Dgold&limit=2&cursor=${first.nextCursor}`);
+    t.same(
+      second.items.map((r: { name: string }) => r.name),
+      ['shop-a'],
+    );
+    t.notOk(second.nextCursor, 'the last page has no cursor');
+    t.match(await list('label=no-equals-sign'), { statusCode: 400, message: /label/ });
+  });
+
+  t.test('delete: refused while jobs are active or the stack is deployed, unless forced by an admin', async (t) => {
+    const { models } = deps;
+    const resource = (await post(manifest('doomed'))).json();
+    const del = (query = '', headers = auth) => app.inject({ method: 'DELETE', url: `/v1/resources/${resource.id}${query}`, headers });
+    const job = (
+      await app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: auth, payload: { operation: 'up' } })
+    ).json();
+    const busy = await del();
+    t.equal(busy.statusCode, 409);
+    t.match(busy.json().message, new RegExp(`queued or running job\\(s\\) \\(${job.id}\\).*force=true`));
+    // The up ran and succeeded (as a runner would record it): the stack now has resources.
+    await models.StackJob.updateOne({ _id: job.id }, { $set: { status: 'succeeded', finishedAt: new Date() } });
+    const deployed = await del();
+    t.equal(deployed.statusCode, 409);
+    t.match(deployed.json().message, /still has deployed resources.*run a destroy job first/);
+    const destroy = await models.StackJob.create({
+      ...job,
+      _id: undefined,
+      operation: 'destroy',
+      status: 'succeeded',
+      finishedAt: new Date(Date.now() + 1000),
+    });
+    t.ok(destroy);
+    t.equal((await del()).statusCode, 200, 'after a successful destroy it goes');
+    t.equal((await app.inject({ method: 'GET', url: `/v1/resources/${resource.id}`, headers: auth })).statusCode, 404);
+    t.equal((await del()).statusCode, 404);
+  });
+
+  t.test('a forced delete cancels the queued jobs and needs admin', async (t) => {
+    const { models } = deps;
+    const resource = (await post(manifest('forced'))).json();
+    const job = (
+      await app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: auth, payload: { operation: 'up' } })
+    ).json();
+    const res = await app.inject({ method: 'DELETE', url: `/v1/resources/${resource.id}?force=true`, headers: auth });
+    t.equal(res.statusCode, 200);
+    t.equal((await models.StackJob.findById(job.id).lean())?.status, 'cancelled');
   });
 });

@@ -13,12 +13,15 @@ export const resourceSchema = new Schema(
     name: { type: String, required: true },
     stackFqdn: { type: String, required: true, unique: true },
     labels: { type: [{ _id: false, key: String, value: String }], default: [] },
+    /** The labels again as `key=value` strings: what label filters match (FerretDB 1.x has no $elemMatch). */
+    labelPairs: { type: [String], default: [] },
     manifest: { type: String, required: true },
     version: { type: Number, required: true, default: 1 },
   },
   { timestamps: true, versionKey: false },
 );
 resourceSchema.index({ kind: 1, name: 1 }, { unique: true });
+resourceSchema.index({ labelPairs: 1 });
 
 export interface ResourceDoc {
   _id: string;
@@ -26,6 +29,7 @@ export interface ResourceDoc {
   name: string;
   stackFqdn: string;
   labels: { key: string; value: string }[];
+  labelPairs?: string[];
   manifest: string;
   version: number;
   createdAt: Date;

@@ -10,6 +10,7 @@ import {
   LineSchema,
   LinesQuerySchema,
   ListJobsQuerySchema,
+  PageOf,
 } from './schemas.js';
 
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -45,10 +46,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['jobs'],
         summary: 'List jobs, newest first',
         querystring: ListJobsQuerySchema,
-        response: { 200: Type.Object({ items: Type.Array(JobSchema) }), ...errorResponses },
+        response: { 200: PageOf(JobSchema), ...errorResponses },
       },
     },
-    async (request) => ({ items: await jobs.list(request.query) }),
+    async (request) => jobs.list(request.query),
   );
 
   app.get(

@@ -1,10 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { ensureRole } from '../plugins/access.js';
+import { jobService } from '../services/jobs.js';
 import { resourceService } from '../services/resources.js';
-import { CreateResourceJsonSchema, errorResponses, IdParamsSchema, ListResourcesQuerySchema, ResourceSchema } from './schemas.js';
+import {
+  CreateResourceJsonSchema,
+  DeleteResourceQuerySchema,
+  errorResponses,
+  IdParamsSchema,
+  ListResourcesQuerySchema,
+  PageOf,
+  ResourceSchema,
+} from './schemas.js';
 
 export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const resources = resourceService(app.deps);
+  const jobs = jobService(app.deps);
 
   app.post(
     '/v1/resources',
@@ -33,10 +44,10 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['resources'],
         summary: 'List resources, newest first',
         querystring: ListResourcesQuerySchema,
-        response: { 200: Type.Object({ items: Type.Array(ResourceSchema) }), ...errorResponses },
+        response: { 200: PageOf(ResourceSchema), ...errorResponses },
       },
     },
-    async (request) => ({ items: await resources.list(request.query) }),
+    async (request) => resources.list(request.query),
   );
 
   app.put(
@@ -61,5 +72,27 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags: ['resources'], params: IdParamsSchema, response: { 200: ResourceSchema, ...errorResponses } },
     },
     async (request) => resources.get(request.params.id),
+  );
+
+  app.delete(
+    '/v1/resources/:id',
+    {
+      config: { role: 'deployer', action: 'resource.delete' },
+      schema: {
+        tags: ['resources'],
+        summary: 'Delete a resource; refused (409) while its stack is deployed or it has active jobs, unless ?force=true (admin)',
+        params: IdParamsSchema,
+        querystring: DeleteResourceQuerySchema,
+        response: { 200: ResourceSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      if (request.query.force) ensureRole(request, 'admin', 'a forced delete');
+      const { resource, activeJobs } = await resources.remove(request.params.id, request.query.force);
+      // Forced: its queued jobs end now, its running one is asked to stop.
+      for (const jobId of activeJobs)
+        await jobs.cancel(jobId).catch((err: Error) => request.log.warn({ err, jobId }, 'could not cancel a job of a deleted resource'));
+      return resource;
+    },
   );
 };

@@ -6,6 +6,14 @@ const literals = <const T extends readonly string[]>(values: T) => Type.Unsafe<T
 const Json = Type.Record(Type.String(), Type.Unknown());
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
+/** A page of a list; pass `nextCursor` as `cursor` to get the next one. */
+export const PageOf = <T extends TSchema>(item: T) => Type.Object({ items: Type.Array(item), nextCursor: Type.Optional(Type.String()) });
+
+export const PageQuery = {
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+  cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor of the previous page' })),
+};
+
 export const ErrorSchema = Type.Object({
   statusCode: Type.Integer(),
   error: Type.String(),
@@ -33,8 +41,10 @@ export const CreateResourceJsonSchema = Type.Object({
 });
 
 export const ListResourcesQuerySchema = Type.Object({
-  kind: Type.Optional(Type.String()),
-  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+  kind: Type.Optional(Type.String({ maxLength: 200 })),
+  label: Type.Optional(Type.String({ pattern: '^[^=]+=.*$', maxLength: 600, description: 'key=value: resources with this label' })),
+  namePrefix: Type.Optional(Type.String({ maxLength: 200, description: 'resources whose metadata.name starts with this' })),
+  ...PageQuery,
 });
 
 export const CreateJobBodySchema = Type.Object(
@@ -85,7 +95,7 @@ export const ListJobsQuerySchema = Type.Object({
   stackFqdn: Type.Optional(Type.String()),
   status: Type.Optional(literals(JOB_STATUSES)),
   operation: Type.Optional(literals(OPERATIONS)),
-  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+  ...PageQuery,
 });
 
 export const LinesQuerySchema = Type.Object({
@@ -112,14 +122,6 @@ export const errorResponses = {
 
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }));
 const Name = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', description: 'Lower-case letters, digits and -, at most 63' });
-
-/** A page of a list; pass `nextCursor` as `cursor` to get the next one. */
-export const PageOf = <T extends TSchema>(item: T) => Type.Object({ items: Type.Array(item), nextCursor: Type.Optional(Type.String()) });
-
-export const PageQuery = {
-  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
-  cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor of the previous page' })),
-};
 
 const credentialFields = Object.fromEntries(
   Object.entries(CREDENTIAL_FIELDS).map(([name, f]) => [
@@ -201,4 +203,18 @@ export const ListAuditQuerySchema = Type.Object({
   actor: Type.Optional(Type.String({ maxLength: 100, description: 'Token id' })),
   targetId: Type.Optional(Type.String({ maxLength: 100 })),
   ...PageQuery,
+});
+
+export const HealthSchema = Type.Object({ status: Type.Literal('ok') });
+export const ReadySchema = Type.Object({
+  status: literals(['ok', 'unavailable'] as const),
+  mongo: literals(['ok', 'unavailable'] as const),
+  redis: literals(['ok', 'unavailable'] as const),
+});
+
+export const DeleteResourceQuerySchema = Type.Object({
+  force: Type.Boolean({
+    default: false,
+    description: 'Delete even while deployed or with active jobs (admin): leaves the stack and its state behind',
+  }),
 });

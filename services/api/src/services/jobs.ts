@@ -14,6 +14,7 @@ import {
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { readPage } from './pagination.js';
 import { jobView } from './views.js';
 
 export interface JobServiceDeps {
@@ -42,6 +43,15 @@ export interface CreateJobInput {
   timeoutSeconds?: number;
   expectNoChanges?: boolean;
   targets?: string[];
+}
+
+export interface JobListFilter {
+  resourceId?: string;
+  status?: JobStatus;
+  operation?: Operation;
+  stackFqdn?: string;
+  limit: number;
+  cursor?: string;
 }
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
@@ -148,11 +158,18 @@ export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
       return jobView({ ...doc, position: where.position, blockedBy: where.holder });
     },
 
-    async list(filter: { resourceId?: string; status?: JobStatus; operation?: Operation; stackFqdn?: string; limit: number }) {
-      const { limit, ...rest } = filter;
-      const query = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
-      const docs = await models.StackJob.find(query).sort({ createdAt: -1, _id: -1 }).limit(limit).lean<StackJobDoc[]>();
-      return docs.map(jobView);
+    /** Newest first; only the known filters reach the query (a querystring's other keys are ignored). */
+    async list({ resourceId, status, operation, stackFqdn, limit, cursor }: JobListFilter) {
+      const filter = Object.fromEntries(Object.entries({ resourceId, status, operation, stackFqdn }).filter(([, v]) => v !== undefined));
+      return readPage(
+        (condition, n) =>
+          models.StackJob.find({ ...filter, ...condition })
+            .sort({ createdAt: -1, _id: -1 })
+            .limit(n)
+            .lean<StackJobDoc[]>(),
+        { field: 'createdAt', limit, cursor },
+        jobView,
+      );
     },
 
     /** Persisted lines and events with seq > from, in order. */

@@ -1,4 +1,5 @@
-import { errors, type KindRegistry, type Models, parseManifest, type ResourceDoc, resolveStackFqdn } from '@pds/shared';
+import { errors, type KindRegistry, type Models, parseManifest, type ResourceDoc, resolveStackFqdn, type StackJobDoc } from '@pds/shared';
+import { readPage } from './pagination.js';
 import { resourceView } from './views.js';
 
 export interface ResourceServiceDeps {
@@ -8,6 +9,14 @@ export interface ResourceServiceDeps {
 
 function isDuplicateKey(err: unknown): err is { keyPattern?: Record<string, unknown> } {
   return (err as { code?: number }).code === 11000;
+}
+
+/** The stored forms of a manifest's labels: pairs to read back, `key=value` strings to filter by. */
+function labelFields(labels: Record<string, string>) {
+  return {
+    labels: Object.entries(labels).map(([key, value]) => ({ key, value })),
+    labelPairs: Object.entries(labels).map(([key, value]) => `${key}=${value}`),
+  };
 }
 
 /** Creating and reading resources; knows nothing of HTTP. */
@@ -25,7 +34,7 @@ export function resourceService({ models, kinds }: ResourceServiceDeps) {
           kind: manifest.kind,
           name: manifest.metadata.name,
           stackFqdn,
-          labels: Object.entries(manifest.metadata.labels).map(([key, value]) => ({ key, value })),
+          ...labelFields(manifest.metadata.labels),
           manifest: manifestText,
         });
         return resourceView(doc.toObject() as unknown as ResourceDoc);
@@ -51,7 +60,7 @@ export function resourceService({ models, kinds }: ResourceServiceDeps) {
       const doc = await models.Resource.findOneAndUpdate(
         { _id: id, version: current.version },
         {
-          $set: { manifest: manifestText, labels: Object.entries(manifest.metadata.labels).map(([key, value]) => ({ key, value })) },
+          $set: { manifest: manifestText, ...labelFields(manifest.metadata.labels) },
           $inc: { version: 1 },
         },
         { returnDocument: 'after' },
@@ -66,10 +75,69 @@ export function resourceService({ models, kinds }: ResourceServiceDeps) {
       return resourceView(doc);
     },
 
-    async list(filter: { kind?: string; limit: number }) {
-      const query = filter.kind ? { kind: filter.kind } : {};
-      const docs = await models.Resource.find(query).sort({ createdAt: -1 }).limit(filter.limit).lean<ResourceDoc[]>();
-      return docs.map(resourceView);
+    /** Newest first, filtered by kind, one label (`key=value`) and a name prefix. */
+    async list({
+      kind,
+      label,
+      namePrefix,
+      limit,
+      cursor,
+    }: {
+      kind?: string;
+      label?: string;
+      namePrefix?: string;
+      limit: number;
+      cursor?: string;
+    }) {
+      const filter: Record<string, unknown> = {};
+      if (kind) filter.kind = kind;
+      if (namePrefix) filter.name = { $regex: `^${namePrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}` };
+      if (label) {
+        const at = label.indexOf('=');
+        filter.labelPairs = `${label.slice(0, at)}=${label.slice(at + 1)}`;
+      }
+      return readPage(
+        (condition, n) =>
+          models.Resource.find({ ...filter, ...condition })
+            .sort({ createdAt: -1, _id: -1 })
+            .limit(n)
+            .lean<ResourceDoc[]>(),
+        { field: 'createdAt', limit, cursor },
+        resourceView,
+      );
+    },
+
+    /**
+     * Deletes a resource. Refused (409) while its stack has deployed resources (its last successful
+     * up or refresh was not followed by a successful destroy) or a job of it is queued or running,
+     * unless `force`. Returns the resource and the jobs still active, for the caller to cancel.
+     */
+    async remove(id: string, force: boolean) {
+      const doc = await models.Resource.findById(id).lean<ResourceDoc>();
+      if (!doc) throw errors.notFound(`resource ${id} not found`);
+      const active = await models.StackJob.find({ resourceId: id, status: { $in: ['queued', 'running'] } }, { _id: 1 }).lean<
+        { _id: string }[]
+      >();
+      const lastChange = await models.StackJob.findOne({
+        resourceId: id,
+        status: 'succeeded',
+        operation: { $in: ['up', 'refresh', 'destroy'] },
+      })
+        .sort({ finishedAt: -1 })
+        .lean<StackJobDoc>();
+      const deployed = lastChange !== null && lastChange.operation !== 'destroy';
+      if (!force && active.length > 0) {
+        throw errors.conflict(
+          `resource ${id} has ${active.length} queued or running job(s) (${active.map((j) => j._id).join(', ')}); wait for them, cancel them, or delete with ?force=true`,
+        );
+      }
+      if (!force && deployed) {
+        throw errors.conflict(
+          `the stack ${doc.stackFqdn} still has deployed resources (last change: ${lastChange.operation} job ${lastChange._id}); run a destroy job first, or delete with ?force=true to leave them and the stack state behind`,
+        );
+      }
+      await models.Resource.deleteOne({ _id: id });
+      return { resource: resourceView(doc), activeJobs: active.map((j) => j._id) };
     },
   };
 }
