@@ -52,3 +52,8 @@ export function jobLostClaimKey(jobId: string): string {
 export function jobClaimKey(jobId: string): string {
   return `${PREFIX}:job:${jobId}:claim`;
 }
+
+/** What an `Idempotency-Key` of a caller was first used for (job creation); kept 24 h. */
+export function idempotencyKey(principalId: string, key: string): string {
+  return `${PREFIX}:idempotency:${principalId}:${key}`;
+}

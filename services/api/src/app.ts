@@ -32,7 +32,7 @@ export interface ApiDeps {
   kinds: KindRegistry;
   queue: Pick<Queue, 'add' | 'remove'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
-  redis: Pick<Redis, 'ping' | 'publish'>;
+  redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
   /** Answers whether Mongo is reachable, for readiness. */
   mongoPing(): Promise<unknown>;
@@ -100,11 +100,9 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   const metrics = new Metrics();
   app.decorate('metrics', metrics);
   app.addHook('onResponse', async (request, reply) => {
-    metrics.inc('api_requests_total', 'HTTP requests by route and status code', {
-      route: request.routeOptions.url ?? 'unknown',
-      method: request.method,
-      code: String(reply.statusCode),
-    });
+    const labels = { route: request.routeOptions.url ?? 'unknown', method: request.method };
+    metrics.inc('api_requests_total', 'HTTP requests by route and status code', { ...labels, code: String(reply.statusCode) });
+    metrics.observe('api_request_duration_seconds', 'HTTP request durations by route', labels, reply.elapsedTime / 1000);
   });
   const open = { security: [] as never[], tags: ['service'] };
   app.get(

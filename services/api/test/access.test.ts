@@ -130,4 +130,12 @@ t.test('access: tokens, roles and the audit log', async (t) => {
     t.equal((await read('', bearer(viewer.token))).statusCode, 403);
     t.match((await read('?cursor=garbage')).json(), { statusCode: 400, message: /cursor/ });
   });
+
+  t.test('/metrics counts requests and times them by route', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    t.equal(res.statusCode, 200);
+    t.match(res.body, /api_requests_total\{code="403",method="POST",route="\/v1\/resources"\} \d+/);
+    t.match(res.body, /api_request_duration_seconds_bucket\{method="GET",route="\/v1\/jobs",le="0.1"\} \d+/);
+    t.match(res.body, /api_request_duration_seconds_count\{method="POST",route="\/v1\/tokens"\} \d+/);
+  });
 });

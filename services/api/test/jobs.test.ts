@@ -86,7 +86,7 @@ t.test('jobs', async (t) => {
 });
 
 t.test('job lists', async (t) => {
-  const { app } = await startApi(t);
+  const { app, models } = await startApi(t);
   const resource = (
     await app.inject({
       method: 'POST',
@@ -112,5 +112,26 @@ t.test('job lists', async (t) => {
     t.equal(stray.statusCode, 200);
     t.ok(stray.json().items.length >= 3, 'unknown keys filter nothing');
     t.match((await list('status=sleeping')).json(), { statusCode: 400, message: /status/ });
+  });
+
+  t.test('Idempotency-Key: a retry gets the first job, another body with the key is a 409, racing retries create one job', async (t) => {
+    const withKey = (key: string, payload: object) =>
+      app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: { ...auth, 'idempotency-key': key }, payload });
+    const first = await withKey('deploy-42', { operation: 'preview', message: 'x' });
+    t.equal(first.statusCode, 202);
+    const retry = await withKey('deploy-42', { operation: 'preview', message: 'x' });
+    t.equal(retry.statusCode, 202);
+    t.equal(retry.json().id, first.json().id);
+    t.equal(retry.headers['idempotent-replayed'], 'true');
+    const other = await withKey('deploy-42', { operation: 'up' });
+    t.equal(other.statusCode, 409);
+    t.match(other.json().message, /Idempotency-Key "deploy-42" was already used with a different request body/);
+
+    const racing = await Promise.all(Array.from({ length: 8 }, () => withKey('deploy-43', { operation: 'refresh', message: 'race' })));
+    const ids = new Set(racing.filter((r) => r.statusCode === 202).map((r) => r.json().id));
+    t.equal(ids.size, 1, 'one job, whoever won');
+    t.ok(racing.every((r) => r.statusCode === 202 || (r.statusCode === 409 && /still being processed/.test(r.json().message))));
+    const created = await models.StackJob.countDocuments({ resourceId: resource.id, 'options.message': 'race' });
+    t.equal(created, 1);
   });
 });

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ensureRole } from '../plugins/access.js';
+import { idempotency } from '../services/idempotency.js';
 import { jobService } from '../services/jobs.js';
 import {
   CreateJobBodySchema,
   errorResponses,
+  IdempotencyHeadersSchema,
   IdParamsSchema,
   JobSchema,
   LineSchema,
@@ -15,6 +17,7 @@ import {
 
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const jobs = jobService(app.deps);
+  const idempotent = idempotency(app.deps.redis);
 
   app.post(
     '/v1/resources/:id/jobs',
@@ -24,6 +27,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['jobs'],
         summary: "Queue an operation on the resource's stack; answers 202 at once",
         params: IdParamsSchema,
+        headers: IdempotencyHeadersSchema,
         body: CreateJobBodySchema,
         response: { 202: JobSchema, ...errorResponses },
       },
@@ -31,10 +35,30 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       // Destroying deletes real infrastructure: admins only.
       if (request.body.operation === 'destroy') ensureRole(request, 'admin', 'a destroy job');
-      const job = await jobs.create(request.params.id, request.body);
-      request.auditTarget = job.id;
-      app.metrics.inc('api_jobs_created_total', 'Jobs created, by operation', { operation: job.operation });
-      return reply.code(202).send(job);
+      const create = async () => {
+        const job = await jobs.create(request.params.id, request.body);
+        app.metrics.inc('api_jobs_created_total', 'Jobs created, by operation', { operation: job.operation });
+        return job;
+      };
+      const key = request.headers['idempotency-key'];
+      if (key === undefined) {
+        const job = await create();
+        request.auditTarget = job.id;
+        return reply.code(202).send(job);
+      }
+      let created: Awaited<ReturnType<typeof create>> | undefined;
+      const { id, replayed } = await idempotent.once(
+        request.principal!.id,
+        key,
+        { resourceId: request.params.id, ...request.body },
+        async () => {
+          created = await create();
+          return created.id;
+        },
+      );
+      request.auditTarget = id;
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(202).send(created ?? (await jobs.get(id)));
     },
   );
 

@@ -218,3 +218,14 @@ export const DeleteResourceQuerySchema = Type.Object({
     description: 'Delete even while deployed or with active jobs (admin): leaves the stack and its state behind',
   }),
 });
+
+export const IdempotencyHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7e]+$',
+      description: 'Retry-safe creation: the same key and body return the first job (24 h); the same key with another body is a 409',
+    }),
+  ),
+});
