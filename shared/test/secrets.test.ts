@@ -57,19 +57,19 @@ t.test('credential fields are split into settings and secrets; fingerprints foll
 t.test('the authenticator caches lookups for its window, then asks the store again', async (t) => {
   let now = 0;
   let lookups = 0;
-  let revoked: Date | undefined;
+  const token: { revokedAt?: Date } = {};
   const auth = createAuthenticator({
     adminToken: 'admin-token-0123456789',
     cacheMs: 1000,
     now: () => now,
     findToken: async (hash) => {
       lookups++;
-      return hash === hashToken('pds_x') ? { id: 't1', name: 'ci', role: 'deployer', revokedAt: revoked } : null;
+      return hash === hashToken('pds_x') ? { id: 't1', name: 'ci', role: 'deployer', revokedAt: token.revokedAt } : null;
     },
   });
   t.match(await auth.authenticate('admin-token-0123456789'), { ok: true, principal: { role: 'admin' } });
   t.match(await auth.authenticate('pds_x'), { ok: true, principal: { id: 't1', role: 'deployer' } });
-  revoked = new Date();
+  token.revokedAt = new Date();
   t.match(await auth.authenticate('pds_x'), { ok: true }, 'still cached');
   t.equal(lookups, 1);
   now = 1001;
