@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startLocalFerretDb, startLocalRedis, toolPath } from './local-deps.js';
 import { freePort, type Managed, recentOutput, startProcess, waitForPort } from './processes.js';
@@ -52,6 +54,7 @@ export async function startLocalDeployment(
       REDIS_URL: redisUrl,
       PULUMI_BIN: env.PULUMI_BIN ?? toolPath('pulumi'),
       ADMIN_TOKEN: env.ADMIN_TOKEN ?? 'dev-admin-token-change-me',
+      CREDENTIALS_KEY: env.CREDENTIALS_KEY ?? (await localCredentialsKey(dataDir)),
       LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
       HOST: '127.0.0.1',
     };
@@ -79,3 +82,21 @@ export async function startLocalDeployment(
     throw err;
   }
 }
+
+/**
+ * The embedded default's CREDENTIALS_KEY: made once, kept in the local data folder (0600), so
+ * credentials stored in the local FerretDB stay readable across restarts. Never used in production,
+ * where CREDENTIALS_KEY comes from the environment.
+ */
+async function localCredentialsKey(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'credentials.key');
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch {
+    const key = randomBytes(32).toString('base64');
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(path, `${key}\n`, { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    return (await readFile(path, 'utf8')).trim();
+  }
+}
+
