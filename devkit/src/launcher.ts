@@ -99,4 +99,3 @@ async function localCredentialsKey(dataDir: string): Promise<string> {
     return (await readFile(path, 'utf8')).trim();
   }
 }
-

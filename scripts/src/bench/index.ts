@@ -1,10 +1,12 @@
 /**
  * `npm run bench`: every benchmark, each printed beside a raw baseline measured in the same run.
- * `BENCH=runner` or `BENCH=gateway` runs one of them.
+ * `BENCH=runner`, `BENCH=gateway` or `BENCH=api` runs one of them.
  */
+import { apiBench } from './api-bench.js';
 import { gatewayBench } from './gateway-bench.js';
 import { runnerBench } from './runner-bench.js';
 
 const only = process.env.BENCH;
 if (!only || only === 'runner') await runnerBench();
 if (!only || only === 'gateway') await gatewayBench();
+if (!only || only === 'api') await apiBench();
