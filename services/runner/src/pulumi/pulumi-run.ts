@@ -49,12 +49,26 @@ export interface PulumiRunResult {
   errors: string[];
 }
 
+/**
+ * The runner's own secrets and connection strings (which may hold passwords). A job's programs are
+ * code of the platform's users: they get the job's credential, never these.
+ */
+const SERVICE_ONLY_VARIABLES = ['ADMIN_TOKEN', 'CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS', 'MONGO_URL', 'REDIS_URL'];
+
+/** The runner's environment without its own secrets: what a job's processes start from. */
+export function inheritedEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !SERVICE_ONLY_VARIABLES.includes(entry[0])),
+  );
+}
+
 /** The environment every Pulumi process of a job gets: pinned, offline, headless. */
 function pulumiEnv(spec: PulumiRunSpec): Record<string, string> {
   // The dynamic-provider plugin starts in the CLI's folder and must find the program's @pulumi/pulumi.
   const sdk = createRequire(join(spec.programDir, 'package.json')).resolve('@pulumi/pulumi/package.json');
   const nodeModules = dirname(dirname(dirname(sdk)));
   return {
+    ...inheritedEnvironment(),
     ...spec.env,
     NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(delimiter),
     // The dynamic-provider launcher sits next to the pulumi binary.
@@ -91,7 +105,7 @@ async function startProgramHost(
 ): Promise<ProgramHost> {
   const child = fork(PROGRAM_HOST, [spec.programDir, spec.main], {
     cwd: spec.programDir,
-    env: { ...process.env, ...env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     execArgv: ['--enable-source-maps'],
   });
@@ -132,6 +146,7 @@ async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Pr
   const result = await execa(spec.pulumiBin, ['stack', 'select', '--create', '--stack', spec.stackFqdn, '--non-interactive'], {
     cwd: spec.workspaceDir,
     env,
+    extendEnv: false,
     reject: false,
     cancelSignal: spec.signal,
   });
@@ -146,6 +161,7 @@ async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): P
   const result = await execa(spec.pulumiBin, ['stack', 'output', '--json', '--stack', spec.stackFqdn], {
     cwd: spec.workspaceDir,
     env,
+    extendEnv: false,
     reject: false,
   });
   if (result.exitCode !== 0) return {};
@@ -185,12 +201,18 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
   try {
     if (spec.clearStaleLock) {
       spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
-      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], { cwd: spec.workspaceDir, env, reject: false });
+      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
+        cwd: spec.workspaceDir,
+        env,
+        extendEnv: false,
+        reject: false,
+      });
     }
     if (runsProgram(spec.operation)) await ensureStack(spec, env);
     const subprocess = execa(spec.pulumiBin, operationArgs(spec.operation, spec.stackFqdn, spec.options, host), {
       cwd: spec.workspaceDir,
       env,
+      extendEnv: false,
       buffer: false,
       reject: false,
       cancelSignal: spec.signal,
@@ -219,7 +241,12 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     if (forced) {
       // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
       // lock, so no live run can own it: clear it, so the next operation on the stack can run.
-      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], { cwd: spec.workspaceDir, env, reject: false });
+      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
+        cwd: spec.workspaceDir,
+        env,
+        extendEnv: false,
+        reject: false,
+      });
     }
     if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
       outputs = await stackOutputs(spec, env);
