@@ -9,6 +9,8 @@ set -euo pipefail
 PULUMI_VERSION=3.248.0
 FERRETDB_VERSION=1.24.0
 SCHEMATHESIS_VERSION=4.32.5
+KUSTOMIZE_VERSION=5.8.2
+COMPOSE_GO_VERSION=2.16.2
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${PDS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-deploy-service}
@@ -108,13 +110,50 @@ ensure_schemathesis() {
   ln -sf "$out/bin/st" "$bin/st"
 }
 
+# kustomize, for the offline check of deploy/k8s (a plain module build).
+build_kustomize() {
+  local out="$cache/kustomize/v$KUSTOMIZE_VERSION"
+  [ -x "$out/kustomize" ] && return 0
+  log "building kustomize v$KUSTOMIZE_VERSION from the Go module proxy (first time only)"
+  local work
+  work=$(mktemp -d)
+  (
+    cd "$work"
+    go_env
+    go mod init kustomizebuild >/dev/null 2>&1
+    # (v5.8.3 needs Go 1.27; the machine has 1.26)
+    go get "sigs.k8s.io/kustomize/kustomize/v5@v$KUSTOMIZE_VERSION" 2>&1 | tail -3 >&2
+    go build -trimpath -ldflags "-s -w" -o "$work/kustomize" sigs.k8s.io/kustomize/kustomize/v5
+  )
+  mkdir -p "$out"
+  mv "$work/kustomize" "$out/kustomize.tmp" && mv "$out/kustomize.tmp" "$out/kustomize"
+  rm -rf "$work"
+}
+
+# The Compose Specification's JSON schema, as docker compose itself validates with it (it ships in
+# the compose-go module), for the offline check of docker-compose.yml.
+fetch_compose_schema() {
+  local out="$cache/compose-spec/v$COMPOSE_GO_VERSION"
+  [ -f "$out/compose-spec.json" ] && return 0
+  log "fetching the compose-spec schema (compose-go v$COMPOSE_GO_VERSION) from the Go module proxy"
+  local dir
+  dir=$(cd "$(mktemp -d)" && go_env && go mod download -json "github.com/compose-spec/compose-go/v2@v$COMPOSE_GO_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$out"
+  cp "$dir/schema/compose-spec.json" "$out/compose-spec.json.tmp" && mv "$out/compose-spec.json.tmp" "$out/compose-spec.json"
+}
+
 build_pulumi
 build_ferretdb
 ensure_redis
 ensure_schemathesis
+build_kustomize
+fetch_compose_schema
 
 ln -sf "$cache/pulumi/v$PULUMI_VERSION/pulumi" "$bin/pulumi"
 ln -sf "$cache/ferretdb/v$FERRETDB_VERSION/ferretdb" "$bin/ferretdb"
+ln -sf "$cache/kustomize/v$KUSTOMIZE_VERSION/kustomize" "$bin/kustomize"
+mkdir -p "$root/.tools/share"
+ln -sf "$cache/compose-spec/v$COMPOSE_GO_VERSION/compose-spec.json" "$root/.tools/share/compose-spec.json"
 # The engine looks for the dynamic-provider plugin next to the real pulumi binary (symlinks
 # resolved) and on PATH, and warns when the two differ: keep one copy beside the binary, linked from
 # .tools/bin. The npm package ships it (so npm ci must have run).
@@ -124,4 +163,4 @@ bundled="$cache/pulumi/v$PULUMI_VERSION/pulumi-resource-pulumi-nodejs"
 cmp -s "$launcher" "$bundled" || install -m 0755 "$launcher" "$bundled"
 ln -sf "$bundled" "$bin/pulumi-resource-pulumi-nodejs"
 
-log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb v$FERRETDB_VERSION, $("$bin/redis-server" --version | cut -d' ' -f3), schemathesis $SCHEMATHESIS_VERSION"
+log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb v$FERRETDB_VERSION, $("$bin/redis-server" --version | cut -d' ' -f3), schemathesis $SCHEMATHESIS_VERSION, kustomize v$KUSTOMIZE_VERSION"

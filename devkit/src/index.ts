@@ -2,3 +2,4 @@ export * from './local-deps.js';
 export * from './processes.js';
 export * from './launcher.js';
 export * from './sample-credentials.js';
+export * from './dockerfile.js';

@@ -1,0 +1,174 @@
+/**
+ * What can be checked of the images, compose file and Kubernetes manifests without Docker or a
+ * cluster: the Dockerfile lints clean and each image is set up as operations expects; compose
+ * validates against the Compose Specification schema; every kustomize overlay builds and each object
+ * validates against the Kubernetes (and KEDA) schemas, plus the rules docs/operations.md promises.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseDockerfile, toolPath } from '@pds/devkit';
+import { ConfigSchema, repoRoot, STACK_JOBS_QUEUE } from '@pds/shared';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { validate as lintDockerfile } from 'dockerfile-utils';
+import { execa } from 'execa';
+import t from 'tap';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+
+const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
+const SERVICES = ['api', 'runner', 'stream-gateway'] as const;
+
+t.test('Dockerfile: lints clean; every service image is non-root, health-checked, and starts node without a shell', async (t) => {
+  const text = read('Dockerfile');
+  const problems = lintDockerfile(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
+  t.same(problems, [], 'dockerfile-utils finds no problem');
+  const stages = parseDockerfile(text);
+  for (const name of SERVICES) {
+    const stage = stages.get(name);
+    if (!stage) {
+      t.fail(`no ${name} target`);
+      continue;
+    }
+    t.equal(stage.user, 'node', `${name} runs as the non-root node user`);
+    t.match(stage.healthcheck, /\/health/, `${name} has a HEALTHCHECK on /health`);
+    t.equal(stage.cmd?.[0], 'node', `${name}: CMD is exec form starting node (signals reach it)`);
+    t.ok(!stage.entrypoint || stage.entrypoint[0] === '/usr/bin/tini', `${name}: nothing but tini in front of node`);
+  }
+  const runner = stages.get('runner')!;
+  t.match(runner.env, { PULUMI_BIN: '/opt/pulumi/pulumi', PULUMI_SKIP_UPDATE_CHECK: 'true', MODULES_DIR: '/app/modules' });
+  const pinned = read('scripts/ensure-tools.sh').match(/^PULUMI_VERSION=(\S+)$/m)?.[1];
+  t.match(
+    text,
+    new RegExp(`^ARG PULUMI_VERSION=${pinned?.replace(/\./g, '\\.')}$`, 'm'),
+    `the image carries the Pulumi CLI the tests build (${pinned})`,
+  );
+  t.match(text, /--omit=dev/, 'production dependencies only');
+  t.ok(
+    lintDockerfile('FROM node:20\nCMD ["node"\n').length > 0 || lintDockerfile('FROM node:20\nEXPOSE notaport\n').length > 0,
+    'the linter does find problems',
+  );
+});
+
+t.test('docker-compose.yml validates against the Compose Specification and wires every service', async (t) => {
+  const schema = JSON.parse(readFileSync(join(repoRoot, '.tools/share/compose-spec.json'), 'utf8')) as object;
+  const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+  const check = ajv.compile(schema);
+  const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as {
+    services: Record<
+      string,
+      { environment?: Record<string, string>; healthcheck?: unknown; depends_on?: object; ports?: string[]; build?: { target: string } }
+    >;
+  };
+  t.ok(check(compose), `compose-spec: ${ajv.errorsText(check.errors)}`);
+  t.notOk(check({ services: { api: { image: 1, restart: 'sometimes', nonsense: true } } }), 'the schema does reject a broken file');
+  t.ok(compose.services.mongo?.healthcheck && compose.services.redis?.healthcheck, 'MongoDB and Redis are health-checked');
+  t.match(read('docker-compose.yml'), /image: mongo:7/);
+  for (const name of SERVICES) {
+    const service = compose.services[name];
+    t.equal(service?.build?.target, name, `${name} builds its Dockerfile target`);
+    t.match(service?.depends_on, { mongo: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+    for (const key of Object.keys(service?.environment ?? {}))
+      t.ok(key in ConfigSchema.properties, `${name}: ${key} is a setting the services read`);
+  }
+  t.notOk(compose.services.runner?.ports, 'runners publish no port, so --scale runner=N cannot clash');
+  const example = read('.env.example');
+  for (const key of Object.keys(ConfigSchema.properties))
+    t.match(example, new RegExp(`^#? ?${key}=`, 'm'), `.env.example documents ${key}`);
+});
+
+/** The kubernetes-models class for an object, to validate it against its schema. */
+async function modelFor(apiVersion: string, kind: string): Promise<(new (data: object) => { validate(): void }) | undefined> {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
+  const path =
+    group === 'keda.sh' ? `@kubernetes-models/keda/keda.sh/${version}` : `kubernetes-models/${group ? `${group}/` : ''}${version}`;
+  const module = (await import(path)) as Record<string, new (data: object) => { validate(): void }>;
+  return module[kind];
+}
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+for (const overlay of ['dev', 'prod']) {
+  t.test(`kustomize overlay ${overlay}: builds, validates against the Kubernetes schemas, and follows the operating rules`, async (t) => {
+    const built = await execa(toolPath('kustomize'), ['build', join(repoRoot, 'deploy/k8s/overlays', overlay)]);
+    const objects = parseAllDocuments(built.stdout).map((d) => d.toJS() as K8sObject);
+    t.ok(objects.length > 10, `${objects.length} objects`);
+    for (const object of objects) {
+      const Model = await modelFor(object.apiVersion, object.kind);
+      if (!Model) {
+        t.fail(`no schema for ${object.apiVersion} ${object.kind}`);
+        continue;
+      }
+      t.doesNotThrow(() => new Model(object).validate(), `${object.kind}/${object.metadata.name} is valid`);
+    }
+    const Deployment = (await modelFor('apps/v1', 'Deployment'))!;
+    t.throws(
+      () => new Deployment({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: { replicas: 'two' } }).validate(),
+      'the schemas do reject a broken object',
+    );
+
+    const find = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+    const deployments = objects.filter((o) => o.kind === 'Deployment');
+    t.same(deployments.map((d) => d.metadata.name).sort(), ['api', 'runner', 'stream-gateway']);
+    for (const deployment of deployments) {
+      const pod = (deployment.spec as { template: { spec: Record<string, unknown> } }).template.spec as {
+        containers: {
+          readinessProbe?: { httpGet?: { path: string } };
+          livenessProbe?: { httpGet?: { path: string } };
+          resources?: { requests?: object; limits?: object };
+        }[];
+        serviceAccountName?: string;
+        securityContext?: { runAsNonRoot?: boolean };
+        terminationGracePeriodSeconds?: number;
+      };
+      const [container] = pod.containers;
+      const name = deployment.metadata.name;
+      t.equal(container?.readinessProbe?.httpGet?.path, '/ready', `${name}: readiness on /ready`);
+      t.equal(container?.livenessProbe?.httpGet?.path, '/health', `${name}: liveness on /health`);
+      t.ok(container?.resources?.requests && container.resources.limits, `${name}: requests and limits`);
+      t.equal(pod.serviceAccountName, 'pulumi-deploy');
+      t.equal(pod.securityContext?.runAsNonRoot, true, `${name}: non-root`);
+      t.ok(find('PodDisruptionBudget', name), `${name} has a PodDisruptionBudget`);
+    }
+    const runnerPod = (find('Deployment', 'runner')!.spec as { template: { spec: { terminationGracePeriodSeconds: number } } }).template
+      .spec;
+    const config = find('ConfigMap', 'pulumi-deploy-config') as unknown as { data: Record<string, string> };
+    t.ok(
+      runnerPod.terminationGracePeriodSeconds > Number(config.data.CANCEL_GRACE_SECONDS) + 60,
+      'the pod outlives the runner drain (cancel grace + 60 s)',
+    );
+    t.equal((find('ServiceAccount', 'pulumi-deploy') as { automountServiceAccountToken?: boolean }).automountServiceAccountToken, false);
+    t.notOk(
+      objects.some((o) => /Role(Binding)?$/.test(o.kind)),
+      'no Role or RoleBinding: no API rights',
+    );
+    for (const name of ['api', 'stream-gateway']) t.ok(find('HorizontalPodAutoscaler', name), `${name} scales on CPU`);
+    const ingress = JSON.stringify(find('Ingress', 'pulumi-deploy'));
+    t.match(ingress, /"path":"\/v1\/jobs\/\[\^\/\]\+\/stream".*?"name":"stream-gateway"/, 'job streams reach the gateway');
+    t.match(ingress, /proxy-read-timeout/, 'long-lived stream connections are allowed');
+    const secret = find('Secret', 'pulumi-deploy-secrets') as { stringData?: Record<string, string>; data?: Record<string, string> };
+    const secretKeys = Object.keys(secret.stringData ?? secret.data ?? {});
+    for (const key of ['ADMIN_TOKEN', 'CREDENTIALS_KEY']) t.ok(secretKeys.includes(key), `the Secret carries ${key}`);
+    if (overlay === 'dev') {
+      t.ok(find('StatefulSet', 'mongo') && find('StatefulSet', 'redis'), 'MongoDB and Redis run in the cluster');
+      t.ok(find('PersistentVolumeClaim', 'pulumi-state'), 'the file state backend is on a PVC');
+      t.match(config.data.PULUMI_BACKEND_URL, /^file:\/\//);
+    } else {
+      for (const key of ['MONGO_URL', 'REDIS_URL']) t.ok(secretKeys.includes(key), `prod reads ${key} from the Secret`);
+      t.notOk(
+        objects.some((o) => o.kind === 'StatefulSet'),
+        'prod runs no database',
+      );
+      t.match(config.data.PULUMI_BACKEND_URL, /^s3:\/\//);
+      const scaled = find('ScaledObject', 'runner') as unknown as {
+        spec: { scaleTargetRef: { name: string }; triggers: { type: string; metadata: { listName: string } }[] };
+      };
+      t.equal(scaled.spec.scaleTargetRef.name, 'runner');
+      t.equal(scaled.spec.triggers[0]?.metadata.listName, `bull:${STACK_JOBS_QUEUE}:wait`, "KEDA watches the queue's waiting list");
+    }
+  });
+}
