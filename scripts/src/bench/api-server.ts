@@ -56,5 +56,21 @@ bare.get('/bare/jobs/:id', async () => job);
 bare.post('/bare/jobs', async (_request, reply) => reply.code(202).send(job));
 await bare.listen({ host: '127.0.0.1', port: 0 });
 
+// An ended job, as a runner leaves one (the common read: a client checking a result).
+const ended = await models.StackJob.create({
+  resourceId: 'bench',
+  resourceVersion: 1,
+  kind: 'LocalFileSet',
+  stackFqdn: 'organization/local-file-set/bench-ended',
+  operation: 'up',
+  status: 'succeeded',
+  startedAt: new Date(),
+  finishedAt: new Date(),
+  exitCode: 0,
+  outputs: { directory: '/tmp/bench' },
+  summary: { create: 2 },
+  lastSeq: 12,
+});
+
 const port = (app: { server: { address(): unknown } }) => (app.server.address() as { port: number }).port;
-console.log(JSON.stringify({ api: port(api), bare: port(bare) }));
+console.log(JSON.stringify({ api: port(api), bare: port(bare), endedJobId: ended._id }));

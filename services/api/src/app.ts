@@ -25,6 +25,8 @@ import { accessRoutes } from './routes/access.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { jobRoutes } from './routes/jobs.js';
 import { HealthSchema, ReadySchema } from './routes/schemas.js';
+import { EndedJobCache } from './services/ended-jobs.js';
+import type { JobView } from './services/jobs.js';
 import { resourceRoutes } from './routes/resources.js';
 
 export interface ApiDeps {
@@ -43,6 +45,7 @@ export interface AppContext extends ApiDeps {
   /** Seals credentials; undefined when CREDENTIALS_KEY is not set. */
   keyring?: Keyring;
   authenticator: Authenticator;
+  endedJobs: EndedJobCache<JobView>;
 }
 
 declare module 'fastify' {
@@ -73,7 +76,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     adminToken: config.ADMIN_TOKEN,
     findToken: (hash) => deps.models.ApiToken.findById(hash).lean<ApiTokenDoc>(),
   });
-  app.decorate('deps', { ...deps, keyring: Keyring.fromConfig(config), authenticator });
+  app.decorate('deps', { ...deps, keyring: Keyring.fromConfig(config), authenticator, endedJobs: new EndedJobCache<JobView>() });
 
   // Manifests are posted as YAML text.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) =>

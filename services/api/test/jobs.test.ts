@@ -1,5 +1,6 @@
 import { lineStore } from '@pds/shared';
 import t from 'tap';
+import { EndedJobCache } from '../src/services/ended-jobs.js';
 import { auth, manifest, startApi } from './harness.js';
 
 t.test('jobs', async (t) => {
@@ -134,4 +135,28 @@ t.test('job lists', async (t) => {
     const created = await models.StackJob.countDocuments({ resourceId: resource.id, 'options.message': 'race' });
     t.equal(created, 1);
   });
+
+  t.test('an ended job is read once from MongoDB, then from memory (ended jobs never change)', async (t) => {
+    const job = (await createJob({ operation: 'preview', message: 'ends' })).json();
+    const get = async () => (await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}`, headers: auth })).json();
+    t.equal((await get()).status, 'queued', 'not cached while it can still change');
+    await models.StackJob.updateOne({ _id: job.id }, { $set: { status: 'succeeded', exitCode: 0, finishedAt: new Date() } });
+    const ended = await get();
+    t.match(ended, { status: 'succeeded', result: { exitCode: 0 } });
+    // Were the document to change behind the API's back, the cached view would still be served.
+    await models.StackJob.updateOne({ _id: job.id }, { $set: { exitCode: 99 } });
+    t.same(await get(), ended);
+  });
+});
+
+t.test('the ended-job cache keeps the most recently used views within its capacity', async (t) => {
+  const cache = new EndedJobCache<string>(2);
+  cache.remember('a', 'A');
+  cache.remember('b', 'B');
+  t.equal(cache.get('a'), 'A');
+  cache.remember('c', 'C');
+  t.equal(cache.get('b'), undefined, 'the least recently used went');
+  t.equal(cache.get('a'), 'A');
+  t.equal(cache.get('c'), 'C');
+  t.equal(cache.size, 2);
 });

@@ -14,6 +14,7 @@ import {
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { EndedJobCache } from './ended-jobs.js';
 import { readPage } from './pagination.js';
 import { jobView } from './views.js';
 
@@ -24,7 +25,11 @@ export interface JobServiceDeps {
   redis: Pick<Redis, 'publish'>;
   /** The per-stack line jobs wait in. */
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
+  /** Ended jobs' views, shared by the API's routes (optional: without it every read goes to MongoDB). */
+  endedJobs?: EndedJobCache<JobView>;
 }
+
+export type JobView = ReturnType<typeof jobView>;
 
 /** How jobs wait for a busy stack: `fifo` (all run, in order) or `latest` (a new `up` supersedes the waiting ones). */
 export type QueuePolicy = 'fifo' | 'latest';
@@ -55,7 +60,7 @@ export interface JobListFilter {
 }
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
-export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
+export function jobService({ models, queue, redis, stacks, endedJobs }: JobServiceDeps) {
   /**
    * Ends a queued job before it starts (`cancelled`, with `reason`): claims it in Redis (so a runner
    * starting it at the same moment cannot also win), takes it out of the queue and its stack's line,
@@ -151,8 +156,15 @@ export function jobService({ models, queue, redis, stacks }: JobServiceDeps) {
 
     /** A job; while it waits for its stack, also its place in line and the job holding the stack. */
     async get(id: string) {
+      const cached = endedJobs?.get(id);
+      if (cached) return cached;
       const doc = await models.StackJob.findById(id).lean<StackJobDoc>();
       if (!doc) throw errors.notFound(`job ${id} not found`);
+      if (isFinalStatus(doc.status as JobStatus)) {
+        const view = jobView(doc);
+        endedJobs?.remember(id, view);
+        return view;
+      }
       if (doc.status !== 'queued') return jobView(doc);
       const where = await stacks.describe(doc.stackFqdn, id).catch(() => ({}) as { position?: number; holder?: string });
       return jobView({ ...doc, position: where.position, blockedBy: where.holder });
