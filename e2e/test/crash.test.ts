@@ -61,6 +61,12 @@ t.test(
     );
     const bound = 4 * HEARTBEAT_SECONDS * 1000 + 2 * HEARTBEAT_SECONDS * 1000 + 5_000;
     t.equal(lost.reason, 'runner_lost');
+    await waitFor(
+      'the recovery decision',
+      async () => (await stack.models.StackJob.findById(job.id).lean<StackJobDoc>())?.recovery,
+      10_000,
+    );
+    t.match((await stack.models.StackJob.findById(job.id).lean<StackJobDoc>())?.recovery, /not retried: a up may have changed resources/);
     t.ok(Date.now() - killedAt < bound, `declared lost ${Date.now() - killedAt} ms after the kill (bound ${bound} ms)`);
     const { messages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${job.id}/stream`);
     t.match(messages.at(-1), { type: 'end', status: 'failed', reason: 'runner_lost' });

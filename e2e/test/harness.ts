@@ -83,7 +83,17 @@ export async function startStack(
   );
   t.teardown(() => api.close());
 
-  const runner = createRunner({ config, models, kinds, connection: workerRedis, publisher, subscriber: cancelSubscriber, logger, prefix });
+  const runner = createRunner({
+    config,
+    models,
+    kinds,
+    connection: workerRedis,
+    publisher,
+    subscriber: cancelSubscriber,
+    logger,
+    prefix,
+    heartbeatMs: config.RUNNER_HEARTBEAT_SECONDS * 1000,
+  });
   await runner.start();
   t.teardown(() => runner.close());
 

@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './credentials.js';
 export * from './errors.js';
 export * from './job-end.js';
+export * from './job-queueing.js';
 export * from './kinds.js';
 export * from './line-store.js';
 export * from './logger.js';

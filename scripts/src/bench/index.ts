@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: every benchmark, each printed beside a raw baseline measured in the same run.
- * `BENCH=runner`, `BENCH=gateway` or `BENCH=api` runs one of them.
+ * `BENCH=runner|gateway|api|fleet` runs one of them.
  */
 import { apiBench } from './api-bench.js';
+import { fleetBench } from './fleet-bench.js';
 import { gatewayBench } from './gateway-bench.js';
 import { runnerBench } from './runner-bench.js';
 
@@ -10,3 +11,4 @@ const only = process.env.BENCH;
 if (!only || only === 'runner') await runnerBench();
 if (!only || only === 'gateway') await gatewayBench();
 if (!only || only === 'api') await apiBench();
+if (!only || only === 'fleet') await fleetBench();

@@ -19,6 +19,7 @@ import { type JobCredential, prepareJobCredential } from './job-credential.js';
 import { LineSink } from './line-sink.js';
 import { compactEvent } from './pulumi/engine-events.js';
 import type { JobOptions } from './pulumi/operation-args.js';
+import type { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { runPulumi } from './pulumi/pulumi-run.js';
 import { Tail } from './tail.js';
 
@@ -31,6 +32,10 @@ export interface ExecuteDeps {
   publisher: Pick<Redis, 'publish'>;
   logger: Logger;
   runnerId: string;
+  /** Warm program hosts (optional: without, each job starts its own). */
+  hosts?: ProgramHostPool;
+  /** Told how long after its creation a job's Pulumi process started (ms), for metrics. */
+  onSpawn?(latencyMs: number): void;
   /** Takes the job out of `queued` for this run (false: someone cancelled it first). */
   claim(jobId: string): Promise<boolean>;
 }
@@ -84,6 +89,7 @@ export async function executeJob(
   const job = claimed;
   const sink = new LineSink({ jobId, publisher: deps.publisher, store: lineStore(models).writer(jobId), logger });
   let ranVersion: number | undefined; // the resource version this run used
+  let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   const stdout = new Tail();
   const stderr = new Tail();
   sink.publish({ type: 'status', jobId, status: 'running', ts: new Date().toISOString() });
@@ -144,6 +150,12 @@ export async function executeJob(
       clearStaleLock: options.repairStack === true,
       signal: runSignal,
       graceMs: config.CANCEL_GRACE_SECONDS * 1000,
+      onSpawn() {
+        if (spawnedAt) return; // the first Pulumi process of the job counts
+        spawnedAt = new Date();
+        deps.onSpawn?.(spawnedAt.getTime() - job.createdAt.getTime());
+      },
+      hosts: deps.hosts,
       onLine(stream, raw) {
         const text = mask(raw);
         (stream === 'stdout' ? stdout : stderr).push(text);
@@ -200,6 +212,7 @@ export async function executeJob(
           stdoutTail: stdout.toString(),
           stderrTail: stderr.toString(),
           lastSeq,
+          ...(spawnedAt ? { spawnedAt } : {}),
           ...(ranVersion !== undefined ? { resourceVersion: ranVersion } : {}),
         },
       },

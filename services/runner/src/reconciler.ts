@@ -1,4 +1,15 @@
-import { endJobOutsideRun, jobHeartbeatKey, jobLostClaimKey, type Logger, type Models, type StackQueue } from '@pds/shared';
+import {
+  endJobOutsideRun,
+  jobHeartbeatKey,
+  jobLostClaimKey,
+  type Logger,
+  type Models,
+  type Operation,
+  queueStackJob,
+  type StackJobDoc,
+  type StackQueue,
+} from '@pds/shared';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 export interface ReconcilerDeps {
@@ -11,6 +22,45 @@ export interface ReconcilerDeps {
   staleAfterMs: number;
   /** Wakes the next job in a stack's line. */
   promote(jobId: string): Promise<void>;
+  /** Where retries are queued. */
+  queue: Pick<Queue, 'add'>;
+}
+
+/** Runs of these operations change nothing, so a lost one is simply run again (up to MAX_ATTEMPTS). */
+const RETRIED: readonly Operation[] = ['preview', 'refresh'];
+export const MAX_ATTEMPTS = 3;
+
+/**
+ * What happens after a lost run, recorded on the job as `recovery`. A preview or refresh changes no
+ * resource, so it is queued again; an up or destroy may have changed resources half-way, so it is
+ * never re-run blindly: the stack is marked for repair (the next run on it first clears the Pulumi
+ * lock the lost run left; Pulumi reports any pending operations on that run) and a person decides.
+ */
+async function recover(deps: ReconcilerDeps, job: StackJobDoc): Promise<void> {
+  const attempt = job.attempt ?? 1;
+  const operation = job.operation as Operation;
+  let recovery: string;
+  let retriedBy: string | undefined;
+  if (RETRIED.includes(operation) && attempt < MAX_ATTEMPTS) {
+    const retry = await queueStackJob(deps, {
+      resourceId: job.resourceId,
+      resourceVersion: job.resourceVersion,
+      kind: job.kind,
+      stackFqdn: job.stackFqdn,
+      operation,
+      options: (job.options as Record<string, unknown>) ?? {},
+      retryOf: job._id,
+      attempt: attempt + 1,
+    });
+    retriedBy = retry._id;
+    recovery = `retried as job ${retry._id} (attempt ${attempt + 1} of ${MAX_ATTEMPTS}): a ${operation} changes no resources`;
+  } else if (RETRIED.includes(operation)) {
+    recovery = `not retried: ${MAX_ATTEMPTS} attempts were lost`;
+  } else {
+    recovery = `not retried: a ${operation} may have changed resources before its runner was lost; the stack's Pulumi lock is cleared before its next run, and Pulumi reports any pending operations then — check them, then run a refresh or the ${operation} again`;
+  }
+  await deps.models.StackJob.updateOne({ _id: job._id }, { $set: { recovery, ...(retriedBy ? { retriedBy } : {}) } });
+  deps.logger.warn({ jobId: job._id, retriedBy }, recovery);
 }
 
 /**
@@ -20,7 +70,7 @@ export interface ReconcilerDeps {
  * update, decides: a MongoDB wire server without atomic find-and-modify (FerretDB on SQLite) lets
  * two conditional updates both win. The job is set `failed` with reason `runner_lost`, its stack's
  * lock freed and the stack marked for repair (Pulumi's own lock may be stale), and the next job in
- * line woken. Returns the ids it ended.
+ * line woken; then `recover` decides whether it runs again. Returns the ids it ended.
  */
 export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()): Promise<string[]> {
   const cutoff = new Date(now.getTime() - deps.staleAfterMs);
@@ -40,6 +90,9 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()):
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
     const next = await deps.stacks.releaseLost(job.stackFqdn, _id);
     if (next) await deps.promote(next);
+    await recover(deps, job).catch((err: Error) =>
+      deps.logger.error({ err, jobId: _id }, 'could not record or queue the recovery of a lost job'),
+    );
   }
   return ended;
 }

@@ -18,6 +18,7 @@ import {
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob } from './execute-job.js';
+import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
 
 export interface RunnerDeps {
@@ -51,6 +52,7 @@ export function createRunner(deps: RunnerDeps) {
   const runnerId = `${hostname()}:${process.pid}`;
   const heartbeatMs = deps.heartbeatMs ?? 10_000;
   const keyring = Keyring.fromConfig(deps.config);
+  const hosts = new ProgramHostPool();
   const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
@@ -116,8 +118,10 @@ export function createRunner(deps: RunnerDeps) {
     }, heartbeatMs);
     try {
       const repair = await stacks.takeRepairMark(stackFqdn);
+      const onSpawn = (ms: number) =>
+        metrics.observe('runner_job_spawn_latency_seconds', 'From job created to its first Pulumi process started', {}, ms / 1000);
       const status = await executeJob(
-        { ...deps, keyring, runnerId, claim: (id) => stacks.claim(id, 'running') },
+        { ...deps, keyring, hosts, runnerId, onSpawn, claim: (id) => stacks.claim(id, 'running') },
         jobId,
         controller.signal,
         {
@@ -168,6 +172,7 @@ export function createRunner(deps: RunnerDeps) {
       logger: log,
       staleAfterMs: 4 * heartbeatMs,
       promote,
+      queue,
     }).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
   }, heartbeatMs);
 
@@ -195,7 +200,8 @@ export function createRunner(deps: RunnerDeps) {
         const closed = worker.close();
         for (const controller of running.values()) controller.abort('shutdown' satisfies AbortReason);
         await closed;
-        await queue.close();
+        await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));
+        await hosts.close().catch((err: Error) => log.warn({ err: err.message }, 'warm program hosts did not stop'));
       })();
       return closing;
     },

@@ -14,6 +14,8 @@ export const stackJobSchema = new Schema(
     status: { type: String, enum: JOB_STATUSES, required: true, default: 'queued' },
     options: { type: Schema.Types.Mixed, default: {} },
     startedAt: { type: Date },
+    /** When the operation's Pulumi process was started (created → spawned is the queueing latency). */
+    spawnedAt: { type: Date },
     finishedAt: { type: Date },
     exitCode: { type: Number },
     error: { type: String },
@@ -30,6 +32,12 @@ export const stackJobSchema = new Schema(
     fence: { type: Number },
     /** The credential the job ran with (so it cannot be deleted under a running job). */
     credentialId: { type: String },
+    /** Retries: the job this one repeats, which attempt it is, and (on the repeated job) its retry. */
+    retryOf: { type: String },
+    attempt: { type: Number, default: 1 },
+    retriedBy: { type: String },
+    /** What was decided when the job's run was lost (retried, or why not, and how the stack is repaired). */
+    recovery: { type: String },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },

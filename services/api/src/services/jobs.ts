@@ -9,7 +9,8 @@ import {
   type StackQueue,
   type Models,
   type Operation,
-  STACK_JOBS_QUEUE,
+  QueueUnavailableError,
+  queueStackJob,
   type StackJobDoc,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
@@ -99,32 +100,16 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
       const resource = await models.Resource.findById(resourceId).lean<ResourceDoc>();
       if (!resource) throw errors.notFound(`resource ${resourceId} not found`);
       const { operation, ...options } = input;
-      const job = await models.StackJob.create({
-        resourceId,
-        resourceVersion: resource.version,
-        kind: resource.kind,
-        stackFqdn: resource.stackFqdn,
-        operation,
-        options,
-      });
+      let created: StackJobDoc;
       try {
-        // In line for the stack first, then on the queue: a runner that takes it finds it in line.
-        await stacks.enqueue(resource.stackFqdn, job._id);
-        await queue.add(
-          STACK_JOBS_QUEUE,
-          { stackFqdn: resource.stackFqdn },
-          {
-            jobId: job._id,
-            removeOnComplete: { age: 24 * 3600 },
-            removeOnFail: { age: 7 * 24 * 3600 },
-          },
+        created = await queueStackJob(
+          { models, queue, stacks },
+          { resourceId, resourceVersion: resource.version, kind: resource.kind, stackFqdn: resource.stackFqdn, operation, options },
         );
       } catch (err) {
-        await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
-        await stacks.remove(resource.stackFqdn, job._id).catch(() => undefined);
+        if (!(err instanceof QueueUnavailableError)) throw err;
         throw errors.unavailable(`the job queue (Redis) is unavailable; no job was created: ${(err as Error).message}`);
       }
-      const created = job.toObject() as StackJobDoc;
       if (operation === 'up' && (options.queuePolicy ?? queuePolicyOf(resource)) === 'latest') await supersede(created);
       return jobView(created);
     },

@@ -22,11 +22,14 @@ export function operationArgs(
   operation: Operation,
   stackFqdn: string,
   options: JobOptions,
-  host: { languageAddress: string; eventsAddress: string },
+  host: { languageAddress?: string; eventsAddress: string },
 ): string[] {
   const args: string[] = [operation, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
   if (operation !== 'preview') args.push('--yes', '--skip-preview');
-  if (runsProgram(operation)) args.push('--client', host.languageAddress);
+  if (runsProgram(operation)) {
+    if (!host.languageAddress) throw new Error(`${operation} runs the program, but no program host was started`);
+    args.push('--client', host.languageAddress);
+  }
   args.push('--event-log', host.eventsAddress);
   if (options.message) args.push('--message', options.message);
   if (options.expectNoChanges) args.push('--expect-no-changes');

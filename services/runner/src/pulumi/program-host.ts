@@ -4,19 +4,23 @@
  * no `pulumi-language-nodejs` binary is needed) and the Events service (the CLI streams engine
  * events to it with `--event-log tcp://…`). Events go to the parent over IPC.
  *
- * Usage: node program-host.js <programDir> <mainFile>, with an IPC channel.
- * Messages to the parent: { type: 'ready', languageAddress, eventsAddress } and { type: 'event', event }.
+ * Usage: node program-host.js <programDir>, with an IPC channel. It loads the SDK, says
+ * { type: 'warm' }, and waits for { type: 'start', main, env } (the job's program file and its own
+ * environment: STACK_INPUT_YAML, credentials). So a host can be started ahead of its job (a warm
+ * host: see program-host-pool.ts) and a job need not wait for Node and the SDK to load.
+ * Messages to the parent: { type: 'warm' }, { type: 'ready', languageAddress, eventsAddress } and
+ * { type: 'event', event }. One host serves one job, then exits.
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { eventsService } from './events-service.js';
 
-type Callback = (err: Error | null, value?: unknown) => void;
-
-const [programDir, mainFile] = process.argv.slice(2);
-if (!programDir || !mainFile || !process.send) {
-  console.error('usage: program-host <programDir> <mainFile> (with an IPC channel)');
+const [programDir] = process.argv.slice(2);
+if (!programDir || !process.send) {
+  console.error('usage: program-host <programDir> (with an IPC channel)');
   process.exit(2);
 }
+let mainFile = '';
 const send = (message: unknown) => process.send?.(message);
 
 // The program and the language server must share one @pulumi/pulumi instance (it keeps the run's
@@ -38,31 +42,30 @@ async function program(): Promise<Record<string, unknown>> {
   return exports;
 }
 
-const eventsService = {
-  streamEvents(call: NodeJS.EventEmitter, callback: Callback) {
-    call.on('data', (request: { getEvent(): string }) => {
-      try {
-        send({ type: 'event', event: JSON.parse(request.getEvent()) });
-      } catch {
-        // an event that is not JSON is Pulumi's bug, not the job's: skip it
-      }
-    });
-    call.on('end', () => callback(null, new Empty()));
-    call.on('error', (err: Error) => callback(err));
-  },
-};
-
 const MAX_MESSAGE = 400 * 1024 * 1024; // Pulumi's own limit for engine messages
+
+// The server is up before the job arrives (it only reads the job's program when the CLI runs it),
+// so a warm host answers `start` at once.
 const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE });
 server.addService(languageRpc.LanguageRuntimeService, new LanguageServer(program));
-server.addService(eventsRpc.EventsService, eventsService);
+server.addService(
+  eventsRpc.EventsService,
+  eventsService((event) => send({ type: 'event', event }), Empty),
+);
 server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err: Error | null, port: number) => {
   if (err) {
     console.error(`program host cannot listen: ${err.message}`);
     process.exit(1);
   }
   const address = `127.0.0.1:${port}`;
-  send({ type: 'ready', languageAddress: address, eventsAddress: `tcp://${address}` });
+  process.on('message', (message: { type: string; main?: string; env?: Record<string, string> }) => {
+    if (message.type !== 'start' || mainFile) return;
+    mainFile = message.main ?? 'index.js';
+    // The job's own environment, read by the program when it runs (not when the SDK loaded).
+    Object.assign(process.env, message.env ?? {});
+    send({ type: 'ready', languageAddress: address, eventsAddress: `tcp://${address}` });
+  });
+  send({ type: 'warm' });
 });
 
 // The parent owns our lifetime: when it goes away or asks us to stop, stop.

@@ -1,4 +1,4 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -10,9 +10,9 @@ import type { Operation } from '@pds/shared';
 import { execa } from 'execa';
 import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
 import { killTree } from './kill-tree.js';
+import { startEventsServer } from './events-server.js';
+import { forkProgramHost, type ProgramHostPool } from './program-host-pool.js';
 import { type JobOptions, operationArgs, runsProgram } from './operation-args.js';
-
-const PROGRAM_HOST = fileURLToPath(new URL('./program-host.js', import.meta.url));
 
 export interface PulumiRunSpec {
   pulumiBin: string;
@@ -37,6 +37,10 @@ export interface PulumiRunSpec {
   graceMs: number;
   onLine(stream: 'stdout' | 'stderr', text: string): void;
   onEvent(event: EngineEvent): void;
+  /** Called when the job's first Pulumi process has been started. */
+  onSpawn?(): void;
+  /** Warm program hosts to take from (without one, each run starts its host itself). */
+  hosts?: ProgramHostPool;
 }
 
 export interface PulumiRunResult {
@@ -64,12 +68,16 @@ export function inheritedEnvironment(env: NodeJS.ProcessEnv = process.env): Reco
 
 /** The environment every Pulumi process of a job gets: pinned, offline, headless. */
 function pulumiEnv(spec: PulumiRunSpec): Record<string, string> {
+  return { ...baseEnv(spec), ...spec.env };
+}
+
+/** What every job of the same program and runner shares (a warm host is started with it). */
+function baseEnv(spec: PulumiRunSpec): Record<string, string> {
   // The dynamic-provider plugin starts in the CLI's folder and must find the program's @pulumi/pulumi.
   const sdk = createRequire(join(spec.programDir, 'package.json')).resolve('@pulumi/pulumi/package.json');
   const nodeModules = dirname(dirname(dirname(sdk)));
   return {
     ...inheritedEnvironment(),
-    ...spec.env,
     NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(delimiter),
     // The dynamic-provider launcher sits next to the pulumi binary.
     PATH: [dirname(spec.pulumiBin), process.env.PATH ?? ''].join(delimiter),
@@ -91,24 +99,17 @@ function forwardLines(stream: Readable | null | undefined, onLine: (text: string
   return once(lines, 'close').then(() => undefined);
 }
 
-interface ProgramHost {
-  child: ChildProcess;
-  languageAddress: string;
+/** Where the CLI finds the program (up, preview) and sends its engine events, and how to stop it. */
+interface JobEndpoints {
+  languageAddress?: string;
   eventsAddress: string;
+  stop(): Promise<void>;
 }
 
-/** Starts the per-job program host and waits for its addresses. */
-async function startProgramHost(
-  spec: PulumiRunSpec,
-  env: Record<string, string>,
-  onEvent: (event: EngineEvent) => void,
-): Promise<ProgramHost> {
-  const child = fork(PROGRAM_HOST, [spec.programDir, spec.main], {
-    cwd: spec.programDir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    execArgv: ['--enable-source-maps'],
-  });
+/** Takes (or starts) the job's program host, hands it the job, and waits for its addresses. */
+async function startProgramHost(spec: PulumiRunSpec, onEvent: (event: EngineEvent) => void): Promise<JobEndpoints> {
+  const env = baseEnv(spec);
+  const child = await (spec.hosts ? spec.hosts.take(spec.programDir, env) : forkProgramHost(spec.programDir, env));
   // What the program itself prints (console.log) is part of the job's output.
   void forwardLines(child.stdout, (text) => spec.onLine('stdout', text));
   void forwardLines(child.stderr, (text) => spec.onLine('stderr', text));
@@ -125,14 +126,15 @@ async function startProgramHost(
     const onExit = (code: number | null) => reject(new Error(`program host exited with code ${code} before it was ready`));
     child.on('message', onMessage);
     child.once('exit', onExit);
+    child.send({ type: 'start', main: spec.main, env: spec.env });
   });
-  return { child, ...ready };
+  return { ...ready, stop: () => stopProgramHost(child) };
 }
 
-async function stopProgramHost(host: ProgramHost): Promise<void> {
-  if (host.child.exitCode !== null || host.child.signalCode !== null) return;
-  const exited = once(host.child, 'exit');
-  host.child.kill('SIGTERM');
+async function stopProgramHost(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
   await exited;
 }
 
@@ -143,13 +145,15 @@ const knownStacks = new Set<string>();
 async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
   const key = `${spec.backendUrl} ${spec.stackFqdn}`;
   if (knownStacks.has(key)) return;
-  const result = await execa(spec.pulumiBin, ['stack', 'select', '--create', '--stack', spec.stackFqdn, '--non-interactive'], {
+  const selecting = execa(spec.pulumiBin, ['stack', 'select', '--create', '--stack', spec.stackFqdn, '--non-interactive'], {
     cwd: spec.workspaceDir,
     env,
     extendEnv: false,
     reject: false,
     cancelSignal: spec.signal,
   });
+  spec.onSpawn?.();
+  const result = await selecting;
   if (result.exitCode !== 0) {
     for (const line of `${result.stdout}\n${result.stderr}`.split('\n').filter(Boolean)) spec.onLine('stderr', line);
   } else {
@@ -191,13 +195,15 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
   let outputs: Record<string, unknown> | undefined;
   let summary: Record<string, number> = {};
   const errors: string[] = [];
-  const host = await startProgramHost(spec, env, (event) => {
+  const onEngineEvent = (event: EngineEvent) => {
     outputs = stackOutputsOf(event) ?? outputs;
     if (event.summaryEvent) summary = event.summaryEvent.resourceChanges ?? {};
     const error = errorMessageOf(event);
     if (error) errors.push(error);
     spec.onEvent(event);
-  });
+  };
+  // Only up and preview run the program; refresh and destroy need just somewhere to send events.
+  const host = runsProgram(spec.operation) ? await startProgramHost(spec, onEngineEvent) : await startEventsServer(onEngineEvent);
   try {
     if (spec.clearStaleLock) {
       spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
@@ -219,6 +225,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
       killSignal: 'SIGINT',
       forceKillAfterDelay: false,
     });
+    spec.onSpawn?.();
     let forced = false;
     let graceTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
@@ -259,7 +266,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
       errors,
     };
   } finally {
-    await stopProgramHost(host);
+    await host.stop();
     await rm(spec.workspaceDir, { recursive: true, force: true });
   }
 }

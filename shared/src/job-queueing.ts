@@ -1,0 +1,51 @@
+import type { Queue } from 'bullmq';
+import type { Models, StackJobDoc } from './models/index.js';
+import { STACK_JOBS_QUEUE } from './names.js';
+import type { StackQueue } from './stack-queue.js';
+import type { Operation } from './types.js';
+
+/** The job could not be put on the queue (Redis refused); it was not created. */
+export class QueueUnavailableError extends Error {
+  override name = 'QueueUnavailableError';
+}
+
+export interface QueueingDeps {
+  models: Pick<Models, 'StackJob'>;
+  queue: Pick<Queue, 'add'>;
+  stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+}
+
+export interface NewJob {
+  resourceId: string;
+  resourceVersion: number;
+  kind: string;
+  stackFqdn: string;
+  operation: Operation;
+  options: Record<string, unknown>;
+  /** A retry: the job it repeats, and which attempt this is (the first run is attempt 1). */
+  retryOf?: string;
+  attempt?: number;
+}
+
+/**
+ * Records a job as `queued`, puts it in its stack's line, then on the BullMQ queue (its id is the
+ * BullMQ job id). If Redis refuses, the job is taken back out and the error rethrown: nothing is
+ * left half-queued (QueueUnavailableError). The one way jobs are queued (the API, and the runners' retries).
+ */
+export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fields: NewJob): Promise<StackJobDoc> {
+  const job = await models.StackJob.create(fields);
+  try {
+    // In line for the stack first, then on the queue: a runner that takes it finds it in line.
+    await stacks.enqueue(fields.stackFqdn, job._id);
+    await queue.add(
+      STACK_JOBS_QUEUE,
+      { stackFqdn: fields.stackFqdn },
+      { jobId: job._id, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+    );
+  } catch (err) {
+    await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
+    await stacks.remove(fields.stackFqdn, job._id).catch(() => undefined);
+    throw new QueueUnavailableError((err as Error).message);
+  }
+  return job.toObject() as StackJobDoc;
+}
