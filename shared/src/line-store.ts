@@ -20,30 +20,35 @@ export class ChunkWriter {
   ) {}
 
   async append(lines: StoredLine[]): Promise<void> {
-    let pending = [...this.open];
-    let index = pending[0] ? chunkIndex(pending[0].seq) : undefined;
-    for (const line of lines) {
-      const lineIndex = chunkIndex(line.seq);
-      if (index !== undefined && lineIndex !== index) {
-        await this.write(index, pending); // the previous chunk is complete: write it before the next
-        pending = [];
-      }
-      index = lineIndex;
-      pending.push(line);
+    // Group into chunks: the open one first (rewritten whole), then any further ones.
+    const groups: { index: number; lines: StoredLine[] }[] = [];
+    for (const line of [...this.open, ...lines]) {
+      const index = chunkIndex(line.seq);
+      const group = groups.at(-1);
+      if (group && group.index === index) group.lines.push(line);
+      else groups.push({ index, lines: [line] });
     }
-    if (index === undefined) return;
-    await this.write(index, pending);
-    this.open = pending.length === LINES_PER_CHUNK ? [] : pending;
-  }
-
-  private async write(index: number, lines: StoredLine[]): Promise<void> {
-    const first = lines[0] as StoredLine;
-    const last = lines.at(-1) as StoredLine;
-    await this.chunks.collection.updateOne(
-      { _id: chunkId(this.jobId, index) as never },
-      { $set: { jobId: this.jobId, firstSeq: first.seq, lastSeq: last.seq, lines: JSON.stringify(lines) } },
-      { upsert: true },
+    const last = groups.at(-1);
+    if (!last) return;
+    // One ordered round trip for every chunk touched: a backlog is written as fast as one chunk.
+    await this.chunks.collection.bulkWrite(
+      groups.map(({ index, lines: chunk }) => ({
+        updateOne: {
+          filter: { _id: chunkId(this.jobId, index) as never },
+          update: {
+            $set: {
+              jobId: this.jobId,
+              firstSeq: (chunk[0] as StoredLine).seq,
+              lastSeq: (chunk.at(-1) as StoredLine).seq,
+              lines: JSON.stringify(chunk),
+            },
+          },
+          upsert: true,
+        },
+      })),
+      { ordered: true },
     );
+    this.open = last.lines.length === LINES_PER_CHUNK ? [] : last.lines;
   }
 }
 

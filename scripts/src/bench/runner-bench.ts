@@ -6,74 +6,20 @@
  *   raw PUBLISH of the same lines; MongoDB writes per 1,000 lines.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildApp } from '@pds/api';
-import { startLocalFerretDb, startLocalRedis, toolPath } from '@pds/devkit';
-import { createRunner, LineSink, runPulumi } from '@pds/runner';
-import {
-  connectMongo,
-  createLogger,
-  createModels,
-  createRedis,
-  isFinalStatus,
-  type JobStatus,
-  jobChannel,
-  lineStore,
-  loadConfig,
-  loadKindRegistry,
-  parseManifest,
-  redisReady,
-  STACK_JOBS_QUEUE,
-  stackInputYaml,
-  StackQueue,
-  syncIndexes,
-} from '@pds/shared';
-import { Queue } from 'bullmq';
+import { toolPath } from '@pds/devkit';
+import { LineSink, runPulumi } from '@pds/runner';
+import { isFinalStatus, type JobStatus, jobChannel, lineStore, parseManifest, stackInputYaml } from '@pds/shared';
+import { startBenchService } from './bench-service.js';
 import { percentile, row, sleep } from './stats.js';
-
-const logger = createLogger({ name: 'bench', level: 'silent' });
-const TOKEN = 'bench-token-0123456789abcdef';
 
 const manifest = (name: string, directory: string, content: string) =>
   `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  files:\n    - path: a.txt\n      content: ${content}\n`;
 
 export async function runnerBench(): Promise<void> {
-  const scratch = await mkdtemp(join(tmpdir(), 'pds-runner-bench-'));
-  const redis = await startLocalRedis();
-  const ferret = await startLocalFerretDb({ dataDir: join(scratch, 'ferret') });
-  const config = loadConfig(
-    {},
-    {
-      MONGO_URL: ferret.url,
-      REDIS_URL: redis.url,
-      ADMIN_TOKEN: TOKEN,
-      PULUMI_BIN: toolPath('pulumi'),
-      PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
-      WORK_DIR: join(scratch, 'work'),
-      LOG_LEVEL: 'silent',
-    },
-  );
-  const connection = await connectMongo(config.MONGO_URL);
-  const models = createModels(connection);
-  await syncIndexes(models);
-  const kinds = await loadKindRegistry(config.MODULES_DIR);
-  const command = createRedis(redis.url, 'command', logger);
-  const worker = createRedis(redis.url, 'worker', logger);
-  const publisher = createRedis(redis.url, 'worker', logger);
-  const subscriber = createRedis(redis.url, 'subscriber', logger);
-  await Promise.all([command, worker, publisher, subscriber].map(redisReady));
-  const queue = new Queue(STACK_JOBS_QUEUE, { connection: worker });
-  const app = await buildApp(
-    config,
-    { models, kinds, queue, redis: command, stacks: new StackQueue(command), mongoPing: async () => undefined },
-    logger,
-  );
-  const runner = createRunner({ config, models, kinds, connection: worker, publisher, subscriber, logger });
-  await runner.start();
-  const auth = { authorization: `Bearer ${TOKEN}` };
+  const service = await startBenchService('runner', () => ({ PULUMI_BIN: toolPath('pulumi') }));
+  const { app, auth, config, kinds, models, publisher, scratch, logger } = service;
   try {
     console.log('\n== runner (ours vs raw, same run) ==');
     // 1. A real up through the whole service against the same up run directly.
@@ -172,13 +118,6 @@ export async function runnerBench(): Promise<void> {
     console.log(`${'lines published and persisted per second'.padEnd(46)} ${(lines / (persistedMs / 1000)).toFixed(0).padStart(10)}`);
     console.log(`${'MongoDB writes per 1,000 lines'.padEnd(46)} ${((writes * 1000) / lines).toFixed(2).padStart(10)}   goal: <= 10`);
   } finally {
-    await runner.close();
-    await app.close();
-    await queue.close();
-    for (const r of [command, worker, publisher, subscriber]) r.disconnect();
-    await connection.close();
-    await ferret.stop();
-    await redis.stop();
-    await rm(scratch, { recursive: true, force: true });
+    await service.stop();
   }
 }

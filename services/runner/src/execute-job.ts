@@ -160,6 +160,7 @@ export async function executeJob(
         const text = mask(raw);
         (stream === 'stdout' ? stdout : stderr).push(text);
         sink.line(stream, text);
+        return sink.pressure();
       },
       onEvent(event) {
         const compact = compactEvent(event);

@@ -29,14 +29,27 @@ export interface LineSinkOptions {
 /** A single line longer than this is cut (Pulumi can print huge diffs; documents have a size limit). */
 export const MAX_LINE_CHARS = 16 * 1024;
 const MAX_BATCH_CHARS = 2 * 1024 * 1024;
+/** One persistence round trip writes at most this many lines (10 chunks) or this much text. */
+const MAX_WRITE_LINES = 10 * LINES_PER_CHUNK;
+const MAX_WRITE_CHARS = 8 * 1024 * 1024;
+/** Lines not yet persisted or not yet published beyond which the producer is asked to wait … */
+const HIGH_WATER = 20_000;
+/** … until the backlog is down to this. */
+const LOW_WATER = 5_000;
 
 export class LineSink {
   private seq = 0;
   private batch: LineMessage[] = [];
   private batchChars = 0;
   private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> = Promise.resolve();
+  private writing: Promise<void> | undefined;
+  /** Lines handed to the writer, not yet written. */
+  private queued: LineMessage[] = [];
   private writeError: Error | undefined;
+  /** Lines buffered or being written, and publishes Redis has not answered yet: the memory in use. */
+  private unpersisted = 0;
+  private unpublished = 0;
+  private waiters: (() => void)[] = [];
   private readonly batchSize: number;
   private readonly batchMs: number;
 
@@ -60,14 +73,44 @@ export class LineSink {
 
   /** Publishes a message that is not a line (the end message), after everything before it. */
   publish(message: ChannelMessage): void {
-    this.options.publisher.publish(jobChannel(this.options.jobId), JSON.stringify(message)).catch((err: Error) => {
-      // Live watchers fill the hole from Mongo; the line itself is not lost.
-      this.options.logger.warn({ err: err.message }, 'publish failed');
-    });
+    this.unpublished++;
+    this.options.publisher
+      .publish(jobChannel(this.options.jobId), JSON.stringify(message))
+      .catch((err: Error) => {
+        // Live watchers fill the hole from Mongo; the line itself is not lost.
+        this.options.logger.warn({ err: err.message }, 'publish failed');
+      })
+      .finally(() => {
+        this.unpublished--;
+        this.wakeIfDrained();
+      });
+  }
+
+  /** How many lines are held in memory (not yet persisted, or not yet published). */
+  get backlog(): number {
+    return Math.max(this.unpersisted, this.unpublished);
+  }
+
+  /**
+   * Backpressure for the producer: undefined while the backlog is small; past HIGH_WATER, a promise
+   * that resolves once it is back under LOW_WATER. A producer that waits (the runner stops reading
+   * Pulumi's stdout, so the pipe fills and Pulumi waits) keeps memory bounded however much is printed.
+   */
+  pressure(): Promise<void> | undefined {
+    if (this.backlog < HIGH_WATER) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wakeIfDrained(): void {
+    if (this.waiters.length === 0 || this.backlog > LOW_WATER) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
   }
 
   private push(message: LineMessage): void {
     this.publish(message);
+    this.unpersisted++;
     this.batch.push(message);
     this.batchChars += message.text?.length ?? 256;
     if (this.batch.length >= this.batchSize || this.batchChars >= MAX_BATCH_CHARS) this.flushSoon(0);
@@ -87,14 +130,31 @@ export class LineSink {
     }
   }
 
-  /** Writes what is buffered; writes are chained so batches land in seq order. */
+  /**
+   * Writes what is buffered. One write at a time, in seq order; lines that arrive while a write is
+   * in flight are written together by the next one (so a backlog costs few round trips).
+   */
   flush(): Promise<void> {
-    const batch = this.batch;
-    this.batch = [];
-    this.batchChars = 0;
-    if (batch.length === 0) return this.writing;
-    this.writing = this.writing.then(() => this.write(batch));
+    if (this.batch.length > 0) {
+      this.queued.push(...this.batch);
+      this.batch = [];
+      this.batchChars = 0;
+    }
+    this.writing ??= this.drain();
     return this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queued.length > 0) {
+      // At most MAX_WRITE_LINES / MAX_WRITE_CHARS per round trip (a command has a size limit).
+      let take = 0;
+      let chars = 0;
+      while (take < this.queued.length && take < MAX_WRITE_LINES && chars < MAX_WRITE_CHARS)
+        chars += this.queued[take++]?.text?.length ?? 256;
+      const batch = this.queued.splice(0, take);
+      await this.write(batch);
+    }
+    this.writing = undefined;
   }
 
   private async write(batch: LineMessage[]): Promise<void> {
@@ -103,10 +163,14 @@ export class LineSink {
       try {
         // Appending a chunk is idempotent, so a retry after a lost answer cannot duplicate lines.
         await this.options.store.append(lines);
+        this.unpersisted -= lines.length;
+        this.wakeIfDrained();
         return;
       } catch (err) {
         if (attempt >= 5) {
           this.writeError = err as Error;
+          this.unpersisted -= lines.length; // given up on: not held any more
+          this.wakeIfDrained();
           this.options.logger.error({ err: (err as Error).message, lines: lines.length }, 'cannot persist job lines');
           return;
         }

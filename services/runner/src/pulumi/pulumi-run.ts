@@ -35,7 +35,8 @@ export interface PulumiRunSpec {
   /** Aborting sends SIGINT (Pulumi's graceful cancel), then SIGKILL after `graceMs`. */
   signal: AbortSignal;
   graceMs: number;
-  onLine(stream: 'stdout' | 'stderr', text: string): void;
+  /** Each output line; a returned promise asks for no more lines until it settles (backpressure). */
+  onLine(stream: 'stdout' | 'stderr', text: string): Promise<void> | void;
   onEvent(event: EngineEvent): void;
   /** Called when the job's first Pulumi process has been started. */
   onSpawn?(): void;
@@ -92,10 +93,24 @@ function baseEnv(spec: PulumiRunSpec): Record<string, string> {
   };
 }
 
-function forwardLines(stream: Readable | null | undefined, onLine: (text: string) => void): Promise<void> {
+/**
+ * Reads a stream line by line. When `onLine` returns a promise, reading pauses until it settles:
+ * the pipe fills and the writer (Pulumi) waits, instead of lines piling up in memory.
+ */
+function forwardLines(stream: Readable | null | undefined, onLine: (text: string) => Promise<void> | void): Promise<void> {
   if (!stream) return Promise.resolve();
   const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-  lines.on('line', onLine);
+  let paused = false;
+  lines.on('line', (text) => {
+    const wait = onLine(text);
+    if (!wait || paused) return;
+    paused = true;
+    lines.pause();
+    void wait.finally(() => {
+      paused = false;
+      lines.resume();
+    });
+  });
   return once(lines, 'close').then(() => undefined);
 }
 

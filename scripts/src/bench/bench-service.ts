@@ -1,0 +1,109 @@
+/**
+ * The service as the runner benches use it: private redis-server and FerretDB, the API (in-process,
+ * called with inject) and a runner, on a scratch folder — all stopped by `stop()`.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp } from '@pds/api';
+import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
+import { createRunner } from '@pds/runner';
+import {
+  type Config,
+  connectMongo,
+  createLogger,
+  createModels,
+  createRedis,
+  isFinalStatus,
+  type JobStatus,
+  loadConfig,
+  loadKindRegistry,
+  redisReady,
+  STACK_JOBS_QUEUE,
+  StackQueue,
+  syncIndexes,
+} from '@pds/shared';
+import { Queue } from 'bullmq';
+import { sleep } from './stats.js';
+
+export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
+
+export async function startBenchService(name: string, overrides: (scratch: string) => Partial<Config>) {
+  const logger = createLogger({ name: 'bench', level: 'silent' });
+  const scratch = await mkdtemp(join(tmpdir(), `pds-${name}-bench-`));
+  const redis = await startLocalRedis();
+  const ferret = await startLocalFerretDb({ dataDir: join(scratch, 'ferret') });
+  const config = loadConfig(
+    {},
+    {
+      MONGO_URL: ferret.url,
+      REDIS_URL: redis.url,
+      ADMIN_TOKEN: BENCH_TOKEN,
+      PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
+      WORK_DIR: join(scratch, 'work'),
+      LOG_LEVEL: 'silent',
+      ...overrides(scratch),
+    },
+  );
+  const connection = await connectMongo(config.MONGO_URL);
+  const models = createModels(connection);
+  await syncIndexes(models);
+  const kinds = await loadKindRegistry(config.MODULES_DIR);
+  const [command, worker, publisher, subscriber] = (['command', 'worker', 'worker', 'subscriber'] as const).map((role) =>
+    createRedis(redis.url, role, logger),
+  ) as [ReturnType<typeof createRedis>, ReturnType<typeof createRedis>, ReturnType<typeof createRedis>, ReturnType<typeof createRedis>];
+  await Promise.all([command, worker, publisher, subscriber].map(redisReady));
+  const queue = new Queue(STACK_JOBS_QUEUE, { connection: worker });
+  const app = await buildApp(
+    config,
+    { models, kinds, queue, redis: command, stacks: new StackQueue(command), mongoPing: async () => undefined },
+    logger,
+  );
+  const runner = createRunner({ config, models, kinds, connection: worker, publisher, subscriber, logger });
+  await runner.start();
+  const auth = { authorization: `Bearer ${BENCH_TOKEN}` };
+
+  return {
+    config,
+    models,
+    kinds,
+    app,
+    auth,
+    scratch,
+    redisUrl: redis.url,
+    publisher,
+    logger,
+    /** Creates a LocalFileSet resource; returns its id. */
+    async createResource(resourceName: string, spec = `  directory: /tmp/${resourceName}\n  files: []\n`): Promise<{ id: string }> {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/resources',
+        headers: { ...auth, 'content-type': 'application/yaml' },
+        payload: `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${resourceName}\nspec:\n${spec}`,
+      });
+      return res.json() as { id: string };
+    },
+    async queueJob(resourceId: string, operation = 'refresh'): Promise<{ id: string }> {
+      return (
+        await app.inject({ method: 'POST', url: `/v1/resources/${resourceId}/jobs`, headers: auth, payload: { operation } })
+      ).json() as { id: string };
+    },
+    /** Waits until every job has ended; returns their final statuses. */
+    async waitEnded(ids: string[]): Promise<JobStatus[]> {
+      for (;;) {
+        const docs = await models.StackJob.find({ _id: { $in: ids } }, { status: 1 }).lean<{ status: JobStatus }[]>();
+        if (docs.length === ids.length && docs.every((d) => isFinalStatus(d.status))) return docs.map((d) => d.status);
+        await sleep(20);
+      }
+    },
+    async stop(): Promise<void> {
+      await runner.close();
+      await app.close();
+      await queue.close();
+      await Promise.allSettled([command, worker, publisher, subscriber].map((r) => r.quit()));
+      await connection.close();
+      await Promise.allSettled([ferret.stop(), redis.stop()]);
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
