@@ -117,15 +117,20 @@ export class StackQueue {
     return ((await this.redis.get(jobClaimKey(jobId))) as 'running' | 'cancelled' | null) ?? undefined;
   }
 
-  /** Where a waiting job stands: its place in the stack's line (0 = next) and the job holding the stack. */
+  /**
+   * Where a waiting job stands: its place in the stack's line (0 = next) and the job blocking it —
+   * the one holding the stack or, in the moment between two holders, the one first in line.
+   */
   async describe(stackFqdn: string, jobId: string): Promise<{ position?: number; holder?: string }> {
-    const [rank, holder] = await Promise.all([
+    const [rank, holder, [head]] = await Promise.all([
       this.redis.zrank(stackWaitingKey(stackFqdn), jobId),
       this.redis.get(stackLockKey(stackFqdn)),
+      this.redis.zrange(stackWaitingKey(stackFqdn), 0, 0),
     ]);
+    const blocker = holder ? holder.slice(0, holder.lastIndexOf(':')) : head !== jobId ? head : undefined;
     return {
       ...(rank !== null ? { position: rank } : {}),
-      ...(holder ? { holder: holder.slice(0, holder.lastIndexOf(':')) } : {}),
+      ...(blocker ? { holder: blocker } : {}),
     };
   }
 

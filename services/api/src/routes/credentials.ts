@@ -13,7 +13,6 @@ import {
 /** Provider credentials; admin only. Secret fields go in, never come out. */
 export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const credentials = credentialService(app.deps);
-  const withErrors = { ...errorResponses };
 
   app.post(
     '/v1/credentials',
@@ -23,7 +22,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['credentials'],
         summary: 'Store a credential for a provider (secret fields are sealed, never returned)',
         body: CreateCredentialBodySchema,
-        response: { 201: CredentialSchema, ...withErrors },
+        response: { 201: CredentialSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -41,7 +40,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['credentials'],
         summary: 'List credentials, newest first',
         querystring: ListCredentialsQuerySchema,
-        response: { 200: PageOf(CredentialSchema), ...withErrors },
+        response: { 200: PageOf(CredentialSchema), ...errorResponses },
       },
     },
     async (request) => credentials.list(request.query),
@@ -51,7 +50,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/credentials/:id',
     {
       config: { role: 'admin' },
-      schema: { tags: ['credentials'], params: IdParamsSchema, response: { 200: CredentialSchema, ...withErrors } },
+      schema: { tags: ['credentials'], params: IdParamsSchema, response: { 200: CredentialSchema, ...errorResponses } },
     },
     async (request) => credentials.get(request.params.id),
   );
@@ -65,7 +64,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Replace a credential's fields (rotation); name and provider stay",
         params: IdParamsSchema,
         body: ReplaceCredentialBodySchema,
-        response: { 200: CredentialSchema, ...withErrors },
+        response: { 200: CredentialSchema, ...errorResponses },
       },
     },
     async (request) => credentials.replace(request.params.id, request.body),
@@ -79,7 +78,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['credentials'],
         summary: 'Delete a credential (refused with 409 while a running job uses it)',
         params: IdParamsSchema,
-        response: { 200: CredentialSchema, ...withErrors },
+        response: { 200: CredentialSchema, ...errorResponses },
       },
     },
     async (request) => credentials.remove(request.params.id),
