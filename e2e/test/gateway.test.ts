@@ -1,5 +1,5 @@
 import { startLocalRedis } from '@pds/devkit';
-import { generateToken, jobChannel } from '@pds/shared';
+import { jobChannel, storeApiToken } from '@pds/shared';
 import t from 'tap';
 import WebSocket from 'ws';
 import { startGateway, TOKEN } from './gateway-harness.js';
@@ -48,25 +48,8 @@ t.test('API tokens of any role may watch; a revoked one is refused', async (t) =
   const { gateway, job, models } = await startGateway(t);
   const { ws } = await gateway();
   const { jobId, finish } = await job();
-  const viewer = generateToken();
-  await models.ApiToken.create({
-    _id: viewer.hash,
-    id: viewer.id,
-    name: 'wall-screen',
-    role: 'viewer',
-    prefix: viewer.prefix,
-    createdBy: 'test',
-  });
-  const revoked = generateToken();
-  await models.ApiToken.create({
-    _id: revoked.hash,
-    id: revoked.id,
-    name: 'old',
-    role: 'admin',
-    prefix: revoked.prefix,
-    createdBy: 'test',
-    revokedAt: new Date(),
-  });
+  const viewer = await storeApiToken(models, { name: 'wall-screen', role: 'viewer', createdBy: 'test' });
+  const revoked = await storeApiToken(models, { name: 'old', role: 'admin', createdBy: 'test', revokedAt: new Date() });
   const reading = readStream(`${ws}/v1/jobs/${jobId}/stream`, viewer.token);
   await finish();
   const watched = await reading;

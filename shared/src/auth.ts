@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ApiTokenDoc } from './models/api-token.js';
+import type { Models } from './models/index.js';
 import { ROLES, type Role } from './types.js';
 
 /** The bearer token of an `Authorization: Bearer <token>` header, if there is one. */
@@ -89,3 +90,21 @@ export function createAuthenticator({ adminToken, findToken, cacheMs = 5_000, no
 }
 
 export type Authenticator = ReturnType<typeof createAuthenticator>;
+
+/** The authenticator every service uses: ADMIN_TOKEN, and the tokens stored in MongoDB. */
+export function tokenAuthenticator(models: Pick<Models, 'ApiToken'>, adminToken: string): Authenticator {
+  return createAuthenticator({ adminToken, findToken: (hash) => models.ApiToken.findById(hash).lean<ApiTokenDoc>() });
+}
+
+/**
+ * Stores a new token with a role and returns it with its secret (the only time the secret exists
+ * outside its holder). `revokedAt` and `expiresAt` as given.
+ */
+export async function storeApiToken(
+  models: Pick<Models, 'ApiToken'>,
+  fields: { name: string; role: Role; createdBy: string; expiresAt?: Date; revokedAt?: Date },
+): Promise<{ token: string; doc: ApiTokenDoc }> {
+  const { token, hash, id, prefix } = generateToken();
+  const doc = await models.ApiToken.create({ _id: hash, id, prefix, ...fields });
+  return { token, doc: doc.toObject() as unknown as ApiTokenDoc };
+}

@@ -4,16 +4,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppError,
   type Authenticator,
-  createAuthenticator,
   readiness,
   Metrics,
-  type ApiTokenDoc,
   type Config,
   Keyring,
   type KindRegistry,
   type Logger,
   type Models,
   type StackQueue,
+  tokenAuthenticator,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Static } from '@sinclair/typebox';
@@ -72,10 +71,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     // Unknown fields are an error the caller should hear about, not something to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
-  const authenticator = createAuthenticator({
-    adminToken: config.ADMIN_TOKEN,
-    findToken: (hash) => deps.models.ApiToken.findById(hash).lean<ApiTokenDoc>(),
-  });
+  const authenticator = tokenAuthenticator(deps.models, config.ADMIN_TOKEN);
   app.decorate('deps', { ...deps, keyring: Keyring.fromConfig(config), authenticator, endedJobs: new EndedJobCache<JobView>() });
 
   // Manifests are posted as YAML text.

@@ -108,9 +108,10 @@ export async function executeJob(
   }
   return finish(outcome);
 
-  /** Masks every string inside a value (events, outputs) by way of its JSON. */
+  /** Masks every string inside a value (events, outputs) by way of its JSON — only when there are secrets. */
   function maskValue<T>(value: T): T {
-    return value === undefined ? value : (JSON.parse(mask(JSON.stringify(value))) as T);
+    if (value === undefined || credential?.credentialId === undefined) return value; // per event: skip the JSON round trip
+    return JSON.parse(mask(JSON.stringify(value))) as T;
   }
 
   async function run(): Promise<Outcome> {

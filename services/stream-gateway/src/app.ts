@@ -1,5 +1,5 @@
 import websocket from '@fastify/websocket';
-import { type ApiTokenDoc, bearerToken, type Config, createAuthenticator, type Logger, type Models, readiness } from '@pds/shared';
+import { bearerToken, type Config, type Logger, type Models, readiness, tokenAuthenticator } from '@pds/shared';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { JobNotFoundError, streamJob } from './job-stream.js';
@@ -39,10 +39,7 @@ export async function buildGateway(config: Pick<Config, 'ADMIN_TOKEN'>, deps: Ga
 
   // Any role may watch jobs (viewer and up). The token is checked before the WebSocket upgrade,
   // so handlers stay synchronous and never miss a client's first message.
-  const authenticator = createAuthenticator({
-    adminToken: config.ADMIN_TOKEN,
-    findToken: (hash) => deps.models.ApiToken.findById(hash).lean<ApiTokenDoc>(),
-  });
+  const authenticator = tokenAuthenticator(deps.models, config.ADMIN_TOKEN);
   const refusals = new WeakMap<FastifyRequest, string>();
   app.addHook('preValidation', async (request: FastifyRequest<{ Querystring: { token?: string } }>) => {
     if (!request.url.startsWith('/v1/')) return;

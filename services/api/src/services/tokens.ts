@@ -1,4 +1,4 @@
-import { type ApiTokenDoc, type Authenticator, errors, generateToken, type Models, type Principal, type Role } from '@pds/shared';
+import { type ApiTokenDoc, type Authenticator, errors, storeApiToken, type Models, type Principal, type Role } from '@pds/shared';
 
 export interface TokenServiceDeps {
   models: Pick<Models, 'ApiToken'>;
@@ -24,18 +24,9 @@ export function tokenService({ models, authenticator }: TokenServiceDeps) {
   return {
     /** Issues a token; the response is the only time the token is ever shown. */
     async create(input: { name: string; role: Role; expiresInDays?: number }, by: Principal) {
-      const { token, hash, id, prefix } = generateToken();
       const expiresAt = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : undefined;
-      const doc = await models.ApiToken.create({
-        _id: hash,
-        id,
-        name: input.name,
-        role: input.role,
-        prefix,
-        createdBy: by.name,
-        expiresAt,
-      });
-      return { ...tokenView(doc.toObject() as unknown as ApiTokenDoc), token };
+      const { token, doc } = await storeApiToken(models, { name: input.name, role: input.role, createdBy: by.name, expiresAt });
+      return { ...tokenView(doc), token };
     },
 
     async list() {
