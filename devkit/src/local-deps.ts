@@ -16,6 +16,8 @@ export function toolPath(name: 'pulumi' | 'ferretdb' | 'redis-server' | 'st' | '
 export interface LocalServer {
   url: string;
   port: number;
+  /** The server's process id (tests pause it with SIGSTOP to play an outage); absent for containers. */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -26,7 +28,7 @@ async function started(managed: Managed, port: number, url: string, what: string
     await managed.stop();
     throw new Error(`${what} did not start: ${(err as Error).message}\n${recentOutput(managed)}`, { cause: err });
   }
-  return { url, port, stop: () => managed.stop() };
+  return { url, port, pid: managed.child.pid, stop: () => managed.stop() };
 }
 
 /** A private redis-server on a free (or given) port, with no persistence. */

@@ -3,6 +3,19 @@ import { join } from 'node:path';
 import t from 'tap';
 import { queueJob, readStream, startStack } from './harness.js';
 
+interface Progress {
+  started: number;
+  done: number;
+  failed: number;
+  total?: number;
+  percent?: number;
+}
+
+/** The progress carried by a stream's resource and summary events, in order. */
+function progressOf(messages: { type: string; event?: Record<string, unknown> }[]): Progress[] {
+  return messages.filter((m) => m.type === 'event' && m.event?.progress).map((m) => m.event?.progress as Progress);
+}
+
 function manifest(name: string, directory: string, files: { path: string; content: string }[]): string {
   const list = files.map((f) => `    - path: ${JSON.stringify(f.path)}\n      content: ${JSON.stringify(f.content)}`).join('\n');
   return `apiVersion: deploy.pulumi.dev/v1
@@ -68,6 +81,17 @@ t.test('a real pulumi up through API, queue, runner and WebSocket deploys the fi
     'engine events are streamed beside the lines',
   );
 
+  const counts = progressOf(body);
+  t.same(counts.at(-1), { started: 3, done: 3, failed: 0, total: 3, percent: 100 }, 'the summary ends the count at 100 %');
+  t.ok(
+    counts.slice(0, -1).every((p) => p.percent === undefined && p.total === undefined),
+    "a stack's first run counts its steps, with no percentage (no total is known yet)",
+  );
+  t.ok(
+    counts.every((p, i) => i === 0 || p.done >= (counts[i - 1] as Progress).done),
+    'the count of steps done never goes down',
+  );
+
   t.equal(readFileSync(join(dir, 'hello.txt'), 'utf8'), 'hello from pulumi');
   t.equal(readFileSync(join(dir, 'conf/app.ini'), 'utf8'), 'mode=1');
 
@@ -103,6 +127,20 @@ t.test('a real pulumi up through API, queue, runner and WebSocket deploys the fi
     t.notOk(existsSync(join(dir, 'conf/app.ini')), 'the file dropped from the manifest is deleted');
     const done = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${second.id}`, headers: stack.auth })).json();
     t.same(done.result.summary, { update: 1, delete: 1, same: 1 });
+    const counts = progressOf(messages);
+    t.same(counts.at(-1), { started: 3, done: 3, failed: 0, total: 3, percent: 100 });
+    const before = counts.slice(0, -1);
+    t.ok(before.length >= 3);
+    t.ok(
+      before.every((p) => p.total === 3 && (p.percent as number) <= 99),
+      'the stack held 3 resources after its last run: that is the total, and the end alone says 100 %',
+    );
+    t.same(
+      before.map((p) => p.percent),
+      before.map((p) => Math.min(99, Math.floor((p.done * 100) / 3))),
+      'percent = steps done of the total, held at 99 until the summary',
+    );
+    t.ok(before.some((p) => (p.percent as number) > 0));
   });
 
   t.test('a client joining after the end gets the full replay and the end message', async (t) => {

@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { buildApp } from '@pds/api';
 import { freePort, type Managed, startProcess, toolPath, waitForPort } from '@pds/devkit';
 import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
-import { createRunner } from '@pds/runner';
+import { createRunner, type RunnerDeps } from '@pds/runner';
 import {
   type Config,
   connectMongo,
+  type Models,
+  type StackJobDoc,
   createLogger,
   createModels,
   createRedis,
@@ -35,9 +37,20 @@ export const CREDENTIALS_KEY = Buffer.alloc(32, 3).toString('base64');
 export async function startStack(
   t: Teardowns,
   overrides: Partial<Config> = {},
-  options: { prefix?: string; /** Receives every log line of the three services. */ logs?: (line: string) => void } = {},
+  options: {
+    prefix?: string;
+    /** Receives every log line of the three services. */
+    logs?: (line: string) => void;
+    /** Runner settings that are not configuration. */
+    runner?: Pick<RunnerDeps, 'lockedRetryWaitsMs'>;
+  } = {},
 ) {
-  const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-e2e-'))]);
+  // A test may bring its own servers (to stop them mid-run), as overrides.
+  const [redisUrl, mongoUrl, scratch] = await Promise.all([
+    overrides.REDIS_URL ?? testRedis(t),
+    overrides.MONGO_URL ?? testMongo(t),
+    mkdtemp(join(tmpdir(), 'pds-e2e-')),
+  ]);
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   const config = loadConfig(
     {},
@@ -93,6 +106,7 @@ export async function startStack(
     logger,
     prefix,
     heartbeatMs: config.RUNNER_HEARTBEAT_SECONDS * 1000,
+    ...options.runner,
   });
   await runner.start();
   t.teardown(() => runner.close());
@@ -140,6 +154,39 @@ export function fileSetManifest(name: string, directory: string, files: { path: 
 }
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
+
+/**
+ * Reads a job document until `ready` holds (read errors, as while the store is away, count as not
+ * yet); throws after `timeoutMs`.
+ */
+export async function waitForJob(
+  models: Pick<Models, 'StackJob'>,
+  id: string,
+  ready: (doc: StackJobDoc) => boolean,
+  timeoutMs = 30_000,
+): Promise<StackJobDoc> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const doc = await models.StackJob.findById(id)
+      .lean<StackJobDoc>()
+      .catch(() => null);
+    if (doc && ready(doc)) return doc;
+    if (Date.now() > deadline) throw new Error(`job ${id} never got there: ${JSON.stringify(doc)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Creates a resource from a manifest through the API; returns it as the API shows it. */
+export async function createResource(stack: Stack, manifest: string) {
+  const created = await stack.api.inject({
+    method: 'POST',
+    url: '/v1/resources',
+    headers: { ...stack.auth, 'content-type': 'application/yaml' },
+    payload: manifest,
+  });
+  if (created.statusCode !== 201) throw new Error(`resource not created: ${created.body}`);
+  return created.json() as { id: string; stackFqdn: string };
+}
 
 /** Queues an operation on a resource through the API; returns the job as the API shows it. */
 export async function queueJob(stack: Stack, resourceId: string, body: object = { operation: 'up' }) {

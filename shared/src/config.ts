@@ -29,6 +29,11 @@ export const ConfigSchema = Type.Object({
   RUNNER_HEARTBEAT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
   /** After SIGINT (Pulumi's graceful cancel), how long before the run is killed. */
   CANCEL_GRACE_SECONDS: Type.Integer({ minimum: 0, default: 30 }),
+  /**
+   * How long a runner rides out an unreachable MongoDB or Redis (retrying with backoff) before it
+   * gives up on a job's writes; a preview or refresh given up on this way is run again.
+   */
+  OUTAGE_TOLERANCE_SECONDS: Type.Number({ minimum: 0, default: 60 }),
   HOST: Type.String({ default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Union([LogLevel], { default: 'info' }),

@@ -16,4 +16,5 @@ export * from './providers.js';
 export * from './redis.js';
 export * from './secret-box.js';
 export * from './stack-queue.js';
+export * from './transient.js';
 export * from './types.js';

@@ -32,6 +32,11 @@ export function stackDirtyKey(stackFqdn: string): string {
   return `${PREFIX}:stack:${stackFqdn}:dirty`;
 }
 
+/** How many resources the stack held after its last completed run (for progress percentages). */
+export function stackSizeKey(stackFqdn: string): string {
+  return `${PREFIX}:stack:${stackFqdn}:size`;
+}
+
 /** Counter that orders jobs by creation across every API process. */
 export const JOB_ORDER_KEY = `${PREFIX}:jobs:order`;
 

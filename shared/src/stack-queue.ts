@@ -44,7 +44,7 @@ export type AcquireResult =
  */
 export class StackQueue {
   constructor(
-    private readonly redis: Pick<Redis, 'eval' | 'incr' | 'zadd' | 'zrem' | 'zrank' | 'zrange' | 'set' | 'getdel' | 'pttl' | 'get'>,
+    private readonly redis: Pick<Redis, 'eval' | 'incr' | 'zadd' | 'zrem' | 'zrank' | 'zrange' | 'set' | 'getdel' | 'pttl' | 'get' | 'del'>,
     readonly ttlMs = 30_000,
   ) {}
 
@@ -93,9 +93,14 @@ export class StackQueue {
 
   /** Frees the lock a lost job held and marks the stack for repair; returns the next job in line. */
   async releaseLost(stackFqdn: string, jobId: string): Promise<string | undefined> {
-    await this.redis.set(stackDirtyKey(stackFqdn), jobId);
+    await this.markForRepair(stackFqdn, jobId);
     const next = (await this.redis.eval(RELEASE_JOB, 2, stackLockKey(stackFqdn), stackWaitingKey(stackFqdn), jobId)) as string;
     return next || undefined;
+  }
+
+  /** A run of `jobId` may have left Pulumi's own lock on the stack: the next run clears it first. */
+  async markForRepair(stackFqdn: string, jobId: string): Promise<void> {
+    await this.redis.set(stackDirtyKey(stackFqdn), jobId);
   }
 
   /** Whether a lost run left the stack to repair (clears the mark: the caller repairs it). */
@@ -110,6 +115,11 @@ export class StackQueue {
    */
   async claim(jobId: string, as: 'running' | 'cancelled'): Promise<boolean> {
     return (await this.redis.set(jobClaimKey(jobId), as, 'PX', 7 * 24 * 3600 * 1000, 'NX')) === 'OK';
+  }
+
+  /** Gives a claim back (the job could not be started after all: it stays `queued`, to run later). */
+  async unclaim(jobId: string): Promise<void> {
+    await this.redis.del(jobClaimKey(jobId));
   }
 
   /** Who took the job out of `queued`, if anyone did. */

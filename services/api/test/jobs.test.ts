@@ -24,7 +24,7 @@ t.test('jobs', async (t) => {
     t.same(job.options, { message: 'check', expectNoChanges: true });
     const queued = await queue.getJob(job.id);
     t.equal(queued?.id, job.id);
-    t.same(queued?.data, { stackFqdn: resource.stackFqdn });
+    t.same(queued?.data, { stackFqdn: resource.stackFqdn, resourceId: resource.id });
   });
 
   t.test('an unknown operation is a 400 naming the field', async (t) => {

@@ -12,15 +12,18 @@ import {
   type Operation,
   type ResourceDoc,
   parseManifest,
+  retryTransient,
   stackInputYaml,
+  type StackJobDoc,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import { type JobCredential, prepareJobCredential } from './job-credential.js';
 import { LineSink } from './line-sink.js';
+import { ProgressTracker, resourcesAfter, type StackSizes } from './progress.js';
 import { compactEvent } from './pulumi/engine-events.js';
 import type { JobOptions } from './pulumi/operation-args.js';
 import type { ProgramHostPool } from './pulumi/program-host-pool.js';
-import { runPulumi } from './pulumi/pulumi-run.js';
+import { type PulumiRunResult, runPulumi } from './pulumi/pulumi-run.js';
 import { Tail } from './tail.js';
 
 export interface ExecuteDeps {
@@ -38,7 +41,20 @@ export interface ExecuteDeps {
   onSpawn?(latencyMs: number): void;
   /** Takes the job out of `queued` for this run (false: someone cancelled it first). */
   claim(jobId: string): Promise<boolean>;
+  /** Gives the claim back when the job could not be started (the store stayed unreachable). */
+  unclaim(jobId: string): Promise<void>;
+  /** Remembered stack sizes, for progress percentages (optional). */
+  stackSizes?: Pick<StackSizes, 'get' | 'set'>;
+  /**
+   * Waits before running again when Pulumi finds the stack locked by a run outside this service
+   * (one retry per entry; default 5 s, 15 s, 45 s).
+   */
+  lockedRetryWaitsMs?: readonly number[];
 }
+
+/** Pulumi's words when another process holds its lock on the stack. */
+const STACK_LOCKED = /the stack is currently locked/;
+const LOCKED_RETRY_WAITS_MS = [5_000, 15_000, 45_000];
 
 /** Why a run was aborted, as recorded on the job. */
 export type AbortReason = 'cancelled' | 'timeout' | 'shutdown' | 'lock_lost';
@@ -48,6 +64,26 @@ export interface ExecuteOptions {
   fence?: number;
   /** A run on this stack was lost: clear Pulumi's stale lock before starting. */
   repairStack?: boolean;
+  /** The job's resource, when the queue message names it: read while the job is claimed. */
+  resourceId?: string;
+}
+
+/** The job could not be moved to `running` (the store stayed unreachable): it is still queued. */
+export class JobNotStartedError extends Error {
+  override name = 'JobNotStartedError';
+  constructor(cause: Error) {
+    super(`the job could not be started: ${cause.message}`, { cause });
+  }
+}
+
+/** How a run ended, for the runner (metrics, recovery, stack repair). */
+export interface RunEnd {
+  status: JobStatus;
+  reason?: string;
+  /** The job as it was when the run started. */
+  job: StackJobDoc;
+  /** Pulumi's lock may be left on the stack (killed after the stack lock was lost). */
+  stackNeedsRepair: boolean;
 }
 
 interface Outcome {
@@ -57,42 +93,70 @@ interface Outcome {
   reason?: string;
   outputs?: Record<string, unknown>;
   summary?: Record<string, number>;
+  lockLeft?: boolean;
 }
 
 /**
- * Runs one stack job to its end state. The caller holds the stack's lock. Returns without doing
- * anything when the job is gone or no longer queued (cancelled while it waited).
+ * Runs one stack job to its end state. The caller holds the stack's lock. Returns undefined without
+ * doing anything when the job is gone or no longer queued (cancelled while it waited). Every store
+ * access rides out an outage of up to OUTAGE_TOLERANCE_SECONDS (retried with backoff).
  */
 export async function executeJob(
   deps: ExecuteDeps,
   jobId: string,
   signal: AbortSignal,
   options: ExecuteOptions = {},
-): Promise<JobStatus | undefined> {
+): Promise<RunEnd | undefined> {
   const { models, config } = deps;
   const logger = deps.logger.child({ jobId });
+  const toleranceMs = config.OUTAGE_TOLERANCE_SECONDS * 1000;
+  /** A store access, retried while the store is unreachable (each must be safe to repeat). */
+  const store = <T>(what: string, fn: () => Promise<T>) =>
+    retryTransient(fn, {
+      toleranceMs,
+      onRetry: (err, attempt, waitMs) => logger.warn({ err: err.message, attempt, waitMs }, `${what}: store unreachable, retrying`),
+    });
+  const readResource = (id: string) => store('read the resource', () => models.Resource.findById(id).lean<ResourceDoc>());
+
   if (!(await deps.claim(jobId))) {
     logger.info('job was cancelled before it could start; skipping');
     return undefined;
   }
-  const claimed = await models.StackJob.findOneAndUpdate(
-    { _id: jobId, status: 'queued' },
-    {
-      $set: { status: 'running', startedAt: new Date(), runnerId: deps.runnerId, fence: options.fence },
-    },
-    { returnDocument: 'after' },
-  ).lean();
+  const startedAt = new Date();
+  // The Redis claim made this runner the only one to move the job out of `queued`, so a repeat of
+  // this update (its first answer lost) finds the job already running under our fence, and takes it.
+  const claiming = store('start the job', () =>
+    models.StackJob.findOneAndUpdate(
+      { _id: jobId, $or: [{ status: 'queued' }, { status: 'running', runnerId: deps.runnerId, startedAt }] },
+      { $set: { status: 'running', startedAt, runnerId: deps.runnerId, fence: options.fence } },
+      { returnDocument: 'after' },
+    ).lean<StackJobDoc>(),
+  );
+  // The resource is read meanwhile when the queue message names it (the claim and the read overlap).
+  const early = options.resourceId ? readResource(options.resourceId) : undefined;
+  early?.catch(() => undefined); // awaited below; an error before then must not go unhandled
+  const claimed = await claiming.catch(async (err: Error) => {
+    await deps.unclaim(jobId).catch(() => undefined);
+    throw new JobNotStartedError(err);
+  });
   if (!claimed) {
     logger.info('job is no longer queued; skipping');
     return undefined;
   }
   const job = claimed;
-  const sink = new LineSink({ jobId, publisher: deps.publisher, store: lineStore(models).writer(jobId), logger });
+  const sink = new LineSink({
+    jobId,
+    publisher: deps.publisher,
+    store: lineStore(models).writer(jobId),
+    logger,
+    outageToleranceMs: toleranceMs,
+  });
   let ranVersion: number | undefined; // the resource version this run used
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
+  let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
   const stdout = new Tail();
   const stderr = new Tail();
-  sink.publish({ type: 'status', jobId, status: 'running', ts: new Date().toISOString() });
+  sink.publish({ type: 'status', jobId, status: 'running', ts: startedAt.toISOString() });
   // Until a credential is opened there is nothing to mask.
   let mask: (text: string) => string = (text) => text;
   let outcome: Outcome;
@@ -115,7 +179,7 @@ export async function executeJob(
   }
 
   async function run(): Promise<Outcome> {
-    const resource = await models.Resource.findById(job.resourceId).lean<ResourceDoc>();
+    const resource = job.resourceId === options.resourceId && early ? await early : await readResource(job.resourceId);
     if (!resource)
       return { status: 'failed', exitCode: null, error: `resource ${job.resourceId} no longer exists`, reason: 'resource_deleted' };
     ranVersion = resource.version; // the manifest as it is now is what runs
@@ -123,57 +187,43 @@ export async function executeJob(
     if (!kind)
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
     try {
-      credential = await prepareJobCredential(deps, kind, resource.labels ?? [], join(config.WORK_DIR, 'secrets', jobId));
+      credential = await store('open the credential', () =>
+        prepareJobCredential(deps, kind, resource.labels ?? [], join(config.WORK_DIR, 'secrets', jobId)),
+      );
     } catch (err) {
       if (!(err instanceof CredentialUnavailableError)) throw err;
       sink.line('stderr', `error: ${err.message}`);
       return { status: 'failed', exitCode: null, error: err.message, reason: 'credential_missing' };
     }
     mask = credential.mask;
-    if (credential.credentialId) await models.StackJob.updateOne({ _id: jobId }, { $set: { credentialId: credential.credentialId } });
+    const credentialId = credential.credentialId;
+    if (credentialId) await store('record the credential', () => models.StackJob.updateOne({ _id: jobId }, { $set: { credentialId } }));
     const timeoutSeconds = (job.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
     const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
     const runSignal = AbortSignal.any([signal, timeout]);
+    const progress = new ProgressTracker(await deps.stackSizes?.get(job.stackFqdn));
+    const env = { ...credential.env, STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest), credential.settings) };
+    const waits = deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
     logger.info({ stack: job.stackFqdn, operation: job.operation }, 'running pulumi');
-    const result = await runPulumi({
-      pulumiBin: config.PULUMI_BIN,
-      pulumiHome: join(config.WORK_DIR, 'pulumi-home'),
-      backendUrl: config.PULUMI_BACKEND_URL,
-      passphrase: config.PULUMI_CONFIG_PASSPHRASE,
-      programDir: kind.dir,
-      main: kind.main,
-      project: kind.project,
-      workspaceDir: join(config.WORK_DIR, 'jobs', jobId),
-      stackFqdn: job.stackFqdn,
-      operation: job.operation as Operation,
-      options: (job.options ?? {}) as JobOptions,
-      env: { ...credential.env, STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest), credential.settings) },
-      clearStaleLock: options.repairStack === true,
-      signal: runSignal,
-      graceMs: config.CANCEL_GRACE_SECONDS * 1000,
-      onSpawn() {
-        if (spawnedAt) return; // the first Pulumi process of the job counts
-        spawnedAt = new Date();
-        deps.onSpawn?.(spawnedAt.getTime() - job.createdAt.getTime());
-      },
-      hosts: deps.hosts,
-      onLine(stream, raw) {
-        const text = mask(raw);
-        (stream === 'stdout' ? stdout : stderr).push(text);
-        sink.line(stream, text);
-        return sink.pressure();
-      },
-      onEvent(event) {
-        const compact = compactEvent(event);
-        if (compact) sink.event(maskValue(compact));
-      },
-    });
+    let result: PulumiRunResult;
+    for (let attempt = 1; ; attempt++) {
+      result = await runOnce(kind, env, runSignal, progress, attempt === 1 && options.repairStack === true);
+      const wait = waits[attempt - 1];
+      if (result.aborted || result.exitCode === 0 || !isStackLocked(result) || wait === undefined) break;
+      // Pulumi refused before changing anything: safe to run again, whatever the operation.
+      sink.line(
+        'stderr',
+        `[runner] the stack is locked by a Pulumi run outside this service; trying again in ${Math.round(wait / 1000)} s (attempt ${attempt + 1} of ${waits.length + 1})`,
+      );
+      if (!(await sleep(wait, runSignal))) break;
+    }
     if (result.aborted && signal.reason === 'lock_lost') {
       return {
         status: 'failed',
         exitCode: result.exitCode,
         reason: 'lock_lost',
         error: 'the stack lock was lost (Redis unreachable for longer than its TTL); the run was stopped',
+        lockLeft: result.lockLeft,
       };
     }
     if (result.aborted) {
@@ -187,11 +237,67 @@ export async function executeJob(
     }
     const outputs = maskValue(result.outputs);
     if (result.exitCode === 0) return { status: 'succeeded', exitCode: 0, outputs, summary: result.summary };
+    if (isStackLocked(result)) {
+      const error = `the stack is locked by a Pulumi run outside this service (${waits.length + 1} attempts); it is not cleared automatically: when that run is known to be gone, clear it with \`pulumi cancel --stack ${job.stackFqdn}\`, then queue the job again`;
+      return { status: 'failed', exitCode: result.exitCode, reason: 'stack_locked', error };
+    }
     const error = mask(result.errors.join('\n')) || stderr.toString() || `pulumi exited with code ${result.exitCode}`;
     return { status: 'failed', exitCode: result.exitCode, error, outputs, summary: result.summary };
   }
 
-  async function finish(outcome: Outcome): Promise<JobStatus | undefined> {
+  function isStackLocked(result: PulumiRunResult): boolean {
+    return result.exitCode !== 0 && (lockedSeen || result.errors.some((e) => STACK_LOCKED.test(e)));
+  }
+
+  function runOnce(
+    kind: NonNullable<ReturnType<KindRegistry['get']>>,
+    env: Record<string, string>,
+    runSignal: AbortSignal,
+    progress: ProgressTracker,
+    clearStaleLock: boolean,
+  ): Promise<PulumiRunResult> {
+    lockedSeen = false;
+    return runPulumi({
+      pulumiBin: config.PULUMI_BIN,
+      pulumiHome: join(config.WORK_DIR, 'pulumi-home'),
+      backendUrl: config.PULUMI_BACKEND_URL,
+      passphrase: config.PULUMI_CONFIG_PASSPHRASE,
+      programDir: kind.dir,
+      main: kind.main,
+      project: kind.project,
+      workspaceDir: join(config.WORK_DIR, 'jobs', jobId),
+      stackFqdn: job.stackFqdn,
+      operation: job.operation as Operation,
+      options: (job.options ?? {}) as JobOptions,
+      env,
+      clearStaleLock,
+      signal: runSignal,
+      graceMs: config.CANCEL_GRACE_SECONDS * 1000,
+      // Once the stack lock is lost another run may hold the stack: its Pulumi lock is not ours to clear.
+      mayClearLock: () => signal.reason !== 'lock_lost',
+      onSpawn() {
+        if (spawnedAt) return; // the first Pulumi process of the job counts
+        spawnedAt = new Date();
+        deps.onSpawn?.(spawnedAt.getTime() - job.createdAt.getTime());
+      },
+      hosts: deps.hosts,
+      onLine(stream, raw) {
+        const text = mask(raw);
+        if (stream === 'stderr' && STACK_LOCKED.test(text)) lockedSeen = true;
+        (stream === 'stdout' ? stdout : stderr).push(text);
+        sink.line(stream, text);
+        return sink.pressure();
+      },
+      onEvent(event) {
+        const compact = compactEvent(event);
+        if (!compact) return;
+        const counted = progress.update(compact);
+        sink.event(maskValue(counted ? { ...compact, progress: counted } : compact));
+      },
+    });
+  }
+
+  async function finish(outcome: Outcome): Promise<RunEnd | undefined> {
     let lastSeq = sink.lastSeq;
     try {
       lastSeq = await sink.close();
@@ -199,25 +305,28 @@ export async function executeJob(
       outcome = { ...outcome, status: 'failed', error: (err as Error).message, reason: 'lines_not_persisted' };
     }
     const finishedAt = new Date();
-    // Conditional on `running`: if the reconciler already declared this run lost, it stays so.
-    const written = await models.StackJob.updateOne(
-      { _id: jobId, status: 'running' },
-      {
-        $set: {
-          status: outcome.status,
-          finishedAt,
-          exitCode: outcome.exitCode,
-          error: outcome.error,
-          reason: outcome.reason,
-          outputs: outcome.outputs ?? {},
-          summary: outcome.summary ?? {},
-          stdoutTail: stdout.toString(),
-          stderrTail: stderr.toString(),
-          lastSeq,
-          ...(spawnedAt ? { spawnedAt } : {}),
-          ...(ranVersion !== undefined ? { resourceVersion: ranVersion } : {}),
+    // Conditional on `running`: if the reconciler already declared this run lost, it stays so. A
+    // repeat (the first answer lost) finds its own finishedAt.
+    const written = await store('record the result', () =>
+      models.StackJob.updateOne(
+        { _id: jobId, $or: [{ status: 'running' }, { status: outcome.status, finishedAt }] },
+        {
+          $set: {
+            status: outcome.status,
+            finishedAt,
+            exitCode: outcome.exitCode,
+            error: outcome.error,
+            reason: outcome.reason,
+            outputs: outcome.outputs ?? {},
+            summary: outcome.summary ?? {},
+            stdoutTail: stdout.toString(),
+            stderrTail: stderr.toString(),
+            lastSeq,
+            ...(spawnedAt ? { spawnedAt } : {}),
+            ...(ranVersion !== undefined ? { resourceVersion: ranVersion } : {}),
+          },
         },
-      },
+      ),
     );
     if (written.matchedCount === 0) {
       logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
@@ -237,6 +346,24 @@ export async function executeJob(
     };
     sink.publish(end);
     logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
-    return outcome.status;
+    const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
+    if (size !== undefined && job.operation !== 'preview') await deps.stackSizes?.set(job.stackFqdn, size);
+    return { status: outcome.status, reason: outcome.reason, job, stackNeedsRepair: outcome.lockLeft === true };
   }
+}
+
+/** Waits `ms`, or less if the signal aborts; true when the full wait passed. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -6,6 +6,7 @@ import {
   type LineMessage,
   type LineStream,
   type Logger,
+  retryTransient,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 
@@ -19,6 +20,8 @@ export interface LineSinkOptions {
   batchSize?: number;
   /** … or when its oldest line is this old. */
   batchMs?: number;
+  /** How long an unreachable store is retried before the lines are given up on (default 60 s). */
+  outageToleranceMs?: number;
 }
 
 /**
@@ -159,24 +162,23 @@ export class LineSink {
 
   private async write(batch: LineMessage[]): Promise<void> {
     const lines = batch.map(({ jobId: _, type: __, ...line }) => line);
-    for (let attempt = 1; ; attempt++) {
+    if (!this.writeError) {
       try {
         // Appending a chunk is idempotent, so a retry after a lost answer cannot duplicate lines.
-        await this.options.store.append(lines);
-        this.unpersisted -= lines.length;
-        this.wakeIfDrained();
-        return;
+        // While the store is away the backlog grows to HIGH_WATER, then Pulumi is made to wait.
+        await retryTransient(() => this.options.store.append(lines), {
+          toleranceMs: this.options.outageToleranceMs ?? 60_000,
+          onRetry: (err, attempt) =>
+            attempt === 1 && this.options.logger.warn({ err: err.message }, 'cannot persist job lines yet; retrying'),
+        });
       } catch (err) {
-        if (attempt >= 5) {
-          this.writeError = err as Error;
-          this.unpersisted -= lines.length; // given up on: not held any more
-          this.wakeIfDrained();
-          this.options.logger.error({ err: (err as Error).message, lines: lines.length }, 'cannot persist job lines');
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+        // Given up: later lines are not written either, so the stored lines stay a prefix without holes.
+        this.writeError = err as Error;
+        this.options.logger.error({ err: (err as Error).message, lines: lines.length }, 'cannot persist job lines');
       }
     }
+    this.unpersisted -= lines.length;
+    this.wakeIfDrained();
   }
 
   /** Flushes everything; rejects if some lines could not be persisted. */

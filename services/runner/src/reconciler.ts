@@ -1,16 +1,7 @@
-import {
-  endJobOutsideRun,
-  jobHeartbeatKey,
-  jobLostClaimKey,
-  type Logger,
-  type Models,
-  type Operation,
-  queueStackJob,
-  type StackJobDoc,
-  type StackQueue,
-} from '@pds/shared';
+import { endJobOutsideRun, jobHeartbeatKey, jobLostClaimKey, type Logger, type Models, type StackQueue } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { recoverJob } from './recovery.js';
 
 export interface ReconcilerDeps {
   models: Models;
@@ -24,43 +15,8 @@ export interface ReconcilerDeps {
   promote(jobId: string): Promise<void>;
   /** Where retries are queued. */
   queue: Pick<Queue, 'add'>;
-}
-
-/** Runs of these operations change nothing, so a lost one is simply run again (up to MAX_ATTEMPTS). */
-const RETRIED: readonly Operation[] = ['preview', 'refresh'];
-export const MAX_ATTEMPTS = 3;
-
-/**
- * What happens after a lost run, recorded on the job as `recovery`. A preview or refresh changes no
- * resource, so it is queued again; an up or destroy may have changed resources half-way, so it is
- * never re-run blindly: the stack is marked for repair (the next run on it first clears the Pulumi
- * lock the lost run left; Pulumi reports any pending operations on that run) and a person decides.
- */
-async function recover(deps: ReconcilerDeps, job: StackJobDoc): Promise<void> {
-  const attempt = job.attempt ?? 1;
-  const operation = job.operation as Operation;
-  let recovery: string;
-  let retriedBy: string | undefined;
-  if (RETRIED.includes(operation) && attempt < MAX_ATTEMPTS) {
-    const retry = await queueStackJob(deps, {
-      resourceId: job.resourceId,
-      resourceVersion: job.resourceVersion,
-      kind: job.kind,
-      stackFqdn: job.stackFqdn,
-      operation,
-      options: (job.options as Record<string, unknown>) ?? {},
-      retryOf: job._id,
-      attempt: attempt + 1,
-    });
-    retriedBy = retry._id;
-    recovery = `retried as job ${retry._id} (attempt ${attempt + 1} of ${MAX_ATTEMPTS}): a ${operation} changes no resources`;
-  } else if (RETRIED.includes(operation)) {
-    recovery = `not retried: ${MAX_ATTEMPTS} attempts were lost`;
-  } else {
-    recovery = `not retried: a ${operation} may have changed resources before its runner was lost; the stack's Pulumi lock is cleared before its next run, and Pulumi reports any pending operations then — check them, then run a refresh or the ${operation} again`;
-  }
-  await deps.models.StackJob.updateOne({ _id: job._id }, { $set: { recovery, ...(retriedBy ? { retriedBy } : {}) } });
-  deps.logger.warn({ jobId: job._id, retriedBy }, recovery);
+  /** True for a job running in this process: alive, whatever Redis says (its beat may just be late). */
+  runsHere?(jobId: string): boolean;
 }
 
 /**
@@ -70,7 +26,7 @@ async function recover(deps: ReconcilerDeps, job: StackJobDoc): Promise<void> {
  * update, decides: a MongoDB wire server without atomic find-and-modify (FerretDB on SQLite) lets
  * two conditional updates both win. The job is set `failed` with reason `runner_lost`, its stack's
  * lock freed and the stack marked for repair (Pulumi's own lock may be stale), and the next job in
- * line woken; then `recover` decides whether it runs again. Returns the ids it ended.
+ * line woken; then `recoverJob` decides whether it runs again. Returns the ids it ended.
  */
 export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()): Promise<string[]> {
   const cutoff = new Date(now.getTime() - deps.staleAfterMs);
@@ -80,7 +36,7 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()):
   >();
   const ended: string[] = [];
   for (const { _id } of candidates) {
-    if ((await deps.publisher.exists(jobHeartbeatKey(_id))) === 1) continue;
+    if (deps.runsHere?.(_id) || (await deps.publisher.exists(jobHeartbeatKey(_id))) === 1) continue;
     const claimed = await deps.publisher.set(jobLostClaimKey(_id), '1', 'PX', 10 * deps.staleAfterMs, 'NX');
     if (claimed !== 'OK') continue; // another runner is ending it
     const error = `the runner running this job stopped answering (no heartbeat for ${Math.round(deps.staleAfterMs / 1000)} s)`;
@@ -90,7 +46,7 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()):
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
     const next = await deps.stacks.releaseLost(job.stackFqdn, _id);
     if (next) await deps.promote(next);
-    await recover(deps, job).catch((err: Error) =>
+    await recoverJob(deps, job, 'runner_lost').catch((err: Error) =>
       deps.logger.error({ err, jobId: _id }, 'could not record or queue the recovery of a lost job'),
     );
   }

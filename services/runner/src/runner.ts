@@ -17,9 +17,11 @@ import {
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type AbortReason, executeJob } from './execute-job.js';
+import { type AbortReason, executeJob, JobNotStartedError } from './execute-job.js';
+import { StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
+import { isInfrastructureReason, recoverJob } from './recovery.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -36,11 +38,18 @@ export interface RunnerDeps {
   prefix?: string;
   /** Heartbeat period; a job is lost after 4 missed beats (tests shorten it). */
   heartbeatMs?: number;
+  /** Waits between runs when Pulumi finds the stack locked from outside (tests shorten them). */
+  lockedRetryWaitsMs?: readonly number[];
 }
 
 export interface StackJobData {
   stackFqdn: string;
+  /** Absent on jobs queued by older versions. */
+  resourceId?: string;
 }
+
+/** When a job could not be started (its store unreachable too long), it is tried again this much later. */
+const NOT_STARTED_RETRY_MS = 10_000;
 
 /**
  * A BullMQ worker that runs stack jobs, RUNNER_CONCURRENCY at a time, one at a time per stack and in
@@ -54,6 +63,7 @@ export function createRunner(deps: RunnerDeps) {
   const keyring = Keyring.fromConfig(deps.config);
   const hosts = new ProgramHostPool();
   const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
+  const stackSizes = new StackSizes(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
   const log = deps.logger;
@@ -72,6 +82,15 @@ export function createRunner(deps: RunnerDeps) {
     const ttl = await stacks.lockTtl(job.data.stackFqdn);
     await job.moveToDelayed(Date.now() + (ttl > 0 ? ttl + 250 : stacks.ttlMs), token);
     throw new DelayedError();
+  }
+
+  /** A run the infrastructure cut short: repair mark for its stack, and a retry where that is safe. */
+  async function afterRun({ job, reason, stackNeedsRepair }: NonNullable<Awaited<ReturnType<typeof executeJob>>>) {
+    if (stackNeedsRepair || reason === 'lock_lost') await stacks.markForRepair(job.stackFqdn, job._id);
+    if (!isInfrastructureReason(reason)) return;
+    await recoverJob({ models: deps.models, queue, stacks, logger: log }, job, reason).catch((err: Error) =>
+      log.error({ err, jobId: job._id }, 'could not record or queue the recovery of a job cut short'),
+    );
   }
 
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
@@ -120,17 +139,33 @@ export function createRunner(deps: RunnerDeps) {
       const repair = await stacks.takeRepairMark(stackFqdn);
       const onSpawn = (ms: number) =>
         metrics.observe('runner_job_spawn_latency_seconds', 'From job created to its first Pulumi process started', {}, ms / 1000);
-      const status = await executeJob(
-        { ...deps, keyring, hosts, runnerId, onSpawn, claim: (id) => stacks.claim(id, 'running') },
+      const end = await executeJob(
+        {
+          ...deps,
+          keyring,
+          hosts,
+          runnerId,
+          onSpawn,
+          stackSizes,
+          claim: (id) => stacks.claim(id, 'running'),
+          unclaim: (id) => stacks.unclaim(id),
+        },
         jobId,
         controller.signal,
-        {
-          fence: attempt.token,
-          repairStack: repair !== undefined,
-        },
+        { fence: attempt.token, repairStack: repair !== undefined, resourceId: job.data.resourceId },
       );
-      if (status) metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status });
+      if (end) {
+        metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
+        await afterRun(end);
+      }
     } catch (err) {
+      if (err instanceof JobNotStartedError) {
+        // Nothing ran and the job is still `queued`: back in its stack's line (at the end), tried again later.
+        log.warn({ err: err.message, jobId }, 'job could not be started; it will be tried again');
+        await stacks.enqueue(stackFqdn, jobId);
+        await job.moveToDelayed(Date.now() + NOT_STARTED_RETRY_MS, token);
+        throw new DelayedError();
+      }
       // A bug or an outage while ending the job: never leave it `running`.
       log.error({ err, jobId }, 'job could not be ended normally');
       const error = `the runner failed while running this job: ${(err as Error).message}`;
@@ -173,6 +208,7 @@ export function createRunner(deps: RunnerDeps) {
       staleAfterMs: 4 * heartbeatMs,
       promote,
       queue,
+      runsHere: (jobId) => running.has(jobId),
     }).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
   }, heartbeatMs);
 

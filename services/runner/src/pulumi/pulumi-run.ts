@@ -35,6 +35,11 @@ export interface PulumiRunSpec {
   /** Aborting sends SIGINT (Pulumi's graceful cancel), then SIGKILL after `graceMs`. */
   signal: AbortSignal;
   graceMs: number;
+  /**
+   * Whether, after a forced kill, Pulumi's lock may be cleared now: only while our stack lock still
+   * proves no other run holds the stack (false once it was lost). Default: yes.
+   */
+  mayClearLock?(): boolean;
   /** Each output line; a returned promise asks for no more lines until it settles (backpressure). */
   onLine(stream: 'stdout' | 'stderr', text: string): Promise<void> | void;
   onEvent(event: EngineEvent): void;
@@ -52,6 +57,8 @@ export interface PulumiRunResult {
   summary: Record<string, number>;
   /** Pulumi's own error diagnostics, when it reported any. */
   errors: string[];
+  /** Killed, and Pulumi's lock could not be cleared (mayClearLock said no): the stack needs repair. */
+  lockLeft: boolean;
 }
 
 /**
@@ -260,7 +267,8 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     spec.signal.removeEventListener('abort', onAbort);
     // A failure may mean the stack was removed behind our back: check again next time.
     if (result.exitCode !== 0) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
-    if (forced) {
+    const lockLeft = forced && spec.mayClearLock?.() === false;
+    if (forced && !lockLeft) {
       // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
       // lock, so no live run can own it: clear it, so the next operation on the stack can run.
       await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
@@ -279,6 +287,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
       outputs: spec.operation === 'destroy' ? {} : (outputs ?? {}),
       summary,
       errors,
+      lockLeft,
     };
   } finally {
     await host.stop();

@@ -1,0 +1,76 @@
+import type { Redis } from 'ioredis';
+import { stackSizeKey } from '@pds/shared';
+
+/** A running count of an operation's resource steps, and a percentage when their total can be told. */
+export interface Progress {
+  /** Steps begun (one per resource the operation visits, the stack itself included, providers not). */
+  started: number;
+  /** Steps ended well. */
+  done: number;
+  failed: number;
+  /** Steps expected: the stack's size after its last run, grown to `started` if more appear. */
+  total?: number;
+  /** done + failed of total, held at 99 until Pulumi's summary says the operation ended. */
+  percent?: number;
+}
+
+const PROVIDER_TYPE_PREFIX = 'pulumi:providers:';
+
+/**
+ * Counts steps from the compact engine events as they come. Pulumi announces no total before it
+ * starts, so the estimate is the number of resources the stack held after its last run (remembered
+ * per stack); a stack's first run shows counts without a percentage.
+ */
+export class ProgressTracker {
+  private started = 0;
+  private done = 0;
+  private failed = 0;
+
+  constructor(private readonly expected: number | undefined) {}
+
+  /** The progress after this event (for resource steps and the summary), or undefined for other events. */
+  update(event: Record<string, unknown>): Progress | undefined {
+    if (event.kind === 'resource') {
+      // Provider steps are not counted, as in Pulumi's own summary (which the total comes from).
+      if (String(event.type).startsWith(PROVIDER_TYPE_PREFIX)) return undefined;
+      if (event.state === 'started') this.started++;
+      else if (event.state === 'done') this.done++;
+      else if (event.state === 'failed') this.failed++;
+      return this.snapshot(false);
+    }
+    if (event.kind === 'summary') return this.snapshot(true);
+    return undefined;
+  }
+
+  private snapshot(ended: boolean): Progress {
+    const progress: Progress = { started: this.started, done: this.done, failed: this.failed };
+    if (ended) return { ...progress, total: this.started, percent: 100 };
+    if (this.expected === undefined || this.expected === 0) return progress;
+    const total = Math.max(this.expected, this.started);
+    return { ...progress, total, percent: Math.min(99, Math.floor(((this.done + this.failed) * 100) / total)) };
+  }
+}
+
+/**
+ * How many resources a stack holds after an operation, from its summary: every step but the
+ * deletes (a destroy leaves none). Undefined when the operation did not complete.
+ */
+export function resourcesAfter(operation: string, summary: Record<string, number> | undefined): number | undefined {
+  if (!summary || Object.keys(summary).length === 0) return undefined;
+  if (operation === 'destroy') return 0;
+  return Object.entries(summary).reduce((sum, [op, count]) => (op === 'delete' ? sum : sum + count), 0);
+}
+
+/** The remembered size of each stack (Redis; an estimate, so losing it only loses a percentage). */
+export class StackSizes {
+  constructor(private readonly redis: Pick<Redis, 'get' | 'set'>) {}
+
+  async get(stackFqdn: string): Promise<number | undefined> {
+    const value = await this.redis.get(stackSizeKey(stackFqdn)).catch(() => null);
+    return value === null ? undefined : Number(value);
+  }
+
+  async set(stackFqdn: string, resources: number): Promise<void> {
+    await this.redis.set(stackSizeKey(stackFqdn), String(resources), 'EX', 90 * 24 * 3600).catch(() => undefined);
+  }
+}
