@@ -6,13 +6,24 @@ export const LINES_PER_CHUNK = 256;
 const chunkIndex = (seq: number) => Math.floor((seq - 1) / LINES_PER_CHUNK);
 const chunkId = (jobId: string, index: number) => `${jobId}:${index}`;
 
+/** MongoDB's duplicate key error: an insert of a chunk that is already stored. */
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === 11000;
+}
+
 /**
  * Writes one job's lines. Keeps the open chunk in memory (at most LINES_PER_CHUNK lines) and
  * rewrites it whole on each append, so the stored chunks always hold a prefix of the sequence and
  * a repeated append cannot duplicate anything. Appends must be called one at a time, in seq order.
+ *
+ * A chunk not stored yet is inserted, one already stored is updated: FerretDB 1.x (SQLite) finds a
+ * document to update by scanning the collection (its `_id` lookup does not use its `_id` index), so
+ * an update costs more the more lines are stored, while an insert stays cheap.
  */
 export class ChunkWriter {
   private open: StoredLine[] = [];
+  /** The highest chunk index this writer has stored (-1: none). */
+  private stored = -1;
 
   constructor(
     private readonly chunks: Models['JobLineChunk'],
@@ -30,24 +41,31 @@ export class ChunkWriter {
     }
     const last = groups.at(-1);
     if (!last) return;
+    const document = (index: number, chunk: StoredLine[]) => ({
+      jobId: this.jobId,
+      firstSeq: (chunk[0] as StoredLine).seq,
+      lastSeq: (chunk.at(-1) as StoredLine).seq,
+      lines: JSON.stringify(chunk),
+    });
+    const upsert = ({ index, lines: chunk }: { index: number; lines: StoredLine[] }) => ({
+      updateOne: { filter: { _id: chunkId(this.jobId, index) as never }, update: { $set: document(index, chunk) }, upsert: true },
+    });
     // One ordered round trip for every chunk touched: a backlog is written as fast as one chunk.
-    await this.chunks.collection.bulkWrite(
-      groups.map(({ index, lines: chunk }) => ({
-        updateOne: {
-          filter: { _id: chunkId(this.jobId, index) as never },
-          update: {
-            $set: {
-              jobId: this.jobId,
-              firstSeq: (chunk[0] as StoredLine).seq,
-              lastSeq: (chunk.at(-1) as StoredLine).seq,
-              lines: JSON.stringify(chunk),
-            },
-          },
-          upsert: true,
-        },
-      })),
-      { ordered: true },
-    );
+    try {
+      await this.chunks.collection.bulkWrite(
+        groups.map((group) =>
+          group.index <= this.stored
+            ? upsert(group)
+            : { insertOne: { document: { _id: chunkId(this.jobId, group.index) as never, ...document(group.index, group.lines) } } },
+        ),
+        { ordered: true },
+      );
+    } catch (err) {
+      // A repeat of an append whose answer was lost: its chunks are stored already. Rewrite them.
+      if (!isDuplicateKey(err)) throw err;
+      await this.chunks.collection.bulkWrite(groups.map(upsert), { ordered: true });
+    }
+    this.stored = Math.max(this.stored, last.index);
     this.open = last.lines.length === LINES_PER_CHUNK ? [] : last.lines;
   }
 }

@@ -53,6 +53,8 @@ export class LineSink {
   private unpersisted = 0;
   private unpublished = 0;
   private waiters: (() => void)[] = [];
+  /** Set by close(): everything is written now, nothing held back. */
+  private closing = false;
   private readonly batchSize: number;
   private readonly batchMs: number;
 
@@ -154,10 +156,25 @@ export class LineSink {
       let chars = 0;
       while (take < this.queued.length && take < MAX_WRITE_LINES && chars < MAX_WRITE_CHARS)
         chars += this.queued[take++]?.text?.length ?? 256;
-      const batch = this.queued.splice(0, take);
+      // In a flood, a trailing part of a chunk behind whole ones waits for the next write (or the
+      // batch timer): written once, whole, instead of written now and rewritten later.
+      const held = this.closing ? 0 : this.partChunkBehindWholeOnes(take);
+      const batch = this.queued.splice(0, take - held);
       await this.write(batch);
+      if (held > 0 && this.queued.length === held) {
+        this.flushSoon(this.batchMs);
+        break;
+      }
     }
     this.writing = undefined;
+  }
+
+  /** How many of the first `take` queued lines end a chunk they do not fill, when whole chunks come before them. */
+  private partChunkBehindWholeOnes(take: number): number {
+    const first = this.queued[0]?.seq ?? 0;
+    const last = this.queued[take - 1]?.seq ?? 0;
+    const part = last % LINES_PER_CHUNK;
+    return part !== 0 && last - part >= first ? part : 0;
   }
 
   private async write(batch: LineMessage[]): Promise<void> {
@@ -183,8 +200,11 @@ export class LineSink {
 
   /** Flushes everything; rejects if some lines could not be persisted. */
   async close(): Promise<number> {
+    this.closing = true;
+    // A write in flight may have held a part-chunk back: flush until nothing is left.
+    do await this.flush();
+    while (this.queued.length > 0 || this.batch.length > 0);
     clearTimeout(this.timer);
-    await this.flush();
     if (this.writeError) throw new Error(`job lines could not be persisted: ${this.writeError.message}`);
     return this.seq;
   }
