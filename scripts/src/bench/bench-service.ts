@@ -15,6 +15,7 @@ import {
   createModels,
   createRedis,
   isFinalStatus,
+  jobChannel,
   type JobStatus,
   loadConfig,
   loadKindRegistry,
@@ -61,6 +62,15 @@ export async function startBenchService(name: string, overrides: (scratch: strin
   );
   const runner = createRunner({ config, models, kinds, connection: worker, publisher, subscriber, logger });
   await runner.start();
+  // Jobs' ends heard on their channels, so waiting loads neither FerretDB nor the measured service.
+  const ends = createRedis(redis.url, 'subscriber', logger);
+  await redisReady(ends);
+  const ended = new Set<string>();
+  ends.on('pmessage', (_pattern: string, _channel: string, message: string) => {
+    const parsed = JSON.parse(message) as { type: string; jobId: string };
+    if (parsed.type === 'end') ended.add(parsed.jobId);
+  });
+  await ends.psubscribe(jobChannel('*'));
   const auth = { authorization: `Bearer ${BENCH_TOKEN}` };
 
   return {
@@ -72,6 +82,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
     scratch,
     redisUrl: redis.url,
     publisher,
+    runner,
     logger,
     /** Creates a LocalFileSet resource; returns its id. */
     async createResource(resourceName: string, spec = `  directory: /tmp/${resourceName}\n  files: []\n`): Promise<{ id: string }> {
@@ -90,6 +101,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
     },
     /** Waits until every job has ended; returns their final statuses. */
     async waitEnded(ids: string[]): Promise<JobStatus[]> {
+      while (!ids.every((id) => ended.has(id))) await sleep(5);
       for (;;) {
         const docs = await models.StackJob.find({ _id: { $in: ids } }, { status: 1 }).lean<{ status: JobStatus }[]>();
         if (docs.length === ids.length && docs.every((d) => isFinalStatus(d.status))) return docs.map((d) => d.status);
@@ -100,7 +112,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
       await runner.close();
       await app.close();
       await queue.close();
-      await Promise.allSettled([command, worker, publisher, subscriber].map((r) => r.quit()));
+      await Promise.allSettled([command, worker, publisher, subscriber, ends].map((r) => r.quit()));
       await connection.close();
       await Promise.allSettled([ferret.stop(), redis.stop()]);
       await rm(scratch, { recursive: true, force: true });

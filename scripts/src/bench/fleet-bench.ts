@@ -12,7 +12,7 @@ import { createRedis } from '@pds/shared';
 import { Queue, Worker } from 'bullmq';
 import { execa } from 'execa';
 import { startBenchService } from './bench-service.js';
-import { percentile, row, sleep } from './stats.js';
+import { fmt, percentile, row, sleep } from './stats.js';
 
 export const STAND_IN = fileURLToPath(new URL('../../../e2e/fixtures/stand-in-pulumi.sh', import.meta.url));
 const CONCURRENCY = 8;
@@ -29,17 +29,30 @@ export async function fleetBench(): Promise<void> {
     // 1. Created → spawned, one job at a time.
     const single = await service.createResource('latency');
     const latencies: number[] = [];
+    // Where the time goes: created -> started (API writes, queue, pick-up, stack lock) and started ->
+    // spawned (claim, resource read, Pulumi's process start).
+    const toStart: number[] = [];
+    const toSpawn: number[] = [];
     for (let i = 0; i < 40; i++) {
       const job = await service.queueJob(single.id);
       await service.waitEnded([job.id]);
-      const doc = await models.StackJob.findById(job.id, { createdAt: 1, spawnedAt: 1 }).lean<{ createdAt: Date; spawnedAt?: Date }>();
+      const doc = await models.StackJob.findById(job.id, { createdAt: 1, startedAt: 1, spawnedAt: 1 }).lean<{
+        createdAt: Date;
+        startedAt?: Date;
+        spawnedAt?: Date;
+      }>();
       if (doc?.spawnedAt) latencies.push(doc.spawnedAt.getTime() - doc.createdAt.getTime());
+      if (doc?.spawnedAt && doc.startedAt) {
+        toStart.push(doc.startedAt.getTime() - doc.createdAt.getTime());
+        toSpawn.push(doc.spawnedAt.getTime() - doc.startedAt.getTime());
+      }
     }
     const connection = createRedis(service.redisUrl, 'worker', service.logger);
     const rawQueue = new Queue('raw-latency', { connection });
     const seen = new Map<string, number>();
+    const workerConnection = createRedis(service.redisUrl, 'worker', service.logger);
     const rawWorker = new Worker('raw-latency', async (job) => void seen.set(job.id!, performance.now()), {
-      connection: createRedis(service.redisUrl, 'worker', service.logger),
+      connection: workerConnection,
     });
     const raw: number[] = [];
     for (let i = 0; i < 40; i++) {
@@ -51,6 +64,7 @@ export async function fleetBench(): Promise<void> {
     await rawWorker.close();
     await rawQueue.close();
     connection.disconnect();
+    workerConnection.disconnect(); // a Worker does not close a connection it was given (the process would not exit)
     row(
       'job created -> pulumi spawned p50',
       percentile(latencies, 50),
@@ -59,14 +73,23 @@ export async function fleetBench(): Promise<void> {
       '<= 10 ms and <= 5x raw BullMQ add -> process',
     );
     row('job created -> pulumi spawned p99', percentile(latencies, 99), percentile(raw, 99), 'ms', '<= 30 ms');
+    console.log(
+      `  of which created -> started p50 ${percentile(toStart, 50)} ms (API, queue, lock), started -> spawned p50 ${percentile(toSpawn, 50)} ms (claim, reads, process start)`,
+    );
 
-    // 2. Throughput over many stacks at concurrency 8.
+    // 2. Throughput over many stacks at concurrency 8: the runner's, so every job is queued first
+    // (through the API, while the worker is paused), then the worker is let go and timed.
     const stacks = await Promise.all(Array.from({ length: 40 }, (_, i) => service.createResource(`fleet-${i}`)));
-    let start = performance.now();
+    await service.runner.worker.pause(true);
     const ids: string[] = [];
+    let start = performance.now();
     for (let round = 0; round < 5; round++) for (const stack of stacks) ids.push((await service.queueJob(stack.id)).id);
+    const queueing = ids.length / ((performance.now() - start) / 1000);
+    start = performance.now();
+    service.runner.worker.resume();
     await service.waitEnded(ids);
     const ours = ids.length / ((performance.now() - start) / 1000);
+    console.log(`  (queueing them through the API, one request at a time: ${fmt(queueing, 0)} jobs/s)`);
     start = performance.now();
     let next = 0;
     await Promise.all(
