@@ -118,7 +118,7 @@ export async function startStack(
   const gatewayUrl = `ws://127.0.0.1:${(gateway.server.address() as { port: number }).port}`;
 
   const auth = { authorization: `Bearer ${TOKEN}` };
-  return { config, models, api, runner, gatewayUrl, auth, scratch };
+  return { config, models, api, runner, queue, gatewayUrl, auth, scratch };
 }
 
 export interface StreamedMessage {

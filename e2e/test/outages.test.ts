@@ -69,6 +69,30 @@ t.test('MongoDB stopped for 6 s during an up: the run rides it out and every lin
   t.ok((done.lastSeq ?? 0) > 5);
 });
 
+t.test('MongoDB away when a job is to start, for longer than the tolerance: the job stays queued and runs later', async (t) => {
+  const dataDir = await scratchDir(t, 'pds-outage-start-');
+  let mongo = await startLocalFerretDb({ dataDir });
+  t.teardown(() => mongo.stop());
+  const logs: string[] = [];
+  const stack = await startStack(t, { MONGO_URL: mongo.url, OUTAGE_TOLERANCE_SECONDS: 1 }, { logs: (line) => logs.push(line) });
+  const dir = join(stack.scratch, 'late');
+  const resource = await createResource(stack, fileSetManifest('late', dir, [{ path: 'a.txt', content: 'late' }]));
+  await stack.queue.pause(); // no runner takes the job until MongoDB is gone
+  const job = await queueJob(stack, resource.id);
+  await mongo.stop();
+  await stack.queue.resume();
+  // The runner takes the job, cannot start it, gives it back (server selection alone takes 5 s).
+  const deadline = Date.now() + 30_000;
+  while (!logs.some((line) => line.includes('job could not be started; it will be tried again'))) {
+    if (Date.now() > deadline) throw new Error(`the runner never gave the job back: ${logs.slice(-6).join('')}`);
+    await sleep(100);
+  }
+  mongo = await startLocalFerretDb({ dataDir, port: mongo.port });
+  const done = await waitForJob(stack.models, job.id, (d) => d.status !== 'queued' && d.status !== 'running', 60_000);
+  t.equal(done.status, 'succeeded', done.error ?? '');
+  t.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'late');
+});
+
 t.test('Redis paused past the stack lock TTL: the up is stopped and not re-run, the stack repaired for the next one', async (t) => {
   const redis = await startLocalRedis();
   t.teardown(() => redis.stop());

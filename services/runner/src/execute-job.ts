@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import {
   type Config,
   CredentialUnavailableError,
+  endJobOutsideRun,
+  isTransientError,
   type Keyring,
   type EndMessage,
   type JobStatus,
@@ -124,7 +126,7 @@ export async function executeJob(
   }
   const startedAt = new Date();
   // The Redis claim made this runner the only one to move the job out of `queued`, so a repeat of
-  // this update (its first answer lost) finds the job already running under our fence, and takes it.
+  // this update (its first answer lost) finds the job already running under our id and start time.
   const claiming = store('start the job', () =>
     models.StackJob.findOneAndUpdate(
       { _id: jobId, $or: [{ status: 'queued' }, { status: 'running', runnerId: deps.runnerId, startedAt }] },
@@ -136,8 +138,16 @@ export async function executeJob(
   const early = options.resourceId ? readResource(options.resourceId) : undefined;
   early?.catch(() => undefined); // awaited below; an error before then must not go unhandled
   const claimed = await claiming.catch(async (err: Error) => {
-    await deps.unclaim(jobId).catch(() => undefined);
-    throw new JobNotStartedError(err);
+    if (isTransientError(err)) {
+      await deps.unclaim(jobId).catch(() => undefined);
+      throw new JobNotStartedError(err);
+    }
+    // Not the store being away: trying again would not help, so the job ends rather than wait forever.
+    const error = `the job could not be started: ${err.message}`;
+    await endJobOutsideRun(models, deps.publisher, jobId, 'queued', { status: 'failed', reason: 'internal_error', error }).catch(
+      () => undefined,
+    );
+    throw err;
   });
   if (!claimed) {
     logger.info('job is no longer queued; skipping');

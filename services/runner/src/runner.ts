@@ -86,7 +86,7 @@ export function createRunner(deps: RunnerDeps) {
 
   /** A run the infrastructure cut short: repair mark for its stack, and a retry where that is safe. */
   async function afterRun({ job, reason, stackNeedsRepair }: NonNullable<Awaited<ReturnType<typeof executeJob>>>) {
-    if (stackNeedsRepair || reason === 'lock_lost') await stacks.markForRepair(job.stackFqdn, job._id);
+    if (stackNeedsRepair) await stacks.markForRepair(job.stackFqdn, job._id);
     if (!isInfrastructureReason(reason)) return;
     await recoverJob({ models: deps.models, queue, stacks, logger: log }, job, reason).catch((err: Error) =>
       log.error({ err, jobId: job._id }, 'could not record or queue the recovery of a job cut short'),
@@ -178,7 +178,8 @@ export function createRunner(deps: RunnerDeps) {
       running.delete(jobId);
       await deps.connection.del(jobHeartbeatKey(jobId)).catch(() => undefined);
       const next = await stacks.release(stackFqdn, lockValue);
-      if (next) await promote(next);
+      // Not itself: a job given back (not started) waits out its delay.
+      if (next && next !== jobId) await promote(next);
     }
   }
 
