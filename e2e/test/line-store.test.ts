@@ -67,4 +67,19 @@ t.test('job lines on a real MongoDB wire server', async (t) => {
     );
     t.equal(read.at(-1)?.text, `line ${produced}`);
   });
+
+  t.test('a flush with nothing to write does not keep later lines from being written', async (t) => {
+    const publisher = createRedis(redisUrl, 'worker', createLogger({ name: 'lines', level: 'silent' }));
+    t.teardown(() => publisher.quit());
+    const jobId = randomUUID();
+    const sink = new LineSink({ jobId, publisher, store: store.writer(jobId), logger: createLogger({ name: 'lines', level: 'silent' }) });
+    await sink.flush();
+    sink.line('stdout', 'first');
+    sink.line('stderr', 'second');
+    t.equal(await sink.close(), 2);
+    t.same(
+      (await store.read(jobId, 0, 10)).map((l) => l.text),
+      ['first', 'second'],
+    );
+  });
 });

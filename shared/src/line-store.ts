@@ -41,14 +41,14 @@ export class ChunkWriter {
     }
     const last = groups.at(-1);
     if (!last) return;
-    const document = (index: number, chunk: StoredLine[]) => ({
+    const document = (chunk: StoredLine[]) => ({
       jobId: this.jobId,
       firstSeq: (chunk[0] as StoredLine).seq,
       lastSeq: (chunk.at(-1) as StoredLine).seq,
       lines: JSON.stringify(chunk),
     });
     const upsert = ({ index, lines: chunk }: { index: number; lines: StoredLine[] }) => ({
-      updateOne: { filter: { _id: chunkId(this.jobId, index) as never }, update: { $set: document(index, chunk) }, upsert: true },
+      updateOne: { filter: { _id: chunkId(this.jobId, index) as never }, update: { $set: document(chunk) }, upsert: true },
     });
     // One ordered round trip for every chunk touched: a backlog is written as fast as one chunk.
     try {
@@ -56,7 +56,7 @@ export class ChunkWriter {
         groups.map((group) =>
           group.index <= this.stored
             ? upsert(group)
-            : { insertOne: { document: { _id: chunkId(this.jobId, group.index) as never, ...document(group.index, group.lines) } } },
+            : { insertOne: { document: { _id: chunkId(this.jobId, group.index) as never, ...document(group.lines) } } },
         ),
         { ordered: true },
       );

@@ -145,7 +145,11 @@ export class LineSink {
       this.batch = [];
       this.batchChars = 0;
     }
-    this.writing ??= this.drain();
+    // Cleared once the drain has settled (never synchronously: a drain with nothing to write must
+    // not leave a settled promise here, or later flushes would return it and write nothing).
+    this.writing ??= this.drain().finally(() => {
+      this.writing = undefined;
+    });
     return this.writing;
   }
 
@@ -166,7 +170,6 @@ export class LineSink {
         break;
       }
     }
-    this.writing = undefined;
   }
 
   /** How many of the first `take` queued lines end a chunk they do not fill, when whole chunks come before them. */
