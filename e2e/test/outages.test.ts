@@ -93,6 +93,47 @@ t.test('MongoDB away when a job is to start, for longer than the tolerance: the 
   t.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'late');
 });
 
+t.test('MongoDB away past the tolerance while a job prints, back before it ends: succeeded, its output marked incomplete', async (t) => {
+  const dataDir = await scratchDir(t, 'pds-outage-lines-');
+  let mongo = await startLocalFerretDb({ dataDir });
+  t.teardown(() => mongo.stop());
+  // The stand-in prints a line every 200 ms for 12 s: output while MongoDB is away, on demand.
+  const scratch = await scratchDir(t, 'pds-outage-lines-log-');
+  Object.assign(process.env, { STAND_IN_LOG: join(scratch, 'runs.log'), STAND_IN_MS: '12000', STAND_IN_TICK_MS: '200' });
+  t.teardown(() => {
+    for (const name of ['STAND_IN_LOG', 'STAND_IN_MS', 'STAND_IN_TICK_MS']) delete process.env[name];
+  });
+  const logs: string[] = [];
+  const stack = await startStack(
+    t,
+    { MONGO_URL: mongo.url, OUTAGE_TOLERANCE_SECONDS: 1, PULUMI_BIN: STAND_IN },
+    { logs: (line) => logs.push(line) },
+  );
+  const resource = await createResource(stack, fileSetManifest('gappy', join(scratch, 'files'), [{ path: 'a.txt', content: 'a' }]));
+  const job = await queueJob(stack, resource.id);
+  await waitForJob(stack.models, job.id, (d) => d.status === 'running');
+  await sleep(500);
+  await mongo.stop();
+  const deadline = Date.now() + 20_000;
+  while (!logs.some((line) => line.includes('"msg":"cannot persist job lines"'))) {
+    if (Date.now() > deadline) throw new Error('the runner never gave up on the lines');
+    await sleep(100);
+  }
+  mongo = await startLocalFerretDb({ dataDir, port: mongo.port });
+
+  const done = await waitForJob(stack.models, job.id, (d) => d.status !== 'running', 60_000);
+  t.match(done, { status: 'succeeded', reason: 'lines_not_persisted', error: /^the operation succeeded, but its output is incomplete/ });
+  t.notOk(done.recovery, 'nothing to recover: the operation succeeded');
+  const stored = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?limit=10000`, headers: stack.auth })).json();
+  const seqs = (stored.items as { seq: number }[]).map((l) => l.seq);
+  t.same(
+    seqs,
+    Array.from({ length: seqs.length }, (_, i) => i + 1),
+    'what was stored is a prefix, without holes',
+  );
+  t.ok(seqs.length < (done.lastSeq ?? 0), `${seqs.length} of ${done.lastSeq} lines stored`);
+});
+
 t.test('Redis paused past the stack lock TTL: the up is stopped and not re-run, the stack repaired for the next one', async (t) => {
   const redis = await startLocalRedis();
   t.teardown(() => redis.stop());

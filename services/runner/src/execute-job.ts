@@ -312,7 +312,12 @@ export async function executeJob(
     try {
       lastSeq = await sink.close();
     } catch (err) {
-      outcome = { ...outcome, status: 'failed', error: (err as Error).message, reason: 'lines_not_persisted' };
+      // What Pulumi did stands: a deployment that succeeded is not reported failed for its log.
+      const lost = (err as Error).message;
+      outcome =
+        outcome.status === 'succeeded'
+          ? { ...outcome, reason: 'lines_not_persisted', error: `the operation succeeded, but its output is incomplete: ${lost}` }
+          : { ...outcome, status: 'failed', reason: 'lines_not_persisted', error: [outcome.error, lost].filter(Boolean).join('\n') };
     }
     const finishedAt = new Date();
     // Conditional on `running`: if the reconciler already declared this run lost, it stays so. A

@@ -85,9 +85,9 @@ export function createRunner(deps: RunnerDeps) {
   }
 
   /** A run the infrastructure cut short: repair mark for its stack, and a retry where that is safe. */
-  async function afterRun({ job, reason, stackNeedsRepair }: NonNullable<Awaited<ReturnType<typeof executeJob>>>) {
+  async function afterRun({ job, status, reason, stackNeedsRepair }: NonNullable<Awaited<ReturnType<typeof executeJob>>>) {
     if (stackNeedsRepair) await stacks.markForRepair(job.stackFqdn, job._id);
-    if (!isInfrastructureReason(reason)) return;
+    if (status !== 'failed' || !isInfrastructureReason(reason)) return;
     await recoverJob({ models: deps.models, queue, stacks, logger: log }, job, reason).catch((err: Error) =>
       log.error({ err, jobId: job._id }, 'could not record or queue the recovery of a job cut short'),
     );
