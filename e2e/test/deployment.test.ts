@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { queueJob, readStream, startStack } from './harness.js';
+import { queueJob, readStream, replaceResource, startStack, storedLines } from './harness.js';
 
 interface Progress {
   started: number;
@@ -107,18 +107,15 @@ t.test('a real pulumi up through API, queue, runner and WebSocket deploys the fi
   t.same(read.result.summary, { create: 3 });
   t.ok(read.startedAt && read.finishedAt, 'start and finish are stamped');
 
-  const lines = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?from=0&limit=10000`, headers: stack.auth })).json();
-  t.equal(lines.items.length, body.length, 'every streamed message is persisted');
+  t.equal((await storedLines(stack, job.id)).length, body.length, 'every streamed message is persisted');
 
   t.test('a second up with a changed manifest updates the files', async (t) => {
-    const replaced = await stack.api.inject({
-      method: 'PUT',
-      url: `/v1/resources/${resource.id}`,
-      headers: { ...stack.auth, 'content-type': 'application/yaml' },
-      payload: manifest('demo-files', dir, [{ path: 'hello.txt', content: 'hello again' }]),
-    });
-    t.equal(replaced.statusCode, 200, replaced.body);
-    t.equal(replaced.json().version, 2);
+    const replaced = await replaceResource(
+      stack,
+      resource.id,
+      manifest('demo-files', dir, [{ path: 'hello.txt', content: 'hello again' }]),
+    );
+    t.equal(replaced.version, 2);
     const second = await queueJob(stack, resource.id);
     t.equal(second.resourceVersion, 2, 'the job records the manifest version it runs');
     const { messages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${second.id}/stream`);

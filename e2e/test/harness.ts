@@ -176,6 +176,24 @@ export async function waitForJob(
   }
 }
 
+/** A job's persisted lines and events through the API (`GET /v1/jobs/:id/lines`), in seq order. */
+export async function storedLines(stack: Stack, jobId: string) {
+  const res = await stack.api.inject({ method: 'GET', url: `/v1/jobs/${jobId}/lines?from=0&limit=10000`, headers: stack.auth });
+  return (res.json() as { items: { seq: number; type?: string; text?: string; event?: Record<string, unknown> }[] }).items;
+}
+
+/** Replaces a resource's manifest through the API; returns it as the API shows it (`version` + 1). */
+export async function replaceResource(stack: Stack, id: string, manifest: string) {
+  const replaced = await stack.api.inject({
+    method: 'PUT',
+    url: `/v1/resources/${id}`,
+    headers: { ...stack.auth, 'content-type': 'application/yaml' },
+    payload: manifest,
+  });
+  if (replaced.statusCode !== 200) throw new Error(`resource not replaced: ${replaced.body}`);
+  return replaced.json() as { id: string; version: number };
+}
+
 /** Creates a resource from a manifest through the API; returns it as the API shows it. */
 export async function createResource(stack: Stack, manifest: string) {
   const created = await stack.api.inject({

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { type LocalServer, startLocalFerretDb, startLocalRedis } from '@pds/devkit';
 import type { Teardowns } from '@pds/devkit/tap';
 import t from 'tap';
-import { createResource, fileSetManifest, queueJob, startStack, waitForJob } from './harness.js';
+import { createResource, fileSetManifest, queueJob, replaceResource, startStack, storedLines, waitForJob } from './harness.js';
 
 /**
  * Stores that go away mid-run (real servers, really stopped or paused) and a stack that Pulumi
@@ -58,11 +58,9 @@ t.test('MongoDB stopped for 6 s during an up: the run rides it out and every lin
     logs.some((line) => /store unreachable, retrying|cannot persist job lines yet/.test(line)),
     'the runner met the outage (and retried)',
   );
-  const lines = (
-    await stack.api.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?from=0&limit=10000`, headers: stack.auth })
-  ).json() as { items: { seq: number }[] };
+  const lines = await storedLines(stack, job.id);
   t.same(
-    lines.items.map((l) => l.seq),
+    lines.map((l) => l.seq),
     Array.from({ length: done.lastSeq ?? 0 }, (_, i) => i + 1),
     'every line is stored, 1..lastSeq without a hole',
   );
@@ -124,8 +122,7 @@ t.test('MongoDB away past the tolerance while a job prints, back before it ends:
   const done = await waitForJob(stack.models, job.id, (d) => d.status !== 'running', 60_000);
   t.match(done, { status: 'succeeded', reason: 'lines_not_persisted', error: /^the operation succeeded, but its output is incomplete/ });
   t.notOk(done.recovery, 'nothing to recover: the operation succeeded');
-  const stored = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?limit=10000`, headers: stack.auth })).json();
-  const seqs = (stored.items as { seq: number }[]).map((l) => l.seq);
+  const seqs = (await storedLines(stack, job.id)).map((l) => l.seq);
   t.same(
     seqs,
     Array.from({ length: seqs.length }, (_, i) => i + 1),
@@ -154,13 +151,7 @@ t.test('Redis paused past the stack lock TTL: the up is stopped and not re-run, 
   t.equal(await stack.models.StackJob.countDocuments({ retryOf: job.id }), 0, 'the up is not repeated');
 
   // The next up on the stack runs (clearing the Pulumi lock the killed run left) and succeeds.
-  const replaced = await stack.api.inject({
-    method: 'PUT',
-    url: `/v1/resources/${resource.id}`,
-    headers: { ...stack.auth, 'content-type': 'application/yaml' },
-    payload: fileSetManifest('cut-up', dir, [{ path: 'slow.txt', content: 'y' }]),
-  });
-  t.equal(replaced.statusCode, 200, replaced.body);
+  await replaceResource(stack, resource.id, fileSetManifest('cut-up', dir, [{ path: 'slow.txt', content: 'y' }]));
   const next = await queueJob(stack, resource.id);
   const ended = await waitForJob(stack.models, next.id, (d) => ['succeeded', 'failed'].includes(d.status), 60_000);
   t.equal(ended.status, 'succeeded', ended.error ?? '');
@@ -215,8 +206,7 @@ t.test('a stack Pulumi finds locked from outside: tried again while the lock sta
     const done = await waitForJob(stack.models, job.id, (d) => d.status !== 'running', 60_000);
     t.equal(done.status, 'succeeded', done.error ?? '');
     t.ok(existsSync(join(dir, 'a.txt')));
-    const lines = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?limit=10000`, headers: stack.auth })).json();
-    const text = (lines.items as { text?: string }[]).map((l) => l.text ?? '').join('\n');
+    const text = (await storedLines(stack, job.id)).map((l) => l.text ?? '').join('\n');
     t.match(text, /the stack is currently locked by 1 lock/, "Pulumi's refusal is in the lines");
     t.match(text, /\[runner\] the stack is locked by a Pulumi run outside this service; trying again in 1 s \(attempt 2 of 3\)/);
   });

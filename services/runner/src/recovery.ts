@@ -1,4 +1,4 @@
-import { type Logger, type Models, type Operation, queueStackJob, type QueueingDeps, type StackJobDoc } from '@pds/shared';
+import { type Logger, type Operation, queueStackJob, type QueueingDeps, type StackJobDoc } from '@pds/shared';
 
 /** Runs of these operations change no resource, so one cut short by the infrastructure is run again. */
 const RETRIED: readonly Operation[] = ['preview', 'refresh'];
@@ -22,7 +22,7 @@ const WHAT_HAPPENED: Record<InfrastructureReason, string> = {
   lines_not_persisted: 'its output could not be stored',
 };
 
-export type RecoveryDeps = QueueingDeps & { models: Pick<Models, 'StackJob'>; logger: Logger };
+export type RecoveryDeps = QueueingDeps & { logger: Logger };
 
 /**
  * What happens after a run the infrastructure cut short, recorded on the job as `recovery`. A
