@@ -1,15 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { queueJob, readStream, replaceResource, startStack, storedLines } from './harness.js';
-
-interface Progress {
-  started: number;
-  done: number;
-  failed: number;
-  total?: number;
-  percent?: number;
-}
+import type { Progress } from '@pds/shared';
+import { createResource, fileSetManifest, queueJob, readStream, replaceResource, startStack, storedLines } from './harness.js';
 
 /** The progress carried by a stream's resource and summary events, in order. */
 function progressOf(messages: { type: string; event?: Record<string, unknown> }[]): Progress[] {
@@ -172,4 +165,42 @@ t.test("a program that fails makes the job failed with Pulumi's error text", asy
   t.not(read.result.exitCode, 0);
   t.match(read.result.error, /spec\.files\[0\]\.path "\.\.\/outside\.txt" must stay inside spec\.directory/);
   t.notOk(existsSync(join(stack.scratch, 'outside.txt')));
+});
+
+t.test('GET of a running job shows its progress: counts on a first run, a percentage once the stack size is known', async (t) => {
+  const stack = await startStack(t);
+  const dir = join(stack.scratch, 'watched');
+  const files = (content: string) => [
+    { path: 'slow.txt', content, delayMs: 2_500 },
+    { path: 'quick.txt', content },
+  ];
+  const resource = await createResource(stack, fileSetManifest('watched', dir, files('one')));
+
+  /** Polls the job through the API while it runs; returns every progress seen, then the ended view. */
+  async function watch(jobId: string) {
+    const seen: Progress[] = [];
+    for (;;) {
+      const view = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${jobId}`, headers: stack.auth })).json();
+      if (view.status === 'running' && view.progress) seen.push(view.progress as Progress);
+      if (view.result) return { seen, view };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  const first = await watch((await queueJob(stack, resource.id)).id);
+  t.equal(first.view.status, 'succeeded');
+  t.ok(first.seen.length > 0, 'the running job showed its progress');
+  t.ok(
+    first.seen.every((p) => p.started >= 1 && p.done <= p.started && p.percent === undefined),
+    `a first run: counts only (${JSON.stringify(first.seen.at(-1))})`,
+  );
+  t.notOk(first.view.progress, 'an ended job shows its summary instead');
+  t.same(first.view.result.summary, { create: 3 });
+
+  await replaceResource(stack, resource.id, fileSetManifest('watched', dir, files('two')));
+  const second = await watch((await queueJob(stack, resource.id)).id);
+  t.equal(second.view.status, 'succeeded');
+  const last = second.seen.at(-1);
+  t.ok(last && last.total === 3 && typeof last.percent === 'number' && last.percent < 100, `total known: ${JSON.stringify(last)}`);
+  t.equal(readFileSync(join(dir, 'slow.txt'), 'utf8'), 'two');
 });

@@ -48,6 +48,11 @@ export function jobHeartbeatKey(jobId: string): string {
   return `${PREFIX}:job:${jobId}:heartbeat`;
 }
 
+/** A running job's latest progress (JSON), for `GET /v1/jobs/:id`; expires if its runner stops. */
+export function jobProgressKey(jobId: string): string {
+  return `${PREFIX}:job:${jobId}:progress`;
+}
+
 /** Taken by the one reconciler that ends a lost job. */
 export function jobLostClaimKey(jobId: string): string {
   return `${PREFIX}:job:${jobId}:lost`;

@@ -50,6 +50,22 @@ export interface EndMessage {
 
 export type ChannelMessage = LineMessage | StatusMessage | EndMessage;
 
+/**
+ * A running count of an operation's resource steps, and a percentage when their total can be told
+ * (on resource and summary events, and on `GET /v1/jobs/:id` while the job runs).
+ */
+export interface Progress {
+  /** Steps begun (one per resource the operation visits, the stack itself included, providers not). */
+  started: number;
+  /** Steps ended well. */
+  done: number;
+  failed: number;
+  /** Steps expected: the stack's size after its last run, grown to `started` if more appear. */
+  total?: number;
+  /** done + failed of total, held at 99 until Pulumi's summary says the operation ended. */
+  percent?: number;
+}
+
 /** Resource changes by kind of operation, as Pulumi's summary event reports them. */
 export type ChangeSummary = Record<string, number>;
 

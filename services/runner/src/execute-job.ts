@@ -21,7 +21,7 @@ import {
 import type { Redis } from 'ioredis';
 import { type JobCredential, prepareJobCredential } from './job-credential.js';
 import { LineSink } from './line-sink.js';
-import { ProgressTracker, resourcesAfter, type StackSizes } from './progress.js';
+import { type ProgressBoard, ProgressTracker, resourcesAfter, type StackSizes } from './progress.js';
 import { compactEvent } from './pulumi/engine-events.js';
 import type { JobOptions } from './pulumi/operation-args.js';
 import type { ProgramHostPool } from './pulumi/program-host-pool.js';
@@ -47,6 +47,8 @@ export interface ExecuteDeps {
   unclaim(jobId: string): Promise<void>;
   /** Remembered stack sizes, for progress percentages (optional). */
   stackSizes?: Pick<StackSizes, 'get' | 'set'>;
+  /** Where a running job's progress is shown to readers of the job (optional). */
+  progressBoard?: Pick<ProgressBoard, 'record' | 'clear'>;
   /**
    * Waits before running again when Pulumi finds the stack locked by a run outside this service
    * (one retry per entry; default 5 s, 15 s, 45 s).
@@ -302,12 +304,14 @@ export async function executeJob(
         const compact = compactEvent(event);
         if (!compact) return;
         const counted = progress.update(compact);
+        if (counted) deps.progressBoard?.record(jobId, counted);
         sink.event(maskValue(counted ? { ...compact, progress: counted } : compact));
       },
     });
   }
 
   async function finish(outcome: Outcome): Promise<RunEnd | undefined> {
+    await deps.progressBoard?.clear(jobId);
     let lastSeq = sink.lastSeq;
     try {
       lastSeq = await sink.close();

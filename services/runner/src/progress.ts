@@ -1,18 +1,5 @@
 import type { Redis } from 'ioredis';
-import { stackSizeKey } from '@pds/shared';
-
-/** A running count of an operation's resource steps, and a percentage when their total can be told. */
-export interface Progress {
-  /** Steps begun (one per resource the operation visits, the stack itself included, providers not). */
-  started: number;
-  /** Steps ended well. */
-  done: number;
-  failed: number;
-  /** Steps expected: the stack's size after its last run, grown to `started` if more appear. */
-  total?: number;
-  /** done + failed of total, held at 99 until Pulumi's summary says the operation ended. */
-  percent?: number;
-}
+import { jobProgressKey, type Progress, stackSizeKey } from '@pds/shared';
 
 const PROVIDER_TYPE_PREFIX = 'pulumi:providers:';
 
@@ -72,5 +59,49 @@ export class StackSizes {
 
   async set(stackFqdn: string, resources: number): Promise<void> {
     await this.redis.set(stackSizeKey(stackFqdn), String(resources), 'EX', 90 * 24 * 3600).catch(() => undefined);
+  }
+}
+
+/**
+ * Where a running job's latest progress is kept for readers of the job (the API), written at most
+ * every `intervalMs` per job (the latest value wins; the last one is written after the interval).
+ */
+export class ProgressBoard {
+  private readonly latest = new Map<string, Progress>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly lastWrite = new Map<string, number>();
+
+  constructor(
+    private readonly redis: Pick<Redis, 'set' | 'del'>,
+    private readonly intervalMs = 500,
+  ) {}
+
+  record(jobId: string, progress: Progress): void {
+    this.latest.set(jobId, progress);
+    if (this.timers.has(jobId)) return;
+    const wait = Math.max(0, (this.lastWrite.get(jobId) ?? 0) + this.intervalMs - Date.now());
+    this.timers.set(
+      jobId,
+      setTimeout(() => this.write(jobId), wait),
+    );
+  }
+
+  /** The job ended: its progress is gone (the job's summary says the rest). */
+  async clear(jobId: string): Promise<void> {
+    clearTimeout(this.timers.get(jobId));
+    this.timers.delete(jobId);
+    this.latest.delete(jobId);
+    this.lastWrite.delete(jobId);
+    await this.redis.del(jobProgressKey(jobId)).catch(() => undefined);
+  }
+
+  private write(jobId: string): void {
+    this.timers.delete(jobId);
+    const progress = this.latest.get(jobId);
+    if (!progress) return;
+    this.latest.delete(jobId);
+    this.lastWrite.set(jobId, Date.now());
+    // Expires on its own if the runner dies; a lost write only makes the figure a little older.
+    void this.redis.set(jobProgressKey(jobId), JSON.stringify(progress), 'PX', 10 * 60_000).catch(() => undefined);
   }
 }

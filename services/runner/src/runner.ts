@@ -18,7 +18,7 @@ import {
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob, JobNotStartedError } from './execute-job.js';
-import { StackSizes } from './progress.js';
+import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
 import { isInfrastructureReason, recoverJob } from './recovery.js';
@@ -64,6 +64,7 @@ export function createRunner(deps: RunnerDeps) {
   const hosts = new ProgramHostPool();
   const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
   const stackSizes = new StackSizes(deps.connection);
+  const progressBoard = new ProgressBoard(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
   const log = deps.logger;
@@ -147,6 +148,7 @@ export function createRunner(deps: RunnerDeps) {
           runnerId,
           onSpawn,
           stackSizes,
+          progressBoard,
           claim: (id) => stacks.claim(id, 'running'),
           unclaim: (id) => stacks.unclaim(id),
         },

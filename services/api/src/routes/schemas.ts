@@ -86,7 +86,21 @@ export const JobSchema = Type.Object({
   attempt: Type.Integer({ description: 'Which run of the operation this is (retries of a lost preview/refresh count up)' }),
   retryOf: Type.Optional(Type.String({ description: 'The job this one retries' })),
   retriedBy: Type.Optional(Type.String({ description: 'The job that retries this one' })),
-  recovery: Type.Optional(Type.String({ description: 'What was decided when its runner was lost' })),
+  recovery: Type.Optional(
+    Type.String({ description: 'What was decided when its run was cut short (runner lost, lock lost, output not stored)' }),
+  ),
+  progress: Type.Optional(
+    Type.Object(
+      {
+        started: Type.Integer({ minimum: 0 }),
+        done: Type.Integer({ minimum: 0 }),
+        failed: Type.Integer({ minimum: 0 }),
+        total: Type.Optional(Type.Integer({ minimum: 0 })),
+        percent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+      },
+      { description: "While running: resource steps begun, done and failed; of the stack's size after its last run, when known" },
+    ),
+  ),
   lastSeq: Type.Integer(),
   createdAt: Type.String({ format: 'date-time' }),
   startedAt: Type.Optional(Type.String({ format: 'date-time' })),

@@ -3,12 +3,14 @@ import {
   endJobOutsideRun,
   errors,
   isFinalStatus,
+  jobProgressKey,
   type JobStatus,
   lineStore,
   type ResourceDoc,
   type StackQueue,
   type Models,
   type Operation,
+  type Progress,
   QueueUnavailableError,
   queueStackJob,
   type StackJobDoc,
@@ -22,8 +24,8 @@ import { jobView } from './views.js';
 export interface JobServiceDeps {
   models: Models;
   queue: Pick<Queue, 'add' | 'remove'>;
-  /** For telling runners and watchers (cancel requests, end messages). */
-  redis: Pick<Redis, 'publish'>;
+  /** For telling runners and watchers (cancel requests, end messages), and a running job's progress. */
+  redis: Pick<Redis, 'publish' | 'get'>;
   /** The per-stack line jobs wait in. */
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
   /** Ended jobs' views, shared by the API's routes (optional: without it every read goes to MongoDB). */
@@ -78,6 +80,12 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
     await queue.remove(job._id).catch(() => undefined);
     await stacks.remove(job.stackFqdn, job._id).catch(() => undefined);
     return cancelled;
+  }
+
+  /** What the runner last reported of a running job's steps (Redis; none if unknown or Redis is away). */
+  async function runningProgress(id: string): Promise<Progress | undefined> {
+    const value = await redis.get(jobProgressKey(id)).catch(() => null);
+    return value ? (JSON.parse(value) as Progress) : undefined;
   }
 
   /** With the `latest` policy, a new `up` supersedes the `up`s still waiting on its stack. */
@@ -150,6 +158,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
         endedJobs?.remember(id, view);
         return view;
       }
+      if (doc.status === 'running') return jobView({ ...doc, progress: await runningProgress(id) });
       if (doc.status !== 'queued') return jobView(doc);
       const where = await stacks.describe(doc.stackFqdn, id).catch(() => ({}) as { position?: number; holder?: string });
       return jobView({ ...doc, position: where.position, blockedBy: where.holder });

@@ -1,4 +1,12 @@
-import { isFinalStatus, type JobResult, type JobStatus, parseManifest, type ResourceDoc, type StackJobDoc } from '@pds/shared';
+import {
+  isFinalStatus,
+  type JobResult,
+  type JobStatus,
+  parseManifest,
+  type Progress,
+  type ResourceDoc,
+  type StackJobDoc,
+} from '@pds/shared';
 
 /** A resource as the API shows it: the manifest's fields plus identity and version. */
 export function resourceView(doc: ResourceDoc) {
@@ -19,7 +27,7 @@ export function resourceView(doc: ResourceDoc) {
 }
 
 /** A job as the API shows it; `result` once it has ended. */
-export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: string }) {
+export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: string; progress?: Progress }) {
   const status = doc.status as JobStatus;
   const result: JobResult | undefined = isFinalStatus(status)
     ? {
@@ -46,6 +54,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     reason: doc.reason ?? undefined,
     ...(status === 'queued' && doc.position !== undefined && doc.position !== null ? { position: doc.position } : {}),
     ...(status === 'queued' && doc.blockedBy ? { blockedBy: doc.blockedBy } : {}),
+    ...(status === 'running' && doc.progress ? { progress: doc.progress } : {}),
     attempt: doc.attempt ?? 1,
     ...(doc.retryOf ? { retryOf: doc.retryOf } : {}),
     ...(doc.retriedBy ? { retriedBy: doc.retriedBy } : {}),
