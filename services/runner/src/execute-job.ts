@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   type Config,
   CredentialUnavailableError,
@@ -227,7 +228,11 @@ export async function executeJob(
         'stderr',
         `[runner] the stack is locked by a Pulumi run outside this service; trying again in ${Math.round(wait / 1000)} s (attempt ${attempt + 1} of ${waits.length + 1})`,
       );
-      if (!(await sleep(wait, runSignal))) break;
+      const waited = await delay(wait, undefined, { signal: runSignal }).then(
+        () => true,
+        () => false, // aborted (cancel, timeout, shutdown) while waiting
+      );
+      if (!waited) break;
     }
     if (result.aborted && signal.reason === 'lock_lost') {
       return {
@@ -311,7 +316,7 @@ export async function executeJob(
   }
 
   async function finish(outcome: Outcome): Promise<RunEnd | undefined> {
-    await deps.progressBoard?.clear(jobId);
+    void deps.progressBoard?.clear(jobId); // nothing waits on it: readers show progress only while running
     let lastSeq = sink.lastSeq;
     try {
       lastSeq = await sink.close();
@@ -366,23 +371,7 @@ export async function executeJob(
     sink.publish(end);
     logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
     const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
-    if (size !== undefined && job.operation !== 'preview') await deps.stackSizes?.set(job.stackFqdn, size);
+    if (size !== undefined) await deps.stackSizes?.set(job.stackFqdn, size);
     return { status: outcome.status, reason: outcome.reason, job, stackNeedsRepair: outcome.lockLeft === true };
   }
-}
-
-/** Waits `ms`, or less if the signal aborts; true when the full wait passed. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -40,10 +40,11 @@ export class ProgressTracker {
 
 /**
  * How many resources a stack holds after an operation, from its summary: every step but the
- * deletes (a destroy leaves none). Undefined when the operation did not complete.
+ * deletes (a destroy leaves none). Undefined when the operation did not complete, or changes no
+ * state (a preview).
  */
 export function resourcesAfter(operation: string, summary: Record<string, number> | undefined): number | undefined {
-  if (!summary || Object.keys(summary).length === 0) return undefined;
+  if (operation === 'preview' || !summary || Object.keys(summary).length === 0) return undefined;
   if (operation === 'destroy') return 0;
   return Object.entries(summary).reduce((sum, [op, count]) => (op === 'delete' ? sum : sum + count), 0);
 }

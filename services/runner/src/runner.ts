@@ -17,7 +17,7 @@ import {
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type AbortReason, executeJob, JobNotStartedError } from './execute-job.js';
+import { type AbortReason, executeJob, JobNotStartedError, type RunEnd } from './execute-job.js';
 import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
@@ -86,7 +86,7 @@ export function createRunner(deps: RunnerDeps) {
   }
 
   /** A run the infrastructure cut short: repair mark for its stack, and a retry where that is safe. */
-  async function afterRun({ job, status, reason, stackNeedsRepair }: NonNullable<Awaited<ReturnType<typeof executeJob>>>) {
+  async function afterRun({ job, status, reason, stackNeedsRepair }: RunEnd) {
     if (stackNeedsRepair) await stacks.markForRepair(job.stackFqdn, job._id);
     if (status !== 'failed' || !isInfrastructureReason(reason)) return;
     await recoverJob({ models: deps.models, queue, stacks, logger: log }, job, reason).catch((err: Error) =>

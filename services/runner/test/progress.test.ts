@@ -28,4 +28,5 @@ t.test("a stack's size after a run is its summary without the deletes; a destroy
   t.equal(resourcesAfter('refresh', { same: 4 }), 4);
   t.equal(resourcesAfter('destroy', { delete: 4 }), 0);
   t.equal(resourcesAfter('up', {}), undefined, 'no summary: unknown');
+  t.equal(resourcesAfter('preview', { create: 2 }), undefined, 'a preview changes no state');
 });
