@@ -70,8 +70,13 @@ CMD ["node", "--enable-source-maps", "services/stream-gateway/dist/src/server.js
 # ---- pulumi: the official CLI release at the version the tests build ---------------------------
 FROM ${NODE_IMAGE} AS pulumi
 ARG PULUMI_VERSION
-ADD https://get.pulumi.com/releases/sdk/pulumi-v${PULUMI_VERSION}-linux-x64.tar.gz /tmp/pulumi.tgz
-RUN mkdir -p /opt && tar -xzf /tmp/pulumi.tgz -C /opt && /opt/pulumi/pulumi version
+ADD https://get.pulumi.com/releases/sdk/pulumi-v${PULUMI_VERSION}-linux-x64.tar.gz /tmp/pulumi-v${PULUMI_VERSION}-linux-x64.tar.gz
+# The release's published checksums: the build stops unless the tarball matches its line.
+ADD https://github.com/pulumi/pulumi/releases/download/v${PULUMI_VERSION}/pulumi-${PULUMI_VERSION}-checksums.txt /tmp/checksums.txt
+RUN cd /tmp \
+ && grep -E "^[0-9a-f]{64} +\*?pulumi-v${PULUMI_VERSION}-linux-x64\.tar\.gz$" checksums.txt > pulumi.sha256 \
+ && sha256sum -c pulumi.sha256 \
+ && mkdir -p /opt && tar -xzf /tmp/pulumi-v${PULUMI_VERSION}-linux-x64.tar.gz -C /opt && /opt/pulumi/pulumi version
 
 # ---- runner -------------------------------------------------------------------------------------
 FROM base AS runner
@@ -96,7 +101,10 @@ ENV PATH=/opt/pulumi:$PATH \
     WORK_DIR=/var/lib/pulumi-deploy/work \
     PULUMI_BACKEND_URL=file:///var/lib/pulumi-deploy/state
 VOLUME ["/var/lib/pulumi-deploy"]
-USER node
+# The runner stays uid 0 so that it can run each job as its slot's own uid (RUNNER_ISOLATION=uid);
+# compose and Kubernetes drop every capability but SETUID, SETGID, CHOWN, DAC_OVERRIDE, FOWNER, KILL.
+# Jobs never run as root.
+USER root
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]

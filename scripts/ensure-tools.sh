@@ -149,18 +149,21 @@ ensure_schemathesis
 build_kustomize
 fetch_compose_schema
 
-ln -sf "$cache/pulumi/v$PULUMI_VERSION/pulumi" "$bin/pulumi"
+# The Pulumi CLI runs as each job's own uid (RUNNER_ISOLATION=uid), which cannot reach a cache in
+# root's home: put the binary itself in .tools/bin (a hard link where the cache is on the same file
+# system, else a copy), not a symbolic link into the cache.
+place() { rm -f "$2"; ln "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
+place "$cache/pulumi/v$PULUMI_VERSION/pulumi" "$bin/pulumi"
 ln -sf "$cache/ferretdb/v$FERRETDB_VERSION/ferretdb" "$bin/ferretdb"
 ln -sf "$cache/kustomize/v$KUSTOMIZE_VERSION/kustomize" "$bin/kustomize"
 mkdir -p "$root/.tools/share"
 ln -sf "$cache/compose-spec/v$COMPOSE_GO_VERSION/compose-spec.json" "$root/.tools/share/compose-spec.json"
 # The engine looks for the dynamic-provider plugin next to the real pulumi binary (symlinks
-# resolved) and on PATH, and warns when the two differ: keep one copy beside the binary, linked from
-# .tools/bin. The npm package ships it (so npm ci must have run).
+# resolved) and on PATH, and warns when the two differ: keep it beside the binary in .tools/bin. The npm package ships it (so npm ci must have run).
 launcher="$root/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs"
 [ -f "$launcher" ] || { log "run npm ci first: $launcher is missing"; exit 1; }
 bundled="$cache/pulumi/v$PULUMI_VERSION/pulumi-resource-pulumi-nodejs"
 cmp -s "$launcher" "$bundled" || install -m 0755 "$launcher" "$bundled"
-ln -sf "$bundled" "$bin/pulumi-resource-pulumi-nodejs"
+place "$bundled" "$bin/pulumi-resource-pulumi-nodejs"
 
 log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb v$FERRETDB_VERSION, $("$bin/redis-server" --version | cut -d' ' -f3), schemathesis $SCHEMATHESIS_VERSION, kustomize v$KUSTOMIZE_VERSION"

@@ -3,3 +3,4 @@ export * from './processes.js';
 export * from './launcher.js';
 export * from './sample-credentials.js';
 export * from './dockerfile.js';
+export * from './job-writable.js';

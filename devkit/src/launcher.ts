@@ -12,10 +12,11 @@ export interface LocalDeployment {
   stop(): Promise<void>;
 }
 
+/** Each service and the secrets it must not be given (as in compose and Kubernetes). */
 const SERVICES = [
-  { name: 'api', entry: 'services/api/dist/src/server.js' },
-  { name: 'runner', entry: 'services/runner/dist/src/main.js' },
-  { name: 'stream-gateway', entry: 'services/stream-gateway/dist/src/server.js' },
+  { name: 'api', entry: 'services/api/dist/src/server.js', without: [] },
+  { name: 'runner', entry: 'services/runner/dist/src/main.js', without: ['ADMIN_TOKEN'] },
+  { name: 'stream-gateway', entry: 'services/stream-gateway/dist/src/server.js', without: ['CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS'] },
 ] as const;
 
 /**
@@ -53,16 +54,20 @@ export async function startLocalDeployment(
       MONGO_URL: mongoUrl,
       REDIS_URL: redisUrl,
       PULUMI_BIN: env.PULUMI_BIN ?? toolPath('pulumi'),
-      ADMIN_TOKEN: env.ADMIN_TOKEN ?? 'dev-admin-token-change-me',
-      CREDENTIALS_KEY: env.CREDENTIALS_KEY ?? (await localCredentialsKey(dataDir)),
+      ADMIN_TOKEN: env.ADMIN_TOKEN ?? (await localSecret(dataDir, 'admin.token', () => `pds_${randomBytes(32).toString('base64url')}`)),
+      CREDENTIALS_KEY: env.CREDENTIALS_KEY ?? (await localSecret(dataDir, 'credentials.key', () => randomBytes(32).toString('base64'))),
       LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
       HOST: '127.0.0.1',
+      // Where LocalFileSet may write: .data/files, unless a WORK_DIR given makes it WORK_DIR/files.
+      ...(env.LOCAL_FILES_ROOT || !env.WORK_DIR ? { LOCAL_FILES_ROOT: env.LOCAL_FILES_ROOT ?? join(dataDir, 'files') } : {}),
     };
     const processes: Managed[] = [];
     for (const service of SERVICES) {
+      const serviceEnv: NodeJS.ProcessEnv = { ...env, ...shared, PORT: String(ports[service.name]) };
+      for (const name of service.without) delete serviceEnv[name];
       const managed = startProcess(process.execPath, ['--enable-source-maps', join(repoRoot, service.entry)], {
         cwd: repoRoot,
-        env: { ...env, ...shared, PORT: String(ports[service.name]) },
+        env: serviceEnv,
       });
       processes.push(managed);
       stops.push(managed.stop);
@@ -76,6 +81,7 @@ export async function startLocalDeployment(
       }),
     );
     log(`api on http://127.0.0.1:${apiPort}, stream-gateway on ws://127.0.0.1:${gatewayPort}, runner health on :${runnerPort}`);
+    if (!env.ADMIN_TOKEN) log(`admin token (made for this data folder, kept in .data/admin.token): ${shared.ADMIN_TOKEN}`);
     return { apiUrl: `http://127.0.0.1:${apiPort}`, gatewayUrl: `ws://127.0.0.1:${gatewayPort}`, env: shared, stop };
   } catch (err) {
     await stop();
@@ -84,18 +90,18 @@ export async function startLocalDeployment(
 }
 
 /**
- * The embedded default's CREDENTIALS_KEY: made once, kept in the local data folder (0600), so
- * credentials stored in the local FerretDB stay readable across restarts. Never used in production,
- * where CREDENTIALS_KEY comes from the environment.
+ * A secret of the embedded default (its ADMIN_TOKEN, its CREDENTIALS_KEY): made once, kept in the
+ * local data folder (0600), so that it survives restarts (credentials stored in the local FerretDB
+ * stay readable, the printed token keeps working). Never used in production, where these come from
+ * the environment.
  */
-async function localCredentialsKey(dataDir: string): Promise<string> {
-  const path = join(dataDir, 'credentials.key');
+async function localSecret(dataDir: string, name: string, make: () => string): Promise<string> {
+  const path = join(dataDir, name);
   try {
     return (await readFile(path, 'utf8')).trim();
   } catch {
-    const key = randomBytes(32).toString('base64');
     await mkdir(dataDir, { recursive: true });
-    await writeFile(path, `${key}\n`, { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    await writeFile(path, `${make()}\n`, { mode: 0o600, flag: 'wx' }).catch(() => undefined);
     return (await readFile(path, 'utf8')).trim();
   }
 }

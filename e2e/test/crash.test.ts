@@ -29,6 +29,7 @@ t.test(
       PULUMI_BIN: stack.config.PULUMI_BIN,
       PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
       WORK_DIR: stack.config.WORK_DIR,
+      LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
       RUNNER_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS),
       LOG_LEVEL: 'warn',
     };
@@ -112,6 +113,7 @@ t.test('SIGTERM drains a runner process: its running job ends cancelled (shutdow
     PULUMI_BIN: stack.config.PULUMI_BIN,
     PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
     WORK_DIR: stack.config.WORK_DIR,
+    LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
     CANCEL_GRACE_SECONDS: '1',
     LOG_LEVEL: 'warn',
   });

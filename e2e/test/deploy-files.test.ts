@@ -4,14 +4,17 @@
  * validates against the Compose Specification schema; every kustomize overlay builds and each object
  * validates against the Kubernetes (and KEDA) schemas, plus the rules docs/operations.md promises.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDockerfile, toolPath } from '@pds/devkit';
 import { ConfigSchema, repoRoot, STACK_JOBS_QUEUE } from '@pds/shared';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { validate as lintDockerfile } from 'dockerfile-utils';
 import { execa } from 'execa';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 
 const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
@@ -28,7 +31,9 @@ t.test('Dockerfile: lints clean; every service image is non-root, health-checked
       t.fail(`no ${name} target`);
       continue;
     }
-    t.equal(stage.user, 'node', `${name} runs as the non-root node user`);
+    // The runner switches each job to its slot's uid, which takes uid 0 (with capabilities dropped by compose and Kubernetes).
+    if (name === 'runner') t.equal(stage.user, 'root', 'the runner stays uid 0 to run jobs as their own uids');
+    else t.equal(stage.user, 'node', `${name} runs as the non-root node user`);
     t.match(stage.healthcheck, /\/health/, `${name} has a HEALTHCHECK on /health`);
     t.equal(stage.cmd?.[0], 'node', `${name}: CMD is exec form starting node (signals reach it)`);
     t.ok(!stage.entrypoint || stage.entrypoint[0] === '/usr/bin/tini', `${name}: nothing but tini in front of node`);
@@ -92,9 +97,22 @@ interface K8sObject {
   [key: string]: unknown;
 }
 
+/** A copy of deploy/k8s with the dev overlay's secrets.env made as its comment says (none ships). */
+async function k8sTree(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pds-k8s-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await cp(join(repoRoot, 'deploy/k8s'), dir, { recursive: true });
+  const random = (n: number) => randomBytes(n).toString('base64');
+  await writeFile(
+    join(dir, 'overlays/dev/secrets.env'),
+    `ADMIN_TOKEN=${random(32)}\nCREDENTIALS_KEY=${random(32)}\nPULUMI_CONFIG_PASSPHRASE=${random(24)}\n`,
+  );
+  return dir;
+}
+
 for (const overlay of ['dev', 'prod']) {
   t.test(`kustomize overlay ${overlay}: builds, validates against the Kubernetes schemas, and follows the operating rules`, async (t) => {
-    const built = await execa(toolPath('kustomize'), ['build', join(repoRoot, 'deploy/k8s/overlays', overlay)]);
+    const built = await execa(toolPath('kustomize'), ['build', join(await k8sTree(t), 'overlays', overlay)]);
     const objects = parseAllDocuments(built.stdout).map((d) => d.toJS() as K8sObject);
     t.ok(objects.length > 10, `${objects.length} objects`);
     for (const object of objects) {
@@ -122,7 +140,7 @@ for (const overlay of ['dev', 'prod']) {
           resources?: { requests?: object; limits?: object };
         }[];
         serviceAccountName?: string;
-        securityContext?: { runAsNonRoot?: boolean };
+        securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
         terminationGracePeriodSeconds?: number;
       };
       const [container] = pod.containers;
@@ -131,7 +149,19 @@ for (const overlay of ['dev', 'prod']) {
       t.equal(container?.livenessProbe?.httpGet?.path, '/health', `${name}: liveness on /health`);
       t.ok(container?.resources?.requests && container.resources.limits, `${name}: requests and limits`);
       t.equal(pod.serviceAccountName, 'pulumi-deploy');
-      t.equal(pod.securityContext?.runAsNonRoot, true, `${name}: non-root`);
+      if (name === 'runner') {
+        // Uid 0 with only the capabilities that switching each job to its slot's uid takes.
+        const caps = (container as { securityContext?: { capabilities?: { drop?: string[]; add?: string[] } } })?.securityContext
+          ?.capabilities;
+        t.same(caps?.drop, ['ALL'], 'runner: every capability dropped');
+        t.same(
+          [...(caps?.add ?? [])].sort(),
+          ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'SETGID', 'SETUID'],
+          'runner: only those it needs added back',
+        );
+      } else {
+        t.equal(pod.securityContext?.runAsNonRoot, true, `${name}: non-root`);
+      }
       t.ok(find('PodDisruptionBudget', name), `${name} has a PodDisruptionBudget`);
     }
     const runnerPod = (find('Deployment', 'runner')!.spec as { template: { spec: { terminationGracePeriodSeconds: number } } }).template
@@ -150,6 +180,20 @@ for (const overlay of ['dev', 'prod']) {
     const ingress = JSON.stringify(find('Ingress', 'pulumi-deploy'));
     t.match(ingress, /"path":"\/v1\/jobs\/\[\^\/\]\+\/stream".*?"name":"stream-gateway"/, 'job streams reach the gateway');
     t.match(ingress, /proxy-read-timeout/, 'long-lived stream connections are allowed');
+    const ingressSpec = find('Ingress', 'pulumi-deploy')!.spec as {
+      tls?: { secretName: string }[];
+      rules: { http: { paths: { path: string }[] } }[];
+    };
+    t.ok(ingressSpec.tls?.[0]?.secretName, 'the Ingress serves TLS');
+    t.same(
+      ingressSpec.rules.flatMap((r) => r.http.paths.map((p) => p.path)).filter((p) => p === '/' || p.startsWith('/metrics')),
+      [],
+      'no catch-all path: /metrics, /health, /ready stay in-cluster',
+    );
+    const deny = find('NetworkPolicy', 'default-deny') as unknown as { spec: { podSelector: object; policyTypes: string[] } };
+    t.same(deny?.spec, { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }, 'every pod: deny by default');
+    const runnerPolicy = JSON.stringify(find('NetworkPolicy', 'runner'));
+    t.match(runnerPolicy, /"except":\[[^\]]*"169\.254\.169\.254\/32"/, 'runners never reach the cloud metadata address');
     const secret = find('Secret', 'pulumi-deploy-secrets') as { stringData?: Record<string, string>; data?: Record<string, string> };
     const secretKeys = Object.keys(secret.stringData ?? secret.data ?? {});
     for (const key of ['ADMIN_TOKEN', 'CREDENTIALS_KEY']) t.ok(secretKeys.includes(key), `the Secret carries ${key}`);

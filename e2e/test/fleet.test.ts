@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { recentOutput } from '@pds/devkit';
+import { jobWritableFile, recentOutput } from '@pds/devkit';
 import type { StackJobDoc } from '@pds/shared';
 import t from 'tap';
 import { fileSetManifest, startRunnerProcess, startStack } from './harness.js';
@@ -21,15 +21,18 @@ t.test(
     await stack.runner.close();
     const scratch = await mkdtemp(join(tmpdir(), 'pds-fleet-'));
     t.teardown(() => rm(scratch, { recursive: true, force: true }));
-    const log = join(scratch, 'runs.log');
+    const log = jobWritableFile(scratch, 'runs.log');
     const env = {
       MONGO_URL: stack.config.MONGO_URL,
       REDIS_URL: stack.config.REDIS_URL,
       PULUMI_BIN: STAND_IN,
       STAND_IN_LOG: log,
       STAND_IN_MS: '40',
+      JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS',
       RUNNER_CONCURRENCY: '4',
       WORK_DIR: join(scratch, 'work'),
+      // The same root as the API's: the runner checks a job's folder again on its own disk.
+      LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
       LOG_LEVEL: 'warn',
     };
     const runners = await Promise.all(Array.from({ length: RUNNERS }, () => startRunnerProcess(env)));

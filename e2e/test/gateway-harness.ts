@@ -5,7 +5,7 @@ import { connectMongo, createLogger, createModels, createRedis, lineStore, type 
 import { buildGateway, type GatewayOptions, SubscriptionHub } from '@pds/stream-gateway';
 import type { Redis } from 'ioredis';
 
-export const TOKEN = 'gateway-test-token-0123456789';
+export const TOKEN = 'gateway-test-token-0123456789-abcdefghijklmnop';
 const logger = createLogger({ name: 'gateway-test', level: 'silent' });
 
 /** A gateway on real Redis and MongoDB, and a way to make jobs whose lines a test produces. */
@@ -26,7 +26,7 @@ export async function startGateway(t: Teardowns, options: GatewayOptions & { red
     const hub = new SubscriptionHub(subscriber, logger);
     const app = await buildGateway(
       { ADMIN_TOKEN: TOKEN },
-      { models, hub, mongoPing: async () => undefined, redisPing: () => command.ping() },
+      { models, hub, redis: command, mongoPing: async () => undefined },
       logger,
       options,
     );

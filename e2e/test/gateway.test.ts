@@ -1,5 +1,5 @@
 import { startLocalRedis } from '@pds/devkit';
-import { jobChannel, storeApiToken } from '@pds/shared';
+import { BOOTSTRAP_PRINCIPAL, hashToken, issueStreamTicket, jobChannel, storeApiToken } from '@pds/shared';
 import t from 'tap';
 import WebSocket from 'ws';
 import { startGateway, TOKEN } from './gateway-harness.js';
@@ -30,18 +30,46 @@ async function readSse(response: Response) {
     });
 }
 
-t.test('access and bad requests get clear close codes', async (t) => {
+/** How the gateway answers a WebSocket upgrade: 101 when it upgrades, else the HTTP status and message it refused with. */
+function upgrade(url: string, headers: Record<string, string> = {}): Promise<{ status: number; message?: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    socket.once('open', () => {
+      socket.close();
+      resolve({ status: 101 });
+    });
+    socket.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, message: JSON.parse(body || '{}').message }));
+    });
+    socket.once('error', (err) => (err.message.startsWith('Unexpected server response') ? undefined : reject(err)));
+  });
+}
+
+t.test('a refused upgrade is answered over HTTP before any socket exists; bad requests say what is wrong', async (t) => {
   const { gateway, job } = await startGateway(t);
   const { ws, http } = await gateway();
   const { jobId } = await job();
-  const noToken = await new Promise<number>((resolve) => new WebSocket(`${ws}/v1/jobs/${jobId}/stream`).on('close', resolve));
-  t.equal(noToken, 4401, 'no token: 4401');
-  t.equal((await readStream(`${ws}/v1/jobs/${jobId}/stream`, 'wrong-token-wrong-token')).code, 4401, 'a wrong token: 4401');
+  t.match(await upgrade(`${ws}/v1/jobs/${jobId}/stream`), { status: 401, message: /missing bearer token/ }, 'no token: 401');
+  t.match(await upgrade(`${ws}/v1/jobs/${jobId}/stream`, { authorization: 'Bearer wrong-token-wrong-token' }), {
+    status: 401,
+    message: /not valid/,
+  });
+  t.match(await upgrade(`${ws}/v1/jobs/${jobId}/stream?token=${TOKEN}`), { status: 401 }, 'a token in the URL is not a way in');
   const unknown = await readStream(`${ws}/v1/jobs/no-such-job/stream`, TOKEN);
   t.equal(unknown.code, 4404, 'an unknown job: 4404');
   t.match(unknown.reason, /not found/);
-  t.equal((await readStream(`${ws}/v1/jobs/${jobId}/stream?from=-1`, TOKEN)).code, 4400, 'a bad from: 4400');
-  t.equal((await fetch(`${http}/v1/jobs/${jobId}/stream`)).status, 426, 'plain HTTP is told to upgrade or ask for SSE');
+  t.match(await upgrade(`${ws}/v1/jobs/${jobId}/stream?from=-1`, { authorization: `Bearer ${TOKEN}` }), { status: 400, message: /from/ });
+  t.match(await upgrade(`${ws}/v1/jobs/${jobId}/stream?form=1`, { authorization: `Bearer ${TOKEN}` }), {
+    status: 400,
+    message: /form|additional/,
+  });
+  t.equal(
+    (await fetch(`${http}/v1/jobs/${jobId}/stream`, { headers: { authorization: `Bearer ${TOKEN}` } })).status,
+    426,
+    'plain HTTP is told to upgrade or ask for SSE',
+  );
 });
 
 t.test('API tokens of any role may watch; a revoked one is refused', async (t) => {
@@ -54,17 +82,19 @@ t.test('API tokens of any role may watch; a revoked one is refused', async (t) =
   await finish();
   const watched = await reading;
   t.equal(watched.code, 1000, 'a viewer token streams the job to its end');
-  const refused = await readStream(`${ws}/v1/jobs/${jobId}/stream`, revoked.token);
-  t.equal(refused.code, 4401);
-  t.match(refused.reason, /revoked/);
+  t.match(await upgrade(`${ws}/v1/jobs/${jobId}/stream`, { authorization: `Bearer ${revoked.token}` }), {
+    status: 401,
+    message: /revoked/,
+  });
 });
 
-t.test('Server-Sent Events carry the same stream, and Last-Event-ID resumes it', async (t) => {
-  const { gateway, job } = await startGateway(t);
+t.test('Server-Sent Events carry the same stream (a browser opens it with a stream ticket), and Last-Event-ID resumes it', async (t) => {
+  const { gateway, job, command } = await startGateway(t);
   const { http } = await gateway();
   const j = await job();
   for (let i = 1; i <= 10; i++) j.sink.line('stdout', `line ${i}`);
-  const reading = fetch(`${http}/v1/jobs/${j.jobId}/stream?from=0&token=${TOKEN}`, { headers: { accept: 'text/event-stream' } }).then(
+  const { ticket } = await issueStreamTicket(command, { principal: BOOTSTRAP_PRINCIPAL, tokenHash: hashToken(TOKEN) }, { jobId: j.jobId });
+  const reading = fetch(`${http}/v1/jobs/${j.jobId}/stream?from=0&ticket=${ticket}`, { headers: { accept: 'text/event-stream' } }).then(
     readSse,
   );
   await new Promise((r) => setTimeout(r, 200));
@@ -155,7 +185,7 @@ t.test('a client that does not read is closed with a reason and does not slow th
 });
 
 t.test('a gateway holds one Redis subscription per job, however many clients watch it', async (t) => {
-  const { gateway, job, command } = await startGateway(t);
+  const { gateway, job, command } = await startGateway(t, { maxConnectionsPerToken: 100 });
   const [one, two] = [await gateway(), await gateway()];
   const j = await job();
   const sockets = await Promise.all(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '@pds/api';
@@ -26,13 +26,24 @@ import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { Queue } from 'bullmq';
 import WebSocket from 'ws';
 
-export const TOKEN = 'test-admin-token-0123456789';
+export const TOKEN = 'test-admin-token-0123456789-abcdefghijklmnop';
 
 /**
  * The three services in this process, on a real Redis, a real MongoDB wire server, the real
  * Pulumi CLI and a file state backend in a temporary folder. Everything is torn down with `t`.
  */
 export const CREDENTIALS_KEY = Buffer.alloc(32, 3).toString('base64');
+
+/**
+ * tap follows every child process (it wraps spawn) and makes each write a record into
+ * .tap/processinfo when it exits; a job's processes run as their slot's uid and could not, and would
+ * print the failure into the job's output. Test plumbing only: the folder is opened to them.
+ */
+async function openTapProcessInfo(): Promise<void> {
+  const dir = join(repoRoot, '.tap', 'processinfo');
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o1777);
+}
 
 export async function startStack(
   t: Teardowns,
@@ -52,6 +63,10 @@ export async function startStack(
     mkdtemp(join(tmpdir(), 'pds-e2e-')),
   ]);
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
+  // Jobs run as their slot's uid (RUNNER_ISOLATION=uid): they must be able to pass through to
+  // their own folders under WORK_DIR and the state backend (never to list the scratch folder).
+  await chmod(scratch, 0o711);
+  await openTapProcessInfo();
   const config = loadConfig(
     {},
     {
@@ -62,6 +77,8 @@ export async function startStack(
       PULUMI_BIN: toolPath('pulumi'),
       PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
       WORK_DIR: join(scratch, 'work'),
+      // The tests' LocalFileSet folders live in temporary folders.
+      LOCAL_FILES_ROOT: tmpdir(),
       LOG_LEVEL: 'silent',
       ...overrides,
     },
@@ -112,13 +129,13 @@ export async function startStack(
   t.teardown(() => runner.close());
 
   const hub = new SubscriptionHub(subscriber, logger);
-  const gateway = await buildGateway(config, { models, hub, mongoPing, redisPing: () => commandRedis.ping() }, logger);
+  const gateway = await buildGateway(config, { models, hub, redis: commandRedis, mongoPing }, logger);
   await gateway.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => gateway.close());
   const gatewayUrl = `ws://127.0.0.1:${(gateway.server.address() as { port: number }).port}`;
 
   const auth = { authorization: `Bearer ${TOKEN}` };
-  return { config, models, api, runner, queue, gatewayUrl, auth, scratch };
+  return { config, models, api, runner, queue, gateway, gatewayUrl, auth, scratch };
 }
 
 export interface StreamedMessage {

@@ -4,7 +4,7 @@
  * with the image's paths mapped onto this checkout, and running one real deployment through them.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort, parseDockerfile, recentOutput, startProcess, toolPath, waitForPort } from '@pds/devkit';
@@ -14,10 +14,11 @@ import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { readStream } from './harness.js';
 
-const TOKEN = 'image-test-token-0123456789';
+const TOKEN = 'image-test-token-0123456789-abcdefghijklmnop';
 
 t.test("the services started with their images' commands and environment run a real deployment", async (t) => {
   const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-image-'))]);
+  await chmod(scratch, 0o711); // jobs run as their slot's uid and must reach their folders
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   const stages = parseDockerfile(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'));
   // Where the image's folders are in this checkout.
@@ -38,8 +39,15 @@ t.test("the services started with their images' commands and environment run a r
     CREDENTIALS_KEY: Buffer.alloc(32, 5).toString('base64'),
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
+    LOCAL_FILES_ROOT: join(scratch, 'files'),
   };
 
+  /** The secrets each service uses, and so the only ones compose gives it. */
+  const SECRETS_OF: Record<string, string[]> = {
+    api: ['ADMIN_TOKEN', 'CREDENTIALS_KEY'],
+    runner: ['CREDENTIALS_KEY'],
+    'stream-gateway': ['ADMIN_TOKEN'],
+  };
   const urls: Record<string, string> = {};
   for (const name of ['api', 'runner', 'stream-gateway']) {
     const stage = stages.get(name)!;
@@ -50,8 +58,10 @@ t.test("the services started with their images' commands and environment run a r
     const env: NodeJS.ProcessEnv = { ...imageEnv, PATH: `${imageEnv.PATH ?? ''}${process.env.PATH}`, PORT: String(port) };
     delete env.NODE_ENV; // dev dependencies are present here; production mode changes nothing we test
     for (const key of composeNames) if (local[key] !== undefined) env[key] = local[key];
-    for (const key of ['MONGO_URL', 'REDIS_URL', 'ADMIN_TOKEN', 'CREDENTIALS_KEY'])
-      t.ok(composeNames.includes(key), `compose gives ${name} ${key}`);
+    for (const key of ['MONGO_URL', 'REDIS_URL', ...SECRETS_OF[name]!]) t.ok(composeNames.includes(key), `compose gives ${name} ${key}`);
+    for (const key of ['ADMIN_TOKEN', 'CREDENTIALS_KEY'].filter((k) => !SECRETS_OF[name]!.includes(k))) {
+      t.notOk(composeNames.includes(key), `compose does not give ${name} ${key}`);
+    }
     const [command, ...args] = stage.cmd!;
     t.equal(command, 'node');
     const managed = startProcess(process.execPath, args, { cwd: repoRoot, env });
@@ -65,7 +75,7 @@ t.test("the services started with their images' commands and environment run a r
 
   const api = (path: string, init: RequestInit = {}) =>
     fetch(`${urls.api}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...init.headers } });
-  const dir = join(scratch, 'files');
+  const dir = join(scratch, 'files', 'image-wiring');
   const created = await api('/v1/resources', {
     method: 'POST',
     headers: { 'content-type': 'application/yaml' },

@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type LocalServer, startLocalFerretDb, startLocalRedis } from '@pds/devkit';
+import { jobWritableFile, type LocalServer, startLocalFerretDb, startLocalRedis } from '@pds/devkit';
+import { stackBackend } from '@pds/runner';
 import type { Teardowns } from '@pds/devkit/tap';
 import t from 'tap';
 import { createResource, fileSetManifest, queueJob, replaceResource, startStack, storedLines, waitForJob } from './harness.js';
@@ -97,14 +98,14 @@ t.test('MongoDB away past the tolerance while a job prints, back before it ends:
   t.teardown(() => mongo.stop());
   // The stand-in prints a line every 200 ms for 12 s: output while MongoDB is away, on demand.
   const scratch = await scratchDir(t, 'pds-outage-lines-log-');
-  Object.assign(process.env, { STAND_IN_LOG: join(scratch, 'runs.log'), STAND_IN_MS: '12000', STAND_IN_TICK_MS: '200' });
+  Object.assign(process.env, { STAND_IN_LOG: jobWritableFile(scratch, 'runs.log'), STAND_IN_MS: '12000', STAND_IN_TICK_MS: '200' });
   t.teardown(() => {
     for (const name of ['STAND_IN_LOG', 'STAND_IN_MS', 'STAND_IN_TICK_MS']) delete process.env[name];
   });
   const logs: string[] = [];
   const stack = await startStack(
     t,
-    { MONGO_URL: mongo.url, OUTAGE_TOLERANCE_SECONDS: 1, PULUMI_BIN: STAND_IN },
+    { MONGO_URL: mongo.url, OUTAGE_TOLERANCE_SECONDS: 1, PULUMI_BIN: STAND_IN, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_TICK_MS' },
     { logs: (line) => logs.push(line) },
   );
   const resource = await createResource(stack, fileSetManifest('gappy', join(scratch, 'files'), [{ path: 'a.txt', content: 'a' }]));
@@ -163,13 +164,19 @@ t.test('Redis paused past the stack lock TTL during a preview: the preview is ru
   t.teardown(() => redis.stop());
   const scratch = await scratchDir(t, 'pds-outage-preview-');
   // The stand-in: a preview that takes 8 s, outlasting the pause (a real preview is quick).
-  process.env.STAND_IN_LOG = join(scratch, 'runs.log');
+  process.env.STAND_IN_LOG = jobWritableFile(scratch, 'runs.log');
   process.env.STAND_IN_MS = '8000';
   t.teardown(() => {
     delete process.env.STAND_IN_LOG;
     delete process.env.STAND_IN_MS;
   });
-  const stack = await startStack(t, { REDIS_URL: redis.url, RUNNER_HEARTBEAT_SECONDS: 0.5, CANCEL_GRACE_SECONDS: 1, PULUMI_BIN: STAND_IN });
+  const stack = await startStack(t, {
+    REDIS_URL: redis.url,
+    RUNNER_HEARTBEAT_SECONDS: 0.5,
+    CANCEL_GRACE_SECONDS: 1,
+    PULUMI_BIN: STAND_IN,
+    JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS',
+  });
   const resource = await createResource(stack, fileSetManifest('cut-preview', join(scratch, 'files'), [{ path: 'a.txt', content: 'a' }]));
   const job = await queueJob(stack, resource.id, { operation: 'preview' });
   await waitForJob(stack.models, job.id, (d) => d.status === 'running');
@@ -184,10 +191,9 @@ t.test('Redis paused past the stack lock TTL during a preview: the preview is ru
 
 t.test('a stack Pulumi finds locked from outside: tried again while the lock stays, never cleared by the service', async (t) => {
   const stack = await startStack(t, {}, { runner: { lockedRetryWaitsMs: [1_000, 1_000] } });
-  const backend = fileURLToPath(stack.config.PULUMI_BACKEND_URL);
-  /** A lock as another `pulumi` process holds it (the file backend's own format). */
+  /** A lock as another `pulumi` process holds it (the file backend's own format, in the stack's own folder). */
   async function lockFromOutside(stackFqdn: string): Promise<string> {
-    const dir = join(backend, '.pulumi', 'locks', stackFqdn);
+    const dir = join(stackBackend(stack.config.PULUMI_BACKEND_URL, stackFqdn).dir as string, '.pulumi', 'locks', stackFqdn);
     await mkdir(dir, { recursive: true });
     const file = join(dir, 'someone-else.json');
     const content = { pid: 4242, username: 'operator', hostname: 'laptop', timestamp: new Date().toISOString() };

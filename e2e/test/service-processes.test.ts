@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalDeployment } from '@pds/devkit';
@@ -7,10 +7,11 @@ import { testMongo, testRedis } from '@pds/devkit/tap';
 import t from 'tap';
 import { readStream } from './harness.js';
 
-const TOKEN = 'process-test-token-0123456789';
+const TOKEN = 'process-test-token-0123456789-abcdefghijklmnop';
 
 t.test('the three services started as their images start them run a real deployment', async (t) => {
   const [redisUrl, mongoUrl, scratch] = await Promise.all([testRedis(t), testMongo(t), mkdtemp(join(tmpdir(), 'pds-proc-'))]);
+  await chmod(scratch, 0o711); // jobs run as their slot's uid and must reach their folders
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   const deployment = await startLocalDeployment(
     {
@@ -34,7 +35,8 @@ t.test('the three services started as their images start them run a real deploym
     t.same(await (await fetch(`${service}/ready`)).json(), { status: 'ok', mongo: 'ok', redis: 'ok' }, `${service}/ready`);
   }
 
-  const dir = join(scratch, 'files');
+  // Inside the default LOCAL_FILES_ROOT, WORK_DIR/files.
+  const dir = join(scratch, 'work', 'files', 'proc');
   const created = await api('/v1/resources', {
     method: 'POST',
     headers: { 'content-type': 'application/yaml' },

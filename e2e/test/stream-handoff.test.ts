@@ -6,7 +6,7 @@ import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import t from 'tap';
 import WebSocket from 'ws';
 
-const TOKEN = 'handoff-test-token-0123456789';
+const TOKEN = 'handoff-test-token-0123456789-abcdefghijklmnop';
 const LINES = Number(process.env.HANDOFF_LINES ?? 50_000);
 const CLIENTS = 20;
 
@@ -33,7 +33,7 @@ t.test(
     const hub = new SubscriptionHub(subscriber, logger);
     const gateway = await buildGateway(
       { ADMIN_TOKEN: TOKEN } as never,
-      { models, hub, mongoPing: async () => undefined, redisPing: () => command.ping() },
+      { models, hub, redis: command, mongoPing: async () => undefined },
       logger,
     );
     await gateway.listen({ host: '127.0.0.1', port: 0 });
@@ -56,7 +56,9 @@ t.test(
     const join = (from: number) =>
       new Promise<Received>((resolve, reject) => {
         const received: Received = { from, seqs: [] };
-        const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream?from=${from}&token=${TOKEN}`);
+        const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream?from=${from}`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
         socket.on('message', (data) => {
           const message = JSON.parse(String(data));
           if (message.type === 'end') received.end = message;

@@ -10,7 +10,8 @@ import WebSocket from 'ws';
 import { parse, stringify } from 'yaml';
 import { startLocalDeployment } from '@pds/devkit';
 
-const demoDir = join(repoRoot, '.data', 'demo-files');
+// Inside the launcher's LOCAL_FILES_ROOT (.data/files): LocalFileSet writes nowhere else.
+const demoDir = join(repoRoot, '.data', 'files', 'demo');
 
 async function call(base: string, token: string, method: string, path: string, body?: unknown, contentType = 'application/json') {
   const response = await fetch(`${base}${path}`, {

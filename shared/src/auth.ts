@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { LruCache } from './lru.js';
 import type { ApiTokenDoc } from './models/api-token.js';
 import type { Models } from './models/index.js';
 import { ROLES, type Role } from './types.js';
@@ -43,57 +44,96 @@ export function roleAllows(role: Role, needed: Role): boolean {
   return ROLES.indexOf(role) >= ROLES.indexOf(needed);
 }
 
-export type AuthOutcome = { ok: true; principal: Principal } | { ok: false; message: string };
+/** A principal and the hash of the token it presented, so that a long-lived socket can check it again. */
+export type AuthOutcome = { ok: true; principal: Principal; tokenHash: string } | { ok: false; message: string };
+
+/** What an issued token looks like: `pds_` and 256 bits in base64url. Anything else is refused before any lookup. */
+export const TOKEN_FORMAT = /^pds_[A-Za-z0-9_-]{43}$/;
 
 export interface AuthenticatorOptions {
-  adminToken: string;
+  /** The bootstrap admin token; a service without one (the runner) accepts only issued tokens. */
+  adminToken?: string;
   /** Reads a stored token by its hash. */
   findToken(hash: string): Promise<Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'expiresAt' | 'revokedAt'> | null>;
   /** How long a looked-up token is trusted without asking the store again (default 5 s). */
   cacheMs?: number;
+  /** How many known tokens are remembered (default 10,000); unknown ones have a cache of their own. */
+  cacheEntries?: number;
   now?: () => number;
 }
 
+const NOT_VALID: AuthOutcome = { ok: false, message: 'the bearer token is not valid' };
+
 /**
- * Turns a bearer token into a principal. ADMIN_TOKEN is compared in memory; other tokens are looked
- * up by hash and remembered for `cacheMs`, so a revocation reaches every process within that time.
+ * Turns a bearer token into a principal. ADMIN_TOKEN is compared in constant time; other tokens
+ * must have the issued format, then are looked up by hash and remembered for `cacheMs`, so a
+ * revocation reaches every process within that time. Tokens found and tokens not found are kept in
+ * separate bounded LRUs: a spray of random tokens churns only the second and never evicts a good one.
  */
-export function createAuthenticator({ adminToken, findToken, cacheMs = 5_000, now = Date.now }: AuthenticatorOptions) {
-  const cache = new Map<string, { outcome: AuthOutcome; until: number }>();
+export function createAuthenticator({
+  adminToken,
+  findToken,
+  cacheMs = 5_000,
+  cacheEntries = 10_000,
+  now = Date.now,
+}: AuthenticatorOptions) {
+  type Entry = { outcome: AuthOutcome; until: number };
+  const known = new LruCache<string, Entry>(cacheEntries);
+  const unknown = new LruCache<string, Entry>(Math.max(1, Math.floor(cacheEntries / 10)));
+  const adminHash = adminToken === undefined ? undefined : digest(adminToken);
 
   async function lookUp(hash: string): Promise<AuthOutcome> {
     const doc = await findToken(hash);
-    if (!doc) return { ok: false, message: 'the bearer token is not valid' };
+    if (!doc) return NOT_VALID;
     if (doc.revokedAt) return { ok: false, message: `token ${doc.id} (${doc.name}) has been revoked` };
     if (doc.expiresAt && doc.expiresAt.getTime() <= now()) return { ok: false, message: `token ${doc.id} (${doc.name}) has expired` };
-    return { ok: true, principal: { id: doc.id, name: doc.name, role: doc.role as Role } };
+    return { ok: true, principal: { id: doc.id, name: doc.name, role: doc.role as Role }, tokenHash: hash };
+  }
+
+  /** The principal of a token known by its hash (a stream ticket carries the hash, never the token). */
+  async function byHash(hash: string): Promise<AuthOutcome> {
+    if (adminHash && /^[0-9a-f]{64}$/.test(hash) && timingSafeEqual(Buffer.from(hash, 'hex'), adminHash)) {
+      return { ok: true, principal: BOOTSTRAP_PRINCIPAL, tokenHash: hash };
+    }
+    const hit = known.get(hash) ?? unknown.get(hash);
+    if (hit && hit.until > now()) return hit.outcome;
+    const outcome = await lookUp(hash);
+    (outcome.ok ? known : unknown).set(hash, { outcome, until: now() + cacheMs });
+    if (outcome.ok) unknown.delete(hash);
+    else known.delete(hash);
+    return outcome;
   }
 
   return {
     async authenticate(token: string | undefined): Promise<AuthOutcome> {
       if (token === undefined) return { ok: false, message: 'missing Authorization: Bearer <token> header' };
-      if (tokenMatches(token, adminToken)) return { ok: true, principal: BOOTSTRAP_PRINCIPAL };
-      const hash = hashToken(token);
-      const hit = cache.get(hash);
-      if (hit && hit.until > now()) return hit.outcome;
-      const outcome = await lookUp(hash);
-      if (cache.size > 10_000) cache.clear();
-      cache.set(hash, { outcome, until: now() + cacheMs });
-      return outcome;
+      if (adminToken !== undefined && tokenMatches(token, adminToken)) {
+        return { ok: true, principal: BOOTSTRAP_PRINCIPAL, tokenHash: hashToken(token) };
+      }
+      if (!TOKEN_FORMAT.test(token)) return NOT_VALID;
+      return byHash(hashToken(token));
     },
+    byHash,
     /** Forgets a token at once in this process (after a revocation here). */
     forget(hash?: string) {
-      if (hash) cache.delete(hash);
-      else cache.clear();
+      if (hash) {
+        known.delete(hash);
+        unknown.delete(hash);
+      } else {
+        known.clear();
+        unknown.clear();
+      }
     },
+    /** How long an answer is trusted: the longest a revoked token may still be accepted here. */
+    cacheMs,
   };
 }
 
 export type Authenticator = ReturnType<typeof createAuthenticator>;
 
-/** The authenticator every service uses: ADMIN_TOKEN, and the tokens stored in MongoDB. */
-export function tokenAuthenticator(models: Pick<Models, 'ApiToken'>, adminToken: string): Authenticator {
-  return createAuthenticator({ adminToken, findToken: (hash) => models.ApiToken.findById(hash).lean<ApiTokenDoc>() });
+/** The authenticator every service uses: ADMIN_TOKEN (where the service has it), and the tokens stored in MongoDB. */
+export function tokenAuthenticator(models: Pick<Models, 'ApiToken'>, adminToken: string | undefined, cacheMs?: number): Authenticator {
+  return createAuthenticator({ adminToken, cacheMs, findToken: (hash) => models.ApiToken.findById(hash).lean<ApiTokenDoc>() });
 }
 
 /**

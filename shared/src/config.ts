@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -11,19 +12,42 @@ const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace',
 export const ConfigSchema = Type.Object({
   MONGO_URL: Type.String({ default: 'mongodb://127.0.0.1:27017/pulumi-deploy' }),
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379' }),
-  ADMIN_TOKEN: Type.String({ minLength: 16, default: 'dev-admin-token-change-me' }),
+  /**
+   * The bootstrap admin token (API and gateway only; the runner never gets it). No default: at least
+   * 32 characters, not a placeholder. Only the embedded launcher makes one (per data folder).
+   */
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32 })),
   /** Seals credentials: 32 random bytes, base64 (`openssl rand -base64 32`). Without it, credentials are refused. */
   CREDENTIALS_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' })),
   /** During a key rotation: the keys before CREDENTIALS_KEY, comma-separated, still used to open. */
   CREDENTIALS_KEY_PREVIOUS: Type.Optional(Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)(,[A-Za-z0-9+/]{43}=)*$' })),
   PULUMI_BACKEND_URL: Type.String({ default: `file://${repoRoot}.data/pulumi-state` }),
+  /**
+   * Names of runner environment variables a job's Pulumi processes also get, comma-separated (the
+   * state backend's settings, e.g. `AWS_PROFILE,AWS_REGION` for an S3 backend). Besides these, a job
+   * gets system basics (PATH, locale, CA bundles, proxies) and nothing else of the runner's environment.
+   */
+  JOB_ENV_ALLOW: Type.String({ pattern: '^([A-Za-z_][A-Za-z0-9_]*(,[A-Za-z_][A-Za-z0-9_]*)*)?$', default: '' }),
   PULUMI_CONFIG_PASSPHRASE: Type.String({ default: '' }),
   /** The pulumi binary; its folder must also hold pulumi-resource-pulumi-nodejs. */
   PULUMI_BIN: Type.String({ default: 'pulumi' }),
   MODULES_DIR: Type.String({ default: `${repoRoot}modules` }),
   /** Scratch space for per-job folders (Pulumi home, credential files). */
   WORK_DIR: Type.String({ default: `${repoRoot}.data/work` }),
+  /**
+   * Where kinds that write local files (LocalFileSet) may write: their folders must be inside it
+   * (checked when a manifest is created or replaced). Default: WORK_DIR/files.
+   */
+  LOCAL_FILES_ROOT: Type.Optional(Type.String({ minLength: 1 })),
   RUNNER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
+  /**
+   * `uid`: each job's Pulumi processes run as a uid of their own (one per runner slot), in folders
+   * only that uid can read. `none` runs them as the runner's own user: only where the runner cannot
+   * switch users (a laptop without root), and it says so loudly.
+   */
+  RUNNER_ISOLATION: Type.Union([Type.Literal('uid'), Type.Literal('none')], { default: 'uid' }),
+  /** The first uid (and gid) of the runner's slots: slot i runs as RUNNER_UID_BASE + i. */
+  RUNNER_UID_BASE: Type.Integer({ minimum: 1000, maximum: 2_000_000_000, default: 61_000 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
   /** How often a runner renews its locks and heartbeats; a job is declared lost after 4 missed beats. */
   RUNNER_HEARTBEAT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
@@ -34,12 +58,52 @@ export const ConfigSchema = Type.Object({
    * gives up on a job's writes; a preview or refresh given up on this way is run again.
    */
   OUTAGE_TOLERANCE_SECONDS: Type.Number({ minimum: 0, default: 60 }),
+  /** The largest manifest the API accepts, in bytes (413 past it). */
+  MANIFEST_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
   HOST: Type.String({ default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Union([LogLevel], { default: 'info' }),
 });
 
 export type Config = Static<typeof ConfigSchema>;
+
+/** The folder local-file kinds write into: LOCAL_FILES_ROOT, else WORK_DIR/files. */
+export function localFilesRoot(config: Pick<Config, 'LOCAL_FILES_ROOT' | 'WORK_DIR'>): string {
+  return config.LOCAL_FILES_ROOT ?? `${config.WORK_DIR.replace(/\/+$/, '')}/files`;
+}
+
+/** Settings that hold a secret: each may also be given as `NAME_FILE`, a path to read it from (Kubernetes, Docker secrets). */
+export const SECRET_SETTINGS = [
+  'ADMIN_TOKEN',
+  'CREDENTIALS_KEY',
+  'CREDENTIALS_KEY_PREVIOUS',
+  'PULUMI_CONFIG_PASSPHRASE',
+  'MONGO_URL',
+  'REDIS_URL',
+] as const;
+
+export type Service = 'api' | 'runner' | 'stream-gateway';
+
+/**
+ * Which secrets each service uses; the others are dropped from its config even when the
+ * environment has them (one shared .env must not hand the gateway the credentials key).
+ */
+const SERVICE_SECRETS: Record<Service, { uses: (keyof Config)[]; requires: (keyof Config)[] }> = {
+  api: { uses: ['ADMIN_TOKEN', 'CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS'], requires: ['ADMIN_TOKEN'] },
+  runner: { uses: ['CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS', 'PULUMI_CONFIG_PASSPHRASE'], requires: [] },
+  'stream-gateway': { uses: ['ADMIN_TOKEN'], requires: [] },
+};
+
+/** Values copied from an example file or a tutorial; a token that matches one is refused. */
+const PLACEHOLDER = /change[-_ ]?me|replace[-_ ]?me|placeholder|example|your[-_ ]?(admin[-_ ]?)?token|^(x+|0+|secret|password|token)$/i;
+
+/** Why a token is too weak to be the bootstrap admin token, or undefined. */
+export function weakTokenReason(token: string): string | undefined {
+  if (token.length < 32) return 'must be at least 32 characters';
+  if (PLACEHOLDER.test(token)) return 'is a placeholder; generate one with `openssl rand -base64 32`';
+  if (new Set(token).size < 8) return 'has too few distinct characters to be random';
+  return undefined;
+}
 
 /** Raised when the environment does not describe a valid configuration; names every bad variable. */
 export class ConfigError extends Error {
@@ -57,11 +121,48 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: P
     const value = env[key];
     if (value !== undefined && value !== '') picked[key] = value;
   }
+  Object.assign(picked, secretsFromFiles(env));
   const candidate = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, { ...picked, ...overrides }));
   const errors = [...Value.Errors(ConfigSchema, candidate)];
   if (errors.length > 0) {
     const detail = errors.map((e) => `${e.path.slice(1) || '(root)'}: ${e.message}`).join('; ');
     throw new ConfigError(`invalid configuration: ${detail}`);
   }
-  return candidate as Config;
+  const config = candidate as Config;
+  const weak = config.ADMIN_TOKEN === undefined ? undefined : weakTokenReason(config.ADMIN_TOKEN);
+  if (weak) throw new ConfigError(`invalid configuration: ADMIN_TOKEN ${weak}`);
+  return config;
+}
+
+/** `NAME_FILE` settings read from their files (one trailing newline dropped); naming both forms is an error. */
+function secretsFromFiles(env: Record<string, string | undefined>): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const name of SECRET_SETTINGS) {
+    const path = env[`${name}_FILE`];
+    if (!path) continue;
+    if (env[name]) throw new ConfigError(`invalid configuration: set ${name} or ${name}_FILE, not both`);
+    try {
+      found[name] = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: ${name}_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
+  return found;
+}
+
+/**
+ * The config of one service: what `loadConfig` reads, less the secrets the service does not use,
+ * and refused when a secret it needs is missing.
+ */
+export function loadServiceConfig(service: Service, env: Record<string, string | undefined>, overrides: Partial<Config> = {}): Config {
+  const config = loadConfig(env, overrides);
+  const { uses, requires } = SERVICE_SECRETS[service];
+  for (const name of requires) {
+    if (config[name] === undefined) throw new ConfigError(`invalid configuration: the ${service} needs ${name} (or ${name}_FILE)`);
+  }
+  for (const name of ['ADMIN_TOKEN', 'CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS'] as const) {
+    if (!uses.includes(name)) delete config[name];
+  }
+  if (!uses.includes('PULUMI_CONFIG_PASSPHRASE')) config.PULUMI_CONFIG_PASSPHRASE = '';
+  return config;
 }

@@ -27,5 +27,8 @@ export const errors = {
   forbidden: createError('FORBIDDEN', 403),
   notFound: createError('NOT_FOUND', 404),
   conflict: createError('CONFLICT', 409),
+  payloadTooLarge: createError('PAYLOAD_TOO_LARGE', 413),
+  upgradeRequired: createError('UPGRADE_REQUIRED', 426),
+  tooManyRequests: createError('TOO_MANY_REQUESTS', 429),
   unavailable: createError('DEPENDENCY_UNAVAILABLE', 503),
 };

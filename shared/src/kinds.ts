@@ -14,6 +14,8 @@ export interface KindInfo {
   /** The cloud provider whose credential the program needs (`none` for offline programs). */
   provider: string;
   description: string;
+  /** Spec fields that name a folder on the runner's machine: kept inside LOCAL_FILES_ROOT (`localPaths`). */
+  localPaths: string[];
 }
 
 export type KindRegistry = ReadonlyMap<string, KindInfo>;
@@ -46,6 +48,7 @@ export async function loadKindRegistry(modulesDir: string): Promise<KindRegistry
       main: typeof project.main === 'string' ? project.main : 'index.js',
       provider: typeof descriptor.provider === 'string' ? descriptor.provider : 'none',
       description: typeof descriptor.description === 'string' ? descriptor.description : '',
+      localPaths: Array.isArray(descriptor.localPaths) ? descriptor.localPaths.map(String) : [],
     });
   }
   return registry;

@@ -1,4 +1,4 @@
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { parseDocument, stringify as stringifyYaml, visit } from 'yaml';
 import { errors } from './errors.js';
 
 /** The label that names a resource's Pulumi stack as `org/project/stack`. */
@@ -18,17 +18,24 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** The default size cap of a manifest (`MANIFEST_MAX_BYTES`). */
+export const MANIFEST_MAX_BYTES = 64 * 1024;
+
 /**
- * Parses and validates a manifest's YAML text. Throws a 400 AppError naming the bad field.
+ * Parses and validates a manifest's YAML text. Throws a 400 AppError naming the bad field, a 413
+ * past `maxBytes`. Anchors and aliases are refused: a few lines of aliases can expand to gigabytes
+ * (the "billion laughs"), and a manifest has no need of them.
  * Kind and stack checks that need the kind registry live in `resolveStackFqdn`.
  */
-export function parseManifest(text: string): Manifest {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw errors.invalidManifest(`manifest is not valid YAML: ${(err as Error).message}`);
-  }
+export function parseManifest(text: string, maxBytes = MANIFEST_MAX_BYTES): Manifest {
+  const size = Buffer.byteLength(text);
+  if (size > maxBytes) throw errors.payloadTooLarge(`manifest is ${size} bytes; at most ${maxBytes} are accepted (MANIFEST_MAX_BYTES)`);
+  const parsed = parseDocument(text, { uniqueKeys: true });
+  if (parsed.errors.length > 0) throw errors.invalidManifest(`manifest is not valid YAML: ${parsed.errors[0]?.message}`);
+  let alias = false;
+  visit(parsed, { Alias: () => void (alias = true), Node: (_key, node) => void (alias ||= 'anchor' in node && Boolean(node.anchor)) });
+  if (alias) throw errors.invalidManifest('manifest must not use YAML anchors or aliases (& and *)');
+  const doc: unknown = parsed.toJS({ maxAliasCount: 0 });
   if (!isPlainObject(doc)) throw errors.invalidManifest('manifest must be a YAML mapping');
   const { apiVersion, kind, metadata, spec } = doc;
   if (typeof apiVersion !== 'string' || apiVersion === '') {

@@ -67,3 +67,8 @@ export function jobClaimKey(jobId: string): string {
 export function idempotencyKey(principalId: string, key: string): string {
   return `${PREFIX}:idempotency:${principalId}:${key}`;
 }
+
+/** A stream ticket not yet used (JSON: principal, token hash, what it opens), by the ticket's SHA-256; 60 s. */
+export function streamTicketKey(ticketHash: string): string {
+  return `${PREFIX}:stream-ticket:${ticketHash}`;
+}

@@ -183,6 +183,9 @@ export function checkCredentialFields(provider: string, input: Record<string, un
     if (!spec.fields[name])
       throw invalid(name, `is not a field of ${provider} credentials (fields: ${Object.keys(spec.fields).join(', ')})`);
     if (typeof value !== 'string' || value.trim() === '') throw invalid(name, 'must be a non-empty string');
+    if (spec.fields[name]?.secret && value.trim().length < MIN_SECRET_LENGTH) {
+      throw invalid(name, `must be at least ${MIN_SECRET_LENGTH} characters: a shorter secret could not be masked in a job's output`);
+    }
     values[name] = value;
   }
   for (const [name, f] of Object.entries(spec.fields)) {
@@ -212,35 +215,71 @@ export function providerEnvironment(provider: string, credential: CheckedCredent
   return spec.environment({ ...credential.settings, ...credential.secrets });
 }
 
+/** The shortest secret a credential may hold: anything shorter cannot be told from ordinary output, so it could not be masked. */
+export const MIN_SECRET_LENGTH = 8;
+
+/** Fragments shorter than this are not masked on their own (they would match ordinary text). */
+const MIN_FRAGMENT = 6;
+
+/** Keys under which a structured credential (a service-account key, a kubeconfig) keeps its secrets. */
+const SECRET_KEY = /(private|secret|token|password|passphrase|credential|[-_]data$|key$|key_id$)/i;
+const NOT_SECRET_KEY = /(uri|url)$/i;
+
+/** A credential value that is a document (JSON, or a YAML mapping such as a kubeconfig), or undefined. */
+function structured(value: string): unknown {
+  const text = value.trim();
+  try {
+    if (text.startsWith('{')) return JSON.parse(text);
+    if (/^[\w"'-][^\n]*:/.test(text) && text.includes('\n')) {
+      const doc = parseYaml(text);
+      return doc && typeof doc === 'object' ? doc : undefined;
+    }
+  } catch {
+    // not a document: masked as text
+  }
+  return undefined;
+}
+
 /**
- * Every string a secret could show up as in output: each value, each line of a multi-line value,
- * and for JSON values every string inside. Short fragments (< 6 characters) are left out; masking
- * them would garble ordinary text without protecting anything.
+ * Every fragment of a credential's secrets that must never appear in a job's output: each secret
+ * value and its lines; for a document (a service-account key, a kubeconfig) the values under secret
+ * keys (tokens, passwords, private keys, `*-data`) rather than every line of it, so that ordinary
+ * lines such as `users:` stay readable; and the base64, JSON-escaped, URL-encoded and hex forms of
+ * each. Values that are also settings (a GCP key's project id) are not secrets.
  */
 export function secretFragments(secrets: Record<string, string>, settings: Record<string, string> = {}): string[] {
   const found = new Set<string>();
-  const add = (value: string) => {
+  const addText = (value: string) => {
     for (const candidate of [value, ...value.split(/\r?\n/), ...value.split(/\\n/)]) {
       const trimmed = candidate.trim();
-      if (trimmed.length >= 6) found.add(trimmed);
+      if (trimmed.length >= MIN_FRAGMENT) found.add(trimmed);
     }
   };
-  const walk = (value: unknown) => {
-    if (typeof value === 'string') add(value);
-    else if (value && typeof value === 'object') for (const v of Object.values(value)) walk(v);
+  const walk = (value: unknown, secret: boolean) => {
+    if (typeof value === 'string') {
+      if (secret) addText(value);
+    } else if (value && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) walk(inner, secret || (SECRET_KEY.test(key) && !NOT_SECRET_KEY.test(key)));
+    }
   };
   for (const value of Object.values(secrets)) {
-    add(value);
-    if (value.trim().startsWith('{')) {
-      try {
-        walk(JSON.parse(value));
-      } catch {
-        // not JSON: the value and its lines are enough
-      }
+    const doc = structured(value);
+    if (doc === undefined) addText(value);
+    else {
+      if (value.trim().length >= MIN_FRAGMENT) found.add(value.trim());
+      walk(doc, false);
     }
-    add(Buffer.from(value).toString('base64'));
+    found.add(Buffer.from(value).toString('base64'));
   }
-  // A value that is also a setting (a GCP key's project id) is not a secret.
+  for (const fragment of [...found]) {
+    const encoded = [
+      JSON.stringify(fragment).slice(1, -1),
+      encodeURIComponent(fragment),
+      Buffer.from(fragment).toString('hex'),
+      Buffer.from(fragment).toString('base64'),
+    ];
+    for (const form of encoded) if (form !== fragment) found.add(form);
+  }
   for (const value of Object.values(settings)) found.delete(value);
   return [...found].sort((a, b) => b.length - a.length);
 }

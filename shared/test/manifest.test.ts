@@ -55,3 +55,17 @@ t.test('the program input carries the manifest as target', async (t) => {
   t.match(yaml, /target:\n {2}apiVersion: deploy\.pulumi\.dev\/v1/);
   t.match(yaml, /settings:\n {2}region: eu/);
 });
+
+t.test('a manifest past the size cap is refused with 413, and YAML anchors and aliases with 400', async (t) => {
+  const big = `${valid}\n# ${'x'.repeat(70 * 1024)}\n`;
+  t.throws(() => parseManifest(big), { statusCode: 413, message: /at most 65536/ });
+  t.ok(parseManifest(big, 1024 * 1024), 'a larger cap, when configured, accepts it');
+  const laughs = `apiVersion: v1\nkind: LocalFileSet\nmetadata:\n  name: lol\nspec:\n  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n  c: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n`;
+  t.throws(() => parseManifest(laughs), { statusCode: 400, message: /anchors or aliases/ });
+  t.throws(() => parseManifest(`${valid}\nextra: &x 1\n`), { statusCode: 400, message: /anchors or aliases/ }, 'an anchor alone too');
+  t.throws(
+    () => parseManifest(valid.replace('spec:', 'spec: {}\nspec:')),
+    { statusCode: 400, message: /not valid YAML/ },
+    'a duplicate key',
+  );
+});

@@ -1,4 +1,4 @@
-import { isAbsolute, join, normalize } from 'node:path';
+import { isAbsolute, join, normalize, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { LocalFile } from './local-file';
 
@@ -20,6 +20,11 @@ function readSpec(): LocalFileSetSpec {
   if (!spec) throw new Error('STACK_INPUT_YAML has no target.spec');
   if (typeof spec.directory !== 'string' || !isAbsolute(spec.directory)) {
     throw new Error('spec.directory must be an absolute path');
+  }
+  // The API checked this when the manifest was stored; the root may have moved since.
+  const root = process.env.LOCAL_FILES_ROOT;
+  if (root && relative(root, spec.directory).startsWith('..')) {
+    throw new Error(`spec.directory ${spec.directory} is outside LOCAL_FILES_ROOT (${root})`);
   }
   if (!Array.isArray(spec.files)) throw new Error('spec.files must be a list of { path, content }');
   for (const [i, file] of spec.files.entries()) {

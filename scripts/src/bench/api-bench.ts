@@ -15,7 +15,7 @@ import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
 import autocannon from 'autocannon';
 import { fmt, row } from './stats.js';
 
-const TOKEN = 'bench-token-0123456789abcdef';
+const TOKEN = 'bench-token-0123456789abcdef-abcdefghijklmnop';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 
 async function load(url: string, options: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}) {
@@ -37,7 +37,7 @@ export async function apiBench(): Promise<void> {
   const redis = await startLocalRedis();
   const ferret = await startLocalFerretDb({ dataDir: join(scratch, 'ferret') });
   const server = spawn(process.execPath, [fileURLToPath(new URL('./api-server.js', import.meta.url))], {
-    env: { ...process.env, MONGO_URL: ferret.url, REDIS_URL: redis.url, ADMIN_TOKEN: TOKEN },
+    env: { ...process.env, MONGO_URL: ferret.url, REDIS_URL: redis.url, ADMIN_TOKEN: TOKEN, LOCAL_FILES_ROOT: '/tmp' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {

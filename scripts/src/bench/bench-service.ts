@@ -2,7 +2,7 @@
  * The service as the runner benches use it: private redis-server and FerretDB, the API (in-process,
  * called with inject) and a runner, on a scratch folder — all stopped by `stop()`.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '@pds/api';
@@ -27,11 +27,13 @@ import {
 import { Queue } from 'bullmq';
 import { sleep } from './stats.js';
 
-export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
+export const BENCH_TOKEN = 'bench-token-0123456789abcdef-abcdefghijklmnop';
 
 export async function startBenchService(name: string, overrides: (scratch: string) => Partial<Config>) {
   const logger = createLogger({ name: 'bench', level: 'silent' });
   const scratch = await mkdtemp(join(tmpdir(), `pds-${name}-bench-`));
+  await chmod(scratch, 0o711); // jobs run as their slot's uid and must reach their folders
+
   const redis = await startLocalRedis();
   const ferret = await startLocalFerretDb({ dataDir: join(scratch, 'ferret') });
   const config = loadConfig(
@@ -42,6 +44,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
       ADMIN_TOKEN: BENCH_TOKEN,
       PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
       WORK_DIR: join(scratch, 'work'),
+      LOCAL_FILES_ROOT: tmpdir(),
       LOG_LEVEL: 'silent',
       ...overrides(scratch),
     },

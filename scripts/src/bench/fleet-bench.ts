@@ -5,9 +5,9 @@
  *   BullMQ's own add → processor latency on the same Redis;
  * - jobs/s at RUNNER_CONCURRENCY 8 over many stacks vs spawning the stand-in directly with execa, 8 at a time.
  */
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { jobWritableFile } from '@pds/devkit';
 import { createRedis } from '@pds/shared';
 import { Queue, Worker } from 'bullmq';
 import { execa } from 'execa';
@@ -17,36 +17,61 @@ import { fmt, percentile, row, sleep } from './stats.js';
 export const STAND_IN = fileURLToPath(new URL('../../../e2e/fixtures/stand-in-pulumi.sh', import.meta.url));
 const CONCURRENCY = 8;
 
+type BenchService = Awaited<ReturnType<typeof startBenchService>>;
+
+/**
+ * Created → spawned of `n` jobs run one at a time, and where the time goes: created -> started (API
+ * writes, queue, pick-up, stack lock) and started -> spawned (claim, reads, folders, process start).
+ */
+async function spawnLatencies(service: BenchService, n: number) {
+  const single = await service.createResource('latency');
+  const latencies: number[] = [];
+  const toStart: number[] = [];
+  const toSpawn: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const job = await service.queueJob(single.id);
+    await service.waitEnded([job.id]);
+    const doc = await service.models.StackJob.findById(job.id, { createdAt: 1, startedAt: 1, spawnedAt: 1 }).lean<{
+      createdAt: Date;
+      startedAt?: Date;
+      spawnedAt?: Date;
+    }>();
+    if (doc?.spawnedAt) latencies.push(doc.spawnedAt.getTime() - doc.createdAt.getTime());
+    if (doc?.spawnedAt && doc.startedAt) {
+      toStart.push(doc.startedAt.getTime() - doc.createdAt.getTime());
+      toSpawn.push(doc.spawnedAt.getTime() - doc.startedAt.getTime());
+    }
+  }
+  return { latencies, toStart, toSpawn };
+}
+
+/** What running each job as its slot's uid costs on created -> spawned: isolated vs not, same run. */
+async function isolationCost(isolated: number[]): Promise<void> {
+  const plain = await startBenchService('fleet-plain', (scratch) => {
+    process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
+    return { PULUMI_BIN: STAND_IN, RUNNER_ISOLATION: 'none', JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS' };
+  });
+  try {
+    const { latencies } = await spawnLatencies(plain, 40);
+    row('isolated (uid) vs not: created -> spawned p50', percentile(isolated, 50), percentile(latencies, 50), 'ms', '<= +5 ms');
+    row('isolated (uid) vs not: created -> spawned p99', percentile(isolated, 99), percentile(latencies, 99), 'ms', '');
+  } finally {
+    await plain.stop();
+  }
+}
+
 export async function fleetBench(): Promise<void> {
   process.env.STAND_IN_MS = '0';
   const service = await startBenchService('fleet', (scratch) => {
-    process.env.STAND_IN_LOG = join(scratch, 'stand-in.log');
-    return { PULUMI_BIN: STAND_IN, RUNNER_CONCURRENCY: CONCURRENCY };
+    process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
+    return { PULUMI_BIN: STAND_IN, RUNNER_CONCURRENCY: CONCURRENCY, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS' };
   });
-  const { models } = service;
+  let isolated: number[] | undefined;
   try {
     console.log(`\n== fleet scheduling (stand-in CLI; ours vs raw, same run) ==`);
     // 1. Created → spawned, one job at a time.
-    const single = await service.createResource('latency');
-    const latencies: number[] = [];
-    // Where the time goes: created -> started (API writes, queue, pick-up, stack lock) and started ->
-    // spawned (claim, resource read, Pulumi's process start).
-    const toStart: number[] = [];
-    const toSpawn: number[] = [];
-    for (let i = 0; i < 40; i++) {
-      const job = await service.queueJob(single.id);
-      await service.waitEnded([job.id]);
-      const doc = await models.StackJob.findById(job.id, { createdAt: 1, startedAt: 1, spawnedAt: 1 }).lean<{
-        createdAt: Date;
-        startedAt?: Date;
-        spawnedAt?: Date;
-      }>();
-      if (doc?.spawnedAt) latencies.push(doc.spawnedAt.getTime() - doc.createdAt.getTime());
-      if (doc?.spawnedAt && doc.startedAt) {
-        toStart.push(doc.startedAt.getTime() - doc.createdAt.getTime());
-        toSpawn.push(doc.spawnedAt.getTime() - doc.startedAt.getTime());
-      }
-    }
+    const { latencies, toStart, toSpawn } = await spawnLatencies(service, 40);
+    isolated = latencies;
     const connection = createRedis(service.redisUrl, 'worker', service.logger);
     const rawQueue = new Queue('raw-latency', { connection });
     const seen = new Map<string, number>();
@@ -111,4 +136,5 @@ export async function fleetBench(): Promise<void> {
   } finally {
     await service.stop();
   }
+  if (isolated) await isolationCost(isolated);
 }

@@ -19,7 +19,7 @@ import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { row, sleep } from './stats.js';
 
-const TOKEN = 'bench-token-0123456789abcdef';
+const TOKEN = 'bench-token-0123456789abcdef-abcdefghijklmnop';
 const logger = createLogger({ name: 'bench', level: 'silent' });
 
 interface Target {
@@ -78,11 +78,7 @@ async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub:
   const command = createRedis(redisUrl, 'command', logger);
   await Promise.all([redisReady(subscriber), redisReady(publisher), redisReady(command)]);
   const hub = new SubscriptionHub(subscriber, logger);
-  const app = await buildGateway(
-    { ADMIN_TOKEN: TOKEN },
-    { models, hub, mongoPing: async () => undefined, redisPing: () => command.ping() },
-    logger,
-  );
+  const app = await buildGateway({ ADMIN_TOKEN: TOKEN }, { models, hub, redis: command, mongoPing: async () => undefined }, logger);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   return {

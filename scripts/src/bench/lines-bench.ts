@@ -6,8 +6,8 @@
  * (default 300,000: FerretDB's upserts slow down as the chunk collection grows, so a 1,000,000-line
  * job takes many minutes there; the runner's memory stays flat throughout).
  */
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { jobWritableFile } from '@pds/devkit';
 import { type JobStatus, lineStore } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
 import { STAND_IN } from './fleet-bench.js';
@@ -16,8 +16,8 @@ import { fmt, row } from './stats.js';
 export async function linesBench(): Promise<void> {
   process.env.STAND_IN_MS = '0';
   const service = await startBenchService('lines', (scratch) => {
-    process.env.STAND_IN_LOG = join(scratch, 'stand-in.log');
-    return { PULUMI_BIN: STAND_IN };
+    process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
+    return { PULUMI_BIN: STAND_IN, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_LINES' };
   });
   const { models } = service;
   const resource = await service.createResource('flood');

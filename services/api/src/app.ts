@@ -2,12 +2,17 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
-  AppError,
+  accessPlugin,
   type Authenticator,
+  bearerToken,
+  errorHandler,
   readiness,
   Metrics,
+  publicRoutes,
   type Config,
   Keyring,
+  localFilesRoot,
+  LruCache,
   type KindRegistry,
   type Logger,
   type Models,
@@ -16,15 +21,13 @@ import {
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Static } from '@sinclair/typebox';
-import Fastify, { type FastifyError } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { accessPlugin } from './plugins/access.js';
 import { auditPlugin } from './plugins/audit.js';
 import { accessRoutes } from './routes/access.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { jobRoutes } from './routes/jobs.js';
 import { HealthSchema, ReadySchema } from './routes/schemas.js';
-import { EndedJobCache } from './services/ended-jobs.js';
 import type { JobView } from './services/jobs.js';
 import { resourceRoutes } from './routes/resources.js';
 
@@ -44,7 +47,11 @@ export interface AppContext extends ApiDeps {
   /** Seals credentials; undefined when CREDENTIALS_KEY is not set. */
   keyring?: Keyring;
   authenticator: Authenticator;
-  endedJobs: EndedJobCache<JobView>;
+  endedJobs: LruCache<string, JobView>;
+  /** The largest manifest accepted (MANIFEST_MAX_BYTES). */
+  manifestMaxBytes: number;
+  /** Where local-file kinds may write (LOCAL_FILES_ROOT). */
+  localFilesRoot: string;
 }
 
 declare module 'fastify' {
@@ -54,25 +61,37 @@ declare module 'fastify' {
   }
 }
 
-/** Errors that mean a dependency is away: answered 503, not 500. */
-function isDependencyOutage(err: Error): boolean {
-  return /MongoServerSelection|MongoNetwork|MongoNotConnected|ECONNREFUSED|Connection is closed|Stream isn't writeable|enableOfflineQueue/i.test(
-    `${err.name} ${err.message}`,
-  );
+type OpenApiDocument = { paths?: Record<string, Record<string, Record<string, unknown>>> };
+
+/** The OpenAPI document with each operation's access decision as `x-access`. */
+function withAccess(doc: OpenApiDocument, routes: ReturnType<FastifyInstance['routeAccess']>): OpenApiDocument {
+  for (const route of routes) {
+    const operation = doc.paths?.[route.url.replace(/:(\w+)/g, '{$1}')]?.[route.method.toLowerCase()];
+    if (operation) operation['x-access'] = route.access;
+  }
+  return doc;
 }
 
 /** Builds the API (plugins, then routes, then the error handler); never listens. */
 export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   const app = Fastify({
     loggerInstance: logger,
-    bodyLimit: 1024 * 1024,
+    // Room for the largest manifest (as JSON, escaped), else 1 MiB.
+    bodyLimit: Math.max(1024 * 1024, 2 * config.MANIFEST_MAX_BYTES + 64 * 1024),
     // Long ids reach validation and get a 400 naming the field, instead of the router's bare 414.
     routerOptions: { maxParamLength: 2048 },
     // Unknown fields are an error the caller should hear about, not something to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   const authenticator = tokenAuthenticator(deps.models, config.ADMIN_TOKEN);
-  app.decorate('deps', { ...deps, keyring: Keyring.fromConfig(config), authenticator, endedJobs: new EndedJobCache<JobView>() });
+  app.decorate('deps', {
+    ...deps,
+    keyring: Keyring.fromConfig(config),
+    authenticator,
+    endedJobs: new LruCache<string, JobView>(),
+    manifestMaxBytes: config.MANIFEST_MAX_BYTES,
+    localFilesRoot: localFilesRoot(config),
+  });
 
   // Manifests are posted as YAML text.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) =>
@@ -91,9 +110,13 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    // Each operation says who may call it (`x-access`: public, or the least role), read from the
+    // same route config the access plugin decides by.
+    transformObject: (documents) => withAccess((documents as { openapiObject: OpenApiDocument }).openapiObject, app.routeAccess()),
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(accessPlugin, { authenticator });
+  // Access first, so that it sees every route registered after it (the docs pages are public).
+  await app.register(accessPlugin, { identify: (request) => authenticator.authenticate(bearerToken(request.headers.authorization)) });
+  await app.register(publicRoutes, { plugin: swaggerUi, options: { routePrefix: '/docs' } });
   await app.register(auditPlugin, { models: deps.models });
 
   const metrics = new Metrics();
@@ -104,18 +127,25 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     metrics.observe('api_request_duration_seconds', 'HTTP request durations by route', labels, reply.elapsedTime / 1000);
   });
   const open = { security: [] as never[], tags: ['service'] };
+  const publicRoute = { access: 'public' as const };
   app.get(
     '/metrics',
-    { schema: { ...open, summary: 'Prometheus metrics', produces: ['text/plain'], response: { 200: { type: 'string' } } } },
+    {
+      config: publicRoute,
+      schema: { ...open, summary: 'Prometheus metrics', produces: ['text/plain'], response: { 200: { type: 'string' } } },
+    },
     async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()),
   );
 
-  app.get('/health', { schema: { ...open, summary: 'Liveness', response: { 200: HealthSchema } } }, async () => ({
+  app.get('/health', { config: publicRoute, schema: { ...open, summary: 'Liveness', response: { 200: HealthSchema } } }, async () => ({
     status: 'ok' as const,
   }));
   app.get(
     '/ready',
-    { schema: { ...open, summary: 'Readiness: MongoDB and Redis answer', response: { 200: ReadySchema, 503: ReadySchema } } },
+    {
+      config: publicRoute,
+      schema: { ...open, summary: 'Readiness: MongoDB and Redis answer', response: { 200: ReadySchema, 503: ReadySchema } },
+    },
     async (_request, reply) => {
       const { ready, body } = await readiness({ mongo: deps.mongoPing, redis: () => deps.redis.ping() });
       return reply.code(ready ? 200 : 503).send(body as Static<typeof ReadySchema>);
@@ -124,26 +154,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
 
   // The error handler goes in before the routes: an awaited register() snapshots the parent's
   // handler into the route plugin's context.
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    request.auditFailure = err.message;
-    if (err instanceof AppError) {
-      return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
-    }
-    if (err.validation) {
-      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
-    }
-    if (isDependencyOutage(err)) {
-      request.log.warn({ err }, 'dependency unavailable');
-      return reply
-        .code(503)
-        .send({ statusCode: 503, error: 'Service Unavailable', message: 'a dependency (MongoDB or Redis) is unavailable; retry later' });
-    }
-    if (err.statusCode && err.statusCode < 500) {
-      return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code ?? 'Bad Request', message: err.message });
-    }
-    request.log.error({ err }, 'request failed');
-    return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error' });
-  });
+  app.setErrorHandler(errorHandler);
 
   await app.register(resourceRoutes);
   await app.register(jobRoutes);

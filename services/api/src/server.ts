@@ -4,7 +4,7 @@ import {
   createLogger,
   createModels,
   createRedis,
-  loadConfig,
+  loadServiceConfig,
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   StackQueue,
@@ -15,7 +15,7 @@ import { Queue } from 'bullmq';
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 
-const config = loadConfig(process.env);
+const config = loadServiceConfig('api', process.env);
 const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
 const connection = await connectMongo(config.MONGO_URL);
 const models = createModels(connection);

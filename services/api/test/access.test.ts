@@ -139,3 +139,38 @@ t.test('access: tokens, roles and the audit log', async (t) => {
     t.match(res.body, /api_request_duration_seconds_count\{method="POST",route="\/v1\/tokens"\} \d+/);
   });
 });
+
+t.test('stream tickets: any role gets a single-use ticket for a job or the socket, bound to its token', async (t) => {
+  const lines: string[] = [];
+  const { app, models } = await startApi(t, { logs: (line) => lines.push(line) });
+  const viewer = (
+    await app.inject({ method: 'POST', url: '/v1/tokens', headers: auth, payload: { name: 'browser', role: 'viewer' } })
+  ).json();
+  const asViewer = { authorization: `Bearer ${viewer.token}` };
+  await models.StackJob.create({
+    _id: 'job-1',
+    resourceId: 'r',
+    resourceVersion: 1,
+    kind: 'LocalFileSet',
+    stackFqdn: 'organization/p/s',
+    operation: 'up',
+    status: 'queued',
+  });
+  const forJob = await app.inject({ method: 'POST', url: '/v1/stream-tickets', headers: asViewer, payload: { jobId: 'job-1' } });
+  t.equal(forJob.statusCode, 201);
+  t.match(forJob.json(), { ticket: /^pst_[A-Za-z0-9_-]{43}$/, jobId: 'job-1', expiresAt: String });
+  const lifetime = Date.parse(forJob.json().expiresAt) - Date.now();
+  t.ok(lifetime > 50_000 && lifetime <= 60_000, 'valid for 60 s');
+  t.match((await app.inject({ method: 'POST', url: '/v1/stream-tickets', headers: asViewer, payload: {} })).json(), { ticket: /^pst_/ });
+  t.match((await app.inject({ method: 'POST', url: '/v1/stream-tickets', headers: asViewer, payload: { jobId: 'nope' } })).json(), {
+    statusCode: 404,
+  });
+  t.equal((await app.inject({ method: 'POST', url: '/v1/stream-tickets', payload: {} })).statusCode, 401);
+
+  // Request logs carry the path without its query string: a token or ticket there never reaches a log.
+  await app.inject({ method: 'GET', url: `/v1/jobs?token=${viewer.token}&ticket=${forJob.json().ticket}`, headers: asViewer });
+  const logged = lines.join('\n');
+  t.match(logged, /"url":"\/v1\/jobs"/);
+  t.notMatch(logged, viewer.token);
+  t.notMatch(logged, forJob.json().ticket);
+});

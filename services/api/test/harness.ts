@@ -17,7 +17,7 @@ import {
 import { Queue } from 'bullmq';
 import { buildApp } from '../src/app.js';
 
-export const TOKEN = 'api-test-token-0123456789';
+export const TOKEN = 'api-test-token-0123456789-abcdefghijklmnop';
 export const auth = { authorization: `Bearer ${TOKEN}` };
 
 export const CREDENTIALS_KEY = Buffer.alloc(32, 7).toString('base64');
@@ -31,7 +31,7 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
   t.teardown(() => redisServer.stop());
   const config = loadConfig(
     {},
-    { MONGO_URL: mongoUrl, REDIS_URL: redisServer.url, ADMIN_TOKEN: TOKEN, CREDENTIALS_KEY, ...options.config },
+    { MONGO_URL: mongoUrl, REDIS_URL: redisServer.url, ADMIN_TOKEN: TOKEN, CREDENTIALS_KEY, LOCAL_FILES_ROOT: '/tmp', ...options.config },
   );
   const logs = options.logs;
   const logger = logs

@@ -1,6 +1,5 @@
 import { lineStore } from '@pds/shared';
 import t from 'tap';
-import { EndedJobCache } from '../src/services/ended-jobs.js';
 import { auth, manifest, startApi } from './harness.js';
 
 t.test('jobs', async (t) => {
@@ -147,16 +146,4 @@ t.test('job lists', async (t) => {
     await models.StackJob.updateOne({ _id: job.id }, { $set: { exitCode: 99 } });
     t.same(await get(), ended);
   });
-});
-
-t.test('the ended-job cache keeps the most recently used views within its capacity', async (t) => {
-  const cache = new EndedJobCache<string>(2);
-  cache.remember('a', 'A');
-  cache.remember('b', 'B');
-  t.equal(cache.get('a'), 'A');
-  cache.remember('c', 'C');
-  t.equal(cache.get('b'), undefined, 'the least recently used went');
-  t.equal(cache.get('a'), 'A');
-  t.equal(cache.get('c'), 'C');
-  t.equal(cache.size, 2);
 });

@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { auth, manifest, startApi } from './harness.js';
 
@@ -143,4 +146,59 @@ t.test('resources', async (t) => {
     t.equal(res.statusCode, 200);
     t.equal((await models.StackJob.findById(job.id).lean())?.status, 'cancelled');
   });
+});
+
+t.test(
+  'a LocalFileSet folder must be inside LOCAL_FILES_ROOT: elsewhere, dot segments and symbolic links are refused when stored',
+  async (t) => {
+    const root = await mkdtemp(join(tmpdir(), 'pds-files-root-'));
+    t.teardown(() => rm(root, { recursive: true, force: true }));
+    await symlink('/etc', join(root, 'etc-link'));
+    await mkdir(join(root, 'real'));
+    await symlink(join(root, 'real'), join(root, 'real-link'));
+    const { app } = await startApi(t, { config: { LOCAL_FILES_ROOT: root } });
+    const post = (directory: string, name = 'paths') =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/resources',
+        headers: { ...auth, 'content-type': 'application/yaml' },
+        payload: `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${JSON.stringify(directory)}\n  files: []\n`,
+      });
+    for (const [directory, reason] of [
+      ['/var/lib/pulumi-deploy/state', /must be inside .* \(LOCAL_FILES_ROOT\)/],
+      [root, /not the root itself/],
+      [`${root}/../elsewhere`, /normalised/],
+      [`${root}//twice`, /normalised/],
+      [`${root}/etc-link/cron.d`, /symbolic link/],
+      [`${root}/real-link`, /symbolic link/],
+      ['relative/dir', /absolute path/],
+    ] as const) {
+      const res = await post(directory);
+      t.equal(res.statusCode, 400, directory);
+      t.match(res.json().message, /^spec\.directory/, 'names the field');
+      t.match(res.json().message, reason, directory);
+    }
+    t.equal((await post(`${root}/real/site`)).statusCode, 201, 'a new folder under a real folder of the root');
+    const created = await post(`${root}/site`, 'site');
+    t.equal(created.statusCode, 201);
+    const replaced = await app.inject({
+      method: 'PUT',
+      url: `/v1/resources/${created.json().id}`,
+      headers: { ...auth, 'content-type': 'application/yaml' },
+      payload: `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: site\nspec:\n  directory: /root\n  files: []\n`,
+    });
+    t.equal(replaced.statusCode, 400, 'a replacement is checked too');
+  },
+);
+
+t.test('a manifest past MANIFEST_MAX_BYTES is refused with 413', async (t) => {
+  const { app } = await startApi(t, { config: { MANIFEST_MAX_BYTES: 2048 } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/resources',
+    headers: { ...auth, 'content-type': 'application/yaml' },
+    payload: `${manifest('big')}# ${'x'.repeat(4096)}\n`,
+  });
+  t.equal(res.statusCode, 413);
+  t.match(res.json().message, /at most 2048/);
 });

@@ -14,12 +14,15 @@ import {
   type Models,
   type Operation,
   type ResourceDoc,
+  localFilesRoot,
   parseManifest,
   retryTransient,
   stackInputYaml,
   type StackJobDoc,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
+import { type JobRoom, openJobRoom } from './isolation/job-room.js';
+import type { Slot } from './isolation/slots.js';
 import { type JobCredential, prepareJobCredential } from './job-credential.js';
 import { LineSink } from './line-sink.js';
 import { type ProgressBoard, ProgressTracker, resourcesAfter, type StackSizes } from './progress.js';
@@ -60,6 +63,8 @@ export interface ExecuteDeps {
 /** Pulumi's words when another process holds its lock on the stack. */
 const STACK_LOCKED = /the stack is currently locked/;
 const LOCKED_RETRY_WAITS_MS = [5_000, 15_000, 45_000];
+/** A stored manifest was accepted under the size cap of its day: no cap when it is read back. */
+const STORED = Number.POSITIVE_INFINITY;
 
 /** Why a run was aborted, as recorded on the job. */
 export type AbortReason = 'cancelled' | 'timeout' | 'shutdown' | 'lock_lost';
@@ -71,6 +76,8 @@ export interface ExecuteOptions {
   repairStack?: boolean;
   /** The job's resource, when the queue message names it: read while the job is claimed. */
   resourceId?: string;
+  /** The runner slot the job runs in (its uid, with isolation); slot 0 without isolation when absent. */
+  slot?: Slot;
 }
 
 /** The job could not be moved to `running` (the store stayed unreachable): it is still queued. */
@@ -113,6 +120,7 @@ export async function executeJob(
   options: ExecuteOptions = {},
 ): Promise<RunEnd | undefined> {
   const { models, config } = deps;
+  const slot: Slot = options.slot ?? { index: 0 };
   const logger = deps.logger.child({ jobId });
   const toleranceMs = config.OUTAGE_TOLERANCE_SECONDS * 1000;
   /** A store access, retried while the store is unreachable (each must be safe to repeat). */
@@ -201,7 +209,7 @@ export async function executeJob(
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
     try {
       credential = await store('open the credential', () =>
-        prepareJobCredential(deps, kind, resource.labels ?? [], join(config.WORK_DIR, 'secrets', jobId)),
+        prepareJobCredential(deps, kind, resource.labels ?? [], join(config.WORK_DIR, 'secrets', jobId), slot.identity),
       );
     } catch (err) {
       if (!(err instanceof CredentialUnavailableError)) throw err;
@@ -215,12 +223,43 @@ export async function executeJob(
     const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
     const runSignal = AbortSignal.any([signal, timeout]);
     const progress = new ProgressTracker(await deps.stackSizes?.get(job.stackFqdn));
-    const env = { ...credential.env, STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest), credential.settings) };
+    const env = {
+      ...credential.env,
+      STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest, STORED), credential.settings),
+      ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: localFilesRoot(config) } : {}),
+    };
     const waits = deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
     logger.info({ stack: job.stackFqdn, operation: job.operation }, 'running pulumi');
+    const spec = parseManifest(resource.manifest, STORED).spec;
+    const room = await openJobRoom({
+      workDir: config.WORK_DIR,
+      backendUrl: config.PULUMI_BACKEND_URL,
+      stackFqdn: job.stackFqdn,
+      slot,
+      localDirs: kind.localPaths.map((field) => spec[field]).filter((dir): dir is string => typeof dir === 'string'),
+      localRoot: localFilesRoot(config),
+    });
+    let result: PulumiRunResult;
+    try {
+      result = await runAttempts(kind, env, room, runSignal, progress, waits);
+    } finally {
+      await room.release();
+    }
+    return outcomeOf(result, timeout, timeoutSeconds);
+  }
+
+  /** Runs the operation, again after a wait while Pulumi finds the stack locked from outside. */
+  async function runAttempts(
+    kind: NonNullable<ReturnType<KindRegistry['get']>>,
+    env: Record<string, string>,
+    room: JobRoom,
+    runSignal: AbortSignal,
+    progress: ProgressTracker,
+    waits: readonly number[],
+  ): Promise<PulumiRunResult> {
     let result: PulumiRunResult;
     for (let attempt = 1; ; attempt++) {
-      result = await runOnce(kind, env, runSignal, progress, attempt === 1 && options.repairStack === true);
+      result = await runOnce(kind, env, room, runSignal, progress, attempt === 1 && options.repairStack === true);
       const wait = waits[attempt - 1];
       if (result.aborted || result.exitCode === 0 || !isStackLocked(result) || wait === undefined) break;
       // Pulumi refused before changing anything: safe to run again, whatever the operation.
@@ -234,6 +273,11 @@ export async function executeJob(
       );
       if (!waited) break;
     }
+    return result;
+  }
+
+  /** What a finished run means for the job. */
+  function outcomeOf(result: PulumiRunResult, timeout: AbortSignal, timeoutSeconds: number): Outcome {
     if (result.aborted && signal.reason === 'lock_lost') {
       return {
         status: 'failed',
@@ -255,7 +299,7 @@ export async function executeJob(
     const outputs = maskValue(result.outputs);
     if (result.exitCode === 0) return { status: 'succeeded', exitCode: 0, outputs, summary: result.summary };
     if (isStackLocked(result)) {
-      const error = `the stack is locked by a Pulumi run outside this service (${waits.length + 1} attempts); it is not cleared automatically: when that run is known to be gone, clear it with \`pulumi cancel --stack ${job.stackFqdn}\`, then queue the job again`;
+      const error = `the stack is locked by a Pulumi run outside this service (${(deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS).length + 1} attempts); it is not cleared automatically: when that run is known to be gone, clear it with \`pulumi cancel --stack ${job.stackFqdn}\`, then queue the job again`;
       return { status: 'failed', exitCode: result.exitCode, reason: 'stack_locked', error };
     }
     const error = mask(result.errors.join('\n')) || stderr.toString() || `pulumi exited with code ${result.exitCode}`;
@@ -269,6 +313,7 @@ export async function executeJob(
   function runOnce(
     kind: NonNullable<ReturnType<KindRegistry['get']>>,
     env: Record<string, string>,
+    room: JobRoom,
     runSignal: AbortSignal,
     progress: ProgressTracker,
     clearStaleLock: boolean,
@@ -276,8 +321,10 @@ export async function executeJob(
     lockedSeen = false;
     return runPulumi({
       pulumiBin: config.PULUMI_BIN,
-      pulumiHome: join(config.WORK_DIR, 'pulumi-home'),
-      backendUrl: config.PULUMI_BACKEND_URL,
+      pulumiHome: room.pulumiHome,
+      backendUrl: room.backendUrl,
+      identity: slot.identity,
+      jobEnvAllow: config.JOB_ENV_ALLOW.split(',').filter(Boolean),
       passphrase: config.PULUMI_CONFIG_PASSPHRASE,
       programDir: kind.dir,
       main: kind.main,

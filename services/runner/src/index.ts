@@ -3,3 +3,4 @@ export { createRunner, type Runner, type RunnerDeps } from './runner.js';
 export { LineSink } from './line-sink.js';
 export { reconcileLostJobs } from './reconciler.js';
 export { killTree } from './pulumi/kill-tree.js';
+export { stackBackend } from './isolation/stack-state.js';

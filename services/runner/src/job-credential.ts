@@ -1,5 +1,6 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type Identity, ownFolder } from './isolation/ownership.js';
 import { type KindInfo, type Keyring, type Models, providerEnvironment, resolveCredential, secretFragments } from '@pds/shared';
 
 /** What a job gets from its credential: environment for Pulumi, settings for the program, and a masker. */
@@ -16,16 +17,54 @@ export interface JobCredential {
 
 const NONE: JobCredential = { env: {}, settings: {}, mask: (text) => text, dispose: async () => undefined };
 
-/** Masks every fragment in one pass (longest first, so a value is not half-masked by a shorter one). */
+/** How much of a secret split across two lines must show on a line for that part to be masked. */
+const SPLIT_MIN = 8;
+
+/**
+ * Masks every fragment in one pass (longest first, so a value is not half-masked by a shorter one),
+ * and a secret split across two lines: a line that ends with the start of one (8 characters or
+ * more) or starts with its end has that part masked. Lines are not held back to look ahead, so at
+ * most 7 characters of a split secret can show on either side.
+ */
 export function masker(fragments: string[]): (text: string) => string {
   if (fragments.length === 0) return (text) => text;
   const pattern = new RegExp(fragments.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
-  return (text) => text.replace(pattern, '[secret]');
+  const long = fragments.filter((f) => f.length > SPLIT_MIN);
+  return (text) => maskSplit(text.replace(pattern, '[secret]'), long);
+}
+
+/** Masks the start of a secret at the end of a line, and the end of one at the start of a line. */
+function maskSplit(line: string, secrets: string[]): string {
+  if (line.length < SPLIT_MIN) return line;
+  const tail = line.slice(-SPLIT_MIN);
+  const head = line.slice(0, SPLIT_MIN);
+  let out = line;
+  for (const secret of secrets) {
+    // Cheap first: the line's last (first) 8 characters must occur in the secret at all.
+    if (secret.includes(tail)) {
+      for (let k = Math.min(secret.length - 1, out.length); k >= SPLIT_MIN; k--) {
+        if (out.endsWith(secret.slice(0, k))) {
+          out = `${out.slice(0, out.length - k)}[secret]`;
+          break;
+        }
+      }
+    }
+    if (secret.includes(head)) {
+      for (let k = Math.min(secret.length - 1, out.length); k >= SPLIT_MIN; k--) {
+        if (out.startsWith(secret.slice(secret.length - k))) {
+          out = `[secret]${out.slice(k)}`;
+          break;
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /**
  * Resolves the credential for a kind's provider (the resource's label, else the default), opens it
- * in memory, and writes the files the provider reads (0600, in a 0700 folder of `dir`'s own).
+ * in memory, and writes the files the provider reads (0600, in a 0700 folder of `dir`'s own, owned
+ * by `owner`: the job's slot uid).
  * Kinds whose provider is `none` get nothing. Throws CredentialUnavailableError when there is none.
  */
 export async function prepareJobCredential(
@@ -33,6 +72,7 @@ export async function prepareJobCredential(
   kind: Pick<KindInfo, 'provider'>,
   labels: { key: string; value: string }[],
   dir: string,
+  owner?: Identity,
 ): Promise<JobCredential> {
   if (kind.provider === 'none') return NONE;
   const credential = await resolveCredential(deps.models, deps.keyring, kind.provider, labels);
@@ -46,6 +86,8 @@ export async function prepareJobCredential(
     await writeFile(path, file.content, { mode: 0o600 });
     for (const variable of file.pathVariables) env[variable] = path;
   }
+  // The job's uid reads them; no other job's can.
+  if (files.length > 0 && owner) await ownFolder(dir, owner);
   return {
     credentialId: credential.id,
     env,

@@ -3,11 +3,11 @@
  * /health, and drains on SIGTERM (running jobs are cancelled cleanly; nothing is left `running`).
  */
 import { createServer } from 'node:http';
-import { connectMongo, createLogger, createModels, createRedis, loadConfig, loadKindRegistry, syncIndexes } from '@pds/shared';
+import { connectMongo, createLogger, createModels, createRedis, loadKindRegistry, loadServiceConfig, syncIndexes } from '@pds/shared';
 import closeWithGrace from 'close-with-grace';
 import { createRunner } from './runner.js';
 
-const config = loadConfig(process.env, { PORT: Number(process.env.PORT ?? 3002) });
+const config = loadServiceConfig('runner', process.env, { PORT: Number(process.env.PORT ?? 3002) });
 const logger = createLogger({ name: 'runner', level: config.LOG_LEVEL });
 
 const connection = await connectMongo(config.MONGO_URL);
@@ -27,7 +27,11 @@ const runner = createRunner({
   logger,
   heartbeatMs: config.RUNNER_HEARTBEAT_SECONDS * 1000,
 });
-await runner.start();
+await runner.start().catch((err: Error) => {
+  // Isolation asked for and not to be had (or another start-up failure): say why, then stop.
+  logger.fatal({ err: err.message }, 'runner cannot start');
+  throw err;
+});
 
 const health = createServer((req, res) => {
   if (req.url === '/metrics') {
@@ -37,10 +41,14 @@ const health = createServer((req, res) => {
   }
   const ok = req.url === '/health' || (req.url === '/ready' && runner.worker.isRunning());
   res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', runnerId: runner.runnerId }));
+  // Readiness says how jobs are isolated: `none` is visible to whoever watches the fleet.
+  res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', runnerId: runner.runnerId, isolation: runner.isolation }));
 });
 health.listen(config.PORT, config.HOST);
-logger.info({ kinds: [...kinds.keys()], concurrency: config.RUNNER_CONCURRENCY, port: config.PORT }, 'runner started');
+logger.info(
+  { kinds: [...kinds.keys()], concurrency: config.RUNNER_CONCURRENCY, port: config.PORT, isolation: runner.isolation },
+  'runner started',
+);
 
 closeWithGrace({ delay: 60_000, logger }, async ({ signal, err }) => {
   if (err) logger.error({ err }, 'closing after an error');

@@ -18,6 +18,8 @@ import {
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob, JobNotStartedError, type RunEnd } from './execute-job.js';
+import { prepareIsolation, sweepLeftovers } from './isolation/prepare.js';
+import { SlotPool } from './isolation/slots.js';
 import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
@@ -68,6 +70,9 @@ export function createRunner(deps: RunnerDeps) {
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
   const log = deps.logger;
+  // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
+  let slots: SlotPool | undefined;
+  let isolation: 'uid' | 'none' | undefined;
   const metrics = new Metrics();
   metrics.gauge('runner_jobs_running', 'Jobs running in this process now', () => running.size);
   metrics.gauge('runner_concurrency', 'Jobs this process runs at most at once', () => deps.config.RUNNER_CONCURRENCY);
@@ -140,6 +145,8 @@ export function createRunner(deps: RunnerDeps) {
       const repair = await stacks.takeRepairMark(stackFqdn);
       const onSpawn = (ms: number) =>
         metrics.observe('runner_job_spawn_latency_seconds', 'From job created to its first Pulumi process started', {}, ms / 1000);
+      if (!slots) throw new Error('the runner takes jobs only once started (isolation decided)');
+      const slot = slots.acquire();
       const end = await executeJob(
         {
           ...deps,
@@ -154,8 +161,8 @@ export function createRunner(deps: RunnerDeps) {
         },
         jobId,
         controller.signal,
-        { fence: attempt.token, repairStack: repair !== undefined, resourceId: job.data.resourceId },
-      );
+        { fence: attempt.token, repairStack: repair !== undefined, resourceId: job.data.resourceId, slot },
+      ).finally(() => slots?.release(slot));
       if (end) {
         metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
         await afterRun(end);
@@ -220,8 +227,18 @@ export function createRunner(deps: RunnerDeps) {
     worker,
     runnerId,
     metrics,
+    /** How jobs are isolated (`uid`, or `none`), once started. */
+    get isolation() {
+      return isolation;
+    },
     /** Starts taking jobs once the cancel channel is subscribed (so no request is missed). */
     async start(): Promise<void> {
+      const base = await prepareIsolation(deps.config, log);
+      slots = new SlotPool(deps.config.RUNNER_CONCURRENCY, base);
+      isolation = base === undefined ? 'none' : 'uid';
+      await sweepLeftovers(deps.config.WORK_DIR, deps.models, log).catch((err: Error) =>
+        log.warn({ err: err.message }, 'could not sweep leftover job folders'),
+      );
       await redisReady(deps.subscriber);
       await deps.subscriber.subscribe(CANCEL_CHANNEL);
       void worker.run();

@@ -10,6 +10,7 @@ export const CloseCodes = {
   internal: 1011,
   badRequest: 4400,
   unauthorized: 4401,
+  tooMany: 4429,
   notFound: 4404,
 } as const;
 

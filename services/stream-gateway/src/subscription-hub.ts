@@ -4,14 +4,18 @@ import type { Redis } from 'ioredis';
 /** Gets each message parsed, and its JSON text as published (to forward without serializing again). */
 type Listener = (message: ChannelMessage, raw: string) => void;
 
-/** How many recent lines per watched job a gateway process keeps in memory for gap filling. */
+/** How many recent lines per watched job a gateway process keeps in memory for gap filling… */
 const RECENT_LINES = 8192;
+/** …and how many bytes of them at most (JSON as published), whatever their number. */
+export const RECENT_BYTES = 4 * 1024 * 1024;
 
 interface Channel {
   listeners: Set<Listener>;
   ready: Promise<unknown>;
-  /** Recent line/event messages by seq, oldest first (Map keeps insertion order). */
-  recent: Map<number, LineMessage>;
+  /** Recent line/event messages by seq, oldest first (Map keeps insertion order), with their sizes. */
+  recent: Map<number, { message: LineMessage; bytes: number }>;
+  /** The bytes `recent` holds. */
+  recentBytes: number;
 }
 
 /**
@@ -37,12 +41,25 @@ export class SubscriptionHub {
         this.logger.warn({ channel: name }, 'dropping a message that is not JSON');
         return;
       }
-      if (message.type === 'line' || message.type === 'event') {
-        channel.recent.set(message.seq, message);
-        if (channel.recent.size > RECENT_LINES) channel.recent.delete(channel.recent.keys().next().value as number);
-      }
+      if (message.type === 'line' || message.type === 'event') this.remember(channel, message, raw.length);
       for (const listener of channel.listeners) listener(message, raw);
     });
+  }
+
+  /** Keeps a message for gap filling, forgetting the oldest past the count or byte bound. */
+  private remember(channel: Channel, message: LineMessage, bytes: number): void {
+    channel.recentBytes += bytes - (channel.recent.get(message.seq)?.bytes ?? 0); // a seq delivered again replaces itself
+    channel.recent.set(message.seq, { message, bytes });
+    while (channel.recent.size > RECENT_LINES || channel.recentBytes > RECENT_BYTES) {
+      const [oldest, entry] = channel.recent.entries().next().value as [number, { bytes: number }];
+      channel.recent.delete(oldest);
+      channel.recentBytes -= entry.bytes;
+    }
+  }
+
+  /** The bytes of recent messages held for a job (for tests and metrics). */
+  recentBytes(jobId: string): number {
+    return this.channels.get(jobChannel(jobId))?.recentBytes ?? 0;
   }
 
   /** Number of channels this process is subscribed to. */
@@ -55,9 +72,9 @@ export class SubscriptionHub {
     const recent = this.channels.get(jobChannel(jobId))?.recent;
     const out: LineMessage[] = [];
     for (let seq = fromSeq; seq <= toSeq; seq++) {
-      const message = recent?.get(seq);
-      if (!message) break;
-      out.push(message);
+      const entry = recent?.get(seq);
+      if (!entry) break;
+      out.push(entry.message);
     }
     return out;
   }
@@ -70,6 +87,7 @@ export class SubscriptionHub {
       channel = {
         listeners: new Set(),
         recent: new Map(),
+        recentBytes: 0,
         // SUBSCRIBE only on a ready connection: queued before ioredis's ready check, it puts the
         // connection in subscriber mode first and the check (INFO) fails, dropping the connection.
         ready: redisReady(this.subscriber).then(() => this.subscriber.subscribe(name)),

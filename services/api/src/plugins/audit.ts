@@ -43,10 +43,3 @@ export const auditPlugin = fp<{ models: Pick<Models, 'AuditEntry'> }>(
   },
   { name: 'audit' },
 );
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The error message a failed change answered with, for its audit entry. */
-    auditFailure?: string;
-  }
-}

@@ -1,20 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type AuditEntryDoc, errors } from '@pds/shared';
+import { type AuditEntryDoc, callerOf, errors, issueStreamTicket, principalOf } from '@pds/shared';
 import { Type } from '@sinclair/typebox';
 import { readPage } from '../services/pagination.js';
 import { tokenService } from '../services/tokens.js';
 import {
   AuditEntrySchema,
   CreatedTokenSchema,
+  CreateStreamTicketBodySchema,
   CreateTokenBodySchema,
   errorResponses,
   IdParamsSchema,
   ListAuditQuerySchema,
   PageOf,
+  StreamTicketSchema,
   TokenSchema,
 } from './schemas.js';
 
-/** API tokens and the audit log; admin only. */
+/** API tokens and the audit log (admin only), and stream tickets (any role). */
 export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tokens = tokenService(app.deps);
   const { models } = app.deps;
@@ -22,7 +24,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/tokens',
     {
-      config: { role: 'admin', action: 'token.create' },
+      config: { access: 'admin', action: 'token.create' },
       schema: {
         tags: ['access'],
         summary: 'Issue a token with a role (viewer, deployer, admin); the token is shown only in this response',
@@ -31,8 +33,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      if (!request.principal) throw errors.unauthorized('missing Authorization: Bearer <token> header');
-      const created = await tokens.create(request.body, request.principal);
+      const created = await tokens.create(request.body, principalOf(request));
       request.auditTarget = created.id;
       return reply.code(201).send(created);
     },
@@ -41,7 +42,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/tokens',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: {
         tags: ['access'],
         summary: 'List tokens (never the tokens themselves)',
@@ -54,16 +55,38 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.delete(
     '/v1/tokens/:id',
     {
-      config: { role: 'admin', action: 'token.revoke' },
+      config: { access: 'admin', action: 'token.revoke' },
       schema: { tags: ['access'], summary: 'Revoke a token', params: IdParamsSchema, response: { 200: TokenSchema, ...errorResponses } },
     },
     async (request) => tokens.revoke(request.params.id),
   );
 
+  app.post(
+    '/v1/stream-tickets',
+    {
+      // No audit entry: a ticket changes nothing, and any viewer asking often must not fill the log.
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['access'],
+        summary:
+          'A single-use ticket (60 s) that opens one job stream, or the multiplexed socket, on the stream gateway: for browsers, instead of a token in the URL',
+        body: CreateStreamTicketBodySchema,
+        response: { 201: StreamTicketSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { jobId } = request.body;
+      // A ticket for a job that does not exist would only open an error: say so now.
+      if (jobId !== undefined && !(await models.StackJob.exists({ _id: jobId }))) throw errors.notFound(`job ${jobId} not found`);
+      const ticket = await issueStreamTicket(app.deps.redis, callerOf(request), { jobId });
+      return reply.code(201).send({ ...ticket, ...(jobId ? { jobId } : {}) });
+    },
+  );
+
   app.get(
     '/v1/audit',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: {
         tags: ['access'],
         summary: 'Changes made through the API, newest first',

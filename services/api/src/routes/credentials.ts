@@ -17,7 +17,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/credentials',
     {
-      config: { role: 'admin', action: 'credential.create' },
+      config: { access: 'admin', action: 'credential.create' },
       schema: {
         tags: ['credentials'],
         summary: 'Store a credential for a provider (secret fields are sealed, never returned)',
@@ -35,7 +35,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/credentials',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: {
         tags: ['credentials'],
         summary: 'List credentials, newest first',
@@ -49,7 +49,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/credentials/:id',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: { tags: ['credentials'], params: IdParamsSchema, response: { 200: CredentialSchema, ...errorResponses } },
     },
     async (request) => credentials.get(request.params.id),
@@ -58,7 +58,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/v1/credentials/:id',
     {
-      config: { role: 'admin', action: 'credential.rotate' },
+      config: { access: 'admin', action: 'credential.rotate' },
       schema: {
         tags: ['credentials'],
         summary: "Replace a credential's fields (rotation); name and provider stay",
@@ -73,7 +73,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.delete(
     '/v1/credentials/:id',
     {
-      config: { role: 'admin', action: 'credential.delete' },
+      config: { access: 'admin', action: 'credential.delete' },
       schema: {
         tags: ['credentials'],
         summary: 'Delete a credential (refused with 409 while a running job uses it)',

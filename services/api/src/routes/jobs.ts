@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ensureRole } from '../plugins/access.js';
+import { ensureRole, principalOf } from '@pds/shared';
 import { idempotency } from '../services/idempotency.js';
 import { jobService } from '../services/jobs.js';
 import {
@@ -22,7 +22,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/resources/:id/jobs',
     {
-      config: { role: 'deployer', action: 'job.create' },
+      config: { access: 'deployer', action: 'job.create' },
       schema: {
         tags: ['jobs'],
         summary: "Queue an operation on the resource's stack; answers 202 at once",
@@ -48,7 +48,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       let created: Awaited<ReturnType<typeof create>> | undefined;
       const { id, replayed } = await idempotent.once(
-        request.principal!.id,
+        principalOf(request).id,
         key,
         { resourceId: request.params.id, ...request.body },
         async () => {
@@ -65,7 +65,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs',
     {
-      config: { role: 'viewer' },
+      config: { access: 'viewer' },
       schema: {
         tags: ['jobs'],
         summary: 'List jobs, newest first',
@@ -79,7 +79,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id',
     {
-      config: { role: 'viewer' },
+      config: { access: 'viewer' },
       schema: {
         tags: ['jobs'],
         params: IdParamsSchema,
@@ -92,7 +92,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/jobs/:id/cancel',
     {
-      config: { role: 'deployer', action: 'job.cancel' },
+      config: { access: 'deployer', action: 'job.cancel' },
       schema: {
         tags: ['jobs'],
         summary: 'Cancel a job: a queued one at once (200), a running one by asking its runner (202)',
@@ -109,7 +109,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id/lines',
     {
-      config: { role: 'viewer' },
+      config: { access: 'viewer' },
       schema: {
         tags: ['jobs'],
         summary: 'Persisted lines and events after seq `from` (for clients without WebSocket)',

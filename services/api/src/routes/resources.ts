@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ensureRole } from '../plugins/access.js';
+import { ensureRole } from '@pds/shared';
 import { jobService } from '../services/jobs.js';
 import { resourceService } from '../services/resources.js';
 import {
@@ -20,7 +20,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/resources',
     {
-      config: { role: 'deployer', action: 'resource.create' },
+      config: { access: 'deployer', action: 'resource.create' },
       schema: {
         tags: ['resources'],
         summary: 'Create a resource from a manifest (YAML body, or JSON { manifest })',
@@ -39,7 +39,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/resources',
     {
-      config: { role: 'viewer' },
+      config: { access: 'viewer' },
       schema: {
         tags: ['resources'],
         summary: 'List resources, newest first',
@@ -53,7 +53,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/v1/resources/:id',
     {
-      config: { role: 'deployer', action: 'resource.replace' },
+      config: { access: 'deployer', action: 'resource.replace' },
       schema: {
         tags: ['resources'],
         summary: 'Replace the manifest (kind, name and stack stay); the version goes up by one',
@@ -68,7 +68,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/resources/:id',
     {
-      config: { role: 'viewer' },
+      config: { access: 'viewer' },
       schema: { tags: ['resources'], params: IdParamsSchema, response: { 200: ResourceSchema, ...errorResponses } },
     },
     async (request) => resources.get(request.params.id),
@@ -77,7 +77,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.delete(
     '/v1/resources/:id',
     {
-      config: { role: 'deployer', action: 'resource.delete' },
+      config: { access: 'deployer', action: 'resource.delete' },
       schema: {
         tags: ['resources'],
         summary: 'Delete a resource; refused (409) while its stack is deployed or it has active jobs, unless ?force=true (admin)',

@@ -205,6 +205,25 @@ export const CreatedTokenSchema = Type.Intersect([
   Type.Object({ token: Type.String({ description: 'Shown only in this response' }) }),
 ]);
 
+export const CreateStreamTicketBodySchema = Type.Object(
+  {
+    jobId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: 'The job whose stream the ticket opens; without it, the multiplexed socket /v1/stream',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const StreamTicketSchema = Type.Object({
+  ticket: Type.String({ description: 'Use once, within 60 s, as ?ticket= on the stream gateway' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+  jobId: Type.Optional(Type.String()),
+});
+
 export const AuditEntrySchema = Type.Object({
   id: Type.String(),
   at: Type.String({ format: 'date-time' }),

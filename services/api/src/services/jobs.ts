@@ -6,6 +6,7 @@ import {
   jobProgressKey,
   type JobStatus,
   lineStore,
+  type LruCache,
   type ResourceDoc,
   type StackQueue,
   type Models,
@@ -17,7 +18,6 @@ import {
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { EndedJobCache } from './ended-jobs.js';
 import { readPage } from './pagination.js';
 import { jobView } from './views.js';
 
@@ -29,7 +29,8 @@ export interface JobServiceDeps {
   /** The per-stack line jobs wait in. */
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
   /** Ended jobs' views, shared by the API's routes (optional: without it every read goes to MongoDB). */
-  endedJobs?: EndedJobCache<JobView>;
+  /** Views of ended jobs (a job never leaves a final status, so its view never changes). */
+  endedJobs?: LruCache<string, JobView>;
 }
 
 export type JobView = ReturnType<typeof jobView>;
@@ -155,7 +156,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
       if (!doc) throw errors.notFound(`job ${id} not found`);
       if (isFinalStatus(doc.status as JobStatus)) {
         const view = jobView(doc);
-        endedJobs?.remember(id, view);
+        endedJobs?.set(id, view);
         return view;
       }
       if (doc.status === 'running') return jobView({ ...doc, progress: await runningProgress(id) });

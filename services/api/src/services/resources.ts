@@ -1,10 +1,23 @@
-import { errors, type KindRegistry, type Models, parseManifest, type ResourceDoc, resolveStackFqdn, type StackJobDoc } from '@pds/shared';
+import {
+  checkLocalPaths,
+  errors,
+  type KindRegistry,
+  type Models,
+  parseManifest,
+  type ResourceDoc,
+  resolveStackFqdn,
+  type StackJobDoc,
+} from '@pds/shared';
 import { readPage } from './pagination.js';
 import { resourceView } from './views.js';
 
 export interface ResourceServiceDeps {
   models: Models;
   kinds: KindRegistry;
+  /** The largest manifest accepted (MANIFEST_MAX_BYTES). */
+  manifestMaxBytes?: number;
+  /** Where local-file kinds may write (LOCAL_FILES_ROOT). */
+  localFilesRoot: string;
 }
 
 function isDuplicateKey(err: unknown): err is { keyPattern?: Record<string, unknown> } {
@@ -20,15 +33,16 @@ function labelFields(labels: Record<string, string>) {
 }
 
 /** Creating and reading resources; knows nothing of HTTP. */
-export function resourceService({ models, kinds }: ResourceServiceDeps) {
+export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoot }: ResourceServiceDeps) {
   return {
     async create(manifestText: string) {
-      const manifest = parseManifest(manifestText);
+      const manifest = parseManifest(manifestText, manifestMaxBytes);
       const kind = kinds.get(manifest.kind);
       if (!kind) {
         throw errors.invalidManifest(`kind "${manifest.kind}" is unknown; known kinds: ${[...kinds.keys()].join(', ') || '(none)'}`);
       }
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
+      await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
       try {
         const doc = await models.Resource.create({
           kind: manifest.kind,
@@ -49,13 +63,14 @@ export function resourceService({ models, kinds }: ResourceServiceDeps) {
 
     /** Replaces the manifest (same kind, name and stack) and bumps the version; jobs record the version they ran. */
     async replace(id: string, manifestText: string) {
-      const manifest = parseManifest(manifestText);
+      const manifest = parseManifest(manifestText, manifestMaxBytes);
       const current = await models.Resource.findById(id).lean<ResourceDoc>();
       if (!current) throw errors.notFound(`resource ${id} not found`);
       const kind = kinds.get(manifest.kind);
       if (manifest.kind !== current.kind || !kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
+      await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
       if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
       const doc = await models.Resource.findOneAndUpdate(
         { _id: id, version: current.version },

@@ -10,7 +10,8 @@ import {
 
 /** A resource as the API shows it: the manifest's fields plus identity and version. */
 export function resourceView(doc: ResourceDoc) {
-  const manifest = parseManifest(doc.manifest);
+  // A stored manifest was accepted under the size cap of its day: no cap here.
+  const manifest = parseManifest(doc.manifest, Number.POSITIVE_INFINITY);
   return {
     id: doc._id,
     apiVersion: manifest.apiVersion,

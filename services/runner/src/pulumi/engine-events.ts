@@ -28,6 +28,15 @@ export interface EngineEvent {
 
 export const STACK_TYPE = 'pulumi:pulumi:Stack';
 
+/** The longest text an `event` message carries (a diagnostic's message); the rest is cut, and says so. */
+export const MAX_EVENT_TEXT = 16 * 1024;
+
+/** A text cut to `max` characters, saying how much was left out. */
+function capped(text: string | undefined, max = MAX_EVENT_TEXT): string | undefined {
+  if (text === undefined || text.length <= max) return text;
+  return `${text.slice(0, max)}… [${text.length - max} more characters cut; the full text is in the job's lines]`;
+}
+
 function step(state: string, metadata: StepMetadata | undefined): Record<string, unknown> {
   return { kind: 'resource', state, op: metadata?.op, urn: metadata?.urn, type: metadata?.type };
 }
@@ -42,7 +51,7 @@ export function compactEvent(event: EngineEvent): Record<string, unknown> | unde
   if (event.resOpFailedEvent) return step('failed', event.resOpFailedEvent.metadata);
   const diagnostic = event.diagnosticEvent;
   if (diagnostic && (diagnostic.severity === 'error' || diagnostic.severity === 'warning')) {
-    return { kind: 'diagnostic', severity: diagnostic.severity, urn: diagnostic.urn, message: diagnostic.message?.trimEnd() };
+    return { kind: 'diagnostic', severity: diagnostic.severity, urn: diagnostic.urn, message: capped(diagnostic.message?.trimEnd()) };
   }
   const summary = event.summaryEvent;
   if (summary) {

@@ -13,11 +13,14 @@ import { killTree } from './kill-tree.js';
 import { startEventsServer } from './events-server.js';
 import { forkProgramHost, type ProgramHostPool } from './program-host-pool.js';
 import { type JobOptions, operationArgs, runsProgram } from './operation-args.js';
+import { type Identity, ownFolder } from '../isolation/ownership.js';
 
 export interface PulumiRunSpec {
   pulumiBin: string;
   pulumiHome: string;
   backendUrl: string;
+  /** Names of runner environment variables the state backend needs (JOB_ENV_ALLOW), passed to Pulumi. */
+  jobEnvAllow?: string[];
   passphrase: string;
   programDir: string;
   main: string;
@@ -47,6 +50,11 @@ export interface PulumiRunSpec {
   onSpawn?(): void;
   /** Warm program hosts to take from (without one, each run starts its host itself). */
   hosts?: ProgramHostPool;
+  /**
+   * The uid and gid every process of the job runs as (its runner slot's); the workspace, Pulumi
+   * home and state must be theirs already. Undefined: the runner's own (RUNNER_ISOLATION=none).
+   */
+  identity?: Identity;
 }
 
 export interface PulumiRunResult {
@@ -62,15 +70,37 @@ export interface PulumiRunResult {
 }
 
 /**
- * The runner's own secrets and connection strings (which may hold passwords). A job's programs are
- * code of the platform's users: they get the job's credential, never these.
+ * What a job's processes may take from the runner's environment: the system basics (locale, time
+ * zone, temp folder, CA bundles, proxies) and the state backend's own settings. Nothing else: a job's
+ * programs are code of the platform's users, and the runner's environment is the service's.
  */
-const SERVICE_ONLY_VARIABLES = ['ADMIN_TOKEN', 'CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS', 'MONGO_URL', 'REDIS_URL'];
+const SYSTEM_VARIABLES = [
+  'PATH',
+  'HOME',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'NODE_EXTRA_CA_CERTS',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+];
+/** The state backend's settings a job needs to reach its stack (a Pulumi Cloud token; others via JOB_ENV_ALLOW). */
+const BACKEND_VARIABLES = ['PULUMI_ACCESS_TOKEN'];
 
-/** The runner's environment without its own secrets: what a job's processes start from. */
-export function inheritedEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+/** The runner's environment cut down to the allow-list: what a job's processes start from. */
+export function inheritedEnvironment(env: NodeJS.ProcessEnv = process.env, extraVariables: string[] = []): Record<string, string> {
+  const allowed = new Set([...SYSTEM_VARIABLES, ...BACKEND_VARIABLES, ...extraVariables]);
   return Object.fromEntries(
-    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !SERVICE_ONLY_VARIABLES.includes(entry[0])),
+    Object.entries(env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined && (allowed.has(entry[0]) || entry[0].startsWith('LC_')),
+    ),
   );
 }
 
@@ -85,11 +115,15 @@ function baseEnv(spec: PulumiRunSpec): Record<string, string> {
   const sdk = createRequire(join(spec.programDir, 'package.json')).resolve('@pulumi/pulumi/package.json');
   const nodeModules = dirname(dirname(dirname(sdk)));
   return {
-    ...inheritedEnvironment(),
+    ...inheritedEnvironment(process.env, spec.jobEnvAllow),
     NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(delimiter),
     // The dynamic-provider launcher sits next to the pulumi binary.
     PATH: [dirname(spec.pulumiBin), process.env.PATH ?? ''].join(delimiter),
     PULUMI_HOME: spec.pulumiHome,
+    // Not the runner's home: the slot's own folder (the Pulumi home's parent), the same for every job of the slot.
+    HOME: dirname(spec.pulumiHome),
+    // A slot uid has no passwd entry: Go's user lookup (the CLI is built without cgo) falls back to $USER.
+    ...(spec.identity ? { USER: `pulumi-job-${spec.identity.uid}`, LOGNAME: `pulumi-job-${spec.identity.uid}` } : {}),
     PULUMI_BACKEND_URL: spec.backendUrl,
     PULUMI_CONFIG_PASSPHRASE: spec.passphrase,
     PULUMI_SKIP_UPDATE_CHECK: 'true',
@@ -130,8 +164,12 @@ interface JobEndpoints {
 
 /** Takes (or starts) the job's program host, hands it the job, and waits for its addresses. */
 async function startProgramHost(spec: PulumiRunSpec, onEvent: (event: EngineEvent) => void): Promise<JobEndpoints> {
-  const env = baseEnv(spec);
-  const child = await (spec.hosts ? spec.hosts.take(spec.programDir, env) : forkProgramHost(spec.programDir, env));
+  // The program needs neither the stack's backend nor its passphrase (the CLI holds both): leaving
+  // them out keeps secrets from the program and lets a warm host serve any stack of its slot.
+  const { PULUMI_BACKEND_URL: _backend, PULUMI_CONFIG_PASSPHRASE: _passphrase, ...env } = baseEnv(spec);
+  const child = await (spec.hosts
+    ? spec.hosts.take(spec.programDir, env, spec.identity)
+    : forkProgramHost(spec.programDir, env, spec.identity));
   // What the program itself prints (console.log) is part of the job's output.
   void forwardLines(child.stdout, (text) => spec.onLine('stdout', text));
   void forwardLines(child.stderr, (text) => spec.onLine('stderr', text));
@@ -160,6 +198,11 @@ async function stopProgramHost(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** The uid and gid options of a job's processes (none: the runner's own). */
+function asUser(spec: Pick<PulumiRunSpec, 'identity'>): { uid?: number; gid?: number } {
+  return spec.identity ? { uid: spec.identity.uid, gid: spec.identity.gid } : {};
+}
+
 /** Stacks this process has seen exist (backend URL + FQDN), so `stack select --create` runs once per stack. */
 const knownStacks = new Set<string>();
 
@@ -171,6 +214,7 @@ async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Pr
     cwd: spec.workspaceDir,
     env,
     extendEnv: false,
+    ...asUser(spec),
     reject: false,
     cancelSignal: spec.signal,
   });
@@ -188,6 +232,7 @@ async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): P
     cwd: spec.workspaceDir,
     env,
     extendEnv: false,
+    ...asUser(spec),
     reject: false,
   });
   if (result.exitCode !== 0) return {};
@@ -199,8 +244,15 @@ async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): P
  * programs. Stack config files Pulumi writes land here and go away with the job.
  */
 async function prepareWorkspace(spec: PulumiRunSpec): Promise<void> {
-  await mkdir(spec.workspaceDir, { recursive: true });
+  await mkdir(spec.workspaceDir, { recursive: true, mode: 0o700 });
   await writeFile(join(spec.workspaceDir, 'Pulumi.yaml'), `name: ${spec.project}\nruntime: nodejs\n`);
+  if (spec.identity) await ownFolder(spec.workspaceDir, spec.identity);
+}
+
+/** The slot's home (and Pulumi home in it): the job's uid's own, 0700. */
+async function prepareHome(spec: PulumiRunSpec): Promise<void> {
+  await mkdir(spec.pulumiHome, { recursive: true, mode: 0o700 });
+  if (spec.identity) await ownFolder(dirname(spec.pulumiHome), spec.identity);
 }
 
 async function prepareBackend(url: string): Promise<void> {
@@ -213,7 +265,7 @@ async function prepareBackend(url: string): Promise<void> {
  */
 export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
   const env = pulumiEnv(spec);
-  await Promise.all([prepareBackend(spec.backendUrl), mkdir(spec.pulumiHome, { recursive: true }), prepareWorkspace(spec)]);
+  await Promise.all([prepareBackend(spec.backendUrl), prepareHome(spec), prepareWorkspace(spec)]);
   let outputs: Record<string, unknown> | undefined;
   let summary: Record<string, number> = {};
   const errors: string[] = [];
@@ -233,6 +285,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
         cwd: spec.workspaceDir,
         env,
         extendEnv: false,
+        ...asUser(spec),
         reject: false,
       });
     }
@@ -241,6 +294,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
       cwd: spec.workspaceDir,
       env,
       extendEnv: false,
+      ...asUser(spec),
       buffer: false,
       reject: false,
       cancelSignal: spec.signal,
@@ -275,6 +329,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
         cwd: spec.workspaceDir,
         env,
         extendEnv: false,
+        ...asUser(spec),
         reject: false,
       });
     }

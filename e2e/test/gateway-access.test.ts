@@ -1,0 +1,136 @@
+import { BOOTSTRAP_PRINCIPAL, hashToken, issueStreamTicket, storeApiToken, streamTicketKey } from '@pds/shared';
+import t from 'tap';
+import WebSocket from 'ws';
+import { RECENT_BYTES } from '@pds/stream-gateway';
+import { startGateway, TOKEN } from './gateway-harness.js';
+
+const admin = { principal: BOOTSTRAP_PRINCIPAL, tokenHash: hashToken(TOKEN) };
+
+/** Opens a socket; resolves with it, or with the HTTP status the upgrade was refused with. */
+function open(url: string, headers: Record<string, string> = {}): Promise<WebSocket | number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    socket.once('open', () => resolve(socket));
+    socket.once('unexpected-response', (_req, response) => resolve(response.statusCode ?? 0));
+    socket.once('error', (err) => (err.message.startsWith('Unexpected server response') ? undefined : reject(err)));
+  });
+}
+
+const closed = (socket: WebSocket) =>
+  new Promise<[number, string]>((resolve) => socket.once('close', (code, reason) => resolve([code, String(reason)])));
+
+t.test('a stream ticket opens its own job once, within 60 s, and nothing else', async (t) => {
+  const { gateway, job, command } = await startGateway(t);
+  const { ws } = await gateway();
+  const [a, b] = [await job(), await job()];
+  const { ticket } = await issueStreamTicket(command, admin, { jobId: a.jobId });
+  const ttl = await command.ttl(streamTicketKey(hashToken(ticket)));
+  t.ok(ttl > 0 && ttl <= 60, `kept ${ttl} s at most`);
+  t.equal(await open(`${ws}/v1/jobs/${b.jobId}/stream?ticket=${ticket}`), 401, 'not for another job (and used up by trying)');
+  const other = await issueStreamTicket(command, admin, { jobId: a.jobId });
+  const socket = await open(`${ws}/v1/jobs/${a.jobId}/stream?ticket=${other.ticket}`);
+  t.type(socket, WebSocket, 'opens its job');
+  (socket as WebSocket).close();
+  t.equal(await open(`${ws}/v1/jobs/${a.jobId}/stream?ticket=${other.ticket}`), 401, 'a second use is refused');
+  t.equal(
+    await open(`${ws}/v1/stream?ticket=${(await issueStreamTicket(command, admin, { jobId: a.jobId })).ticket}`),
+    401,
+    'a job ticket does not open the multiplexed socket',
+  );
+  const forSocket = await issueStreamTicket(command, admin, {});
+  const multiplexed = await open(`${ws}/v1/stream?ticket=${forSocket.ticket}`);
+  t.type(multiplexed, WebSocket, 'a socket ticket opens /v1/stream');
+  (multiplexed as WebSocket).close();
+  t.equal(await open(`${ws}/v1/stream?ticket=pst_forged`), 401);
+});
+
+t.test('a revoked token loses its open sockets within the token cache lifetime, and may not subscribe', async (t) => {
+  const { gateway, job, models } = await startGateway(t, { tokenCacheMs: 200 });
+  const { ws } = await gateway();
+  const j = await job();
+  const viewer = await storeApiToken(models, { name: 'wall', role: 'viewer', createdBy: 'test' });
+  const headers = { authorization: `Bearer ${viewer.token}` };
+  const single = (await open(`${ws}/v1/jobs/${j.jobId}/stream`, headers)) as WebSocket;
+  const multi = (await open(`${ws}/v1/stream`, headers)) as WebSocket;
+  const lines: unknown[] = [];
+  multi.on('message', (data) => lines.push(JSON.parse(String(data))));
+  const closes = Promise.all([closed(single), closed(multi)]);
+  await models.ApiToken.updateOne({ id: viewer.doc.id }, { $set: { revokedAt: new Date() } });
+  const began = Date.now();
+  const [[singleCode, reason], [multiCode]] = await closes;
+  t.equal(singleCode, 4401);
+  t.match(reason, /revoked/);
+  t.equal(multiCode, 4401);
+  t.ok(Date.now() - began < 2_000, `closed ${Date.now() - began} ms after the revocation`);
+  t.same(lines, [], 'nothing was streamed to the multiplexed socket');
+});
+
+t.test('a subscribe is authorised per message: once the token is revoked the socket closes instead of streaming', async (t) => {
+  const { gateway, job, models } = await startGateway(t, { tokenCacheMs: 60_000 });
+  const { ws, app } = await gateway();
+  const j = await job();
+  j.sink.line('stdout', 'secret deployment output');
+  const viewer = await storeApiToken(models, { name: 'wall', role: 'viewer', createdBy: 'test' });
+  const socket = (await open(`${ws}/v1/stream`, { authorization: `Bearer ${viewer.token}` })) as WebSocket;
+  const lines: { type: string }[] = [];
+  socket.on('message', (data) => lines.push(JSON.parse(String(data))));
+  await models.ApiToken.updateOne({ id: viewer.doc.id }, { $set: { revokedAt: new Date() } });
+  app.gateway.authenticator.forget(viewer.doc._id); // as the API does in its own process on revocation
+  const ended = closed(socket);
+  socket.send(JSON.stringify({ type: 'subscribe', jobId: j.jobId, from: 0 }));
+  t.match(await ended, [4401, /revoked/]);
+  t.same(
+    lines.filter((m) => m.type === 'line'),
+    [],
+  );
+});
+
+t.test('caps: streams per token, jobs per socket and subscribes per second each have a number', async (t) => {
+  const { gateway, job } = await startGateway(t, { maxConnectionsPerToken: 2, maxSubscriptionsPerSocket: 2, subscribesPerSecond: 3 });
+  const { ws } = await gateway();
+  const headers = { authorization: `Bearer ${TOKEN}` };
+  const jobs = [await job(), await job(), await job(), await job()];
+  const first = (await open(`${ws}/v1/stream`, headers)) as WebSocket;
+  const second = (await open(`${ws}/v1/jobs/${jobs[0]!.jobId}/stream`, headers)) as WebSocket;
+  t.equal(await open(`${ws}/v1/stream`, headers), 429, 'a third stream of the same token is refused');
+  second.close();
+  await closed(second);
+  const errors: { code?: number; message?: string; jobId?: string }[] = [];
+  first.on('message', (data) => {
+    const message = JSON.parse(String(data));
+    if (message.type === 'error') errors.push(message);
+  });
+  for (const j of jobs) first.send(JSON.stringify({ type: 'subscribe', jobId: j.jobId }));
+  first.send(JSON.stringify({ type: 'subscribe', jobId: 'x', from: -1 }));
+  first.send('not json');
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => errors.length >= 4 && (clearInterval(check), resolve()), 20);
+  });
+  t.match(errors, [
+    { code: 4429, jobId: jobs[2]!.jobId, message: /at most 2 jobs per socket/ },
+    { code: 4429, jobId: jobs[3]!.jobId, message: /subscribes per second/ },
+    { code: 4400, message: /from/ },
+    { code: 4400, message: /JSON/ },
+  ]);
+  first.close();
+});
+
+t.test("a gateway's memory of a job's recent lines is bounded in bytes, however large the lines", async (t) => {
+  const { gateway, job } = await startGateway(t);
+  const { ws, hub } = await gateway();
+  const j = await job();
+  const socket = (await open(`${ws}/v1/jobs/${j.jobId}/stream`, { authorization: `Bearer ${TOKEN}` })) as WebSocket;
+  let received = 0;
+  const all = new Promise<void>((resolve) =>
+    socket.on('message', (data) => {
+      if (JSON.parse(String(data)).type === 'line' && ++received === 60) resolve();
+    }),
+  );
+  // 6 MiB in all: past the gateway's memory bound, within what one client may have waiting (8 MiB).
+  const line = 'y'.repeat(100 * 1024);
+  for (let i = 0; i < 60; i++) j.sink.line('stdout', line);
+  await all;
+  const held = hub.recentBytes(j.jobId);
+  t.ok(held > 0 && held <= RECENT_BYTES, `${held} bytes held for gap filling (at most ${RECENT_BYTES})`);
+  socket.close();
+});

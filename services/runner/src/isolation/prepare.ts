@@ -1,0 +1,87 @@
+import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Config, isFinalStatus, type JobStatus, localFilesRoot, type Logger, type Models } from '@pds/shared';
+import { PROGRAM_HOST } from '../pulumi/program-host-pool.js';
+import { isolationProblem } from './slots.js';
+
+/** Raised when isolation is asked for and the runner cannot give it: the runner refuses to start. */
+export class IsolationUnavailableError extends Error {
+  override name = 'IsolationUnavailableError';
+}
+
+/** The runner's scratch folders; other users may pass through them (0711), never list them. */
+function scratchFolders(workDir: string): string[] {
+  return [workDir, join(workDir, 'jobs'), join(workDir, 'secrets'), join(workDir, 'slots')];
+}
+
+/**
+ * Checks that jobs can run isolated (the first slot's uid can run Node, the Pulumi CLI and the
+ * program host, and reach the runner's folders), and gets the folders ready. Answers the uid base of
+ * the slots, or undefined with RUNNER_ISOLATION=none (said loudly). Throws IsolationUnavailableError
+ * when isolation is asked for but cannot be had: a runner never quietly runs jobs as itself.
+ */
+export async function prepareIsolation(
+  config: Pick<
+    Config,
+    'RUNNER_ISOLATION' | 'RUNNER_UID_BASE' | 'WORK_DIR' | 'PULUMI_BIN' | 'MODULES_DIR' | 'PULUMI_BACKEND_URL' | 'LOCAL_FILES_ROOT'
+  >,
+  logger: Pick<Logger, 'warn' | 'info'>,
+): Promise<number | undefined> {
+  for (const dir of scratchFolders(config.WORK_DIR)) {
+    await mkdir(dir, { recursive: true });
+    await chmod(dir, 0o711);
+  }
+  if (config.RUNNER_ISOLATION === 'none') {
+    logger.warn(
+      "RUNNER_ISOLATION=none: jobs run as the runner's own user; a job's program can read the runner's environment and files and other jobs' workspaces, credential files and state. Use only where the runner cannot switch users.",
+    );
+    return undefined;
+  }
+  const state = config.PULUMI_BACKEND_URL.startsWith('file://') ? fileURLToPath(config.PULUMI_BACKEND_URL) : undefined;
+  if (state) {
+    await mkdir(state, { recursive: true });
+    await chmod(state, 0o711);
+  }
+  // The root local-file kinds write under: jobs pass through it to the folders handed to them.
+  await mkdir(localFilesRoot(config), { recursive: true });
+  const problem = await isolationProblem(
+    { uid: config.RUNNER_UID_BASE, gid: config.RUNNER_UID_BASE },
+    {
+      read: [PROGRAM_HOST, config.MODULES_DIR],
+      execute: [
+        ...(isAbsolute(config.PULUMI_BIN) ? [config.PULUMI_BIN] : []),
+        config.WORK_DIR,
+        localFilesRoot(config),
+        ...(state ? [state] : []),
+      ].filter((path) => path !== undefined),
+    },
+  );
+  if (problem) {
+    throw new IsolationUnavailableError(
+      `RUNNER_ISOLATION=uid, but ${problem}. Fix that, or set RUNNER_ISOLATION=none to run jobs as the runner's own user (unsafe: a job's program could then read the runner's environment and other jobs' files).`,
+    );
+  }
+  logger.info({ uids: `${config.RUNNER_UID_BASE}+` }, "jobs run isolated, each as its runner slot's own uid");
+  return config.RUNNER_UID_BASE;
+}
+
+/**
+ * Removes job folders and credential files left by runs that are over (a runner that died cannot
+ * clean up after itself). Folders of jobs still running, in this process or another sharing
+ * WORK_DIR, stay.
+ */
+export async function sweepLeftovers(workDir: string, models: Pick<Models, 'StackJob'>, logger: Pick<Logger, 'info'>): Promise<number> {
+  let removed = 0;
+  for (const kind of ['jobs', 'secrets']) {
+    const dir = join(workDir, kind);
+    for (const jobId of await readdir(dir).catch(() => [] as string[])) {
+      const job = await models.StackJob.findById(jobId, { status: 1 }).lean<{ status: JobStatus }>();
+      if (job && !isFinalStatus(job.status)) continue;
+      await rm(join(dir, jobId), { recursive: true, force: true });
+      removed++;
+    }
+  }
+  if (removed > 0) logger.info({ removed }, 'removed job folders and credential files left by earlier runs');
+  return removed;
+}

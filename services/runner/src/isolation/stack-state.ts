@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/**
+ * Where one stack's state lives. With a `file://` backend every stack gets a folder of its own
+ * (`<backend>/stacks/<sha256 of the FQDN, 40 hex>`, itself a complete file backend), so that a job's
+ * uid can be handed its own stack's state for the run and see no other stack's. Other backends
+ * (S3, Pulumi Cloud) are used as they are.
+ */
+export function stackBackend(backendUrl: string, stackFqdn: string): { url: string; dir?: string } {
+  if (!backendUrl.startsWith('file://')) return { url: backendUrl };
+  // One-to-one and one path component whatever the FQDN holds: its SHA-256 (a readable join such as
+  // org__project__stack would let two FQDNs with "_" in them share a folder).
+  const dir = join(fileURLToPath(backendUrl), 'stacks', createHash('sha256').update(stackFqdn).digest('hex').slice(0, 40));
+  return { url: pathToFileURL(dir).href, dir };
+}
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Moves a stack kept in the shared layout of earlier versions (`<backend>/.pulumi/{stacks,history,
+ * backups}/<project>/<stack>…`) into its own folder, once, before its first run in this version.
+ * The caller holds the stack's lock. Does nothing when the stack already has its folder.
+ */
+export async function adoptSharedLayout(backendUrl: string, stackFqdn: string): Promise<boolean> {
+  const { dir } = stackBackend(backendUrl, stackFqdn);
+  if (!dir || (await exists(join(dir, '.pulumi')))) return false;
+  const shared = join(fileURLToPath(backendUrl), '.pulumi');
+  const [, project, stack] = stackFqdn.split('/') as [string, string, string];
+  const stackFiles = (await readdir(join(shared, 'stacks', project)).catch(() => [] as string[])).filter(
+    (name) => name === `${stack}.json` || name.startsWith(`${stack}.json.`),
+  );
+  if (stackFiles.length === 0) return false;
+  const target = join(dir, '.pulumi');
+  await mkdir(join(target, 'stacks', project), { recursive: true, mode: 0o700 });
+  for (const name of stackFiles) await rename(join(shared, 'stacks', project, name), join(target, 'stacks', project, name));
+  for (const kind of ['history', 'backups']) {
+    const from = join(shared, kind, project, stack);
+    if (!(await exists(from))) continue;
+    await mkdir(join(target, kind, project), { recursive: true, mode: 0o700 });
+    await rename(from, join(target, kind, project, stack));
+  }
+  if (await exists(join(shared, 'meta.yaml'))) await copyFile(join(shared, 'meta.yaml'), join(target, 'meta.yaml'));
+  return true;
+}

@@ -1,0 +1,110 @@
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import t, { type Test } from 'tap';
+import { openPathTo, ownFolder } from '../src/isolation/ownership.js';
+import { IsolationUnavailableError, prepareIsolation } from '../src/isolation/prepare.js';
+import { isolationProblem, SlotPool } from '../src/isolation/slots.js';
+import { adoptSharedLayout, stackBackend } from '../src/isolation/stack-state.js';
+
+const UID = 61_990;
+
+async function scratch(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pds-isolation-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await chmod(dir, 0o711); // slot uids pass through to what is theirs
+  return dir;
+}
+
+t.test('each slot has a uid of its own, and a slot is free again once released', async (t) => {
+  const pool = new SlotPool(2, 61_000);
+  const [a, b] = [pool.acquire(), pool.acquire()];
+  t.same(
+    [a.identity, b.identity],
+    [
+      { uid: 61_000, gid: 61_000 },
+      { uid: 61_001, gid: 61_001 },
+    ],
+  );
+  t.throws(() => pool.acquire(), /no free runner slot/);
+  pool.release(a);
+  t.same(pool.acquire(), a);
+  t.same(new SlotPool(1, undefined).acquire(), { index: 0 }, 'without isolation a slot has no uid');
+});
+
+t.test('a folder handed to a uid is its alone; the path to it only lets it pass', async (t) => {
+  const root = await scratch(t);
+  const target = join(root, 'a', 'b', 'mine');
+  await openPathTo(root, target);
+  await ownFolder(target, { uid: UID, gid: UID });
+  const [a, b, mine] = await Promise.all([stat(join(root, 'a')), stat(join(root, 'a', 'b')), stat(target)]);
+  t.equal(a.mode & 0o777, 0o711);
+  t.equal(b.mode & 0o777, 0o711);
+  t.equal(mine.mode & 0o777, 0o700);
+  t.equal(mine.uid, UID);
+  t.equal(await isolationProblem({ uid: UID, gid: UID }, { read: [], execute: [target] }), undefined, 'the uid reaches its folder');
+  t.match(
+    await isolationProblem({ uid: UID + 1, gid: UID + 1 }, { read: [], execute: [target] }),
+    new RegExp(`uid ${UID + 1} cannot run ${target}`),
+    'another uid does not',
+  );
+});
+
+t.test('a runner that cannot give isolation refuses to start unless told RUNNER_ISOLATION=none', async (t) => {
+  const dir = await scratch(t);
+  const hidden = join(dir, 'hidden');
+  await mkdir(join(hidden, 'modules'), { recursive: true, mode: 0o700 });
+  const config = {
+    RUNNER_ISOLATION: 'uid' as const,
+    RUNNER_UID_BASE: UID,
+    WORK_DIR: join(dir, 'work'),
+    PULUMI_BIN: 'pulumi',
+    MODULES_DIR: join(hidden, 'modules'),
+    PULUMI_BACKEND_URL: pathToFileURL(join(dir, 'state')).href,
+    LOCAL_FILES_ROOT: join(dir, 'files'),
+  };
+  const warnings: string[] = [];
+  const logger = { warn: (m: unknown) => void warnings.push(String(m)), info: () => undefined };
+  const refused = await prepareIsolation(config, logger).catch((err: Error) => err);
+  t.type(refused, IsolationUnavailableError);
+  t.match((refused as Error).message, /uid 61990 cannot read .*hidden\/modules.*RUNNER_ISOLATION=none/, 'names the path and the way out');
+  t.equal(await prepareIsolation({ ...config, RUNNER_ISOLATION: 'none' }, logger), undefined);
+  t.match(warnings.join('\n'), /RUNNER_ISOLATION=none: jobs run as the runner's own user/);
+  const modules = join(dir, 'modules');
+  await mkdir(modules, { mode: 0o755 });
+  t.equal(await prepareIsolation({ ...config, MODULES_DIR: modules }, logger), UID, 'with every path in reach it isolates');
+  t.equal((await stat(config.WORK_DIR)).mode & 0o777, 0o711, 'WORK_DIR can be passed through, not listed');
+});
+
+t.test('a stack kept in the shared file-backend layout moves into its own folder once, and only its files', async (t) => {
+  const root = await scratch(t);
+  const url = pathToFileURL(root).href;
+  const shared = join(root, '.pulumi');
+  await mkdir(join(shared, 'stacks', 'proj'), { recursive: true });
+  await mkdir(join(shared, 'history', 'proj', 'dev'), { recursive: true });
+  await mkdir(join(shared, 'history', 'proj', 'prod'), { recursive: true });
+  await writeFile(join(shared, 'meta.yaml'), 'version: 1\n');
+  await writeFile(join(shared, 'stacks', 'proj', 'dev.json'), '{"dev":1}');
+  await writeFile(join(shared, 'stacks', 'proj', 'dev.json.bak'), '{"dev":0}');
+  await writeFile(join(shared, 'stacks', 'proj', 'prod.json'), '{"prod":1}');
+  await writeFile(join(shared, 'history', 'proj', 'dev', 'dev-1.history.json'), '{}');
+  const { dir, url: stackUrl } = stackBackend(url, 'organization/proj/dev');
+  t.match(dir, new RegExp(`^${root}/stacks/[0-9a-f]{40}$`));
+  t.not(
+    stackBackend(url, 'a/local-file-set/b__local-file-set__c').dir,
+    stackBackend(url, 'a__local-file-set__b/local-file-set/c').dir,
+    'two FQDNs never share a folder',
+  );
+  t.equal(stackUrl, pathToFileURL(dir!).href);
+  t.same(stackBackend('s3://bucket', 'organization/proj/dev'), { url: 's3://bucket' }, 'other backends are used as they are');
+  t.equal(await adoptSharedLayout(url, 'organization/proj/dev'), true);
+  t.equal(await readFile(join(dir!, '.pulumi', 'stacks', 'proj', 'dev.json'), 'utf8'), '{"dev":1}');
+  t.ok(await stat(join(dir!, '.pulumi', 'stacks', 'proj', 'dev.json.bak')));
+  t.ok(await stat(join(dir!, '.pulumi', 'history', 'proj', 'dev', 'dev-1.history.json')));
+  t.ok(await stat(join(dir!, '.pulumi', 'meta.yaml')));
+  t.ok(await stat(join(shared, 'stacks', 'proj', 'prod.json')), 'another stack stays where it was');
+  t.notOk(await stat(join(shared, 'stacks', 'proj', 'dev.json')).catch(() => undefined), 'moved, not copied');
+  t.equal(await adoptSharedLayout(url, 'organization/proj/dev'), false, 'once');
+  t.equal(await adoptSharedLayout(url, 'organization/proj/new'), false, 'a new stack has nothing to adopt');
+});

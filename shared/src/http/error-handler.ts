@@ -1,0 +1,41 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The error message a failed request answered with (the API's audit entry records it). */
+    auditFailure?: string;
+  }
+}
+
+/** Errors that mean a dependency is away: answered 503, not 500. */
+export function isDependencyOutage(err: Error): boolean {
+  return /MongoServerSelection|MongoNetwork|MongoNotConnected|ECONNREFUSED|Connection is closed|Stream isn't writeable|enableOfflineQueue/i.test(
+    `${err.name} ${err.message}`,
+  );
+}
+
+/**
+ * The one error shape of every service, `{ statusCode, error, message }`: the catalog's errors as
+ * they are, validation errors as 400 naming the field, an outage as 503, and 5xx internals hidden.
+ */
+export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  request.auditFailure = err.message;
+  if (err instanceof AppError) {
+    return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
+  }
+  if (err.validation) {
+    return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
+  }
+  if (isDependencyOutage(err)) {
+    request.log.warn({ err }, 'dependency unavailable');
+    return reply
+      .code(503)
+      .send({ statusCode: 503, error: 'Service Unavailable', message: 'a dependency (MongoDB or Redis) is unavailable; retry later' });
+  }
+  if (err.statusCode && err.statusCode < 500) {
+    return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code ?? 'Bad Request', message: err.message });
+  }
+  request.log.error({ err }, 'request failed');
+  return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error' });
+}
