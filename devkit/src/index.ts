@@ -4,3 +4,4 @@ export * from './launcher.js';
 export * from './sample-credentials.js';
 export * from './dockerfile.js';
 export * from './job-writable.js';
+export * from './test-isolation.js';

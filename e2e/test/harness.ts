@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '@pds/api';
-import { freePort, type Managed, startProcess, toolPath, waitForPort } from '@pds/devkit';
+import { freePort, type Managed, startProcess, testIsolation, toolPath, waitForPort } from '@pds/devkit';
 import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
 import { createRunner, type RunnerDeps } from '@pds/runner';
 import {
@@ -79,6 +79,7 @@ export async function startStack(
       WORK_DIR: join(scratch, 'work'),
       // The tests' LocalFileSet folders live in temporary folders.
       LOCAL_FILES_ROOT: tmpdir(),
+      RUNNER_ISOLATION: testIsolation().isolation,
       LOG_LEVEL: 'silent',
       ...overrides,
     },
@@ -232,7 +233,7 @@ export async function queueJob(stack: Stack, resourceId: string, body: object = 
 export async function startRunnerProcess(env: Record<string, string>): Promise<Managed> {
   const port = await freePort();
   const runner = startProcess(process.execPath, [join(repoRoot, 'services/runner/dist/src/main.js')], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...process.env, RUNNER_ISOLATION: testIsolation().isolation, ...env, PORT: String(port), HOST: '127.0.0.1' },
   });
   await waitForPort(port, 30_000, runner.child);
   return runner;

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { freePort, parseDockerfile, recentOutput, startProcess, toolPath, waitForPort } from '@pds/devkit';
+import { freePort, parseDockerfile, recentOutput, startProcess, testIsolation, toolPath, waitForPort } from '@pds/devkit';
 import { testMongo, testRedis } from '@pds/devkit/tap';
 import { repoRoot } from '@pds/shared';
 import t from 'tap';
@@ -58,6 +58,7 @@ t.test("the services started with their images' commands and environment run a r
     const env: NodeJS.ProcessEnv = { ...imageEnv, PATH: `${imageEnv.PATH ?? ''}${process.env.PATH}`, PORT: String(port) };
     delete env.NODE_ENV; // dev dependencies are present here; production mode changes nothing we test
     for (const key of composeNames) if (local[key] !== undefined) env[key] = local[key];
+    env.RUNNER_ISOLATION = testIsolation().isolation;
     for (const key of ['MONGO_URL', 'REDIS_URL', ...SECRETS_OF[name]!]) t.ok(composeNames.includes(key), `compose gives ${name} ${key}`);
     for (const key of ['ADMIN_TOKEN', 'CREDENTIALS_KEY'].filter((k) => !SECRETS_OF[name]!.includes(k))) {
       t.notOk(composeNames.includes(key), `compose does not give ${name} ${key}`);

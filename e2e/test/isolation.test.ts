@@ -1,7 +1,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sampleCredentials } from '@pds/devkit';
+import { sampleCredentials, testIsolation } from '@pds/devkit';
 import { stackBackend } from '@pds/runner';
 import t from 'tap';
 import { stringify } from 'yaml';
@@ -14,7 +14,7 @@ import { createResource, queueJob, startStack, waitForJob } from './harness.js';
  * folders. With RUNNER_ISOLATION=uid every attempt gets EACCES, and the program's own home is
  * writable; the outputs say what each attempt got.
  */
-t.test('a hostile program reaches nothing that is not its own', async (t) => {
+t.test('a hostile program reaches nothing that is not its own', { skip: testIsolation().why }, async (t) => {
   // The probe kind lives beside the compiled tests, so its program resolves @pulumi/pulumi from the repository.
   const modules = fileURLToPath(new URL('../hostile-modules/', import.meta.url));
   const kindDir = join(modules, 'HostileProbe');

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startLocalDeployment } from '@pds/devkit';
+import { startLocalDeployment, testIsolation } from '@pds/devkit';
 import { testMongo, testRedis } from '@pds/devkit/tap';
 import t from 'tap';
 import { readStream } from './harness.js';
@@ -21,6 +21,7 @@ t.test('the three services started as their images start them run a real deploym
       ADMIN_TOKEN: TOKEN,
       PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
       WORK_DIR: join(scratch, 'work'),
+      RUNNER_ISOLATION: testIsolation().isolation,
       LOG_LEVEL: 'warn',
     },
     () => undefined,

@@ -6,7 +6,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '@pds/api';
-import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
+import { startLocalFerretDb, startLocalRedis, testIsolation } from '@pds/devkit';
 import { createRunner } from '@pds/runner';
 import {
   type Config,
@@ -45,6 +45,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
       PULUMI_BACKEND_URL: `file://${join(scratch, 'state')}`,
       WORK_DIR: join(scratch, 'work'),
       LOCAL_FILES_ROOT: tmpdir(),
+      RUNNER_ISOLATION: testIsolation().isolation,
       LOG_LEVEL: 'silent',
       ...overrides(scratch),
     },

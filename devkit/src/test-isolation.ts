@@ -1,0 +1,38 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from '@pds/shared';
+import { toolPath } from './local-deps.js';
+
+/** The first slot uid the tests' runners use (RUNNER_UID_BASE's default). */
+const SLOT_UID = 61_000;
+
+let decided: { isolation: 'uid' | 'none'; why?: string } | undefined;
+
+/**
+ * RUNNER_ISOLATION for the tests and benches: `uid` (jobs run as their slot's uid, as in
+ * production) wherever a slot uid can reach this checkout's program host, modules and Pulumi CLI:
+ * the case on this kind of machine. A checkout in a folder other users cannot pass through (a 0700
+ * temporary folder) cannot isolate: there the tests run with `none`, say so loudly once, and the
+ * isolation proof is skipped with that reason rather than failing every test for a folder's mode.
+ */
+export function testIsolation(): { isolation: 'uid' | 'none'; why?: string } {
+  if (decided) return decided;
+  const paths = [join(repoRoot, 'services/runner/dist/src/pulumi/program-host.js'), join(repoRoot, 'modules'), toolPath('pulumi')];
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const fs=require('fs');for(const p of ${JSON.stringify(paths)}){try{fs.accessSync(p,fs.constants.R_OK)}catch{console.log(p);process.exit(3)}}`,
+    ],
+    { uid: SLOT_UID, gid: SLOT_UID, env: {}, encoding: 'utf8' },
+  );
+  if (probe.status === 0) decided = { isolation: 'uid' };
+  else {
+    const why = probe.error
+      ? `cannot start a process as uid ${SLOT_UID} (${(probe.error as NodeJS.ErrnoException).code})`
+      : `uid ${SLOT_UID} cannot reach ${probe.stdout.trim().split('\n')[0]} (a parent folder of this checkout is closed to other users)`;
+    decided = { isolation: 'none', why };
+    console.error(`\n*** TESTS RUN WITHOUT JOB ISOLATION (RUNNER_ISOLATION=none): ${why} ***\n`);
+  }
+  return decided;
+}
