@@ -24,13 +24,13 @@ export function testIsolation(): { isolation: 'uid' | 'none'; why?: string } {
       '-e',
       `const fs=require('fs');for(const p of ${JSON.stringify(paths)}){try{fs.accessSync(p,fs.constants.R_OK)}catch{console.log(p);process.exit(3)}}`,
     ],
-    { uid: SLOT_UID, gid: SLOT_UID, env: {}, encoding: 'utf8' },
+    { uid: SLOT_UID, gid: SLOT_UID, env: {}, encoding: 'utf8', cwd: '/' },
   );
   if (probe.status === 0) decided = { isolation: 'uid' };
   else {
     const why = probe.error
       ? `cannot start a process as uid ${SLOT_UID} (${(probe.error as NodeJS.ErrnoException).code})`
-      : `uid ${SLOT_UID} cannot reach ${probe.stdout.trim().split('\n')[0]} (a parent folder of this checkout is closed to other users)`;
+      : `uid ${SLOT_UID} cannot reach ${probe.stdout.trim().split('\n')[0] || probe.stderr.trim().split('\n')[0] || 'this checkout'} (a parent folder of it is closed to other users)`;
     decided = { isolation: 'none', why };
     console.error(`\n*** TESTS RUN WITHOUT JOB ISOLATION (RUNNER_ISOLATION=none): ${why} ***\n`);
   }

@@ -49,6 +49,8 @@ export const ConfigSchema = Type.Object({
   /** The first uid (and gid) of the runner's slots: slot i runs as RUNNER_UID_BASE + i. */
   RUNNER_UID_BASE: Type.Integer({ minimum: 1000, maximum: 2_000_000_000, default: 61_000 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
+  /** The longest `timeoutSeconds` a deployer may ask for (admins: up to 24 h); a runner slot is held that long at most. */
+  JOB_TIMEOUT_MAX_DEPLOYER_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3_600 }),
   /** How often a runner renews its locks and heartbeats; a job is declared lost after 4 missed beats. */
   RUNNER_HEARTBEAT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
   /** After SIGINT (Pulumi's graceful cancel), how long before the run is killed. */

@@ -52,6 +52,8 @@ export interface AppContext extends ApiDeps {
   manifestMaxBytes: number;
   /** Where local-file kinds may write (LOCAL_FILES_ROOT). */
   localFilesRoot: string;
+  /** The longest timeoutSeconds a deployer may ask for (JOB_TIMEOUT_MAX_DEPLOYER_SECONDS). */
+  deployerTimeoutMax: number;
 }
 
 declare module 'fastify' {
@@ -91,6 +93,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     endedJobs: new LruCache<string, JobView>(),
     manifestMaxBytes: config.MANIFEST_MAX_BYTES,
     localFilesRoot: localFilesRoot(config),
+    deployerTimeoutMax: config.JOB_TIMEOUT_MAX_DEPLOYER_SECONDS,
   });
 
   // Manifests are posted as YAML text.

@@ -53,6 +53,31 @@ t.test('access: tokens, roles and the audit log', async (t) => {
     t.match(destroy.json().message, /a destroy job needs the admin role/);
     t.equal((await app.inject({ method: 'GET', url: '/v1/credentials', headers: bearer(deployer.token) })).statusCode, 403);
     t.equal((await issue('sneaky', 'admin', bearer(deployer.token))).statusCode, 403);
+    const long = await app.inject({
+      method: 'POST',
+      url: jobs,
+      headers: bearer(deployer.token),
+      payload: { operation: 'up', timeoutSeconds: 7_200 },
+    });
+    t.equal(long.statusCode, 403, 'a deployer may not hold a runner slot past its cap');
+    t.match(long.json().message, /timeoutSeconds over 3600 \(JOB_TIMEOUT_MAX_DEPLOYER_SECONDS\) needs the admin role/);
+    t.equal(
+      (
+        await app.inject({
+          method: 'POST',
+          url: jobs,
+          headers: bearer(deployer.token),
+          payload: { operation: 'preview', timeoutSeconds: 3_600 },
+        })
+      ).statusCode,
+      202,
+      'up to the cap it may',
+    );
+    t.equal(
+      (await app.inject({ method: 'POST', url: jobs, headers: auth, payload: { operation: 'preview', timeoutSeconds: 7_200 } })).statusCode,
+      202,
+      'an admin may go past it',
+    );
     t.equal((await app.inject({ method: 'POST', url: jobs, headers: auth, payload: { operation: 'destroy' } })).statusCode, 202);
   });
 

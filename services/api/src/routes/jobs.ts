@@ -35,6 +35,11 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       // Destroying deletes real infrastructure: admins only.
       if (request.body.operation === 'destroy') ensureRole(request, 'admin', 'a destroy job');
+      // A long timeout holds a runner slot that long: past the deployer's cap it takes an admin.
+      const { timeoutSeconds } = request.body;
+      if (timeoutSeconds !== undefined && timeoutSeconds > app.deps.deployerTimeoutMax) {
+        ensureRole(request, 'admin', `timeoutSeconds over ${app.deps.deployerTimeoutMax} (JOB_TIMEOUT_MAX_DEPLOYER_SECONDS)`);
+      }
       const create = async () => {
         const job = await jobs.create(request.params.id, request.body);
         app.metrics.inc('api_jobs_created_total', 'Jobs created, by operation', { operation: job.operation });
