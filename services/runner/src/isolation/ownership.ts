@@ -33,6 +33,7 @@ export async function ownFolder(dir: string, owner: Identity): Promise<void> {
  * runner owns.
  */
 export async function openPathTo(root: string, dir: string): Promise<void> {
+  await mkdir(root, { recursive: true });
   let current = root;
   const parts = relative(root, dir).split(sep).slice(0, -1);
   for (const part of parts) {
