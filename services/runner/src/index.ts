@@ -1,6 +1,6 @@
 export { runPulumi } from './pulumi/pulumi-run.js';
 export { createRunner, type Runner, type RunnerDeps } from './runner.js';
-export { LineSink } from './line-sink.js';
+export { LineSink, MAX_LINE_CHARS } from './line-sink.js';
 export { reconcileLostJobs } from './reconciler.js';
 export { killTree } from './pulumi/kill-tree.js';
 export { stackBackend } from './isolation/stack-state.js';
