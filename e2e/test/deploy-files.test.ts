@@ -149,6 +149,28 @@ for (const overlay of ['dev', 'prod']) {
       t.equal(container?.livenessProbe?.httpGet?.path, '/health', `${name}: liveness on /health`);
       t.ok(container?.resources?.requests && container.resources.limits, `${name}: requests and limits`);
       t.equal(pod.serviceAccountName, 'pulumi-deploy');
+      // Each service gets only the secrets it uses: named keys, never the whole Secret.
+      const c = container as {
+        envFrom?: { secretRef?: unknown }[];
+        env?: { name: string; valueFrom?: { secretKeyRef?: { key: string } } }[];
+      };
+      t.notOk(
+        c.envFrom?.some((e) => e.secretRef),
+        `${name}: not the whole Secret`,
+      );
+      const secretKeys = (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef.key] : []));
+      const forbidden =
+        {
+          runner: ['ADMIN_TOKEN'],
+          'stream-gateway': ['CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS', 'PULUMI_CONFIG_PASSPHRASE'],
+          api: ['PULUMI_CONFIG_PASSPHRASE'],
+        }[name] ?? [];
+      t.same(
+        secretKeys.filter((k) => forbidden.includes(k)),
+        [],
+        `${name}: none of ${forbidden.join(', ')}`,
+      );
+      t.ok(secretKeys.length > 0, `${name}: its own secrets (${secretKeys.join(', ')})`);
       if (name === 'runner') {
         // Uid 0 with only the capabilities that switching each job to its slot's uid takes.
         const caps = (container as { securityContext?: { capabilities?: { drop?: string[]; add?: string[] } } })?.securityContext
