@@ -1,7 +1,19 @@
 import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '@pds/shared';
 import { toolPath } from './local-deps.js';
+
+/**
+ * tap follows every child process (it wraps spawn) and makes each write a record into
+ * .tap/processinfo when it exits; a job's processes run as their slot's uid and could not (and
+ * would print the failure into the job's output). Test plumbing only: the folder is opened to them.
+ */
+function openTapProcessInfo(): void {
+  const dir = join(repoRoot, '.tap', 'processinfo');
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o1777);
+}
 
 /** The first slot uid the tests' runners use (RUNNER_UID_BASE's default). */
 const SLOT_UID = 61_000;
@@ -17,6 +29,7 @@ let decided: { isolation: 'uid' | 'none'; why?: string } | undefined;
  */
 export function testIsolation(): { isolation: 'uid' | 'none'; why?: string } {
   if (decided) return decided;
+  openTapProcessInfo();
   // PDS_TEST_ISOLATION=none runs the suite as a machine without root would (and proves that mode works).
   if (process.env.PDS_TEST_ISOLATION === 'none') return (decided = { isolation: 'none', why: 'PDS_TEST_ISOLATION=none' });
   const paths = [join(repoRoot, 'services/runner/dist/src/pulumi/program-host.js'), join(repoRoot, 'modules'), toolPath('pulumi')];

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '@pds/api';
@@ -34,17 +34,6 @@ export const TOKEN = 'test-admin-token-0123456789-abcdefghijklmnop';
  */
 export const CREDENTIALS_KEY = Buffer.alloc(32, 3).toString('base64');
 
-/**
- * tap follows every child process (it wraps spawn) and makes each write a record into
- * .tap/processinfo when it exits; a job's processes run as their slot's uid and could not, and would
- * print the failure into the job's output. Test plumbing only: the folder is opened to them.
- */
-async function openTapProcessInfo(): Promise<void> {
-  const dir = join(repoRoot, '.tap', 'processinfo');
-  await mkdir(dir, { recursive: true });
-  await chmod(dir, 0o1777);
-}
-
 export async function startStack(
   t: Teardowns,
   overrides: Partial<Config> = {},
@@ -66,7 +55,6 @@ export async function startStack(
   // Jobs run as their slot's uid (RUNNER_ISOLATION=uid): they must be able to pass through to
   // their own folders under WORK_DIR and the state backend (never to list the scratch folder).
   await chmod(scratch, 0o711);
-  await openTapProcessInfo();
   const config = loadConfig(
     {},
     {

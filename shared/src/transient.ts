@@ -17,8 +17,12 @@ const TRANSIENT_NAMES = new Set([
   'MaxRetriesPerRequestError',
 ]);
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTCONN']);
-/** What ioredis says when a command meets a connection that is down and not queueing. */
-const TRANSIENT_MESSAGES = [/Connection is closed/i, /Stream isn't writeable/i, /connect ECONNREFUSED/];
+/**
+ * What ioredis says when a command meets a connection that is down and not queueing, and what the
+ * MongoDB driver says when a pooled connection dies under an operation (seen under another error
+ * name when FerretDB was stopped during a line write).
+ */
+const TRANSIENT_MESSAGES = [/Connection is closed/i, /Stream isn't writeable/i, /connect ECONNREFUSED/, /^connection \d+ to \S+ closed$/];
 
 export function isTransientError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

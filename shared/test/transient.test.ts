@@ -36,6 +36,9 @@ t.test('the errors real clients give for an unreachable server are transient; ot
   t.notOk(isTransientError(new TypeError('x is undefined')), 'a bug is not');
   t.notOk(isTransientError(new Error('E11000 duplicate key error')), 'a refused write is not');
   t.ok(isTransientError(new Error('wrapped', { cause: Object.assign(new Error('read'), { code: 'ECONNRESET' }) })), 'a cause counts');
+  const bulk = Object.assign(new Error('connection 6 to 127.0.0.1:41569 closed'), { name: 'MongoBulkWriteError' });
+  t.ok(isTransientError(bulk), 'a pooled MongoDB connection closed under a write, whatever the error is named');
+  t.notOk(isTransientError(new Error('the connection 6 to the past closed a chapter')), 'only that message, not any text with the words');
 });
 
 t.test('retryTransient retries transient failures until they pass, within the tolerance only', async (t) => {

@@ -2,6 +2,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { testIsolation } from '@pds/devkit';
 import t, { type Test } from 'tap';
 import { openPathTo, ownFolder } from '../src/isolation/ownership.js';
 import { IsolationUnavailableError, prepareIsolation } from '../src/isolation/prepare.js';
@@ -33,7 +34,10 @@ t.test('each slot has a uid of its own, and a slot is free again once released',
   t.same(new SlotPool(1, undefined).acquire(), { index: 0 }, 'without isolation a slot has no uid');
 });
 
-t.test('a folder handed to a uid is its alone; the path to it only lets it pass', async (t) => {
+// These run a process as a slot uid, which must reach this checkout (devkit's testIsolation says whether it can).
+const unreachable = { skip: testIsolation().why };
+
+t.test('a folder handed to a uid is its alone; the path to it only lets it pass', unreachable, async (t) => {
   const root = await scratch(t);
   const target = join(root, 'a', 'b', 'mine');
   await openPathTo(root, target);
@@ -51,7 +55,7 @@ t.test('a folder handed to a uid is its alone; the path to it only lets it pass'
   );
 });
 
-t.test('a runner that cannot give isolation refuses to start unless told RUNNER_ISOLATION=none', async (t) => {
+t.test('a runner that cannot give isolation refuses to start unless told RUNNER_ISOLATION=none', unreachable, async (t) => {
   const dir = await scratch(t);
   const hidden = join(dir, 'hidden');
   await mkdir(join(hidden, 'modules'), { recursive: true, mode: 0o700 });
