@@ -249,10 +249,17 @@ async function prepareWorkspace(spec: PulumiRunSpec): Promise<void> {
   if (spec.identity) await ownFolder(spec.workspaceDir, spec.identity);
 }
 
-/** The slot's home (and Pulumi home in it): the job's uid's own, 0700. */
+/** Slot homes this process has handed to their uid (a home only ever belongs to its slot's uid). */
+const ownedHomes = new Set<string>();
+
+/** The slot's home (and Pulumi home in it): the job's uid's own, 0700; handed over once per process. */
 async function prepareHome(spec: PulumiRunSpec): Promise<void> {
+  const home = dirname(spec.pulumiHome);
+  const key = `${home} ${spec.identity?.uid}`;
+  if (ownedHomes.has(key)) return;
   await mkdir(spec.pulumiHome, { recursive: true, mode: 0o700 });
-  if (spec.identity) await ownFolder(dirname(spec.pulumiHome), spec.identity);
+  if (spec.identity) await ownFolder(home, spec.identity);
+  ownedHomes.add(key);
 }
 
 async function prepareBackend(url: string): Promise<void> {
