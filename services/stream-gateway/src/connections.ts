@@ -1,4 +1,4 @@
-import type { AuthOutcome } from '@pds/shared';
+import { type AuthOutcome, errors } from '@pds/shared';
 import type { WebSocket } from 'ws';
 import { CloseCodes } from './outbox.js';
 
@@ -56,13 +56,15 @@ export class Connections {
     return this.open.size;
   }
 
-  /** Why a caller may not open one more connection, or undefined when it may. */
-  refusal(tokenHash: string): string | undefined {
+  /** Refuses (429) a caller that holds as many open streams as it may; run before the upgrade. */
+  assertRoom(tokenHash: string): void {
     let held = 0;
     for (const connection of this.open) if (connection.tokenHash === tokenHash) held++;
-    return held >= this.limits.maxConnectionsPerToken
-      ? `this token already holds ${held} open streams (at most ${this.limits.maxConnectionsPerToken}); close some first`
-      : undefined;
+    if (held >= this.limits.maxConnectionsPerToken) {
+      throw errors.tooManyRequests(
+        `this token already holds ${held} open streams (at most ${this.limits.maxConnectionsPerToken}); close some first`,
+      );
+    }
   }
 
   /** Tracks a connection until the returned function is called (on close). */

@@ -19,7 +19,7 @@ export interface PulumiRunSpec {
   pulumiBin: string;
   pulumiHome: string;
   backendUrl: string;
-  /** Names of runner environment variables the state backend needs (JOB_ENV_ALLOW), passed to Pulumi. */
+  /** Names of further runner environment variables a job's processes get (JOB_ENV_ALLOW: the state backend's). */
   jobEnvAllow?: string[];
   passphrase: string;
   programDir: string;

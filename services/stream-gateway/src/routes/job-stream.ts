@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { callerOf, errors } from '@pds/shared';
-import type { FastifyRequest } from 'fastify';
 import { trackSocket } from '../connections.js';
 import { CloseCodes, sseOutbox, webSocketOutbox } from '../outbox.js';
 import { JobStreamParamsSchema, JobStreamQuerySchema } from '../schemas.js';
@@ -14,18 +13,12 @@ import { closeReason, streamInto } from '../stream-to-outbox.js';
 export const jobStreamRoute: FastifyPluginAsyncTypebox = async (app) => {
   const { deps, connections, limits } = app.gateway;
 
-  /** Refuses (429) a caller that holds too many streams, before the upgrade. */
-  const withinCaps = async (request: FastifyRequest) => {
-    const refusal = connections.refusal(callerOf(request).tokenHash);
-    if (refusal) throw errors.tooManyRequests(refusal);
-  };
-
   app.route({
     method: 'GET',
     url: '/v1/jobs/:id/stream',
     config: { access: 'viewer' },
     schema: { params: JobStreamParamsSchema, querystring: JobStreamQuerySchema },
-    preHandler: withinCaps,
+    preHandler: async (request) => connections.assertRoom(callerOf(request).tokenHash),
     handler: async (request, reply) => {
       if (!String(request.headers.accept ?? '').includes('text/event-stream')) {
         throw errors.upgradeRequired('use a WebSocket, or Accept: text/event-stream');

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { callerOf, errors, roleAllows } from '@pds/shared';
+import { callerOf, roleAllows } from '@pds/shared';
 import { rateLimiter, trackSocket } from '../connections.js';
 import { CloseCodes, type Outbox, webSocketOutbox } from '../outbox.js';
 import { type ClientMessage, parseClientMessage, SocketQuerySchema } from '../schemas.js';
@@ -19,10 +19,7 @@ export const multiplexRoute: FastifyPluginAsyncTypebox = async (app) => {
       websocket: true,
       config: { access: 'viewer' },
       schema: { querystring: SocketQuerySchema },
-      preHandler: async (request) => {
-        const refusal = connections.refusal(callerOf(request).tokenHash);
-        if (refusal) throw errors.tooManyRequests(refusal);
-      },
+      preHandler: async (request) => connections.assertRoom(callerOf(request).tokenHash),
     },
     (socket, request) => {
       const { tokenHash } = callerOf(request);
