@@ -1,4 +1,4 @@
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sampleCredentials, testIsolation } from '@pds/devkit';
@@ -77,15 +77,34 @@ t.test('a hostile program reaches nothing that is not its own', { skip: testIsol
   const attack = await queueJob(stack, attacker.id);
   const done = await waitForJob(stack.models, attack.id, (d) => d.status !== 'queued' && d.status !== 'running', 120_000);
   t.equal(done.status, 'succeeded', String(done.error ?? ''));
-  const outputs = (done.outputs ?? {}) as { attempts?: { what: string; got: string }[]; uid?: number };
-  const attempts = outputs.attempts ?? [];
-  t.comment(`hostile attempts: ${attempts.map((a) => `${a.what}: ${a.got}`).join('; ')}`);
+  // Read as a user would, through the API: the attempts are keyed by names that hold dots.
+  const read = await stack.api.inject({ method: 'GET', url: `/v1/jobs/${attack.id}`, headers: stack.auth });
+  const outputs = read.json().result.outputs as { attempts?: Record<string, string>; uid?: number; home?: string; lingeringPid?: number };
+  const attempts = Object.entries(outputs.attempts ?? {});
+  t.comment(`hostile attempts: ${attempts.map(([what, got]) => `${what}: ${got}`).join('; ')}`);
   t.ok(attempts.length >= 15, `${attempts.length} attempts made`);
-  for (const { what, got } of attempts) {
+  t.ok(
+    attempts.some(([what]) => what.includes('.')),
+    'output keys holding dots are kept',
+  );
+  for (const [what, got] of attempts) {
     if (what === 'write own home') t.equal(got, 'ok', 'its own home is writable (the control)');
     else t.equal(got, 'EACCES', `${what}: EACCES`);
   }
   t.ok(outputs.uid !== undefined && outputs.uid >= stack.config.RUNNER_UID_BASE, `ran as a slot uid (${outputs.uid}), not the runner's`);
+  // Nothing of the job waits in its slot for the next one: no process of its uid, nothing in its home.
+  t.ok(outputs.lingeringPid, 'the program left a process behind');
+  t.notOk(await aliveAs(outputs.lingeringPid!, outputs.uid!), 'the process it left behind is gone');
+  t.same(await readdir(outputs.home!).catch(() => 'missing'), ['pulumi-home'], 'its home holds nothing it put there');
+  t.same(await readdir(join(outputs.home!, 'pulumi-home')), [], 'nor does its Pulumi home');
   const victimDone = await waitForJob(stack.models, victimJob.id, (d) => d.status !== 'running', 60_000);
   t.equal(victimDone.status, 'succeeded', 'the victim ran to its end');
 });
+
+/** Whether process `pid` still runs as `uid` (a zombie waiting to be reaped runs nothing). */
+async function aliveAs(pid: number, uid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const state = /^State:\s+(\S)/m.exec(status)?.[1];
+  const realUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+  return state !== undefined && state !== 'Z' && state !== 'X' && realUid === uid;
+}

@@ -46,8 +46,13 @@ export const ConfigSchema = Type.Object({
    * switch users (a laptop without root), and it says so loudly.
    */
   RUNNER_ISOLATION: Type.Union([Type.Literal('uid'), Type.Literal('none')], { default: 'uid' }),
-  /** The first uid (and gid) of the runner's slots: slot i runs as RUNNER_UID_BASE + i. */
+  /**
+   * The uids (and gids) jobs run as: RUNNER_UID_BASE up to RUNNER_UID_BASE + RUNNER_UID_COUNT - 1.
+   * Each runner process leases RUNNER_CONCURRENCY of them for its lifetime, so runners sharing a
+   * machine never share a uid.
+   */
   RUNNER_UID_BASE: Type.Integer({ minimum: 1000, maximum: 2_000_000_000, default: 61_000 }),
+  RUNNER_UID_COUNT: Type.Integer({ minimum: 1, maximum: 65_536, default: 1_000 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
   /** The longest `timeoutSeconds` a deployer may ask for (admins: up to 24 h); a runner slot is held that long at most. */
   JOB_TIMEOUT_MAX_DEPLOYER_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3_600 }),

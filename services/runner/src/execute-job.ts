@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   type Config,
   CredentialUnavailableError,
+  encodeOutputs,
   endJobOutsideRun,
   isTransientError,
   type Keyring,
@@ -244,6 +245,8 @@ export async function executeJob(
       result = await runAttempts(kind, env, room, runSignal, progress, waits);
     } finally {
       await room.release();
+      // The slot's uid runs nothing now: its warm program hosts can be started again.
+      if (slot.identity) deps.hosts?.rewarm(slot.identity.uid);
     }
     return outcomeOf(result, timeout, timeoutSeconds);
   }
@@ -388,7 +391,7 @@ export async function executeJob(
             exitCode: outcome.exitCode,
             error: outcome.error,
             reason: outcome.reason,
-            outputs: outcome.outputs ?? {},
+            outputs: encodeOutputs(outcome.outputs ?? {}),
             summary: outcome.summary ?? {},
             stdoutTail: stdout.toString(),
             stderrTail: stderr.toString(),

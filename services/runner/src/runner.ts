@@ -20,6 +20,7 @@ import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob, JobNotStartedError, type RunEnd } from './execute-job.js';
 import { prepareIsolation, sweepLeftovers } from './isolation/prepare.js';
 import { SlotPool } from './isolation/slots.js';
+import { killProcessesOf, type UidLease } from './isolation/uid-leases.js';
 import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
@@ -73,6 +74,7 @@ export function createRunner(deps: RunnerDeps) {
   // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
   let slots: SlotPool | undefined;
   let isolation: 'uid' | 'none' | undefined;
+  let uidLease: UidLease | undefined;
   const metrics = new Metrics();
   metrics.gauge('runner_jobs_running', 'Jobs running in this process now', () => running.size);
   metrics.gauge('runner_concurrency', 'Jobs this process runs at most at once', () => deps.config.RUNNER_CONCURRENCY);
@@ -233,9 +235,9 @@ export function createRunner(deps: RunnerDeps) {
     },
     /** Starts taking jobs once the cancel channel is subscribed (so no request is missed). */
     async start(): Promise<void> {
-      const base = await prepareIsolation(deps.config, log);
-      slots = new SlotPool(deps.config.RUNNER_CONCURRENCY, base);
-      isolation = base === undefined ? 'none' : 'uid';
+      uidLease = await prepareIsolation(deps.config, log);
+      slots = new SlotPool(deps.config.RUNNER_CONCURRENCY, uidLease?.uids);
+      isolation = uidLease === undefined ? 'none' : 'uid';
       await sweepLeftovers(deps.config.WORK_DIR, deps.models, log).catch((err: Error) =>
         log.warn({ err: err.message }, 'could not sweep leftover job folders'),
       );
@@ -258,6 +260,13 @@ export function createRunner(deps: RunnerDeps) {
         await closed;
         await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));
         await hosts.close().catch((err: Error) => log.warn({ err: err.message }, 'warm program hosts did not stop'));
+        if (uidLease) {
+          const uids = uidLease.uids;
+          await Promise.all(uids.map((uid) => killProcessesOf({ uid, gid: uid }))).catch((err: Error) =>
+            log.warn({ err: err.message, uids }, 'could not stop every process of the slot uids'),
+          );
+          await uidLease.release();
+        }
       })();
       return closing;
     },

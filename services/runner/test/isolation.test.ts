@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +9,7 @@ import t, { type Test } from 'tap';
 import { openPathTo, ownFolder } from '../src/isolation/ownership.js';
 import { IsolationUnavailableError, prepareIsolation } from '../src/isolation/prepare.js';
 import { isolationProblem, SlotPool } from '../src/isolation/slots.js';
+import { killProcessesOf, leaseUids, NoFreeUidError } from '../src/isolation/uid-leases.js';
 import { adoptSharedLayout, stackBackend } from '../src/isolation/stack-state.js';
 
 const UID = 61_990;
@@ -19,7 +22,7 @@ async function scratch(t: Test): Promise<string> {
 }
 
 t.test('each slot has a uid of its own, and a slot is free again once released', async (t) => {
-  const pool = new SlotPool(2, 61_000);
+  const pool = new SlotPool(2, [61_000, 61_001]);
   const [a, b] = [pool.acquire(), pool.acquire()];
   t.same(
     [a.identity, b.identity],
@@ -32,6 +35,38 @@ t.test('each slot has a uid of its own, and a slot is free again once released',
   pool.release(a);
   t.same(pool.acquire(), a);
   t.same(new SlotPool(1, undefined).acquire(), { index: 0 }, 'without isolation a slot has no uid');
+});
+
+t.test('runners on one machine lease disjoint uids; a dead holder frees its uids', async (t) => {
+  const base = 62_500; // a range no runner of the other tests uses
+  const first = await leaseUids(base, 3, 2);
+  const second = await leaseUids(base, 3, 1);
+  t.same([first.uids, second.uids], [[base, base + 1], [base + 2]]);
+  const refused = await leaseUids(base, 3, 1).catch((err: Error) => err);
+  t.type(refused, NoFreeUidError);
+  t.match((refused as Error).message, /only 0 of the 1 slot uids needed are free in 62500..62502.*RUNNER_UID_COUNT/);
+  await first.release();
+  const again = await leaseUids(base, 3, 2);
+  t.same(again.uids, [base, base + 1], 'released uids are free again');
+  await Promise.all([again.release(), second.release()]);
+
+  // Another process holds a uid until it dies; the kernel frees the lease with it.
+  const holder = spawn(
+    process.execPath,
+    ['-e', `require('node:net').createServer().listen('\\0pds-runner-uid-${base}', () => console.log('held'))`],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await once(holder.stdout!, 'data');
+  const beside = await leaseUids(base, 3, 1);
+  t.same(beside.uids, [base + 1], 'a uid another process holds is skipped');
+  await beside.release();
+  holder.kill('SIGKILL');
+  await once(holder, 'exit');
+  const after = await leaseUids(base, 3, 1);
+  t.same(after.uids, [base], "a dead holder's uid is free");
+  await after.release();
 });
 
 // These run a process as a slot uid, which must reach this checkout (devkit's testIsolation says whether it can).
@@ -62,6 +97,8 @@ t.test('a runner that cannot give isolation refuses to start unless told RUNNER_
   const config = {
     RUNNER_ISOLATION: 'uid' as const,
     RUNNER_UID_BASE: UID,
+    RUNNER_UID_COUNT: 5,
+    RUNNER_CONCURRENCY: 2,
     WORK_DIR: join(dir, 'work'),
     PULUMI_BIN: 'pulumi',
     MODULES_DIR: join(hidden, 'modules'),
@@ -77,7 +114,9 @@ t.test('a runner that cannot give isolation refuses to start unless told RUNNER_
   t.match(warnings.join('\n'), /RUNNER_ISOLATION=none: jobs run as the runner's own user/);
   const modules = join(dir, 'modules');
   await mkdir(modules, { mode: 0o755 });
-  t.equal(await prepareIsolation({ ...config, MODULES_DIR: modules }, logger), UID, 'with every path in reach it isolates');
+  const lease = await prepareIsolation({ ...config, MODULES_DIR: modules }, logger);
+  t.same(lease?.uids, [UID, UID + 1], 'with every path in reach it isolates, with a uid per slot');
+  await lease?.release();
   t.equal((await stat(config.WORK_DIR)).mode & 0o777, 0o711, 'WORK_DIR can be passed through, not listed');
 });
 
@@ -111,4 +150,19 @@ t.test('a stack kept in the shared file-backend layout moves into its own folder
   t.notOk(await stat(join(shared, 'stacks', 'proj', 'dev.json')).catch(() => undefined), 'moved, not copied');
   t.equal(await adoptSharedLayout(url, 'organization/proj/dev'), false, 'once');
   t.equal(await adoptSharedLayout(url, 'organization/proj/new'), false, 'a new stack has nothing to adopt');
+});
+
+t.test("killing a slot uid's processes kills every one of them and nobody else's", unreachable, async (t) => {
+  const start = (uid: number) => spawn('sleep', ['600'], { uid, gid: uid, detached: true, stdio: 'ignore' });
+  const [left, alsoLeft, other] = [start(UID), start(UID), start(UID + 1)];
+  t.teardown(() => void other.kill('SIGKILL'));
+  await Promise.all([left, alsoLeft, other].map((child) => once(child, 'spawn')));
+  const ended = Promise.all([once(left, 'exit'), once(alsoLeft, 'exit')]);
+  await killProcessesOf({ uid: UID, gid: UID });
+  t.same(
+    (await ended).map(([, signal]) => signal),
+    ['SIGKILL', 'SIGKILL'],
+    "the uid's processes are killed",
+  );
+  t.equal(other.exitCode ?? other.signalCode, null, "another uid's process runs on");
 });

@@ -21,6 +21,7 @@ export const stackJobSchema = new Schema(
     error: { type: String },
     /** Why a job ended as it did when the status alone does not say (timeout, runner_lost, …). */
     reason: { type: String },
+    /** The stack outputs as JSON text (encodeOutputs): a program's keys may hold dots or `$`. */
     outputs: { type: Schema.Types.Mixed },
     summary: { type: Schema.Types.Mixed },
     stdoutTail: { type: String },
@@ -52,4 +53,31 @@ export type StackJobDoc = InferSchemaType<typeof stackJobSchema> & { _id: string
 
 export function stackJobModel(connection: Connection) {
   return connection.model('StackJob', stackJobSchema, 'stackjobs');
+}
+
+/** The most stack-output JSON a job keeps (a document holds 16 MiB at most, lines aside). */
+export const OUTPUTS_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Stack outputs are named by the program: keys may hold dots or start with `$`, which the store
+ * refuses as field names (a job failed on `{"app.kubernetes.io/name": …}`). They are kept as JSON
+ * text; outputs past OUTPUTS_MAX_BYTES are replaced by a note saying so.
+ */
+export function encodeOutputs(outputs: Record<string, unknown>): string {
+  const text = JSON.stringify(outputs);
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= OUTPUTS_MAX_BYTES) return text;
+  return JSON.stringify({
+    truncated: `the stack outputs (${bytes} bytes of JSON) exceed ${OUTPUTS_MAX_BYTES} bytes and are not kept; read them with \`pulumi stack output\``,
+  });
+}
+
+/** The stack outputs of a stored job: JSON text, or an object in documents of earlier versions. */
+export function decodeOutputs(stored: unknown): Record<string, unknown> {
+  if (typeof stored !== 'string') return (stored as Record<string, unknown> | undefined) ?? {};
+  try {
+    return JSON.parse(stored) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }

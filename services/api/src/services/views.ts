@@ -1,4 +1,5 @@
 import {
+  decodeOutputs,
   isFinalStatus,
   type JobResult,
   type JobStatus,
@@ -39,7 +40,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
         stderr: doc.stderrTail ?? '',
         exitCode: doc.exitCode ?? null,
         ...(doc.error ? { error: doc.error } : {}),
-        outputs: (doc.outputs as Record<string, unknown>) ?? {},
+        outputs: decodeOutputs(doc.outputs),
         summary: (doc.summary as Record<string, number>) ?? {},
       }
     : undefined;

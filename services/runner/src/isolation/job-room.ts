@@ -1,9 +1,10 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { checkLocalPaths } from '@pds/shared';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chownTree, type Identity, openPathTo, ownFolder, runnerIdentity } from './ownership.js';
-import type { Slot } from './slots.js';
+import { type Slot, slotFolderName } from './slots.js';
+import { killProcessesOf } from './uid-leases.js';
 import { adoptSharedLayout, stackBackend } from './stack-state.js';
 
 /** Where a job's Pulumi processes work, and how the runner takes back what it handed them. */
@@ -41,11 +42,29 @@ export async function openJobRoom(spec: JobRoomSpec): Promise<JobRoom> {
     await takeBack(handed);
     throw err;
   }
+  const slotDir = join(spec.workDir, 'slots', slotFolderName(spec.slot));
   return {
-    pulumiHome: join(spec.workDir, 'slots', String(spec.slot.index), 'pulumi-home'),
+    pulumiHome: join(slotDir, 'pulumi-home'),
     backendUrl: state.url,
-    release: () => takeBack(handed),
+    release: () => closeRoom(spec.slot.identity, handed, slotDir),
   };
+}
+
+/**
+ * After the run, with isolation: every process of the slot's uid is killed (nothing the program
+ * left behind waits for the slot's next job), the folders go back to the runner, and the slot's
+ * home starts empty again (nothing planted in it, such as a plugin, reaches the next job).
+ */
+async function closeRoom(identity: Identity | undefined, handed: string[], slotDir: string): Promise<void> {
+  if (!identity) return takeBack(handed);
+  try {
+    await killProcessesOf(identity);
+  } finally {
+    await takeBack(handed);
+  }
+  await rm(slotDir, { recursive: true, force: true });
+  await mkdir(join(slotDir, 'pulumi-home'), { recursive: true, mode: 0o700 });
+  await ownFolder(slotDir, identity);
 }
 
 /** Hands the stack's state folder and the job's local folders to the slot's uid; `handed` lists what was. */

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { type Config, isFinalStatus, type JobStatus, localFilesRoot, type Logger, type Models } from '@pds/shared';
 import { PROGRAM_HOST } from '../pulumi/program-host-pool.js';
 import { isolationProblem } from './slots.js';
+import { killProcessesOf, leaseUids, type UidLease } from './uid-leases.js';
 
 /** Raised when isolation is asked for and the runner cannot give it: the runner refuses to start. */
 export class IsolationUnavailableError extends Error {
@@ -16,18 +17,26 @@ function scratchFolders(workDir: string): string[] {
 }
 
 /**
- * Checks that jobs can run isolated (the first slot's uid can run Node, the Pulumi CLI and the
- * program host, and reach the runner's folders), and gets the folders ready. Answers the uid base of
- * the slots, or undefined with RUNNER_ISOLATION=none (said loudly). Throws IsolationUnavailableError
+ * Checks that jobs can run isolated (a slot uid can run Node, the Pulumi CLI and the program host,
+ * and reach the runner's folders), leases the slots' uids, and gets the folders ready. Answers the
+ * lease, or undefined with RUNNER_ISOLATION=none (said loudly). Throws IsolationUnavailableError
  * when isolation is asked for but cannot be had: a runner never quietly runs jobs as itself.
  */
 export async function prepareIsolation(
   config: Pick<
     Config,
-    'RUNNER_ISOLATION' | 'RUNNER_UID_BASE' | 'WORK_DIR' | 'PULUMI_BIN' | 'MODULES_DIR' | 'PULUMI_BACKEND_URL' | 'LOCAL_FILES_ROOT'
+    | 'RUNNER_ISOLATION'
+    | 'RUNNER_UID_BASE'
+    | 'RUNNER_UID_COUNT'
+    | 'RUNNER_CONCURRENCY'
+    | 'WORK_DIR'
+    | 'PULUMI_BIN'
+    | 'MODULES_DIR'
+    | 'PULUMI_BACKEND_URL'
+    | 'LOCAL_FILES_ROOT'
   >,
   logger: Pick<Logger, 'warn' | 'info'>,
-): Promise<number | undefined> {
+): Promise<UidLease | undefined> {
   for (const dir of scratchFolders(config.WORK_DIR)) {
     await mkdir(dir, { recursive: true });
     await chmod(dir, 0o711);
@@ -45,8 +54,10 @@ export async function prepareIsolation(
   }
   // The root local-file kinds write under: jobs pass through it to the folders handed to them.
   await mkdir(localFilesRoot(config), { recursive: true });
+  const lease = await leaseUids(config.RUNNER_UID_BASE, config.RUNNER_UID_COUNT, config.RUNNER_CONCURRENCY);
+  const [first] = lease.uids as [number];
   const problem = await isolationProblem(
-    { uid: config.RUNNER_UID_BASE, gid: config.RUNNER_UID_BASE },
+    { uid: first, gid: first },
     {
       read: [PROGRAM_HOST, config.MODULES_DIR],
       execute: [
@@ -54,16 +65,19 @@ export async function prepareIsolation(
         config.WORK_DIR,
         localFilesRoot(config),
         ...(state ? [state] : []),
-      ].filter((path) => path !== undefined),
+      ],
     },
   );
   if (problem) {
+    await lease.release();
     throw new IsolationUnavailableError(
       `RUNNER_ISOLATION=uid, but ${problem}. Fix that, or set RUNNER_ISOLATION=none to run jobs as the runner's own user (unsafe: a job's program could then read the runner's environment and other jobs' files).`,
     );
   }
-  logger.info({ uids: `${config.RUNNER_UID_BASE}+` }, "jobs run isolated, each as its runner slot's own uid");
-  return config.RUNNER_UID_BASE;
+  // A runner that died may have left processes of these uids (no other process holds them now).
+  await Promise.all(lease.uids.map((uid) => killProcessesOf({ uid, gid: uid })));
+  logger.info({ uids: lease.uids }, "jobs run isolated, each as its runner slot's own uid");
+  return lease;
 }
 
 /**

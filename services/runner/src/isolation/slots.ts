@@ -10,16 +10,17 @@ export interface Slot {
 
 /**
  * The runner's slots, one per job it may run at once. With isolation each slot has a uid of its
- * own (`base + index`, gid the same), so two jobs running side by side never share a uid, and a
- * job never runs as the runner.
+ * own (leased for the process, gid the same), so two jobs running side by side never share a uid,
+ * and a job never runs as the runner.
  */
 export class SlotPool {
   private readonly free: number[];
 
   constructor(
     size: number,
-    private readonly base: number | undefined,
+    private readonly uids: readonly number[] | undefined,
   ) {
+    if (uids && uids.length < size) throw new Error(`${size} slots need ${size} uids, got ${uids.length}`);
     this.free = Array.from({ length: size }, (_, i) => i);
   }
 
@@ -27,12 +28,18 @@ export class SlotPool {
   acquire(): Slot {
     const index = this.free.shift();
     if (index === undefined) throw new Error('no free runner slot: more jobs than RUNNER_CONCURRENCY');
-    return { index, ...(this.base === undefined ? {} : { identity: { uid: this.base + index, gid: this.base + index } }) };
+    const uid = this.uids?.[index];
+    return { index, ...(uid === undefined ? {} : { identity: { uid, gid: uid } }) };
   }
 
   release(slot: Slot): void {
     if (!this.free.includes(slot.index)) this.free.push(slot.index);
   }
+}
+
+/** A slot's folder under WORK_DIR/slots: named after its uid (a folder only ever belongs to one uid). */
+export function slotFolderName(slot: Slot): string {
+  return slot.identity ? `uid-${slot.identity.uid}` : String(slot.index);
 }
 
 /**

@@ -35,45 +35,71 @@ export async function forkProgramHost(programDir: string, env: Record<string, st
   return child;
 }
 
+/** What a warm host was started for: a host serves only a job of the same program, environment and uid. */
+interface HostSpec {
+  programDir: string;
+  env: Record<string, string>;
+  identity?: Identity;
+}
+
 /**
  * Keeps one program host warm per program (and environment and slot uid) a runner has used, so the next job of
  * that kind takes a host that is already loaded. Each host serves one job: a host taken is replaced
- * at once. At most `max` warm hosts are kept; the oldest goes first.
+ * at once, except one of a slot uid: that is replaced only after the job, once every process of the
+ * uid has been killed (`rewarm`), since a job's program could tamper with a host of its own uid
+ * that waits for the slot's next job. At most `max` warm hosts are kept; the oldest goes first.
  */
 export class ProgramHostPool {
-  private readonly warm = new Map<string, Promise<ChildProcess>>();
+  private readonly warm = new Map<string, { host: Promise<ChildProcess>; spec: HostSpec }>();
+  /** Hosts taken by jobs of a slot uid, to be warmed again once the job's processes are gone. */
+  private readonly wanted = new Map<string, HostSpec>();
   private closed = false;
 
   constructor(private readonly max = 4) {}
 
   /** A warm host for the program, or a new one if none is ready; a replacement starts warming. */
   async take(programDir: string, env: Record<string, string>, identity?: Identity): Promise<ChildProcess> {
-    const key = createHash('sha256')
-      .update(programDir)
-      .update(JSON.stringify(env))
-      .update(JSON.stringify(identity ?? null))
-      .digest('hex');
-    const waiting = this.warm.get(key);
+    const spec: HostSpec = { programDir, env, ...(identity ? { identity } : {}) };
+    const key = hostKey(spec);
+    const waiting = this.warm.get(key)?.host;
     this.warm.delete(key);
-    this.refill(key, programDir, env, identity);
+    if (identity) this.wanted.set(key, spec);
+    else this.refill(key, spec);
     const child = await waiting?.catch(() => undefined);
     if (child && child.exitCode === null && child.signalCode === null && child.connected) return child;
     return forkProgramHost(programDir, env, identity);
   }
 
-  private refill(key: string, programDir: string, env: Record<string, string>, identity?: Identity): void {
+  /**
+   * After a job of `uid` ended and every process of that uid was killed: warms again the hosts its
+   * jobs took, and replaces the uid's other warm hosts (the job could have reached them).
+   */
+  rewarm(uid: number): void {
+    const ofUid = (spec: HostSpec) => spec.identity?.uid === uid;
+    const stale = [...this.warm].filter(([, entry]) => ofUid(entry.spec));
+    for (const [key, entry] of stale) {
+      this.discard(key);
+      this.wanted.set(key, entry.spec);
+    }
+    for (const [key, spec] of [...this.wanted].filter(([, spec]) => ofUid(spec))) {
+      this.wanted.delete(key);
+      this.refill(key, spec);
+    }
+  }
+
+  private refill(key: string, spec: HostSpec): void {
     if (this.closed) return;
     if (this.warm.size >= this.max) {
       const [oldest] = this.warm.keys();
       if (oldest) this.discard(oldest);
     }
-    const starting = forkProgramHost(programDir, env, identity);
+    const starting = forkProgramHost(spec.programDir, spec.env, spec.identity);
     starting.catch(() => undefined); // a host that fails to warm is replaced by a fresh fork when taken
-    this.warm.set(key, starting);
+    this.warm.set(key, { host: starting, spec });
   }
 
   private discard(key: string): void {
-    const host = this.warm.get(key);
+    const host = this.warm.get(key)?.host;
     this.warm.delete(key);
     void host?.then((child) => child.kill('SIGTERM')).catch(() => undefined);
   }
@@ -86,7 +112,7 @@ export class ProgramHostPool {
   /** Stops every warm host. */
   async close(): Promise<void> {
     this.closed = true;
-    const hosts = await Promise.all([...this.warm.values()].map((h) => h.catch(() => undefined)));
+    const hosts = await Promise.all([...this.warm.values()].map((entry) => entry.host.catch(() => undefined)));
     this.warm.clear();
     await Promise.all(
       hosts.map(async (child) => {
@@ -97,4 +123,12 @@ export class ProgramHostPool {
       }),
     );
   }
+}
+
+function hostKey(spec: HostSpec): string {
+  return createHash('sha256')
+    .update(spec.programDir)
+    .update(JSON.stringify(spec.env))
+    .update(JSON.stringify(spec.identity ?? null))
+    .digest('hex');
 }
