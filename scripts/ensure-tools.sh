@@ -57,11 +57,16 @@ MOD
   log "built pulumi in $((SECONDS - t0)) s"
 }
 
+# FerretDB is built with the patches in scripts/patches/ferretdb-*.patch (why: each file's header);
+# the cache folder is named after their hash, so changing a patch builds a new binary once.
+ferretdb_patches=("$root"/scripts/patches/ferretdb-*.patch)
+ferretdb_build="v$FERRETDB_VERSION-$(cat "${ferretdb_patches[@]}" | sha256sum | cut -c1-12)"
+
 build_ferretdb() {
-  local out="$cache/ferretdb/v$FERRETDB_VERSION"
+  local out="$cache/ferretdb/$ferretdb_build"
   [ -x "$out/ferretdb" ] && return 0
   command -v go >/dev/null || { log "go is required to build FerretDB"; exit 1; }
-  log "building FerretDB v$FERRETDB_VERSION from the Go module proxy (first time only, ~2 min)"
+  log "building FerretDB $ferretdb_build from the Go module proxy (first time only, ~2 min)"
   local t0=$SECONDS work
   work=$(mktemp -d)
   (
@@ -77,6 +82,9 @@ build_ferretdb() {
     chmod -R u+w module
     echo "v$FERRETDB_VERSION" > module/build/version/version.txt
     cd module
+    for p in "${ferretdb_patches[@]}"; do
+      if command -v patch >/dev/null; then patch -p1 --forward --quiet < "$p"; else git apply -p1 "$p"; fi
+    done
     go build -trimpath -ldflags "-s -w" -o "$work/ferretdb" ./cmd/ferretdb
   )
   mkdir -p "$out"
@@ -154,7 +162,7 @@ fetch_compose_schema
 # system, else a copy), not a symbolic link into the cache.
 place() { rm -f "$2"; ln "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 place "$cache/pulumi/v$PULUMI_VERSION/pulumi" "$bin/pulumi"
-ln -sf "$cache/ferretdb/v$FERRETDB_VERSION/ferretdb" "$bin/ferretdb"
+ln -sf "$cache/ferretdb/$ferretdb_build/ferretdb" "$bin/ferretdb"
 ln -sf "$cache/kustomize/v$KUSTOMIZE_VERSION/kustomize" "$bin/kustomize"
 mkdir -p "$root/.tools/share"
 ln -sf "$cache/compose-spec/v$COMPOSE_GO_VERSION/compose-spec.json" "$root/.tools/share/compose-spec.json"
@@ -166,4 +174,4 @@ bundled="$cache/pulumi/v$PULUMI_VERSION/pulumi-resource-pulumi-nodejs"
 cmp -s "$launcher" "$bundled" || install -m 0755 "$launcher" "$bundled"
 place "$bundled" "$bin/pulumi-resource-pulumi-nodejs"
 
-log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb v$FERRETDB_VERSION, $("$bin/redis-server" --version | cut -d' ' -f3), schemathesis $SCHEMATHESIS_VERSION, kustomize v$KUSTOMIZE_VERSION"
+log "ready in $((SECONDS - started)) s: pulumi $("$bin/pulumi" version), ferretdb $ferretdb_build, $("$bin/redis-server" --version | cut -d' ' -f3), schemathesis $SCHEMATHESIS_VERSION, kustomize v$KUSTOMIZE_VERSION"

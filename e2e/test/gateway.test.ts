@@ -126,6 +126,21 @@ t.test('Server-Sent Events carry the same stream (a browser opens it with a stre
   );
 });
 
+t.test('a job whose lines were swept as old history: error 4410 saying so, not a stream that waits for lines', async (t) => {
+  const { gateway, job, models } = await startGateway(t);
+  const { ws } = await gateway();
+  const j = await job();
+  for (let i = 1; i <= 3; i++) j.sink.line('stdout', `line ${i}`);
+  await j.finish();
+  await models.JobLineChunk.deleteMany({ jobId: j.jobId });
+  await models.StackJob.updateOne({ _id: j.jobId }, { $set: { linesSweptAt: new Date('2026-11-01T00:00:00Z') } });
+  const swept = await readStream(`${ws}/v1/jobs/${j.jobId}/stream`, TOKEN);
+  t.equal(swept.code, 4410);
+  t.match(swept.messages, [{ type: 'error', code: 4410, message: /removed as old history on 2026-11-01.*GET \/v1\/jobs\// }]);
+  const caughtUp = await readStream(`${ws}/v1/jobs/${j.jobId}/stream?from=3`, TOKEN);
+  t.match(caughtUp.messages, [{ type: 'end', lastSeq: 3 }], 'a client that has every line gets the end as before');
+});
+
 t.test('one socket follows several jobs and stops following one on unsubscribe', async (t) => {
   const { gateway, job } = await startGateway(t);
   const { ws } = await gateway();

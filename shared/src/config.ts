@@ -54,6 +54,16 @@ export const ConfigSchema = Type.Object({
   RUNNER_UID_BASE: Type.Integer({ minimum: 1000, maximum: 2_000_000_000, default: 61_000 }),
   RUNNER_UID_COUNT: Type.Integer({ minimum: 1, maximum: 65_536, default: 1_000 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
+  /**
+   * How long history is kept, in days (0: for ever): the lines of ended jobs, ended jobs themselves
+   * (their result and summary; their lines go with them), and audit entries. Swept by the runners.
+   */
+  HISTORY_LINES_DAYS: Type.Integer({ minimum: 0, default: 30 }),
+  HISTORY_JOBS_DAYS: Type.Integer({ minimum: 0, default: 90 }),
+  HISTORY_AUDIT_DAYS: Type.Integer({ minimum: 0, default: 365 }),
+  /** How often a runner sweeps old history (one runner at a time), and how fast it may delete. */
+  HISTORY_SWEEP_INTERVAL_SECONDS: Type.Integer({ minimum: 60, default: 3_600 }),
+  HISTORY_SWEEP_DELETES_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 500 }),
   /** The longest `timeoutSeconds` a deployer may ask for (admins: up to 24 h); a runner slot is held that long at most. */
   JOB_TIMEOUT_MAX_DEPLOYER_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3_600 }),
   /** How often a runner renews its locks and heartbeats; a job is declared lost after 4 missed beats. */

@@ -27,6 +27,7 @@ export const errors = {
   forbidden: createError('FORBIDDEN', 403),
   notFound: createError('NOT_FOUND', 404),
   conflict: createError('CONFLICT', 409),
+  gone: createError('GONE', 410),
   payloadTooLarge: createError('PAYLOAD_TOO_LARGE', 413),
   upgradeRequired: createError('UPGRADE_REQUIRED', 426),
   tooManyRequests: createError('TOO_MANY_REQUESTS', 429),

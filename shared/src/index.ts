@@ -2,6 +2,7 @@ export * from './auth.js';
 export * from './config.js';
 export * from './credentials.js';
 export * from './errors.js';
+export * from './history-sweep.js';
 export * from './http/index.js';
 export * from './job-end.js';
 export * from './job-queueing.js';

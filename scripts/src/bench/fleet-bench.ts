@@ -23,7 +23,7 @@ type BenchService = Awaited<ReturnType<typeof startBenchService>>;
  * Created → spawned of `n` jobs run one at a time, and where the time goes: created -> started (API
  * writes, queue, pick-up, stack lock) and started -> spawned (claim, reads, folders, process start).
  */
-async function spawnLatencies(service: BenchService, n: number) {
+export async function spawnLatencies(service: BenchService, n: number) {
   const single = await service.createResource('latency');
   const latencies: number[] = [];
   const toStart: number[] = [];

@@ -64,6 +64,24 @@ t.test('jobs', async (t) => {
     );
   });
 
+  t.test('the lines of a job swept as old history: 410 saying so; the job and its result stay', async (t) => {
+    const job = (await createJob({ operation: 'refresh' })).json();
+    const sweptAt = new Date('2026-11-01T00:00:00Z');
+    await models.StackJob.updateOne(
+      { _id: job.id },
+      { $set: { status: 'succeeded', finishedAt: new Date('2026-10-01T00:00:00Z'), linesSweptAt: sweptAt } },
+    );
+    const res = await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines`, headers: auth });
+    t.equal(res.statusCode, 410);
+    t.match(res.json(), {
+      statusCode: 410,
+      error: 'GONE',
+      message: /removed as old history on 2026-11-01T00:00:00.000Z.*HISTORY_LINES_DAYS.*GET \/v1\/jobs\//,
+    });
+    const read = (await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}`, headers: auth })).json();
+    t.match(read, { status: 'succeeded', linesSweptAt: sweptAt.toISOString(), result: { status: 'succeeded' } });
+  });
+
   t.test('/metrics counts requests and jobs created by operation', async (t) => {
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     t.match(text, /# TYPE api_jobs_created_total counter/);

@@ -3,6 +3,7 @@ import {
   endJobOutsideRun,
   CANCEL_CHANNEL,
   type Config,
+  HistorySweeper,
   isFinalStatus,
   Keyring,
   jobHeartbeatKey,
@@ -76,6 +77,15 @@ export function createRunner(deps: RunnerDeps) {
   let isolation: 'uid' | 'none' | undefined;
   let uidLease: UidLease | undefined;
   const metrics = new Metrics();
+  // Old history goes in the background; every runner has a sweeper, one sweeps at a time.
+  const historySweeper = new HistorySweeper({
+    models: deps.models,
+    redis: deps.connection,
+    logger: log,
+    metrics,
+    ages: { linesDays: deps.config.HISTORY_LINES_DAYS, jobsDays: deps.config.HISTORY_JOBS_DAYS, auditDays: deps.config.HISTORY_AUDIT_DAYS },
+    deletesPerSecond: deps.config.HISTORY_SWEEP_DELETES_PER_SECOND,
+  });
   metrics.gauge('runner_jobs_running', 'Jobs running in this process now', () => running.size);
   metrics.gauge('runner_concurrency', 'Jobs this process runs at most at once', () => deps.config.RUNNER_CONCURRENCY);
 
@@ -244,6 +254,7 @@ export function createRunner(deps: RunnerDeps) {
       await redisReady(deps.subscriber);
       await deps.subscriber.subscribe(CANCEL_CHANNEL);
       void worker.run();
+      historySweeper.start(deps.config.HISTORY_SWEEP_INTERVAL_SECONDS * 1000);
     },
     /** Aborts a job running in this process; true if it was here. */
     abort(jobId: string, reason: AbortReason = 'cancelled'): boolean {
@@ -256,6 +267,7 @@ export function createRunner(deps: RunnerDeps) {
       closing ??= (async () => {
         clearInterval(reconcile);
         const closed = worker.close();
+        await historySweeper.stop();
         for (const controller of running.values()) controller.abort('shutdown' satisfies AbortReason);
         await closed;
         await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));

@@ -17,7 +17,7 @@ import type { SubscriptionHub } from './subscription-hub.js';
 export interface ErrorMessage {
   type: 'error';
   jobId: string;
-  /** A WebSocket close code telling why (4404 unknown job, 1011 internal). */
+  /** A WebSocket close code telling why (4404 unknown job, 4410 lines swept, 1011 internal). */
   code: number;
   message: string;
 }
@@ -36,6 +36,11 @@ export interface JobStreamDeps {
 
 export class JobNotFoundError extends Error {
   readonly code = 4404;
+}
+
+/** The job's lines were removed as old history (HISTORY_LINES_DAYS): its result is on the REST API. */
+export class LinesSweptError extends Error {
+  readonly code = 4410;
 }
 
 const PAGE = 4096;
@@ -159,6 +164,11 @@ export async function streamJob(
     const job = await models.StackJob.findById(jobId).lean<StackJobDoc>();
     if (!job) throw new JobNotFoundError(`job ${jobId} not found`);
     if (isFinalStatus(job.status as JobStatus)) {
+      if (job.linesSweptAt && from < (job.lastSeq ?? 0)) {
+        throw new LinesSweptError(
+          `the lines of job ${jobId} were removed as old history on ${job.linesSweptAt.toISOString()}; its result is at GET /v1/jobs/${jobId}`,
+        );
+      }
       await end(endMessageFor(job));
       return;
     }

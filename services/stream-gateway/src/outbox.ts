@@ -12,6 +12,7 @@ export const CloseCodes = {
   unauthorized: 4401,
   tooMany: 4429,
   notFound: 4404,
+  linesSwept: 4410,
 } as const;
 
 /**

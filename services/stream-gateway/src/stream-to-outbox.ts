@@ -1,10 +1,10 @@
 import type { Logger } from '@pds/shared';
-import { JobNotFoundError, type JobStreamDeps, streamJob } from './job-stream.js';
+import { JobNotFoundError, type JobStreamDeps, LinesSweptError, streamJob } from './job-stream.js';
 import { CloseCodes, type Outbox } from './outbox.js';
 
 /**
  * Streams one job into an outbox; resolves when the job's stream is over: `ended` after its end
- * message, or the close code of the error message it sent (4404 unknown job, 1011 internal).
+ * message, or the close code of the error message it sent (4404 unknown job, 4410 lines swept, 1011 internal).
  */
 export async function streamInto(
   deps: JobStreamDeps,
@@ -18,9 +18,9 @@ export async function streamInto(
     await streamJob(deps, jobId, from, (message, raw) => outbox.send(message, raw), signal);
     return 'ended';
   } catch (err) {
-    if (err instanceof JobNotFoundError) {
-      outbox.send({ type: 'error', jobId, code: CloseCodes.notFound, message: err.message });
-      return CloseCodes.notFound;
+    if (err instanceof JobNotFoundError || err instanceof LinesSweptError) {
+      outbox.send({ type: 'error', jobId, code: err.code, message: err.message });
+      return err.code;
     }
     log.error({ err, jobId }, 'stream failed');
     outbox.send({ type: 'error', jobId, code: CloseCodes.internal, message: 'stream failed; reconnect with from=<last seq>' });
@@ -31,5 +31,9 @@ export async function streamInto(
 /** The close reason for how a single-job stream ended. */
 export function closeReason(result: 'ended' | number): [number, string] {
   if (result === 'ended') return [CloseCodes.normal, 'job ended'];
-  return [result, result === CloseCodes.notFound ? 'job not found' : 'stream failed'];
+  const reasons: Record<number, string> = {
+    [CloseCodes.notFound]: 'job not found',
+    [CloseCodes.linesSwept]: 'job lines removed as old history',
+  };
+  return [result, reasons[result] ?? 'stream failed'];
 }

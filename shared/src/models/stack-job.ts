@@ -39,6 +39,8 @@ export const stackJobSchema = new Schema(
     retriedBy: { type: String },
     /** What was decided when the job's run was lost (retried, or why not, and how the stack is repaired). */
     recovery: { type: String },
+    /** When the history sweep removed the job's lines (HISTORY_LINES_DAYS); its result stays. */
+    linesSweptAt: { type: Date },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },

@@ -5,6 +5,7 @@ import { idempotency } from '../services/idempotency.js';
 import { jobService } from '../services/jobs.js';
 import {
   CreateJobBodySchema,
+  ErrorSchema,
   errorResponses,
   IdempotencyHeadersSchema,
   IdParamsSchema,
@@ -120,7 +121,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Persisted lines and events after seq `from` (for clients without WebSocket)',
         params: IdParamsSchema,
         querystring: LinesQuerySchema,
-        response: { 200: Type.Object({ items: Type.Array(LineSchema) }), ...errorResponses },
+        response: { 200: Type.Object({ items: Type.Array(LineSchema) }), 410: ErrorSchema, ...errorResponses },
       },
     },
     async (request) => ({ items: await jobs.lines(request.params.id, request.query.from, request.query.limit) }),

@@ -102,6 +102,9 @@ export const JobSchema = Type.Object({
     ),
   ),
   lastSeq: Type.Integer(),
+  linesSweptAt: Type.Optional(
+    Type.String({ format: 'date-time', description: 'When its lines were removed as old history (HISTORY_LINES_DAYS); the result stays' }),
+  ),
   createdAt: Type.String({ format: 'date-time' }),
   startedAt: Type.Optional(Type.String({ format: 'date-time' })),
   finishedAt: Type.Optional(Type.String({ format: 'date-time' })),

@@ -62,6 +62,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     ...(doc.retriedBy ? { retriedBy: doc.retriedBy } : {}),
     ...(doc.recovery ? { recovery: doc.recovery } : {}),
     lastSeq: doc.lastSeq ?? 0,
+    ...(doc.linesSweptAt ? { linesSweptAt: doc.linesSweptAt.toISOString() } : {}),
     createdAt: doc.createdAt.toISOString(),
     startedAt: doc.startedAt?.toISOString(),
     finishedAt: doc.finishedAt?.toISOString(),

@@ -1,0 +1,155 @@
+/**
+ * Store scale: the same figures on an empty store and on one pre-filled with old history (ended
+ * jobs and their lines, written in bulk, not through the API), same run. The cost of a job's start,
+ * a job read, a replay and a token check must not grow with history: each within 1.2x of the empty
+ * store. `BENCH_STORE_JOBS` / `BENCH_STORE_LINES` scale the history (100,000 / 10,000,000).
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { jobWritableFile } from '@pds/devkit';
+import { LINES_PER_CHUNK, lineStore, type Models, storeApiToken, tokenAuthenticator } from '@pds/shared';
+import { startBenchService } from './bench-service.js';
+import { spawnLatencies, STAND_IN } from './fleet-bench.js';
+import { fmt, percentile, row } from './stats.js';
+
+type BenchService = Awaited<ReturnType<typeof startBenchService>>;
+
+const LINE_TEXT = 'Updating (organization/local-file-set/bench): resource step done, nothing to report';
+
+/** Writes `jobs` ended jobs and `lines` lines (spread evenly over them, in chunks as the runner stores them). */
+async function prefill(models: Models, jobs: number, lines: number): Promise<string[]> {
+  const perJob = Math.floor(lines / jobs);
+  const finishedAt = new Date(Date.now() - 86_400_000);
+  const ids: string[] = [];
+  const BATCH = 500;
+  for (let start = 0; start < jobs; start += BATCH) {
+    const batch = Array.from({ length: Math.min(BATCH, jobs - start) }, () => randomUUID());
+    ids.push(...batch);
+    await models.StackJob.insertMany(
+      batch.map((id, i) => ({
+        _id: id,
+        resourceId: `old-${(start + i) % 1000}`,
+        resourceVersion: 1,
+        kind: 'LocalFileSet',
+        stackFqdn: `organization/local-file-set/old-${(start + i) % 1000}`,
+        operation: 'up',
+        status: 'succeeded',
+        startedAt: finishedAt,
+        spawnedAt: finishedAt,
+        finishedAt,
+        exitCode: 0,
+        lastSeq: perJob,
+        outputs: '{"directory":"/tmp/old","files":[]}',
+        summary: { same: 3 },
+        stdoutTail: `${LINE_TEXT}\n`.repeat(6),
+        stderrTail: '',
+      })),
+      { lean: true },
+    );
+    const chunks = batch.flatMap((id) => chunksOf(id, perJob, finishedAt));
+    for (let c = 0; c < chunks.length; c += 200) await models.JobLineChunk.insertMany(chunks.slice(c, c + 200), { lean: true });
+  }
+  return ids;
+}
+
+function chunksOf(jobId: string, lines: number, at: Date) {
+  const ts = at.toISOString();
+  const chunks = [];
+  for (let k = 0; k * LINES_PER_CHUNK < lines; k++) {
+    const firstSeq = k * LINES_PER_CHUNK + 1;
+    const lastSeq = Math.min(lines, firstSeq + LINES_PER_CHUNK - 1);
+    const stored = [];
+    for (let seq = firstSeq; seq <= lastSeq; seq++) stored.push({ seq, stream: 'stdout', text: LINE_TEXT, ts });
+    chunks.push({ _id: `${jobId}:${k}`, jobId, firstSeq, lastSeq, lines: JSON.stringify(stored) });
+  }
+  return chunks;
+}
+
+interface StoreFigures {
+  spawnP50: number;
+  spawnP99: number;
+  jobReadsPerSecond: number;
+  replayMs: number;
+  tokenCheckP50: number;
+}
+
+/** The figures on one service; `knownJobs` are ids to read (old history, or the bench's own). */
+async function measure(service: BenchService, knownJobs: string[]): Promise<StoreFigures> {
+  const { latencies } = await spawnLatencies(service, 40);
+  // GET /v1/jobs/:id, one request at a time, over the jobs there are.
+  const reads = 2_000;
+  let start = performance.now();
+  for (let i = 0; i < reads; i++) {
+    const id = knownJobs[(i * 7919) % knownJobs.length];
+    await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}`, headers: service.auth });
+  }
+  const jobReadsPerSecond = reads / ((performance.now() - start) / 1000);
+  // Replay of a 10,000-line job from the store, as the gateway reads it (pages of 4,096).
+  const replayJob = randomUUID();
+  await service.models.JobLineChunk.insertMany(chunksOf(replayJob, 10_000, new Date()), { lean: true });
+  const replays: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    start = performance.now();
+    let after = 0;
+    for (;;) {
+      const page = await lineStore(service.models).read(replayJob, after, 4_096);
+      if (page.length === 0) break;
+      after = page.at(-1)!.seq;
+    }
+    replays.push(performance.now() - start);
+  }
+  // A token check that misses the cache: one lookup by the token's hash.
+  const { token } = await storeApiToken(service.models, { name: 'bench', role: 'viewer', createdBy: 'bench' });
+  const authenticator = tokenAuthenticator(service.models, undefined, 0);
+  const checks: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    start = performance.now();
+    await authenticator.authenticate(token);
+    checks.push(performance.now() - start);
+  }
+  return {
+    spawnP50: percentile(latencies, 50),
+    spawnP99: percentile(latencies, 99),
+    jobReadsPerSecond,
+    replayMs: percentile(replays, 50),
+    tokenCheckP50: percentile(checks, 50),
+  };
+}
+
+async function withService<T>(name: string, use: (service: BenchService) => Promise<T>): Promise<T> {
+  process.env.STAND_IN_MS = '0';
+  const service = await startBenchService(name, (scratch) => {
+    process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
+    return { PULUMI_BIN: STAND_IN, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS' };
+  });
+  try {
+    return await use(service);
+  } finally {
+    await service.stop();
+  }
+}
+
+export async function storeBench(): Promise<void> {
+  const jobs = Number(process.env.BENCH_STORE_JOBS ?? 100_000);
+  const lines = Number(process.env.BENCH_STORE_LINES ?? 10_000_000);
+  console.log(`\n== store scale: ${jobs} ended jobs and ${lines} lines of history vs an empty store (same run) ==`);
+  const empty = await withService('store-empty', async (service) => {
+    const own = await service.createResource('reads');
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push((await service.queueJob(own.id)).id);
+    await service.waitEnded(ids);
+    return measure(service, ids);
+  });
+  const full = await withService('store-full', async (service) => {
+    const start = performance.now();
+    const ids = await prefill(service.models, jobs, lines);
+    console.log(`  (history written in bulk in ${fmt((performance.now() - start) / 1000, 0)} s)`);
+    return measure(service, ids);
+  });
+  const goal = '<= 1.2x the empty store';
+  row('history vs empty: created -> spawned p50', full.spawnP50, empty.spawnP50, 'ms', goal);
+  row('history vs empty: created -> spawned p99', full.spawnP99, empty.spawnP99, 'ms', goal);
+  row('history vs empty: GET /v1/jobs/:id', full.jobReadsPerSecond, empty.jobReadsPerSecond, 'req/s', '>= 0.83x the empty store');
+  row('history vs empty: replay of a 10,000-line job', full.replayMs, empty.replayMs, 'ms', goal);
+  row('history vs empty: token check (uncached) p50', full.tokenCheckP50, empty.tokenCheckP50, 'ms', goal);
+}

@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { LINES_PER_CHUNK } from './line-store.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { Models } from './models/index.js';
+import { FINAL_STATUSES } from './types.js';
+
+/** How long history is kept, in days; 0 keeps it for ever. */
+export interface HistoryAges {
+  linesDays: number;
+  jobsDays: number;
+  auditDays: number;
+}
+
+/** What one sweep removed, or that another process was sweeping. */
+export interface SweepResult {
+  jobs: number;
+  lineChunks: number;
+  auditEntries: number;
+  /** Set when the sweep did not run: another process holds the sweep lock. */
+  skipped?: 'busy';
+  /** More was due than one sweep takes (MAX_PER_SWEEP): the next sweep goes on. */
+  more: boolean;
+}
+
+export interface HistorySweepDeps {
+  models: Pick<Models, 'StackJob' | 'JobLineChunk' | 'AuditEntry'>;
+  redis: Pick<Redis, 'set' | 'eval'>;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  metrics?: Metrics;
+  ages: HistoryAges;
+  /** The most documents deleted per second, so a sweep never competes with live jobs for the store. */
+  deletesPerSecond: number;
+  now?: () => Date;
+}
+
+const LOCK_KEY = 'pds:history-sweep:lock';
+const LOCK_MS = 60_000;
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+/** Candidates one sweep collects (one pass over a collection); the rest waits for the next sweep. */
+export const MAX_PER_SWEEP = 20_000;
+const DAY_MS = 86_400_000;
+
+type SweptJob = { _id: string; finishedAt: Date; lastSeq?: number; linesSweptAt?: Date };
+
+/**
+ * Deletes history past its age: ended jobs (with their lines) after `jobsDays`, the lines of ended
+ * jobs after `linesDays` (the job, its result and summary stay, marked `linesSweptAt`), audit
+ * entries after `auditDays`. No TTL indexes (FerretDB 1.x has none): a sweep finds what is due in
+ * one pass per collection and deletes it one document at a time by `_id` (the one lookup the
+ * embedded store answers from an index), at most `deletesPerSecond`. Any number of processes may
+ * run it: a Redis lock lets one sweep at a time. It is resumable: whatever an interrupted sweep
+ * left is still due, and found by the next.
+ */
+export class HistorySweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<SweepResult> | undefined;
+  private readonly stopped = new AbortController();
+
+  constructor(private readonly deps: HistorySweepDeps) {}
+
+  /** Sweeps every `intervalMs` (the first time after `firstDelayMs`) until stopped. */
+  start(intervalMs: number, firstDelayMs = Math.min(intervalMs, 60_000)): void {
+    const tick = (delay: number) => {
+      this.timer = setTimeout(() => {
+        this.running = this.sweepOnce(this.stopped.signal);
+        void this.running
+          .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'history sweep failed; tried again next time'))
+          .finally(() => {
+            this.running = undefined;
+            if (!this.stopped.signal.aborted) tick(intervalMs);
+          });
+      }, delay);
+      this.timer.unref();
+    };
+    tick(firstDelayMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped.abort();
+    clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One sweep now; `busy` when another process is sweeping. An aborted sweep stops between deletes. */
+  async sweepOnce(signal?: AbortSignal): Promise<SweepResult> {
+    const owner = randomUUID();
+    const taken = await this.deps.redis.set(LOCK_KEY, owner, 'PX', LOCK_MS, 'NX');
+    if (taken !== 'OK') return { jobs: 0, lineChunks: 0, auditEntries: 0, more: false, skipped: 'busy' };
+    const lost = new AbortController();
+    const renew = setInterval(() => {
+      void Promise.resolve(this.deps.redis.eval(RENEW, 1, LOCK_KEY, owner, LOCK_MS))
+        .then((held) => {
+          if (held !== 1) lost.abort(new Error('the history sweep lock was lost'));
+        })
+        .catch(() => undefined); // a Redis blip: the lock outlives a few missed renewals
+    }, LOCK_MS / 3);
+    const stop = signal ? AbortSignal.any([signal, lost.signal]) : lost.signal;
+    try {
+      const result = await new Sweep(this.deps, stop).run();
+      this.record(result);
+      return result;
+    } finally {
+      clearInterval(renew);
+      await Promise.resolve(this.deps.redis.eval(RELEASE, 1, LOCK_KEY, owner)).catch(() => undefined);
+    }
+  }
+
+  private record(result: SweepResult): void {
+    const { metrics, logger } = this.deps;
+    const help = 'Documents the history sweep deleted, by collection';
+    metrics?.inc('history_swept_total', help, { what: 'jobs' }, result.jobs);
+    metrics?.inc('history_swept_total', help, { what: 'line_chunks' }, result.lineChunks);
+    metrics?.inc('history_swept_total', help, { what: 'audit_entries' }, result.auditEntries);
+    if (result.jobs + result.lineChunks + result.auditEntries > 0) logger.info(result, 'history swept');
+  }
+}
+
+/** One sweep's work and counts. */
+class Sweep {
+  private readonly result: SweepResult = { jobs: 0, lineChunks: 0, auditEntries: 0, more: false };
+  private readonly started = Date.now();
+  private deletes = 0;
+  private readonly now: Date;
+
+  constructor(
+    private readonly deps: HistorySweepDeps,
+    private readonly signal: AbortSignal,
+  ) {
+    this.now = deps.now?.() ?? new Date();
+  }
+
+  async run(): Promise<SweepResult> {
+    await this.sweepJobs();
+    await this.sweepAudit();
+    return this.result;
+  }
+
+  private cutoff(days: number): Date | undefined {
+    return days > 0 ? new Date(this.now.getTime() - days * DAY_MS) : undefined;
+  }
+
+  /** Jobs past `jobsDays` go with their lines; jobs past `linesDays` lose their lines only. */
+  private async sweepJobs(): Promise<void> {
+    const { StackJob } = this.deps.models;
+    const jobsBefore = this.cutoff(this.deps.ages.jobsDays);
+    const linesBefore = this.cutoff(this.deps.ages.linesDays);
+    const due = [jobsBefore, linesBefore].filter((d): d is Date => d !== undefined);
+    if (due.length === 0) return;
+    const before = new Date(Math.max(...due.map((d) => d.getTime())));
+    const candidates = await StackJob.find(
+      { status: { $in: [...FINAL_STATUSES] }, finishedAt: { $lt: before } },
+      { _id: 1, finishedAt: 1, lastSeq: 1, linesSweptAt: 1 },
+    )
+      .limit(MAX_PER_SWEEP + 1)
+      .lean<SweptJob[]>();
+    this.result.more ||= candidates.length > MAX_PER_SWEEP;
+    for (const job of candidates.slice(0, MAX_PER_SWEEP)) {
+      const expired = jobsBefore !== undefined && job.finishedAt < jobsBefore;
+      if (!expired && job.linesSweptAt) continue;
+      if (!job.linesSweptAt) await this.deleteLines(job);
+      if (this.signal.aborted) return;
+      if (expired) {
+        await this.deleteOne(() => StackJob.deleteOne({ _id: job._id }), 'jobs');
+      } else {
+        await StackJob.updateOne({ _id: job._id }, { $set: { linesSweptAt: this.now } });
+      }
+    }
+  }
+
+  /** A job's line chunks, by id: `<jobId>:0`, `:1`, … up to its last seq (and on while there are more). */
+  private async deleteLines(job: SweptJob): Promise<void> {
+    const lastChunk = Math.max(0, Math.ceil((job.lastSeq ?? 0) / LINES_PER_CHUNK) - 1);
+    for (let k = 0; !this.signal.aborted; k++) {
+      const deleted = await this.deleteOne(() => this.deps.models.JobLineChunk.deleteOne({ _id: `${job._id}:${k}` }), 'lineChunks');
+      if (!deleted && k >= lastChunk) return;
+    }
+  }
+
+  private async sweepAudit(): Promise<void> {
+    const before = this.cutoff(this.deps.ages.auditDays);
+    if (!before || this.signal.aborted) return;
+    const { AuditEntry } = this.deps.models;
+    const due = await AuditEntry.find({ at: { $lt: before } }, { _id: 1 })
+      .limit(MAX_PER_SWEEP + 1)
+      .lean<{ _id: string }[]>();
+    this.result.more ||= due.length > MAX_PER_SWEEP;
+    for (const entry of due.slice(0, MAX_PER_SWEEP)) {
+      if (this.signal.aborted) return;
+      await this.deleteOne(() => AuditEntry.deleteOne({ _id: entry._id }), 'auditEntries');
+    }
+  }
+
+  /** Deletes one document, at most `deletesPerSecond` on average; answers whether it existed. */
+  private async deleteOne(
+    remove: () => Promise<{ deletedCount?: number }>,
+    counter: 'jobs' | 'lineChunks' | 'auditEntries',
+  ): Promise<boolean> {
+    const { deletedCount } = await remove();
+    this.deletes++;
+    if (deletedCount) this.result[counter] += deletedCount;
+    const dueAt = this.started + (this.deletes * 1000) / this.deps.deletesPerSecond;
+    const wait = dueAt - Date.now();
+    if (wait > 0) await sleep(wait, undefined, { signal: this.signal }).catch(() => undefined);
+    return (deletedCount ?? 0) > 0;
+  }
+}
