@@ -4,7 +4,8 @@ import t from 'tap';
 
 /**
  * The embedded store (FerretDB 1.24 on SQLite, built with scripts/patches/ferretdb-sqlite-id-index.patch)
- * answers a query by `_id` from the `_id` index. Unpatched, it compares a different expression than
+ * answers a query by `_id` from the `_id` index, also when the filter holds more than the `_id`
+ * (scripts/patches/ferretdb-sqlite-id-pushdown.patch). Unpatched, it compares a different expression than
  * the index holds and scans the whole collection: every claim, result write, job read and token
  * check got slower with every job ever run (issue #15).
  */
@@ -23,11 +24,20 @@ t.test(
     const byId = await plan({ _id: 'job-7' });
     t.match(byId, /SEARCH .* USING INDEX \S+_id_/, `a lookup by _id searches the index:\n${byId}`);
     t.notMatch(byId, /\bSCAN\b/, 'and scans nothing');
+    const conditional = await plan({ _id: 'job-7', status: 'running', $or: [{ fence: 1 }, { fence: { $exists: false } }] });
+    t.match(
+      conditional,
+      /SEARCH .* USING INDEX \S+_id_/,
+      `so does a conditional one (how a runner claims and ends a job):\n${conditional}`,
+    );
     t.match(
       await plan({ status: 'succeeded' }),
       /\bSCAN\b/,
       'the control: a filter on another field scans (FerretDB 1.x pushes down _id only)',
     );
     t.equal((await jobs.findOne({ _id: 'job-7' as never }))?.status, 'succeeded', 'and finds the document');
+    const claimed = await jobs.updateOne({ _id: 'job-7' as never, status: 'running' }, { $set: { status: 'failed' } });
+    t.equal(claimed.matchedCount, 0, 'the rest of a conditional filter still applies');
+    t.equal((await jobs.updateOne({ _id: 'job-7' as never, status: 'succeeded' }, { $set: { status: 'cancelled' } })).modifiedCount, 1);
   },
 );
