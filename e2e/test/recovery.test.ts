@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { Operation } from '@pds/shared';
+import { reconcileLostJobs } from '@pds/runner';
+import { createLogger, type Operation, RunningJobs, StackQueue } from '@pds/shared';
+import { Redis } from 'ioredis';
 import t from 'tap';
 import { createResource, fileSetManifest, readStream, startStack, waitForJob } from './harness.js';
 
@@ -8,8 +10,13 @@ import { createResource, fileSetManifest, readStream, startStack, waitForJob } f
  * A job whose runner vanished without a trace: `running`, started long ago, no heartbeat. This is
  * what a killed runner leaves (crash.test.ts kills a real one); here the reconciler's decision is the subject.
  */
-async function lostJob(stack: Awaited<ReturnType<typeof startStack>>, resource: { id: string; stackFqdn: string }, operation: Operation) {
-  return stack.models.StackJob.create({
+async function lostJob(
+  stack: Awaited<ReturnType<typeof startStack>>,
+  resource: { id: string; stackFqdn: string },
+  operation: Operation,
+  tracked = true,
+) {
+  const job = await stack.models.StackJob.create({
     _id: randomUUID(),
     resourceId: resource.id,
     resourceVersion: 1,
@@ -20,6 +27,18 @@ async function lostJob(stack: Awaited<ReturnType<typeof startStack>>, resource: 
     startedAt: new Date(Date.now() - 60_000),
     runnerId: 'vanished-runner',
   });
+  // The vanished runner had entered it in the running set, where reconcilers look (unless Redis lost it).
+  if (tracked) await withRedis(stack, (redis) => new RunningJobs(redis).add(job._id, Date.now() - 60_000));
+  return job;
+}
+
+async function withRedis<T>(stack: Awaited<ReturnType<typeof startStack>>, use: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis(stack.config.REDIS_URL);
+  try {
+    return await use(redis);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 t.test('a lost preview is retried as a new job that runs; a lost up is not, and the job says why', async (t) => {
@@ -56,4 +75,33 @@ t.test('a lost preview is retried as a new job that runs; a lost up is not, and 
   await stack.models.StackJob.updateOne({ _id: third._id }, { $set: { attempt: 3 } });
   const exhausted = await waitForJob(stack.models, third._id, (d) => d.status === 'failed' && Boolean(d.recovery));
   t.match(exhausted.recovery, /not retried: 3 attempts were cut short/);
+});
+
+t.test('a lost job Redis forgot is found by the occasional scan of the store, not by the running set', async (t) => {
+  // A heartbeat of an hour: this stack's own runner does its first-beat scan only then, so the calls here decide.
+  const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
+  const resource = await createResource(stack, fileSetManifest('forgotten', join(stack.scratch, 'forgotten'), []));
+  const lost = await lostJob(stack, resource, 'up', false);
+  const logger = createLogger({ name: 'test', level: 'silent' });
+  const reconcile = (fullScan: boolean) =>
+    withRedis(stack, (redis) =>
+      reconcileLostJobs(
+        {
+          models: stack.models,
+          stacks: new StackQueue(redis),
+          running: new RunningJobs(redis),
+          publisher: redis,
+          logger,
+          staleAfterMs: 5_000,
+          promote: async () => undefined,
+          queue: stack.queue,
+        },
+        new Date(),
+        { fullScan },
+      ),
+    );
+  t.same(await reconcile(false), [], 'the running set does not hold it');
+  t.equal((await stack.models.StackJob.findById(lost._id).lean())?.status, 'running');
+  t.same(await reconcile(true), [lost._id], 'the scan of the store finds it');
+  t.match(await stack.models.StackJob.findById(lost._id).lean(), { status: 'failed', reason: 'runner_lost' });
 });

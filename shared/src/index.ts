@@ -18,6 +18,7 @@ export * from './mongo.js';
 export * from './names.js';
 export * from './providers.js';
 export * from './redis.js';
+export * from './running-jobs.js';
 export * from './secret-box.js';
 export * from './stack-queue.js';
 export * from './stream-tickets.js';

@@ -40,6 +40,9 @@ export function stackSizeKey(stackFqdn: string): string {
 /** Counter that orders jobs by creation across every API process. */
 export const JOB_ORDER_KEY = `${PREFIX}:jobs:order`;
 
+/** The jobs runners have taken, scored by when (RunningJobs): what the reconciler reads. */
+export const RUNNING_JOBS_KEY = `${PREFIX}:jobs:running`;
+
 /** Channel on which the API asks every runner to cancel a running job (message: the job id). */
 export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 

@@ -1,4 +1,12 @@
-import { endJobOutsideRun, jobHeartbeatKey, jobLostClaimKey, type Logger, type Models, type StackQueue } from '@pds/shared';
+import {
+  endJobOutsideRun,
+  jobHeartbeatKey,
+  jobLostClaimKey,
+  type Logger,
+  type Models,
+  type RunningJobs,
+  type StackQueue,
+} from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { recoverJob } from './recovery.js';
@@ -6,6 +14,8 @@ import { recoverJob } from './recovery.js';
 export interface ReconcilerDeps {
   models: Models;
   stacks: StackQueue;
+  /** The jobs runners have taken: where lost ones are looked for. */
+  running: RunningJobs;
   /** Publishes end messages; also where heartbeats live (exists) and claims are taken (set NX). */
   publisher: Pick<Redis, 'publish' | 'exists' | 'set'>;
   logger: Logger;
@@ -28,20 +38,24 @@ export interface ReconcilerDeps {
  * lock freed and the stack marked for repair (Pulumi's own lock may be stale), and the next job in
  * line woken; then `recoverJob` decides whether it runs again. Returns the ids it ended.
  */
-export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date()): Promise<string[]> {
+export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), options: { fullScan?: boolean } = {}): Promise<string[]> {
   const cutoff = new Date(now.getTime() - deps.staleAfterMs);
-  // Jobs that started a while ago (a fresh one may not have beaten yet).
-  const candidates = await deps.models.StackJob.find({ status: 'running', startedAt: { $lt: cutoff } }, { _id: 1 }).lean<
-    { _id: string }[]
-  >();
+  // Jobs taken a while ago (a fresh one may not have beaten yet). The store is asked too only now
+  // and then (`fullScan`): for jobs whose entry Redis lost; on FerretDB that is a scan of every job.
+  const tracked = await deps.running.takenBefore(cutoff);
+  const scanned = options.fullScan
+    ? await deps.models.StackJob.find({ status: 'running', startedAt: { $lt: cutoff } }, { _id: 1 }).lean<{ _id: string }[]>()
+    : [];
+  const candidates = [...new Set([...tracked, ...scanned.map((doc) => doc._id)])];
   const ended: string[] = [];
-  for (const { _id } of candidates) {
+  for (const _id of candidates) {
     if (deps.runsHere?.(_id) || (await deps.publisher.exists(jobHeartbeatKey(_id))) === 1) continue;
     const claimed = await deps.publisher.set(jobLostClaimKey(_id), '1', 'PX', 10 * deps.staleAfterMs, 'NX');
     if (claimed !== 'OK') continue; // another runner is ending it
     const error = `the runner running this job stopped answering (no heartbeat for ${Math.round(deps.staleAfterMs / 1000)} s)`;
     const job = await endJobOutsideRun(deps.models, deps.publisher, _id, 'running', { status: 'failed', reason: 'runner_lost', error });
-    if (!job) continue; // it ended meanwhile
+    await deps.running.remove(_id);
+    if (!job) continue; // it ended meanwhile (or its runner died before starting it)
     ended.push(_id);
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
     const next = await deps.stacks.releaseLost(job.stackFqdn, _id);

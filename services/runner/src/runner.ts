@@ -13,6 +13,7 @@ import {
   Metrics,
   type Models,
   redisReady,
+  RunningJobs,
   STACK_JOBS_QUEUE,
   StackQueue,
 } from '@pds/shared';
@@ -54,6 +55,8 @@ export interface StackJobData {
 
 /** When a job could not be started (its store unreachable too long), it is tried again this much later. */
 const NOT_STARTED_RETRY_MS = 10_000;
+/** The reconciler asks the store itself every this many beats (5 min at 10 s), for jobs Redis lost. */
+const FULL_SCAN_EVERY = 30;
 
 /**
  * A BullMQ worker that runs stack jobs, RUNNER_CONCURRENCY at a time, one at a time per stack and in
@@ -67,6 +70,7 @@ export function createRunner(deps: RunnerDeps) {
   const keyring = Keyring.fromConfig(deps.config);
   const hosts = new ProgramHostPool();
   const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
+  const runningJobs = new RunningJobs(deps.connection);
   const stackSizes = new StackSizes(deps.connection);
   const progressBoard = new ProgressBoard(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
@@ -144,6 +148,8 @@ export function createRunner(deps: RunnerDeps) {
     // The job's heartbeat and the stack lock are renewed together; both expire if this process dies.
     const beat = () => deps.connection.set(jobHeartbeatKey(jobId), runnerId, 'PX', 4 * heartbeatMs);
     await beat();
+    // Where the reconcilers look for it should this process die (after the beat: a fresh entry has one).
+    await runningJobs.add(jobId);
     const renewal = setInterval(() => {
       void beat().catch(() => undefined);
       stacks
@@ -198,6 +204,7 @@ export function createRunner(deps: RunnerDeps) {
       clearInterval(renewal);
       running.delete(jobId);
       await deps.connection.del(jobHeartbeatKey(jobId)).catch(() => undefined);
+      await runningJobs.remove(jobId).catch(() => undefined); // a leftover entry is dropped by a reconciler
       const next = await stacks.release(stackFqdn, lockValue);
       // Not itself: a job given back (not started) waits out its delay.
       if (next && next !== jobId) await promote(next);
@@ -220,18 +227,26 @@ export function createRunner(deps: RunnerDeps) {
     controller.abort('cancelled' satisfies AbortReason);
   });
 
-  // The reconciler for everybody's jobs (safe to run in every runner at once).
+  // The reconciler for everybody's jobs (safe to run in every runner at once). It reads the running
+  // set; the store itself only on the first beat and every FULL_SCAN_EVERY beats after (a scan there).
+  let beats = 0;
   const reconcile = setInterval(() => {
-    reconcileLostJobs({
-      models: deps.models,
-      stacks,
-      publisher: deps.publisher,
-      logger: log,
-      staleAfterMs: 4 * heartbeatMs,
-      promote,
-      queue,
-      runsHere: (jobId) => running.has(jobId),
-    }).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
+    const fullScan = beats++ % FULL_SCAN_EVERY === 0;
+    reconcileLostJobs(
+      {
+        models: deps.models,
+        stacks,
+        publisher: deps.publisher,
+        logger: log,
+        staleAfterMs: 4 * heartbeatMs,
+        promote,
+        queue,
+        runsHere: (jobId) => running.has(jobId),
+        running: runningJobs,
+      },
+      new Date(),
+      { fullScan },
+    ).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
   }, heartbeatMs);
 
   let closing: Promise<void> | undefined;
