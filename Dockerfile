@@ -82,7 +82,7 @@ RUN cd /tmp \
 FROM base AS runner
 USER root
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git tini ca-certificates procps \
+ && apt-get install -y --no-install-recommends git tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/pulumi-deploy && chown node:node /var/lib/pulumi-deploy
 COPY --from=pulumi /opt/pulumi /opt/pulumi

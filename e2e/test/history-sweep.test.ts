@@ -22,7 +22,7 @@ async function store(t: Test) {
 type Store = Awaited<ReturnType<typeof store>>;
 
 /** An ended (or running) job with `lines` lines stored in chunks, as the runner stores them. */
-async function seedJob(models: Store['models'], id: string, job: { status: string; finishedAt?: Date; lines: number }) {
+async function seedJob(models: Store['models'], id: string, job: { status: string; finishedAt?: Date; lines: number; lastSeq?: number }) {
   await models.StackJob.create({
     _id: id,
     resourceId: 'r1',
@@ -32,7 +32,7 @@ async function seedJob(models: Store['models'], id: string, job: { status: strin
     operation: 'up',
     status: job.status as 'running',
     finishedAt: job.finishedAt,
-    lastSeq: job.lines,
+    lastSeq: job.lastSeq ?? job.lines,
     outputs: '{"kept":true}',
   });
   for (let k = 0; k * LINES_PER_CHUNK < job.lines; k++) {
@@ -69,6 +69,8 @@ t.test('old history is swept by age: jobs with their lines, lines alone, audit e
   await seedJob(models, 'middle', { status: 'failed', finishedAt: daysAgo(40), lines: 10 });
   await seedJob(models, 'recent', { status: 'succeeded', finishedAt: daysAgo(5), lines: 10 });
   await seedJob(models, 'running', { status: 'running', lines: 10 });
+  // Ended from outside its run (runner lost): lastSeq 0, yet lines were stored.
+  await seedJob(models, 'lost', { status: 'failed', finishedAt: daysAgo(35), lines: 2 * LINES_PER_CHUNK + 1, lastSeq: 0 });
   await models.AuditEntry.create([
     { at: daysAgo(400), actor: { id: 'a', name: 'a', role: 'admin' }, action: 'resource.create', outcome: 'success', statusCode: 201 },
     { at: daysAgo(10), actor: { id: 'a', name: 'a', role: 'admin' }, action: 'resource.update', outcome: 'success', statusCode: 200 },
@@ -76,7 +78,7 @@ t.test('old history is swept by age: jobs with their lines, lines alone, audit e
   const metrics = new Metrics();
 
   const result = await sweeper(s, { metrics }).sweepOnce();
-  t.same(result, { jobs: 1, lineChunks: 3 + 1, auditEntries: 1, more: false });
+  t.same(result, { jobs: 1, lineChunks: 3 + 1 + 3, auditEntries: 1, more: false });
   t.notOk(await models.StackJob.exists({ _id: 'old' }), 'a job past HISTORY_JOBS_DAYS is gone');
   t.equal(await chunksOf(models, 'old'), 0, 'with all its lines');
   const middle = await models.StackJob.findById('middle').lean();
@@ -86,6 +88,7 @@ t.test('old history is swept by age: jobs with their lines, lines alone, audit e
     'a job past HISTORY_LINES_DAYS keeps its result, marked',
   );
   t.equal(await chunksOf(models, 'middle'), 0, 'but not its lines');
+  t.equal(await chunksOf(models, 'lost'), 0, 'every stored chunk goes, whatever the job says its last seq was');
   t.equal(await chunksOf(models, 'recent'), 1, 'a recent job keeps its lines');
   t.equal(await chunksOf(models, 'running'), 1, 'a job not ended is never swept');
   t.same(
@@ -93,7 +96,7 @@ t.test('old history is swept by age: jobs with their lines, lines alone, audit e
     ['resource.update'],
     'audit past HISTORY_AUDIT_DAYS is gone',
   );
-  t.match(metrics.render(), /history_swept_total\{what="line_chunks"\} 4/);
+  t.match(metrics.render(), /history_swept_total\{what="line_chunks"\} 7/);
 
   t.same(await sweeper(s).sweepOnce(), { jobs: 0, lineChunks: 0, auditEntries: 0, more: false }, 'a second sweep finds nothing due');
   const forEver = await sweeper(s, { ages: { linesDays: 0, jobsDays: 0, auditDays: 0 }, now: () => daysAgo(-1000) }).sweepOnce();

@@ -79,24 +79,33 @@ t.test('a hostile program reaches nothing that is not its own', { skip: testIsol
   t.equal(done.status, 'succeeded', String(done.error ?? ''));
   // Read as a user would, through the API: the attempts are keyed by names that hold dots.
   const read = await stack.api.inject({ method: 'GET', url: `/v1/jobs/${attack.id}`, headers: stack.auth });
-  const outputs = read.json().result.outputs as { attempts?: Record<string, string>; uid?: number; home?: string; lingeringPid?: number };
+  const outputs = read.json().result.outputs as {
+    attempts?: Record<string, string>;
+    uid?: number;
+    home?: string;
+    lingeringPid?: number;
+    leftFiles?: string[];
+  };
   const attempts = Object.entries(outputs.attempts ?? {});
   t.comment(`hostile attempts: ${attempts.map(([what, got]) => `${what}: ${got}`).join('; ')}`);
-  t.ok(attempts.length >= 15, `${attempts.length} attempts made`);
+  t.ok(attempts.length >= 17, `${attempts.length} attempts made`);
   t.ok(
     attempts.some(([what]) => what.includes('.')),
     'output keys holding dots are kept',
   );
   for (const [what, got] of attempts) {
     if (what === 'write own home') t.equal(got, 'ok', 'its own home is writable (the control)');
+    else if (what.startsWith('leave ')) t.equal(got, 'ok', `${what}: ok (removed after the job)`);
     else t.equal(got, 'EACCES', `${what}: EACCES`);
   }
   t.ok(outputs.uid !== undefined && outputs.uid >= stack.config.RUNNER_UID_BASE, `ran as a slot uid (${outputs.uid}), not the runner's`);
   // Nothing of the job waits in its slot for the next one: no process of its uid, nothing in its home.
   t.ok(outputs.lingeringPid, 'the program left a process behind');
   t.notOk(await aliveAs(outputs.lingeringPid!, outputs.uid!), 'the process it left behind is gone');
-  t.same(await readdir(outputs.home!).catch(() => 'missing'), ['pulumi-home'], 'its home holds nothing it put there');
+  t.same((await readdir(outputs.home!).catch(() => ['missing'])).sort(), ['pulumi-home', 'tmp'], 'its home holds nothing it put there');
   t.same(await readdir(join(outputs.home!, 'pulumi-home')), [], 'nor does its Pulumi home');
+  for (const file of outputs.leftFiles ?? []) t.notOk(await stat(file).catch(() => undefined), `${file} is gone`);
+  t.equal(outputs.leftFiles?.length, 2);
   const victimDone = await waitForJob(stack.models, victimJob.id, (d) => d.status !== 'running', 60_000);
   t.equal(victimDone.status, 'succeeded', 'the victim ran to its end');
 });

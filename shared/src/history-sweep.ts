@@ -148,11 +148,15 @@ class Sweep {
     const { StackJob } = this.deps.models;
     const jobsBefore = this.cutoff(this.deps.ages.jobsDays);
     const linesBefore = this.cutoff(this.deps.ages.linesDays);
-    const due = [jobsBefore, linesBefore].filter((d): d is Date => d !== undefined);
+    // Due: past the jobs age, or past the lines age with lines still there (swept ones are not
+    // candidates again, or they would fill every sweep's share).
+    const due = [
+      ...(jobsBefore ? [{ finishedAt: { $lt: jobsBefore } }] : []),
+      ...(linesBefore ? [{ finishedAt: { $lt: linesBefore }, linesSweptAt: { $exists: false } }] : []),
+    ];
     if (due.length === 0) return;
-    const before = new Date(Math.max(...due.map((d) => d.getTime())));
     const candidates = await StackJob.find(
-      { status: { $in: [...FINAL_STATUSES] }, finishedAt: { $lt: before } },
+      { status: { $in: [...FINAL_STATUSES] }, $or: due },
       { _id: 1, finishedAt: 1, lastSeq: 1, linesSweptAt: 1 },
     )
       .limit(MAX_PER_SWEEP + 1)
@@ -171,12 +175,17 @@ class Sweep {
     }
   }
 
-  /** A job's line chunks, by id: `<jobId>:0`, `:1`, … up to its last seq (and on while there are more). */
+  /**
+   * A job's line chunks, by id (`<jobId>:<k>`), from the last one down: an interrupted sweep leaves
+   * chunks 0..j, which the next finds from chunk 0 up (the last seq may be 0 on a job that was
+   * ended from outside its run, so the chunks that exist are what counts).
+   */
   private async deleteLines(job: SweptJob): Promise<void> {
-    const lastChunk = Math.max(0, Math.ceil((job.lastSeq ?? 0) / LINES_PER_CHUNK) - 1);
-    for (let k = 0; !this.signal.aborted; k++) {
-      const deleted = await this.deleteOne(() => this.deps.models.JobLineChunk.deleteOne({ _id: `${job._id}:${k}` }), 'lineChunks');
-      if (!deleted && k >= lastChunk) return;
+    const { JobLineChunk } = this.deps.models;
+    let last = Math.ceil((job.lastSeq ?? 0) / LINES_PER_CHUNK) - 1;
+    while (await JobLineChunk.exists({ _id: `${job._id}:${last + 1}` })) last++;
+    for (let k = last; k >= 0 && !this.signal.aborted; k--) {
+      await this.deleteOne(() => JobLineChunk.deleteOne({ _id: `${job._id}:${k}` }), 'lineChunks');
     }
   }
 

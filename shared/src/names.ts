@@ -43,6 +43,11 @@ export const JOB_ORDER_KEY = `${PREFIX}:jobs:order`;
 /** The jobs runners have taken, scored by when (RunningJobs): what the reconciler reads. */
 export const RUNNING_JOBS_KEY = `${PREFIX}:jobs:running`;
 
+/** A slot uid's fleet-wide lease (value: the runner holding it), renewed with the runner's beat. */
+export function uidLeaseKey(uid: number): string {
+  return `${PREFIX}:uid-lease:${uid}`;
+}
+
 /** Channel on which the API asks every runner to cancel a running job (message: the job id). */
 export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 

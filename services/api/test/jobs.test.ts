@@ -69,7 +69,7 @@ t.test('jobs', async (t) => {
     const sweptAt = new Date('2026-11-01T00:00:00Z');
     await models.StackJob.updateOne(
       { _id: job.id },
-      { $set: { status: 'succeeded', finishedAt: new Date('2026-10-01T00:00:00Z'), linesSweptAt: sweptAt } },
+      { $set: { status: 'succeeded', finishedAt: new Date('2026-10-01T00:00:00Z'), linesSweptAt: sweptAt, lastSeq: 5 } },
     );
     const res = await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines`, headers: auth });
     t.equal(res.statusCode, 410);
@@ -78,6 +78,8 @@ t.test('jobs', async (t) => {
       error: 'GONE',
       message: /removed as old history on 2026-11-01T00:00:00.000Z.*HISTORY_LINES_DAYS.*GET \/v1\/jobs\//,
     });
+    const caughtUp = await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/lines?from=5`, headers: auth });
+    t.same([caughtUp.statusCode, caughtUp.json()], [200, { items: [] }], 'a reader that has every line is told there are no more');
     const read = (await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}`, headers: auth })).json();
     t.match(read, { status: 'succeeded', linesSweptAt: sweptAt.toISOString(), result: { status: 'succeeded' } });
   });

@@ -21,7 +21,8 @@ import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob, JobNotStartedError, type RunEnd } from './execute-job.js';
 import { prepareIsolation, sweepLeftovers } from './isolation/prepare.js';
-import { SlotPool } from './isolation/slots.js';
+import { resetSlot } from './isolation/slot-reset.js';
+import { type Slot, SlotPool } from './isolation/slots.js';
 import { killProcessesOf, type UidLease } from './isolation/uid-leases.js';
 import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
@@ -57,6 +58,8 @@ export interface StackJobData {
 const NOT_STARTED_RETRY_MS = 10_000;
 /** The reconciler asks the store itself every this many beats (5 min at 10 s), for jobs Redis lost. */
 const FULL_SCAN_EVERY = 30;
+/** How often the clean-up of a slot kept out of use is tried again. */
+const SLOT_RETRY_MS = 30_000;
 
 /**
  * A BullMQ worker that runs stack jobs, RUNNER_CONCURRENCY at a time, one at a time per stack and in
@@ -90,6 +93,12 @@ export function createRunner(deps: RunnerDeps) {
     ages: { linesDays: deps.config.HISTORY_LINES_DAYS, jobsDays: deps.config.HISTORY_JOBS_DAYS, auditDays: deps.config.HISTORY_AUDIT_DAYS },
     deletesPerSecond: deps.config.HISTORY_SWEEP_DELETES_PER_SECOND,
   });
+  const quarantined = new Set<number>();
+  metrics.gauge(
+    'runner_slots_quarantined',
+    'Runner slots kept out of use because they could not be cleaned after a job',
+    () => quarantined.size,
+  );
   metrics.gauge('runner_jobs_running', 'Jobs running in this process now', () => running.size);
   metrics.gauge('runner_concurrency', 'Jobs this process runs at most at once', () => deps.config.RUNNER_CONCURRENCY);
 
@@ -113,6 +122,40 @@ export function createRunner(deps: RunnerDeps) {
     await recoverJob({ models: deps.models, queue, stacks, logger: log }, job, reason).catch((err: Error) =>
       log.error({ err, jobId: job._id }, 'could not record or queue the recovery of a job cut short'),
     );
+  }
+
+  /** Keeps the slot uids this runner's alone across the fleet; a uid another runner took is not used again. */
+  function renewUidLease(): void {
+    uidLease
+      ?.renew()
+      .then((lost) => {
+        for (const uid of lost) {
+          slots?.withhold(uid);
+          log.error({ uid }, 'another runner holds this slot uid now (its lease ran out): the slot is no longer used');
+        }
+      })
+      .catch(() => undefined); // a Redis blip: the lease outlives a few missed renewals
+  }
+
+  /**
+   * Gives a slot back after its job; a slot that could not be made clean (its uid's processes or
+   * files) stays out of use, and its clean-up is tried again every SLOT_RETRY_MS until it succeeds.
+   */
+  function releaseSlot(slot: Slot): void {
+    if (!slot.tainted || !slot.identity) return slots?.release(slot);
+    const identity = slot.identity;
+    quarantined.add(slot.index);
+    log.error({ slot: slot.index, uid: identity.uid }, 'runner slot could not be cleaned after its job: kept out of use until it is');
+    const retry = () =>
+      resetSlot(deps.config.WORK_DIR, { ...slot, identity }).then(
+        () => {
+          quarantined.delete(slot.index);
+          slots?.release({ index: slot.index, identity });
+          log.info({ slot: slot.index, uid: identity.uid }, 'runner slot clean again');
+        },
+        () => void setTimeout(retry, SLOT_RETRY_MS).unref(),
+      );
+    setTimeout(retry, SLOT_RETRY_MS).unref();
   }
 
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
@@ -148,8 +191,6 @@ export function createRunner(deps: RunnerDeps) {
     // The job's heartbeat and the stack lock are renewed together; both expire if this process dies.
     const beat = () => deps.connection.set(jobHeartbeatKey(jobId), runnerId, 'PX', 4 * heartbeatMs);
     await beat();
-    // Where the reconcilers look for it should this process die (after the beat: a fresh entry has one).
-    await runningJobs.add(jobId);
     const renewal = setInterval(() => {
       void beat().catch(() => undefined);
       stacks
@@ -160,11 +201,16 @@ export function createRunner(deps: RunnerDeps) {
         .catch(() => undefined); // a Redis blip: the TTL covers a few missed renewals
     }, heartbeatMs);
     try {
+      // Where the reconcilers look for it should this process die (after the beat: a fresh entry has one).
+      await runningJobs.add(jobId).catch((err: Error) => {
+        throw new JobNotStartedError(err);
+      });
       const repair = await stacks.takeRepairMark(stackFqdn);
       const onSpawn = (ms: number) =>
         metrics.observe('runner_job_spawn_latency_seconds', 'From job created to its first Pulumi process started', {}, ms / 1000);
       if (!slots) throw new Error('the runner takes jobs only once started (isolation decided)');
       const slot = slots.acquire();
+      if (!slot) throw new JobNotStartedError(new Error('no runner slot is free (one is kept out of use until it is clean)'));
       const end = await executeJob(
         {
           ...deps,
@@ -180,7 +226,7 @@ export function createRunner(deps: RunnerDeps) {
         jobId,
         controller.signal,
         { fence: attempt.token, repairStack: repair !== undefined, resourceId: job.data.resourceId, slot },
-      ).finally(() => slots?.release(slot));
+      ).finally(() => releaseSlot(slot));
       if (end) {
         metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
         await afterRun(end);
@@ -231,6 +277,7 @@ export function createRunner(deps: RunnerDeps) {
   // set; the store itself only on the first beat and every FULL_SCAN_EVERY beats after (a scan there).
   let beats = 0;
   const reconcile = setInterval(() => {
+    renewUidLease();
     const fullScan = beats++ % FULL_SCAN_EVERY === 0;
     reconcileLostJobs(
       {
@@ -260,7 +307,7 @@ export function createRunner(deps: RunnerDeps) {
     },
     /** Starts taking jobs once the cancel channel is subscribed (so no request is missed). */
     async start(): Promise<void> {
-      uidLease = await prepareIsolation(deps.config, log);
+      uidLease = await prepareIsolation(deps.config, log, { redis: deps.connection, owner: runnerId });
       slots = new SlotPool(deps.config.RUNNER_CONCURRENCY, uidLease?.uids);
       isolation = uidLease === undefined ? 'none' : 'uid';
       await sweepLeftovers(deps.config.WORK_DIR, deps.models, log).catch((err: Error) =>

@@ -1,15 +1,19 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { testIsolation } from '@pds/devkit';
+import { testRedis } from '@pds/devkit/tap';
+import { uidLeaseKey } from '@pds/shared';
+import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import { openPathTo, ownFolder } from '../src/isolation/ownership.js';
 import { IsolationUnavailableError, prepareIsolation } from '../src/isolation/prepare.js';
 import { isolationProblem, SlotPool } from '../src/isolation/slots.js';
-import { killProcessesOf, leaseUids, NoFreeUidError } from '../src/isolation/uid-leases.js';
+import { resetSlot } from '../src/isolation/slot-reset.js';
+import { leaseUids, NoFreeUidError, processesOf } from '../src/isolation/uid-leases.js';
 import { adoptSharedLayout, stackBackend } from '../src/isolation/stack-state.js';
 
 const UID = 61_990;
@@ -23,7 +27,7 @@ async function scratch(t: Test): Promise<string> {
 
 t.test('each slot has a uid of its own, and a slot is free again once released', async (t) => {
   const pool = new SlotPool(2, [61_000, 61_001]);
-  const [a, b] = [pool.acquire(), pool.acquire()];
+  const [a, b] = [pool.acquire()!, pool.acquire()!];
   t.same(
     [a.identity, b.identity],
     [
@@ -31,7 +35,7 @@ t.test('each slot has a uid of its own, and a slot is free again once released',
       { uid: 61_001, gid: 61_001 },
     ],
   );
-  t.throws(() => pool.acquire(), /no free runner slot/);
+  t.equal(pool.acquire(), undefined, 'none free: no slot');
   pool.release(a);
   t.same(pool.acquire(), a);
   t.same(new SlotPool(1, undefined).acquire(), { index: 0 }, 'without isolation a slot has no uid');
@@ -67,6 +71,21 @@ t.test('runners on one machine lease disjoint uids; a dead holder frees its uids
   const after = await leaseUids(base, 3, 1);
   t.same(after.uids, [base], "a dead holder's uid is free");
   await after.release();
+});
+
+t.test('across the fleet a uid another runner holds is skipped, and one taken over is reported at renewal', async (t) => {
+  const redis = new Redis(await testRedis(t));
+  t.teardown(() => redis.disconnect());
+  const base = 62_600;
+  await redis.set(uidLeaseKey(base), 'runner-in-another-pod', 'PX', 60_000);
+  const lease = await leaseUids(base, 3, 1, { redis, owner: 'this-runner' });
+  t.same(lease.uids, [base + 1], "a uid held in another pod is not this runner's, though its machine has it free");
+  t.equal(await redis.get(uidLeaseKey(base + 1)), 'this-runner');
+  t.same(await lease.renew(), [], 'renewed');
+  await redis.set(uidLeaseKey(base + 1), 'runner-in-another-pod'); // its lease ran out and was taken
+  t.same(await lease.renew(), [base + 1], 'a uid taken over is reported lost');
+  await lease.release();
+  t.equal(await redis.get(uidLeaseKey(base + 1)), 'runner-in-another-pod', "release leaves another runner's lease alone");
 });
 
 // These run a process as a slot uid, which must reach this checkout (devkit's testIsolation says whether it can).
@@ -152,17 +171,44 @@ t.test('a stack kept in the shared file-backend layout moves into its own folder
   t.equal(await adoptSharedLayout(url, 'organization/proj/new'), false, 'a new stack has nothing to adopt');
 });
 
-t.test("killing a slot uid's processes kills every one of them and nobody else's", unreachable, async (t) => {
-  const start = (uid: number) => spawn('sleep', ['600'], { uid, gid: uid, detached: true, stdio: 'ignore' });
-  const [left, alsoLeft, other] = [start(UID), start(UID), start(UID + 1)];
-  t.teardown(() => void other.kill('SIGKILL'));
-  await Promise.all([left, alsoLeft, other].map((child) => once(child, 'spawn')));
-  const ended = Promise.all([once(left, 'exit'), once(alsoLeft, 'exit')]);
-  await killProcessesOf({ uid: UID, gid: UID });
-  t.same(
-    (await ended).map(([, signal]) => signal),
-    ['SIGKILL', 'SIGKILL'],
-    "the uid's processes are killed",
-  );
-  t.equal(other.exitCode ?? other.signalCode, null, "another uid's process runs on");
-});
+t.test(
+  'a slot is reset for its next job: every process of its uid killed, even one that keeps forking; its home and temp files gone',
+  unreachable,
+  async (t) => {
+    const lease = await leaseUids(UID, 2, 2); // the uids are this test's alone
+    t.teardown(() => lease.release());
+    const workDir = await scratch(t);
+    // A leftover that keeps forking (no killer running as its uid: the runner kills as itself, so this
+    // cannot kill the killer either).
+    const fighter = `
+    const { spawn } = require('node:child_process');
+    let forks = 0;
+    setInterval(() => {
+      if (forks++ < 200) spawn('sleep', ['600'], { detached: true, stdio: 'ignore' }).unref();
+    }, 1);`;
+    const start = (uid: number, args: string[]) => spawn(args[0]!, args.slice(1), { uid, gid: uid, detached: true, stdio: 'ignore' });
+    const left = start(UID, [process.execPath, '-e', fighter]);
+    const other = start(UID + 1, ['sleep', '600']);
+    t.teardown(() => void other.kill('SIGKILL'));
+    await Promise.all([once(left, 'spawn'), once(other, 'spawn')]);
+    while ((await processesOf(UID)).length < 5) await new Promise((r) => setTimeout(r, 10));
+    const slot = { index: 0, identity: { uid: UID, gid: UID } };
+    await mkdir(join(workDir, 'slots', `uid-${UID}`, 'pulumi-home', 'plugins'), { recursive: true });
+    await writeFile(join(workDir, 'slots', `uid-${UID}`, 'planted'), 'x');
+    const tmpOfUid = join('/tmp', `pds-reset-test-${process.pid}`);
+    const tmpOfRoot = `${tmpOfUid}-root`;
+    await Promise.all([writeFile(tmpOfUid, 'x'), writeFile(tmpOfRoot, 'x')]);
+    await chown(tmpOfUid, UID, UID);
+    t.teardown(() => rm(tmpOfRoot, { force: true }));
+
+    await resetSlot(workDir, slot);
+    t.same(await processesOf(UID), [], 'no process of the uid is left');
+    t.equal(other.exitCode ?? other.signalCode, null, "another uid's process runs on");
+    const home = join(workDir, 'slots', `uid-${UID}`);
+    t.same((await readdir(home)).sort(), ['pulumi-home', 'tmp'], 'the home holds a new Pulumi home and tmp, nothing else');
+    t.same(await readdir(join(home, 'pulumi-home')), []);
+    t.equal((await stat(home)).uid, UID, "and is the uid's");
+    t.notOk(await stat(tmpOfUid).catch(() => undefined), 'what the uid left in /tmp is gone');
+    t.ok(await stat(tmpOfRoot), 'what others left there stays');
+  },
+);

@@ -181,9 +181,9 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
 
     /** Persisted lines and events with seq > from, in order. */
     async lines(id: string, from: number, limit: number) {
-      const job = await models.StackJob.findById(id, { linesSweptAt: 1 }).lean<{ linesSweptAt?: Date }>();
+      const job = await models.StackJob.findById(id, { linesSweptAt: 1, lastSeq: 1 }).lean<{ linesSweptAt?: Date; lastSeq?: number }>();
       if (!job) throw errors.notFound(`job ${id} not found`);
-      if (job.linesSweptAt) {
+      if (job.linesSweptAt && from < (job.lastSeq ?? 0)) {
         throw errors.gone(
           `the lines of job ${id} were removed as old history on ${job.linesSweptAt.toISOString()} (kept HISTORY_LINES_DAYS days after a job ends); its result and summary are still at GET /v1/jobs/${id}`,
         );

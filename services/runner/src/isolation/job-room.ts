@@ -1,9 +1,10 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { checkLocalPaths } from '@pds/shared';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chownTree, type Identity, openPathTo, ownFolder, runnerIdentity } from './ownership.js';
-import { type Slot, slotFolderName } from './slots.js';
+import { resetSlot, slotFolder } from './slot-reset.js';
+import type { Slot } from './slots.js';
 import { killProcessesOf } from './uid-leases.js';
 import { adoptSharedLayout, stackBackend } from './stack-state.js';
 
@@ -42,29 +43,31 @@ export async function openJobRoom(spec: JobRoomSpec): Promise<JobRoom> {
     await takeBack(handed);
     throw err;
   }
-  const slotDir = join(spec.workDir, 'slots', slotFolderName(spec.slot));
   return {
-    pulumiHome: join(slotDir, 'pulumi-home'),
+    pulumiHome: join(slotFolder(spec.workDir, spec.slot), 'pulumi-home'),
     backendUrl: state.url,
-    release: () => closeRoom(spec.slot.identity, handed, slotDir),
+    release: () => closeRoom(spec, handed),
   };
 }
 
 /**
- * After the run, with isolation: every process of the slot's uid is killed (nothing the program
- * left behind waits for the slot's next job), the folders go back to the runner, and the slot's
- * home starts empty again (nothing planted in it, such as a plugin, reaches the next job).
+ * After the run, with isolation: every process of the slot's uid is killed before the folders go
+ * back to the runner, then the slot is reset for its next job (resetSlot).
  */
-async function closeRoom(identity: Identity | undefined, handed: string[], slotDir: string): Promise<void> {
+async function closeRoom(spec: JobRoomSpec, handed: string[]): Promise<void> {
+  const { identity } = spec.slot;
   if (!identity) return takeBack(handed);
   try {
-    await killProcessesOf(identity);
-  } finally {
-    await takeBack(handed);
+    try {
+      await killProcessesOf(identity);
+    } finally {
+      await takeBack(handed);
+    }
+    await resetSlot(spec.workDir, { ...spec.slot, identity });
+  } catch (err) {
+    spec.slot.tainted = true; // not handed to another job until a clean-up succeeds
+    throw err;
   }
-  await rm(slotDir, { recursive: true, force: true });
-  await mkdir(join(slotDir, 'pulumi-home'), { recursive: true, mode: 0o700 });
-  await ownFolder(slotDir, identity);
 }
 
 /** Hands the stack's state folder and the job's local folders to the slot's uid; `handed` lists what was. */

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { type Config, isFinalStatus, type JobStatus, localFilesRoot, type Logger, type Models } from '@pds/shared';
 import { PROGRAM_HOST } from '../pulumi/program-host-pool.js';
 import { isolationProblem } from './slots.js';
-import { killProcessesOf, leaseUids, type UidLease } from './uid-leases.js';
+import { resetSlot } from './slot-reset.js';
+import { type FleetLeases, leaseUids, type UidLease } from './uid-leases.js';
 
 /** Raised when isolation is asked for and the runner cannot give it: the runner refuses to start. */
 export class IsolationUnavailableError extends Error {
@@ -18,7 +19,8 @@ function scratchFolders(workDir: string): string[] {
 
 /**
  * Checks that jobs can run isolated (a slot uid can run Node, the Pulumi CLI and the program host,
- * and reach the runner's folders), leases the slots' uids, and gets the folders ready. Answers the
+ * and reach the runner's folders), leases the slots' uids (across the fleet with `fleet`), and gets
+ * the folders ready. Answers the
  * lease, or undefined with RUNNER_ISOLATION=none (said loudly). Throws IsolationUnavailableError
  * when isolation is asked for but cannot be had: a runner never quietly runs jobs as itself.
  */
@@ -36,6 +38,7 @@ export async function prepareIsolation(
     | 'LOCAL_FILES_ROOT'
   >,
   logger: Pick<Logger, 'warn' | 'info'>,
+  fleet?: FleetLeases,
 ): Promise<UidLease | undefined> {
   for (const dir of scratchFolders(config.WORK_DIR)) {
     await mkdir(dir, { recursive: true });
@@ -54,7 +57,7 @@ export async function prepareIsolation(
   }
   // The root local-file kinds write under: jobs pass through it to the folders handed to them.
   await mkdir(localFilesRoot(config), { recursive: true });
-  const lease = await leaseUids(config.RUNNER_UID_BASE, config.RUNNER_UID_COUNT, config.RUNNER_CONCURRENCY);
+  const lease = await leaseUids(config.RUNNER_UID_BASE, config.RUNNER_UID_COUNT, config.RUNNER_CONCURRENCY, fleet);
   const [first] = lease.uids as [number];
   const problem = await isolationProblem(
     { uid: first, gid: first },
@@ -74,8 +77,8 @@ export async function prepareIsolation(
       `RUNNER_ISOLATION=uid, but ${problem}. Fix that, or set RUNNER_ISOLATION=none to run jobs as the runner's own user (unsafe: a job's program could then read the runner's environment and other jobs' files).`,
     );
   }
-  // A runner that died may have left processes of these uids (no other process holds them now).
-  await Promise.all(lease.uids.map((uid) => killProcessesOf({ uid, gid: uid })));
+  // A runner that died may have left processes and files of these uids (no other process holds them now).
+  for (const [index, uid] of lease.uids.entries()) await resetSlot(config.WORK_DIR, { index, identity: { uid, gid: uid } });
   logger.info({ uids: lease.uids }, "jobs run isolated, each as its runner slot's own uid");
   return lease;
 }

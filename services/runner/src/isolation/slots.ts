@@ -6,6 +6,8 @@ import type { Identity } from './ownership.js';
 export interface Slot {
   index: number;
   identity?: Identity;
+  /** Set when the slot could not be made clean after its job: it is not used again until it is. */
+  tainted?: boolean;
 }
 
 /**
@@ -15,6 +17,7 @@ export interface Slot {
  */
 export class SlotPool {
   private readonly free: number[];
+  private readonly withheld = new Set<number>();
 
   constructor(
     size: number,
@@ -24,16 +27,24 @@ export class SlotPool {
     this.free = Array.from({ length: size }, (_, i) => i);
   }
 
-  /** Takes a free slot; the runner never runs more jobs than it has slots. */
-  acquire(): Slot {
+  /** Takes a free slot, or none while every slot is busy or being cleaned up. */
+  acquire(): Slot | undefined {
     const index = this.free.shift();
-    if (index === undefined) throw new Error('no free runner slot: more jobs than RUNNER_CONCURRENCY');
+    if (index === undefined) return undefined;
     const uid = this.uids?.[index];
     return { index, ...(uid === undefined ? {} : { identity: { uid, gid: uid } }) };
   }
 
   release(slot: Slot): void {
-    if (!this.free.includes(slot.index)) this.free.push(slot.index);
+    if (!this.free.includes(slot.index) && !this.withheld.has(slot.index)) this.free.push(slot.index);
+  }
+
+  /** Takes the slot of `uid` out of use for good (its uid is no longer this runner's alone). */
+  withhold(uid: number): void {
+    const index = this.uids?.indexOf(uid) ?? -1;
+    if (index < 0) return;
+    this.withheld.add(index);
+    this.free.splice(0, this.free.length, ...this.free.filter((i) => i !== index));
   }
 }
 

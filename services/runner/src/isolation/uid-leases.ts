@@ -1,45 +1,78 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
+import { uidLeaseKey } from '@pds/shared';
+import type { Redis } from 'ioredis';
 import type { Identity } from './ownership.js';
 
-/** The uids a runner process holds for its slots, and how it gives them back. */
+/** The uids a runner process holds for its slots, and how it keeps and gives them back. */
 export interface UidLease {
   uids: number[];
+  /** Renews the fleet-wide leases; answers the uids another runner holds now (lost). */
+  renew(): Promise<number[]>;
   release(): Promise<void>;
+}
+
+/** Where the fleet's leases live, and who this runner is there. */
+export interface FleetLeases {
+  redis: Pick<Redis, 'set' | 'eval'>;
+  owner: string;
 }
 
 export class NoFreeUidError extends Error {
   override name = 'NoFreeUidError';
 }
 
+/** How long a fleet-wide lease lives without renewal (the runner renews it every beat). */
+export const UID_LEASE_MS = 60_000;
+const RENEW = `local v = redis.call('get', KEYS[1])
+if v == ARGV[1] or not v then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0`;
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
 /**
- * Leases `needed` uids of [base, base + count) for this process's lifetime, so that runner processes
- * sharing a machine never run jobs as the same uid (a shared uid would let one runner's job read
- * another's files). A lease is a listening abstract unix socket named after the uid: binding is
- * exclusive and atomic, and the kernel frees it when the process dies, so a crashed runner leaves
- * nothing to clean up. Its scope is the network namespace: a machine, or a Kubernetes pod.
+ * Leases `needed` uids of [base, base + count) for this process's lifetime, so that no two runners
+ * run jobs as the same uid (a shared uid would let one runner's job read another's files). Two
+ * locks, both needed:
+ * - on the machine, a listening abstract unix socket named after the uid: exclusive, atomic, freed
+ *   by the kernel when the process dies (its scope is the network namespace: a machine or a pod);
+ * - across the fleet (`fleet`), a Redis key renewed every beat: runners in other containers or pods
+ *   can share folders (a `file://` state volume), so a uid must be unique among all of them.
  */
-export async function leaseUids(base: number, count: number, needed: number): Promise<UidLease> {
-  const held: Server[] = [];
-  const uids: number[] = [];
-  for (let uid = base; uid < base + count && uids.length < needed; uid++) {
+export async function leaseUids(base: number, count: number, needed: number, fleet?: FleetLeases): Promise<UidLease> {
+  const held: { uid: number; server: Server }[] = [];
+  for (let uid = base; uid < base + count && held.length < needed; uid++) {
     const server = await bindLease(uid);
     if (!server) continue;
-    held.push(server);
-    uids.push(uid);
+    if (fleet && (await fleet.redis.set(uidLeaseKey(uid), fleet.owner, 'PX', UID_LEASE_MS, 'NX')) !== 'OK') {
+      await closeServer(server);
+      continue;
+    }
+    held.push({ uid, server });
   }
   const release = async () => {
-    await Promise.all(held.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(
+      held.map(async ({ uid, server }) => {
+        await closeServer(server);
+        if (fleet) await Promise.resolve(fleet.redis.eval(RELEASE, 1, uidLeaseKey(uid), fleet.owner)).catch(() => undefined);
+      }),
+    );
   };
-  if (uids.length < needed) {
+  if (held.length < needed) {
     await release();
     throw new NoFreeUidError(
-      `only ${uids.length} of the ${needed} slot uids needed are free in ${base}..${base + count - 1} (other runners on this machine hold the rest): raise RUNNER_UID_COUNT or lower RUNNER_CONCURRENCY`,
+      `only ${held.length} of the ${needed} slot uids needed are free in ${base}..${base + count - 1} (other runners hold the rest): raise RUNNER_UID_COUNT or lower RUNNER_CONCURRENCY`,
     );
   }
-  return { uids, release };
+  const renew = async () => {
+    if (!fleet) return [];
+    const kept = await Promise.all(held.map(({ uid }) => fleet.redis.eval(RENEW, 1, uidLeaseKey(uid), fleet.owner, UID_LEASE_MS)));
+    return held.filter((_, i) => kept[i] !== 1).map(({ uid }) => uid);
+  };
+  return { uids: held.map(({ uid }) => uid), renew, release };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
 }
 
 /** Binds the uid's lease socket, or answers undefined when another process holds it. */
@@ -62,21 +95,52 @@ async function bindLease(uid: number): Promise<Server | undefined> {
   }
 }
 
+/** A process of a uid: its pid and whether it is stopped already (a zombie runs nothing and is left out). */
+interface UidProcess {
+  pid: number;
+  stopped: boolean;
+}
+
+/** The processes running as `uid` (real, effective or saved), from /proc: this pid namespace's. */
+export async function processesOf(uid: number): Promise<UidProcess[]> {
+  const found: UidProcess[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => ''); // gone meanwhile
+    const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+    const state = /^State:\s+(\S)/m.exec(status)?.[1];
+    if (!uids || !uids.slice(1, 4).some((id) => Number(id) === uid) || state === 'Z' || state === 'X') continue;
+    found.push({ pid: Number(entry), stopped: state === 'T' || state === 't' });
+  }
+  return found;
+}
+
+/** How many passes over /proc a kill may take before the uid is declared unkillable. */
+const KILL_PASSES = 200;
+
 /**
  * Kills every process running as `identity`'s uid: whatever a job's program left behind (a daemon
- * it forked, a child it detached) so that nothing of one job waits in the slot for the next. It
- * runs kill(-1, SIGKILL) as that uid: the kernel signals every process the uid may signal (its own),
- * in one pass that a forking process cannot outrun. Only ever for a uid this process leases.
+ * it forked, a child it detached), so that nothing of one job waits in the slot for the next. The
+ * runner does it itself, never as the uid (a process of the uid could kill a killer running as the
+ * uid): it stops every process of the uid (a stopped process cannot fork or signal), scans again
+ * until a pass finds none still running, then kills them all, and checks none is left. Throws if
+ * processes of the uid remain after KILL_PASSES passes. Only ever for a uid this process leases.
  */
 export async function killProcessesOf(identity: Identity): Promise<void> {
-  // procps' kill starts in 4 ms, Node in 40: Node only where the image has no /bin/kill.
-  const [command, args] = existsSync('/bin/kill')
-    ? ['/bin/kill', ['-KILL', '-1']]
-    : [process.execPath, ['-e', "process.kill(-1, 'SIGKILL')"]];
-  const child = spawn(command, args, { uid: identity.uid, gid: identity.gid, env: {}, stdio: 'ignore' });
-  const failed = once(child, 'error').then(([err]) => {
-    throw new Error(`could not kill the processes of uid ${identity.uid}: ${(err as Error).message}`);
-  });
-  // The exit code says nothing useful: 1 when some process (not the uid's) could not be signalled.
-  await Promise.race([once(child, 'exit'), failed]);
+  for (let pass = 0; pass < KILL_PASSES; pass++) {
+    const found = await processesOf(identity.uid);
+    if (found.length === 0) return;
+    const running = found.filter((p) => !p.stopped);
+    const signal = running.length === 0 ? 'SIGKILL' : 'SIGSTOP';
+    for (const { pid } of running.length === 0 ? found : running) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    // A killed process is a zombie (left out) once the kernel has torn it down: give it a moment.
+    if (signal === 'SIGKILL') await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  throw new Error(`processes of uid ${identity.uid} were still running after ${KILL_PASSES} passes: the slot is not reused`);
 }

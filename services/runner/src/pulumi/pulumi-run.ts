@@ -124,6 +124,8 @@ function baseEnv(spec: PulumiRunSpec): Record<string, string> {
     HOME: dirname(spec.pulumiHome),
     // A slot uid has no passwd entry: Go's user lookup (the CLI is built without cgo) falls back to $USER.
     ...(spec.identity ? { USER: `pulumi-job-${spec.identity.uid}`, LOGNAME: `pulumi-job-${spec.identity.uid}` } : {}),
+    // Temp files in the slot's own folder (emptied after each job), not in the shared /tmp.
+    ...(spec.identity ? { TMPDIR: join(dirname(spec.pulumiHome), 'tmp') } : {}),
     PULUMI_BACKEND_URL: spec.backendUrl,
     PULUMI_CONFIG_PASSPHRASE: spec.passphrase,
     PULUMI_SKIP_UPDATE_CHECK: 'true',
@@ -258,6 +260,7 @@ async function prepareHome(spec: PulumiRunSpec): Promise<void> {
   const key = `${home} ${spec.identity?.uid}`;
   if (ownedHomes.has(key)) return;
   await mkdir(spec.pulumiHome, { recursive: true, mode: 0o700 });
+  await mkdir(join(home, 'tmp'), { recursive: true, mode: 0o700 });
   if (spec.identity) await ownFolder(home, spec.identity);
   ownedHomes.add(key);
 }

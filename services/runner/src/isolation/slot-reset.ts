@@ -1,0 +1,37 @@
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Identity, ownFolder } from './ownership.js';
+import { type Slot, slotFolderName } from './slots.js';
+import { killProcessesOf } from './uid-leases.js';
+
+/** The world-writable folders a job's uid may leave files in, outside its own. */
+const SHARED_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];
+
+/** A slot's folder (the job's HOME): its Pulumi home and its TMPDIR are in it. */
+export function slotFolder(workDir: string, slot: Slot): string {
+  return join(workDir, 'slots', slotFolderName(slot));
+}
+
+/**
+ * Makes a slot as new for its next job: every process of its uid killed, its folder emptied (a new
+ * Pulumi home and tmp, the uid's alone), and what the uid left in the shared temp folders removed,
+ * so that nothing one job planted (a daemon, a plugin, a dotfile, a temp file) reaches the next.
+ * Runs after each job and when a runner takes a uid (a crashed runner's job may have left anything).
+ * The uid runs nothing once killed, so nothing it owns changes under the removal.
+ */
+export async function resetSlot(workDir: string, slot: Slot & { identity: Identity }): Promise<void> {
+  await killProcessesOf(slot.identity);
+  const dir = slotFolder(workDir, slot);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(join(dir, 'pulumi-home'), { recursive: true, mode: 0o700 });
+  await mkdir(join(dir, 'tmp'), { mode: 0o700 });
+  await ownFolder(dir, slot.identity);
+  for (const shared of SHARED_TEMP) {
+    for (const name of await readdir(shared).catch(() => [] as string[])) {
+      const path = join(shared, name);
+      // lstat: a link the uid left is removed as a link, never followed.
+      const found = await lstat(path).catch(() => undefined);
+      if (found?.uid === slot.identity.uid) await rm(path, { recursive: true, force: true });
+    }
+  }
+}
