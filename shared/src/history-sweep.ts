@@ -31,7 +31,7 @@ export interface HistorySweepDeps {
   logger: Pick<Logger, 'info' | 'warn'>;
   metrics?: Metrics;
   ages: HistoryAges;
-  /** The most documents deleted per second, so a sweep never competes with live jobs for the store. */
+  /** The most documents deleted (or marked) per second, so a sweep never competes with live jobs for the store. */
   deletesPerSecond: number;
   now?: () => Date;
 }
@@ -122,8 +122,9 @@ export class HistorySweeper {
 /** One sweep's work and counts. */
 class Sweep {
   private readonly result: SweepResult = { jobs: 0, lineChunks: 0, auditEntries: 0, more: false };
-  private readonly started = Date.now();
-  private deletes = 0;
+  /** When the first write of the sweep went out: the pace is counted from there, not from the scans. */
+  private started: number | undefined;
+  private writes = 0;
   private readonly now: Date;
 
   constructor(
@@ -170,7 +171,7 @@ class Sweep {
       if (expired) {
         await this.deleteOne(() => StackJob.deleteOne({ _id: job._id }), 'jobs');
       } else {
-        await StackJob.updateOne({ _id: job._id }, { $set: { linesSweptAt: this.now } });
+        await this.paced(() => StackJob.updateOne({ _id: job._id }, { $set: { linesSweptAt: this.now } }));
       }
     }
   }
@@ -203,17 +204,23 @@ class Sweep {
     }
   }
 
-  /** Deletes one document, at most `deletesPerSecond` on average; answers whether it existed. */
+  /** Deletes one document, paced; answers whether it existed. */
   private async deleteOne(
     remove: () => Promise<{ deletedCount?: number }>,
     counter: 'jobs' | 'lineChunks' | 'auditEntries',
   ): Promise<boolean> {
-    const { deletedCount } = await remove();
-    this.deletes++;
+    const { deletedCount } = await this.paced(remove);
     if (deletedCount) this.result[counter] += deletedCount;
-    const dueAt = this.started + (this.deletes * 1000) / this.deps.deletesPerSecond;
-    const wait = dueAt - Date.now();
-    if (wait > 0) await sleep(wait, undefined, { signal: this.signal }).catch(() => undefined);
     return (deletedCount ?? 0) > 0;
+  }
+
+  /** Runs one write, then waits so that writes go at most `deletesPerSecond` on average. */
+  private async paced<T>(write: () => Promise<T>): Promise<T> {
+    this.started ??= Date.now();
+    const result = await write();
+    this.writes++;
+    const wait = this.started + (this.writes * 1000) / this.deps.deletesPerSecond - Date.now();
+    if (wait > 0) await sleep(wait, undefined, { signal: this.signal }).catch(() => undefined);
+    return result;
   }
 }

@@ -3,7 +3,7 @@ import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { errors } from './errors.js';
 
 /** Whether `path` is `root` or inside it (both absolute and normalised). */
-function isInside(root: string, path: string): boolean {
+export function isInside(root: string, path: string): boolean {
   const rel = relative(root, path);
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
@@ -34,4 +34,17 @@ export async function checkLocalPaths(fields: readonly string[], spec: Record<st
       if (!stats.isDirectory()) throw errors.invalidManifest(`${name}: ${current} is not a directory`);
     }
   }
+}
+
+/** The local folders a manifest's spec names (a kind's `localPaths`), without trailing slashes. */
+export function localDirsOf(fields: readonly string[], spec: Record<string, unknown>): string[] {
+  return fields
+    .map((field) => spec[field])
+    .filter((dir): dir is string => typeof dir === 'string')
+    .map((dir) => dir.replace(/(.)\/+$/, '$1'));
+}
+
+/** Whether two folders are the same or one holds the other. */
+export function foldersNest(a: string, b: string): boolean {
+  return isInside(a, b) || isInside(b, a);
 }

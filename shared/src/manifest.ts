@@ -21,6 +21,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** The default size cap of a manifest (`MANIFEST_MAX_BYTES`). */
 export const MANIFEST_MAX_BYTES = 64 * 1024;
 
+/** The size limit for reading back a stored manifest: it was accepted under the cap of its day. */
+export const STORED_MANIFEST = Number.POSITIVE_INFINITY;
+
 /**
  * Parses and validates a manifest's YAML text. Throws a 400 AppError naming the bad field, a 413
  * past `maxBytes`. Anchors and aliases are refused: a few lines of aliases can expand to gigabytes

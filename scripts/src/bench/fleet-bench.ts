@@ -23,8 +23,8 @@ type BenchService = Awaited<ReturnType<typeof startBenchService>>;
  * Created → spawned of `n` jobs run one at a time, and where the time goes: created -> started (API
  * writes, queue, pick-up, stack lock) and started -> spawned (claim, reads, folders, process start).
  */
-export async function spawnLatencies(service: BenchService, n: number) {
-  const single = await service.createResource('latency');
+export async function spawnLatencies(service: BenchService, n: number, resourceName = 'latency') {
+  const single = await service.createResource(resourceName);
   const latencies: number[] = [];
   const toStart: number[] = [];
   const toSpawn: number[] = [];

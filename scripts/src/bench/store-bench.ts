@@ -76,7 +76,7 @@ interface StoreFigures {
 /** The figures on one service (with or without history beside what is measured). */
 async function measure(service: BenchService): Promise<StoreFigures> {
   // Warm-up, not measured: the first store (the empty one) would otherwise carry the JIT's cost.
-  await spawnLatencies(service, 10);
+  await spawnLatencies(service, 10, 'warm-up');
   const { latencies } = await spawnLatencies(service, 40);
   // GET /v1/jobs/:id, one request at a time, each of 1,000 recent ended jobs once (no cache helps).
   const recent = await prefill(service.models, 1_200, 60_000);

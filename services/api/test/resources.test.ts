@@ -191,6 +191,49 @@ t.test(
   },
 );
 
+t.test('two resources never share or nest their local folders: 409 naming the other', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'pds-files-root-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const { app } = await startApi(t, { config: { LOCAL_FILES_ROOT: root } });
+  const body = (name: string, directory: string) =>
+    `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  files: []\n`;
+  const post = (name: string, directory: string) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/resources',
+      headers: { ...auth, 'content-type': 'application/yaml' },
+      payload: body(name, directory),
+    });
+  const site = await post('site', `${root}/site`);
+  t.equal(site.statusCode, 201);
+  for (const [name, directory, how] of [
+    ['same', `${root}/site`, 'is'],
+    ['inner', `${root}/site/inner`, 'nests with'],
+    ['outer', `${root}/site/`, 'is'],
+  ] as const) {
+    const res = await post(name, directory);
+    t.equal(res.statusCode, 409, directory);
+    t.match(res.json().message, new RegExp(`^spec.directory .* ${how} the folder of LocalFileSet site \\(${root}/site\\)`), directory);
+  }
+  t.equal((await post('sibling', `${root}/site-2`)).statusCode, 201, 'a folder whose name only starts the same is apart');
+  const outer = await post('parent', `${root}/parent`);
+  t.equal(outer.statusCode, 201);
+  const moved = await app.inject({
+    method: 'PUT',
+    url: `/v1/resources/${site.json().id}`,
+    headers: { ...auth, 'content-type': 'application/yaml' },
+    payload: body('site', `${root}/parent/site`),
+  });
+  t.equal(moved.statusCode, 409, 'a replacement is checked against the others');
+  const kept = await app.inject({
+    method: 'PUT',
+    url: `/v1/resources/${site.json().id}`,
+    headers: { ...auth, 'content-type': 'application/yaml' },
+    payload: body('site', `${root}/site`),
+  });
+  t.equal(kept.statusCode, 200, 'but not against itself');
+});
+
 t.test('a manifest past MANIFEST_MAX_BYTES is refused with 413', async (t) => {
   const { app } = await startApi(t, { config: { MANIFEST_MAX_BYTES: 2048 } });
   const res = await app.inject({

@@ -15,11 +15,13 @@ import {
   type Models,
   type Operation,
   type ResourceDoc,
+  localDirsOf,
   localFilesRoot,
   parseManifest,
   retryTransient,
   stackInputYaml,
   type StackJobDoc,
+  STORED_MANIFEST,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
@@ -64,8 +66,6 @@ export interface ExecuteDeps {
 /** Pulumi's words when another process holds its lock on the stack. */
 const STACK_LOCKED = /the stack is currently locked/;
 const LOCKED_RETRY_WAITS_MS = [5_000, 15_000, 45_000];
-/** A stored manifest was accepted under the size cap of its day: no cap when it is read back. */
-const STORED = Number.POSITIVE_INFINITY;
 
 /** Why a run was aborted, as recorded on the job. */
 export type AbortReason = 'cancelled' | 'timeout' | 'shutdown' | 'lock_lost';
@@ -224,20 +224,21 @@ export async function executeJob(
     const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
     const runSignal = AbortSignal.any([signal, timeout]);
     const progress = new ProgressTracker(await deps.stackSizes?.get(job.stackFqdn));
+    const manifest = parseManifest(resource.manifest, STORED_MANIFEST);
     const env = {
       ...credential.env,
-      STACK_INPUT_YAML: stackInputYaml(parseManifest(resource.manifest, STORED), credential.settings),
+      STACK_INPUT_YAML: stackInputYaml(manifest, credential.settings),
       ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: localFilesRoot(config) } : {}),
     };
     const waits = deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
     logger.info({ stack: job.stackFqdn, operation: job.operation }, 'running pulumi');
-    const spec = parseManifest(resource.manifest, STORED).spec;
+    const { spec } = manifest;
     const room = await openJobRoom({
       workDir: config.WORK_DIR,
       backendUrl: config.PULUMI_BACKEND_URL,
       stackFqdn: job.stackFqdn,
       slot,
-      localDirs: kind.localPaths.map((field) => spec[field]).filter((dir): dir is string => typeof dir === 'string'),
+      localDirs: localDirsOf(kind.localPaths, spec),
       localRoot: localFilesRoot(config),
     });
     let result: PulumiRunResult;

@@ -1,12 +1,15 @@
 import {
   checkLocalPaths,
   errors,
+  foldersNest,
   type KindRegistry,
+  localDirsOf,
   type Models,
   parseManifest,
   type ResourceDoc,
   resolveStackFqdn,
   type StackJobDoc,
+  STORED_MANIFEST,
 } from '@pds/shared';
 import { readPage } from './pagination.js';
 import { resourceView } from './views.js';
@@ -34,6 +37,33 @@ function labelFields(labels: Record<string, string>) {
 
 /** Creating and reading resources; knows nothing of HTTP. */
 export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoot }: ResourceServiceDeps) {
+  /**
+   * Two resources never share or nest their local folders: each stack's run hands its folder to its
+   * own uid, and a folder inside another's could be swapped for a link while the other is handed
+   * over. Compared with every resource of a kind that has local folders (a 409 naming the other).
+   */
+  async function assertOwnFolders(dirs: string[], self: { kind: string; name: string }): Promise<void> {
+    if (dirs.length === 0) return;
+    const local = [...kinds.entries()].filter(([, k]) => k.localPaths.length > 0);
+    const others = await models.Resource.find({ kind: { $in: local.map(([name]) => name) } }, { kind: 1, name: 1, manifest: 1 }).lean<
+      Pick<ResourceDoc, '_id' | 'kind' | 'name' | 'manifest'>[]
+    >();
+    for (const other of others) {
+      // Itself (a replacement), or its namesake (a duplicate name is refused as such when stored).
+      if (other.kind === self.kind && other.name === self.name) continue;
+      const fields = kinds.get(other.kind)?.localPaths ?? [];
+      const theirs = localDirsOf(fields, parseManifest(other.manifest, STORED_MANIFEST).spec);
+      for (const dir of dirs) {
+        const clash = theirs.find((their) => foldersNest(dir, their));
+        if (clash) {
+          throw errors.conflict(
+            `spec.directory ${dir} ${dir === clash ? 'is' : 'nests with'} the folder of ${other.kind} ${other.name} (${clash}): two resources never share or nest their local folders`,
+          );
+        }
+      }
+    }
+  }
+
   return {
     async create(manifestText: string) {
       const manifest = parseManifest(manifestText, manifestMaxBytes);
@@ -43,6 +73,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       }
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
+      await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { kind: manifest.kind, name: manifest.metadata.name });
       try {
         const doc = await models.Resource.create({
           kind: manifest.kind,
@@ -71,6 +102,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
+      await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), current);
       if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
       const doc = await models.Resource.findOneAndUpdate(
         { _id: id, version: current.version },

@@ -7,12 +7,13 @@ import {
   type Progress,
   type ResourceDoc,
   type StackJobDoc,
+  STORED_MANIFEST,
 } from '@pds/shared';
 
 /** A resource as the API shows it: the manifest's fields plus identity and version. */
 export function resourceView(doc: ResourceDoc) {
   // A stored manifest was accepted under the size cap of its day: no cap here.
-  const manifest = parseManifest(doc.manifest, Number.POSITIVE_INFINITY);
+  const manifest = parseManifest(doc.manifest, STORED_MANIFEST);
   return {
     id: doc._id,
     apiVersion: manifest.apiVersion,
