@@ -216,6 +216,21 @@ t.test('two resources never share or nest their local folders: 409 naming the ot
     t.match(res.json().message, new RegExp(`^spec.directory .* ${how} the folder of LocalFileSet site \\(${root}/site\\)`), directory);
   }
   t.equal((await post('sibling', `${root}/site-2`)).statusCode, 201, 'a folder whose name only starts the same is apart');
+  // A root reached through a link: a folder named through the link and one through the real path are one.
+  const viaLink = `${root}-link`;
+  await symlink(root, viaLink);
+  t.teardown(() => rm(viaLink, { force: true }));
+  const { app: linked } = await startApi(t, { config: { LOCAL_FILES_ROOT: viaLink } });
+  const postLinked = (name: string, directory: string) =>
+    linked.inject({
+      method: 'POST',
+      url: '/v1/resources',
+      headers: { ...auth, 'content-type': 'application/yaml' },
+      payload: body(name, directory),
+    });
+  t.equal((await postLinked('through-link', `${viaLink}/shared`)).statusCode, 201);
+  const twin = await postLinked('through-real', `${root}/shared/inner`);
+  t.equal(twin.statusCode, 409, 'a folder named through the real path is compared with one named through the link');
   const outer = await post('parent', `${root}/parent`);
   t.equal(outer.statusCode, 201);
   const moved = await app.inject({

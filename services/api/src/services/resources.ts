@@ -1,7 +1,10 @@
+import { realpath } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import {
   checkLocalPaths,
   errors,
   foldersNest,
+  isInside,
   type KindRegistry,
   localDirsOf,
   type Models,
@@ -44,6 +47,10 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
    */
   async function assertOwnFolders(dirs: string[], self: { kind: string; name: string }): Promise<void> {
     if (dirs.length === 0) return;
+    // A folder may be written through the root as configured or through its real path: compare one form.
+    const realRoot = await realpath(localFilesRoot).catch(() => localFilesRoot);
+    const canonical = (dir: string) =>
+      !isInside(localFilesRoot, dir) && isInside(realRoot, dir) ? join(localFilesRoot, relative(realRoot, dir)) : dir;
     const local = [...kinds.entries()].filter(([, k]) => k.localPaths.length > 0);
     const others = await models.Resource.find({ kind: { $in: local.map(([name]) => name) } }, { kind: 1, name: 1, manifest: 1 }).lean<
       Pick<ResourceDoc, '_id' | 'kind' | 'name' | 'manifest'>[]
@@ -54,7 +61,8 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       const fields = kinds.get(other.kind)?.localPaths ?? [];
       const theirs = localDirsOf(fields, parseManifest(other.manifest, STORED_MANIFEST).spec);
       for (const dir of dirs) {
-        const clash = theirs.find((their) => foldersNest(dir, their));
+        const mine = canonical(dir);
+        const clash = theirs.find((their) => foldersNest(mine, canonical(their)));
         if (clash) {
           throw errors.conflict(
             `spec.directory ${dir} ${dir === clash ? 'is' : 'nests with'} the folder of ${other.kind} ${other.name} (${clash}): two resources never share or nest their local folders`,
