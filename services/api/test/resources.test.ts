@@ -197,13 +197,14 @@ t.test('two resources never share or nest their local folders: 409 naming the ot
   const { app } = await startApi(t, { config: { LOCAL_FILES_ROOT: root } });
   const body = (name: string, directory: string) =>
     `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  files: []\n`;
-  const post = (name: string, directory: string) =>
-    app.inject({
+  const poster = (api: typeof app) => (name: string, directory: string) =>
+    api.inject({
       method: 'POST',
       url: '/v1/resources',
       headers: { ...auth, 'content-type': 'application/yaml' },
       payload: body(name, directory),
     });
+  const post = poster(app);
   const site = await post('site', `${root}/site`);
   t.equal(site.statusCode, 201);
   for (const [name, directory, how] of [
@@ -221,13 +222,7 @@ t.test('two resources never share or nest their local folders: 409 naming the ot
   await symlink(root, viaLink);
   t.teardown(() => rm(viaLink, { force: true }));
   const { app: linked } = await startApi(t, { config: { LOCAL_FILES_ROOT: viaLink } });
-  const postLinked = (name: string, directory: string) =>
-    linked.inject({
-      method: 'POST',
-      url: '/v1/resources',
-      headers: { ...auth, 'content-type': 'application/yaml' },
-      payload: body(name, directory),
-    });
+  const postLinked = poster(linked);
   t.equal((await postLinked('through-link', `${viaLink}/shared`)).statusCode, 201);
   const twin = await postLinked('through-real', `${root}/shared/inner`);
   t.equal(twin.statusCode, 409, 'a folder named through the real path is compared with one named through the link');

@@ -1,15 +1,18 @@
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Identity, ownFolder } from './ownership.js';
-import { type Slot, slotFolderName } from './slots.js';
+import type { Slot } from './slots.js';
 import { killProcessesOf } from './uid-leases.js';
 
 /** The world-writable folders a job's uid may leave files in, outside its own. */
 const SHARED_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];
 
-/** A slot's folder (the job's HOME): its Pulumi home and its TMPDIR are in it. */
+/**
+ * A slot's folder (the job's HOME): its Pulumi home and its TMPDIR are in it. Named after its uid
+ * when isolated (a folder only ever belongs to one uid), else after its index.
+ */
 export function slotFolder(workDir: string, slot: Slot): string {
-  return join(workDir, 'slots', slotFolderName(slot));
+  return join(workDir, 'slots', slot.identity ? `uid-${slot.identity.uid}` : String(slot.index));
 }
 
 /**

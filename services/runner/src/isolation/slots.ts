@@ -48,11 +48,6 @@ export class SlotPool {
   }
 }
 
-/** A slot's folder under WORK_DIR/slots: named after its uid (a folder only ever belongs to one uid). */
-export function slotFolderName(slot: Slot): string {
-  return slot.identity ? `uid-${slot.identity.uid}` : String(slot.index);
-}
-
 /**
  * Why a job could not run as `identity`, or undefined when it can: the runner must be able to
  * switch users (root, or CAP_SETUID + CAP_SETGID + CAP_CHOWN), and the uid must be able to run
