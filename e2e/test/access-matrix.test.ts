@@ -69,9 +69,14 @@ t.test('no route answers a caller without a token, or with too low a role, in an
   const issue = async (role: string) =>
     (await stack.api.inject({ method: 'POST', url: '/v1/tokens', headers: admin, payload: { name: `matrix-${role}`, role } })).json()
       .token as string;
-  const tokens = { viewer: await issue('viewer'), deployer: await issue('deployer') };
-  /** The token one role below the least role a route needs (none below viewer). */
-  const lower: Record<string, string | undefined> = { viewer: undefined, deployer: tokens.viewer, admin: tokens.deployer };
+  const tokens = { viewer: await issue('viewer'), deployer: await issue('deployer'), admin: await issue('admin') };
+  /** The token one role below the least role a route needs (none below viewer; a tenant's admin below platform). */
+  const lower: Record<string, string | undefined> = {
+    viewer: undefined,
+    deployer: tokens.viewer,
+    admin: tokens.deployer,
+    platform: tokens.admin,
+  };
 
   // Real ids, so that a request let through would reach a real object and succeed.
   const resource = await createResource(
@@ -98,6 +103,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     '/v1/jobs/{id}/lines': job.jobId,
     '/v1/credentials/{id}': credential.id,
     '/v1/tokens/{id}': token.id,
+    '/v1/tenants/{id}': 'default',
   };
   const manifest = (name: string) =>
     `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: /tmp/matrix-${name}\n  files: []\n`;
@@ -114,6 +120,8 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'PUT /v1/credentials/{id}': () => ({ type: 'application/json', text: JSON.stringify(gcp) }),
     'POST /v1/tokens': () => ({ type: 'application/json', text: JSON.stringify({ name: 'intruder', role: 'admin' }) }),
     'POST /v1/stream-tickets': () => ({ type: 'application/json', text: '{}' }),
+    'POST /v1/tenants': () => ({ type: 'application/json', text: JSON.stringify({ name: `t-${randomUUID().slice(0, 8)}` }) }),
+    'PATCH /v1/tenants/{id}': () => ({ type: 'application/json', text: JSON.stringify({ description: 'intruder' }) }),
   };
 
   const doc = (await stack.api.inject({ method: 'GET', url: '/docs/json' })).json() as {
@@ -130,7 +138,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'every documented operation says who may call it',
   );
   for (const route of protectedRoutes) {
-    if (route.method === 'POST' || route.method === 'PUT')
+    if (route.method === 'POST' || route.method === 'PUT' || route.method === 'PATCH')
       t.ok(bodies[`${route.method} ${route.path}`], `a valid body for ${route.method} ${route.path}`);
   }
 

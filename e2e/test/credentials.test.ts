@@ -46,7 +46,7 @@ t.test('a kind with a provider runs with its credential, delivered as the provid
     t.match(job, {
       status: 'failed',
       reason: 'credential_missing',
-      result: { error: /no default gcp credential; add one with POST \/v1\/credentials/ },
+      result: { error: /tenant default has no default gcp credential .*; a tenant admin adds one with POST \/v1\/credentials/ },
     });
     t.match(text, /no default gcp credential/);
   });

@@ -137,3 +137,51 @@ t.test("a gateway's memory of a job's recent lines is bounded in bytes, however 
   t.ok(held > 0 && held <= RECENT_BYTES, `${held} bytes held for gap filling (at most ${RECENT_BYTES})`);
   t.ok(held >= RECENT_BYTES - 2 * (MAX_LINE_CHARS + 1024), `and it keeps close to the bound (${held} bytes), not just a few lines`);
 });
+
+t.test("another tenant's job is unknown on the gateway: 4404 on its stream, an error on the multiplexed socket, no line", async (t) => {
+  const { gateway, job, models } = await startGateway(t);
+  const { ws } = await gateway();
+  await models.Tenant.create([
+    { _id: 'acme', displayName: 'Acme', createdBy: 'test' },
+    { _id: 'beta', displayName: 'Beta', createdBy: 'test' },
+  ]);
+  const j = await job();
+  await models.StackJob.updateOne({ _id: j.jobId }, { $set: { tenantId: 'acme' } });
+  j.sink.line('stdout', "acme's deployment output");
+  const acme = await storeApiToken(models, { name: 'acme-wall', role: 'viewer', tenantId: 'acme', createdBy: 'test' });
+  const beta = await storeApiToken(models, { name: 'beta-wall', role: 'admin', tenantId: 'beta', createdBy: 'test' });
+  const messagesOf = (socket: WebSocket) => {
+    const messages: { type: string; code?: number; text?: string }[] = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    return messages;
+  };
+
+  const foreign = (await open(`${ws}/v1/jobs/${j.jobId}/stream`, { authorization: `Bearer ${beta.token}` })) as WebSocket;
+  const seenByBeta = messagesOf(foreign);
+  const [code, reason] = await closed(foreign);
+  t.equal(code, 4404, "beta's admin: as if there were no such job");
+  t.match(reason, /not found/);
+  t.same(
+    seenByBeta.map((m) => m.type),
+    ['error'],
+  );
+
+  const multi = (await open(`${ws}/v1/stream`, { authorization: `Bearer ${beta.token}` })) as WebSocket;
+  const onSocket = messagesOf(multi);
+  const answered = new Promise<void>((resolve) => multi.on('message', () => resolve()));
+  multi.send(JSON.stringify({ type: 'subscribe', jobId: j.jobId, from: 0 }));
+  await answered;
+  t.match(onSocket, [{ type: 'error', code: 4404 }], 'a subscribe gets the same answer');
+  multi.close();
+
+  const own = (await open(`${ws}/v1/jobs/${j.jobId}/stream`, { authorization: `Bearer ${acme.token}` })) as WebSocket;
+  const seenByAcme = messagesOf(own);
+  const ownEnd = closed(own);
+  await j.finish();
+  t.equal((await ownEnd)[0], 1000, "acme's viewer streams its job to the end");
+  t.ok(seenByAcme.some((m) => m.text === "acme's deployment output"));
+  t.notOk(
+    [...seenByBeta, ...onSocket].some((m) => m.type === 'line'),
+    'beta saw no line',
+  );
+});

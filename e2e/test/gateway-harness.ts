@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { testMongo, testRedis, type Teardowns } from '@pds/devkit/tap';
 import { LineSink } from '@pds/runner';
-import { connectMongo, createLogger, createModels, createRedis, lineStore, type Models, redisReady, syncIndexes } from '@pds/shared';
+import { connectMongo, createLogger, createModels, createRedis, lineStore, type Models, redisReady, prepareStore } from '@pds/shared';
 import { buildGateway, type GatewayOptions, SubscriptionHub } from '@pds/stream-gateway';
 import type { Redis } from 'ioredis';
 
@@ -14,7 +14,7 @@ export async function startGateway(t: Teardowns, options: GatewayOptions & { red
   const connection = await connectMongo(mongoUrl);
   t.teardown(() => connection.close());
   const models = createModels(connection);
-  await syncIndexes(models);
+  await prepareStore(models);
   const publisher = createRedis(redisUrl, 'worker', logger);
   const command = createRedis(redisUrl, 'command', logger);
   t.teardown(() => Promise.allSettled([publisher.quit(), command.quit()]));

@@ -20,7 +20,7 @@ import {
   StackQueue,
   redisReady,
   repoRoot,
-  syncIndexes,
+  prepareStore,
 } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { Queue } from 'bullmq';
@@ -81,7 +81,7 @@ export async function startStack(
   const connection = await connectMongo(config.MONGO_URL);
   t.teardown(() => connection.close());
   const models = createModels(connection);
-  await syncIndexes(models);
+  await prepareStore(models);
   const kinds = await loadKindRegistry(config.MODULES_DIR);
 
   const commandRedis = createRedis(config.REDIS_URL, 'command', logger);

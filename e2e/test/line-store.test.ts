@@ -9,7 +9,7 @@ import {
   LINES_PER_CHUNK,
   lineStore,
   type StoredLine,
-  syncIndexes,
+  prepareStore,
 } from '@pds/shared';
 import t from 'tap';
 
@@ -21,7 +21,7 @@ t.test('job lines on a real MongoDB wire server', async (t) => {
   const connection = await connectMongo(mongoUrl);
   t.teardown(() => connection.close());
   const models = createModels(connection);
-  await syncIndexes(models);
+  await prepareStore(models);
   const store = lineStore(models);
 
   t.test('appends of any size, and an append repeated (its answer lost), store each line once, in order', async (t) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { testMongo, testRedis } from '@pds/devkit/tap';
 import { LineSink } from '@pds/runner';
-import { connectMongo, createLogger, createModels, createRedis, lineStore, syncIndexes } from '@pds/shared';
+import { connectMongo, createLogger, createModels, createRedis, lineStore, prepareStore } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import t from 'tap';
 import WebSocket from 'ws';
@@ -25,7 +25,7 @@ t.test(
     const connection = await connectMongo(mongoUrl);
     t.teardown(() => connection.close());
     const models = createModels(connection);
-    await syncIndexes(models);
+    await prepareStore(models);
     const publisher = createRedis(redisUrl, 'worker', logger);
     const subscriber = createRedis(redisUrl, 'subscriber', logger);
     const command = createRedis(redisUrl, 'command', logger);

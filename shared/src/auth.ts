@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { LruCache } from './lru.js';
 import type { ApiTokenDoc } from './models/api-token.js';
 import type { Models } from './models/index.js';
+import { DEFAULT_TENANT } from './tenancy.js';
 import { ROLES, type Role } from './types.js';
 
 /** The bearer token of an `Authorization: Bearer <token>` header, if there is one. */
@@ -35,9 +36,20 @@ export interface Principal {
   id: string;
   name: string;
   role: Role;
+  /** The tenant it acts in; absent for the `platform` role, which acts across tenants. */
+  tenant?: string;
 }
 
-export const BOOTSTRAP_PRINCIPAL: Principal = { id: 'admin-token', name: 'ADMIN_TOKEN', role: 'admin' };
+/** ADMIN_TOKEN: a platform admin. */
+export const BOOTSTRAP_PRINCIPAL: Principal = { id: 'admin-token', name: 'ADMIN_TOKEN', role: 'platform' };
+
+/** The principal a stored token stands for (tokens of versions without tenants are in the default tenant). */
+export function tokenPrincipal(doc: Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'tenantId'>): Principal {
+  const role = doc.role as Role;
+  return role === 'platform'
+    ? { id: doc.id, name: doc.name, role }
+    : { id: doc.id, name: doc.name, role, tenant: doc.tenantId ?? DEFAULT_TENANT };
+}
 
 /** Whether `role` may do what `needed` may. */
 export function roleAllows(role: Role, needed: Role): boolean {
@@ -54,7 +66,7 @@ export interface AuthenticatorOptions {
   /** The bootstrap admin token; a service without one (the runner) accepts only issued tokens. */
   adminToken?: string;
   /** Reads a stored token by its hash. */
-  findToken(hash: string): Promise<Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'expiresAt' | 'revokedAt'> | null>;
+  findToken(hash: string): Promise<Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'tenantId' | 'expiresAt' | 'revokedAt'> | null>;
   /** How long a looked-up token is trusted without asking the store again (default 5 s). */
   cacheMs?: number;
   /** How many known tokens are remembered (default 10,000); unknown ones have a cache of their own. */
@@ -87,7 +99,7 @@ export function createAuthenticator({
     if (!doc) return NOT_VALID;
     if (doc.revokedAt) return { ok: false, message: `token ${doc.id} (${doc.name}) has been revoked` };
     if (doc.expiresAt && doc.expiresAt.getTime() <= now()) return { ok: false, message: `token ${doc.id} (${doc.name}) has expired` };
-    return { ok: true, principal: { id: doc.id, name: doc.name, role: doc.role as Role }, tokenHash: hash };
+    return { ok: true, principal: tokenPrincipal(doc), tokenHash: hash };
   }
 
   /** The principal of a token known by its hash (a stream ticket carries the hash, never the token). */
@@ -138,13 +150,15 @@ export function tokenAuthenticator(models: Pick<Models, 'ApiToken'>, adminToken:
 
 /**
  * Stores a new token with a role and returns it with its secret (the only time the secret exists
- * outside its holder). `revokedAt` and `expiresAt` as given.
+ * outside its holder). A tenant role's token is in `tenantId` (default: the default tenant); a
+ * `platform` token is in none. `revokedAt` and `expiresAt` as given.
  */
 export async function storeApiToken(
   models: Pick<Models, 'ApiToken'>,
-  fields: { name: string; role: Role; createdBy: string; expiresAt?: Date; revokedAt?: Date },
+  fields: { name: string; role: Role; tenantId?: string; createdBy: string; expiresAt?: Date; revokedAt?: Date },
 ): Promise<{ token: string; doc: ApiTokenDoc }> {
   const { token, hash, id, prefix } = generateToken();
-  const doc = await models.ApiToken.create({ _id: hash, id, prefix, ...fields });
+  const tenantId = fields.role === 'platform' ? undefined : (fields.tenantId ?? DEFAULT_TENANT);
+  const doc = await models.ApiToken.create({ _id: hash, id, prefix, ...fields, tenantId });
   return { token, doc: doc.toObject() as unknown as ApiTokenDoc };
 }

@@ -2,6 +2,7 @@ import type { CredentialDoc } from './models/credential.js';
 import type { Models } from './models/index.js';
 import { type CheckedCredential, credentialFingerprint } from './providers.js';
 import type { Keyring } from './secret-box.js';
+import { tenantOf } from './tenancy.js';
 
 /** A resource label naming the credential to use instead of its provider's default. */
 export const CREDENTIAL_LABEL = 'deploy.pulumi.dev/credential';
@@ -28,25 +29,31 @@ export class CredentialUnavailableError extends Error {
 }
 
 /**
- * The credential a resource of a `provider` kind runs with: the one its `deploy.pulumi.dev/credential`
- * label names, else the provider's default (the most recently changed, should two claim it).
+ * The credential a resource of a `provider` kind runs with, among those its tenant may use (its own,
+ * then the platform credentials shared with it): the one its `deploy.pulumi.dev/credential` label
+ * names, else the provider's default (the most recently changed, should two claim it).
  */
 export async function resolveCredential(
   models: Pick<Models, 'Credential'>,
   keyring: Keyring | undefined,
   provider: string,
-  resourceLabels: { key: string; value: string }[],
+  resource: { tenantId?: string; labels?: { key: string; value: string }[] },
 ): Promise<ResolvedCredential> {
-  const named = resourceLabels.find((l) => l.key === CREDENTIAL_LABEL)?.value;
-  const doc = named
-    ? await models.Credential.findOne({ name: named }).lean<CredentialDoc>()
-    : await models.Credential.findOne({ provider, isDefault: true }).sort({ updatedAt: -1 }).lean<CredentialDoc>();
-  const howTo = `add one with POST /v1/credentials {"name": "...", "provider": "${provider}", "isDefault": true, ...}`;
+  const tenant = tenantOf(resource);
+  const named = resource.labels?.find((l) => l.key === CREDENTIAL_LABEL)?.value;
+  const which = named ? { name: named } : { provider, isDefault: true };
+  const find = (owner: Record<string, unknown>) =>
+    models.Credential.findOne({ ...owner, ...which })
+      .sort({ updatedAt: -1 })
+      .lean<CredentialDoc>();
+  // The tenant's own first: a tenant's credential of a name (or its default) wins over a shared one.
+  const doc = (await find({ tenantId: tenant })) ?? (await find({ platform: true, sharedWith: tenant }));
+  const howTo = `a tenant admin adds one with POST /v1/credentials {"name": "...", "provider": "${provider}", "isDefault": true, ...}`;
   if (!doc) {
     throw new CredentialUnavailableError(
       named
-        ? `the resource's label ${CREDENTIAL_LABEL} names credential "${named}", which does not exist; ${howTo}`
-        : `no default ${provider} credential; ${howTo}`,
+        ? `the resource's label ${CREDENTIAL_LABEL} names credential "${named}", which tenant ${tenant} does not have (neither its own nor shared with it); ${howTo}`
+        : `tenant ${tenant} has no default ${provider} credential (neither its own nor shared with it); ${howTo}`,
     );
   }
   if (doc.provider !== provider) {

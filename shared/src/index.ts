@@ -22,5 +22,6 @@ export * from './running-jobs.js';
 export * from './secret-box.js';
 export * from './stack-queue.js';
 export * from './stream-tickets.js';
+export * from './tenancy.js';
 export * from './transient.js';
 export * from './types.js';

@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Models, StackJobDoc } from './models/index.js';
 import { STACK_JOBS_QUEUE } from './names.js';
 import type { StackQueue } from './stack-queue.js';
+import { stackKeyOf } from './tenancy.js';
 import type { Operation } from './types.js';
 
 /** The job could not be put on the queue (Redis refused); it was not created. */
@@ -16,6 +17,8 @@ export interface QueueingDeps {
 }
 
 export interface NewJob {
+  /** The tenant of its resource. */
+  tenantId: string;
   resourceId: string;
   resourceVersion: number;
   kind: string;
@@ -34,18 +37,19 @@ export interface NewJob {
  */
 export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fields: NewJob): Promise<StackJobDoc> {
   const job = await models.StackJob.create(fields);
+  const stackKey = stackKeyOf(fields.tenantId, fields.stackFqdn);
   try {
     // In line for the stack first, then on the queue: a runner that takes it finds it in line.
-    await stacks.enqueue(fields.stackFqdn, job._id);
+    await stacks.enqueue(stackKey, job._id);
     await queue.add(
       STACK_JOBS_QUEUE,
       // The resource id lets a runner read the resource while it claims the job (one round trip less).
-      { stackFqdn: fields.stackFqdn, resourceId: fields.resourceId },
+      { stackFqdn: fields.stackFqdn, stackKey, resourceId: fields.resourceId },
       { jobId: job._id, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
     );
   } catch (err) {
     await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
-    await stacks.remove(fields.stackFqdn, job._id).catch(() => undefined);
+    await stacks.remove(stackKey, job._id).catch(() => undefined);
     throw new QueueUnavailableError((err as Error).message);
   }
   return job.toObject() as StackJobDoc;

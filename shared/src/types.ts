@@ -82,6 +82,13 @@ export interface JobResult {
   summary: ChangeSummary;
 }
 
-/** Access roles, each allowing what the ones before it allow. */
-export const ROLES = ['viewer', 'deployer', 'admin'] as const;
+/**
+ * Access roles, each allowing what the ones before it allow. The first three are roles in a tenant;
+ * `platform` belongs to no tenant: the platform team's admins, who run the service for every tenant.
+ */
+export const ROLES = ['viewer', 'deployer', 'admin', 'platform'] as const;
 export type Role = (typeof ROLES)[number];
+
+/** The roles a token can have in a tenant. */
+export const TENANT_ROLES = ['viewer', 'deployer', 'admin'] as const;
+export type TenantRole = (typeof TENANT_ROLES)[number];

@@ -68,8 +68,13 @@ t.test('the authenticator caches lookups for its window, then asks the store aga
       return hash === hashToken(issued) ? { id: 't1', name: 'ci', role: 'deployer', revokedAt: token.revokedAt } : null;
     },
   });
-  t.match(await auth.authenticate('admin-token-0123456789-abcdefghijklmnop'), { ok: true, principal: { role: 'admin' } });
-  t.match(await auth.authenticate(issued), { ok: true, principal: { id: 't1', role: 'deployer' } });
+  t.match(await auth.authenticate('admin-token-0123456789-abcdefghijklmnop'), { ok: true, principal: { role: 'platform' } });
+  const principal = await auth.authenticate(issued);
+  t.match(
+    principal,
+    { ok: true, principal: { id: 't1', role: 'deployer', tenant: 'default' } },
+    'a token without a tenant is in the default one',
+  );
   token.revokedAt = new Date();
   t.match(await auth.authenticate(issued), { ok: true }, 'still cached');
   t.equal(lookups, 1);

@@ -15,7 +15,7 @@ import {
   redisReady,
   STACK_JOBS_QUEUE,
   StackQueue,
-  syncIndexes,
+  prepareStore,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
 import Fastify from 'fastify';
@@ -24,7 +24,7 @@ const config = loadConfig(process.env, { LOG_LEVEL: 'silent' });
 const logger = createLogger({ name: 'bench-api', level: 'silent' });
 const connection = await connectMongo(config.MONGO_URL);
 const models = createModels(connection);
-await syncIndexes(models);
+await prepareStore(models);
 const redis = createRedis(config.REDIS_URL, 'command', logger);
 await redisReady(redis);
 const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix: `bench-${randomUUID()}` });

@@ -22,7 +22,7 @@ import {
   redisReady,
   STACK_JOBS_QUEUE,
   StackQueue,
-  syncIndexes,
+  prepareStore,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
 import { sleep } from './stats.js';
@@ -52,7 +52,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
   );
   const connection = await connectMongo(config.MONGO_URL);
   const models = createModels(connection);
-  await syncIndexes(models);
+  await prepareStore(models);
   const kinds = await loadKindRegistry(config.MODULES_DIR);
   const [command, worker, publisher, subscriber] = (['command', 'worker', 'worker', 'subscriber'] as const).map((role) =>
     createRedis(redis.url, role, logger),

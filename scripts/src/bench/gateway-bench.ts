@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
 
-import { connectMongo, createLogger, createModels, createRedis, jobChannel, redisReady, syncIndexes } from '@pds/shared';
+import { connectMongo, createLogger, createModels, createRedis, jobChannel, redisReady, prepareStore } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { row, sleep } from './stats.js';
@@ -72,7 +72,7 @@ async function rawRelay(redisUrl: string): Promise<Target> {
 async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub: SubscriptionHub }> {
   const connection = await connectMongo(mongoUrl);
   const models = createModels(connection);
-  await syncIndexes(models);
+  await prepareStore(models);
   const subscriber = createRedis(redisUrl, 'subscriber', logger);
   const publisher = createRedis(redisUrl, 'worker', logger);
   const command = createRedis(redisUrl, 'command', logger);

@@ -30,6 +30,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { HealthSchema, ReadySchema } from './routes/schemas.js';
 import type { JobView } from './services/jobs.js';
 import { resourceRoutes } from './routes/resources.js';
+import { tenantRoutes } from './routes/tenants.js';
 
 export interface ApiDeps {
   models: Models;
@@ -108,7 +109,8 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
       info: {
         title: 'Pulumi deployment service',
         version: '1',
-        description: 'Resources (manifests), credentials and deployment jobs. Live output: the stream gateway (docs/stream-protocol.md).',
+        description:
+          "Tenants, resources (manifests), credentials and deployment jobs. Every object belongs to one tenant; a tenant's tokens see only their own. Live output: the stream gateway (docs/stream-protocol.md).",
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -163,6 +165,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   await app.register(jobRoutes);
   await app.register(credentialRoutes);
   await app.register(accessRoutes);
+  await app.register(tenantRoutes);
 
   return app;
 }

@@ -9,7 +9,7 @@ import {
   STACK_JOBS_QUEUE,
   StackQueue,
   redisReady,
-  syncIndexes,
+  prepareStore,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
 import closeWithGrace from 'close-with-grace';
@@ -19,7 +19,7 @@ const config = loadServiceConfig('api', process.env);
 const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
 const connection = await connectMongo(config.MONGO_URL);
 const models = createModels(connection);
-await syncIndexes(models);
+await prepareStore(models, logger);
 const kinds = await loadKindRegistry(config.MODULES_DIR);
 // Fail fast while Redis is away, so job creation answers 503 instead of hanging.
 const redis = createRedis(config.REDIS_URL, 'command', logger);

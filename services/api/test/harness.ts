@@ -12,7 +12,7 @@ import {
   STACK_JOBS_QUEUE,
   StackQueue,
   redisReady,
-  syncIndexes,
+  prepareStore,
 } from '@pds/shared';
 import { Queue } from 'bullmq';
 import { buildApp } from '../src/app.js';
@@ -40,7 +40,7 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
   const connection = await connectMongo(config.MONGO_URL);
   t.teardown(() => connection.close());
   const models = createModels(connection);
-  await syncIndexes(models);
+  await prepareStore(models);
   const kinds = await loadKindRegistry(config.MODULES_DIR);
   const redis = createRedis(config.REDIS_URL, 'command', logger);
   t.teardown(() => redis.disconnect());

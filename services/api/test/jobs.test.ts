@@ -19,11 +19,22 @@ t.test('jobs', async (t) => {
     const res = await createJob({ operation: 'preview', message: 'check', expectNoChanges: true });
     t.equal(res.statusCode, 202);
     const job = res.json();
-    t.match(job, { status: 'queued', operation: 'preview', resourceId: resource.id, resourceVersion: 1, stackFqdn: resource.stackFqdn });
+    t.match(job, {
+      status: 'queued',
+      operation: 'preview',
+      resourceId: resource.id,
+      resourceVersion: 1,
+      stackFqdn: resource.stackFqdn,
+      tenant: 'default',
+    });
     t.same(job.options, { message: 'check', expectNoChanges: true });
     const queued = await queue.getJob(job.id);
     t.equal(queued?.id, job.id);
-    t.same(queued?.data, { stackFqdn: resource.stackFqdn, resourceId: resource.id });
+    t.same(
+      queued?.data,
+      { stackFqdn: resource.stackFqdn, stackKey: resource.stackFqdn, resourceId: resource.id },
+      'in the default tenant, the stack key is the FQDN',
+    );
   });
 
   t.test('an unknown operation is a 400 naming the field', async (t) => {

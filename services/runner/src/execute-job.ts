@@ -22,6 +22,7 @@ import {
   stackInputYaml,
   type StackJobDoc,
   STORED_MANIFEST,
+  jobStackKey,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
@@ -210,7 +211,7 @@ export async function executeJob(
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
     try {
       credential = await store('open the credential', () =>
-        prepareJobCredential(deps, kind, resource.labels ?? [], join(config.WORK_DIR, 'secrets', jobId), slot.identity),
+        prepareJobCredential(deps, kind, resource, join(config.WORK_DIR, 'secrets', jobId), slot.identity),
       );
     } catch (err) {
       if (!(err instanceof CredentialUnavailableError)) throw err;
@@ -223,7 +224,8 @@ export async function executeJob(
     const timeoutSeconds = (job.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
     const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
     const runSignal = AbortSignal.any([signal, timeout]);
-    const progress = new ProgressTracker(await deps.stackSizes?.get(job.stackFqdn));
+    const stackKey = jobStackKey(job);
+    const progress = new ProgressTracker(await deps.stackSizes?.get(stackKey));
     const manifest = parseManifest(resource.manifest, STORED_MANIFEST);
     const env = {
       ...credential.env,
@@ -231,12 +233,13 @@ export async function executeJob(
       ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: localFilesRoot(config) } : {}),
     };
     const waits = deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
-    logger.info({ stack: job.stackFqdn, operation: job.operation }, 'running pulumi');
+    logger.info({ stack: job.stackFqdn, tenant: job.tenantId, operation: job.operation }, 'running pulumi');
     const { spec } = manifest;
     const room = await openJobRoom({
       workDir: config.WORK_DIR,
       backendUrl: config.PULUMI_BACKEND_URL,
       stackFqdn: job.stackFqdn,
+      stackKey,
       slot,
       localDirs: localDirsOf(kind.localPaths, spec),
       localRoot: localFilesRoot(config),
@@ -422,7 +425,7 @@ export async function executeJob(
     sink.publish(end);
     logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
     const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
-    if (size !== undefined) await deps.stackSizes?.set(job.stackFqdn, size);
+    if (size !== undefined) await deps.stackSizes?.set(jobStackKey(job), size);
     return { status: outcome.status, reason: outcome.reason, job, stackNeedsRepair: outcome.lockLeft === true };
   }
 }

@@ -70,12 +70,12 @@ function maskSplit(line: string, secrets: string[]): string {
 export async function prepareJobCredential(
   deps: { models: Pick<Models, 'Credential'>; keyring?: Keyring },
   kind: Pick<KindInfo, 'provider'>,
-  labels: { key: string; value: string }[],
+  resource: { tenantId?: string; labels?: { key: string; value: string }[] },
   dir: string,
   owner?: Identity,
 ): Promise<JobCredential> {
   if (kind.provider === 'none') return NONE;
-  const credential = await resolveCredential(deps.models, deps.keyring, kind.provider, labels);
+  const credential = await resolveCredential(deps.models, deps.keyring, kind.provider, resource);
   const { env, files } = providerEnvironment(kind.provider, credential);
   if (files.length > 0) {
     await mkdir(dir, { recursive: true, mode: 0o700 });

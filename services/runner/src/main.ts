@@ -3,7 +3,7 @@
  * /health, and drains on SIGTERM (running jobs are cancelled cleanly; nothing is left `running`).
  */
 import { createServer } from 'node:http';
-import { connectMongo, createLogger, createModels, createRedis, loadKindRegistry, loadServiceConfig, syncIndexes } from '@pds/shared';
+import { connectMongo, createLogger, createModels, createRedis, loadKindRegistry, loadServiceConfig, prepareStore } from '@pds/shared';
 import closeWithGrace from 'close-with-grace';
 import { createRunner } from './runner.js';
 
@@ -12,7 +12,7 @@ const logger = createLogger({ name: 'runner', level: config.LOG_LEVEL });
 
 const connection = await connectMongo(config.MONGO_URL);
 const models = createModels(connection);
-await syncIndexes(models);
+await prepareStore(models, logger);
 const kinds = await loadKindRegistry(config.MODULES_DIR);
 const redis = createRedis(config.REDIS_URL, 'worker', logger);
 const publisher = createRedis(config.REDIS_URL, 'worker', logger);

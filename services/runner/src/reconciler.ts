@@ -1,6 +1,7 @@
 import {
   endJobOutsideRun,
   jobHeartbeatKey,
+  jobStackKey,
   jobLostClaimKey,
   type Logger,
   type Models,
@@ -58,7 +59,7 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
     if (!job) continue; // it ended meanwhile (or its runner died before starting it)
     ended.push(_id);
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
-    const next = await deps.stacks.releaseLost(job.stackFqdn, _id);
+    const next = await deps.stacks.releaseLost(jobStackKey(job), _id);
     if (next) await deps.promote(next);
     await recoverJob(deps, job, 'runner_lost').catch((err: Error) =>
       deps.logger.error({ err, jobId: _id }, 'could not record or queue the recovery of a lost job'),

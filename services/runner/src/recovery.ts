@@ -1,4 +1,4 @@
-import { type Logger, type Operation, queueStackJob, type QueueingDeps, type StackJobDoc } from '@pds/shared';
+import { type Logger, type Operation, queueStackJob, type QueueingDeps, type StackJobDoc, tenantOf } from '@pds/shared';
 
 /** Runs of these operations change no resource, so one cut short by the infrastructure is run again. */
 const RETRIED: readonly Operation[] = ['preview', 'refresh'];
@@ -38,6 +38,7 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc, reason: I
   let retriedBy: string | undefined;
   if (RETRIED.includes(operation) && attempt < MAX_ATTEMPTS) {
     const retry = await queueStackJob(deps, {
+      tenantId: tenantOf(job),
       resourceId: job.resourceId,
       resourceVersion: job.resourceVersion,
       kind: job.kind,

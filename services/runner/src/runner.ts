@@ -7,6 +7,7 @@ import {
   isFinalStatus,
   Keyring,
   jobHeartbeatKey,
+  jobStackKey,
   type JobStatus,
   type KindRegistry,
   type Logger,
@@ -50,6 +51,8 @@ export interface RunnerDeps {
 
 export interface StackJobData {
   stackFqdn: string;
+  /** The stack's key (stackKeyOf: tenant and FQDN); absent on jobs queued by versions without tenants. */
+  stackKey?: string;
   /** Absent on jobs queued by older versions. */
   resourceId?: string;
 }
@@ -110,14 +113,14 @@ export function createRunner(deps: RunnerDeps) {
 
   /** Parks a job whose stack is busy until woken, or until the holder's lock would expire. */
   async function park(job: Job<StackJobData>, token: string | undefined) {
-    const ttl = await stacks.lockTtl(job.data.stackFqdn);
+    const ttl = await stacks.lockTtl(job.data.stackKey ?? job.data.stackFqdn);
     await job.moveToDelayed(Date.now() + (ttl > 0 ? ttl + 250 : stacks.ttlMs), token);
     throw new DelayedError();
   }
 
   /** A run the infrastructure cut short: repair mark for its stack, and a retry where that is safe. */
   async function afterRun({ job, status, reason, stackNeedsRepair }: RunEnd) {
-    if (stackNeedsRepair) await stacks.markForRepair(job.stackFqdn, job._id);
+    if (stackNeedsRepair) await stacks.markForRepair(jobStackKey(job), job._id);
     if (status !== 'failed' || !isInfrastructureReason(reason)) return;
     await recoverJob({ models: deps.models, queue, stacks, logger: log }, job, reason).catch((err: Error) =>
       log.error({ err, jobId: job._id }, 'could not record or queue the recovery of a job cut short'),
@@ -160,25 +163,26 @@ export function createRunner(deps: RunnerDeps) {
 
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
     const jobId = job.id as string;
-    const { stackFqdn } = job.data;
+    // The stack's identity in the service (tenant and FQDN); jobs of older versions name the FQDN only.
+    const stackKey = job.data.stackKey ?? job.data.stackFqdn;
     if ((await stacks.claimOf(jobId)) !== undefined) {
       // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
-      await stacks.remove(stackFqdn, jobId);
-      const next = await stacks.next(stackFqdn);
+      await stacks.remove(stackKey, jobId);
+      const next = await stacks.next(stackKey);
       if (next) await promote(next);
       return;
     }
-    let attempt = await stacks.tryAcquire(stackFqdn, jobId);
+    let attempt = await stacks.tryAcquire(stackKey, jobId);
     if (!attempt.acquired && attempt.position === undefined) {
-      await stacks.enqueue(stackFqdn, jobId); // not in line (its line entry was lost): join it
-      attempt = await stacks.tryAcquire(stackFqdn, jobId);
+      await stacks.enqueue(stackKey, jobId); // not in line (its line entry was lost): join it
+      attempt = await stacks.tryAcquire(stackKey, jobId);
     }
     if (!attempt.acquired && !attempt.holder && attempt.head && attempt.head !== jobId) {
       // The stack is free but the head of the line is not taking it: if that job has ended, drop it.
       const head = await deps.models.StackJob.findById(attempt.head, { status: 1 }).lean<{ status: JobStatus }>();
       if (!head || isFinalStatus(head.status)) {
-        await stacks.remove(stackFqdn, attempt.head);
-        attempt = await stacks.tryAcquire(stackFqdn, jobId);
+        await stacks.remove(stackKey, attempt.head);
+        attempt = await stacks.tryAcquire(stackKey, jobId);
       } else if (head.status === 'queued') {
         await promote(attempt.head);
       }
@@ -194,7 +198,7 @@ export function createRunner(deps: RunnerDeps) {
     const renewal = setInterval(() => {
       void beat().catch(() => undefined);
       stacks
-        .renew(stackFqdn, lockValue)
+        .renew(stackKey, lockValue)
         .then((held) => {
           if (!held) controller.abort('lock_lost' satisfies AbortReason);
         })
@@ -205,7 +209,7 @@ export function createRunner(deps: RunnerDeps) {
       await runningJobs.add(jobId).catch((err: Error) => {
         throw new JobNotStartedError(err);
       });
-      const repair = await stacks.takeRepairMark(stackFqdn);
+      const repair = await stacks.takeRepairMark(stackKey);
       const onSpawn = (ms: number) =>
         metrics.observe('runner_job_spawn_latency_seconds', 'From job created to its first Pulumi process started', {}, ms / 1000);
       if (!slots) throw new Error('the runner takes jobs only once started (isolation decided)');
@@ -235,7 +239,7 @@ export function createRunner(deps: RunnerDeps) {
       if (err instanceof JobNotStartedError) {
         // Nothing ran and the job is still `queued`: back in its stack's line (at the end), tried again later.
         log.warn({ err: err.message, jobId }, 'job could not be started; it will be tried again');
-        await stacks.enqueue(stackFqdn, jobId);
+        await stacks.enqueue(stackKey, jobId);
         await job.moveToDelayed(Date.now() + NOT_STARTED_RETRY_MS, token);
         throw new DelayedError();
       }
@@ -251,7 +255,7 @@ export function createRunner(deps: RunnerDeps) {
       running.delete(jobId);
       await deps.connection.del(jobHeartbeatKey(jobId)).catch(() => undefined);
       await runningJobs.remove(jobId).catch(() => undefined); // a leftover entry is dropped by a reconciler
-      const next = await stacks.release(stackFqdn, lockValue);
+      const next = await stacks.release(stackKey, lockValue);
       // Not itself: a job given back (not started) waits out its delay.
       if (next && next !== jobId) await promote(next);
     }

@@ -10,6 +10,8 @@ import {
   type StackJobDoc,
   type StatusMessage,
   type StoredLine,
+  canSee,
+  type TenantViewer,
 } from '@pds/shared';
 import type { SubscriptionHub } from './subscription-hub.js';
 
@@ -55,7 +57,7 @@ function toMessage(jobId: string, line: StoredLine | LineMessage): LineMessage {
  * once and in order (persisted replay, then live), then the end message. Live messages that arrive
  * ahead of what has been sent are held while the hole is filled (from the hub's memory, else from
  * MongoDB), so the hand-off from replay to live has no gap and no duplicate even while the runner
- * persists in batches. Rejects with JobNotFoundError for an unknown job.
+ * persists in batches. Rejects with JobNotFoundError for an unknown job, or one of a tenant `viewer` may not see.
  */
 export async function streamJob(
   deps: JobStreamDeps,
@@ -63,6 +65,7 @@ export async function streamJob(
   from: number,
   send: (message: StreamMessage, raw?: string) => void,
   signal: AbortSignal,
+  viewer: TenantViewer,
 ): Promise<void> {
   const { models, hub } = deps;
   const store = lineStore(models);
@@ -162,7 +165,8 @@ export async function streamJob(
   let timer: NodeJS.Timeout | undefined;
   try {
     const job = await models.StackJob.findById(jobId).lean<StackJobDoc>();
-    if (!job) throw new JobNotFoundError(`job ${jobId} not found`);
+    // Another tenant's job answers as an unknown one: existence does not leak.
+    if (!job || !canSee(viewer, job.tenantId)) throw new JobNotFoundError(`job ${jobId} not found`);
     if (isFinalStatus(job.status as JobStatus)) {
       if (job.linesSweptAt && from < (job.lastSeq ?? 0)) {
         throw new LinesSweptError(

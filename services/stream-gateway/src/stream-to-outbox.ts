@@ -1,4 +1,4 @@
-import type { Logger } from '@pds/shared';
+import type { Logger, TenantViewer } from '@pds/shared';
 import { JobNotFoundError, type JobStreamDeps, LinesSweptError, streamJob } from './job-stream.js';
 import { CloseCodes, type Outbox } from './outbox.js';
 
@@ -13,9 +13,10 @@ export async function streamInto(
   outbox: Outbox,
   signal: AbortSignal,
   log: Pick<Logger, 'error'>,
+  viewer: TenantViewer,
 ): Promise<'ended' | number> {
   try {
-    await streamJob(deps, jobId, from, (message, raw) => outbox.send(message, raw), signal);
+    await streamJob(deps, jobId, from, (message, raw) => outbox.send(message, raw), signal, viewer);
     return 'ended';
   } catch (err) {
     if (err instanceof JobNotFoundError || err instanceof LinesSweptError) {

@@ -11,6 +11,8 @@ export const apiTokenSchema = new Schema(
     id: { type: String, required: true, unique: true },
     name: { type: String, required: true },
     role: { type: String, enum: ROLES, required: true },
+    /** The tenant the token acts in; none for `platform` tokens. */
+    tenantId: { type: String },
     /** The first characters of the token, so a person can tell tokens apart. */
     prefix: { type: String, required: true },
     createdBy: { type: String, required: true },
@@ -25,6 +27,7 @@ export interface ApiTokenDoc {
   id: string;
   name: string;
   role: string;
+  tenantId?: string;
   prefix: string;
   createdBy: string;
   expiresAt?: Date;

@@ -9,7 +9,12 @@ import type { SealedSecret } from '../secret-box.js';
 export const credentialSchema = new Schema(
   {
     _id: { type: String, default: () => randomUUID() },
-    name: { type: String, required: true, unique: true },
+    /** The tenant that owns it; none for a platform credential (`platform: true`). */
+    tenantId: { type: String },
+    /** A platform credential: owned by the platform team, usable by the tenants in `sharedWith`. */
+    platform: { type: Boolean, default: false },
+    sharedWith: { type: [String], default: [] },
+    name: { type: String, required: true },
     provider: { type: String, required: true },
     isDefault: { type: Boolean, default: false },
     labels: { type: [{ _id: false, key: String, value: String }], default: [] },
@@ -21,9 +26,14 @@ export const credentialSchema = new Schema(
   { timestamps: true, versionKey: false, minimize: false },
 );
 credentialSchema.index({ provider: 1, isDefault: 1 });
+// Names are unique per owner (a tenant, or the platform: tenantId absent).
+credentialSchema.index({ tenantId: 1, name: 1 }, { unique: true });
 
 export interface CredentialDoc {
   _id: string;
+  tenantId?: string;
+  platform?: boolean;
+  sharedWith?: string[];
   name: string;
   provider: string;
   isDefault: boolean;

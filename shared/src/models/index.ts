@@ -5,6 +5,7 @@ import { credentialModel } from './credential.js';
 import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
+import { tenantModel } from './tenant.js';
 
 export * from './api-token.js';
 export * from './audit-entry.js';
@@ -12,6 +13,8 @@ export * from './credential.js';
 export * from './job-line.js';
 export * from './resource.js';
 export * from './stack-job.js';
+export * from './tenant.js';
+export * from './prepare-store.js';
 
 /** All models, bound to one connection (each test can bring its own database). */
 export function createModels(connection: Connection) {
@@ -22,12 +25,8 @@ export function createModels(connection: Connection) {
     Credential: credentialModel(connection),
     ApiToken: apiTokenModel(connection),
     AuditEntry: auditEntryModel(connection),
+    Tenant: tenantModel(connection),
   };
 }
 
 export type Models = ReturnType<typeof createModels>;
-
-/** Builds every declared index; run once at start-up so uniqueness holds before the first write. */
-export async function syncIndexes(models: Models): Promise<void> {
-  await Promise.all(Object.values(models).map((model) => model.createIndexes()));
-}

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Connection, Schema } from 'mongoose';
+import { DEFAULT_TENANT } from '../tenancy.js';
 
 /**
  * A cloud resource: its manifest (the YAML text is the source of truth) plus the fields we query
@@ -9,9 +10,11 @@ import { type Connection, Schema } from 'mongoose';
 export const resourceSchema = new Schema(
   {
     _id: { type: String, default: () => randomUUID() },
+    /** Its tenant (the API always sets it; the default serves tools and tests that write resources directly). */
+    tenantId: { type: String, required: true, default: DEFAULT_TENANT },
     kind: { type: String, required: true },
     name: { type: String, required: true },
-    stackFqdn: { type: String, required: true, unique: true },
+    stackFqdn: { type: String, required: true },
     labels: { type: [{ _id: false, key: String, value: String }], default: [] },
     /** The labels again as `key=value` strings: what label filters match (FerretDB 1.x has no $elemMatch). */
     labelPairs: { type: [String], default: [] },
@@ -20,11 +23,14 @@ export const resourceSchema = new Schema(
   },
   { timestamps: true, versionKey: false },
 );
-resourceSchema.index({ kind: 1, name: 1 }, { unique: true });
+// Names and stacks are unique within a tenant: two tenants may both have a `web` with stack organization/x/web.
+resourceSchema.index({ tenantId: 1, kind: 1, name: 1 }, { unique: true });
+resourceSchema.index({ tenantId: 1, stackFqdn: 1 }, { unique: true });
 resourceSchema.index({ labelPairs: 1 });
 
 export interface ResourceDoc {
   _id: string;
+  tenantId: string;
   kind: string;
   name: string;
   stackFqdn: string;

@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { type Connection, type InferSchemaType, Schema } from 'mongoose';
+import { DEFAULT_TENANT } from '../tenancy.js';
 import { JOB_STATUSES, OPERATIONS } from '../types.js';
 
 /** A deployment job. Its id is also the BullMQ job id, so a job is queued at most once. */
 export const stackJobSchema = new Schema(
   {
     _id: { type: String, default: () => randomUUID() },
+    /** The tenant of its resource (queueStackJob always sets it; the default serves tools and tests that write jobs directly). */
+    tenantId: { type: String, required: true, default: DEFAULT_TENANT },
     resourceId: { type: String, required: true },
     resourceVersion: { type: Number, required: true },
     kind: { type: String, required: true },

@@ -9,6 +9,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The id of what the request acted on, when it is not the route's `:id` (a created resource). */
     auditTarget?: string;
+    /** The tenant of what it acted on (a platform admin's change to a tenant's object); else the caller's. */
+    auditTenant?: string;
   }
 }
 
@@ -19,6 +21,7 @@ declare module 'fastify' {
 export const auditPlugin = fp<{ models: Pick<Models, 'AuditEntry'> }>(
   async (app, { models }) => {
     app.decorateRequest('auditTarget', undefined);
+    app.decorateRequest('auditTenant', undefined);
     app.decorateRequest('auditFailure', undefined);
     app.addHook('onResponse', async (request, reply) => {
       const action = request.routeOptions.config.action;
@@ -29,6 +32,7 @@ export const auditPlugin = fp<{ models: Pick<Models, 'AuditEntry'> }>(
         await models.AuditEntry.create({
           actor: request.principal,
           action,
+          tenantId: request.auditTenant ?? request.principal.tenant,
           targetId: request.auditTarget ?? params?.id,
           outcome: failed ? 'failure' : 'success',
           statusCode: reply.statusCode,

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type AuditEntryDoc, callerOf, errors, issueStreamTicket, principalOf } from '@pds/shared';
+import { type AuditEntryDoc, callerOf, errors, issueStreamTicket, principalOf, tenantFilter } from '@pds/shared';
 import { Type } from '@sinclair/typebox';
 import { readPage } from '../services/pagination.js';
+import { tenantService } from '../services/tenants.js';
 import { tokenService } from '../services/tokens.js';
 import {
   AuditEntrySchema,
@@ -13,12 +14,13 @@ import {
   ListAuditQuerySchema,
   PageOf,
   StreamTicketSchema,
+  TenantQuerySchema,
   TokenSchema,
 } from './schemas.js';
 
 /** API tokens and the audit log (admin only), and stream tickets (any role). */
 export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const tokens = tokenService(app.deps);
+  const tokens = tokenService({ ...app.deps, tenants: tenantService(app.deps) });
   const { models } = app.deps;
 
   app.post(
@@ -27,7 +29,8 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'admin', action: 'token.create' },
       schema: {
         tags: ['access'],
-        summary: 'Issue a token with a role (viewer, deployer, admin); the token is shown only in this response',
+        summary:
+          "Issue a token with a role in a tenant (viewer, deployer, admin), or a platform admin's (platform); the token is shown only in this response",
         body: CreateTokenBodySchema,
         response: { 201: CreatedTokenSchema, ...errorResponses },
       },
@@ -35,6 +38,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const created = await tokens.create(request.body, principalOf(request));
       request.auditTarget = created.id;
+      request.auditTenant = created.tenant;
       return reply.code(201).send(created);
     },
   );
@@ -45,11 +49,12 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'admin' },
       schema: {
         tags: ['access'],
-        summary: 'List tokens (never the tokens themselves)',
+        summary: "List tokens (never the tokens themselves): a tenant admin, its tenant's",
+        querystring: TenantQuerySchema,
         response: { 200: Type.Object({ items: Type.Array(TokenSchema) }), ...errorResponses },
       },
     },
-    async () => ({ items: await tokens.list() }),
+    async (request) => ({ items: await tokens.list(principalOf(request), request.query.tenant) }),
   );
 
   app.delete(
@@ -58,7 +63,11 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'admin', action: 'token.revoke' },
       schema: { tags: ['access'], summary: 'Revoke a token', params: IdParamsSchema, response: { 200: TokenSchema, ...errorResponses } },
     },
-    async (request) => tokens.revoke(request.params.id),
+    async (request) => {
+      const revoked = await tokens.revoke(request.params.id, principalOf(request));
+      request.auditTenant = revoked.tenant;
+      return revoked;
+    },
   );
 
   app.post(
@@ -77,7 +86,9 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { jobId } = request.body;
       // A ticket for a job that does not exist would only open an error: say so now.
-      if (jobId !== undefined && !(await models.StackJob.exists({ _id: jobId }))) throw errors.notFound(`job ${jobId} not found`);
+      if (jobId !== undefined && !(await models.StackJob.exists({ _id: jobId, ...tenantFilter(principalOf(request)) }))) {
+        throw errors.notFound(`job ${jobId} not found`);
+      }
       const ticket = await issueStreamTicket(app.deps.redis, callerOf(request), { jobId });
       return reply.code(201).send({ ...ticket, ...(jobId ? { jobId } : {}) });
     },
@@ -89,14 +100,19 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'admin' },
       schema: {
         tags: ['access'],
-        summary: 'Changes made through the API, newest first',
+        summary: "Changes made through the API, newest first: a tenant admin, its tenant's",
         querystring: ListAuditQuerySchema,
         response: { 200: PageOf(AuditEntrySchema), ...errorResponses },
       },
     },
     async (request) => {
-      const { action, actor, targetId, limit, cursor } = request.query;
-      const filter = { ...(action ? { action } : {}), ...(actor ? { 'actor.id': actor } : {}), ...(targetId ? { targetId } : {}) };
+      const { tenant, action, actor, targetId, limit, cursor } = request.query;
+      const filter = {
+        ...(action ? { action } : {}),
+        ...(actor ? { 'actor.id': actor } : {}),
+        ...(targetId ? { targetId } : {}),
+        ...tenantFilter(principalOf(request), tenant),
+      };
       return readPage(
         (condition, n) =>
           models.AuditEntry.find({ ...filter, ...condition })
@@ -104,7 +120,12 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
             .limit(n)
             .lean<AuditEntryDoc[]>(),
         { field: 'at', limit, cursor },
-        ({ _id, requestId: _requestId, ...entry }) => ({ id: _id, ...entry, at: entry.at.toISOString() }),
+        ({ _id, requestId: _requestId, tenantId, ...entry }) => ({
+          id: _id,
+          ...(tenantId ? { tenant: tenantId } : {}),
+          ...entry,
+          at: entry.at.toISOString(),
+        }),
       );
     },
   );

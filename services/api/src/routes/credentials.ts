@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { principalOf } from '@pds/shared';
 import { credentialService } from '../services/credentials.js';
+import { tenantService } from '../services/tenants.js';
 import {
   CreateCredentialBodySchema,
   CredentialSchema,
@@ -10,9 +12,9 @@ import {
   ReplaceCredentialBodySchema,
 } from './schemas.js';
 
-/** Provider credentials; admin only. Secret fields go in, never come out. */
+/** Provider credentials; admins only (a tenant's, its own and those shared with it). Secret fields go in, never come out. */
 export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const credentials = credentialService(app.deps);
+  const credentials = credentialService({ ...app.deps, tenants: tenantService(app.deps) });
 
   app.post(
     '/v1/credentials',
@@ -26,8 +28,9 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const created = await credentials.create(request.body);
+      const created = await credentials.create(request.body, principalOf(request));
       request.auditTarget = created.id;
+      request.auditTenant = created.tenant;
       return reply.code(201).send(created);
     },
   );
@@ -43,7 +46,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: PageOf(CredentialSchema), ...errorResponses },
       },
     },
-    async (request) => credentials.list(request.query),
+    async (request) => credentials.list(request.query, principalOf(request)),
   );
 
   app.get(
@@ -52,7 +55,7 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'admin' },
       schema: { tags: ['credentials'], params: IdParamsSchema, response: { 200: CredentialSchema, ...errorResponses } },
     },
-    async (request) => credentials.get(request.params.id),
+    async (request) => credentials.get(request.params.id, principalOf(request)),
   );
 
   app.put(
@@ -67,7 +70,11 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: CredentialSchema, ...errorResponses },
       },
     },
-    async (request) => credentials.replace(request.params.id, request.body),
+    async (request) => {
+      const rotated = await credentials.replace(request.params.id, request.body, principalOf(request));
+      request.auditTenant = rotated.tenant;
+      return rotated;
+    },
   );
 
   app.delete(
@@ -81,6 +88,10 @@ export const credentialRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: CredentialSchema, ...errorResponses },
       },
     },
-    async (request) => credentials.remove(request.params.id),
+    async (request) => {
+      const removed = await credentials.remove(request.params.id, principalOf(request));
+      request.auditTenant = removed.tenant;
+      return removed;
+    },
   );
 };

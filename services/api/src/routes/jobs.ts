@@ -42,7 +42,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ensureRole(request, 'admin', `timeoutSeconds over ${app.deps.deployerTimeoutMax} (JOB_TIMEOUT_MAX_DEPLOYER_SECONDS)`);
       }
       const create = async () => {
-        const job = await jobs.create(request.params.id, request.body);
+        const job = await jobs.create(request.params.id, request.body, principalOf(request));
+        request.auditTenant = job.tenant;
         app.metrics.inc('api_jobs_created_total', 'Jobs created, by operation', { operation: job.operation });
         return job;
       };
@@ -64,7 +65,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       );
       request.auditTarget = id;
       if (replayed) reply.header('idempotent-replayed', 'true');
-      return reply.code(202).send(created ?? (await jobs.get(id)));
+      return reply.code(202).send(created ?? (await jobs.get(id, principalOf(request))));
     },
   );
 
@@ -79,7 +80,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: PageOf(JobSchema), ...errorResponses },
       },
     },
-    async (request) => jobs.list(request.query),
+    async (request) => jobs.list(request.query, principalOf(request)),
   );
 
   app.get(
@@ -92,7 +93,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: JobSchema, ...errorResponses },
       },
     },
-    async (request) => jobs.get(request.params.id),
+    async (request) => jobs.get(request.params.id, principalOf(request)),
   );
 
   app.post(
@@ -107,7 +108,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { accepted, job } = await jobs.cancel(request.params.id);
+      const { accepted, job } = await jobs.cancel(request.params.id, principalOf(request));
+      request.auditTenant = job.tenant;
       return reply.code(accepted ? 202 : 200).send(job);
     },
   );
@@ -124,6 +126,6 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Type.Object({ items: Type.Array(LineSchema) }), 410: ErrorSchema, ...errorResponses },
       },
     },
-    async (request) => ({ items: await jobs.lines(request.params.id, request.query.from, request.query.limit) }),
+    async (request) => ({ items: await jobs.lines(request.params.id, request.query.from, request.query.limit, principalOf(request)) }),
   );
 };

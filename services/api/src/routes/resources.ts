@@ -1,8 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ensureRole } from '@pds/shared';
+import type { FastifyRequest } from 'fastify';
+import { ensureRole, principalOf, roleAllows } from '@pds/shared';
 import { jobService } from '../services/jobs.js';
 import { resourceService } from '../services/resources.js';
+import { tenantService } from '../services/tenants.js';
 import {
   CreateResourceJsonSchema,
   DeleteResourceQuerySchema,
@@ -11,11 +13,15 @@ import {
   ListResourcesQuerySchema,
   PageOf,
   ResourceSchema,
+  TenantQuerySchema,
 } from './schemas.js';
 
 export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const resources = resourceService(app.deps);
   const jobs = jobService(app.deps);
+  const tenants = tenantService(app.deps);
+  /** A tenant admin (or a platform admin) may choose the credential a stack runs with. */
+  const credentialChoice = (request: FastifyRequest) => ({ mayChooseCredential: roleAllows(principalOf(request).role, 'admin') });
 
   app.post(
     '/v1/resources',
@@ -23,14 +29,17 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'deployer', action: 'resource.create' },
       schema: {
         tags: ['resources'],
-        summary: 'Create a resource from a manifest (YAML body, or JSON { manifest })',
+        summary: "Create a resource from a manifest (YAML body, or JSON { manifest }) in the caller's tenant",
+        querystring: TenantQuerySchema,
         body: Type.Union([Type.String({ minLength: 1 }), CreateResourceJsonSchema]),
         response: { 201: ResourceSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
       const text = typeof request.body === 'string' ? request.body : request.body.manifest;
-      const created = await resources.create(text);
+      const tenant = await tenants.actingTenant(principalOf(request), request.query.tenant);
+      request.auditTenant = tenant;
+      const created = await resources.create(text, tenant, credentialChoice(request));
       request.auditTarget = created.id;
       return reply.code(201).send(created);
     },
@@ -47,7 +56,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: PageOf(ResourceSchema), ...errorResponses },
       },
     },
-    async (request) => resources.list(request.query),
+    async (request) => resources.list(request.query, principalOf(request)),
   );
 
   app.put(
@@ -62,7 +71,10 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ResourceSchema, ...errorResponses },
       },
     },
-    async (request) => resources.replace(request.params.id, typeof request.body === 'string' ? request.body : request.body.manifest),
+    async (request) => {
+      const text = typeof request.body === 'string' ? request.body : request.body.manifest;
+      return resources.replace(request.params.id, text, principalOf(request), credentialChoice(request));
+    },
   );
 
   app.get(
@@ -71,7 +83,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'viewer' },
       schema: { tags: ['resources'], params: IdParamsSchema, response: { 200: ResourceSchema, ...errorResponses } },
     },
-    async (request) => resources.get(request.params.id),
+    async (request) => resources.get(request.params.id, principalOf(request)),
   );
 
   app.delete(
@@ -88,10 +100,12 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       if (request.query.force) ensureRole(request, 'admin', 'a forced delete');
-      const { resource, activeJobs } = await resources.remove(request.params.id, request.query.force);
+      const { resource, activeJobs } = await resources.remove(request.params.id, request.query.force, principalOf(request));
       // Forced: its queued jobs end now, its running one is asked to stop.
       for (const jobId of activeJobs)
-        await jobs.cancel(jobId).catch((err: Error) => request.log.warn({ err, jobId }, 'could not cancel a job of a deleted resource'));
+        await jobs
+          .cancel(jobId, principalOf(request))
+          .catch((err: Error) => request.log.warn({ err, jobId }, 'could not cancel a job of a deleted resource'));
       return resource;
     },
   );

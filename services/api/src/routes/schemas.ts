@@ -1,4 +1,4 @@
-import { CREDENTIAL_FIELDS, JOB_STATUSES, OPERATIONS, PROVIDER_NAMES, ROLES } from '@pds/shared';
+import { CREDENTIAL_FIELDS, JOB_STATUSES, OPERATIONS, PROVIDER_NAMES, ROLES, TENANT_NAME_PATTERN } from '@pds/shared';
 import { type TSchema, Type } from '@sinclair/typebox';
 
 /** A string that is one of `values` (an enum in the OpenAPI document). */
@@ -22,8 +22,23 @@ export const ErrorSchema = Type.Object({
 
 export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
+const tenantName = (description = 'A tenant name: lower-case letters, digits and -, at most 63') =>
+  Type.String({ pattern: TENANT_NAME_PATTERN, description });
+const tenantField = (description = 'The tenant it belongs to') => Type.String({ description });
+
+/** `?tenant=`: which tenant a platform admin acts in or lists (a tenant's tokens act in their own only). */
+export const TenantQuerySchema = Type.Object({
+  tenant: Type.Optional(
+    tenantName(
+      "Platform admins: the tenant to act in or list (default: every tenant for lists, `default` for creates). A tenant's token: its own only",
+    ),
+  ),
+});
+const TenantQuery = TenantQuerySchema.properties;
+
 export const ResourceSchema = Type.Object({
   id: Type.String(),
+  tenant: tenantField(),
   apiVersion: Type.String(),
   kind: Type.String(),
   name: Type.String(),
@@ -41,6 +56,7 @@ export const CreateResourceJsonSchema = Type.Object({
 });
 
 export const ListResourcesQuerySchema = Type.Object({
+  ...TenantQuery,
   kind: Type.Optional(Type.String({ maxLength: 200 })),
   label: Type.Optional(Type.String({ pattern: '^[^=]+=.*$', maxLength: 600, description: 'key=value: resources with this label' })),
   namePrefix: Type.Optional(Type.String({ maxLength: 200, description: 'resources whose metadata.name starts with this' })),
@@ -73,6 +89,7 @@ export const JobResultSchema = Type.Object({
 
 export const JobSchema = Type.Object({
   id: Type.String(),
+  tenant: tenantField(),
   resourceId: Type.String(),
   resourceVersion: Type.Integer(),
   kind: Type.String(),
@@ -112,6 +129,7 @@ export const JobSchema = Type.Object({
 });
 
 export const ListJobsQuerySchema = Type.Object({
+  ...TenantQuery,
   resourceId: Type.Optional(Type.String()),
   stackFqdn: Type.Optional(Type.String()),
   status: Type.Optional(literals(JOB_STATUSES)),
@@ -144,6 +162,11 @@ export const errorResponses = {
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }));
 const Name = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', description: 'Lower-case letters, digits and -, at most 63' });
 
+const SharedWith = Type.Array(tenantName(), {
+  maxItems: 1000,
+  description: 'Platform admins: makes it a platform credential that these tenants may use (by label or as their default)',
+});
+
 const credentialFields = Object.fromEntries(
   Object.entries(CREDENTIAL_FIELDS).map(([name, f]) => [
     name,
@@ -155,20 +178,29 @@ export const CreateCredentialBodySchema = Type.Object(
   {
     name: Name,
     provider: literals(PROVIDER_NAMES),
-    isDefault: Type.Optional(Type.Boolean({ description: "The provider's default; the first credential of a provider is, unless false" })),
+    isDefault: Type.Optional(
+      Type.Boolean({ description: "The provider's default for its owner; the owner's first credential of a provider is, unless false" }),
+    ),
     labels: Type.Optional(Labels),
+    tenant: Type.Optional(tenantName('Platform admins: the tenant that owns it (default `default`)')),
+    sharedWith: Type.Optional(SharedWith),
     ...credentialFields,
   },
   { additionalProperties: false },
 );
 
 export const ReplaceCredentialBodySchema = Type.Object(
-  { isDefault: Type.Optional(Type.Boolean()), labels: Type.Optional(Labels), ...credentialFields },
+  { isDefault: Type.Optional(Type.Boolean()), labels: Type.Optional(Labels), sharedWith: Type.Optional(SharedWith), ...credentialFields },
   { additionalProperties: false },
 );
 
 export const CredentialSchema = Type.Object({
   id: Type.String(),
+  tenant: Type.Optional(tenantField('The tenant that owns it (absent on platform credentials)')),
+  platform: Type.Optional(
+    Type.Boolean({ description: 'A platform credential: owned by the platform team, used by the tenants in sharedWith' }),
+  ),
+  sharedWith: Type.Optional(Type.Array(Type.String())),
   name: Type.String(),
   provider: Type.String(),
   isDefault: Type.Boolean(),
@@ -181,12 +213,13 @@ export const CredentialSchema = Type.Object({
   rotatedAt: Type.Optional(Type.String({ format: 'date-time' })),
 });
 
-export const ListCredentialsQuerySchema = Type.Object({ provider: Type.Optional(literals(PROVIDER_NAMES)), ...PageQuery });
+export const ListCredentialsQuerySchema = Type.Object({ ...TenantQuery, provider: Type.Optional(literals(PROVIDER_NAMES)), ...PageQuery });
 
 export const CreateTokenBodySchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
     role: literals(ROLES),
+    tenant: Type.Optional(tenantName('Platform admins: the tenant of the new token (default `default`); not for platform tokens')),
     expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
   },
   { additionalProperties: false },
@@ -196,6 +229,7 @@ export const TokenSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
   role: literals(ROLES),
+  tenant: Type.Optional(tenantField('The tenant it acts in (none for platform tokens)')),
   prefix: Type.String({ description: 'The first characters of the token' }),
   createdBy: Type.String(),
   createdAt: Type.String({ format: 'date-time' }),
@@ -230,7 +264,8 @@ export const StreamTicketSchema = Type.Object({
 export const AuditEntrySchema = Type.Object({
   id: Type.String(),
   at: Type.String({ format: 'date-time' }),
-  actor: Type.Object({ id: Type.String(), name: Type.String(), role: Type.String() }),
+  tenant: Type.Optional(tenantField('The tenant whose object it changed (none for platform-wide changes)')),
+  actor: Type.Object({ id: Type.String(), name: Type.String(), role: Type.String(), tenant: Type.Optional(Type.String()) }),
   action: Type.String(),
   targetId: Type.Optional(Type.String()),
   outcome: literals(['success', 'failure'] as const),
@@ -239,6 +274,7 @@ export const AuditEntrySchema = Type.Object({
 });
 
 export const ListAuditQuerySchema = Type.Object({
+  ...TenantQuery,
   action: Type.Optional(Type.String({ maxLength: 100 })),
   actor: Type.Optional(Type.String({ maxLength: 100, description: 'Token id' })),
   targetId: Type.Optional(Type.String({ maxLength: 100 })),
@@ -269,3 +305,31 @@ export const IdempotencyHeadersSchema = Type.Object({
     }),
   ),
 });
+
+export const TenantSchema = Type.Object({
+  name: tenantName(),
+  displayName: Type.String(),
+  description: Type.String(),
+  createdBy: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+
+export const CreateTenantBodySchema = Type.Object(
+  {
+    name: tenantName(),
+    displayName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateTenantBodySchema = Type.Object(
+  {
+    displayName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const TenantParamsSchema = Type.Object({ id: tenantName() });

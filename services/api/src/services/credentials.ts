@@ -1,9 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { checkCredentialFields, type CredentialDoc, errors, type Keyring, type Models, sealSecrets } from '@pds/shared';
+import {
+  checkCredentialFields,
+  type CredentialDoc,
+  errors,
+  type Keyring,
+  type Models,
+  type Principal,
+  sealSecrets,
+  type TenantViewer,
+} from '@pds/shared';
+import type { TenantService } from './tenants.js';
 import { readPage } from './pagination.js';
 
 export interface CredentialServiceDeps {
-  models: Pick<Models, 'Credential' | 'StackJob'>;
+  models: Pick<Models, 'Credential' | 'StackJob' | 'Tenant'>;
+  tenants: Pick<TenantService, 'actingTenant'>;
   /** Undefined when CREDENTIALS_KEY is not set: credentials cannot be stored. */
   keyring?: Keyring;
 }
@@ -13,6 +24,10 @@ export interface CredentialInput {
   provider: string;
   isDefault?: boolean;
   labels?: Record<string, string>;
+  /** Platform admins: the tenant that will own it (default `default`). */
+  tenant?: string;
+  /** Platform admins: makes it a platform credential, usable by these tenants. */
+  sharedWith?: string[];
   [field: string]: unknown;
 }
 
@@ -22,6 +37,9 @@ const toPairs = (labels: Record<string, string>) => Object.entries(labels).map((
 export function credentialView(doc: CredentialDoc) {
   return {
     id: doc._id,
+    // A tenant's own credential names its tenant; a platform credential says whom it is shared with.
+    tenant: doc.platform ? undefined : (doc.tenantId ?? 'default'),
+    ...(doc.platform ? { platform: true, sharedWith: doc.sharedWith ?? [] } : {}),
     name: doc.name,
     provider: doc.provider,
     isDefault: doc.isDefault,
@@ -35,36 +53,89 @@ export function credentialView(doc: CredentialDoc) {
   };
 }
 
-/** Storing, rotating and deleting provider credentials; secrets are sealed before they reach MongoDB. */
-export function credentialService({ models, keyring }: CredentialServiceDeps) {
+/** Who owns a credential: a tenant, or the platform (shared with named tenants). */
+type Owner = { tenantId: string } | { platform: true; sharedWith: string[] };
+
+const ownerFilter = (owner: Owner) =>
+  'tenantId' in owner ? { tenantId: owner.tenantId } : { platform: true, tenantId: { $exists: false } };
+const ownerOf = (doc: CredentialDoc): Owner =>
+  doc.platform ? { platform: true, sharedWith: doc.sharedWith ?? [] } : { tenantId: doc.tenantId ?? 'default' };
+
+/**
+ * What a viewer may read: a tenant admin, its tenant's credentials and the platform credentials
+ * shared with it (read-only); a platform admin, all (or those a `?tenant=` owns or may use).
+ */
+function visibleFilter(viewer: TenantViewer, tenant?: string): Record<string, unknown> {
+  const own = viewer.role === 'platform' ? tenant : (viewer.tenant ?? '\u0000no-tenant');
+  if (viewer.role !== 'platform' && tenant !== undefined && tenant !== own) return { _id: { $in: [] } };
+  return own === undefined ? {} : { $or: [{ tenantId: own }, { platform: true, sharedWith: own }] };
+}
+
+/**
+ * Storing, rotating and deleting provider credentials; secrets are sealed before they reach
+ * MongoDB. A tenant's admins manage its own; platform admins manage all, and own the platform
+ * credentials they share with named tenants.
+ */
+export function credentialService({ models, keyring, tenants }: CredentialServiceDeps) {
   function requireKeyring(): Keyring {
     if (!keyring)
       throw errors.unavailable('credentials are disabled: set CREDENTIALS_KEY (32 random bytes, base64: openssl rand -base64 32)');
     return keyring;
   }
 
-  async function find(id: string) {
-    const doc = await models.Credential.findById(id).lean<CredentialDoc>();
+  async function find(id: string, viewer: TenantViewer) {
+    const doc = await models.Credential.findOne({ _id: id, ...visibleFilter(viewer) }).lean<CredentialDoc>();
     if (!doc) throw errors.notFound(`credential ${id} not found`);
     return doc;
   }
 
-  /** One default per provider: making `id` the default takes it from the others. */
-  async function takeDefault(provider: string, id: string) {
-    await models.Credential.updateMany({ provider, isDefault: true, _id: { $ne: id } }, { $set: { isDefault: false } });
+  /** A credential the viewer may change: its tenant's own, or (platform admins) any. */
+  async function findChangeable(id: string, viewer: TenantViewer) {
+    const doc = await find(id, viewer);
+    if (doc.platform && viewer.role !== 'platform') {
+      throw errors.forbidden(`credential ${doc.name} is a platform credential shared with this tenant; only platform admins change it`);
+    }
+    return doc;
+  }
+
+  async function ownerFor(input: Pick<CredentialInput, 'tenant' | 'sharedWith'>, by: Principal): Promise<Owner> {
+    if (input.sharedWith === undefined) return { tenantId: await tenants.actingTenant(by, input.tenant) };
+    if (by.role !== 'platform') throw errors.forbidden('sharedWith: platform credentials are made by platform admins only');
+    if (input.tenant !== undefined)
+      throw errors.invalidRequest('tenant and sharedWith: a credential is owned by a tenant or shared by the platform, not both');
+    return { platform: true, sharedWith: await existingTenants(input.sharedWith) };
+  }
+
+  async function existingTenants(names: string[]): Promise<string[]> {
+    const unique = [...new Set(names)];
+    const found = await models.Tenant.find({ _id: { $in: unique } }, { _id: 1 }).lean<{ _id: string }[]>();
+    const missing = unique.filter((name) => !found.some((t) => t._id === name));
+    if (missing.length > 0) throw errors.invalidRequest(`sharedWith: no tenant named ${missing.join(', ')}`);
+    return unique;
+  }
+
+  /** One default per provider and owner: making `id` the default takes it from the owner's others. */
+  async function takeDefault(owner: Owner, provider: string, id: string) {
+    await models.Credential.updateMany(
+      { ...ownerFilter(owner), provider, isDefault: true, _id: { $ne: id } },
+      { $set: { isDefault: false } },
+    );
   }
 
   return {
-    /** The first credential of a provider becomes its default unless `isDefault: false` is given. */
-    async create({ name, provider, isDefault, labels = {}, ...fields }: CredentialInput) {
+    /** The first credential of a provider (per owner) becomes its default unless `isDefault: false` is given. */
+    async create({ name, provider, isDefault, labels = {}, tenant, sharedWith, ...fields }: CredentialInput, by: Principal) {
       const ring = requireKeyring();
       const { settings, secrets } = checkCredentialFields(provider, fields);
-      if (await models.Credential.exists({ name })) throw errors.conflict(`a credential named "${name}" already exists`);
-      const makeDefault = isDefault ?? !(await models.Credential.exists({ provider, isDefault: true }));
+      const owner = await ownerFor({ tenant, sharedWith }, by);
+      const taken = `a credential named "${name}" already exists${'tenantId' in owner ? ` in tenant ${owner.tenantId}` : ' among platform credentials'}`;
+      if (await models.Credential.exists({ ...ownerFilter(owner), name })) throw errors.conflict(taken);
+      const makeDefault = isDefault ?? !(await models.Credential.exists({ ...ownerFilter(owner), provider, isDefault: true }));
       const id = randomUUID();
       try {
         const doc = await models.Credential.create({
           _id: id,
+          ...owner,
           name,
           provider,
           isDefault: makeDefault,
@@ -72,18 +143,30 @@ export function credentialService({ models, keyring }: CredentialServiceDeps) {
           settings,
           ...sealSecrets(ring, id, secrets),
         });
-        if (makeDefault) await takeDefault(provider, id);
+        if (makeDefault) await takeDefault(owner, provider, id);
         return credentialView(doc.toObject() as unknown as CredentialDoc);
       } catch (err) {
-        if ((err as { code?: number }).code === 11000) throw errors.conflict(`a credential named "${name}" already exists`);
+        if ((err as { code?: number }).code === 11000) throw errors.conflict(taken);
         throw err;
       }
     },
 
-    /** Replaces the provider fields (a rotation: new fingerprint, `rotatedAt`); name and provider stay. */
-    async replace(id: string, { isDefault, labels, ...fields }: Omit<CredentialInput, 'name' | 'provider'>) {
+    /**
+     * Replaces the provider fields (a rotation: new fingerprint, `rotatedAt`); name, provider and
+     * owner stay. Platform admins may change whom a platform credential is shared with.
+     */
+    async replace(
+      id: string,
+      { isDefault, labels, sharedWith, ...fields }: Omit<CredentialInput, 'name' | 'provider' | 'tenant'>,
+      viewer: TenantViewer,
+    ) {
       const ring = requireKeyring();
-      const current = await find(id);
+      const current = await findChangeable(id, viewer);
+      if (sharedWith !== undefined && !current.platform) {
+        throw errors.invalidRequest(
+          `sharedWith: credential ${current.name} belongs to tenant ${current.tenantId ?? 'default'}; only platform credentials are shared`,
+        );
+      }
       const { settings, secrets } = checkCredentialFields(current.provider, fields);
       const doc = await models.Credential.findOneAndUpdate(
         { _id: id },
@@ -94,23 +177,29 @@ export function credentialService({ models, keyring }: CredentialServiceDeps) {
             rotatedAt: new Date(),
             ...(isDefault !== undefined ? { isDefault } : {}),
             ...(labels ? { labels: toPairs(labels as Record<string, string>) } : {}),
+            ...(sharedWith ? { sharedWith: await existingTenants(sharedWith as string[]) } : {}),
           },
         },
         { returnDocument: 'after' },
       ).lean<CredentialDoc>();
       if (!doc) throw errors.notFound(`credential ${id} not found`);
-      if (isDefault) await takeDefault(doc.provider, id);
+      if (isDefault) await takeDefault(ownerOf(doc), doc.provider, id);
       return credentialView(doc);
     },
 
-    async get(id: string) {
-      return credentialView(await find(id));
+    async get(id: string, viewer: TenantViewer) {
+      return credentialView(await find(id, viewer));
     },
 
-    async list({ provider, limit, cursor }: { provider?: string; limit: number; cursor?: string }) {
+    async list(
+      { tenant, provider, limit, cursor }: { tenant?: string; provider?: string; limit: number; cursor?: string },
+      viewer: TenantViewer,
+    ) {
+      const filter = { ...visibleFilter(viewer, tenant), ...(provider ? { provider } : {}) };
       return readPage(
         (condition, n) =>
-          models.Credential.find({ ...(provider ? { provider } : {}), ...condition })
+          // Both may hold an $or (visibility, the cursor): spread together, one would replace the other.
+          models.Credential.find({ $and: [filter, condition] })
             .sort({ createdAt: -1, _id: -1 })
             .limit(n)
             .lean<CredentialDoc[]>(),
@@ -120,8 +209,8 @@ export function credentialService({ models, keyring }: CredentialServiceDeps) {
     },
 
     /** Refused while a running job uses the credential: its secrets are in that job's environment. */
-    async remove(id: string) {
-      const doc = await find(id);
+    async remove(id: string, viewer: TenantViewer) {
+      const doc = await findChangeable(id, viewer);
       const running = await models.StackJob.findOne({ credentialId: id, status: 'running' }, { _id: 1 }).lean<{ _id: string }>();
       if (running) throw errors.conflict(`credential ${doc.name} is in use by running job ${running._id}; delete it after the job ends`);
       await models.Credential.deleteOne({ _id: id });

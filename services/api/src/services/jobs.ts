@@ -15,6 +15,11 @@ import {
   QueueUnavailableError,
   queueStackJob,
   type StackJobDoc,
+  canSee,
+  jobStackKey,
+  tenantFilter,
+  type TenantViewer,
+  tenantOf,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -55,6 +60,7 @@ export interface CreateJobInput {
 }
 
 export interface JobListFilter {
+  tenant?: string;
   resourceId?: string;
   status?: JobStatus;
   operation?: Operation;
@@ -79,7 +85,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
     if (!cancelled) return undefined;
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
-    await stacks.remove(job.stackFqdn, job._id).catch(() => undefined);
+    await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
     return cancelled;
   }
 
@@ -92,6 +98,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
   /** With the `latest` policy, a new `up` supersedes the `up`s still waiting on its stack. */
   async function supersede(newer: StackJobDoc): Promise<void> {
     const waiting = await models.StackJob.find({
+      tenantId: tenantOf(newer),
       stackFqdn: newer.stackFqdn,
       operation: 'up',
       status: 'queued',
@@ -103,17 +110,32 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
     }
   }
 
+  /** Reads a job the viewer may see; another tenant's answers as unknown (404). */
+  async function find(id: string, viewer: TenantViewer): Promise<StackJobDoc> {
+    const doc = await models.StackJob.findOne({ _id: id, ...tenantFilter(viewer) }).lean<StackJobDoc>();
+    if (!doc) throw errors.notFound(`job ${id} not found`);
+    return doc;
+  }
+
   return {
     /** Records the job as queued, then puts it on the queue; if the queue is down, nothing is left behind. */
-    async create(resourceId: string, input: CreateJobInput) {
-      const resource = await models.Resource.findById(resourceId).lean<ResourceDoc>();
+    async create(resourceId: string, input: CreateJobInput, viewer: TenantViewer) {
+      const resource = await models.Resource.findOne({ _id: resourceId, ...tenantFilter(viewer) }).lean<ResourceDoc>();
       if (!resource) throw errors.notFound(`resource ${resourceId} not found`);
       const { operation, ...options } = input;
       let created: StackJobDoc;
       try {
         created = await queueStackJob(
           { models, queue, stacks },
-          { resourceId, resourceVersion: resource.version, kind: resource.kind, stackFqdn: resource.stackFqdn, operation, options },
+          {
+            tenantId: tenantOf(resource),
+            resourceId,
+            resourceVersion: resource.version,
+            kind: resource.kind,
+            stackFqdn: resource.stackFqdn,
+            operation,
+            options,
+          },
         );
       } catch (err) {
         if (!(err instanceof QueueUnavailableError)) throw err;
@@ -128,9 +150,8 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
      * a running one is asked to stop — every runner hears the request, the one running it sends
      * Pulumi SIGINT, and the job ends `cancelled` with its lines so far (`accepted: true`).
      */
-    async cancel(id: string) {
-      const job = await models.StackJob.findById(id).lean<StackJobDoc>();
-      if (!job) throw errors.notFound(`job ${id} not found`);
+    async cancel(id: string, viewer: TenantViewer) {
+      const job = await find(id, viewer);
       if (isFinalStatus(job.status as JobStatus)) throw errors.conflict(`job ${id} has already ended (${job.status}); nothing to cancel`);
       const cancelled = job.status === 'queued' && (await cancelQueued(job, 'cancelled', 'cancelled before it started'));
       if (cancelled) return { accepted: false, job: jobView(cancelled) };
@@ -149,11 +170,10 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
     },
 
     /** A job; while it waits for its stack, also its place in line and the job holding the stack. */
-    async get(id: string) {
+    async get(id: string, viewer: TenantViewer) {
       const cached = endedJobs?.get(id);
-      if (cached) return cached;
-      const doc = await models.StackJob.findById(id).lean<StackJobDoc>();
-      if (!doc) throw errors.notFound(`job ${id} not found`);
+      if (cached && canSee(viewer, cached.tenant)) return cached;
+      const doc = await find(id, viewer);
       if (isFinalStatus(doc.status as JobStatus)) {
         const view = jobView(doc);
         endedJobs?.set(id, view);
@@ -166,8 +186,11 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
     },
 
     /** Newest first; only the known filters reach the query (a querystring's other keys are ignored). */
-    async list({ resourceId, status, operation, stackFqdn, limit, cursor }: JobListFilter) {
-      const filter = Object.fromEntries(Object.entries({ resourceId, status, operation, stackFqdn }).filter(([, v]) => v !== undefined));
+    async list({ tenant, resourceId, status, operation, stackFqdn, limit, cursor }: JobListFilter, viewer: TenantViewer) {
+      const filter = {
+        ...Object.fromEntries(Object.entries({ resourceId, status, operation, stackFqdn }).filter(([, v]) => v !== undefined)),
+        ...tenantFilter(viewer, tenant),
+      };
       return readPage(
         (condition, n) =>
           models.StackJob.find({ ...filter, ...condition })
@@ -180,8 +203,11 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
     },
 
     /** Persisted lines and events with seq > from, in order. */
-    async lines(id: string, from: number, limit: number) {
-      const job = await models.StackJob.findById(id, { linesSweptAt: 1, lastSeq: 1 }).lean<{ linesSweptAt?: Date; lastSeq?: number }>();
+    async lines(id: string, from: number, limit: number, viewer: TenantViewer) {
+      const job = await models.StackJob.findOne({ _id: id, ...tenantFilter(viewer) }, { linesSweptAt: 1, lastSeq: 1 }).lean<{
+        linesSweptAt?: Date;
+        lastSeq?: number;
+      }>();
       if (!job) throw errors.notFound(`job ${id} not found`);
       if (job.linesSweptAt && from < (job.lastSeq ?? 0)) {
         throw errors.gone(

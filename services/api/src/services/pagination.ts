@@ -30,6 +30,7 @@ export interface Page<V> {
  * Reads one page of a newest-first list by keyset pagination on (`field`, `_id`): stable while
  * items are added, no skip. `find(condition, n)` returns up to n matching documents sorted by
  * `field` then `_id`, both descending; one more than `limit` is asked for to learn whether a next page exists.
+ * The condition holds a top-level `$or`: a filter that has one too must be combined with `$and`, not spread.
  */
 export async function readPage<T extends { _id: string }, V>(
   find: (condition: Record<string, unknown>, n: number) => Promise<T[]>,

@@ -11,8 +11,13 @@ import {
   parseManifest,
   type ResourceDoc,
   resolveStackFqdn,
+  tenantOf,
   type StackJobDoc,
   STORED_MANIFEST,
+  tenantFilter,
+  type TenantViewer,
+  CREDENTIAL_LABEL,
+  type Manifest,
 } from '@pds/shared';
 import { readPage } from './pagination.js';
 import { resourceView } from './views.js';
@@ -38,6 +43,18 @@ function labelFields(labels: Record<string, string>) {
   };
 }
 
+/**
+ * The credential label picks which of the tenant's credentials a stack runs with (production's,
+ * say): setting or changing it takes the tenant's admin role.
+ */
+function assertCredentialChoice(manifest: Manifest, current: ResourceDoc | undefined, mayChoose: boolean): void {
+  const wanted = manifest.metadata.labels[CREDENTIAL_LABEL];
+  const had = current?.labels.find((l) => l.key === CREDENTIAL_LABEL)?.value;
+  if (wanted !== had && !mayChoose) {
+    throw errors.forbidden(`metadata.labels["${CREDENTIAL_LABEL}"]: choosing the credential a stack runs with needs the admin role`);
+  }
+}
+
 /** Creating and reading resources; knows nothing of HTTP. */
 export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoot }: ResourceServiceDeps) {
   /**
@@ -45,45 +62,62 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
    * own uid, and a folder inside another's could be swapped for a link while the other is handed
    * over. Compared with every resource of a kind that has local folders (a 409 naming the other).
    */
-  async function assertOwnFolders(dirs: string[], self: { kind: string; name: string }): Promise<void> {
+  async function assertOwnFolders(dirs: string[], self: { tenantId: string; kind: string; name: string }): Promise<void> {
     if (dirs.length === 0) return;
     // A folder may be written through the root as configured or through its real path: compare one form.
     const realRoot = await realpath(localFilesRoot).catch(() => localFilesRoot);
     const canonical = (dir: string) =>
       !isInside(localFilesRoot, dir) && isInside(realRoot, dir) ? join(localFilesRoot, relative(realRoot, dir)) : dir;
     const local = [...kinds.entries()].filter(([, k]) => k.localPaths.length > 0);
-    const others = await models.Resource.find({ kind: { $in: local.map(([name]) => name) } }, { kind: 1, name: 1, manifest: 1 }).lean<
-      Pick<ResourceDoc, '_id' | 'kind' | 'name' | 'manifest'>[]
-    >();
+    // Every tenant's: the folders are on one file system, whoever owns them.
+    const others = await models.Resource.find(
+      { kind: { $in: local.map(([name]) => name) } },
+      { tenantId: 1, kind: 1, name: 1, manifest: 1 },
+    ).lean<Pick<ResourceDoc, '_id' | 'tenantId' | 'kind' | 'name' | 'manifest'>[]>();
     for (const other of others) {
       // Itself (a replacement), or its namesake (a duplicate name is refused as such when stored).
-      if (other.kind === self.kind && other.name === self.name) continue;
+      if (tenantOf(other) === self.tenantId && other.kind === self.kind && other.name === self.name) continue;
       const fields = kinds.get(other.kind)?.localPaths ?? [];
       const theirs = localDirsOf(fields, parseManifest(other.manifest, STORED_MANIFEST).spec);
       for (const dir of dirs) {
         const mine = canonical(dir);
         const clash = theirs.find((their) => foldersNest(mine, canonical(their)));
         if (clash) {
+          // Another tenant's resource is not named: existence does not leak across tenants.
+          const whose =
+            tenantOf(other) === self.tenantId ? `the folder of ${other.kind} ${other.name} (${clash})` : "another tenant's folder";
           throw errors.conflict(
-            `spec.directory ${dir} ${dir === clash ? 'is' : 'nests with'} the folder of ${other.kind} ${other.name} (${clash}): two resources never share or nest their local folders`,
+            `spec.directory ${dir} ${dir === clash ? 'is' : 'nests with'} ${whose}: two resources never share or nest their local folders`,
           );
         }
       }
     }
   }
 
+  /** Reads a resource the viewer may see; another tenant's answers as unknown (404). */
+  async function find(id: string, viewer: TenantViewer): Promise<ResourceDoc> {
+    const doc = await models.Resource.findOne({ _id: id, ...tenantFilter(viewer) }).lean<ResourceDoc>();
+    if (!doc) throw errors.notFound(`resource ${id} not found`);
+    return doc;
+  }
+
   return {
-    async create(manifestText: string) {
+    find,
+
+    /** `mayChooseCredential`: whether the caller may set the credential label (a tenant admin). */
+    async create(manifestText: string, tenantId: string, { mayChooseCredential }: { mayChooseCredential: boolean }) {
       const manifest = parseManifest(manifestText, manifestMaxBytes);
+      assertCredentialChoice(manifest, undefined, mayChooseCredential);
       const kind = kinds.get(manifest.kind);
       if (!kind) {
         throw errors.invalidManifest(`kind "${manifest.kind}" is unknown; known kinds: ${[...kinds.keys()].join(', ') || '(none)'}`);
       }
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
-      await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { kind: manifest.kind, name: manifest.metadata.name });
+      await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { tenantId, kind: manifest.kind, name: manifest.metadata.name });
       try {
         const doc = await models.Resource.create({
+          tenantId,
           kind: manifest.kind,
           name: manifest.metadata.name,
           stackFqdn,
@@ -101,16 +135,16 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
     },
 
     /** Replaces the manifest (same kind, name and stack) and bumps the version; jobs record the version they ran. */
-    async replace(id: string, manifestText: string) {
+    async replace(id: string, manifestText: string, viewer: TenantViewer, { mayChooseCredential }: { mayChooseCredential: boolean }) {
       const manifest = parseManifest(manifestText, manifestMaxBytes);
-      const current = await models.Resource.findById(id).lean<ResourceDoc>();
-      if (!current) throw errors.notFound(`resource ${id} not found`);
+      const current = await find(id, viewer);
+      assertCredentialChoice(manifest, current, mayChooseCredential);
       const kind = kinds.get(manifest.kind);
       if (manifest.kind !== current.kind || !kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
-      await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), current);
+      await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { ...current, tenantId: tenantOf(current) });
       if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
       const doc = await models.Resource.findOneAndUpdate(
         { _id: id, version: current.version },
@@ -124,27 +158,30 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       return resourceView(doc);
     },
 
-    async get(id: string) {
-      const doc = await models.Resource.findById(id).lean<ResourceDoc>();
-      if (!doc) throw errors.notFound(`resource ${id} not found`);
-      return resourceView(doc);
+    async get(id: string, viewer: TenantViewer) {
+      return resourceView(await find(id, viewer));
     },
 
     /** Newest first, filtered by kind, one label (`key=value`) and a name prefix. */
-    async list({
-      kind,
-      label,
-      namePrefix,
-      limit,
-      cursor,
-    }: {
-      kind?: string;
-      label?: string;
-      namePrefix?: string;
-      limit: number;
-      cursor?: string;
-    }) {
-      const filter: Record<string, unknown> = {};
+    async list(
+      {
+        tenant,
+        kind,
+        label,
+        namePrefix,
+        limit,
+        cursor,
+      }: {
+        tenant?: string;
+        kind?: string;
+        label?: string;
+        namePrefix?: string;
+        limit: number;
+        cursor?: string;
+      },
+      viewer: TenantViewer,
+    ) {
+      const filter: Record<string, unknown> = { ...tenantFilter(viewer, tenant) };
       if (kind) filter.kind = kind;
       if (namePrefix) filter.name = { $regex: `^${namePrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}` };
       if (label) {
@@ -167,9 +204,8 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
      * up or refresh was not followed by a successful destroy) or a job of it is queued or running,
      * unless `force`. Returns the resource and the jobs still active, for the caller to cancel.
      */
-    async remove(id: string, force: boolean) {
-      const doc = await models.Resource.findById(id).lean<ResourceDoc>();
-      if (!doc) throw errors.notFound(`resource ${id} not found`);
+    async remove(id: string, force: boolean, viewer: TenantViewer) {
+      const doc = await find(id, viewer);
       const active = await models.StackJob.find({ resourceId: id, status: { $in: ['queued', 'running'] } }, { _id: 1 }).lean<
         { _id: string }[]
       >();

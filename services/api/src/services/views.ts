@@ -8,6 +8,7 @@ import {
   type ResourceDoc,
   type StackJobDoc,
   STORED_MANIFEST,
+  tenantOf,
 } from '@pds/shared';
 
 /** A resource as the API shows it: the manifest's fields plus identity and version. */
@@ -16,6 +17,7 @@ export function resourceView(doc: ResourceDoc) {
   const manifest = parseManifest(doc.manifest, STORED_MANIFEST);
   return {
     id: doc._id,
+    tenant: tenantOf(doc),
     apiVersion: manifest.apiVersion,
     kind: doc.kind,
     name: doc.name,
@@ -47,6 +49,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     : undefined;
   return {
     id: doc._id,
+    tenant: tenantOf(doc),
     resourceId: doc.resourceId,
     resourceVersion: doc.resourceVersion,
     kind: doc.kind,

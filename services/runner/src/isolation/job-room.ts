@@ -22,6 +22,8 @@ export interface JobRoomSpec {
   workDir: string;
   backendUrl: string;
   stackFqdn: string;
+  /** The stack's key (stackKeyOf): where its state folder is. */
+  stackKey: string;
   slot: Slot;
   /** Folders on this machine the job's program writes (a kind's `localPaths`), inside `localRoot`. */
   localDirs: string[];
@@ -35,7 +37,7 @@ export interface JobRoomSpec {
  * changes hands. The caller holds the stack's lock.
  */
 export async function openJobRoom(spec: JobRoomSpec): Promise<JobRoom> {
-  const state = stackBackend(spec.backendUrl, spec.stackFqdn);
+  const state = stackBackend(spec.backendUrl, spec.stackKey);
   const handed: string[] = [];
   try {
     await handOver(spec, state.dir, handed);
@@ -74,7 +76,8 @@ async function closeRoom(spec: JobRoomSpec, handed: string[]): Promise<void> {
 async function handOver(spec: JobRoomSpec, stateDir: string | undefined, handed: string[]): Promise<void> {
   const { identity } = spec.slot;
   if (stateDir) {
-    await adoptSharedLayout(spec.backendUrl, spec.stackFqdn);
+    // State kept in the shared layout of earlier versions belongs to the default tenant (key = FQDN).
+    if (spec.stackKey === spec.stackFqdn) await adoptSharedLayout(spec.backendUrl, spec.stackFqdn);
     await openPathTo(fileURLToPath(spec.backendUrl), stateDir);
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     if (identity) {

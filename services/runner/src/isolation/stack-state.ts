@@ -4,17 +4,30 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
- * Where one stack's state lives. With a `file://` backend every stack gets a folder of its own
- * (`<backend>/stacks/<sha256 of the FQDN, 40 hex>`, itself a complete file backend), so that a job's
- * uid can be handed its own stack's state for the run and see no other stack's. Other backends
- * (S3, Pulumi Cloud) are used as they are.
+ * Where one stack's state lives, by its stack key (stackKeyOf: the FQDN, `<tenant>/<fqdn>` outside
+ * the default tenant). With a `file://` backend every stack gets a folder of its own
+ * (`<backend>/stacks/<sha256 of the key, 40 hex>`, itself a complete file backend), so that a job's
+ * uid can be handed its own stack's state for the run and see no other stack's. Blob backends (S3,
+ * GCS, Azure) get a `tenants/<tenant>` prefix outside the default tenant, so two tenants' stacks of
+ * one FQDN do not meet; others (Pulumi Cloud) are used as they are.
  */
-export function stackBackend(backendUrl: string, stackFqdn: string): { url: string; dir?: string } {
-  if (!backendUrl.startsWith('file://')) return { url: backendUrl };
-  // One-to-one and one path component whatever the FQDN holds: its SHA-256 (a readable join such as
+export function stackBackend(backendUrl: string, stackKey: string): { url: string; dir?: string } {
+  if (!backendUrl.startsWith('file://')) return { url: tenantPrefixed(backendUrl, stackKey) };
+  // One-to-one and one path component whatever the key holds: its SHA-256 (a readable join such as
   // org__project__stack would let two FQDNs with "_" in them share a folder).
-  const dir = join(fileURLToPath(backendUrl), 'stacks', createHash('sha256').update(stackFqdn).digest('hex').slice(0, 40));
+  const dir = join(fileURLToPath(backendUrl), 'stacks', createHash('sha256').update(stackKey).digest('hex').slice(0, 40));
   return { url: pathToFileURL(dir).href, dir };
+}
+
+const BLOB_SCHEMES = ['s3:', 'gs:', 'azblob:'];
+
+function tenantPrefixed(backendUrl: string, stackKey: string): string {
+  const parts = stackKey.split('/');
+  if (parts.length !== 4) return backendUrl; // the default tenant: as before tenants existed
+  const url = new URL(backendUrl);
+  if (!BLOB_SCHEMES.includes(url.protocol)) return backendUrl;
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/tenants/${parts[0]}`;
+  return url.href;
 }
 
 const exists = (path: string) =>
@@ -29,6 +42,7 @@ const exists = (path: string) =>
  * The caller holds the stack's lock. Does nothing when the stack already has its folder.
  */
 export async function adoptSharedLayout(backendUrl: string, stackFqdn: string): Promise<boolean> {
+  // Only the default tenant's stacks (key = FQDN) can have state from before tenants existed.
   const { dir } = stackBackend(backendUrl, stackFqdn);
   if (!dir || (await exists(join(dir, '.pulumi')))) return false;
   const shared = join(fileURLToPath(backendUrl), '.pulumi');

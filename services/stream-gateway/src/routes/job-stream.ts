@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { callerOf, errors } from '@pds/shared';
+import { callerOf, errors, principalOf } from '@pds/shared';
 import { trackSocket } from '../connections.js';
 import { CloseCodes, sseOutbox, webSocketOutbox } from '../outbox.js';
 import { JobStreamParamsSchema, JobStreamQuerySchema } from '../schemas.js';
@@ -49,13 +49,13 @@ export const jobStreamRoute: FastifyPluginAsyncTypebox = async (app) => {
         release();
         controller.abort();
       });
-      await streamInto(deps, request.params.id, from, outbox, controller.signal, request.log);
+      await streamInto(deps, request.params.id, from, outbox, controller.signal, request.log, principalOf(request));
       outbox.close(CloseCodes.normal, 'job ended');
     },
     wsHandler: (socket, request) => {
       const signal = trackSocket(connections, socket, callerOf(request).tokenHash);
       const outbox = webSocketOutbox(socket, limits.maxBufferedBytes);
-      void streamInto(deps, request.params.id, request.query.from ?? 0, outbox, signal, request.log).then((result) =>
+      void streamInto(deps, request.params.id, request.query.from ?? 0, outbox, signal, request.log, principalOf(request)).then((result) =>
         outbox.close(...closeReason(result)),
       );
     },

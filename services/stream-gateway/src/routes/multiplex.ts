@@ -48,7 +48,7 @@ export const multiplexRoute: FastifyPluginAsyncTypebox = async (app) => {
         const job = new AbortController();
         jobs.set(jobId, job);
         const signal = AbortSignal.any([connection, job.signal]);
-        void streamInto(deps, jobId, message.from ?? 0, out, signal, request.log).finally(() => {
+        void streamInto(deps, jobId, message.from ?? 0, out, signal, request.log, holder.principal).finally(() => {
           if (jobs.get(jobId) === job) jobs.delete(jobId);
         });
       }

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { sampleCredentials } from '@pds/devkit';
+import { roleAllows, type Role } from '@pds/shared';
+import t from 'tap';
+import { manifest, startApi } from './harness.js';
+import { caller, type Method, tenantsWithTokens } from './tenant-helpers.js';
+
+/**
+ * Every documented route × {own tenant, other tenant, platform} × role, against objects of tenant
+ * `acme`: a role below the route's gets 403 wherever it comes from; acme's roles that may get in;
+ * beta's roles that may call the route get 404 for any acme object (existence does not leak), 403 for
+ * creating in acme, and lists without anything of acme; the platform admin gets in everywhere.
+ */
+t.test('route × tenant × role', async (t) => {
+  const { app } = await startApi(t);
+  const platform = caller(app);
+  const tokens = await tenantsWithTokens(app, ['acme', 'beta']);
+  const gcp = sampleCredentials().gcp.fields;
+  const unique = () => `m-${randomUUID().slice(0, 8)}`;
+  const created = async (method: Method, url: string, payload: object | string) => {
+    const res = await platform(method, url, payload);
+    if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.body}`);
+    return res.json();
+  };
+  const acmeIds = new Set<string>();
+  const remember = <T extends { id: string }>(value: T) => (acmeIds.add(value.id), value);
+
+  // Fresh acme objects for each request, so a delete or a cancel never spoils the next caller's target.
+  const freshResource = async () => {
+    const name = unique();
+    return { ...remember(await created('POST', '/v1/resources?tenant=acme', manifest(name))), name };
+  };
+  const freshJob = async () =>
+    remember(await created('POST', `/v1/resources/${(await freshResource()).id}/jobs`, { operation: 'preview' }));
+  const targets: Record<string, () => Promise<{ id: string; name?: string }>> = {
+    '/v1/resources/{id}': freshResource,
+    '/v1/resources/{id}/jobs': freshResource,
+    '/v1/jobs/{id}': freshJob,
+    '/v1/jobs/{id}/cancel': freshJob,
+    '/v1/jobs/{id}/lines': freshJob,
+    '/v1/credentials/{id}': async () =>
+      remember(await created('POST', '/v1/credentials', { name: unique(), provider: 'gcp', tenant: 'acme', ...gcp })),
+    '/v1/tokens/{id}': async () => remember(await created('POST', '/v1/tokens', { name: unique(), role: 'viewer', tenant: 'acme' })),
+    '/v1/tenants/{id}': async () => ({ id: 'acme' }),
+  };
+  const bodies: Record<string, (target?: { id: string; name?: string }) => object | string> = {
+    'POST /v1/resources': () => manifest(unique()),
+    'PUT /v1/resources/{id}': (target) => manifest(target!.name!),
+    'POST /v1/resources/{id}/jobs': () => ({ operation: 'preview' }),
+    'POST /v1/jobs/{id}/cancel': () => ({}),
+    'POST /v1/credentials': () => ({ name: unique(), provider: 'gcp', tenant: 'acme', ...gcp }),
+    'PUT /v1/credentials/{id}': () => gcp,
+    'POST /v1/tokens': () => ({ name: unique(), role: 'viewer', tenant: 'acme' }),
+    'POST /v1/tenants': () => ({ name: unique() }),
+    'PATCH /v1/tenants/{id}': () => ({ description: 'matrix' }),
+  };
+  /** Creates in a tenant name it as `?tenant=` when their body is not JSON. */
+  const tenantQuery: Record<string, string> = { 'POST /v1/resources': '?tenant=acme' };
+
+  const doc = (await platform('GET', '/docs/json')).json() as { paths: Record<string, Record<string, { 'x-access'?: string }>> };
+  const routes = Object.entries(doc.paths)
+    .flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({
+        path,
+        method: method.toUpperCase() as Method,
+        access: op['x-access'] as Role | 'public',
+      })),
+    )
+    .filter((r) => r.access !== 'public');
+  t.ok(routes.length >= 20, `${routes.length} protected routes`);
+
+  const callers = [
+    ...(['viewer', 'deployer', 'admin'] as const).map((role) => ({
+      who: `acme ${role}`,
+      tenant: 'acme',
+      role,
+      call: caller(app, tokens.acme![role]),
+    })),
+    ...(['viewer', 'deployer', 'admin'] as const).map((role) => ({
+      who: `beta ${role}`,
+      tenant: 'beta',
+      role,
+      call: caller(app, tokens.beta![role]),
+    })),
+    { who: 'platform', tenant: undefined, role: 'platform' as const, call: platform },
+  ];
+
+  const wrong: string[] = [];
+  let sent = 0;
+  for (const route of routes) {
+    const key = `${route.method} ${route.path}`;
+    for (const who of callers) {
+      const target = route.path.includes('{id}') ? await targets[route.path]!() : undefined;
+      if (route.path.includes('{id}') && !target) throw new Error(`no target for ${route.path}`);
+      let url = route.path.replace('{id}', target?.id ?? '');
+      if (route.method === 'GET' && !route.path.includes('{id}') && route.path !== '/v1/tenants') url += '?tenant=acme';
+      url += tenantQuery[key] ?? '';
+      let body = bodies[key]?.(target);
+      if (key === 'POST /v1/stream-tickets') body = { jobId: (await freshJob()).id };
+      if ((route.method === 'POST' || route.method === 'PUT' || route.method === 'PATCH') && body === undefined)
+        throw new Error(`no body for ${key}`);
+      const res = await who.call(route.method, url, body);
+      sent++;
+      const got = `${key} by ${who.who} → ${res.statusCode}`;
+      let expected: string;
+      if (!roleAllows(who.role, route.access as Role)) expected = '403';
+      else if (who.tenant !== 'beta') expected = '2xx';
+      else if (route.path.includes('{id}') || key === 'POST /v1/stream-tickets') expected = '404';
+      else if (route.method === 'GET') expected = '2xx without acme';
+      else expected = '403';
+      const ok =
+        expected === '2xx'
+          ? res.statusCode >= 200 && res.statusCode < 300
+          : expected === '2xx without acme'
+            ? res.statusCode === 200 && ![...acmeIds].some((id) => res.body.includes(id)) && !res.body.includes('"acme"')
+            : String(res.statusCode) === expected;
+      if (!ok) wrong.push(`${got}, expected ${expected}: ${res.body.slice(0, 200)}`);
+    }
+  }
+  t.same(wrong, [], `${sent} requests (${routes.length} routes × ${callers.length} callers): every answer as expected`);
+  t.comment(`tenant matrix: ${routes.length} routes × ${callers.length} callers = ${sent} requests, ${wrong.length} unexpected`);
+});

@@ -1,0 +1,73 @@
+import type { Model } from 'mongoose';
+import type { Logger } from '../logger.js';
+import { DEFAULT_TENANT } from '../tenancy.js';
+import type { Models } from './index.js';
+
+/** Unique indexes of versions without tenants, which would keep two tenants from using one name. */
+const LEGACY_INDEXES: [keyof Models, string][] = [
+  ['Resource', 'kind_1_name_1'],
+  ['Resource', 'stackFqdn_1'],
+  ['Credential', 'name_1'],
+];
+
+async function dropIndexIfPresent(model: Model<any>, name: string): Promise<boolean> {
+  try {
+    await model.collection.dropIndex(name);
+    return true;
+  } catch (err) {
+    const { code, codeName } = err as { code?: number; codeName?: string };
+    // 27: IndexNotFound; 26: NamespaceNotFound (the collection does not exist yet).
+    if (code === 27 || code === 26 || codeName === 'IndexNotFound' || codeName === 'NamespaceNotFound') return false;
+    throw err;
+  }
+}
+
+/**
+ * Moves data written before tenants existed into the default tenant, once: every resource, job,
+ * token, credential and audit entry without a tenant gets `default`. Safe to run again and from
+ * several processes at once (each step only touches documents still without a tenant); the default
+ * tenant's `migratedAt` says it is done, so later start-ups skip the scans.
+ */
+export async function migrateToTenants(models: Models): Promise<{ migrated: boolean; moved: Record<string, number> }> {
+  await models.Tenant.updateOne(
+    { _id: DEFAULT_TENANT },
+    { $setOnInsert: { displayName: 'Default', description: 'Data from before tenants existed', createdBy: 'migration' } },
+    { upsert: true },
+  ).catch((err: { code?: number }) => {
+    if (err.code !== 11000) throw err; // another process inserted it first
+  });
+  const tenant = await models.Tenant.findById(DEFAULT_TENANT, { migratedAt: 1 }).lean<{ migratedAt?: Date }>();
+  if (tenant?.migratedAt) return { migrated: false, moved: {} };
+  const withoutTenant = { tenantId: { $exists: false } };
+  const set = { $set: { tenantId: DEFAULT_TENANT } };
+  const moved: Record<string, number> = {};
+  for (const [name, model] of [
+    ['resources', models.Resource],
+    ['jobs', models.StackJob],
+    ['audit', models.AuditEntry],
+  ] as const) {
+    moved[name] = (await (model as Model<any>).updateMany(withoutTenant, set)).modifiedCount;
+  }
+  // Platform tokens and platform credentials have no tenant on purpose; none existed before tenants.
+  moved.tokens = (await models.ApiToken.updateMany({ ...withoutTenant, role: { $ne: 'platform' } }, set)).modifiedCount;
+  moved.credentials = (await models.Credential.updateMany({ ...withoutTenant, platform: { $ne: true } }, set)).modifiedCount;
+  await models.Tenant.updateOne({ _id: DEFAULT_TENANT }, { $set: { migratedAt: new Date() } });
+  return { migrated: true, moved };
+}
+
+/**
+ * Readies the store at start-up: moves earlier versions' data into the default tenant, drops their
+ * single-tenant unique indexes, and builds every declared index, so uniqueness holds before the
+ * first write. Every service runs it; it is idempotent.
+ */
+export async function prepareStore(models: Models, logger?: Pick<Logger, 'info'>) {
+  const migration = await migrateToTenants(models);
+  const dropped: string[] = [];
+  for (const [model, index] of LEGACY_INDEXES) {
+    if (await dropIndexIfPresent(models[model] as Model<any>, index)) dropped.push(`${model}.${index}`);
+  }
+  await Promise.all(Object.values(models).map((model) => (model as Model<any>).createIndexes()));
+  if (migration.migrated) logger?.info({ moved: migration.moved }, 'data of the version without tenants moved into the default tenant');
+  if (dropped.length > 0) logger?.info({ indexes: dropped }, 'single-tenant unique indexes dropped');
+  return { ...migration, droppedIndexes: dropped };
+}

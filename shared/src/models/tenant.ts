@@ -1,0 +1,31 @@
+import { type Connection, Schema } from 'mongoose';
+
+/**
+ * A tenant: a team that deploys through the service. Every resource, job, credential, token and
+ * audit entry belongs to one. Its name is its `_id` (a DNS label), so every lookup is by `_id`.
+ */
+export const tenantSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    displayName: { type: String, required: true },
+    description: { type: String, default: '' },
+    createdBy: { type: String, required: true },
+    /** When data of versions without tenants was moved into this tenant (the default one only). */
+    migratedAt: { type: Date },
+  },
+  { timestamps: true, versionKey: false },
+);
+
+export interface TenantDoc {
+  _id: string;
+  displayName: string;
+  description: string;
+  createdBy: string;
+  migratedAt?: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function tenantModel(connection: Connection) {
+  return connection.model('Tenant', tenantSchema, 'tenants');
+}
