@@ -172,7 +172,9 @@ t.test("another tenant's job is unknown on the gateway: 4404 on its stream, an e
   multi.send(JSON.stringify({ type: 'subscribe', jobId: j.jobId, from: 0 }));
   await answered;
   t.match(onSocket, [{ type: 'error', code: 4404 }], 'a subscribe gets the same answer');
+  const multiClosed = closed(multi);
   multi.close();
+  await multiClosed;
 
   const own = (await open(`${ws}/v1/jobs/${j.jobId}/stream`, { authorization: `Bearer ${acme.token}` })) as WebSocket;
   const seenByAcme = messagesOf(own);
