@@ -104,6 +104,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     '/v1/credentials/{id}': credential.id,
     '/v1/tokens/{id}': token.id,
     '/v1/tenants/{id}': 'default',
+    '/v1/tenants/{id}/policy': 'default',
   };
   const manifest = (name: string) =>
     `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: /tmp/matrix-${name}\n  files: []\n`;
@@ -122,6 +123,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'POST /v1/stream-tickets': () => ({ type: 'application/json', text: '{}' }),
     'POST /v1/tenants': () => ({ type: 'application/json', text: JSON.stringify({ name: `t-${randomUUID().slice(0, 8)}` }) }),
     'PATCH /v1/tenants/{id}': () => ({ type: 'application/json', text: JSON.stringify({ description: 'intruder' }) }),
+    'PUT /v1/tenants/{id}/policy': () => ({ type: 'application/json', text: JSON.stringify({ templatesByDefault: 'deny' }) }),
   };
 
   const doc = (await stack.api.inject({ method: 'GET', url: '/docs/json' })).json() as {

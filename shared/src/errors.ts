@@ -8,6 +8,8 @@ export class AppError extends Error {
     readonly code: string,
     message: string,
     readonly statusCode: number,
+    /** Sent as `Retry-After` (a limit that frees up with time). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -31,5 +33,9 @@ export const errors = {
   payloadTooLarge: createError('PAYLOAD_TOO_LARGE', 413),
   upgradeRequired: createError('UPGRADE_REQUIRED', 426),
   tooManyRequests: createError('TOO_MANY_REQUESTS', 429),
+  /** A tenant's policy refuses it (the message names the rule). */
+  policy: createError('POLICY_VIOLATION', 409),
+  /** A tenant's limit is reached for now; retry after `seconds` (the message names the rule). */
+  quota: (message: string, seconds: number) => new AppError('QUOTA_EXCEEDED', message, 429, seconds),
   unavailable: createError('DEPENDENCY_UNAVAILABLE', 503),
 };

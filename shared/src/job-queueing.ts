@@ -25,6 +25,8 @@ export interface NewJob {
   stackFqdn: string;
   operation: Operation;
   options: Record<string, unknown>;
+  /** Who asked for it (a retry: who asked for the job it repeats). */
+  createdBy?: { id: string; name: string };
   /** A retry: the job it repeats, and which attempt this is (the first run is attempt 1). */
   retryOf?: string;
   attempt?: number;
@@ -44,7 +46,7 @@ export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fie
     await queue.add(
       STACK_JOBS_QUEUE,
       // The resource id lets a runner read the resource while it claims the job (one round trip less).
-      { stackFqdn: fields.stackFqdn, stackKey, resourceId: fields.resourceId },
+      { stackFqdn: fields.stackFqdn, stackKey, tenantId: fields.tenantId, resourceId: fields.resourceId },
       { jobId: job._id, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
     );
   } catch (err) {

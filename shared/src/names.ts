@@ -80,3 +80,8 @@ export function idempotencyKey(principalId: string, key: string): string {
 export function streamTicketKey(ticketHash: string): string {
   return `${PREFIX}:stream-ticket:${ticketHash}`;
 }
+
+/** A sorted set of a tenant's running jobs (member: job id, score: when its hold expires): `maxConcurrentJobs`. */
+export function tenantRunningKey(tenant: string): string {
+  return `${PREFIX}:tenant:${tenant}:running`;
+}

@@ -32,7 +32,7 @@ t.test('jobs', async (t) => {
     t.equal(queued?.id, job.id);
     t.same(
       queued?.data,
-      { stackFqdn: resource.stackFqdn, stackKey: resource.stackFqdn, resourceId: resource.id },
+      { stackFqdn: resource.stackFqdn, stackKey: resource.stackFqdn, tenantId: 'default', resourceId: resource.id },
       'in the default tenant, the stack key is the FQDN',
     );
   });

@@ -42,6 +42,7 @@ t.test('route × tenant × role', async (t) => {
       remember(await created('POST', '/v1/credentials', { name: unique(), provider: 'gcp', tenant: 'acme', ...gcp })),
     '/v1/tokens/{id}': async () => remember(await created('POST', '/v1/tokens', { name: unique(), role: 'viewer', tenant: 'acme' })),
     '/v1/tenants/{id}': async () => ({ id: 'acme' }),
+    '/v1/tenants/{id}/policy': async () => ({ id: 'acme' }),
   };
   const bodies: Record<string, (target?: { id: string; name?: string }) => object | string> = {
     'POST /v1/resources': () => manifest(unique()),
@@ -53,6 +54,7 @@ t.test('route × tenant × role', async (t) => {
     'POST /v1/tokens': () => ({ name: unique(), role: 'viewer', tenant: 'acme' }),
     'POST /v1/tenants': () => ({ name: unique() }),
     'PATCH /v1/tenants/{id}': () => ({ description: 'matrix' }),
+    'PUT /v1/tenants/{id}/policy': () => ({}),
   };
   /** Creates in a tenant name it as `?tenant=` when their body is not JSON. */
   const tenantQuery: Record<string, string> = { 'POST /v1/resources': '?tenant=acme' };

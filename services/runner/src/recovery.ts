@@ -45,6 +45,7 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc, reason: I
       stackFqdn: job.stackFqdn,
       operation,
       options: (job.options as Record<string, unknown>) ?? {},
+      ...(job.createdBy?.id ? { createdBy: { id: job.createdBy.id, name: job.createdBy.name ?? '' } } : {}),
       retryOf: job._id,
       attempt: attempt + 1,
     });

@@ -8,6 +8,7 @@ import {
   Keyring,
   jobHeartbeatKey,
   jobStackKey,
+  DEFAULT_TENANT,
   type JobStatus,
   type KindRegistry,
   type Logger,
@@ -29,6 +30,7 @@ import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
 import { isInfrastructureReason, recoverJob } from './recovery.js';
+import { TenantGate } from './tenant-gate.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -51,12 +53,16 @@ export interface RunnerDeps {
 
 export interface StackJobData {
   stackFqdn: string;
+  /** The job's tenant; absent on jobs queued by versions without tenants (the default one). */
+  tenantId?: string;
   /** The stack's key (stackKeyOf: tenant and FQDN); absent on jobs queued by versions without tenants. */
   stackKey?: string;
   /** Absent on jobs queued by older versions. */
   resourceId?: string;
 }
 
+/** How long a job whose tenant is at its `maxConcurrentJobs` waits before it asks again. */
+const TENANT_WAIT_MS = 1_000;
 /** When a job could not be started (its store unreachable too long), it is tried again this much later. */
 const NOT_STARTED_RETRY_MS = 10_000;
 /** The reconciler asks the store itself every this many beats (5 min at 10 s), for jobs Redis lost. */
@@ -78,6 +84,7 @@ export function createRunner(deps: RunnerDeps) {
   const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
   const runningJobs = new RunningJobs(deps.connection);
   const stackSizes = new StackSizes(deps.connection);
+  const tenantGate = new TenantGate(deps.connection, deps.models, 4 * heartbeatMs);
   const progressBoard = new ProgressBoard(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const running = new Map<string, AbortController>();
@@ -115,6 +122,12 @@ export function createRunner(deps: RunnerDeps) {
   async function park(job: Job<StackJobData>, token: string | undefined) {
     const ttl = await stacks.lockTtl(job.data.stackKey ?? job.data.stackFqdn);
     await job.moveToDelayed(Date.now() + (ttl > 0 ? ttl + 250 : stacks.ttlMs), token);
+    throw new DelayedError();
+  }
+
+  /** Parks a job whose tenant runs as many jobs as its policy allows (`maxConcurrentJobs`); it asks again in a second. */
+  async function waitForTenant(job: Job<StackJobData>, token: string | undefined) {
+    await job.moveToDelayed(Date.now() + TENANT_WAIT_MS, token);
     throw new DelayedError();
   }
 
@@ -161,17 +174,8 @@ export function createRunner(deps: RunnerDeps) {
     setTimeout(retry, SLOT_RETRY_MS).unref();
   }
 
-  async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
-    const jobId = job.id as string;
-    // The stack's identity in the service (tenant and FQDN); jobs of older versions name the FQDN only.
-    const stackKey = job.data.stackKey ?? job.data.stackFqdn;
-    if ((await stacks.claimOf(jobId)) !== undefined) {
-      // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
-      await stacks.remove(stackKey, jobId);
-      const next = await stacks.next(stackKey);
-      if (next) await promote(next);
-      return;
-    }
+  /** Takes the stack's lock for the job if it is its turn (joining the line if its entry was lost). */
+  async function acquireStack(stackKey: string, jobId: string) {
     let attempt = await stacks.tryAcquire(stackKey, jobId);
     if (!attempt.acquired && attempt.position === undefined) {
       await stacks.enqueue(stackKey, jobId); // not in line (its line entry was lost): join it
@@ -187,13 +191,42 @@ export function createRunner(deps: RunnerDeps) {
         await promote(attempt.head);
       }
     }
-    if (!attempt.acquired) return park(job, token);
+    return attempt;
+  }
+
+  async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
+    const jobId = job.id as string;
+    // The stack's identity in the service (tenant and FQDN); jobs of older versions name the FQDN only.
+    const stackKey = job.data.stackKey ?? job.data.stackFqdn;
+    if ((await stacks.claimOf(jobId)) !== undefined) {
+      // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
+      await stacks.remove(stackKey, jobId);
+      const next = await stacks.next(stackKey);
+      if (next) await promote(next);
+      return;
+    }
+    const tenant = job.data.tenantId ?? DEFAULT_TENANT;
+    if (!(await tenantGate.enter(tenant, jobId))) return waitForTenant(job, token);
+    let attempt: Awaited<ReturnType<typeof stacks.tryAcquire>>;
+    try {
+      attempt = await acquireStack(stackKey, jobId);
+    } catch (err) {
+      await tenantGate.leave(tenant, jobId).catch(() => undefined);
+      throw err;
+    }
+    if (!attempt.acquired) {
+      await tenantGate.leave(tenant, jobId); // its place goes to a job that can run now
+      return park(job, token);
+    }
 
     const controller = new AbortController();
     running.set(jobId, controller);
     const lockValue = attempt.lockValue;
     // The job's heartbeat and the stack lock are renewed together; both expire if this process dies.
-    const beat = () => deps.connection.set(jobHeartbeatKey(jobId), runnerId, 'PX', 4 * heartbeatMs);
+    const beat = async () => {
+      await deps.connection.set(jobHeartbeatKey(jobId), runnerId, 'PX', 4 * heartbeatMs);
+      await tenantGate.renew(tenant, jobId);
+    };
     await beat();
     const renewal = setInterval(() => {
       void beat().catch(() => undefined);
@@ -255,6 +288,7 @@ export function createRunner(deps: RunnerDeps) {
       running.delete(jobId);
       await deps.connection.del(jobHeartbeatKey(jobId)).catch(() => undefined);
       await runningJobs.remove(jobId).catch(() => undefined); // a leftover entry is dropped by a reconciler
+      await tenantGate.leave(tenant, jobId).catch(() => undefined); // else it expires after four beats
       const next = await stacks.release(stackKey, lockValue);
       // Not itself: a job given back (not started) waits out its delay.
       if (next && next !== jobId) await promote(next);

@@ -22,6 +22,7 @@ export function isDependencyOutage(err: Error): boolean {
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   request.auditFailure = err.message;
   if (err instanceof AppError) {
+    if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
     return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
   }
   if (err.validation) {

@@ -5,6 +5,7 @@ import { credentialModel } from './credential.js';
 import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
+import { storeLockModel } from './store-lock.js';
 import { tenantModel } from './tenant.js';
 
 export * from './api-token.js';
@@ -14,6 +15,7 @@ export * from './job-line.js';
 export * from './resource.js';
 export * from './stack-job.js';
 export * from './tenant.js';
+export * from './store-lock.js';
 export * from './prepare-store.js';
 
 /** All models, bound to one connection (each test can bring its own database). */
@@ -26,6 +28,7 @@ export function createModels(connection: Connection) {
     ApiToken: apiTokenModel(connection),
     AuditEntry: auditEntryModel(connection),
     Tenant: tenantModel(connection),
+    StoreLock: storeLockModel(connection),
   };
 }
 

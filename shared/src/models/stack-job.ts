@@ -16,6 +16,8 @@ export const stackJobSchema = new Schema(
     operation: { type: String, enum: OPERATIONS, required: true },
     status: { type: String, enum: JOB_STATUSES, required: true, default: 'queued' },
     options: { type: Schema.Types.Mixed, default: {} },
+    /** The token that asked for it (its public id and name). */
+    createdBy: { type: { _id: false, id: String, name: String } },
     startedAt: { type: Date },
     /** When the operation's Pulumi process was started (created → spawned is the queueing latency). */
     spawnedAt: { type: Date },

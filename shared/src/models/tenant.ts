@@ -10,6 +10,8 @@ export const tenantSchema = new Schema(
     displayName: { type: String, required: true },
     description: { type: String, default: '' },
     createdBy: { type: String, required: true },
+    /** The tenant's policy (policy.ts) as JSON text: parameter paths hold dots. */
+    policy: { type: String, default: '{}' },
     /** When data of versions without tenants was moved into this tenant (the default one only). */
     migratedAt: { type: Date },
   },
@@ -21,6 +23,7 @@ export interface TenantDoc {
   displayName: string;
   description: string;
   createdBy: string;
+  policy?: string;
   migratedAt?: Date;
   createdAt: Date;
   updatedAt: Date;

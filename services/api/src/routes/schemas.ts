@@ -1,4 +1,4 @@
-import { CREDENTIAL_FIELDS, JOB_STATUSES, OPERATIONS, PROVIDER_NAMES, ROLES, TENANT_NAME_PATTERN } from '@pds/shared';
+import { CREDENTIAL_FIELDS, JOB_STATUSES, OPERATIONS, PROVIDER_NAMES, ROLES, TENANT_NAME_PATTERN, TENANT_ROLES } from '@pds/shared';
 import { type TSchema, Type } from '@sinclair/typebox';
 
 /** A string that is one of `values` (an enum in the OpenAPI document). */
@@ -97,6 +97,7 @@ export const JobSchema = Type.Object({
   operation: literals(OPERATIONS),
   status: literals(JOB_STATUSES),
   options: Json,
+  createdBy: Type.Optional(Type.Object({ id: Type.String(), name: Type.String() }, { description: 'The token that asked for it' })),
   reason: Type.Optional(Type.String()),
   position: Type.Optional(Type.Integer({ description: 'While queued behind another job on its stack: its place in line (0 = next)' })),
   blockedBy: Type.Optional(Type.String({ description: 'While queued: the job holding or ahead in line for the stack' })),
@@ -333,3 +334,51 @@ export const UpdateTenantBodySchema = Type.Object(
 );
 
 export const TenantParamsSchema = Type.Object({ id: tenantName() });
+
+const Count = (description: string) => Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description }));
+
+const ParameterLimitSchema = Type.Object(
+  {
+    minimum: Type.Optional(Type.Number()),
+    maximum: Type.Optional(Type.Number()),
+    enum: Type.Optional(Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 })),
+    pattern: Type.Optional(Type.String({ maxLength: 1000, description: 'A regular expression (Unicode) the value must match' })),
+    maxLength: Count('The longest string allowed'),
+    maxItems: Count('The longest list allowed'),
+  },
+  { additionalProperties: false },
+);
+
+/** A tenant's policy: every field optional; no rule, no limit. */
+export const TenantPolicySchema = Type.Object(
+  {
+    maxConcurrentJobs: Count('Jobs of the tenant running at once; more wait for their turn'),
+    maxQueuedJobs: Count('Jobs of the tenant queued at once; past it a new job is refused with 429 and Retry-After'),
+    operations: Type.Optional(
+      Type.Object(Object.fromEntries(OPERATIONS.map((op) => [op, Type.Optional(literals(TENANT_ROLES))])), {
+        additionalProperties: false,
+        description: 'The least tenant role for each operation (default: deployer; destroy: admin)',
+      }),
+    ),
+    templatesByDefault: Type.Optional(literals(['allow', 'deny'] as const)),
+    templates: Type.Optional(
+      Type.Record(
+        Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$' }),
+        Type.Object(
+          {
+            allowed: Type.Optional(Type.Boolean()),
+            maxInstances: Count('At most this many resources of the template in the tenant'),
+            parameters: Type.Optional(
+              Type.Record(
+                Type.String({ pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', description: 'A manifest path: spec.size' }),
+                ParameterLimitSchema,
+              ),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);

@@ -2,7 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { principalOf } from '@pds/shared';
 import { Type } from '@sinclair/typebox';
 import { tenantService } from '../services/tenants.js';
-import { CreateTenantBodySchema, errorResponses, TenantParamsSchema, TenantSchema, UpdateTenantBodySchema } from './schemas.js';
+import {
+  CreateTenantBodySchema,
+  errorResponses,
+  TenantParamsSchema,
+  TenantPolicySchema,
+  TenantSchema,
+  UpdateTenantBodySchema,
+} from './schemas.js';
 
 /** Tenants: created and changed by platform admins; a tenant's callers read their own. */
 export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -64,6 +71,38 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       request.auditTenant = request.params.id;
       return tenants.update(request.params.id, request.body);
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:id/policy',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['tenants'],
+        summary: "A tenant's policy: templates allowed, parameter limits, instance and job limits, least role per operation",
+        params: TenantParamsSchema,
+        response: { 200: TenantPolicySchema, ...errorResponses },
+      },
+    },
+    async (request) => tenants.getPolicy(request.params.id, principalOf(request)),
+  );
+
+  app.put(
+    '/v1/tenants/:id/policy',
+    {
+      config: { access: 'platform', action: 'tenant.policy' },
+      schema: {
+        tags: ['tenants'],
+        summary: "Replace a tenant's policy (platform admins); it holds from the next request on",
+        params: TenantParamsSchema,
+        body: TenantPolicySchema,
+        response: { 200: TenantPolicySchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      request.auditTenant = request.params.id;
+      return tenants.setPolicy(request.params.id, request.body);
     },
   );
 };

@@ -15,6 +15,15 @@ import {
   QueueUnavailableError,
   queueStackJob,
   type StackJobDoc,
+  assertParameterLimits,
+  assertTemplateAllowed,
+  operationRole,
+  parseManifest,
+  type Principal,
+  QUEUE_FULL_RETRY_SECONDS,
+  roleAllows,
+  STORED_MANIFEST,
+  type TenantPolicy,
   canSee,
   jobStackKey,
   tenantFilter,
@@ -24,6 +33,8 @@ import {
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { readPage } from './pagination.js';
+import { withStoreLock } from './store-lock.js';
+import { tenantService } from './tenants.js';
 import { jobView } from './views.js';
 
 export interface JobServiceDeps {
@@ -110,6 +121,51 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
     }
   }
 
+  const tenants = tenantService({ models });
+
+  /**
+   * The tenant's policy for a new job: the operation's least role, and for a deploy (up, preview)
+   * the template allowed and the manifest within today's parameter limits (they may have narrowed
+   * since it was stored). Destroy and refresh stay possible on a template no longer allowed, so a
+   * team can clean up. Returns the policy.
+   */
+  async function admit(resource: ResourceDoc, operation: Operation, caller: Principal): Promise<TenantPolicy> {
+    const tenant = tenantOf(resource);
+    const policy = await tenants.policyOf(tenant);
+    const role = operationRole(policy, operation);
+    if (caller.role !== 'platform' && !roleAllows(caller.role, role)) {
+      const rule = policy.operations?.[operation] ? `operations.${operation}` : `the default for ${operation}`;
+      throw errors.forbidden(
+        `a ${operation} job needs the ${role} role in tenant ${tenant} (policy: ${rule}); token "${caller.name}" has the ${caller.role} role`,
+      );
+    }
+    if (operation === 'up' || operation === 'preview') {
+      assertTemplateAllowed(policy, tenant, resource.kind);
+      try {
+        assertParameterLimits(policy, tenant, resource.kind, parseManifest(resource.manifest, STORED_MANIFEST));
+      } catch (err) {
+        throw errors.policy(`the resource's manifest is outside its tenant's limits now: ${(err as Error).message}; change it first`);
+      }
+    }
+    return policy;
+  }
+
+  /** With `maxQueuedJobs`, queues under a lock on the tenant so that parallel creates cannot pass the count together. */
+  async function withinQueueLimit<T>(tenant: string, policy: TenantPolicy, queueIt: () => Promise<T>): Promise<T> {
+    const max = policy.maxQueuedJobs;
+    if (max === undefined) return queueIt();
+    return withStoreLock(models, `queued:${tenant}`, async () => {
+      const queued = await models.StackJob.countDocuments({ tenantId: tenant, status: 'queued' });
+      if (queued >= max) {
+        throw errors.quota(
+          `tenant ${tenant} has ${queued} queued jobs, its limit (policy: maxQueuedJobs ${max}); retry when some have started`,
+          QUEUE_FULL_RETRY_SECONDS,
+        );
+      }
+      return queueIt();
+    });
+  }
+
   /** Reads a job the viewer may see; another tenant's answers as unknown (404). */
   async function find(id: string, viewer: TenantViewer): Promise<StackJobDoc> {
     const doc = await models.StackJob.findOne({ _id: id, ...tenantFilter(viewer) }).lean<StackJobDoc>();
@@ -119,23 +175,27 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
 
   return {
     /** Records the job as queued, then puts it on the queue; if the queue is down, nothing is left behind. */
-    async create(resourceId: string, input: CreateJobInput, viewer: TenantViewer) {
-      const resource = await models.Resource.findOne({ _id: resourceId, ...tenantFilter(viewer) }).lean<ResourceDoc>();
+    async create(resourceId: string, input: CreateJobInput, caller: Principal) {
+      const resource = await models.Resource.findOne({ _id: resourceId, ...tenantFilter(caller) }).lean<ResourceDoc>();
       if (!resource) throw errors.notFound(`resource ${resourceId} not found`);
       const { operation, ...options } = input;
+      const policy = await admit(resource, operation, caller);
       let created: StackJobDoc;
       try {
-        created = await queueStackJob(
-          { models, queue, stacks },
-          {
-            tenantId: tenantOf(resource),
-            resourceId,
-            resourceVersion: resource.version,
-            kind: resource.kind,
-            stackFqdn: resource.stackFqdn,
-            operation,
-            options,
-          },
+        created = await withinQueueLimit(tenantOf(resource), policy, () =>
+          queueStackJob(
+            { models, queue, stacks },
+            {
+              tenantId: tenantOf(resource),
+              resourceId,
+              resourceVersion: resource.version,
+              kind: resource.kind,
+              stackFqdn: resource.stackFqdn,
+              operation,
+              options,
+              createdBy: { id: caller.id, name: caller.name },
+            },
+          ),
         );
       } catch (err) {
         if (!(err instanceof QueueUnavailableError)) throw err;

@@ -18,8 +18,13 @@ import {
   type TenantViewer,
   CREDENTIAL_LABEL,
   type Manifest,
+  assertParameterLimits,
+  assertTemplateAllowed,
+  type TenantPolicy,
 } from '@pds/shared';
 import { readPage } from './pagination.js';
+import { withStoreLock } from './store-lock.js';
+import { tenantService } from './tenants.js';
 import { resourceView } from './views.js';
 
 export interface ResourceServiceDeps {
@@ -94,6 +99,34 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
     }
   }
 
+  const tenants = tenantService({ models });
+
+  /** The tenant's rules for a manifest's template: allowed, and within the parameter limits. */
+  async function assertPolicy(tenantId: string, manifest: Manifest): Promise<TenantPolicy> {
+    const policy = await tenants.policyOf(tenantId);
+    assertTemplateAllowed(policy, tenantId, manifest.kind);
+    assertParameterLimits(policy, tenantId, manifest.kind, manifest);
+    return policy;
+  }
+
+  /**
+   * Stores a new resource; with a `maxInstances` rule, under a lock on the tenant and template, so
+   * that parallel creates cannot pass the count together.
+   */
+  async function insert(fields: Record<string, unknown> & { tenantId: string; kind: string }, policy: TenantPolicy) {
+    const max = policy.templates?.[fields.kind]?.maxInstances;
+    if (max === undefined) return models.Resource.create(fields);
+    return withStoreLock(models, `instances:${fields.tenantId}:${fields.kind}`, async () => {
+      const count = await models.Resource.countDocuments({ tenantId: fields.tenantId, kind: fields.kind });
+      if (count >= max) {
+        throw errors.policy(
+          `tenant ${fields.tenantId} may have at most ${max} ${fields.kind} resources and has ${count} (policy: templates.${fields.kind}.maxInstances)`,
+        );
+      }
+      return models.Resource.create(fields);
+    });
+  }
+
   /** Reads a resource the viewer may see; another tenant's answers as unknown (404). */
   async function find(id: string, viewer: TenantViewer): Promise<ResourceDoc> {
     const doc = await models.Resource.findOne({ _id: id, ...tenantFilter(viewer) }).lean<ResourceDoc>();
@@ -113,17 +146,21 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
         throw errors.invalidManifest(`kind "${manifest.kind}" is unknown; known kinds: ${[...kinds.keys()].join(', ') || '(none)'}`);
       }
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
+      const policy = await assertPolicy(tenantId, manifest);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { tenantId, kind: manifest.kind, name: manifest.metadata.name });
       try {
-        const doc = await models.Resource.create({
-          tenantId,
-          kind: manifest.kind,
-          name: manifest.metadata.name,
-          stackFqdn,
-          ...labelFields(manifest.metadata.labels),
-          manifest: manifestText,
-        });
+        const doc = await insert(
+          {
+            tenantId,
+            kind: manifest.kind,
+            name: manifest.metadata.name,
+            stackFqdn,
+            ...labelFields(manifest.metadata.labels),
+            manifest: manifestText,
+          },
+          policy,
+        );
         return resourceView(doc.toObject() as unknown as ResourceDoc);
       } catch (err) {
         if (isDuplicateKey(err)) {
@@ -143,6 +180,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       if (manifest.kind !== current.kind || !kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
+      await assertPolicy(tenantOf(current), manifest);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { ...current, tenantId: tenantOf(current) });
       if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);

@@ -1,4 +1,16 @@
-import { canSee, DEFAULT_TENANT, errors, type Models, type Principal, type TenantDoc, tenantFilter, type TenantViewer } from '@pds/shared';
+import {
+  canSee,
+  decodePolicy,
+  DEFAULT_TENANT,
+  encodePolicy,
+  errors,
+  type Models,
+  type TenantPolicy,
+  type Principal,
+  type TenantDoc,
+  tenantFilter,
+  type TenantViewer,
+} from '@pds/shared';
 
 /** A tenant as the API shows it. */
 export function tenantView(doc: TenantDoc) {
@@ -51,6 +63,40 @@ export function tenantService({ models }: { models: Pick<Models, 'Tenant'> }) {
       const doc = await models.Tenant.findOneAndUpdate({ _id: name }, { $set: patch }, { returnDocument: 'after' }).lean<TenantDoc>();
       if (!doc) throw errors.notFound(`tenant ${name} not found`);
       return tenantView(doc);
+    },
+
+    /** A tenant's policy (the viewer's own tenant, or any for platform admins). */
+    async getPolicy(name: string, viewer: TenantViewer): Promise<TenantPolicy> {
+      const doc = canSee(viewer, name) ? await models.Tenant.findById(name, { policy: 1 }).lean<Pick<TenantDoc, 'policy'>>() : null;
+      if (!doc) throw errors.notFound(`tenant ${name} not found`);
+      return decodePolicy(doc.policy);
+    },
+
+    /** Replaces a tenant's policy (platform admins); patterns must compile. */
+    async setPolicy(name: string, policy: TenantPolicy): Promise<TenantPolicy> {
+      for (const [template, rule] of Object.entries(policy.templates ?? {})) {
+        for (const [path, limit] of Object.entries(rule.parameters ?? {})) {
+          if (limit.pattern === undefined) continue;
+          try {
+            new RegExp(limit.pattern, 'u');
+          } catch (err) {
+            throw errors.invalidRequest(`templates.${template}.parameters.${path}.pattern: ${(err as Error).message}`);
+          }
+        }
+      }
+      const doc = await models.Tenant.findOneAndUpdate(
+        { _id: name },
+        { $set: { policy: encodePolicy(policy) } },
+        { returnDocument: 'after' },
+      ).lean<TenantDoc>();
+      if (!doc) throw errors.notFound(`tenant ${name} not found`);
+      return decodePolicy(doc.policy);
+    },
+
+    /** The policy a tenant's requests are held to (none if the tenant has none). */
+    async policyOf(name: string): Promise<TenantPolicy> {
+      const doc = await models.Tenant.findById(name, { policy: 1 }).lean<Pick<TenantDoc, 'policy'>>();
+      return decodePolicy(doc?.policy);
     },
 
     /**

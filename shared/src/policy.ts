@@ -1,0 +1,125 @@
+import { errors } from './errors.js';
+import type { Operation, TenantRole } from './types.js';
+
+/** Limits on one parameter (a manifest path such as `spec.size`), as in JSON Schema. */
+export interface ParameterLimit {
+  minimum?: number;
+  maximum?: number;
+  enum?: unknown[];
+  pattern?: string;
+  maxLength?: number;
+  maxItems?: number;
+}
+
+/** What a tenant may do with one template (a kind). */
+export interface TemplateRule {
+  /** Whether the tenant may create and deploy it (default: the policy's `templatesByDefault`). */
+  allowed?: boolean;
+  /** At most this many resources of it in the tenant. */
+  maxInstances?: number;
+  /** Limits on its parameters, by manifest path (`spec.size`). */
+  parameters?: Record<string, ParameterLimit>;
+}
+
+/** A tenant's rules, set by platform admins; every field optional (no rule, no limit). */
+export interface TenantPolicy {
+  /** Jobs of the tenant running at once; more wait for their turn (runners enforce it). */
+  maxConcurrentJobs?: number;
+  /** Jobs of the tenant queued at once; past it a new job is refused with 429 and Retry-After. */
+  maxQueuedJobs?: number;
+  /** The least tenant role for each operation (by default: deployer, and admin for destroy). */
+  operations?: Partial<Record<Operation, TenantRole>>;
+  /** Whether templates without a rule are allowed (default `allow`). */
+  templatesByDefault?: 'allow' | 'deny';
+  templates?: Record<string, TemplateRule>;
+}
+
+/** The least role for each operation when a policy says nothing. */
+export const DEFAULT_OPERATION_ROLES: Record<Operation, TenantRole> = {
+  preview: 'deployer',
+  refresh: 'deployer',
+  up: 'deployer',
+  destroy: 'admin',
+};
+
+/** How long a caller refused by `maxQueuedJobs` is told to wait. */
+export const QUEUE_FULL_RETRY_SECONDS = 30;
+
+/** A policy as stored: JSON text (parameter paths hold dots, which the store refuses in field names). */
+export function encodePolicy(policy: TenantPolicy): string {
+  return JSON.stringify(policy);
+}
+
+export function decodePolicy(stored: string | undefined | null): TenantPolicy {
+  if (!stored) return {};
+  try {
+    return JSON.parse(stored) as TenantPolicy;
+  } catch {
+    return {};
+  }
+}
+
+/** The least role a tenant's policy asks for an operation. */
+export function operationRole(policy: TenantPolicy, operation: Operation): TenantRole {
+  return policy.operations?.[operation] ?? DEFAULT_OPERATION_ROLES[operation];
+}
+
+/** Refuses (409) a template the tenant's policy does not allow, naming the rule. */
+export function assertTemplateAllowed(policy: TenantPolicy, tenant: string, template: string): void {
+  const rule = policy.templates?.[template];
+  const allowed = rule?.allowed ?? (policy.templatesByDefault ?? 'allow') === 'allow';
+  if (!allowed) {
+    const which =
+      rule?.allowed === false
+        ? `templates.${template}.allowed is false`
+        : `templatesByDefault is deny and template ${template} has no rule allowing it`;
+    throw errors.policy(`template ${template} is not allowed for tenant ${tenant} (policy: ${which})`);
+  }
+}
+
+function valueAt(root: unknown, path: string): unknown {
+  let value = root;
+  for (const key of path.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+/** The first way `value` breaks `limit`, as "must …", or undefined. */
+function breach(value: unknown, limit: ParameterLimit): string | undefined {
+  if (limit.enum && !limit.enum.some((allowed) => JSON.stringify(allowed) === JSON.stringify(value))) {
+    return `must be one of ${limit.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  if (typeof value === 'number') {
+    if (limit.minimum !== undefined && value < limit.minimum) return `must be >= ${limit.minimum}`;
+    if (limit.maximum !== undefined && value > limit.maximum) return `must be <= ${limit.maximum}`;
+  }
+  if (typeof value === 'string') {
+    if (limit.maxLength !== undefined && value.length > limit.maxLength) return `must be at most ${limit.maxLength} characters`;
+    if (limit.pattern !== undefined && !new RegExp(limit.pattern, 'u').test(value)) return `must match ${limit.pattern}`;
+  }
+  if (Array.isArray(value) && limit.maxItems !== undefined && value.length > limit.maxItems)
+    return `must have at most ${limit.maxItems} items`;
+  if ((limit.minimum !== undefined || limit.maximum !== undefined) && typeof value !== 'number') return 'must be a number';
+  if ((limit.pattern !== undefined || limit.maxLength !== undefined) && typeof value !== 'string') return 'must be a string';
+  if (limit.maxItems !== undefined && !Array.isArray(value)) return 'must be a list';
+  return undefined;
+}
+
+/**
+ * Checks a manifest against the tenant's parameter limits for its template; refuses (400) naming
+ * every field that breaks one and the rule: `spec.size must be <= 4 (tenant acme's limit)`.
+ * A parameter the manifest leaves out is not checked here (the template's schema says what is required).
+ */
+export function assertParameterLimits(policy: TenantPolicy, tenant: string, template: string, manifest: unknown): void {
+  const limits = policy.templates?.[template]?.parameters ?? {};
+  const problems: string[] = [];
+  for (const [path, limit] of Object.entries(limits)) {
+    const value = valueAt(manifest, path);
+    if (value === undefined) continue;
+    const why = breach(value, limit);
+    if (why) problems.push(`${path} ${why} (tenant ${tenant}'s limit)`);
+  }
+  if (problems.length > 0) throw errors.invalidManifest(problems.join('; '));
+}
