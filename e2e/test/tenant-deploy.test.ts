@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stackBackend } from '@pds/runner';
+import type { ResourceDoc } from '@pds/shared';
 import t from 'tap';
 import { fileSetManifest, startStack, waitForJob } from './harness.js';
 
@@ -36,6 +37,13 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
     );
     return { resource, job: await call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'up' }) };
   };
+  const waitForResource = async (id: string, ready: (doc: ResourceDoc) => boolean) => {
+    for (;;) {
+      const doc = await stack.models.Resource.findById(id).lean<ResourceDoc>();
+      if (doc && ready(doc)) return doc;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
   const finished = (id: string) => waitForJob(stack.models, id, (j) => j.status !== 'queued' && j.status !== 'running', 120_000);
 
   // One name, one FQDN, two tenants.
@@ -49,6 +57,15 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
   t.ok((await stat(join(stateOf('beta'), '.pulumi'))).isDirectory(), "beta's too");
   t.not(stateOf('acme'), stateOf('beta'));
 
+  // The stack's life on the resource: deployed, by whom, with its outputs; then destroyed.
+  const deployed = await call('GET', `/v1/resources/${a.resource.id}`);
+  t.match(deployed.stack, { status: 'deployed', jobId: a.job.id, lastDeployedBy: 'ADMIN_TOKEN', resourceVersion: 1, outputs: {} });
+  t.ok(Object.keys(deployed.stack.outputs).length > 0, `its outputs: ${JSON.stringify(deployed.stack.outputs)}`);
+  const destroy = await call('POST', `/v1/resources/${b.resource.id}/jobs`, { operation: 'destroy' });
+  t.equal((await finished(destroy.id)).status, 'succeeded');
+  t.match((await call('GET', `/v1/resources/${b.resource.id}`)).stack, { status: 'destroyed', jobId: destroy.id });
+  t.equal((await call('GET', `/v1/resources/${a.resource.id}`)).stack.status, 'deployed', "acme's stack of the same FQDN is untouched");
+
   // acme runs one job at a time; beta, with no limit, runs its jobs at once (the control).
   const slow = 2_000;
   const acmeJobs = await Promise.all(['s1', 's2', 's3'].map((n) => deploy('acme', `${n}-${randomUUID().slice(0, 4)}`, slow)));
@@ -60,6 +77,10 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
     });
   const overlaps = (list: (readonly [number, number])[]) =>
     list.some(([s1, e1], i) => list.some(([s2, e2], k) => k !== i && s1 < e2 && s2 < e1));
+  const first = acmeJobs[0]!;
+  await waitForJob(stack.models, first.job.id, (j) => j.status !== 'queued', 60_000);
+  const whileRunning = await waitForResource(first.resource.id, (r) => r.stack?.status !== 'pending');
+  t.equal(whileRunning.stack?.status, 'deploying', 'an up in progress shows its stack deploying');
   const acmeSpans = await spans(acmeJobs);
   const betaSpans = await spans(betaJobs);
   t.notOk(overlaps(acmeSpans), `acme's three jobs ran one at a time: ${JSON.stringify(acmeSpans)}`);

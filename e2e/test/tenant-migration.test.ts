@@ -82,7 +82,12 @@ t.test('a store written by the version without tenants moves into the default te
 
   const first = await prepareStore(models);
   t.equal(first.migrated, true);
-  t.same(first.moved, { resources: 1, jobs: 1, audit: 1, tokens: 1, credentials: 1 }, 'every document without a tenant moved');
+  t.same(first.moved, { resources: 1, jobs: 1, audit: 1, tokens: 1, credentials: 1, stacks: 1 }, 'every document without a tenant moved');
+  t.match(
+    await models.Resource.findById('r-legacy').lean(),
+    { stack: { status: 'deployed', jobId: 'j-legacy', resourceVersion: 3 } },
+    'its stack state follows from its last successful up',
+  );
   t.same(first.droppedIndexes.sort(), ['Credential.name_1', 'Resource.kind_1_name_1', 'Resource.stackFqdn_1']);
   for (const collection of ['resources', 'stackjobs', 'credentials', 'apitokens', 'audit']) {
     t.equal(await db.collection(collection).countDocuments({ tenantId: { $ne: 'default' } }), 0, `${collection}: all in default`);

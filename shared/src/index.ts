@@ -21,6 +21,7 @@ export * from './providers.js';
 export * from './redis.js';
 export * from './running-jobs.js';
 export * from './secret-box.js';
+export * from './stack-life.js';
 export * from './stack-queue.js';
 export * from './stream-tickets.js';
 export * from './tenancy.js';

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Models, StackJobDoc } from './models/index.js';
 import { jobChannel } from './names.js';
+import { recordStackLife } from './stack-life.js';
 import type { EndMessage, JobStatus } from './types.js';
 
 /** The `end` message of an ended job, as the gateway and every publisher of it build it. */
@@ -24,7 +25,7 @@ export function endMessageFor(job: StackJobDoc): EndMessage {
  * watchers finish. Returns the ended job, or undefined if it was no longer in `from`.
  */
 export async function endJobOutsideRun(
-  models: Pick<Models, 'StackJob'>,
+  models: Pick<Models, 'StackJob' | 'Resource'>,
   publisher: Pick<Redis, 'publish'>,
   jobId: string,
   from: JobStatus,
@@ -36,6 +37,9 @@ export async function endJobOutsideRun(
     { returnDocument: 'after' },
   ).lean<StackJobDoc>();
   if (!job) return undefined;
+  // A run cut short may have changed the stack half-way: its resource shows it `failed`.
+  if (from === 'running')
+    await recordStackLife(models, job, { status: outcome.status, at: job.finishedAt ?? new Date() }).catch(() => undefined);
   await publisher.publish(jobChannel(jobId), JSON.stringify(endMessageFor(job))).catch(() => undefined);
   return job;
 }

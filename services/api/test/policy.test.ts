@@ -3,13 +3,19 @@ import { manifest, startApi } from './harness.js';
 import { caller, tenantsWithTokens } from './tenant-helpers.js';
 
 const withFiles = (name: string, files: number, directory = `/tmp/acme-${name}`) =>
-  manifest(name).replace(`/tmp/${name}`, directory).replace('files: []', `files:\n${'    - { name: f.txt, content: x }\n'.repeat(files)}`);
+  manifest(name)
+    .replace(`/tmp/${name}`, directory)
+    .replace('files: []', `files:\n${'    - { name: f.txt, content: x }\n'.repeat(files)}`);
 
 t.test('governance: a tenant deploys within the rules the platform sets', async (t) => {
   const { app, models } = await startApi(t);
   const platform = caller(app);
   const tokens = await tenantsWithTokens(app, ['acme', 'beta']);
-  const acme = { viewer: caller(app, tokens.acme!.viewer), deployer: caller(app, tokens.acme!.deployer), admin: caller(app, tokens.acme!.admin) };
+  const acme = {
+    viewer: caller(app, tokens.acme!.viewer),
+    deployer: caller(app, tokens.acme!.deployer),
+    admin: caller(app, tokens.acme!.admin),
+  };
   const beta = caller(app, tokens.beta!.admin);
 
   const policy = {
@@ -32,7 +38,9 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     t.same((await acme.viewer('GET', '/v1/tenants/acme/policy')).json(), policy, 'a tenant sees its rules');
     t.equal((await beta('GET', '/v1/tenants/acme/policy')).statusCode, 404, "not another tenant's");
     t.equal((await acme.admin('PUT', '/v1/tenants/acme/policy', {})).statusCode, 403, 'a tenant does not set its own rules');
-    const badPattern = await platform('PUT', '/v1/tenants/beta/policy', { templates: { LocalFileSet: { parameters: { 'spec.name': { pattern: '(' } } } } });
+    const badPattern = await platform('PUT', '/v1/tenants/beta/policy', {
+      templates: { LocalFileSet: { parameters: { 'spec.name': { pattern: '(' } } } },
+    });
     t.equal(badPattern.statusCode, 400);
     t.match(badPattern.json().message, /templates\.LocalFileSet\.parameters\.spec\.name\.pattern/);
     const unknown = await platform('PUT', '/v1/tenants/beta/policy', { maxJobs: 3 });
@@ -49,7 +57,10 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
   t.test('templates denied, parameters out of limits: refused naming the rule', async (t) => {
     const denied = await beta('POST', '/v1/resources', withFiles('b1', 0, '/tmp/beta-b1'));
     t.equal(denied.statusCode, 409);
-    t.match(denied.json(), { error: 'POLICY_VIOLATION', message: /template LocalFileSet is not allowed for tenant beta \(policy: templates\.LocalFileSet\.allowed is false\)/ });
+    t.match(denied.json(), {
+      error: 'POLICY_VIOLATION',
+      message: /template LocalFileSet is not allowed for tenant beta \(policy: templates\.LocalFileSet\.allowed is false\)/,
+    });
     const tooMany = await acme.deployer('POST', '/v1/resources', withFiles('big', 3));
     t.equal(tooMany.statusCode, 400);
     t.match(tooMany.json().message, "spec.files must have at most 2 items (tenant acme's limit)");
@@ -63,7 +74,10 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     const codes = answers.map((a) => a.statusCode);
     t.equal(codes.filter((c) => c === 201).length, 5, `201 × 5 (${codes.join(' ')})`);
     t.equal(codes.filter((c) => c === 409).length, 15);
-    t.match(answers.find((a) => a.statusCode === 409)!.json().message, /at most 5 LocalFileSet resources .*templates\.LocalFileSet\.maxInstances/);
+    t.match(
+      answers.find((a) => a.statusCode === 409)!.json().message,
+      /at most 5 LocalFileSet resources .*templates\.LocalFileSet\.maxInstances/,
+    );
     t.equal(await models.Resource.countDocuments({ tenantId: 'acme' }), 5);
   });
 
@@ -72,7 +86,11 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     const byDeployer = await acme.deployer('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'up' });
     t.equal(byDeployer.statusCode, 403);
     t.match(byDeployer.json().message, /an? up job needs the admin role in tenant acme \(policy: operations\.up\)/);
-    t.equal((await acme.viewer('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'preview' })).statusCode, 403, 'the route still needs a deployer');
+    t.equal(
+      (await acme.viewer('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'preview' })).statusCode,
+      403,
+      'the route still needs a deployer',
+    );
     t.equal((await acme.admin('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'up' })).statusCode, 202);
     t.equal((await acme.deployer('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'preview' })).statusCode, 202);
     t.equal((await acme.deployer('POST', `/v1/resources/${second!.id}/jobs`, { operation: 'refresh' })).statusCode, 202);
@@ -82,11 +100,23 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     t.match(full.json().message, /tenant acme has 3 queued jobs, its limit \(policy: maxQueuedJobs 3\)/);
     t.equal(await models.StackJob.countDocuments({ tenantId: 'acme' }), 3, 'the refused job never reached the store or the queue');
 
-    await platform('PUT', '/v1/tenants/acme/policy', { ...policy, maxQueuedJobs: 100, templates: { LocalFileSet: { allowed: true, parameters: { 'spec.files': { maxItems: 0 } } } } });
+    await platform('PUT', '/v1/tenants/acme/policy', {
+      ...policy,
+      maxQueuedJobs: 100,
+      templates: { LocalFileSet: { allowed: true, parameters: { 'spec.files': { maxItems: 0 } } } },
+    });
     const narrowed = await acme.admin('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'up' });
     t.equal(narrowed.statusCode, 409);
     t.match(narrowed.json().message, /outside its tenant's limits now: spec\.files must have at most 0 items/);
-    t.equal((await acme.admin('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'destroy' })).statusCode, 202, 'a destroy still cleans up');
-    t.equal((await platform('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'refresh' })).statusCode, 202, 'platform admins are not held to tenant roles');
+    t.equal(
+      (await acme.admin('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'destroy' })).statusCode,
+      202,
+      'a destroy still cleans up',
+    );
+    t.equal(
+      (await platform('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'refresh' })).statusCode,
+      202,
+      'platform admins are not held to tenant roles',
+    );
   });
 });

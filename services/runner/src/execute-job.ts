@@ -23,6 +23,7 @@ import {
   type StackJobDoc,
   STORED_MANIFEST,
   jobStackKey,
+  recordStackLife,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
@@ -167,6 +168,10 @@ export async function executeJob(
     return undefined;
   }
   const job = claimed;
+  // The resource shows its stack deploying or destroying (a failed write only delays what it shows).
+  await store('record the stack deploying', () => recordStackLife(models, job, { started: true })).catch((err: Error) =>
+    logger.warn({ err: err.message }, 'the stack state could not be recorded'),
+  );
   const sink = new LineSink({
     jobId,
     publisher: deps.publisher,
@@ -410,6 +415,10 @@ export async function executeJob(
       logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
       return undefined;
     }
+    const life = { status: outcome.status, outputs: encodeOutputs(outcome.outputs ?? {}), resourceVersion: ranVersion, at: finishedAt };
+    await store('record the stack state', () => recordStackLife(models, job, life)).catch((err: Error) =>
+      logger.warn({ err: err.message }, 'the stack state could not be recorded'),
+    );
     // Published only after the job document is final, so a watcher that sees `end` can trust it.
     const end: EndMessage = {
       type: 'end',

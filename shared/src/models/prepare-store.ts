@@ -2,6 +2,7 @@ import type { Model } from 'mongoose';
 import type { Logger } from '../logger.js';
 import { DEFAULT_TENANT } from '../tenancy.js';
 import type { Models } from './index.js';
+import type { StackJobDoc } from './stack-job.js';
 
 /** Unique indexes of versions without tenants, which would keep two tenants from using one name. */
 const LEGACY_INDEXES: [keyof Models, string][] = [
@@ -20,6 +21,33 @@ async function dropIndexIfPresent(model: Model<any>, name: string): Promise<bool
     if (code === 27 || code === 26 || codeName === 'IndexNotFound' || codeName === 'NamespaceNotFound') return false;
     throw err;
   }
+}
+
+/**
+ * Gives resources of earlier versions the `stack` their jobs imply: `deployed` or `destroyed` after
+ * their last successful up or destroy, else `pending`. Returns how many it set.
+ */
+async function deriveStackLife(models: Models): Promise<number> {
+  const bare = await models.Resource.find({ stack: { $exists: false } }, { _id: 1 }).lean<{ _id: string }[]>();
+  for (const { _id } of bare) {
+    const last = await models.StackJob.findOne({ resourceId: _id, status: 'succeeded', operation: { $in: ['up', 'destroy'] } })
+      .sort({ finishedAt: -1 })
+      .lean<StackJobDoc>();
+    const status = last ? (last.operation === 'up' ? 'deployed' : 'destroyed') : 'pending';
+    const stack = {
+      status,
+      ...(last ? { jobId: last._id, changedAt: last.finishedAt } : {}),
+      ...(last?.operation === 'up'
+        ? {
+            outputs: typeof last.outputs === 'string' ? last.outputs : JSON.stringify(last.outputs ?? {}),
+            lastDeployedAt: last.finishedAt,
+            resourceVersion: last.resourceVersion,
+          }
+        : {}),
+    };
+    await models.Resource.updateOne({ _id, stack: { $exists: false } }, { $set: { stack } });
+  }
+  return bare.length;
 }
 
 /**
@@ -51,6 +79,7 @@ export async function migrateToTenants(models: Models): Promise<{ migrated: bool
   // Platform tokens and platform credentials have no tenant on purpose; none existed before tenants.
   moved.tokens = (await models.ApiToken.updateMany({ ...withoutTenant, role: { $ne: 'platform' } }, set)).modifiedCount;
   moved.credentials = (await models.Credential.updateMany({ ...withoutTenant, platform: { $ne: true } }, set)).modifiedCount;
+  moved.stacks = await deriveStackLife(models);
   await models.Tenant.updateOne({ _id: DEFAULT_TENANT }, { $set: { migratedAt: new Date() } });
   return { migrated: true, moved };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Connection, Schema } from 'mongoose';
+import { STACK_STATUSES, type StackStatus } from '../stack-life.js';
 import { DEFAULT_TENANT } from '../tenancy.js';
 
 /**
@@ -20,6 +21,20 @@ export const resourceSchema = new Schema(
     labelPairs: { type: [String], default: [] },
     manifest: { type: String, required: true },
     version: { type: Number, required: true, default: 1 },
+    /** The stack's life (stack-life.ts): status, the job that last moved it, and what its last good up left. */
+    stack: {
+      type: {
+        _id: false,
+        status: { type: String, enum: STACK_STATUSES },
+        jobId: String,
+        changedAt: Date,
+        outputs: String,
+        lastDeployedAt: Date,
+        lastDeployedBy: String,
+        resourceVersion: Number,
+      },
+      default: () => ({ status: 'pending', changedAt: new Date() }),
+    },
   },
   { timestamps: true, versionKey: false },
 );
@@ -38,6 +53,15 @@ export interface ResourceDoc {
   labelPairs?: string[];
   manifest: string;
   version: number;
+  stack?: {
+    status?: StackStatus;
+    jobId?: string;
+    changedAt?: Date;
+    outputs?: string;
+    lastDeployedAt?: Date;
+    lastDeployedBy?: string;
+    resourceVersion?: number;
+  };
   createdAt: Date;
   updatedAt: Date;
 }

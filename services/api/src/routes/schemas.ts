@@ -1,4 +1,13 @@
-import { CREDENTIAL_FIELDS, JOB_STATUSES, OPERATIONS, PROVIDER_NAMES, ROLES, TENANT_NAME_PATTERN, TENANT_ROLES } from '@pds/shared';
+import {
+  CREDENTIAL_FIELDS,
+  JOB_STATUSES,
+  OPERATIONS,
+  PROVIDER_NAMES,
+  ROLES,
+  STACK_STATUSES,
+  TENANT_NAME_PATTERN,
+  TENANT_ROLES,
+} from '@pds/shared';
 import { type TSchema, Type } from '@sinclair/typebox';
 
 /** A string that is one of `values` (an enum in the OpenAPI document). */
@@ -47,6 +56,18 @@ export const ResourceSchema = Type.Object({
   spec: Json,
   manifest: Type.String({ description: 'The manifest as submitted (YAML)' }),
   version: Type.Integer(),
+  stack: Type.Object(
+    {
+      status: literals(STACK_STATUSES),
+      jobId: Type.Optional(Type.String({ description: 'The job that last moved it' })),
+      changedAt: Type.Optional(Type.String({ format: 'date-time' })),
+      outputs: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'The stack outputs of its last good up' })),
+      lastDeployedAt: Type.Optional(Type.String({ format: 'date-time' })),
+      lastDeployedBy: Type.Optional(Type.String({ description: 'The name of the token that asked for its last good up' })),
+      resourceVersion: Type.Optional(Type.Integer({ description: 'The manifest version its last good up ran' })),
+    },
+    { description: 'pending → deploying → deployed | failed → destroying → destroyed' },
+  ),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });

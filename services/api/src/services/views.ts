@@ -11,6 +11,19 @@ import {
   tenantOf,
 } from '@pds/shared';
 
+/** A stack's life as the API shows it (outputs parsed; resources of earlier versions: `pending`). */
+function stackView(stack: ResourceDoc['stack']) {
+  return {
+    status: stack?.status ?? ('pending' as const),
+    ...(stack?.jobId ? { jobId: stack.jobId } : {}),
+    ...(stack?.changedAt ? { changedAt: stack.changedAt.toISOString() } : {}),
+    ...(stack?.outputs !== undefined ? { outputs: decodeOutputs(stack.outputs) } : {}),
+    ...(stack?.lastDeployedAt ? { lastDeployedAt: stack.lastDeployedAt.toISOString() } : {}),
+    ...(stack?.lastDeployedBy ? { lastDeployedBy: stack.lastDeployedBy } : {}),
+    ...(stack?.resourceVersion !== undefined ? { resourceVersion: stack.resourceVersion } : {}),
+  };
+}
+
 /** A resource as the API shows it: the manifest's fields plus identity and version. */
 export function resourceView(doc: ResourceDoc) {
   // A stored manifest was accepted under the size cap of its day: no cap here.
@@ -26,6 +39,7 @@ export function resourceView(doc: ResourceDoc) {
     spec: manifest.spec,
     manifest: doc.manifest,
     version: doc.version,
+    stack: stackView(doc.stack),
     createdAt: doc.createdAt.toISOString(),
     updatedAt: doc.updatedAt.toISOString(),
   };

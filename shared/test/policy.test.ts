@@ -1,0 +1,62 @@
+import t from 'tap';
+import {
+  assertParameterLimits,
+  assertTemplateAllowed,
+  operationRole,
+  stackStatusOnEnd,
+  stackStatusOnStart,
+  type TenantPolicy,
+} from '../src/index.js';
+
+t.test('parameter limits name every field that breaks one, and the rule', async (t) => {
+  const policy: TenantPolicy = {
+    templates: {
+      Db: {
+        parameters: {
+          'spec.size': { minimum: 1, maximum: 4 },
+          'spec.tier': { enum: ['small', 'large'] },
+          'spec.name': { pattern: '^db-', maxLength: 10 },
+          'spec.replicas': { maxItems: 2 },
+        },
+      },
+    },
+  };
+  const check = (spec: Record<string, unknown>) => () => assertParameterLimits(policy, 'acme', 'Db', { spec });
+  t.doesNotThrow(check({ size: 4, tier: 'small', name: 'db-one', replicas: [1] }));
+  t.doesNotThrow(check({}), 'what a manifest leaves out is the schema’s business');
+  t.throws(check({ size: 5 }), { statusCode: 400, message: "spec.size must be <= 4 (tenant acme's limit)" });
+  t.throws(check({ size: 0 }), { message: 'spec.size must be >= 1' });
+  t.throws(check({ size: '4' }), { message: 'spec.size must be a number' }, 'no coercion');
+  t.throws(check({ tier: 'huge' }), { message: 'spec.tier must be one of "small", "large"' });
+  t.throws(check({ name: 'web' }), { message: 'spec.name must match ^db-' });
+  t.throws(check({ name: 'db-far-too-long' }), { message: 'spec.name must be at most 10 characters' });
+  t.throws(check({ replicas: [1, 2, 3] }), { message: 'spec.replicas must have at most 2 items' });
+  t.throws(check({ size: 9, tier: 'x' }), { message: /spec\.size must be <= 4 .*; spec\.tier must be one of/ }, 'all at once');
+});
+
+t.test('templates allowed or denied, and the least role per operation', async (t) => {
+  t.doesNotThrow(() => assertTemplateAllowed({}, 'acme', 'Db'), 'no policy, no limit');
+  t.throws(() => assertTemplateAllowed({ templatesByDefault: 'deny' }, 'acme', 'Db'), {
+    statusCode: 409,
+    message: /templatesByDefault is deny/,
+  });
+  t.doesNotThrow(() => assertTemplateAllowed({ templatesByDefault: 'deny', templates: { Db: { allowed: true } } }, 'acme', 'Db'));
+  t.throws(() => assertTemplateAllowed({ templates: { Db: { allowed: false } } }, 'acme', 'Db'), {
+    message: /templates\.Db\.allowed is false/,
+  });
+  t.equal(operationRole({}, 'destroy'), 'admin');
+  t.equal(operationRole({}, 'up'), 'deployer');
+  t.equal(operationRole({ operations: { up: 'admin' } }, 'up'), 'admin');
+});
+
+t.test("a stack's life: what each job does to it", async (t) => {
+  t.equal(stackStatusOnStart('up'), 'deploying');
+  t.equal(stackStatusOnStart('destroy'), 'destroying');
+  t.equal(stackStatusOnStart('preview'), undefined);
+  t.equal(stackStatusOnEnd('up', 'succeeded'), 'deployed');
+  t.equal(stackStatusOnEnd('up', 'failed'), 'failed');
+  t.equal(stackStatusOnEnd('up', 'cancelled'), 'failed', 'a cancelled up may have changed things half-way');
+  t.equal(stackStatusOnEnd('destroy', 'succeeded'), 'destroyed');
+  t.equal(stackStatusOnEnd('destroy', 'failed'), 'failed');
+  t.equal(stackStatusOnEnd('refresh', 'succeeded'), undefined);
+});
