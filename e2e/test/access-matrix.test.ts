@@ -105,6 +105,8 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     '/v1/tokens/{id}': token.id,
     '/v1/tenants/{id}': 'default',
     '/v1/tenants/{id}/policy': 'default',
+    '/v1/templates/{name}': 'LocalFileSet',
+    '/v1/templates/{name}/schema': 'LocalFileSet',
   };
   const manifest = (name: string) =>
     `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: /tmp/matrix-${name}\n  files: []\n`;
@@ -152,7 +154,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
   };
 
   for (const route of protectedRoutes) {
-    const path = route.path.replace('{id}', ids[route.path] ?? 'missing-id');
+    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id');
     const callers: [string, Record<string, string>][] = [['no token', {}]];
     const low = lower[route.access as string];
     if (low) callers.push([`a token below ${route.access}`, { authorization: `Bearer ${low}` }]);
@@ -202,7 +204,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
 
   // The control: the same harness, with a token that may, does get in, so the refusals above are real.
   for (const route of protectedRoutes.filter((r) => r.method === 'GET')) {
-    const path = route.path.replace('{id}', ids[route.path] ?? 'missing-id');
+    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id');
     const answer = await rawRequest(apiPort, 'GET', path, admin);
     t.equal(answer.status, 200, `the admin token reads ${route.path}`);
   }

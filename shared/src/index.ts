@@ -14,6 +14,7 @@ export * from './lru.js';
 export * from './manifest.js';
 export * from './models/index.js';
 export * from './metrics.js';
+export * from './parameters.js';
 export * from './policy.js';
 export * from './mongo.js';
 export * from './names.js';

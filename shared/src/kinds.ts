@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { compileParameters, type ParametersSchema } from './parameters.js';
 
 /** A kind of resource: a Pulumi program directory in MODULES_DIR, named after the kind. */
 export interface KindInfo {
@@ -16,6 +17,12 @@ export interface KindInfo {
   description: string;
   /** Spec fields that name a folder on the runner's machine: kept inside LOCAL_FILES_ROOT (`localPaths`). */
   localPaths: string[];
+  /** The template version (semver) of a built-in kind (module.yaml `version`, default 1.0.0). */
+  version: string;
+  /** The parameters schema (JSON Schema draft-07 for `spec`), if module.yaml has one: manifests are checked against it. */
+  parameters?: ParametersSchema;
+  /** A longer text for people (module.yaml `readme`). */
+  readme: string;
 }
 
 export type KindRegistry = ReadonlyMap<string, KindInfo>;
@@ -27,6 +34,19 @@ async function readYaml(path: string): Promise<Record<string, unknown> | undefin
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/** A module's parameters schema, compiled once so that a broken one stops the service at start-up, naming the kind. */
+function parametersOf(kind: string, value: unknown): ParametersSchema | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new Error(`${kind}/module.yaml: parameters must be a JSON Schema object`);
+  try {
+    compileParameters(value as ParametersSchema);
+  } catch (err) {
+    throw new Error(`${kind}/module.yaml: parameters is not a valid JSON Schema: ${(err as Error).message}`);
+  }
+  return value as ParametersSchema;
 }
 
 /**
@@ -49,6 +69,9 @@ export async function loadKindRegistry(modulesDir: string): Promise<KindRegistry
       provider: typeof descriptor.provider === 'string' ? descriptor.provider : 'none',
       description: typeof descriptor.description === 'string' ? descriptor.description : '',
       localPaths: Array.isArray(descriptor.localPaths) ? descriptor.localPaths.map(String) : [],
+      version: typeof descriptor.version === 'string' ? descriptor.version : '1.0.0',
+      parameters: parametersOf(entry.name, descriptor.parameters),
+      readme: typeof descriptor.readme === 'string' ? descriptor.readme : '',
     });
   }
   return registry;

@@ -123,3 +123,44 @@ export function assertParameterLimits(policy: TenantPolicy, tenant: string, temp
   }
   if (problems.length > 0) throw errors.invalidManifest(problems.join('; '));
 }
+
+type SchemaNode = Record<string, unknown> & { properties?: Record<string, SchemaNode>; items?: SchemaNode };
+
+/** Narrows one schema node by a tenant's limit (the stricter of the two wins). */
+function narrow(node: SchemaNode, limit: ParameterLimit, tenant: string): void {
+  const tighter = (key: 'maximum' | 'maxLength' | 'maxItems', value: number | undefined) => {
+    if (value !== undefined) node[key] = typeof node[key] === 'number' ? Math.min(node[key], value) : value;
+  };
+  if (limit.minimum !== undefined) node.minimum = typeof node.minimum === 'number' ? Math.max(node.minimum, limit.minimum) : limit.minimum;
+  tighter('maximum', limit.maximum);
+  tighter('maxLength', limit.maxLength);
+  tighter('maxItems', limit.maxItems);
+  if (limit.enum) {
+    const own = Array.isArray(node.enum) ? (node.enum as unknown[]) : undefined;
+    node.enum = own ? own.filter((v) => limit.enum!.some((w) => JSON.stringify(v) === JSON.stringify(w))) : [...limit.enum];
+  }
+  if (limit.pattern !== undefined) {
+    if (node.pattern === undefined) node.pattern = limit.pattern;
+    else if (node.pattern !== limit.pattern) node.allOf = [...((node.allOf as unknown[]) ?? []), { pattern: limit.pattern }];
+  }
+  node['x-tenant-limit'] = { tenant, ...limit };
+}
+
+/**
+ * The schema a tenant's form should render for a template: its parameters schema (for `spec`) with
+ * the tenant's parameter limits folded in where they are stricter, each narrowed field marked
+ * `x-tenant-limit`; limits on paths the schema does not describe are listed in `x-tenant-limits`.
+ */
+export function effectiveSchema(schema: Record<string, unknown> | undefined, policy: TenantPolicy, tenant: string, template: string) {
+  const result = structuredClone(schema ?? { type: 'object' }) as SchemaNode;
+  const elsewhere: Record<string, ParameterLimit> = {};
+  for (const [path, limit] of Object.entries(policy.templates?.[template]?.parameters ?? {})) {
+    const [root, ...parts] = path.split('.');
+    let node: SchemaNode | undefined = root === 'spec' ? result : undefined;
+    for (const part of parts) node = node?.properties?.[part];
+    if (node) narrow(node, limit, tenant);
+    else elsewhere[path] = limit;
+  }
+  if (Object.keys(elsewhere).length > 0) result['x-tenant-limits'] = elsewhere;
+  return { $schema: 'http://json-schema.org/draft-07/schema#', ...result };
+}

@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
   assertParameterLimits,
+  effectiveSchema,
   assertTemplateAllowed,
   operationRole,
   stackStatusOnEnd,
@@ -59,4 +60,25 @@ t.test("a stack's life: what each job does to it", async (t) => {
   t.equal(stackStatusOnEnd('destroy', 'succeeded'), 'destroyed');
   t.equal(stackStatusOnEnd('destroy', 'failed'), 'failed');
   t.equal(stackStatusOnEnd('refresh', 'succeeded'), undefined);
+});
+
+t.test('the effective schema keeps the stricter of each rule', async (t) => {
+  const schema = {
+    type: 'object',
+    properties: {
+      size: { type: 'integer', minimum: 1, maximum: 8 },
+      tier: { enum: ['s', 'm', 'l'] },
+      name: { type: 'string', pattern: '^[a-z]' },
+    },
+  };
+  const policy: TenantPolicy = {
+    templates: {
+      Db: { parameters: { 'spec.size': { minimum: 0, maximum: 4 }, 'spec.tier': { enum: ['m', 'xl'] }, 'spec.name': { pattern: '^db-' } } },
+    },
+  };
+  const result = effectiveSchema(schema, policy, 'acme', 'Db') as { properties: Record<string, Record<string, unknown>> };
+  t.match(result.properties.size, { minimum: 1, maximum: 4 });
+  t.same(result.properties.tier!.enum, ['m'], 'the values both allow');
+  t.match(result.properties.name, { pattern: '^[a-z]', allOf: [{ pattern: '^db-' }] }, 'both patterns hold');
+  t.same(schema.properties.size, { type: 'integer', minimum: 1, maximum: 8 }, "the template's own schema is not changed");
 });

@@ -117,7 +117,7 @@ t.test('a principal can be checked again by its token hash, the bootstrap token 
   const auth = createAuthenticator({ adminToken: admin, findToken: async () => null });
   const outcome = await auth.authenticate(admin);
   t.match(outcome, { ok: true, principal: { id: 'admin-token' } });
-  t.match(await auth.byHash(hashToken(admin)), { ok: true, principal: { role: 'admin' } });
+  t.match(await auth.byHash(hashToken(admin)), { ok: true, principal: { role: 'platform' } });
   t.match(await auth.byHash(hashToken('other')), { ok: false });
   t.match(await auth.byHash('not-hex'), { ok: false });
   const without = createAuthenticator({ findToken: async () => null });

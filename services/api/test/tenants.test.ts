@@ -85,7 +85,13 @@ t.test('tenants', async (t) => {
     t.equal((await platform('POST', '/v1/resources?tenant=nobody', manifest('lost'))).statusCode, 404);
 
     // Jobs: each tenant's stack has its own key (lock, line, state); another tenant's job is unknown.
+    // The default tenant has a stack of the same FQDN with a job ahead in its line: not acme's line.
+    const inDefault = await platform('POST', '/v1/resources', manifest('web').replace('/tmp/web', '/tmp/web-default'));
+    const defaultJob = (await platform('POST', `/v1/resources/${inDefault.json().id}/jobs`, { operation: 'preview' })).json();
     const jobA = (await acme.deployer('POST', `/v1/resources/${aId}/jobs`, { operation: 'preview' })).json();
+    const seen = (await acme.viewer('GET', `/v1/jobs/${jobA.id}`)).json();
+    t.equal(seen.position, 0, "first in its own stack's line");
+    t.not(seen.blockedBy, defaultJob.id, "another tenant's job on the same FQDN never shows");
     const jobB = (await beta.deployer('POST', `/v1/resources/${b.json().id}/jobs`, { operation: 'preview' })).json();
     t.equal(jobA.tenant, 'acme');
     const dataA = (await queue.getJob(jobA.id))?.data as { stackKey: string };

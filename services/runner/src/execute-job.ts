@@ -24,11 +24,14 @@ import {
   STORED_MANIFEST,
   jobStackKey,
   recordStackLife,
+  DEFAULT_TENANT,
+  tenantOf,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
 import type { Slot } from './isolation/slots.js';
 import { type JobCredential, prepareJobCredential } from './job-credential.js';
+import { backendSeparatesTenants } from './isolation/stack-state.js';
 import { LineSink } from './line-sink.js';
 import { type ProgressBoard, ProgressTracker, resourcesAfter, type StackSizes } from './progress.js';
 import { compactEvent } from './pulumi/engine-events.js';
@@ -214,6 +217,10 @@ export async function executeJob(
     const kind = deps.kinds.get(resource.kind);
     if (!kind)
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
+    if (tenantOf(job) !== DEFAULT_TENANT && !backendSeparatesTenants(config.PULUMI_BACKEND_URL)) {
+      const error = `PULUMI_BACKEND_URL (${new URL(config.PULUMI_BACKEND_URL).protocol}) cannot keep tenants' stacks apart: tenant ${tenantOf(job)}'s jobs need a file://, s3://, gs:// or azblob:// backend`;
+      return { status: 'failed', exitCode: null, error, reason: 'backend_shared' };
+    }
     try {
       credential = await store('open the credential', () =>
         prepareJobCredential(deps, kind, resource, join(config.WORK_DIR, 'secrets', jobId), slot.identity),

@@ -206,7 +206,13 @@ export function createRunner(deps: RunnerDeps) {
       return;
     }
     const tenant = job.data.tenantId ?? DEFAULT_TENANT;
-    if (!(await tenantGate.enter(tenant, jobId))) return waitForTenant(job, token);
+    const admitted = await tenantGate.enter(tenant, jobId).catch(async (err: Error) => {
+      // The tenant's limit cannot be read (the store is away): the job waits rather than run past it.
+      log.warn({ err: err.message, jobId }, 'job could not be started; it will be tried again');
+      await job.moveToDelayed(Date.now() + NOT_STARTED_RETRY_MS, token);
+      throw new DelayedError();
+    });
+    if (!admitted) return waitForTenant(job, token);
     let attempt: Awaited<ReturnType<typeof stacks.tryAcquire>>;
     try {
       attempt = await acquireStack(stackKey, jobId);

@@ -1,12 +1,13 @@
 import { decodePolicy, type Models, tenantRunningKey } from '@pds/shared';
 import type { Redis } from 'ioredis';
 
-// Drops expired holds, then lets the job in if it holds a place already or there is room.
+// Drops expired holds, then lets the job in if it holds a place already or there is room. The key
+// has no expiry of its own (one set by an entry would not follow the renewals): its members expire
+// by score, and Redis removes the set when its last member leaves.
 const ENTER = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
   return 1
 end
 return 0`;

@@ -14,7 +14,7 @@ import { IsolationUnavailableError, prepareIsolation } from '../src/isolation/pr
 import { isolationProblem, SlotPool } from '../src/isolation/slots.js';
 import { resetSlot } from '../src/isolation/slot-reset.js';
 import { leaseUids, NoFreeUidError, processesOf } from '../src/isolation/uid-leases.js';
-import { adoptSharedLayout, stackBackend } from '../src/isolation/stack-state.js';
+import { adoptSharedLayout, backendSeparatesTenants, stackBackend } from '../src/isolation/stack-state.js';
 
 const UID = 61_990;
 
@@ -159,7 +159,23 @@ t.test('a stack kept in the shared file-backend layout moves into its own folder
     'two FQDNs never share a folder',
   );
   t.equal(stackUrl, pathToFileURL(dir!).href);
-  t.same(stackBackend('s3://bucket', 'organization/proj/dev'), { url: 's3://bucket' }, 'other backends are used as they are');
+  t.same(
+    stackBackend('s3://bucket', 'organization/proj/dev'),
+    { url: 's3://bucket' },
+    "blob backends are used as they are for the default tenant's stacks",
+  );
+  t.same(
+    stackBackend('s3://bucket/state?region=eu-west-1', 'acme/organization/proj/dev'),
+    { url: 's3://bucket/state/tenants/acme?region=eu-west-1' },
+    "another tenant's get a prefix of their own",
+  );
+  t.not(
+    stackBackend(url, 'acme/organization/proj/dev').dir,
+    stackBackend(url, 'organization/proj/dev').dir,
+    'and a folder of their own on file://',
+  );
+  t.ok(backendSeparatesTenants('gs://bucket') && backendSeparatesTenants(url));
+  t.notOk(backendSeparatesTenants('https://api.pulumi.com'), 'Pulumi Cloud would put two tenants on one stack');
   t.equal(await adoptSharedLayout(url, 'organization/proj/dev'), true);
   t.equal(await readFile(join(dir!, '.pulumi', 'stacks', 'proj', 'dev.json'), 'utf8'), '{"dev":1}');
   t.ok(await stat(join(dir!, '.pulumi', 'stacks', 'proj', 'dev.json.bak')));

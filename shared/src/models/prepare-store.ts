@@ -65,10 +65,12 @@ export async function migrateToTenants(models: Models): Promise<{ migrated: bool
     if (err.code !== 11000) throw err; // another process inserted it first
   });
   const tenant = await models.Tenant.findById(DEFAULT_TENANT, { migratedAt: 1 }).lean<{ migratedAt?: Date }>();
-  if (tenant?.migratedAt) return { migrated: false, moved: {} };
+  // Every start: a store moved by an earlier build of this version may lack it (it touches only resources without one).
+  const stacks = await deriveStackLife(models);
+  if (tenant?.migratedAt) return { migrated: false, moved: stacks > 0 ? { stacks } : {} };
   const withoutTenant = { tenantId: { $exists: false } };
   const set = { $set: { tenantId: DEFAULT_TENANT } };
-  const moved: Record<string, number> = {};
+  const moved: Record<string, number> = { stacks };
   for (const [name, model] of [
     ['resources', models.Resource],
     ['jobs', models.StackJob],
@@ -79,7 +81,6 @@ export async function migrateToTenants(models: Models): Promise<{ migrated: bool
   // Platform tokens and platform credentials have no tenant on purpose; none existed before tenants.
   moved.tokens = (await models.ApiToken.updateMany({ ...withoutTenant, role: { $ne: 'platform' } }, set)).modifiedCount;
   moved.credentials = (await models.Credential.updateMany({ ...withoutTenant, platform: { $ne: true } }, set)).modifiedCount;
-  moved.stacks = await deriveStackLife(models);
   await models.Tenant.updateOne({ _id: DEFAULT_TENANT }, { $set: { migratedAt: new Date() } });
   return { migrated: true, moved };
 }

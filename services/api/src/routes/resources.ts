@@ -73,7 +73,9 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const text = typeof request.body === 'string' ? request.body : request.body.manifest;
-      return resources.replace(request.params.id, text, principalOf(request), credentialChoice(request));
+      const replaced = await resources.replace(request.params.id, text, principalOf(request), credentialChoice(request));
+      request.auditTenant = replaced.tenant;
+      return replaced;
     },
   );
 
@@ -101,6 +103,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       if (request.query.force) ensureRole(request, 'admin', 'a forced delete');
       const { resource, activeJobs } = await resources.remove(request.params.id, request.query.force, principalOf(request));
+      request.auditTenant = resource.tenant;
       // Forced: its queued jobs end now, its running one is asked to stop.
       for (const jobId of activeJobs)
         await jobs

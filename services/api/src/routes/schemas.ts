@@ -403,3 +403,16 @@ export const TenantPolicySchema = Type.Object(
   },
   { additionalProperties: false },
 );
+
+export const TemplateParamsSchema = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) });
+
+export const TemplateSchema = Type.Object({
+  name: Type.String({ description: 'What manifests name as their kind' }),
+  source: literals(['system'] as const),
+  version: Type.String({ description: 'Semantic version' }),
+  description: Type.String(),
+  readme: Type.String(),
+  provider: Type.String({ description: 'The cloud provider whose credential it runs with (none: offline)' }),
+  project: Type.String({ description: 'The Pulumi project of its program' }),
+  allowed: Type.Optional(Type.Boolean({ description: "Whether the caller's tenant may create and deploy it" })),
+});

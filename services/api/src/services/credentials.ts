@@ -33,13 +33,19 @@ export interface CredentialInput {
 
 const toPairs = (labels: Record<string, string>) => Object.entries(labels).map(([key, value]) => ({ key, value }));
 
+function sharedWithAsSeenBy(sharedWith: string[], viewer: TenantViewer | undefined): string[] {
+  if (!viewer || viewer.role === 'platform') return sharedWith;
+  return sharedWith.filter((tenant) => tenant === viewer.tenant);
+}
+
 /** A credential as responses show it: never a secret value, only non-secret settings and a fingerprint. */
-export function credentialView(doc: CredentialDoc) {
+export function credentialView(doc: CredentialDoc, viewer?: TenantViewer) {
   return {
     id: doc._id,
     // A tenant's own credential names its tenant; a platform credential says whom it is shared with.
     tenant: doc.platform ? undefined : (doc.tenantId ?? 'default'),
-    ...(doc.platform ? { platform: true, sharedWith: doc.sharedWith ?? [] } : {}),
+    // Whom else it is shared with is the platform's business: a tenant sees only itself there.
+    ...(doc.platform ? { platform: true, sharedWith: sharedWithAsSeenBy(doc.sharedWith ?? [], viewer) } : {}),
     name: doc.name,
     provider: doc.provider,
     isDefault: doc.isDefault,
@@ -184,11 +190,11 @@ export function credentialService({ models, keyring, tenants }: CredentialServic
       ).lean<CredentialDoc>();
       if (!doc) throw errors.notFound(`credential ${id} not found`);
       if (isDefault) await takeDefault(ownerOf(doc), doc.provider, id);
-      return credentialView(doc);
+      return credentialView(doc, viewer);
     },
 
     async get(id: string, viewer: TenantViewer) {
-      return credentialView(await find(id, viewer));
+      return credentialView(await find(id, viewer), viewer);
     },
 
     async list(
@@ -204,7 +210,7 @@ export function credentialService({ models, keyring, tenants }: CredentialServic
             .limit(n)
             .lean<CredentialDoc[]>(),
         { field: 'createdAt', limit, cursor },
-        credentialView,
+        (doc) => credentialView(doc, viewer),
       );
     },
 
@@ -214,7 +220,7 @@ export function credentialService({ models, keyring, tenants }: CredentialServic
       const running = await models.StackJob.findOne({ credentialId: id, status: 'running' }, { _id: 1 }).lean<{ _id: string }>();
       if (running) throw errors.conflict(`credential ${doc.name} is in use by running job ${running._id}; delete it after the job ends`);
       await models.Credential.deleteOne({ _id: id });
-      return credentialView(doc);
+      return credentialView(doc, viewer);
     },
   };
 }

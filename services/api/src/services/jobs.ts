@@ -241,7 +241,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
       }
       if (doc.status === 'running') return jobView({ ...doc, progress: await runningProgress(id) });
       if (doc.status !== 'queued') return jobView(doc);
-      const where = await stacks.describe(doc.stackFqdn, id).catch(() => ({}) as { position?: number; holder?: string });
+      const where = await stacks.describe(jobStackKey(doc), id).catch(() => ({}) as { position?: number; holder?: string });
       return jobView({ ...doc, position: where.position, blockedBy: where.holder });
     },
 

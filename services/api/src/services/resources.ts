@@ -19,6 +19,7 @@ import {
   CREDENTIAL_LABEL,
   type Manifest,
   assertParameterLimits,
+  assertParameters,
   assertTemplateAllowed,
   type TenantPolicy,
 } from '@pds/shared';
@@ -145,6 +146,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       if (!kind) {
         throw errors.invalidManifest(`kind "${manifest.kind}" is unknown; known kinds: ${[...kinds.keys()].join(', ') || '(none)'}`);
       }
+      assertParameters(kind.parameters, manifest.spec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       const policy = await assertPolicy(tenantId, manifest);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
@@ -179,6 +181,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       const kind = kinds.get(manifest.kind);
       if (manifest.kind !== current.kind || !kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
+      assertParameters(kind.parameters, manifest.spec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       await assertPolicy(tenantOf(current), manifest);
       await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);

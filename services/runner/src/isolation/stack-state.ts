@@ -21,6 +21,15 @@ export function stackBackend(backendUrl: string, stackKey: string): { url: strin
 
 const BLOB_SCHEMES = ['s3:', 'gs:', 'azblob:'];
 
+/**
+ * Whether a backend keeps two tenants' stacks of one FQDN apart (`file://` by folder, blob backends
+ * by prefix). Others (Pulumi Cloud, …) would put both on one stack: jobs of tenants other than the
+ * default one are refused there.
+ */
+export function backendSeparatesTenants(backendUrl: string): boolean {
+  return backendUrl.startsWith('file://') || BLOB_SCHEMES.some((scheme) => backendUrl.startsWith(`${scheme}//`));
+}
+
 function tenantPrefixed(backendUrl: string, stackKey: string): string {
   const parts = stackKey.split('/');
   if (parts.length !== 4) return backendUrl; // the default tenant: as before tenants existed

@@ -1,0 +1,56 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { errors } from './errors.js';
+
+/** A template's parameters schema: JSON Schema draft-07 for a manifest's `spec`. */
+export type ParametersSchema = Record<string, unknown>;
+
+// Strict: no type coercion, no defaults filled in, every error reported; unknown keywords are an
+// error in the schema itself (a typo in a template must not silently drop a rule).
+const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false, removeAdditional: false });
+const compiled = new WeakMap<ParametersSchema, ValidateFunction>();
+
+/** Compiles a parameters schema; throws naming what is wrong with it. */
+export function compileParameters(schema: ParametersSchema): ValidateFunction {
+  const known = compiled.get(schema);
+  if (known) return known;
+  const validate = ajv.compile(schema);
+  compiled.set(schema, validate);
+  return validate;
+}
+
+/** `spec.files[0].path` from ajv's `/files/0/path`. */
+function fieldOf(instancePath: string, extra?: string): string {
+  const parts = instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (extra !== undefined) parts.push(extra);
+  return parts.reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : `${path}.${part}`), 'spec');
+}
+
+/** One error as a person reads it: the field, then the rule. */
+function describe(error: ErrorObject): string {
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return `${fieldOf(error.instancePath, String(params.additionalProperty))} is not a parameter of this template`;
+    case 'required':
+      return `${fieldOf(error.instancePath, String(params.missingProperty))} is required`;
+    case 'enum':
+      return `${fieldOf(error.instancePath)} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    default:
+      return `${fieldOf(error.instancePath)} ${error.message ?? 'is not valid'}`;
+  }
+}
+
+/**
+ * Validates a manifest's spec against its template's parameters schema, strictly (no coercion,
+ * unknown keys refused); a 400 names every field and its rule: `spec.size must be <= 4`.
+ */
+export function assertParameters(schema: ParametersSchema | undefined, spec: unknown): void {
+  if (!schema) return;
+  const validate = compileParameters(schema);
+  if (validate(spec)) return;
+  const problems = [...new Set((validate.errors ?? []).map(describe))];
+  throw errors.invalidManifest(problems.join('; '));
+}
