@@ -44,7 +44,7 @@ function parametersOf(kind: string, value: unknown): ParametersSchema | undefine
   try {
     compileParameters(value as ParametersSchema);
   } catch (err) {
-    throw new Error(`${kind}/module.yaml: parameters is not a valid JSON Schema: ${(err as Error).message}`);
+    throw new Error(`${kind}/module.yaml: parameters is not a valid JSON Schema: ${(err as Error).message}`, { cause: err });
   }
   return value as ParametersSchema;
 }
