@@ -156,7 +156,8 @@ export function fileSetManifest(name: string, directory: string, files: { path: 
         `    - path: ${JSON.stringify(f.path)}\n      content: ${JSON.stringify(f.content)}${f.delayMs ? `\n      delayMs: ${f.delayMs}` : ''}`,
     )
     .join('\n');
-  return `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  files:\n${list}\n`;
+  const filesField = files.length > 0 ? `files:\n${list}` : 'files: []';
+  return `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  ${filesField}\n`;
 }
 
 type Stack = Awaited<ReturnType<typeof startStack>>;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stackBackend } from '@pds/runner';
@@ -26,14 +26,19 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
   };
   for (const name of ['acme', 'beta']) await call('POST', '/v1/tenants', { name });
   await call('PUT', '/v1/tenants/acme/policy', { maxConcurrentJobs: 1 });
-  const root = await mkdtemp(join(tmpdir(), 'pds-tenants-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
+  // Each tenant's folders are in its own area of LOCAL_FILES_ROOT (here the temporary folder).
+  const run = randomUUID().slice(0, 8);
+  const folderOf = (tenant: string, name: string) => join(tmpdir(), 'tenants', tenant, `${name}-${run}`);
+  const made: string[] = [];
+  t.teardown(() => Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true }))));
 
   const deploy = async (tenant: string, name: string, delayMs = 0) => {
     const resource = await call(
       'POST',
       `/v1/resources?tenant=${tenant}`,
-      fileSetManifest(name, join(root, `${tenant}-${name}`), [{ path: 'who.txt', content: `${tenant} ${name}`, delayMs }]),
+      fileSetManifest(name, (made.push(folderOf(tenant, name)), folderOf(tenant, name)), [
+        { path: 'who.txt', content: `${tenant} ${name}`, delayMs },
+      ]),
     );
     return { resource, job: await call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'up' }) };
   };
@@ -50,8 +55,8 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
   const [a, b] = [await deploy('acme', 'web'), await deploy('beta', 'web')];
   t.equal(a.resource.stackFqdn, b.resource.stackFqdn);
   for (const { job } of [a, b]) t.equal((await finished(job.id)).status, 'succeeded');
-  t.equal(await readFile(join(root, 'acme-web', 'who.txt'), 'utf8'), 'acme web');
-  t.equal(await readFile(join(root, 'beta-web', 'who.txt'), 'utf8'), 'beta web');
+  t.equal(await readFile(join(folderOf('acme', 'web'), 'who.txt'), 'utf8'), 'acme web');
+  t.equal(await readFile(join(folderOf('beta', 'web'), 'who.txt'), 'utf8'), 'beta web');
   const stateOf = (tenant: string) => stackBackend(stack.config.PULUMI_BACKEND_URL, `${tenant}/${a.resource.stackFqdn}`).dir!;
   t.ok((await stat(join(stateOf('acme'), '.pulumi'))).isDirectory(), "acme's stack state is in its own folder");
   t.ok((await stat(join(stateOf('beta'), '.pulumi'))).isDirectory(), "beta's too");

@@ -48,3 +48,15 @@ export function localDirsOf(fields: readonly string[], spec: Record<string, unkn
 export function foldersNest(a: string, b: string): boolean {
   return isInside(a, b) || isInside(b, a);
 }
+
+/** The folder under LOCAL_FILES_ROOT that holds the local folders of tenants other than the default one. */
+export const TENANTS_FILES_DIR = 'tenants';
+
+/**
+ * Where a tenant's local folders live: LOCAL_FILES_ROOT itself for the default tenant (as before
+ * tenants existed), `<root>/tenants/<tenant>` for any other, so that no tenant can take, nest with or
+ * probe another's folders.
+ */
+export function tenantFilesRoot(root: string, tenant: string): string {
+  return tenant === 'default' ? root : join(root, TENANTS_FILES_DIR, tenant);
+}

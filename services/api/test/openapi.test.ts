@@ -25,6 +25,12 @@ t.test('the OpenAPI document describes every /v1 route with its responses, and /
     '/v1/tokens',
     '/v1/tokens/{id}',
     '/v1/audit',
+    '/v1/tenants',
+    '/v1/tenants/{id}',
+    '/v1/tenants/{id}/policy',
+    '/v1/templates',
+    '/v1/templates/{name}',
+    '/v1/templates/{name}/schema',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`);
   }

@@ -2,10 +2,10 @@ import t from 'tap';
 import { manifest, startApi } from './harness.js';
 import { caller, tenantsWithTokens } from './tenant-helpers.js';
 
-const withFiles = (name: string, files: number, directory = `/tmp/acme-${name}`) =>
+const withFiles = (name: string, files: number, directory = `/tmp/tenants/acme/${name}`) =>
   manifest(name)
     .replace(`/tmp/${name}`, directory)
-    .replace('files: []', `files:\n${'    - { name: f.txt, content: x }\n'.repeat(files)}`);
+    .replace('files: []', files > 0 ? `files:\n${'    - { path: f.txt, content: x }\n'.repeat(files)}` : 'files: []');
 
 t.test('governance: a tenant deploys within the rules the platform sets', async (t) => {
   const { app, models } = await startApi(t);
@@ -24,7 +24,7 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
       LocalFileSet: {
         allowed: true,
         maxInstances: 5,
-        parameters: { 'spec.files': { maxItems: 2 }, 'spec.directory': { pattern: '^/tmp/acme-' } },
+        parameters: { 'spec.files': { maxItems: 2 }, 'spec.directory': { pattern: '/[a-z0-9-]+$' } },
       },
     },
     operations: { preview: 'viewer', up: 'admin' },
@@ -64,8 +64,8 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     const tooMany = await acme.deployer('POST', '/v1/resources', withFiles('big', 3));
     t.equal(tooMany.statusCode, 400);
     t.match(tooMany.json().message, "spec.files must have at most 2 items (tenant acme's limit)");
-    const elsewhere = await acme.deployer('POST', '/v1/resources', withFiles('out', 1, '/tmp/other-out'));
-    t.match(elsewhere.json().message, "spec.directory must match ^/tmp/acme- (tenant acme's limit)");
+    const elsewhere = await acme.deployer('POST', '/v1/resources', withFiles('out', 1, '/tmp/tenants/acme/OUT'));
+    t.match(elsewhere.json().message, "spec.directory must match /[a-z0-9-]+$ (tenant acme's limit)");
     t.equal(await models.Resource.countDocuments({ tenantId: { $in: ['acme', 'beta'] } }), 0, 'nothing was stored');
   });
 

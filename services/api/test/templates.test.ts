@@ -12,7 +12,11 @@ t.test('templates: the catalogue, strict parameters, and the effective schema pe
   await platform('PUT', '/v1/tenants/acme/policy', {
     templates: {
       LocalFileSet: {
-        parameters: { 'spec.files': { maxItems: 2 }, 'spec.directory': { pattern: '^/tmp/acme-' }, 'metadata.name': { maxLength: 20 } },
+        parameters: {
+          'spec.files': { maxItems: 2 },
+          'spec.directory': { pattern: '^/tmp/tenants/acme/' },
+          'metadata.name': { maxLength: 20 },
+        },
       },
     },
   });
@@ -46,18 +50,21 @@ t.test('templates: the catalogue, strict parameters, and the effective schema pe
       t.equal(res.statusCode, 400, res.body);
       return res.json().message as string;
     };
-    t.match(await refused('  directory: /tmp/acme-s\n  files: []\n  colour: red\n'), 'spec.colour is not a parameter of this template');
-    t.match(await refused('  files: []\n'), 'spec.directory is required');
-    t.match(await refused('  directory: /tmp/acme-s\n  files: x\n'), 'spec.files must be array');
     t.match(
-      await refused('  directory: /tmp/acme-s\n  files:\n    - { path: a, content: b, delayMs: "5" }\n'),
+      await refused('  directory: /tmp/tenants/acme/s\n  files: []\n  colour: red\n'),
+      'spec.colour is not a parameter of this template',
+    );
+    t.match(await refused('  files: []\n'), 'spec.directory is required');
+    t.match(await refused('  directory: /tmp/tenants/acme/s\n  files: x\n'), 'spec.files must be array');
+    t.match(
+      await refused('  directory: /tmp/tenants/acme/s\n  files:\n    - { path: a, content: b, delayMs: "5" }\n'),
       'spec.files[0].delayMs must be integer',
     );
     const both = await refused('  directory: 5\n  files:\n    - { path: "", content: 1 }\n');
     t.match(both, /spec\.directory must be string/);
     t.match(both, /spec\.files\[0\]\.path must NOT have fewer than 1 characters/);
     t.match(both, /spec\.files\[0\]\.content must be string/, 'all of them at once');
-    const ok = await acme('POST', '/v1/resources', manifest('strict').replace('/tmp/strict', '/tmp/acme-strict'));
+    const ok = await acme('POST', '/v1/resources', manifest('strict').replace('/tmp/strict', '/tmp/tenants/acme/strict'));
     t.equal(ok.statusCode, 201, ok.body);
   });
 
@@ -71,18 +78,18 @@ t.test('templates: the catalogue, strict parameters, and the effective schema pe
     );
     t.match(
       schema.properties.directory,
-      { type: 'string', maxLength: 4096, pattern: '^/tmp/acme-' },
+      { type: 'string', maxLength: 4096, pattern: '^/tmp/tenants/acme/' },
       "the tenant's pattern joins the template's rules",
     );
     t.same(schema['x-tenant-limits'], { 'metadata.name': { maxLength: 20 } }, 'a limit outside spec is listed');
     const validate = new Ajv({ strict: false }).compile(schema);
-    const spec = (files: number, directory = '/tmp/acme-x') => ({
+    const spec = (files: number, directory = '/tmp/tenants/acme/x') => ({
       directory,
       files: Array.from({ length: files }, (_, i) => ({ path: `f${i}`, content: '' })),
     });
     t.ok(validate(spec(2)), 'a form value within the limits validates');
     t.notOk(validate(spec(3)), 'one past them does not');
-    t.notOk(validate(spec(1, '/tmp/beta-x')));
+    t.notOk(validate(spec(1, '/tmp/tenants/beta/x')));
     const plain = (await platform('GET', '/v1/templates/LocalFileSet/schema')).json();
     t.equal(plain.properties.files.maxItems, 1000, "a platform admin naming no tenant gets the template's own");
     t.equal((await beta('GET', '/v1/templates/LocalFileSet/schema?tenant=acme')).statusCode, 403, "not another tenant's");

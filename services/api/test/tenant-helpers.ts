@@ -1,5 +1,9 @@
 import type { App } from '../src/app.js';
-import { auth } from './harness.js';
+import { auth, manifest } from './harness.js';
+
+/** A LocalFileSet manifest whose folder is in the tenant's own area (`/tmp/tenants/<tenant>/<name>`). */
+export const tenantManifest = (tenant: string, name: string, extra = '') =>
+  manifest(name, extra).replace(`/tmp/${name}`, `/tmp/tenants/${tenant}/${name}`);
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 

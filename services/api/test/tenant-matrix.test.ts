@@ -3,7 +3,7 @@ import { sampleCredentials } from '@pds/devkit';
 import { roleAllows, type Role } from '@pds/shared';
 import t from 'tap';
 import { manifest, startApi } from './harness.js';
-import { caller, type Method, tenantsWithTokens } from './tenant-helpers.js';
+import { caller, type Method, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
 
 /**
  * Every documented route × {own tenant, other tenant, platform} × role, against objects of tenant
@@ -28,7 +28,7 @@ t.test('route × tenant × role', async (t) => {
   // Fresh acme objects for each request, so a delete or a cancel never spoils the next caller's target.
   const freshResource = async () => {
     const name = unique();
-    return { ...remember(await created('POST', '/v1/resources?tenant=acme', manifest(name))), name };
+    return { ...remember(await created('POST', '/v1/resources?tenant=acme', tenantManifest('acme', name))), name };
   };
   const freshJob = async () =>
     remember(await created('POST', `/v1/resources/${(await freshResource()).id}/jobs`, { operation: 'preview' }));
@@ -45,8 +45,8 @@ t.test('route × tenant × role', async (t) => {
     '/v1/tenants/{id}/policy': async () => ({ id: 'acme' }),
   };
   const bodies: Record<string, (target?: { id: string; name?: string }) => object | string> = {
-    'POST /v1/resources': () => manifest(unique()),
-    'PUT /v1/resources/{id}': (target) => manifest(target!.name!),
+    'POST /v1/resources': () => tenantManifest('acme', unique()),
+    'PUT /v1/resources/{id}': (target) => tenantManifest('acme', target!.name!),
     'POST /v1/resources/{id}/jobs': () => ({ operation: 'preview' }),
     'POST /v1/jobs/{id}/cancel': () => ({}),
     'POST /v1/credentials': () => ({ name: unique(), provider: 'gcp', tenant: 'acme', ...gcp }),

@@ -2,7 +2,7 @@ import { sampleCredentials } from '@pds/devkit';
 import { CREDENTIAL_LABEL } from '@pds/shared';
 import t from 'tap';
 import { manifest, startApi } from './harness.js';
-import { caller, tenantsWithTokens } from './tenant-helpers.js';
+import { caller, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
 
 t.test('tenants', async (t) => {
   const { app, queue } = await startApi(t);
@@ -43,19 +43,15 @@ t.test('tenants', async (t) => {
   });
 
   t.test('two tenants keep resources of the same name and stack side by side, each seeing only its own', async (t) => {
-    const a = await acme.deployer('POST', '/v1/resources', manifest('web'));
-    const b = await beta.deployer(
-      'POST',
-      '/v1/resources',
-      manifest('web-b').replace('name: web-b', 'name: web').replace('/tmp/web-b', '/tmp/web-beta'),
-    );
+    const a = await acme.deployer('POST', '/v1/resources', tenantManifest('acme', 'web'));
+    const b = await beta.deployer('POST', '/v1/resources', tenantManifest('beta', 'web'));
     t.equal(a.statusCode, 201, a.body);
     t.equal(b.statusCode, 201, b.body);
     t.equal(a.json().stackFqdn, b.json().stackFqdn, 'one stack FQDN in both tenants');
     t.equal(a.json().tenant, 'acme');
     t.equal(b.json().tenant, 'beta');
     t.equal(
-      (await acme.deployer('POST', '/v1/resources', manifest('web').replace('/tmp/web', '/tmp/web2'))).statusCode,
+      (await acme.deployer('POST', '/v1/resources', tenantManifest('acme', 'web').replace('acme/web', 'acme/web2'))).statusCode,
       409,
       'but twice in one tenant is refused',
     );
@@ -80,7 +76,7 @@ t.test('tenants', async (t) => {
       (await platform('GET', '/v1/resources?tenant=acme')).json().items.map((r: { id: string }) => r.id),
       [aId],
     );
-    const viaPlatform = await platform('POST', '/v1/resources?tenant=beta', manifest('from-platform'));
+    const viaPlatform = await platform('POST', '/v1/resources?tenant=beta', tenantManifest('beta', 'from-platform'));
     t.equal(viaPlatform.json().tenant, 'beta', 'a platform admin creates in the tenant it names');
     t.equal((await platform('POST', '/v1/resources?tenant=nobody', manifest('lost'))).statusCode, 404);
 
@@ -110,6 +106,18 @@ t.test('tenants', async (t) => {
       [jobB.id],
     );
     t.same((await beta.viewer('GET', `/v1/jobs?resourceId=${aId}`)).json().items, []);
+  });
+
+  t.test("each tenant's local folders are in its own area; the default tenant stays out of theirs", async (t) => {
+    const outside = await acme.deployer('POST', '/v1/resources', manifest('loose'));
+    t.equal(outside.statusCode, 400);
+    t.match(outside.json().message, 'spec.directory must be inside /tmp/tenants/acme (LOCAL_FILES_ROOT)');
+    const intoBeta = await acme.deployer('POST', '/v1/resources', tenantManifest('beta', 'squat'));
+    t.equal(intoBeta.statusCode, 400, "not even in another tenant's area");
+    const byDefault = await platform('POST', '/v1/resources', tenantManifest('acme', 'squat'));
+    t.equal(byDefault.statusCode, 400, "the default tenant's root holds the others' areas, which it may not use");
+    t.match(byDefault.json().message, '/tmp/tenants holds the folders of the other tenants');
+    t.equal((await platform('POST', '/v1/resources?tenant=acme', tenantManifest('acme', 'squat'))).statusCode, 201);
   });
 
   t.test('credentials: a tenant has its own; a platform credential is shared with named tenants, read-only to them', async (t) => {
@@ -164,7 +172,8 @@ t.test('tenants', async (t) => {
   });
 
   t.test('choosing the credential a stack runs with takes the admin role', async (t) => {
-    const labelled = (name: string, credential: string) => manifest(name, `  labels:\n    ${CREDENTIAL_LABEL}: ${credential}\n`);
+    const labelled = (name: string, credential: string) =>
+      tenantManifest('acme', name, `  labels:\n    ${CREDENTIAL_LABEL}: ${credential}\n`);
     const refused = await acme.deployer('POST', '/v1/resources', labelled('picky', 'prod'));
     t.equal(refused.statusCode, 403);
     t.match(refused.json().message, CREDENTIAL_LABEL);
@@ -173,7 +182,7 @@ t.test('tenants', async (t) => {
     const id = made.json().id as string;
     t.equal((await acme.deployer('PUT', `/v1/resources/${id}`, labelled('picky', 'prod'))).statusCode, 200, 'a deployer may keep it');
     t.equal((await acme.deployer('PUT', `/v1/resources/${id}`, labelled('picky', 'org-wide'))).statusCode, 403, 'not change it');
-    t.equal((await acme.deployer('PUT', `/v1/resources/${id}`, manifest('picky'))).statusCode, 403, 'nor remove it');
+    t.equal((await acme.deployer('PUT', `/v1/resources/${id}`, tenantManifest('acme', 'picky'))).statusCode, 403, 'nor remove it');
     t.equal((await acme.admin('PUT', `/v1/resources/${id}`, labelled('picky', 'org-wide'))).statusCode, 200);
   });
 

@@ -25,6 +25,7 @@ import {
   jobStackKey,
   recordStackLife,
   DEFAULT_TENANT,
+  tenantFilesRoot,
   tenantOf,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
@@ -171,8 +172,9 @@ export async function executeJob(
     return undefined;
   }
   const job = claimed;
-  // The resource shows its stack deploying or destroying (a failed write only delays what it shows).
-  await store('record the stack deploying', () => recordStackLife(models, job, { started: true })).catch((err: Error) =>
+  // The resource shows its stack deploying or destroying, written beside the run (off the path to
+  // spawning Pulumi) and awaited before the end is written, so the end is always the last word.
+  const startRecorded = store('record the stack deploying', () => recordStackLife(models, job, { started: true })).catch((err: Error) =>
     logger.warn({ err: err.message }, 'the stack state could not be recorded'),
   );
   const sink = new LineSink({
@@ -242,7 +244,7 @@ export async function executeJob(
     const env = {
       ...credential.env,
       STACK_INPUT_YAML: stackInputYaml(manifest, credential.settings),
-      ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: localFilesRoot(config) } : {}),
+      ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: tenantFilesRoot(localFilesRoot(config), tenantOf(job)) } : {}),
     };
     const waits = deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
     logger.info({ stack: job.stackFqdn, tenant: job.tenantId, operation: job.operation }, 'running pulumi');
@@ -254,7 +256,7 @@ export async function executeJob(
       stackKey,
       slot,
       localDirs: localDirsOf(kind.localPaths, spec),
-      localRoot: localFilesRoot(config),
+      localRoot: tenantFilesRoot(localFilesRoot(config), tenantOf(job)),
     });
     let result: PulumiRunResult;
     try {
@@ -422,6 +424,7 @@ export async function executeJob(
       logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
       return undefined;
     }
+    await startRecorded;
     const life = { status: outcome.status, outputs: encodeOutputs(outcome.outputs ?? {}), resourceVersion: ranVersion, at: finishedAt };
     await store('record the stack state', () => recordStackLife(models, job, life)).catch((err: Error) =>
       logger.warn({ err: err.message }, 'the stack state could not be recorded'),

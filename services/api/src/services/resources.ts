@@ -2,6 +2,9 @@ import { realpath } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import {
   checkLocalPaths,
+  DEFAULT_TENANT,
+  TENANTS_FILES_DIR,
+  tenantFilesRoot,
   errors,
   foldersNest,
   isInside,
@@ -102,6 +105,23 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
 
   const tenants = tenantService({ models });
 
+  /**
+   * A tenant's local folders are inside its own root (tenantFilesRoot); the default tenant's, inside
+   * LOCAL_FILES_ROOT but out of the other tenants' area.
+   */
+  async function checkTenantPaths(fields: string[], spec: Record<string, unknown>, tenantId: string): Promise<void> {
+    const root = tenantFilesRoot(localFilesRoot, tenantId);
+    await checkLocalPaths(fields, spec, root);
+    if (tenantId !== DEFAULT_TENANT) return;
+    const area = join(localFilesRoot, TENANTS_FILES_DIR);
+    const realArea = join(await realpath(localFilesRoot).catch(() => localFilesRoot), TENANTS_FILES_DIR);
+    for (const dir of localDirsOf(fields, spec)) {
+      if (foldersNest(area, dir) || foldersNest(realArea, dir)) {
+        throw errors.invalidManifest(`spec.directory ${dir}: ${area} holds the folders of the other tenants`);
+      }
+    }
+  }
+
   /** The tenant's rules for a manifest's template: allowed, and within the parameter limits. */
   async function assertPolicy(tenantId: string, manifest: Manifest): Promise<TenantPolicy> {
     const policy = await tenants.policyOf(tenantId);
@@ -149,7 +169,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       assertParameters(kind.parameters, manifest.spec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       const policy = await assertPolicy(tenantId, manifest);
-      await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
+      await checkTenantPaths(kind.localPaths, manifest.spec, tenantId);
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { tenantId, kind: manifest.kind, name: manifest.metadata.name });
       try {
         const doc = await insert(
@@ -184,7 +204,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       assertParameters(kind.parameters, manifest.spec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       await assertPolicy(tenantOf(current), manifest);
-      await checkLocalPaths(kind.localPaths, manifest.spec, localFilesRoot);
+      await checkTenantPaths(kind.localPaths, manifest.spec, tenantOf(current));
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { ...current, tenantId: tenantOf(current) });
       if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
       const doc = await models.Resource.findOneAndUpdate(
