@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sampleCredentials } from '@pds/devkit';
 import { roleAllows, type Role } from '@pds/shared';
 import t from 'tap';
-import { manifest, startApi } from './harness.js';
+import { startApi } from './harness.js';
 import { caller, type Method, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
 
 /**
