@@ -64,7 +64,14 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
 
   // The stack's life on the resource: deployed, by whom, with its outputs; then destroyed.
   const deployed = await call('GET', `/v1/resources/${a.resource.id}`);
-  t.match(deployed.stack, { status: 'deployed', jobId: a.job.id, lastDeployedBy: 'ADMIN_TOKEN', resourceVersion: 1, outputs: {} });
+  t.match(deployed.stack, {
+    status: 'deployed',
+    jobId: a.job.id,
+    lastDeployedBy: 'ADMIN_TOKEN',
+    resourceVersion: 1,
+    templateVersion: '1.0.0',
+    outputs: {},
+  });
   t.ok(Object.keys(deployed.stack.outputs).length > 0, `its outputs: ${JSON.stringify(deployed.stack.outputs)}`);
   const destroy = await call('POST', `/v1/resources/${b.resource.id}/jobs`, { operation: 'destroy' });
   t.equal((await finished(destroy.id)).status, 'succeeded');

@@ -1,3 +1,4 @@
+import { satisfies, validRange } from 'semver';
 import { errors } from './errors.js';
 import type { Operation, TenantRole } from './types.js';
 
@@ -15,6 +16,8 @@ export interface ParameterLimit {
 export interface TemplateRule {
   /** Whether the tenant may create and deploy it (default: the policy's `templatesByDefault`). */
   allowed?: boolean;
+  /** The template versions the tenant may use, as a semver range (`^1.2`, `>=1 <3`). */
+  versions?: string;
   /** At most this many resources of it in the tenant. */
   maxInstances?: number;
   /** Limits on its parameters, by manifest path (`spec.size`). */
@@ -64,8 +67,11 @@ export function operationRole(policy: TenantPolicy, operation: Operation): Tenan
   return policy.operations?.[operation] ?? DEFAULT_OPERATION_ROLES[operation];
 }
 
-/** Refuses (409) a template the tenant's policy does not allow, naming the rule. */
-export function assertTemplateAllowed(policy: TenantPolicy, tenant: string, template: string): void {
+/**
+ * Refuses (409) a template, or a version of it, that the tenant's policy does not allow, naming
+ * the rule. `version` is the template version in question (none: only whether it is allowed at all).
+ */
+export function assertTemplateAllowed(policy: TenantPolicy, tenant: string, template: string, version?: string): void {
   const rule = policy.templates?.[template];
   const allowed = rule?.allowed ?? (policy.templatesByDefault ?? 'allow') === 'allow';
   if (!allowed) {
@@ -74,6 +80,20 @@ export function assertTemplateAllowed(policy: TenantPolicy, tenant: string, temp
         ? `templates.${template}.allowed is false`
         : `templatesByDefault is deny and template ${template} has no rule allowing it`;
     throw errors.policy(`template ${template} is not allowed for tenant ${tenant} (policy: ${which})`);
+  }
+  if (rule?.versions !== undefined && version !== undefined && !satisfies(version, rule.versions, { includePrerelease: true })) {
+    throw errors.policy(
+      `template ${template} ${version} is outside the versions tenant ${tenant} may use, ${rule.versions} (policy: templates.${template}.versions)`,
+    );
+  }
+}
+
+/** Refuses (400) a policy whose version ranges do not parse, naming the rule. */
+export function assertVersionRanges(policy: TenantPolicy): void {
+  for (const [template, rule] of Object.entries(policy.templates ?? {})) {
+    if (rule.versions !== undefined && validRange(rule.versions) === null) {
+      throw errors.invalidRequest(`templates.${template}.versions: "${rule.versions}" is not a semver range`);
+    }
   }
 }
 

@@ -28,7 +28,7 @@ export function stackStatusOnEnd(operation: Operation, status: JobStatus): Stack
 export async function recordStackLife(
   models: Pick<Models, 'Resource'>,
   job: Pick<StackJobDoc, '_id' | 'resourceId' | 'operation' | 'createdBy'>,
-  phase: { started: true } | { status: JobStatus; outputs?: string; resourceVersion?: number; at: Date },
+  phase: { started: true } | { status: JobStatus; outputs?: string; resourceVersion?: number; templateVersion?: string; at: Date },
 ): Promise<void> {
   const operation = job.operation as Operation;
   const status = 'started' in phase ? stackStatusOnStart(operation) : stackStatusOnEnd(operation, phase.status);
@@ -40,6 +40,7 @@ export async function recordStackLife(
       'stack.lastDeployedAt': phase.at,
       'stack.lastDeployedBy': job.createdBy?.name ?? null,
       ...(phase.resourceVersion !== undefined ? { 'stack.resourceVersion': phase.resourceVersion } : {}),
+      ...(phase.templateVersion !== undefined ? { 'stack.templateVersion': phase.templateVersion } : {}),
     });
   }
   await models.Resource.updateOne({ _id: job.resourceId }, { $set: set });

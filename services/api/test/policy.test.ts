@@ -43,6 +43,9 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     });
     t.equal(badPattern.statusCode, 400);
     t.match(badPattern.json().message, /templates\.LocalFileSet\.parameters\.spec\.name\.pattern/);
+    const badRange = await platform('PUT', '/v1/tenants/beta/policy', { templates: { LocalFileSet: { versions: 'one-ish' } } });
+    t.equal(badRange.statusCode, 400);
+    t.match(badRange.json().message, 'templates.LocalFileSet.versions: "one-ish" is not a semver range');
     const unknown = await platform('PUT', '/v1/tenants/beta/policy', { maxJobs: 3 });
     t.equal(unknown.statusCode, 400, 'an unknown rule is refused, not ignored');
     t.equal((await platform('PUT', '/v1/tenants/beta/policy', { templates: { LocalFileSet: { allowed: false } } })).statusCode, 200);
@@ -67,6 +70,30 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     const elsewhere = await acme.deployer('POST', '/v1/resources', withFiles('out', 1, '/tmp/tenants/acme/OUT'));
     t.match(elsewhere.json().message, "spec.directory must match /[a-z0-9-]+$ (tenant acme's limit)");
     t.equal(await models.Resource.countDocuments({ tenantId: { $in: ['acme', 'beta'] } }), 0, 'nothing was stored');
+  });
+
+  t.test('a version range: the built-in template (1.0.0) is refused outside it, and pinned on the resource inside it', async (t) => {
+    await platform('PUT', '/v1/tenants/acme/policy', {
+      ...policy,
+      templates: { LocalFileSet: { ...policy.templates.LocalFileSet, versions: '^2' } },
+    });
+    const outside = await acme.deployer('POST', '/v1/resources', withFiles('v1', 1));
+    t.equal(outside.statusCode, 409);
+    t.match(
+      outside.json().message,
+      'template LocalFileSet 1.0.0 is outside the versions tenant acme may use, ^2 (policy: templates.LocalFileSet.versions)',
+    );
+    const allowedOnly = (await acme.viewer('GET', '/v1/templates')).json().items.find((x: { name: string }) => x.name === 'LocalFileSet');
+    t.equal(allowedOnly.allowed, false, 'the catalogue says so');
+    await platform('PUT', '/v1/tenants/acme/policy', {
+      ...policy,
+      templates: { LocalFileSet: { ...policy.templates.LocalFileSet, versions: '>=1 <2' } },
+    });
+    const inside = await acme.deployer('POST', '/v1/resources', withFiles('v1', 1));
+    t.equal(inside.statusCode, 201, inside.body);
+    t.equal(inside.json().templateVersion, '1.0.0', 'the resource records the template version it was checked against');
+    t.equal((await acme.deployer('DELETE', `/v1/resources/${inside.json().id}`)).statusCode, 200);
+    await platform('PUT', '/v1/tenants/acme/policy', policy);
   });
 
   t.test('maxInstances holds under concurrency: 20 parallel creates against a cap of 5 make exactly 5', async (t) => {

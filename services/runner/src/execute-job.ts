@@ -185,6 +185,7 @@ export async function executeJob(
     outageToleranceMs: toleranceMs,
   });
   let ranVersion: number | undefined; // the resource version this run used
+  let ranTemplateVersion: string | undefined; // the template version it ran
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
   const stdout = new Tail();
@@ -219,6 +220,7 @@ export async function executeJob(
     const kind = deps.kinds.get(resource.kind);
     if (!kind)
       return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
+    ranTemplateVersion = kind.version;
     if (tenantOf(job) !== DEFAULT_TENANT && !backendSeparatesTenants(config.PULUMI_BACKEND_URL)) {
       const error = `PULUMI_BACKEND_URL (${new URL(config.PULUMI_BACKEND_URL).protocol}) cannot keep tenants' stacks apart: tenant ${tenantOf(job)}'s jobs need a file://, s3://, gs:// or azblob:// backend`;
       return { status: 'failed', exitCode: null, error, reason: 'backend_shared' };
@@ -425,7 +427,13 @@ export async function executeJob(
       return undefined;
     }
     await startRecorded;
-    const life = { status: outcome.status, outputs: encodeOutputs(outcome.outputs ?? {}), resourceVersion: ranVersion, at: finishedAt };
+    const life = {
+      status: outcome.status,
+      outputs: encodeOutputs(outcome.outputs ?? {}),
+      resourceVersion: ranVersion,
+      templateVersion: ranTemplateVersion,
+      at: finishedAt,
+    };
     await store('record the stack state', () => recordStackLife(models, job, life)).catch((err: Error) =>
       logger.warn({ err: err.message }, 'the stack state could not be recorded'),
     );

@@ -21,6 +21,8 @@ export const resourceSchema = new Schema(
     labelPairs: { type: [String], default: [] },
     manifest: { type: String, required: true },
     version: { type: Number, required: true, default: 1 },
+    /** The template version the manifest was checked against when it was last stored. */
+    templateVersion: { type: String },
     /** The stack's life (stack-life.ts): status, the job that last moved it, and what its last good up left. */
     stack: {
       type: {
@@ -32,6 +34,7 @@ export const resourceSchema = new Schema(
         lastDeployedAt: Date,
         lastDeployedBy: String,
         resourceVersion: Number,
+        templateVersion: String,
       },
       default: () => ({ status: 'pending', changedAt: new Date() }),
     },
@@ -53,6 +56,7 @@ export interface ResourceDoc {
   labelPairs?: string[];
   manifest: string;
   version: number;
+  templateVersion?: string;
   stack?: {
     status?: StackStatus;
     jobId?: string;
@@ -61,6 +65,7 @@ export interface ResourceDoc {
     lastDeployedAt?: Date;
     lastDeployedBy?: string;
     resourceVersion?: number;
+    templateVersion?: string;
   };
   createdAt: Date;
   updatedAt: Date;

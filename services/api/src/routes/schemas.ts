@@ -56,6 +56,7 @@ export const ResourceSchema = Type.Object({
   spec: Json,
   manifest: Type.String({ description: 'The manifest as submitted (YAML)' }),
   version: Type.Integer(),
+  templateVersion: Type.Optional(Type.String({ description: 'The template version the manifest was checked against when last stored' })),
   stack: Type.Object(
     {
       status: literals(STACK_STATUSES),
@@ -65,6 +66,7 @@ export const ResourceSchema = Type.Object({
       lastDeployedAt: Type.Optional(Type.String({ format: 'date-time' })),
       lastDeployedBy: Type.Optional(Type.String({ description: 'The name of the token that asked for its last good up' })),
       resourceVersion: Type.Optional(Type.Integer({ description: 'The manifest version its last good up ran' })),
+      templateVersion: Type.Optional(Type.String({ description: 'The template version its last good up ran' })),
     },
     { description: 'pending → deploying → deployed | failed → destroying → destroyed' },
   ),
@@ -388,6 +390,9 @@ export const TenantPolicySchema = Type.Object(
         Type.Object(
           {
             allowed: Type.Optional(Type.Boolean()),
+            versions: Type.Optional(
+              Type.String({ maxLength: 200, description: 'The template versions allowed, as a semver range (^1.2)' }),
+            ),
             maxInstances: Count('At most this many resources of the template in the tenant'),
             parameters: Type.Optional(
               Type.Record(

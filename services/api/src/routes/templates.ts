@@ -6,9 +6,9 @@ import { tenantService } from '../services/tenants.js';
 import { errorResponses, TemplateParamsSchema, TemplateSchema, TenantQuerySchema } from './schemas.js';
 
 /** Whether a tenant's policy allows a template. */
-function allows(policy: TenantPolicy, tenant: string, template: string): boolean {
+function allows(policy: TenantPolicy, tenant: string, template: KindInfo): boolean {
   try {
-    assertTemplateAllowed(policy, tenant, template);
+    assertTemplateAllowed(policy, tenant, template.kind, template.version);
     return true;
   } catch {
     return false;
@@ -38,7 +38,7 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
     readme: kind.readme,
     provider: kind.provider,
     project: kind.project,
-    ...(scope ? { allowed: allows(scope.policy, scope.tenant, kind.kind) } : {}),
+    ...(scope ? { allowed: allows(scope.policy, scope.tenant, kind) } : {}),
   });
 
   const find = (name: string) => {

@@ -12,6 +12,7 @@ import {
   type Models,
   type Operation,
   type Progress,
+  type KindRegistry,
   QueueUnavailableError,
   queueStackJob,
   type StackJobDoc,
@@ -47,6 +48,8 @@ export interface JobServiceDeps {
   /** Ended jobs' views, shared by the API's routes (optional: without it every read goes to MongoDB). */
   /** Views of ended jobs (a job never leaves a final status, so its view never changes). */
   endedJobs?: LruCache<string, JobView>;
+  /** The templates (their versions are checked against a tenant's allowed range before a deploy). */
+  kinds?: KindRegistry;
 }
 
 export type JobView = ReturnType<typeof jobView>;
@@ -81,7 +84,7 @@ export interface JobListFilter {
 }
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
-export function jobService({ models, queue, redis, stacks, endedJobs }: JobServiceDeps) {
+export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: JobServiceDeps) {
   /**
    * Ends a queued job before it starts (`cancelled`, with `reason`): claims it in Redis (so a runner
    * starting it at the same moment cannot also win), takes it out of the queue and its stack's line,
@@ -140,7 +143,8 @@ export function jobService({ models, queue, redis, stacks, endedJobs }: JobServi
       );
     }
     if (operation === 'up' || operation === 'preview') {
-      assertTemplateAllowed(policy, tenant, resource.kind);
+      // The version that would run: the template's as the runners have it now.
+      assertTemplateAllowed(policy, tenant, resource.kind, kinds?.get(resource.kind)?.version);
       try {
         assertParameterLimits(policy, tenant, resource.kind, parseManifest(resource.manifest, STORED_MANIFEST));
       } catch (err) {

@@ -123,9 +123,9 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
   }
 
   /** The tenant's rules for a manifest's template: allowed, and within the parameter limits. */
-  async function assertPolicy(tenantId: string, manifest: Manifest): Promise<TenantPolicy> {
+  async function assertPolicy(tenantId: string, manifest: Manifest, version: string): Promise<TenantPolicy> {
     const policy = await tenants.policyOf(tenantId);
-    assertTemplateAllowed(policy, tenantId, manifest.kind);
+    assertTemplateAllowed(policy, tenantId, manifest.kind, version);
     assertParameterLimits(policy, tenantId, manifest.kind, manifest);
     return policy;
   }
@@ -168,7 +168,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       }
       assertParameters(kind.parameters, manifest.spec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
-      const policy = await assertPolicy(tenantId, manifest);
+      const policy = await assertPolicy(tenantId, manifest, kind.version);
       await checkTenantPaths(kind.localPaths, manifest.spec, tenantId);
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { tenantId, kind: manifest.kind, name: manifest.metadata.name });
       try {
@@ -180,6 +180,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
             stackFqdn,
             ...labelFields(manifest.metadata.labels),
             manifest: manifestText,
+            templateVersion: kind.version,
           },
           policy,
         );
@@ -203,14 +204,14 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
       assertParameters(kind.parameters, manifest.spec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
-      await assertPolicy(tenantOf(current), manifest);
+      await assertPolicy(tenantOf(current), manifest, kind.version);
       await checkTenantPaths(kind.localPaths, manifest.spec, tenantOf(current));
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { ...current, tenantId: tenantOf(current) });
       if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
       const doc = await models.Resource.findOneAndUpdate(
         { _id: id, version: current.version },
         {
-          $set: { manifest: manifestText, ...labelFields(manifest.metadata.labels) },
+          $set: { manifest: manifestText, templateVersion: kind.version, ...labelFields(manifest.metadata.labels) },
           $inc: { version: 1 },
         },
         { returnDocument: 'after' },

@@ -1,4 +1,5 @@
 import {
+  assertVersionRanges,
   canSee,
   decodePolicy,
   DEFAULT_TENANT,
@@ -74,6 +75,7 @@ export function tenantService({ models }: { models: Pick<Models, 'Tenant'> }) {
 
     /** Replaces a tenant's policy (platform admins); patterns must compile. */
     async setPolicy(name: string, policy: TenantPolicy): Promise<TenantPolicy> {
+      assertVersionRanges(policy);
       for (const [template, rule] of Object.entries(policy.templates ?? {})) {
         for (const [path, limit] of Object.entries(rule.parameters ?? {})) {
           if (limit.pattern === undefined) continue;

@@ -21,6 +21,7 @@ function stackView(stack: ResourceDoc['stack']) {
     ...(stack?.lastDeployedAt ? { lastDeployedAt: stack.lastDeployedAt.toISOString() } : {}),
     ...(stack?.lastDeployedBy ? { lastDeployedBy: stack.lastDeployedBy } : {}),
     ...(stack?.resourceVersion !== undefined ? { resourceVersion: stack.resourceVersion } : {}),
+    ...(stack?.templateVersion ? { templateVersion: stack.templateVersion } : {}),
   };
 }
 
@@ -39,6 +40,7 @@ export function resourceView(doc: ResourceDoc) {
     spec: manifest.spec,
     manifest: doc.manifest,
     version: doc.version,
+    ...(doc.templateVersion ? { templateVersion: doc.templateVersion } : {}),
     stack: stackView(doc.stack),
     createdAt: doc.createdAt.toISOString(),
     updatedAt: doc.updatedAt.toISOString(),
