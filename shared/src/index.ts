@@ -22,6 +22,7 @@ export * from './providers.js';
 export * from './redis.js';
 export * from './running-jobs.js';
 export * from './secret-box.js';
+export * from './secret-parameters.js';
 export * from './stack-life.js';
 export * from './stack-queue.js';
 export * from './stream-tickets.js';

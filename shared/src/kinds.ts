@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { compileParameters, type ParametersSchema } from './parameters.js';
+import { compileParameters, type ParametersSchema, secretParametersOf } from './parameters.js';
 
 /** A kind of resource: a Pulumi program directory in MODULES_DIR, named after the kind. */
 export interface KindInfo {
@@ -43,6 +43,7 @@ function parametersOf(kind: string, value: unknown): ParametersSchema | undefine
     throw new Error(`${kind}/module.yaml: parameters must be a JSON Schema object`);
   try {
     compileParameters(value as ParametersSchema);
+    secretParametersOf(value as ParametersSchema);
   } catch (err) {
     throw new Error(`${kind}/module.yaml: parameters is not a valid JSON Schema: ${(err as Error).message}`, { cause: err });
   }

@@ -7,6 +7,30 @@ export type ParametersSchema = Record<string, unknown>;
 // Strict: no type coercion, no defaults filled in, every error reported; unknown keywords are an
 // error in the schema itself (a typo in a template must not silently drop a rule).
 const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false, removeAdditional: false });
+// `x-secret: true` on a parameter: its value reaches the program as Pulumi secret config, never in the manifest it reads.
+ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+
+/** What a stored manifest holds in place of a secret parameter's value (and what a PUT may send back to keep it). */
+export const SECRET_PLACEHOLDER = '[secret]';
+
+/**
+ * The secret parameters of a schema: the top-level `spec` properties marked `x-secret: true`, which
+ * must be strings. Anywhere deeper is refused (they are passed as one Pulumi config key each).
+ */
+export function secretParametersOf(schema: ParametersSchema | undefined): string[] {
+  const properties = (schema?.properties ?? {}) as Record<string, Record<string, unknown>>;
+  const keys = Object.entries(properties)
+    .filter(([, property]) => property['x-secret'] === true)
+    .map(([key, property]) => {
+      if (property.type !== 'string') throw new Error(`parameters.properties.${key}: an x-secret parameter must be of type string`);
+      if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(key))
+        throw new Error(`parameters.properties.${key}: an x-secret parameter needs a plain name (a Pulumi config key)`);
+      return key;
+    });
+  const nested = JSON.stringify(Object.values(properties).map((p) => ({ ...p, 'x-secret': undefined })));
+  if (nested.includes('"x-secret"')) throw new Error('x-secret is allowed only on top-level properties of spec');
+  return keys;
+}
 const compiled = new WeakMap<ParametersSchema, ValidateFunction>();
 
 /** Compiles a parameters schema; throws naming what is wrong with it. */

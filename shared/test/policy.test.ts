@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
   assertParameterLimits,
+  secretParametersOf,
   effectiveSchema,
   assertTemplateAllowed,
   operationRole,
@@ -81,4 +82,15 @@ t.test('the effective schema keeps the stricter of each rule', async (t) => {
   t.same(result.properties.tier!.enum, ['m'], 'the values both allow');
   t.match(result.properties.name, { pattern: '^[a-z]', allOf: [{ pattern: '^db-' }] }, 'both patterns hold');
   t.same(schema.properties.size, { type: 'integer', minimum: 1, maximum: 8 }, "the template's own schema is not changed");
+});
+
+t.test('secret parameters are plain top-level strings', async (t) => {
+  t.same(secretParametersOf({ type: 'object', properties: { token: { type: 'string', 'x-secret': true }, size: { type: 'integer' } } }), [
+    'token',
+  ]);
+  t.throws(() => secretParametersOf({ properties: { n: { type: 'integer', 'x-secret': true } } }), /must be of type string/);
+  t.throws(
+    () => secretParametersOf({ properties: { db: { type: 'object', properties: { password: { type: 'string', 'x-secret': true } } } } }),
+    /only on top-level properties/,
+  );
 });

@@ -1,4 +1,5 @@
 import { isAbsolute, join, normalize, relative } from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
 import { parse as parseYaml } from 'yaml';
 import { LocalFile } from './local-file';
 
@@ -52,8 +53,13 @@ export default async function main() {
         ...(file.delayMs ? { delayMs: file.delayMs } : {}),
       }),
   );
+  // A secret parameter arrives as Pulumi secret config (the manifest it reads says "[secret]"); the
+  // engine keeps it encrypted in the state and masked in every output.
+  const secret = new pulumi.Config().getSecret('secret');
+  const secretFile = secret ? new LocalFile('.secret', { path: join(spec.directory, '.secret'), content: secret }) : undefined;
   return {
     directory: spec.directory,
+    ...(secretFile ? { secretFile: secretFile.path } : {}),
     // A list, not a map keyed by path: file names hold dots, which document stores refuse as keys.
     files: files.map((file, i) => ({ path: spec.files[i]?.path, sha256: file.sha256 })),
   };

@@ -61,7 +61,7 @@ export class LocalFile extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   declare readonly sha256: pulumi.Output<string>;
 
-  constructor(name: string, args: LocalFileInputs, opts?: pulumi.CustomResourceOptions) {
+  constructor(name: string, args: { [K in keyof LocalFileInputs]: pulumi.Input<LocalFileInputs[K]> }, opts?: pulumi.CustomResourceOptions) {
     super(localFileProvider, name, { ...args, sha256: undefined }, opts);
   }
 }

@@ -64,6 +64,10 @@ t.test('templates: the catalogue, strict parameters, and the effective schema pe
     t.match(both, /spec\.directory must be string/);
     t.match(both, /spec\.files\[0\]\.path must NOT have fewer than 1 characters/);
     t.match(both, /spec\.files\[0\]\.content must be string/, 'all of them at once');
+    t.match(
+      await refused('  directory: /tmp/tenants/acme/s\n  files: []\n  secret: "[secret]"\n'),
+      'spec.secret: "[secret]" keeps a stored secret, and there is none; give the value',
+    );
     const ok = await acme('POST', '/v1/resources', manifest('strict').replace('/tmp/strict', '/tmp/tenants/acme/strict'));
     t.equal(ok.statusCode, 201, ok.body);
   });
@@ -90,6 +94,7 @@ t.test('templates: the catalogue, strict parameters, and the effective schema pe
     t.ok(validate(spec(2)), 'a form value within the limits validates');
     t.notOk(validate(spec(3)), 'one past them does not');
     t.notOk(validate(spec(1, '/tmp/tenants/beta/x')));
+    t.match(schema.properties.secret, { type: 'string', 'x-secret': true }, 'a form knows which field is secret');
     const plain = (await platform('GET', '/v1/templates/LocalFileSet/schema')).json();
     t.equal(plain.properties.files.maxItems, 1000, "a platform admin naming no tenant gets the template's own");
     t.equal((await beta('GET', '/v1/templates/LocalFileSet/schema?tenant=acme')).statusCode, 403, "not another tenant's");

@@ -23,7 +23,9 @@ import {
   type StackJobDoc,
   STORED_MANIFEST,
   jobStackKey,
+  openSecretParameters,
   recordStackLife,
+  secretFragments,
   DEFAULT_TENANT,
   tenantFilesRoot,
   tenantOf,
@@ -31,7 +33,7 @@ import {
 import type { Redis } from 'ioredis';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
 import type { Slot } from './isolation/slots.js';
-import { type JobCredential, prepareJobCredential } from './job-credential.js';
+import { type JobCredential, masker, prepareJobCredential } from './job-credential.js';
 import { backendSeparatesTenants } from './isolation/stack-state.js';
 import { LineSink } from './line-sink.js';
 import { type ProgressBoard, ProgressTracker, resourcesAfter, type StackSizes } from './progress.js';
@@ -193,6 +195,7 @@ export async function executeJob(
   sink.publish({ type: 'status', jobId, status: 'running', ts: startedAt.toISOString() });
   // Until a credential is opened there is nothing to mask.
   let mask: (text: string) => string = (text) => text;
+  let secretConfig: Record<string, string> = {}; // the template's secret parameters, opened for this job
   let outcome: Outcome;
   let credential: JobCredential | undefined;
   try {
@@ -208,7 +211,8 @@ export async function executeJob(
 
   /** Masks every string inside a value (events, outputs) by way of its JSON — only when there are secrets. */
   function maskValue<T>(value: T): T {
-    if (value === undefined || credential?.credentialId === undefined) return value; // per event: skip the JSON round trip
+    // Per event: skip the JSON round trip when there is nothing secret.
+    if (value === undefined || (credential?.credentialId === undefined && Object.keys(secretConfig).length === 0)) return value;
     return JSON.parse(mask(JSON.stringify(value))) as T;
   }
 
@@ -234,7 +238,17 @@ export async function executeJob(
       sink.line('stderr', `error: ${err.message}`);
       return { status: 'failed', exitCode: null, error: err.message, reason: 'credential_missing' };
     }
-    mask = credential.mask;
+    let parameters: Record<string, string>;
+    try {
+      parameters = openSecretParameters(deps.keyring, resource._id, resource.secretParameters);
+    } catch (err) {
+      sink.line('stderr', `error: ${(err as Error).message}`);
+      return { status: 'failed', exitCode: null, error: (err as Error).message, reason: 'credential_missing' };
+    }
+    secretConfig = parameters;
+    const parameterMask = masker(secretFragments(parameters));
+    const credentialMask = credential.mask;
+    mask = (text) => parameterMask(credentialMask(text));
     const credentialId = credential.credentialId;
     if (credentialId) await store('record the credential', () => models.StackJob.updateOne({ _id: jobId }, { $set: { credentialId } }));
     const timeoutSeconds = (job.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
@@ -357,6 +371,7 @@ export async function executeJob(
       operation: job.operation as Operation,
       options: (job.options ?? {}) as JobOptions,
       env,
+      secretConfig,
       clearStaleLock,
       signal: runSignal,
       graceMs: config.CANCEL_GRACE_SECONDS * 1000,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Connection, Schema } from 'mongoose';
+import type { SealedSecret } from '../secret-box.js';
 import { STACK_STATUSES, type StackStatus } from '../stack-life.js';
 import { DEFAULT_TENANT } from '../tenancy.js';
 
@@ -21,6 +22,11 @@ export const resourceSchema = new Schema(
     labelPairs: { type: [String], default: [] },
     manifest: { type: String, required: true },
     version: { type: Number, required: true, default: 1 },
+    /** Values of the template's `x-secret` parameters, sealed (the manifest holds `[secret]` in their place). */
+    secretParameters: {
+      type: [{ _id: false, key: String, sealed: { type: { _id: false, keyId: String, iv: String, tag: String, data: String } } }],
+      default: undefined,
+    },
     /** The template version the manifest was checked against when it was last stored. */
     templateVersion: { type: String },
     /** The stack's life (stack-life.ts): status, the job that last moved it, and what its last good up left. */
@@ -57,6 +63,7 @@ export interface ResourceDoc {
   manifest: string;
   version: number;
   templateVersion?: string;
+  secretParameters?: { key: string; sealed: SealedSecret }[];
   stack?: {
     status?: StackStatus;
     jobId?: string;

@@ -1,7 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import {
   checkLocalPaths,
+  type Keyring,
+  sealSecretParameters,
+  secretParametersOf,
   DEFAULT_TENANT,
   TENANTS_FILES_DIR,
   tenantFilesRoot,
@@ -38,6 +42,8 @@ export interface ResourceServiceDeps {
   manifestMaxBytes?: number;
   /** Where local-file kinds may write (LOCAL_FILES_ROOT). */
   localFilesRoot: string;
+  /** Seals secret parameters (CREDENTIALS_KEY); without it, templates with secret parameters cannot be used. */
+  keyring?: Keyring;
 }
 
 function isDuplicateKey(err: unknown): err is { keyPattern?: Record<string, unknown> } {
@@ -65,7 +71,7 @@ function assertCredentialChoice(manifest: Manifest, current: ResourceDoc | undef
 }
 
 /** Creating and reading resources; knows nothing of HTTP. */
-export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoot }: ResourceServiceDeps) {
+export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoot, keyring }: ResourceServiceDeps) {
   /**
    * Two resources never share or nest their local folders: each stack's run hands its folder to its
    * own uid, and a folder inside another's could be swapped for a link while the other is handed
@@ -166,7 +172,9 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       if (!kind) {
         throw errors.invalidManifest(`kind "${manifest.kind}" is unknown; known kinds: ${[...kinds.keys()].join(', ') || '(none)'}`);
       }
-      assertParameters(kind.parameters, manifest.spec);
+      const id = randomUUID();
+      const secrets = sealSecretParameters(secretParametersOf(kind.parameters), manifestText, manifest, { keyring, resourceId: id });
+      assertParameters(kind.parameters, secrets.clearSpec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       const policy = await assertPolicy(tenantId, manifest, kind.version);
       await checkTenantPaths(kind.localPaths, manifest.spec, tenantId);
@@ -174,12 +182,14 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       try {
         const doc = await insert(
           {
+            _id: id,
             tenantId,
             kind: manifest.kind,
             name: manifest.metadata.name,
             stackFqdn,
             ...labelFields(manifest.metadata.labels),
-            manifest: manifestText,
+            manifest: secrets.text,
+            ...(secrets.sealed.length > 0 ? { secretParameters: secrets.sealed } : {}),
             templateVersion: kind.version,
           },
           policy,
@@ -202,7 +212,12 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       const kind = kinds.get(manifest.kind);
       if (manifest.kind !== current.kind || !kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
-      assertParameters(kind.parameters, manifest.spec);
+      const secrets = sealSecretParameters(secretParametersOf(kind.parameters), manifestText, manifest, {
+        keyring,
+        resourceId: id,
+        previous: current.secretParameters,
+      });
+      assertParameters(kind.parameters, secrets.clearSpec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       await assertPolicy(tenantOf(current), manifest, kind.version);
       await checkTenantPaths(kind.localPaths, manifest.spec, tenantOf(current));
@@ -211,7 +226,12 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       const doc = await models.Resource.findOneAndUpdate(
         { _id: id, version: current.version },
         {
-          $set: { manifest: manifestText, templateVersion: kind.version, ...labelFields(manifest.metadata.labels) },
+          $set: {
+            manifest: secrets.text,
+            secretParameters: secrets.sealed,
+            templateVersion: kind.version,
+            ...labelFields(manifest.metadata.labels),
+          },
           $inc: { version: 1 },
         },
         { returnDocument: 'after' },

@@ -33,6 +33,8 @@ export interface PulumiRunSpec {
   options: JobOptions;
   /** Extra environment for the program and the CLI (STACK_INPUT_YAML, provider credentials). */
   env: Record<string, string>;
+  /** The template's secret parameters, set as the stack's secret config before the program runs (values on stdin, never in a command line). */
+  secretConfig?: Record<string, string>;
   /** Clear Pulumi's own lock on the stack first (a lost run left it; we hold the stack's lock). */
   clearStaleLock?: boolean;
   /** Aborting sends SIGINT (Pulumi's graceful cancel), then SIGKILL after `graceMs`. */
@@ -229,6 +231,27 @@ async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Pr
   }
 }
 
+/**
+ * Sets each secret parameter as the stack's secret config in the job's workspace (Pulumi encrypts it
+ * with the stack's secrets provider). The value goes on stdin: a command line is readable by every
+ * process of the machine.
+ */
+async function setSecretConfig(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
+  for (const [key, value] of Object.entries(spec.secretConfig ?? {})) {
+    const result = await execa(spec.pulumiBin, ['config', 'set', '--secret', key, '--stack', spec.stackFqdn, '--non-interactive'], {
+      cwd: spec.workspaceDir,
+      env,
+      extendEnv: false,
+      ...asUser(spec),
+      input: value,
+      reject: false,
+      cancelSignal: spec.signal,
+    });
+    if (result.exitCode !== 0)
+      throw new Error(`the secret parameter ${key} could not be set as config: ${result.stderr.split('\n')[0] ?? ''}`);
+  }
+}
+
 async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): Promise<Record<string, unknown>> {
   const result = await execa(spec.pulumiBin, ['stack', 'output', '--json', '--stack', spec.stackFqdn], {
     cwd: spec.workspaceDir,
@@ -299,7 +322,10 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
         reject: false,
       });
     }
-    if (runsProgram(spec.operation)) await ensureStack(spec, env);
+    if (runsProgram(spec.operation)) {
+      await ensureStack(spec, env);
+      await setSecretConfig(spec, env);
+    }
     const subprocess = execa(spec.pulumiBin, operationArgs(spec.operation, spec.stackFqdn, spec.options, host), {
       cwd: spec.workspaceDir,
       env,
