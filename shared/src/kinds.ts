@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { valid } from 'semver';
 import { parse as parseYaml } from 'yaml';
 import { compileParameters, type ParametersSchema, secretParametersOf } from './parameters.js';
 
@@ -36,6 +37,13 @@ async function readYaml(path: string): Promise<Record<string, unknown> | undefin
   }
 }
 
+function versionOf(kind: string, value: unknown): string {
+  if (value === undefined) return '1.0.0';
+  if (typeof value !== 'string' || valid(value) === null)
+    throw new Error(`${kind}/module.yaml: version must be a semantic version (1.2.3)`);
+  return value;
+}
+
 /** A module's parameters schema, compiled once so that a broken one stops the service at start-up, naming the kind. */
 function parametersOf(kind: string, value: unknown): ParametersSchema | undefined {
   if (value === undefined) return undefined;
@@ -70,7 +78,7 @@ export async function loadKindRegistry(modulesDir: string): Promise<KindRegistry
       provider: typeof descriptor.provider === 'string' ? descriptor.provider : 'none',
       description: typeof descriptor.description === 'string' ? descriptor.description : '',
       localPaths: Array.isArray(descriptor.localPaths) ? descriptor.localPaths.map(String) : [],
-      version: typeof descriptor.version === 'string' ? descriptor.version : '1.0.0',
+      version: versionOf(entry.name, descriptor.version),
       parameters: parametersOf(entry.name, descriptor.parameters),
       readme: typeof descriptor.readme === 'string' ? descriptor.readme : '',
     });

@@ -30,11 +30,25 @@ export const STORED_MANIFEST = Number.POSITIVE_INFINITY;
  * (the "billion laughs"), and a manifest has no need of them.
  * Kind and stack checks that need the kind registry live in `resolveStackFqdn`.
  */
+function lineAndColumn(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, offset).split('\n');
+  return { line: before.length, col: (before.at(-1)?.length ?? 0) + 1 };
+}
+
 export function parseManifest(text: string, maxBytes = MANIFEST_MAX_BYTES): Manifest {
   const size = Buffer.byteLength(text);
   if (size > maxBytes) throw errors.payloadTooLarge(`manifest is ${size} bytes; at most ${maxBytes} are accepted (MANIFEST_MAX_BYTES)`);
-  const parsed = parseDocument(text, { uniqueKeys: true });
-  if (parsed.errors.length > 0) throw errors.invalidManifest(`manifest is not valid YAML: ${parsed.errors[0]?.message}`);
+  // No pretty errors: their code frame quotes the source line, which may hold a secret parameter.
+  const parsed = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (parsed.errors.length > 0) {
+    const [first] = parsed.errors;
+    const at = first?.linePos?.[0] ?? (first ? lineAndColumn(text, first.pos[0]) : undefined);
+    throw errors.invalidManifest(
+      `manifest is not valid YAML${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${first?.code ?? 'syntax error'}`,
+    );
+  }
+  // A `%YAML 1.1` directive turns on merge keys (<<), which copy values in from elsewhere without an alias.
+  if (/^\s*%YAML/m.test(text)) throw errors.invalidManifest('manifest must not use YAML directives (%YAML)');
   let alias = false;
   visit(parsed, { Alias: () => void (alias = true), Node: (_key, node) => void (alias ||= 'anchor' in node && Boolean(node.anchor)) });
   if (alias) throw errors.invalidManifest('manifest must not use YAML anchors or aliases (& and *)');

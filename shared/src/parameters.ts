@@ -27,8 +27,11 @@ export function secretParametersOf(schema: ParametersSchema | undefined): string
         throw new Error(`parameters.properties.${key}: an x-secret parameter needs a plain name (a Pulumi config key)`);
       return key;
     });
-  const nested = JSON.stringify(Object.values(properties).map((p) => ({ ...p, 'x-secret': undefined })));
-  if (nested.includes('"x-secret"')) throw new Error('x-secret is allowed only on top-level properties of spec');
+  // Anywhere else (deeper, in allOf, $defs…) it would not be sealed: refused rather than ignored.
+  const marks = JSON.stringify(schema ?? {}).match(/"x-secret":/g)?.length ?? 0;
+  if (marks !== Object.values(properties).filter((p) => 'x-secret' in p).length) {
+    throw new Error('x-secret is allowed only on top-level properties of spec');
+  }
   return keys;
 }
 const compiled = new WeakMap<ParametersSchema, ValidateFunction>();

@@ -132,12 +132,19 @@ function breach(value: unknown, limit: ParameterLimit): string | undefined {
  * every field that breaks one and the rule: `spec.size must be <= 4 (tenant acme's limit)`.
  * A parameter the manifest leaves out is not checked here (the template's schema says what is required).
  */
-export function assertParameterLimits(policy: TenantPolicy, tenant: string, template: string, manifest: unknown): void {
+export function assertParameterLimits(
+  policy: TenantPolicy,
+  tenant: string,
+  template: string,
+  manifest: unknown,
+  /** Paths whose value is a secret parameter's placeholder: checked when it was stored, in clear. */
+  sealedPaths: string[] = [],
+): void {
   const limits = policy.templates?.[template]?.parameters ?? {};
   const problems: string[] = [];
   for (const [path, limit] of Object.entries(limits)) {
     const value = valueAt(manifest, path);
-    if (value === undefined) continue;
+    if (value === undefined || sealedPaths.includes(path)) continue;
     const why = breach(value, limit);
     if (why) problems.push(`${path} ${why} (tenant ${tenant}'s limit)`);
   }

@@ -1,6 +1,7 @@
-import { parseDocument } from 'yaml';
+import { stringify } from 'yaml';
 import { errors } from './errors.js';
 import type { Manifest } from './manifest.js';
+import type { Models } from './models/index.js';
 import { SECRET_PLACEHOLDER } from './parameters.js';
 import type { Keyring, SealedSecret } from './secret-box.js';
 
@@ -24,26 +25,52 @@ export function sealSecretParameters(
   manifest: Manifest,
   { keyring, resourceId, previous = [] }: { keyring: Keyring | undefined; resourceId: string; previous?: SealedParameter[] },
 ): { text: string; sealed: SealedParameter[]; clearSpec: Record<string, unknown> } {
-  if (keys.length === 0) return { text: manifestText, sealed: [], clearSpec: manifest.spec };
-  if (!keyring) throw errors.unavailable('this template has secret parameters, and CREDENTIALS_KEY is not set: they cannot be stored');
-  const doc = parseDocument(manifestText);
+  const given = keys.filter((key) => manifest.spec[key] !== undefined);
+  if (given.length === 0) return { text: manifestText, sealed: [], clearSpec: manifest.spec };
+  if (!keyring) throw errors.unavailable(`spec.${given[0]} is a secret parameter, and CREDENTIALS_KEY is not set: it cannot be stored`);
   const clearSpec = { ...manifest.spec };
+  const storedSpec = { ...manifest.spec };
   const sealed: SealedParameter[] = [];
-  for (const key of keys) {
+  for (const key of given) {
     const value = manifest.spec[key];
-    if (value === undefined) continue;
+    storedSpec[key] = SECRET_PLACEHOLDER;
     if (value === SECRET_PLACEHOLDER) {
       const kept = previous.find((p) => p.key === key);
       if (!kept)
         throw errors.invalidManifest(`spec.${key}: "${SECRET_PLACEHOLDER}" keeps a stored secret, and there is none; give the value`);
       clearSpec[key] = keyring.open(kept.sealed, sealedFor(resourceId, key));
       sealed.push(kept);
-      continue;
+    } else if (typeof value === 'string') {
+      sealed.push({ key, sealed: keyring.seal(value, sealedFor(resourceId, key)) });
+    } else {
+      storedSpec[key] = value; // not a string: the schema refuses it, naming the field
     }
-    if (typeof value === 'string') sealed.push({ key, sealed: keyring.seal(value, sealedFor(resourceId, key)) });
-    doc.setIn(['spec', key], SECRET_PLACEHOLDER);
   }
-  return { text: doc.toString(), sealed, clearSpec };
+  // The text is written anew from what was parsed, not edited: comments, merge keys or any other
+  // way the value could sit in the submitted text do not survive.
+  const text = stringify({ apiVersion: manifest.apiVersion, kind: manifest.kind, metadata: manifest.metadata, spec: storedSpec });
+  return { text, sealed, clearSpec };
+}
+
+/**
+ * Re-seals every resource's secret parameters not sealed with the active key (after CREDENTIALS_KEY
+ * changed, with the old key as CREDENTIALS_KEY_PREVIOUS). Idempotent.
+ */
+export async function resealSecretParameters(models: Pick<Models, 'Resource'>, keyring: Keyring): Promise<number> {
+  const resources = await models.Resource.find({ 'secretParameters.0': { $exists: true } }, { secretParameters: 1 }).lean<
+    { _id: string; secretParameters: SealedParameter[] }[]
+  >();
+  let resealed = 0;
+  for (const resource of resources) {
+    if (resource.secretParameters.every((p) => p.sealed.keyId === keyring.active.id)) continue;
+    const fresh = resource.secretParameters.map((p) => ({
+      key: p.key,
+      sealed: keyring.seal(keyring.open(p.sealed, sealedFor(resource._id, p.key)), sealedFor(resource._id, p.key)),
+    }));
+    await models.Resource.updateOne({ _id: resource._id }, { $set: { secretParameters: fresh } });
+    resealed++;
+  }
+  return resealed;
 }
 
 /** Opens a resource's secret parameters for one job (in memory only). */

@@ -42,6 +42,9 @@ function readSpec(): LocalFileSetSpec {
   return spec as LocalFileSetSpec;
 }
 
+/** Where the secret parameter spec.secret is written, inside spec.directory. */
+const SECRET_FILE = '.secret';
+
 /** The program: one LocalFile per entry of spec.files; exports the directory and content hashes. */
 export default async function main() {
   const spec = readSpec();
@@ -56,7 +59,17 @@ export default async function main() {
   // A secret parameter arrives as Pulumi secret config (the manifest it reads says "[secret]"); the
   // engine keeps it encrypted in the state and masked in every output.
   const secret = new pulumi.Config().getSecret('secret');
-  const secretFile = secret ? new LocalFile('.secret', { path: join(spec.directory, '.secret'), content: secret }) : undefined;
+  if (secret && spec.files.some((file) => normalize(file.path) === SECRET_FILE)) {
+    throw new Error(`spec.files: ${SECRET_FILE} is where spec.secret is written`);
+  }
+  // Its content and hash stay secret in the state (a hash of a short secret can be guessed).
+  const secretFile = secret
+    ? new LocalFile(
+        SECRET_FILE,
+        { path: join(spec.directory, SECRET_FILE), content: secret },
+        { additionalSecretOutputs: ['content', 'sha256'] },
+      )
+    : undefined;
   return {
     directory: spec.directory,
     ...(secretFile ? { secretFile: secretFile.path } : {}),

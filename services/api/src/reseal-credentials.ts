@@ -1,9 +1,9 @@
 /**
- * Re-seals every credential with the active CREDENTIALS_KEY, after a key rotation:
+ * Re-seals every credential, and every resource's secret parameters, with the active CREDENTIALS_KEY, after a key rotation:
  *   CREDENTIALS_KEY=<new> CREDENTIALS_KEY_PREVIOUS=<old> node services/api/dist/src/reseal-credentials.js
  * Idempotent; once it reports 0 left on the old key, CREDENTIALS_KEY_PREVIOUS can be removed.
  */
-import { connectMongo, createModels, Keyring, loadConfig, resealCredentials } from '@pds/shared';
+import { connectMongo, createModels, Keyring, loadConfig, resealCredentials, resealSecretParameters } from '@pds/shared';
 
 const config = loadConfig(process.env);
 const keyring = Keyring.fromConfig(config);
@@ -13,8 +13,11 @@ if (!keyring) {
 } else {
   const connection = await connectMongo(config.MONGO_URL);
   try {
-    const { resealed, keyId } = await resealCredentials(createModels(connection), keyring);
+    const models = createModels(connection);
+    const { resealed, keyId } = await resealCredentials(models, keyring);
     console.log(`re-sealed ${resealed} credential(s) with key ${keyId}`);
+    const parameters = await resealSecretParameters(models, keyring);
+    console.log(`re-sealed the secret parameters of ${parameters} resource(s) with key ${keyId}`);
   } finally {
     await connection.close();
   }

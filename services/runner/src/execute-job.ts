@@ -29,6 +29,8 @@ import {
   DEFAULT_TENANT,
   tenantFilesRoot,
   tenantOf,
+  TENANTS_FILES_DIR,
+  foldersNest,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
@@ -246,9 +248,8 @@ export async function executeJob(
       return { status: 'failed', exitCode: null, error: (err as Error).message, reason: 'credential_missing' };
     }
     secretConfig = parameters;
-    const parameterMask = masker(secretFragments(parameters));
-    const credentialMask = credential.mask;
-    mask = (text) => parameterMask(credentialMask(text));
+    // One masker for both: applied one after the other, a fragment of one inside the other would split it.
+    mask = Object.keys(parameters).length > 0 ? masker([...credential.fragments, ...secretFragments(parameters)]) : credential.mask;
     const credentialId = credential.credentialId;
     if (credentialId) await store('record the credential', () => models.StackJob.updateOne({ _id: jobId }, { $set: { credentialId } }));
     const timeoutSeconds = (job.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
@@ -265,6 +266,11 @@ export async function executeJob(
     const waits = deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
     logger.info({ stack: job.stackFqdn, tenant: job.tenantId, operation: job.operation }, 'running pulumi');
     const { spec } = manifest;
+    const tenantsArea = join(localFilesRoot(config), TENANTS_FILES_DIR);
+    if (tenantOf(job) === DEFAULT_TENANT && localDirsOf(kind.localPaths, spec).some((dir) => foldersNest(tenantsArea, dir))) {
+      const error = `spec.directory is in ${tenantsArea}, which holds the folders of the other tenants; the default tenant's folders are elsewhere in LOCAL_FILES_ROOT`;
+      return { status: 'failed', exitCode: null, error, reason: 'internal_error' };
+    }
     const room = await openJobRoom({
       workDir: config.WORK_DIR,
       backendUrl: config.PULUMI_BACKEND_URL,

@@ -11,11 +11,13 @@ export interface JobCredential {
   settings: Record<string, string>;
   /** Replaces every secret value in a text with `[secret]`. */
   mask(text: string): string;
+  /** The secret fragments `mask` replaces (to build one masker with other secrets). */
+  fragments: string[];
   /** Removes the credential files. */
   dispose(): Promise<void>;
 }
 
-const NONE: JobCredential = { env: {}, settings: {}, mask: (text) => text, dispose: async () => undefined };
+const NONE: JobCredential = { env: {}, settings: {}, mask: (text) => text, fragments: [], dispose: async () => undefined };
 
 /** How much of a secret split across two lines must show on a line for that part to be masked. */
 const SPLIT_MIN = 8;
@@ -88,11 +90,13 @@ export async function prepareJobCredential(
   }
   // The job's uid reads them; no other job's can.
   if (files.length > 0 && owner) await ownFolder(dir, owner);
+  const fragments = secretFragments(credential.secrets, credential.settings);
   return {
     credentialId: credential.id,
     env,
     settings: credential.settings,
-    mask: masker(secretFragments(credential.secrets, credential.settings)),
+    mask: masker(fragments),
+    fragments,
     dispose: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -176,7 +176,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       const secrets = sealSecretParameters(secretParametersOf(kind.parameters), manifestText, manifest, { keyring, resourceId: id });
       assertParameters(kind.parameters, secrets.clearSpec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
-      const policy = await assertPolicy(tenantId, manifest, kind.version);
+      const policy = await assertPolicy(tenantId, { ...manifest, spec: secrets.clearSpec }, kind.version);
       await checkTenantPaths(kind.localPaths, manifest.spec, tenantId);
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { tenantId, kind: manifest.kind, name: manifest.metadata.name });
       try {
@@ -219,7 +219,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       });
       assertParameters(kind.parameters, secrets.clearSpec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
-      await assertPolicy(tenantOf(current), manifest, kind.version);
+      await assertPolicy(tenantOf(current), { ...manifest, spec: secrets.clearSpec }, kind.version);
       await checkTenantPaths(kind.localPaths, manifest.spec, tenantOf(current));
       await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { ...current, tenantId: tenantOf(current) });
       if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
