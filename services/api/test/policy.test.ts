@@ -1,6 +1,6 @@
 import t from 'tap';
 import { manifest, startApi } from './harness.js';
-import { caller, tenantsWithTokens } from './tenant-helpers.js';
+import { caller, roleCallers, tenantsWithTokens } from './tenant-helpers.js';
 
 const withFiles = (name: string, files: number, directory = `/tmp/tenants/acme/${name}`) =>
   manifest(name)
@@ -11,11 +11,7 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
   const { app, models } = await startApi(t);
   const platform = caller(app);
   const tokens = await tenantsWithTokens(app, ['acme', 'beta']);
-  const acme = {
-    viewer: caller(app, tokens.acme!.viewer),
-    deployer: caller(app, tokens.acme!.deployer),
-    admin: caller(app, tokens.acme!.admin),
-  };
+  const acme = roleCallers(app, tokens.acme!);
   const beta = caller(app, tokens.beta!.admin);
 
   const policy = {

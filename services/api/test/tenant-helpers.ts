@@ -35,3 +35,8 @@ export async function tenantsWithTokens(app: App, names: string[]) {
   }
   return tokens;
 }
+
+/** One caller per tenant role, from `tenantsWithTokens`' tokens of one tenant. */
+export function roleCallers(app: App, tokens: Record<'viewer' | 'deployer' | 'admin', string>) {
+  return { viewer: caller(app, tokens.viewer), deployer: caller(app, tokens.deployer), admin: caller(app, tokens.admin) };
+}

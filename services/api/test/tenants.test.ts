@@ -2,22 +2,14 @@ import { sampleCredentials } from '@pds/devkit';
 import { CREDENTIAL_LABEL } from '@pds/shared';
 import t from 'tap';
 import { manifest, startApi } from './harness.js';
-import { caller, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
+import { caller, roleCallers, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
 
 t.test('tenants', async (t) => {
   const { app, queue } = await startApi(t);
   const platform = caller(app);
   const tokens = await tenantsWithTokens(app, ['acme', 'beta']);
-  const acme = {
-    viewer: caller(app, tokens.acme!.viewer),
-    deployer: caller(app, tokens.acme!.deployer),
-    admin: caller(app, tokens.acme!.admin),
-  };
-  const beta = {
-    viewer: caller(app, tokens.beta!.viewer),
-    deployer: caller(app, tokens.beta!.deployer),
-    admin: caller(app, tokens.beta!.admin),
-  };
+  const acme = roleCallers(app, tokens.acme!);
+  const beta = roleCallers(app, tokens.beta!);
 
   t.test('platform admins create and change tenants; a tenant sees only itself', async (t) => {
     t.equal((await platform('POST', '/v1/tenants', { name: 'acme' })).statusCode, 409, 'a name is taken once');
