@@ -22,6 +22,8 @@ export interface KindInfo {
   version: string;
   /** The parameters schema (JSON Schema draft-07 for `spec`), if module.yaml has one: manifests are checked against it. */
   parameters?: ParametersSchema;
+  /** Its `x-secret` parameters (top-level spec keys), derived from `parameters` once at load. */
+  secretParameters: string[];
   /** A longer text for people (module.yaml `readme`). */
   readme: string;
 }
@@ -51,11 +53,19 @@ function parametersOf(kind: string, value: unknown): ParametersSchema | undefine
     throw new Error(`${kind}/module.yaml: parameters must be a JSON Schema object`);
   try {
     compileParameters(value as ParametersSchema);
-    secretParametersOf(value as ParametersSchema);
   } catch (err) {
     throw new Error(`${kind}/module.yaml: parameters is not a valid JSON Schema: ${(err as Error).message}`, { cause: err });
   }
   return value as ParametersSchema;
+}
+
+/** A schema's secret parameters; one marked where it cannot be sealed stops the start, naming the kind. */
+function secretParametersIn(kind: string, parameters: ParametersSchema | undefined): string[] {
+  try {
+    return secretParametersOf(parameters);
+  } catch (err) {
+    throw new Error(`${kind}/module.yaml: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /**
@@ -70,6 +80,7 @@ export async function loadKindRegistry(modulesDir: string): Promise<KindRegistry
     const dir = join(modulesDir, entry.name);
     const [project, descriptor] = await Promise.all([readYaml(join(dir, 'Pulumi.yaml')), readYaml(join(dir, 'module.yaml'))]);
     if (!project || !descriptor) continue;
+    const parameters = parametersOf(entry.name, descriptor.parameters);
     registry.set(entry.name, {
       kind: entry.name,
       dir,
@@ -79,7 +90,8 @@ export async function loadKindRegistry(modulesDir: string): Promise<KindRegistry
       description: typeof descriptor.description === 'string' ? descriptor.description : '',
       localPaths: Array.isArray(descriptor.localPaths) ? descriptor.localPaths.map(String) : [],
       version: versionOf(entry.name, descriptor.version),
-      parameters: parametersOf(entry.name, descriptor.parameters),
+      parameters,
+      secretParameters: secretParametersIn(entry.name, parameters),
       readme: typeof descriptor.readme === 'string' ? descriptor.readme : '',
     });
   }

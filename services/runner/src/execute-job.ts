@@ -258,10 +258,11 @@ export async function executeJob(
     const stackKey = jobStackKey(job);
     const progress = new ProgressTracker(await deps.stackSizes?.get(stackKey));
     const manifest = parseManifest(resource.manifest, STORED_MANIFEST);
+    const localRoot = tenantFilesRoot(localFilesRoot(config), tenantOf(job)); // the job's tenant's area
     const env = {
       ...credential.env,
       STACK_INPUT_YAML: stackInputYaml(manifest, credential.settings),
-      ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: tenantFilesRoot(localFilesRoot(config), tenantOf(job)) } : {}),
+      ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: localRoot } : {}),
     };
     const waits = deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
     logger.info({ stack: job.stackFqdn, tenant: job.tenantId, operation: job.operation }, 'running pulumi');
@@ -278,7 +279,7 @@ export async function executeJob(
       stackKey,
       slot,
       localDirs: localDirsOf(kind.localPaths, spec),
-      localRoot: tenantFilesRoot(localFilesRoot(config), tenantOf(job)),
+      localRoot,
     });
     let result: PulumiRunResult;
     try {

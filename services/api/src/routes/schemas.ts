@@ -398,11 +398,13 @@ export const TenantPolicySchema = Type.Object(
               Type.Record(
                 Type.String({ pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', description: 'A manifest path: spec.size' }),
                 ParameterLimitSchema,
+                { maxProperties: 200 },
               ),
             ),
           },
           { additionalProperties: false },
         ),
+        { maxProperties: 500 },
       ),
     ),
   },

@@ -7,6 +7,7 @@ import {
   type Models,
   type Principal,
   sealSecrets,
+  tenantFilter,
   type TenantViewer,
 } from '@pds/shared';
 import type { TenantService } from './tenants.js';
@@ -72,9 +73,11 @@ const ownerOf = (doc: CredentialDoc): Owner =>
  * shared with it (read-only); a platform admin, all (or those a `?tenant=` owns or may use).
  */
 function visibleFilter(viewer: TenantViewer, tenant?: string): Record<string, unknown> {
-  const own = viewer.role === 'platform' ? tenant : (viewer.tenant ?? '\u0000no-tenant');
-  if (viewer.role !== 'platform' && tenant !== undefined && tenant !== own) return { _id: { $in: [] } };
-  return own === undefined ? {} : { $or: [{ tenantId: own }, { platform: true, sharedWith: own }] };
+  // The tenant filter every other object has, widened to what is shared with that tenant.
+  const { tenantId } = tenantFilter(viewer, tenant);
+  if (tenantId === undefined) return {};
+  if (typeof tenantId !== 'string') return { tenantId }; // another tenant asked for: nothing
+  return { $or: [{ tenantId }, { platform: true, sharedWith: tenantId }] };
 }
 
 /**

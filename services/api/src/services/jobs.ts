@@ -13,7 +13,6 @@ import {
   type Operation,
   type Progress,
   type KindRegistry,
-  secretParametersOf,
   QueueUnavailableError,
   queueStackJob,
   type StackJobDoc,
@@ -147,7 +146,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
       // The version that would run: the template's as the runners have it now.
       assertTemplateAllowed(policy, tenant, resource.kind, kinds?.get(resource.kind)?.version);
       try {
-        const sealed = secretParametersOf(kinds?.get(resource.kind)?.parameters).map((key) => `spec.${key}`);
+        const sealed = (kinds?.get(resource.kind)?.secretParameters ?? []).map((key) => `spec.${key}`);
         assertParameterLimits(policy, tenant, resource.kind, parseManifest(resource.manifest, STORED_MANIFEST), sealed);
       } catch (err) {
         throw errors.policy(`the resource's manifest is outside its tenant's limits now: ${(err as Error).message}; change it first`);

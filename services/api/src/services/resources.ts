@@ -5,7 +5,6 @@ import {
   checkLocalPaths,
   type Keyring,
   sealSecretParameters,
-  secretParametersOf,
   DEFAULT_TENANT,
   TENANTS_FILES_DIR,
   tenantFilesRoot,
@@ -173,7 +172,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
         throw errors.invalidManifest(`kind "${manifest.kind}" is unknown; known kinds: ${[...kinds.keys()].join(', ') || '(none)'}`);
       }
       const id = randomUUID();
-      const secrets = sealSecretParameters(secretParametersOf(kind.parameters), manifestText, manifest, { keyring, resourceId: id });
+      const secrets = sealSecretParameters(kind.secretParameters, manifestText, manifest, { keyring, resourceId: id });
       assertParameters(kind.parameters, secrets.clearSpec);
       const stackFqdn = resolveStackFqdn(manifest, kind.project);
       const policy = await assertPolicy(tenantId, { ...manifest, spec: secrets.clearSpec }, kind.version);
@@ -212,7 +211,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       const kind = kinds.get(manifest.kind);
       if (manifest.kind !== current.kind || !kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
       if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
-      const secrets = sealSecretParameters(secretParametersOf(kind.parameters), manifestText, manifest, {
+      const secrets = sealSecretParameters(kind.secretParameters, manifestText, manifest, {
         keyring,
         resourceId: id,
         previous: current.secretParameters,
