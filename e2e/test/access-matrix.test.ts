@@ -95,7 +95,28 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     await stack.api.inject({ method: 'POST', url: '/v1/credentials', headers: admin, payload: { name: 'matrix', provider: 'gcp', ...gcp } })
   ).json();
   const token = (await stack.api.inject({ method: 'GET', url: '/v1/tokens', headers: admin })).json().items[0];
+  // A platform template with two published versions (set through the store: no publish needed to test access) and a draft.
+  const templateFiles = [{ path: 'index.js', content: 'exports.ok = 1;\n' }];
+  await stack.api.inject({ method: 'POST', url: '/v1/templates', headers: admin, payload: { name: 'MatrixT' } });
+  for (const version of ['1.0.0', '1.1.0', '2.0.0']) {
+    await stack.api.inject({
+      method: 'POST',
+      url: '/v1/templates/MatrixT/versions',
+      headers: admin,
+      payload: { version, files: templateFiles },
+    });
+  }
+  await stack.models.TemplateVersion.updateMany(
+    { name: 'MatrixT', version: { $ne: '2.0.0' } },
+    { $set: { state: 'published', sha256: '0'.repeat(64) } },
+  );
+  const pinned = await createResource(stack, 'apiVersion: deploy.pulumi.dev/v1\nkind: MatrixT\nmetadata:\n  name: pinned\nspec: {}\n');
+  let versions = 0;
   const ids: Record<string, string> = {
+    '/v1/resources/{id}/upgrade': pinned.id,
+    '/v1/templates/{name}/versions': 'MatrixT',
+    '/v1/templates/{name}/versions/{version}': 'MatrixT',
+    '/v1/templates/{name}/versions/{version}/publish': 'MatrixT',
     '/v1/resources/{id}': resource.id,
     '/v1/resources/{id}/jobs': resource.id,
     '/v1/jobs/{id}': job.jobId,
@@ -126,6 +147,15 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'POST /v1/tenants': () => ({ type: 'application/json', text: JSON.stringify({ name: `t-${randomUUID().slice(0, 8)}` }) }),
     'PATCH /v1/tenants/{id}': () => ({ type: 'application/json', text: JSON.stringify({ description: 'intruder' }) }),
     'PUT /v1/tenants/{id}/policy': () => ({ type: 'application/json', text: JSON.stringify({ templatesByDefault: 'deny' }) }),
+    'POST /v1/resources/{id}/upgrade': () => ({ type: 'application/json', text: JSON.stringify({ version: '1.0.0' }) }),
+    'POST /v1/templates': () => ({ type: 'application/json', text: JSON.stringify({ name: `T${randomUUID().slice(0, 8)}` }) }),
+    'POST /v1/templates/{name}/versions': () => ({
+      type: 'application/json',
+      text: JSON.stringify({ version: `5.0.${versions++}`, files: templateFiles }),
+    }),
+    'PUT /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ files: templateFiles }) }),
+    'PATCH /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ state: 'deprecated' }) }),
+    'POST /v1/templates/{name}/versions/{version}/publish': () => ({ type: 'application/json', text: '{}' }),
   };
 
   const doc = (await stack.api.inject({ method: 'GET', url: '/docs/json' })).json() as {
@@ -154,7 +184,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
   };
 
   for (const route of protectedRoutes) {
-    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id');
+    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id').replace('{version}', '2.0.0');
     const callers: [string, Record<string, string>][] = [['no token', {}]];
     const low = lower[route.access as string];
     if (low) callers.push([`a token below ${route.access}`, { authorization: `Bearer ${low}` }]);
@@ -204,7 +234,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
 
   // The control: the same harness, with a token that may, does get in, so the refusals above are real.
   for (const route of protectedRoutes.filter((r) => r.method === 'GET')) {
-    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id');
+    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id').replace('{version}', '2.0.0');
     const answer = await rawRequest(apiPort, 'GET', path, admin);
     t.equal(answer.status, 200, `the admin token reads ${route.path}`);
   }

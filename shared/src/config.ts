@@ -54,6 +54,8 @@ export const ConfigSchema = Type.Object({
   RUNNER_UID_BASE: Type.Integer({ minimum: 1000, maximum: 2_000_000_000, default: 61_000 }),
   RUNNER_UID_COUNT: Type.Integer({ minimum: 1, maximum: 65_536, default: 1_000 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
+  /** How long publishing a template version waits for its smoke preview on a runner before giving up (503). */
+  PUBLISH_CHECK_TIMEOUT_SECONDS: Type.Integer({ minimum: 10, maximum: 3600, default: 300 }),
   /**
    * How long history is kept, in days (0: for ever): the lines of ended jobs, ended jobs themselves
    * (their result and summary; their lines go with them), and audit entries. Swept by the runners.

@@ -26,6 +26,7 @@ export * from './secret-parameters.js';
 export * from './stack-life.js';
 export * from './stack-queue.js';
 export * from './stream-tickets.js';
+export * from './templates.js';
 export * from './tenancy.js';
 export * from './transient.js';
 export * from './types.js';

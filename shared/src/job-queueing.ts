@@ -30,6 +30,8 @@ export interface NewJob {
   /** A retry: the job it repeats, and which attempt this is (the first run is attempt 1). */
   retryOf?: string;
   attempt?: number;
+  /** A template's publish check: the version its smoke preview runs (no resource). */
+  templateCheck?: string;
 }
 
 /**

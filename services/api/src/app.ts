@@ -56,6 +56,8 @@ export interface AppContext extends ApiDeps {
   localFilesRoot: string;
   /** The longest timeoutSeconds a deployer may ask for (JOB_TIMEOUT_MAX_DEPLOYER_SECONDS). */
   deployerTimeoutMax: number;
+  /** How long a publish waits for its smoke preview (PUBLISH_CHECK_TIMEOUT_SECONDS), in ms. */
+  publishCheckTimeoutMs: number;
 }
 
 declare module 'fastify' {
@@ -96,6 +98,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     manifestMaxBytes: config.MANIFEST_MAX_BYTES,
     localFilesRoot: localFilesRoot(config),
     deployerTimeoutMax: config.JOB_TIMEOUT_MAX_DEPLOYER_SECONDS,
+    publishCheckTimeoutMs: config.PUBLISH_CHECK_TIMEOUT_SECONDS * 1000,
   });
 
   // Manifests are posted as YAML text.

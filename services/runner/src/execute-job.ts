@@ -36,7 +36,8 @@ import type { Redis } from 'ioredis';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
 import type { Slot } from './isolation/slots.js';
 import { type JobCredential, masker, prepareJobCredential } from './job-credential.js';
-import { backendSeparatesTenants } from './isolation/stack-state.js';
+import { backendSeparatesTenants, removeStackState } from './isolation/stack-state.js';
+import { CHECK_SECRET_PLACEHOLDER, loadJobTarget } from './job-target.js';
 import { LineSink } from './line-sink.js';
 import { type ProgressBoard, ProgressTracker, resourcesAfter, type StackSizes } from './progress.js';
 import { compactEvent } from './pulumi/engine-events.js';
@@ -178,9 +179,9 @@ export async function executeJob(
   const job = claimed;
   // The resource shows its stack deploying or destroying, written beside the run (off the path to
   // spawning Pulumi) and awaited before the end is written, so the end is always the last word.
-  const startRecorded = store('record the stack deploying', () => recordStackLife(models, job, { started: true })).catch((err: Error) =>
-    logger.warn({ err: err.message }, 'the stack state could not be recorded'),
-  );
+  const startRecorded = (
+    job.templateCheck ? Promise.resolve() : store('record the stack deploying', () => recordStackLife(models, job, { started: true }))
+  ).catch((err: Error) => logger.warn({ err: err.message }, 'the stack state could not be recorded'));
   const sink = new LineSink({
     jobId,
     publisher: deps.publisher,
@@ -219,13 +220,15 @@ export async function executeJob(
   }
 
   async function run(): Promise<Outcome> {
-    const resource = job.resourceId === options.resourceId && early ? await early : await readResource(job.resourceId);
-    if (!resource)
-      return { status: 'failed', exitCode: null, error: `resource ${job.resourceId} no longer exists`, reason: 'resource_deleted' };
-    ranVersion = resource.version; // the manifest as it is now is what runs
-    const kind = deps.kinds.get(resource.kind);
-    if (!kind)
-      return { status: 'failed', exitCode: null, error: `kind ${resource.kind} has no module in MODULES_DIR`, reason: 'unknown_kind' };
+    const target = await store('read the resource and its template', () =>
+      loadJobTarget(deps, job, () => (job.resourceId === options.resourceId && early ? early : readResource(job.resourceId))),
+    );
+    if (!('kind' in target)) {
+      sink.line('stderr', `error: ${target.error}`);
+      return { status: 'failed', exitCode: null, error: target.error, reason: target.reason };
+    }
+    const { resource, kind } = target;
+    ranVersion = target.check ? undefined : resource.version; // the manifest as it is now is what runs
     ranTemplateVersion = kind.version;
     if (tenantOf(job) !== DEFAULT_TENANT && !backendSeparatesTenants(config.PULUMI_BACKEND_URL)) {
       const error = `PULUMI_BACKEND_URL (${new URL(config.PULUMI_BACKEND_URL).protocol}) cannot keep tenants' stacks apart: tenant ${tenantOf(job)}'s jobs need a file://, s3://, gs:// or azblob:// backend`;
@@ -247,6 +250,8 @@ export async function executeJob(
       sink.line('stderr', `error: ${(err as Error).message}`);
       return { status: 'failed', exitCode: null, error: (err as Error).message, reason: 'credential_missing' };
     }
+    // A publish check has no values for secret parameters: placeholders let the program read them.
+    if (target.check) parameters = Object.fromEntries(kind.secretParameters.map((key) => [key, CHECK_SECRET_PLACEHOLDER]));
     secretConfig = parameters;
     // One masker for both: applied one after the other, a fragment of one inside the other would split it.
     mask = Object.keys(parameters).length > 0 ? masker([...credential.fragments, ...secretFragments(parameters)]) : credential.mask;
@@ -286,6 +291,11 @@ export async function executeJob(
       result = await runAttempts(kind, env, room, runSignal, progress, waits);
     } finally {
       await room.release();
+      // A publish check's throw-away stack goes with its run.
+      if (target.check)
+        await removeStackState(config.PULUMI_BACKEND_URL, stackKey).catch((err: Error) =>
+          logger.warn({ err: err.message }, 'the publish check stack could not be removed'),
+        );
       // The slot's uid runs nothing now: its warm program hosts can be started again.
       if (slot.identity) deps.hosts?.rewarm(slot.identity.uid);
     }
@@ -456,9 +466,10 @@ export async function executeJob(
       templateVersion: ranTemplateVersion,
       at: finishedAt,
     };
-    await store('record the stack state', () => recordStackLife(models, job, life)).catch((err: Error) =>
-      logger.warn({ err: err.message }, 'the stack state could not be recorded'),
-    );
+    if (!job.templateCheck)
+      await store('record the stack state', () => recordStackLife(models, job, life)).catch((err: Error) =>
+        logger.warn({ err: err.message }, 'the stack state could not be recorded'),
+      );
     // Published only after the job document is final, so a watcher that sees `end` can trust it.
     const end: EndMessage = {
       type: 'end',

@@ -48,6 +48,7 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc, reason: I
       ...(job.createdBy?.id ? { createdBy: { id: job.createdBy.id, name: job.createdBy.name ?? '' } } : {}),
       retryOf: job._id,
       attempt: attempt + 1,
+      ...(job.templateCheck ? { templateCheck: job.templateCheck } : {}),
     });
     retriedBy = retry._id;
     recovery = `retried as job ${retry._id} (attempt ${attempt + 1} of ${MAX_ATTEMPTS}): a ${operation} changes no resources`;

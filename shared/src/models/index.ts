@@ -6,6 +6,7 @@ import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
 import { storeLockModel } from './store-lock.js';
+import { templateModel, templateVersionModel } from './template.js';
 import { tenantModel } from './tenant.js';
 
 export * from './api-token.js';
@@ -15,6 +16,7 @@ export * from './job-line.js';
 export * from './resource.js';
 export * from './stack-job.js';
 export * from './tenant.js';
+export * from './template.js';
 export * from './store-lock.js';
 export * from './prepare-store.js';
 
@@ -29,6 +31,8 @@ export function createModels(connection: Connection) {
     AuditEntry: auditEntryModel(connection),
     Tenant: tenantModel(connection),
     StoreLock: storeLockModel(connection),
+    Template: templateModel(connection),
+    TemplateVersion: templateVersionModel(connection),
   };
 }
 

@@ -9,7 +9,10 @@ export const stackJobSchema = new Schema(
     _id: { type: String, default: () => randomUUID() },
     /** The tenant of its resource (queueStackJob always sets it; the default serves tools and tests that write jobs directly). */
     tenantId: { type: String, required: true, default: DEFAULT_TENANT },
+    /** Its resource; for a template's publish check, the template version's id. */
     resourceId: { type: String, required: true },
+    /** A publish check's smoke preview: the template version it runs on a throw-away stack (no resource). */
+    templateCheck: { type: String },
     resourceVersion: { type: Number, required: true },
     kind: { type: String, required: true },
     stackFqdn: { type: String, required: true },

@@ -14,6 +14,7 @@ import {
   PageOf,
   ResourceSchema,
   TenantQuerySchema,
+  UpgradeSchema,
 } from './schemas.js';
 
 export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -76,6 +77,26 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const replaced = await resources.replace(request.params.id, text, principalOf(request), credentialChoice(request));
       request.auditTenant = replaced.tenant;
       return replaced;
+    },
+  );
+
+  app.post(
+    '/v1/resources/:id/upgrade',
+    {
+      config: { access: 'deployer', action: 'resource.upgrade' },
+      schema: {
+        tags: ['resources'],
+        summary:
+          "Move a resource of an uploaded template to another published version: its manifest is checked against that version's schema and the tenant's rules; the version goes up by one",
+        params: IdParamsSchema,
+        body: UpgradeSchema,
+        response: { 200: ResourceSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const upgraded = await resources.upgrade(request.params.id, request.body.version, principalOf(request));
+      request.auditTenant = upgraded.tenant;
+      return upgraded;
     },
   );
 

@@ -415,11 +415,98 @@ export const TemplateParamsSchema = Type.Object({ name: Type.String({ minLength:
 
 export const TemplateSchema = Type.Object({
   name: Type.String({ description: 'What manifests name as their kind' }),
-  source: literals(['system'] as const),
-  version: Type.String({ description: 'Semantic version' }),
+  source: literals(['system', 'uploaded'] as const),
+  owner: Type.Optional(Type.String({ description: 'An uploaded template: the tenant that owns it, or `platform` (every tenant sees it)' })),
+  version: Type.String({ description: 'Semantic version (uploaded: the newest published one; empty while none is)' }),
   description: Type.String(),
   readme: Type.String(),
   provider: Type.String({ description: 'The cloud provider whose credential it runs with (none: offline)' }),
   project: Type.String({ description: 'The Pulumi project of its program' }),
   allowed: Type.Optional(Type.Boolean({ description: "Whether the caller's tenant may create and deploy it" })),
 });
+
+export const CreateTemplateSchema = Type.Object(
+  {
+    name: Type.String({
+      pattern: '^[A-Za-z][A-Za-z0-9-]{0,62}$',
+      description: 'What manifests name as their kind; also the Pulumi project',
+    }),
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+    provider: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 40, description: 'gcp, aws, azure, kubernetes, cloudflare, or none (default)' }),
+    ),
+    tenant: Type.Optional(tenantName('Platform admins: the tenant that owns it (default: the platform, shared with every tenant)')),
+  },
+  { additionalProperties: false },
+);
+
+const TemplateFileSchema = Type.Object(
+  {
+    path: Type.String({ minLength: 1, maxLength: 200, description: 'Relative path ending in .ts, .js or .json' }),
+    content: Type.String({ maxLength: 1024 * 1024 }),
+  },
+  { additionalProperties: false },
+);
+
+export const VersionContentSchema = Type.Object(
+  {
+    main: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The entry file (default index.ts, else index.js)' })),
+    files: Type.Array(TemplateFileSchema, { minItems: 1, maxItems: 100 }),
+    parameters: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema draft-07 for spec; x-secret marks secrets' }),
+    ),
+    defaults: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'A spec the smoke preview runs with' })),
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+    readme: Type.Optional(Type.String({ maxLength: 65536 })),
+  },
+  { additionalProperties: false },
+);
+
+const SemverString = Type.String({
+  minLength: 5,
+  maxLength: 64,
+  pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$',
+  description: 'Semantic version',
+});
+
+export const NewVersionSchema = Type.Composite([Type.Object({ version: SemverString }), VersionContentSchema], {
+  additionalProperties: false,
+});
+
+export const TemplateVersionParamsSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 100 }),
+  version: SemverString,
+});
+
+export const VersionStateSchema = Type.Object(
+  { state: literals(['published', 'deprecated', 'archived'] as const) },
+  { additionalProperties: false },
+);
+
+export const TemplateVersionSchema = Type.Object({
+  template: Type.String(),
+  version: Type.String(),
+  state: literals(['draft', 'checking', 'published', 'deprecated', 'archived'] as const),
+  description: Type.String(),
+  readme: Type.String(),
+  main: Type.String(),
+  parameters: Json,
+  defaults: Json,
+  files: Type.Optional(Type.Array(TemplateFileSchema)),
+  sha256: Type.Optional(Type.String({ description: 'SHA-256 of its files, main, parameters and defaults (set when checked)' })),
+  checkJobId: Type.Optional(Type.String({ description: 'The smoke-preview job of its last publish check' })),
+  checkError: Type.Optional(Type.String({ description: 'Why its last publish check failed' })),
+  publishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  publishedBy: Type.Optional(Type.String()),
+  createdBy: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+export const RuntimeSchema = Type.Object({
+  node: Type.String({ description: "The runners' Node.js version" }),
+  packages: Type.Array(Type.Object({ name: Type.String(), version: Type.String() }), {
+    description: "What a template's program may import besides Node's own modules",
+  }),
+});
+
+export const UpgradeSchema = Type.Object({ version: SemverString }, { additionalProperties: false });

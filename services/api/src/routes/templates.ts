@@ -1,26 +1,59 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { assertTemplateAllowed, effectiveSchema, errors, type KindInfo, principalOf, type TenantPolicy } from '@pds/shared';
+import {
+  assertTemplateAllowed,
+  effectiveSchema,
+  errors,
+  type KindInfo,
+  type ParametersSchema,
+  type Principal,
+  principalOf,
+  PROVIDER_NAMES,
+  runtimePackages,
+  type TemplateDoc,
+  type TenantPolicy,
+} from '@pds/shared';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { tenantService } from '../services/tenants.js';
-import { errorResponses, TemplateParamsSchema, TemplateSchema, TenantQuerySchema } from './schemas.js';
+import { templateService } from '../templates/service.js';
+import { uploadedTemplateView } from '../templates/views.js';
+import {
+  CreateTemplateSchema,
+  errorResponses,
+  NewVersionSchema,
+  RuntimeSchema,
+  TemplateParamsSchema,
+  TemplateSchema,
+  TemplateVersionParamsSchema,
+  TemplateVersionSchema,
+  TenantQuerySchema,
+  VersionContentSchema,
+  VersionStateSchema,
+} from './schemas.js';
 
-/** Whether a tenant's policy allows a template. */
-function allows(policy: TenantPolicy, tenant: string, template: KindInfo): boolean {
+/** Whether a tenant's policy allows a template (at a version). */
+function allows(policy: TenantPolicy, tenant: string, name: string, version: string | undefined): boolean {
   try {
-    assertTemplateAllowed(policy, tenant, template.kind, template.version);
+    assertTemplateAllowed(policy, tenant, name, version || undefined);
     return true;
   } catch {
     return false;
   }
 }
 
+/** A version's files, schema and defaults: room for TEMPLATE_LIMITS (1 MiB of files) as escaped JSON. */
+const VERSION_BODY_LIMIT = 4 * 1024 * 1024;
+
+const SchemaQuerySchema = Type.Composite([TenantQuerySchema, Type.Object({ version: Type.Optional(Type.String({ maxLength: 64 })) })]);
+
 /**
- * The catalogue: the built-in templates (one per kind in MODULES_DIR, source `system`, read-only),
- * each with whether the caller's tenant may use it, and the schema a form renders for it.
+ * The catalogue: built-in templates (one per kind in MODULES_DIR, source `system`, read-only) and
+ * uploaded ones (a tenant's own and the platform's, in versions: draft → published → deprecated →
+ * archived), each with whether the caller's tenant may use it and the schema a form renders for it.
  */
 export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tenants = tenantService(app.deps);
+  const templates = templateService({ ...app.deps, publishCheckTimeoutMs: app.deps.publishCheckTimeoutMs });
 
   /** The tenant a request reads the catalogue for: its own, or (platform admins) `?tenant=`, if any. */
   async function tenantOfRequest(request: FastifyRequest, asked: string | undefined) {
@@ -30,7 +63,17 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return { tenant, policy: await tenants.policyOf(tenant) };
   }
 
-  const view = (kind: KindInfo, scope: { tenant: string; policy: TenantPolicy } | undefined) => ({
+  /** The uploaded template a request names (a tenant's token may not name another tenant). */
+  async function uploaded(request: FastifyRequest, name: string, asked: string | undefined, toChange = false): Promise<TemplateDoc> {
+    const principal = principalOf(request);
+    if (principal.role !== 'platform') await tenants.actingTenant(principal, asked);
+    const template = toChange ? await templates.findToChange(principal, name, asked) : await templates.find(principal, name, asked);
+    request.auditTarget = template._id;
+    request.auditTenant = template.scope === '*' ? undefined : template.scope;
+    return template;
+  }
+
+  const systemView = (kind: KindInfo, scope: { tenant: string; policy: TenantPolicy } | undefined) => ({
     name: kind.kind,
     source: 'system' as const,
     version: kind.version,
@@ -38,14 +81,37 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
     readme: kind.readme,
     provider: kind.provider,
     project: kind.project,
-    ...(scope ? { allowed: allows(scope.policy, scope.tenant, kind) } : {}),
+    ...(scope ? { allowed: allows(scope.policy, scope.tenant, kind.kind, kind.version) } : {}),
   });
 
-  const find = (name: string) => {
-    const kind = app.deps.kinds.get(name);
-    if (!kind) throw errors.notFound(`template ${name} not found`);
-    return kind;
-  };
+  const withAllowed = <T extends { name: string; version: string }>(
+    view: T,
+    scope: { tenant: string; policy: TenantPolicy } | undefined,
+  ) => (scope ? { ...view, allowed: view.version !== '' && allows(scope.policy, scope.tenant, view.name, view.version) } : view);
+
+  app.post(
+    '/v1/templates',
+    {
+      config: { access: 'admin', action: 'template.create' },
+      schema: {
+        tags: ['templates'],
+        summary:
+          "Create an uploaded template (the caller's tenant's; a platform admin's: the platform's, shared with every tenant, or `tenant`'s)",
+        body: CreateTemplateSchema,
+        response: { 201: TemplateSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { provider } = request.body;
+      if (provider !== undefined && provider !== 'none' && !PROVIDER_NAMES.includes(provider)) {
+        throw errors.invalidRequest(`provider: "${provider}" is not one of none, ${PROVIDER_NAMES.join(', ')}`);
+      }
+      const created = await templates.create(request.body, principalOf(request));
+      request.auditTenant = created.tenant;
+      request.auditTarget = request.body.name;
+      return reply.code(201).send(created.template);
+    },
+  );
 
   app.get(
     '/v1/templates',
@@ -53,15 +119,18 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'viewer' },
       schema: {
         tags: ['templates'],
-        summary: "The catalogue: every template, with whether the caller's tenant may use it",
+        summary: "The catalogue: every template the caller sees, with whether the caller's tenant may use it",
         querystring: TenantQuerySchema,
         response: { 200: Type.Object({ items: Type.Array(TemplateSchema) }), ...errorResponses },
       },
     },
     async (request) => {
       const scope = await tenantOfRequest(request, request.query.tenant);
-      const items = [...app.deps.kinds.values()].sort((a, b) => a.kind.localeCompare(b.kind)).map((kind) => view(kind, scope));
-      return { items };
+      const system = [...app.deps.kinds.values()].map((kind) => systemView(kind, scope));
+      const own = (await templates.list(principalOf(request), request.query.tenant)).map(({ template, latest }) =>
+        withAllowed(uploadedTemplateView(template, latest), scope),
+      );
+      return { items: [...system, ...own].sort((a, b) => a.name.localeCompare(b.name)) };
     },
   );
 
@@ -76,7 +145,13 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: TemplateSchema, ...errorResponses },
       },
     },
-    async (request) => view(find(request.params.name), await tenantOfRequest(request, request.query.tenant)),
+    async (request) => {
+      const scope = await tenantOfRequest(request, request.query.tenant);
+      const kind = app.deps.kinds.get(request.params.name);
+      if (kind) return systemView(kind, scope);
+      const template = await uploaded(request, request.params.name, request.query.tenant);
+      return withAllowed(uploadedTemplateView(template, await templates.latest(template)), scope);
+    },
   );
 
   app.get(
@@ -86,17 +161,150 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['templates'],
         summary:
-          "The effective parameters schema for the caller's tenant: the template's, narrowed by the tenant's limits (JSON Schema draft-07 for spec)",
+          "The effective parameters schema for the caller's tenant: the template's (uploaded: `version`'s, default the newest published), narrowed by the tenant's limits (JSON Schema draft-07 for spec)",
         params: TemplateParamsSchema,
-        querystring: TenantQuerySchema,
+        querystring: SchemaQuerySchema,
         response: { 200: Type.Record(Type.String(), Type.Unknown()), ...errorResponses },
       },
     },
     async (request) => {
-      const kind = find(request.params.name);
+      const { name } = request.params;
       const scope = await tenantOfRequest(request, request.query.tenant);
-      if (!scope) return effectiveSchema(kind.parameters, {}, '', kind.kind);
-      return effectiveSchema(kind.parameters, scope.policy, scope.tenant, kind.kind);
+      let parameters: ParametersSchema | undefined = app.deps.kinds.get(name)?.parameters;
+      if (!app.deps.kinds.has(name)) {
+        const template = await uploaded(request, name, request.query.tenant);
+        const asked = request.query.version;
+        const version = asked ? await templates.findVersion(template, asked) : await templates.latest(template);
+        if (!version) throw errors.notFound(`template ${name} has no published version yet`);
+        parameters = JSON.parse(version.parameters) as ParametersSchema;
+      }
+      if (!scope) return effectiveSchema(parameters, {}, '', name);
+      return effectiveSchema(parameters, scope.policy, scope.tenant, name);
     },
+  );
+
+  app.get(
+    '/v1/templates/:name/versions',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['templates'],
+        summary: "An uploaded template's versions, newest first (without their files)",
+        params: TemplateParamsSchema,
+        querystring: TenantQuerySchema,
+        response: { 200: Type.Object({ items: Type.Array(TemplateVersionSchema) }), ...errorResponses },
+      },
+    },
+    async (request) => ({ items: await templates.versions(await uploaded(request, request.params.name, request.query.tenant)) }),
+  );
+
+  app.post(
+    '/v1/templates/:name/versions',
+    {
+      bodyLimit: VERSION_BODY_LIMIT,
+      config: { access: 'admin', action: 'template.version.create' },
+      schema: {
+        tags: ['templates'],
+        summary: 'Add a draft version: its program files (TypeScript or JavaScript), parameters schema, defaults and readme',
+        params: TemplateParamsSchema,
+        querystring: TenantQuerySchema,
+        body: NewVersionSchema,
+        response: { 201: TemplateVersionSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const template = await uploaded(request, request.params.name, request.query.tenant, true);
+      const { version, ...content } = request.body;
+      return reply.code(201).send(await templates.addVersion(template, version, content, principalOf(request)));
+    },
+  );
+
+  app.get(
+    '/v1/templates/:name/versions/:version',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['templates'],
+        summary: 'One version, with its files',
+        params: TemplateVersionParamsSchema,
+        querystring: TenantQuerySchema,
+        response: { 200: TemplateVersionSchema, ...errorResponses },
+      },
+    },
+    async (request) => templates.version(await uploaded(request, request.params.name, request.query.tenant), request.params.version),
+  );
+
+  app.put(
+    '/v1/templates/:name/versions/:version',
+    {
+      bodyLimit: VERSION_BODY_LIMIT,
+      config: { access: 'admin', action: 'template.version.update' },
+      schema: {
+        tags: ['templates'],
+        summary: "Replace a draft's content (a published version never changes)",
+        params: TemplateVersionParamsSchema,
+        querystring: TenantQuerySchema,
+        body: VersionContentSchema,
+        response: { 200: TemplateVersionSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const template = await uploaded(request, request.params.name, request.query.tenant, true);
+      return templates.updateDraft(template, request.params.version, request.body);
+    },
+  );
+
+  app.post(
+    '/v1/templates/:name/versions/:version/publish',
+    {
+      config: { access: 'admin', action: 'template.version.publish' },
+      schema: {
+        tags: ['templates'],
+        summary:
+          'Publish a draft after its checks: the schema compiles, the defaults validate, the version step fits the changes, the program compiles and imports only runtime packages, and a smoke preview with the defaults succeeds',
+        params: TemplateVersionParamsSchema,
+        querystring: TenantQuerySchema,
+        response: { 200: TemplateVersionSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const template = await uploaded(request, request.params.name, request.query.tenant, true);
+      return templates.publish(template, request.params.version, principalOf(request) as Principal, {
+        ...app.deps,
+        checkTimeoutMs: app.deps.publishCheckTimeoutMs,
+      });
+    },
+  );
+
+  app.patch(
+    '/v1/templates/:name/versions/:version',
+    {
+      config: { access: 'admin', action: 'template.version.state' },
+      schema: {
+        tags: ['templates'],
+        summary: 'Deprecate (no new resources), archive, or bring back a published version',
+        params: TemplateVersionParamsSchema,
+        querystring: TenantQuerySchema,
+        body: VersionStateSchema,
+        response: { 200: TemplateVersionSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const template = await uploaded(request, request.params.name, request.query.tenant, true);
+      return templates.setState(template, request.params.version, request.body.state);
+    },
+  );
+
+  app.get(
+    '/v1/runtime',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['templates'],
+        summary: "What a template's program runs with: Node.js and the packages it may import",
+        response: { 200: RuntimeSchema, ...errorResponses },
+      },
+    },
+    async () => ({ node: process.version, packages: runtimePackages().map(({ name, version }) => ({ name, version })) }),
   );
 };

@@ -15,6 +15,7 @@ import {
   type KindRegistry,
   QueueUnavailableError,
   queueStackJob,
+  resolveTemplate,
   type StackJobDoc,
   assertParameterLimits,
   assertTemplateAllowed,
@@ -143,10 +144,14 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
       );
     }
     if (operation === 'up' || operation === 'preview') {
-      // The version that would run: the template's as the runners have it now.
-      assertTemplateAllowed(policy, tenant, resource.kind, kinds?.get(resource.kind)?.version);
+      // The version that would run: a built-in template's as the runners have it now, an uploaded one's pinned version.
+      // (A template that cannot be found fails the job on the runner, with its reason.)
+      const template = await resolveTemplate(models, kinds ?? new Map(), tenant, resource.kind, {
+        version: resource.templateVersion,
+      }).catch(() => undefined);
+      assertTemplateAllowed(policy, tenant, resource.kind, template?.info.version);
       try {
-        const sealed = (kinds?.get(resource.kind)?.secretParameters ?? []).map((key) => `spec.${key}`);
+        const sealed = (template?.info.secretParameters ?? []).map((key) => `spec.${key}`);
         assertParameterLimits(policy, tenant, resource.kind, parseManifest(resource.manifest, STORED_MANIFEST), sealed);
       } catch (err) {
         throw errors.policy(`the resource's manifest is outside its tenant's limits now: ${(err as Error).message}; change it first`);

@@ -11,7 +11,9 @@ import {
   errors,
   foldersNest,
   isInside,
+  type KindInfo,
   type KindRegistry,
+  resolveTemplate,
   localDirsOf,
   type Models,
   parseManifest,
@@ -160,6 +162,37 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
     return doc;
   }
 
+  /** Stores a manifest over a resource's, checked against `kind` (the version it will be pinned to). */
+  async function store(current: ResourceDoc, manifestText: string, manifest: Manifest, kind: KindInfo) {
+    if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
+    const secrets = sealSecretParameters(kind.secretParameters, manifestText, manifest, {
+      keyring,
+      resourceId: current._id,
+      previous: current.secretParameters,
+    });
+    assertParameters(kind.parameters, secrets.clearSpec);
+    const stackFqdn = resolveStackFqdn(manifest, kind.project);
+    await assertPolicy(tenantOf(current), { ...manifest, spec: secrets.clearSpec }, kind.version);
+    await checkTenantPaths(kind.localPaths, manifest.spec, tenantOf(current));
+    await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { ...current, tenantId: tenantOf(current) });
+    if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
+    const doc = await models.Resource.findOneAndUpdate(
+      { _id: current._id, version: current.version },
+      {
+        $set: {
+          manifest: secrets.text,
+          secretParameters: secrets.sealed,
+          templateVersion: kind.version,
+          ...labelFields(manifest.metadata.labels),
+        },
+        $inc: { version: 1 },
+      },
+      { returnDocument: 'after' },
+    ).lean<ResourceDoc>();
+    if (!doc) throw errors.conflict(`resource ${current._id} was changed by someone else; read it again and retry`);
+    return resourceView(doc);
+  }
+
   return {
     find,
 
@@ -167,10 +200,8 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
     async create(manifestText: string, tenantId: string, { mayChooseCredential }: { mayChooseCredential: boolean }) {
       const manifest = parseManifest(manifestText, manifestMaxBytes);
       assertCredentialChoice(manifest, undefined, mayChooseCredential);
-      const kind = kinds.get(manifest.kind);
-      if (!kind) {
-        throw errors.invalidManifest(`kind "${manifest.kind}" is unknown; known kinds: ${[...kinds.keys()].join(', ') || '(none)'}`);
-      }
+      // A new resource of an uploaded template pins its newest published version the tenant may use.
+      const kind = (await resolveTemplate(models, kinds, tenantId, manifest.kind, { policy: await tenants.policyOf(tenantId) })).info;
       const id = randomUUID();
       const secrets = sealSecretParameters(kind.secretParameters, manifestText, manifest, { keyring, resourceId: id });
       assertParameters(kind.parameters, secrets.clearSpec);
@@ -208,35 +239,35 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       const manifest = parseManifest(manifestText, manifestMaxBytes);
       const current = await find(id, viewer);
       assertCredentialChoice(manifest, current, mayChooseCredential);
-      const kind = kinds.get(manifest.kind);
-      if (manifest.kind !== current.kind || !kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
-      if (manifest.metadata.name !== current.name) throw errors.invalidManifest(`metadata.name cannot change (it is ${current.name})`);
-      const secrets = sealSecretParameters(kind.secretParameters, manifestText, manifest, {
-        keyring,
-        resourceId: id,
-        previous: current.secretParameters,
-      });
-      assertParameters(kind.parameters, secrets.clearSpec);
-      const stackFqdn = resolveStackFqdn(manifest, kind.project);
-      await assertPolicy(tenantOf(current), { ...manifest, spec: secrets.clearSpec }, kind.version);
-      await checkTenantPaths(kind.localPaths, manifest.spec, tenantOf(current));
-      await assertOwnFolders(localDirsOf(kind.localPaths, manifest.spec), { ...current, tenantId: tenantOf(current) });
-      if (stackFqdn !== current.stackFqdn) throw errors.invalidManifest(`the stack cannot change (it is ${current.stackFqdn})`);
-      const doc = await models.Resource.findOneAndUpdate(
-        { _id: id, version: current.version },
-        {
-          $set: {
-            manifest: secrets.text,
-            secretParameters: secrets.sealed,
-            templateVersion: kind.version,
-            ...labelFields(manifest.metadata.labels),
-          },
-          $inc: { version: 1 },
-        },
-        { returnDocument: 'after' },
-      ).lean<ResourceDoc>();
-      if (!doc) throw errors.conflict(`resource ${id} was changed by someone else; read it again and retry`);
-      return resourceView(doc);
+      if (manifest.kind !== current.kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
+      // The version the resource is pinned to (uploaded templates; built-in ones have one version).
+      const kind = (await resolveTemplate(models, kinds, tenantOf(current), current.kind, { version: current.templateVersion })).info;
+      return store(current, manifestText, manifest, kind);
+    },
+
+    /**
+     * Moves a resource of an uploaded template to another published version of it: its manifest is
+     * checked against that version's schema and the tenant's rules, then stored with the new pin.
+     */
+    async upgrade(id: string, version: string, viewer: TenantViewer) {
+      const current = await find(id, viewer);
+      if (kinds.has(current.kind))
+        throw errors.conflict(`${current.kind} is a built-in template: it has one version, ${kinds.get(current.kind)?.version}`);
+      if (version === current.templateVersion) throw errors.conflict(`resource ${id} runs ${current.kind} ${version} already`);
+      const target = await resolveTemplate(models, kinds, tenantOf(current), current.kind, { version });
+      if (target.version?.state !== 'published') {
+        throw errors.conflict(
+          `template ${current.kind} ${version} is ${target.version?.state}: resources move only to a published version`,
+        );
+      }
+      const before = (await resolveTemplate(models, kinds, tenantOf(current), current.kind, { version: current.templateVersion })).info;
+      const dropped = before.secretParameters.filter((key) => !target.info.secretParameters.includes(key));
+      if (dropped.length > 0 && current.secretParameters?.some((s) => dropped.includes(s.key))) {
+        throw errors.conflict(
+          `${dropped.map((k) => `spec.${k}`).join(', ')} is secret in ${current.templateVersion} but not in ${version}: replace the manifest without it first`,
+        );
+      }
+      return store(current, current.manifest, parseManifest(current.manifest, STORED_MANIFEST), target.info);
     },
 
     async get(id: string, viewer: TenantViewer) {

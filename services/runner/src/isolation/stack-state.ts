@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -17,6 +17,15 @@ export function stackBackend(backendUrl: string, stackKey: string): { url: strin
   // org__project__stack would let two FQDNs with "_" in them share a folder).
   const dir = join(fileURLToPath(backendUrl), 'stacks', createHash('sha256').update(stackKey).digest('hex').slice(0, 40));
   return { url: pathToFileURL(dir).href, dir };
+}
+
+/**
+ * Removes a stack's state folder (a publish check's throw-away stack). Only `file://` backends have
+ * one; elsewhere the stack stays (with no resources: a preview creates none).
+ */
+export async function removeStackState(backendUrl: string, stackKey: string): Promise<void> {
+  const { dir } = stackBackend(backendUrl, stackKey);
+  if (dir) await rm(dir, { recursive: true, force: true });
 }
 
 const BLOB_SCHEMES = ['s3:', 'gs:', 'azblob:'];

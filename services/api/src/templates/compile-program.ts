@@ -1,0 +1,123 @@
+/**
+ * Compiles an uploaded template's program (TypeScript or JavaScript) to CommonJS, with full type
+ * checking against the runtime packages, and refuses imports of packages the runners do not
+ * provide. Pure and synchronous (TypeScript's compiler is): run it in a worker (compile-worker.ts).
+ */
+import { builtinModules } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import ts from 'typescript';
+import { compiledPath, packageOf, RUNTIME_PACKAGES, type TemplateFile } from '@pds/shared';
+
+export interface CompileInput {
+  files: TemplateFile[];
+  main: string;
+  /** The folder holding node_modules with the runtime packages (and @types/node). */
+  nodeModulesParent: string;
+}
+
+export type CompileResult = { ok: true; compiled: TemplateFile[] } | { ok: false; problems: string[] };
+
+/** At most this many problems are reported (the first ones usually explain the rest). */
+const MAX_PROBLEMS = 20;
+
+const BUILTINS = new Set(builtinModules);
+const isBuiltin = (specifier: string) => specifier.startsWith('node:') || BUILTINS.has(specifier.split('/')[0] as string);
+
+const isProgramFile = (path: string) => /\.(ts|js|mts|cts)$/.test(path) && !path.endsWith('.d.ts');
+
+/** Each import of a package that is neither Node's nor a runtime package, named with its file and line. */
+export function foreignImports(files: TemplateFile[]): string[] {
+  const problems: string[] = [];
+  for (const file of files.filter((f) => isProgramFile(f.path))) {
+    const { importedFiles } = ts.preProcessFile(file.content, true, true);
+    const source = ts.createSourceFile(file.path, file.content, ts.ScriptTarget.ES2022);
+    for (const imported of importedFiles) {
+      const name = packageOf(imported.fileName);
+      if (name === undefined || isBuiltin(imported.fileName) || (RUNTIME_PACKAGES as readonly string[]).includes(name)) continue;
+      const { line } = source.getLineAndCharacterOfPosition(imported.pos);
+      problems.push(
+        `${file.path}:${line + 1}: imports "${imported.fileName}": package ${name} is not provided by the runners (GET /v1/runtime lists the packages they provide: ${RUNTIME_PACKAGES.join(', ')})`,
+      );
+    }
+  }
+  return problems;
+}
+
+const OPTIONS: ts.CompilerOptions = {
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.CommonJS,
+  moduleResolution: ts.ModuleResolutionKind.Node10,
+  strict: true,
+  esModuleInterop: true,
+  skipLibCheck: true,
+  allowJs: true,
+  resolveJsonModule: true,
+  types: ['node'],
+  noEmitOnError: true,
+  newLine: ts.NewLineKind.LineFeed,
+};
+
+/** Compiles the program; every problem names its file and line (`index.ts:3:7: …`). */
+export function compileProgram(input: CompileInput): CompileResult {
+  if (!input.files.some((f) => f.path === input.main)) {
+    return { ok: false, problems: [`main: ${input.main} is not one of the files`] };
+  }
+  const foreign = foreignImports(input.files);
+  if (foreign.length > 0) return { ok: false, problems: foreign.slice(0, MAX_PROBLEMS) };
+
+  // The files live, for the compiler, in a folder beside node_modules, so that imports of the
+  // runtime packages resolve to their real types; nothing is written there.
+  const root = join(input.nodeModulesParent, '.pds-template');
+  const virtual = new Map(input.files.map((f) => [join(root, f.path), f.content]));
+  const outDir = join(root, '.out');
+  const compiled: TemplateFile[] = [];
+  const host = ts.createCompilerHost({
+    ...OPTIONS,
+    outDir,
+    rootDir: root,
+    typeRoots: [join(input.nodeModulesParent, 'node_modules', '@types')],
+  });
+  const { getSourceFile, fileExists, readFile, directoryExists } = host;
+  host.fileExists = (path) => virtual.has(path) || (!path.startsWith(root + '/') && fileExists.call(host, path));
+  host.readFile = (path) => virtual.get(path) ?? (path.startsWith(root + '/') ? undefined : readFile.call(host, path));
+  host.directoryExists = (path) =>
+    path === root ||
+    [...virtual.keys()].some((file) => file.startsWith(path + '/')) ||
+    (!path.startsWith(root) && (directoryExists?.call(host, path) ?? false));
+  host.getSourceFile = (path, language, onError, create) => {
+    const text = virtual.get(path);
+    if (text !== undefined) return ts.createSourceFile(path, text, language, true);
+    return getSourceFile.call(host, path, language, onError, create);
+  };
+  host.writeFile = (path, text) => {
+    if (path.endsWith('.js')) compiled.push({ path: relative(outDir, path), content: text });
+  };
+  const roots = input.files.filter((f) => isProgramFile(f.path)).map((f) => join(root, f.path));
+  const program = ts.createProgram({
+    rootNames: roots,
+    options: { ...OPTIONS, outDir, rootDir: root, typeRoots: [join(input.nodeModulesParent, 'node_modules', '@types')] },
+    host,
+  });
+  const diagnostics = ts.getPreEmitDiagnostics(program);
+  if (diagnostics.length > 0) return { ok: false, problems: diagnostics.slice(0, MAX_PROBLEMS).map((d) => describe(d, root)) };
+  const emitted = program.emit();
+  if (emitted.emitSkipped || emitted.diagnostics.length > 0) {
+    return { ok: false, problems: emitted.diagnostics.slice(0, MAX_PROBLEMS).map((d) => describe(d, root)) };
+  }
+  // JSON files a program reads are kept as they are.
+  for (const file of input.files.filter((f) => f.path.endsWith('.json'))) compiled.push(file);
+  if (!compiled.some((f) => f.path === compiledPath(input.main))) {
+    return { ok: false, problems: [`main: ${input.main} produced no JavaScript`] };
+  }
+  return { ok: true, compiled: compiled.sort((a, b) => a.path.localeCompare(b.path)) };
+}
+
+function describe(diagnostic: ts.Diagnostic, root: string): string {
+  const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n');
+  if (!diagnostic.file || diagnostic.start === undefined) return message;
+  const { line, character } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
+  const path = diagnostic.file.fileName.startsWith(root + '/')
+    ? relative(root, diagnostic.file.fileName)
+    : dirname(diagnostic.file.fileName);
+  return `${path}:${line + 1}:${character + 1}: ${message}`;
+}

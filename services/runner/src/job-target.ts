@@ -1,0 +1,102 @@
+import { stringify as stringifyYaml } from 'yaml';
+import {
+  type Config,
+  findTemplate,
+  type KindInfo,
+  type KindRegistry,
+  type Models,
+  type ResourceDoc,
+  type StackJobDoc,
+  type TemplateDoc,
+  type TemplateVersionDoc,
+  tenantOf,
+  versionKindInfo,
+} from '@pds/shared';
+import { templateProgramDir } from './template-program.js';
+
+/** What a job runs: the resource (its manifest) and the program of its template version. */
+export interface JobTarget {
+  resource: ResourceDoc;
+  kind: KindInfo;
+  /** A publish check's smoke preview: its secret parameters get placeholder values. */
+  check: boolean;
+}
+
+/** Why a job has nothing to run (the job fails with this reason). */
+export interface TargetMissing {
+  reason: 'resource_deleted' | 'unknown_kind';
+  error: string;
+}
+
+/** What a publish check's secret parameters hold for its smoke preview (a template takes no secret default). */
+export const CHECK_SECRET_PLACEHOLDER = 'publish-check-placeholder-secret';
+
+export interface TargetDeps {
+  config: Pick<Config, 'WORK_DIR'>;
+  models: Models;
+  kinds: KindRegistry;
+}
+
+/** The program of an uploaded template's version, written out for runs (templateProgramDir). */
+async function versionProgram(deps: TargetDeps, template: TemplateDoc, version: TemplateVersionDoc): Promise<KindInfo> {
+  return versionKindInfo(template, version, await templateProgramDir(deps.config.WORK_DIR, version));
+}
+
+/**
+ * The resource a job runs on and its template's program: a built-in kind from MODULES_DIR, or the
+ * uploaded template version the resource is pinned to. A publish check runs its version with the
+ * defaults as the manifest, on its throw-away stack.
+ */
+export async function loadJobTarget(
+  deps: TargetDeps,
+  job: StackJobDoc,
+  readResource: () => Promise<ResourceDoc | null>,
+): Promise<JobTarget | TargetMissing> {
+  if (job.templateCheck) return checkTarget(deps, job, job.templateCheck);
+  const resource = await readResource();
+  if (!resource) return { reason: 'resource_deleted', error: `resource ${job.resourceId} no longer exists` };
+  const builtIn = deps.kinds.get(resource.kind);
+  if (builtIn) return { resource, kind: builtIn, check: false };
+  const template = await findTemplate(deps.models, tenantOf(resource), resource.kind);
+  const version =
+    template &&
+    (await deps.models.TemplateVersion.findOne({
+      templateId: template._id,
+      version: resource.templateVersion,
+      state: { $in: ['published', 'deprecated', 'archived'] },
+    }).lean<TemplateVersionDoc>());
+  if (!template || !version) {
+    const what = template
+      ? `template ${resource.kind} has no published version ${resource.templateVersion}`
+      : `kind ${resource.kind} has no module in MODULES_DIR and no uploaded template`;
+    return { reason: 'unknown_kind', error: what };
+  }
+  return { resource, kind: await versionProgram(deps, template, version), check: false };
+}
+
+async function checkTarget(deps: TargetDeps, job: StackJobDoc, versionId: string): Promise<JobTarget | TargetMissing> {
+  const version = await deps.models.TemplateVersion.findById(versionId).lean<TemplateVersionDoc>();
+  const template = version && (await deps.models.Template.findById(version.templateId).lean<TemplateDoc>());
+  if (!version || !template || version.state !== 'checking') {
+    return { reason: 'unknown_kind', error: `the template version to check is gone or no longer being published` };
+  }
+  const manifest = stringifyYaml({
+    apiVersion: 'deploy.pulumi.dev/v1',
+    kind: template.name,
+    metadata: { name: 'publish-check' },
+    spec: JSON.parse(version.defaults) as Record<string, unknown>,
+  });
+  const resource: ResourceDoc = {
+    _id: version._id,
+    tenantId: job.tenantId,
+    kind: template.name,
+    name: 'publish-check',
+    stackFqdn: job.stackFqdn,
+    labels: [],
+    manifest,
+    version: 0,
+    createdAt: job.createdAt,
+    updatedAt: job.createdAt,
+  };
+  return { resource, kind: await versionProgram(deps, template, version), check: true };
+}
