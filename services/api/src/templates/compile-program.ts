@@ -77,17 +77,23 @@ export function compileProgram(input: CompileInput): CompileResult {
     rootDir: root,
     typeRoots: [join(input.nodeModulesParent, 'node_modules', '@types')],
   });
+  // The program sees its own files, the packages in node_modules and TypeScript's own libraries,
+  // nothing else of this machine: `import '../../../etc/app.json'` would put a file's content in a
+  // type error's text.
+  const readable = [join(input.nodeModulesParent, 'node_modules') + '/', dirname(ts.getDefaultLibFilePath(OPTIONS)) + '/'];
+  const mayRead = (path: string) => readable.some((dir) => path.startsWith(dir)) && !path.split('/').includes('..');
   const { getSourceFile, fileExists, readFile, directoryExists } = host;
-  host.fileExists = (path) => virtual.has(path) || (!path.startsWith(root + '/') && fileExists.call(host, path));
-  host.readFile = (path) => virtual.get(path) ?? (path.startsWith(root + '/') ? undefined : readFile.call(host, path));
+  host.fileExists = (path) => virtual.has(path) || (mayRead(path) && fileExists.call(host, path));
+  host.readFile = (path) => virtual.get(path) ?? (mayRead(path) ? readFile.call(host, path) : undefined);
   host.directoryExists = (path) =>
     path === root ||
     [...virtual.keys()].some((file) => file.startsWith(path + '/')) ||
-    (!path.startsWith(root) && (directoryExists?.call(host, path) ?? false));
+    (mayRead(path + '/') && (directoryExists?.call(host, path) ?? false)) ||
+    readable.some((dir) => dir.startsWith(path + '/'));
   host.getSourceFile = (path, language, onError, create) => {
     const text = virtual.get(path);
     if (text !== undefined) return ts.createSourceFile(path, text, language, true);
-    return getSourceFile.call(host, path, language, onError, create);
+    return mayRead(path) ? getSourceFile.call(host, path, language, onError, create) : undefined;
   };
   host.writeFile = (path, text) => {
     if (path.endsWith('.js')) compiled.push({ path: relative(outDir, path), content: text });
