@@ -39,8 +39,13 @@ export interface TargetDeps {
 
 /** The program of an uploaded template's version, written out for runs (templateProgramDir). */
 async function versionProgram(deps: TargetDeps, template: TemplateDoc, version: TemplateVersionDoc): Promise<KindInfo> {
-  return versionKindInfo(template, version, await templateProgramDir(deps.config.WORK_DIR, version));
+  const readCompiled = async () =>
+    (await deps.models.TemplateVersion.findById(version._id, { compiled: 1 }).lean<Pick<TemplateVersionDoc, 'compiled'>>())?.compiled ?? [];
+  return versionKindInfo(template, version, await templateProgramDir(deps.config.WORK_DIR, version, readCompiled));
 }
+
+/** A version without its files (a run needs the compiled ones only when its folder is not written yet). */
+const WITHOUT_FILES = { files: 0, compiled: 0 };
 
 /**
  * The resource a job runs on and its template's program: a built-in kind from MODULES_DIR, or the
@@ -60,11 +65,14 @@ export async function loadJobTarget(
   const template = await findTemplate(deps.models, tenantOf(resource), resource.kind);
   const version =
     template &&
-    (await deps.models.TemplateVersion.findOne({
-      templateId: template._id,
-      version: resource.templateVersion,
-      state: { $in: ['published', 'deprecated', 'archived'] },
-    }).lean<TemplateVersionDoc>());
+    (await deps.models.TemplateVersion.findOne(
+      {
+        templateId: template._id,
+        version: resource.templateVersion,
+        state: { $in: ['published', 'deprecated', 'archived'] },
+      },
+      WITHOUT_FILES,
+    ).lean<TemplateVersionDoc>());
   if (!template || !version) {
     const what = template
       ? `template ${resource.kind} has no published version ${resource.templateVersion}`
@@ -75,7 +83,7 @@ export async function loadJobTarget(
 }
 
 async function checkTarget(deps: TargetDeps, job: StackJobDoc, versionId: string): Promise<JobTarget | TargetMissing> {
-  const version = await deps.models.TemplateVersion.findById(versionId).lean<TemplateVersionDoc>();
+  const version = await deps.models.TemplateVersion.findById(versionId, WITHOUT_FILES).lean<TemplateVersionDoc>();
   const template = version && (await deps.models.Template.findById(version.templateId).lean<TemplateDoc>());
   if (!version || !template || version.state !== 'checking') {
     return { reason: 'unknown_kind', error: `the template version to check is gone or no longer being published` };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { runtimePackages, type TemplateVersionDoc } from '@pds/shared';
+import { runtimePackages, type TemplateFile, type TemplateVersionDoc } from '@pds/shared';
 
 const exists = (path: string) =>
   stat(path).then(
@@ -16,18 +16,24 @@ const exists = (path: string) =>
  * place, so that runs of one version on many slots share it and never see it half-written.
  * Readable by every slot uid (0755 / 0644), writable by the runner only.
  */
-export async function templateProgramDir(workDir: string, version: Pick<TemplateVersionDoc, 'sha256' | 'compiled'>): Promise<string> {
+export async function templateProgramDir(
+  workDir: string,
+  version: Pick<TemplateVersionDoc, 'sha256'>,
+  /** Reads the compiled files (up to 1 MiB), only when this machine has not written them yet. */
+  readCompiled: () => Promise<TemplateFile[]>,
+): Promise<string> {
   if (!version.sha256 || !/^[0-9a-f]{64}$/.test(version.sha256))
     throw new Error('the template version has not been checked (no content hash)');
   const root = join(workDir, 'templates');
   const dir = join(root, version.sha256);
   if (await exists(join(dir, 'package.json'))) return dir;
+  const compiled = await readCompiled();
   await mkdir(root, { recursive: true });
   await chmod(root, 0o711);
   const temp = join(root, `.tmp-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(temp, { mode: 0o755 });
-    for (const file of version.compiled) {
+    for (const file of compiled) {
       // Paths were checked when uploaded; checked again, since this writes outside the store.
       if (posix.isAbsolute(file.path) || posix.normalize(file.path) !== file.path || file.path.split('/').includes('..')) {
         throw new Error(`the template version holds a file outside its folder: ${file.path}`);
