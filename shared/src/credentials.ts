@@ -38,6 +38,8 @@ export async function resolveCredential(
   keyring: Keyring | undefined,
   provider: string,
   resource: { tenantId?: string; labels?: { key: string; value: string }[] },
+  /** Whether platform credentials shared with the tenant may be used (not by a tenant's own uploaded program). */
+  { shared = true }: { shared?: boolean } = {},
 ): Promise<ResolvedCredential> {
   const tenant = tenantOf(resource);
   const named = resource.labels?.find((l) => l.key === CREDENTIAL_LABEL)?.value;
@@ -47,13 +49,13 @@ export async function resolveCredential(
       .sort({ updatedAt: -1 })
       .lean<CredentialDoc>();
   // The tenant's own first: a tenant's credential of a name (or its default) wins over a shared one.
-  const doc = (await find({ tenantId: tenant })) ?? (await find({ platform: true, sharedWith: tenant }));
+  const doc = (await find({ tenantId: tenant })) ?? (shared ? await find({ platform: true, sharedWith: tenant }) : null);
   const howTo = `a tenant admin adds one with POST /v1/credentials {"name": "...", "provider": "${provider}", "isDefault": true, ...}`;
   if (!doc) {
     throw new CredentialUnavailableError(
       named
         ? `the resource's label ${CREDENTIAL_LABEL} names credential "${named}", which tenant ${tenant} does not have (neither its own nor shared with it); ${howTo}`
-        : `tenant ${tenant} has no default ${provider} credential (neither its own nor shared with it); ${howTo}`,
+        : `tenant ${tenant} has no default ${provider} credential (${shared ? 'neither its own nor shared with it' : "of its own; a tenant's uploaded template does not get the platform's shared credentials"}); ${howTo}`,
     );
   }
   if (doc.provider !== provider) {

@@ -26,6 +26,12 @@ export interface KindInfo {
   secretParameters: string[];
   /** A longer text for people (module.yaml `readme`). */
   readme: string;
+  /**
+   * An uploaded template's owner (a tenant, or PLATFORM_SCOPE); absent for built-in ones. A tenant's
+   * program does not get the platform credentials shared with the tenant (the platform shared them
+   * with the programs it vetted).
+   */
+  ownerScope?: string;
 }
 
 export type KindRegistry = ReadonlyMap<string, KindInfo>;

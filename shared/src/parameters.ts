@@ -6,9 +6,14 @@ export type ParametersSchema = Record<string, unknown>;
 
 // Strict: no type coercion, no defaults filled in, every error reported; unknown keywords are an
 // error in the schema itself (a typo in a template must not silently drop a rule).
-const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false, removeAdditional: false });
-// `x-secret: true` on a parameter: its value reaches the program as Pulumi secret config, never in the manifest it reads.
-ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+// One validator instance per schema: a schema's `$id` lives in its instance's registry, so one
+// template's schema can neither `$ref` another's nor take its `$id`, and all of it goes with the schema.
+function newAjv(): Ajv {
+  const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false, removeAdditional: false });
+  // `x-secret: true` on a parameter: its value reaches the program as Pulumi secret config, never in the manifest it reads.
+  ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+  return ajv;
+}
 
 /** What a stored manifest holds in place of a secret parameter's value (and what a PUT may send back to keep it). */
 export const SECRET_PLACEHOLDER = '[secret]';
@@ -40,7 +45,7 @@ const compiled = new WeakMap<ParametersSchema, ValidateFunction>();
 export function compileParameters(schema: ParametersSchema): ValidateFunction {
   const known = compiled.get(schema);
   if (known) return known;
-  const validate = ajv.compile(schema);
+  const validate = newAjv().compile(schema);
   compiled.set(schema, validate);
   return validate;
 }

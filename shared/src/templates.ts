@@ -84,7 +84,7 @@ function schemaOf(version: Pick<TemplateVersionDoc, '_id' | 'state' | 'parameter
 }
 
 /** What a resource of an uploaded template's version runs: the kind info the runner and the API use. */
-export function versionKindInfo(template: Pick<TemplateDoc, 'provider'>, version: TemplateVersionDoc, dir = ''): KindInfo {
+export function versionKindInfo(template: Pick<TemplateDoc, 'provider' | 'scope'>, version: TemplateVersionDoc, dir = ''): KindInfo {
   const parameters = schemaOf(version);
   return {
     kind: version.name,
@@ -98,6 +98,7 @@ export function versionKindInfo(template: Pick<TemplateDoc, 'provider'>, version
     parameters,
     secretParameters: secretParametersOf(parameters),
     readme: version.readme,
+    ownerScope: template.scope,
   };
 }
 

@@ -1,7 +1,9 @@
 import t from 'tap';
 import { breakingChanges, allowsBreaking } from '../src/templates/compatibility.js';
 import { compileTemplate } from '../src/templates/compile.js';
-import { startApi } from './harness.js';
+import { sampleCredentials } from '@pds/devkit';
+import { Keyring, resolveCredential } from '@pds/shared';
+import { CREDENTIALS_KEY, startApi } from './harness.js';
 import { caller, roleCallers, tenantsWithTokens } from './tenant-helpers.js';
 
 const files = (content = 'exports.ok = 1;\n') => [{ path: 'index.js', content }];
@@ -13,7 +15,7 @@ t.test('compiling a template program', async (t) => {
     [
       {
         path: 'index.ts',
-        content: `import * as pulumi from '@pulumi/pulumi';\nimport { parse } from 'yaml';\nimport { readFileSync } from 'node:fs';\nimport { twice } from './lib/twice';\nexport const n: number = twice(2);\nexport const cfg = new pulumi.Config().get('x') ?? String(parse('a: 1').a) + readFileSync.name;\n`,
+        content: `import * as pulumi from '@pulumi/pulumi';\nimport { parse } from 'yaml';\nimport { readFileSync } from 'node:fs';\nimport { twice } from './lib/twice';\nexport const n: number = twice(2);\nexport const cfg = new pulumi.Config().require('x') + String(parse('a: 1').a) + readFileSync.name;\n`,
       },
       { path: 'lib/twice.ts', content: 'export const twice = (n: number): number => n * 2;\n' },
     ],
@@ -54,6 +56,29 @@ t.test('compiling a template program', async (t) => {
   t.match(await compileTemplate(files(), 'main.js'), { ok: false, problems: ['main: main.js is not one of the files'] });
 });
 
+t.test("a tenant's uploaded template gets the tenant's own credentials only", async (t) => {
+  const { app, models } = await startApi(t);
+  const platform = caller(app);
+  await tenantsWithTokens(app, ['acme']);
+  const gcp = sampleCredentials().gcp.fields;
+  t.equal(
+    (await platform('POST', '/v1/credentials', { name: 'org-wide', provider: 'gcp', isDefault: true, sharedWith: ['acme'], ...gcp }))
+      .statusCode,
+    201,
+  );
+  const keyring = Keyring.fromConfig({ CREDENTIALS_KEY } as never);
+  const resource = { tenantId: 'acme', labels: [] };
+  t.equal(
+    (await resolveCredential(models, keyring, 'gcp', resource)).name,
+    'org-wide',
+    'a built-in or platform template gets the shared one',
+  );
+  await t.rejects(
+    resolveCredential(models, keyring, 'gcp', resource, { shared: false }),
+    /tenant acme has no default gcp credential \(of its own; a tenant's uploaded template does not get the platform's shared credentials\)/,
+  );
+});
+
 t.test('what needs a new major version', async (t) => {
   const before = {
     type: 'object',
@@ -79,6 +104,20 @@ t.test('what needs a new major version', async (t) => {
     'spec.tier was removed',
     'spec.tags was removed',
   ]);
+  const sized = { type: 'object', properties: { size: { type: 'integer', maximum: 10 } } };
+  t.same(breakingChanges(sized, { ...sized, properties: { size: { type: 'integer', maximum: 20 } } }), [], 'a larger maximum accepts more');
+  t.same(breakingChanges(sized, { ...sized, properties: { size: { type: 'integer', maximum: 4 } } }), [
+    `spec.size's maximum went from 10 to 4`,
+  ]);
+  t.same(breakingChanges(sized, { ...sized, properties: { size: { type: 'string', maximum: 10 } } }), [
+    `spec.size's type changed ("integer" → "string")`,
+  ]);
+  t.same(breakingChanges(sized, { ...sized, additionalProperties: false }), ['spec no longer takes other properties']);
+  t.match(
+    breakingChanges(sized, { ...sized, allOf: [{ required: ['size'] }] }),
+    [/spec's allOf changed/],
+    'rules it does not read count as breaking',
+  );
   t.ok(allowsBreaking('1.4.2', '2.0.0'));
   t.notOk(allowsBreaking('1.4.2', '1.5.0'));
   t.ok(allowsBreaking('0.3.0', '0.4.0'), 'below 1.0, a minor version may break');
@@ -258,6 +297,60 @@ t.test('uploaded templates: who sees and changes them, drafts, states, pins and 
   const outside = await acme.deployer('POST', `/v1/resources/${resource.json().id}/jobs`, { operation: 'up' });
   t.equal(outside.statusCode, 409, 'a pinned version outside the range is not deployed');
   t.match(outside.json().message, /Site 1\.1\.0 is outside the versions tenant acme may use/);
+
+  // A new major version with a new required parameter: the upgrade takes the manifest it needs.
+  const v2 = {
+    version: '2.0.0',
+    files: files(),
+    parameters: { type: 'object', additionalProperties: false, required: ['size'], properties: { size: { type: 'integer' } } },
+    defaults: { size: 1 },
+  };
+  t.equal((await acme.admin('POST', '/v1/templates/Site/versions', v2)).statusCode, 201);
+  await markPublished('Site', '2.0.0');
+  await platform('PUT', '/v1/tenants/acme/policy', {});
+  const plain = await acme.deployer('POST', `/v1/resources/${resource.json().id}/upgrade`, { version: '2.0.0' });
+  t.equal(plain.statusCode, 400, 'the stored manifest lacks what 2.0.0 requires');
+  t.match(plain.json().message, /spec\.size is required/);
+  const withManifest = await acme.deployer('POST', `/v1/resources/${resource.json().id}/upgrade`, {
+    version: '2.0.0',
+    manifest: siteManifest('web', '{ size: 2 }'),
+  });
+  t.equal(withManifest.statusCode, 200, withManifest.body);
+  t.match(withManifest.json(), { templateVersion: '2.0.0', spec: { size: 2 } });
+  t.equal(
+    (await acme.deployer('POST', `/v1/resources/${resource.json().id}/upgrade`, { version: '1.1.0', manifest: siteManifest('other') }))
+      .statusCode,
+    400,
+    'the name stays',
+  );
+
+  // Drafts are their owner's: a tenant sees a platform template's released versions only.
+  await platform('POST', '/v1/templates/Shared/versions', { version: '0.1.0', files: files('exports.secretSauce = 1;\n') });
+  t.same((await acme.viewer('GET', '/v1/templates/Shared/versions')).json().items, []);
+  t.equal((await acme.admin('GET', '/v1/templates/Shared/versions/0.1.0')).statusCode, 404);
+  t.equal((await platform('GET', '/v1/templates/Shared/versions/0.1.0')).statusCode, 200);
+
+  // Versions without build metadata; patterns that could backtrack for ever are refused at publish.
+  t.equal((await acme.admin('POST', '/v1/templates/Site/versions', { version: '2.1.0+build.1', files: files() })).statusCode, 400);
+  const risky = { type: 'object', properties: { name: { type: 'string', pattern: '^(a+)+$' } } };
+  t.equal(
+    (await acme.admin('POST', '/v1/templates/Site/versions', { version: '3.0.0', files: files(), parameters: risky })).statusCode,
+    201,
+  );
+  const refusedPattern = await acme.admin('POST', '/v1/templates/Site/versions/3.0.0/publish', {});
+  t.equal(refusedPattern.statusCode, 400);
+  t.match(refusedPattern.json().message, /parameters\.properties\.name\.pattern: a quantified group holds a quantifier/);
+
+  // Another tenant's schema cannot be reached by $ref: each schema compiles on its own.
+  const refd = { type: 'object', properties: { x: { $ref: 'acme-schema#/definitions/secret' } } };
+  t.equal(
+    (await acme.admin('POST', '/v1/templates/Site/versions', { version: '3.0.1', files: files(), parameters: refd })).statusCode,
+    201,
+  );
+  t.match(
+    (await acme.admin('POST', '/v1/templates/Site/versions/3.0.1/publish', {})).json().message,
+    /parameters: not a valid JSON Schema/,
+  );
 
   const audit = (await platform('GET', '/v1/audit?tenant=acme&limit=200')).json().items as { action: string; outcome: string }[];
   const done = new Set(audit.filter((e) => e.outcome === 'success').map((e) => e.action));

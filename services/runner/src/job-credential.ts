@@ -1,7 +1,15 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Identity, ownFolder } from './isolation/ownership.js';
-import { type KindInfo, type Keyring, type Models, providerEnvironment, resolveCredential, secretFragments } from '@pds/shared';
+import {
+  type KindInfo,
+  type Keyring,
+  type Models,
+  PLATFORM_SCOPE,
+  providerEnvironment,
+  resolveCredential,
+  secretFragments,
+} from '@pds/shared';
 
 /** What a job gets from its credential: environment for Pulumi, settings for the program, and a masker. */
 export interface JobCredential {
@@ -71,13 +79,14 @@ function maskSplit(line: string, secrets: string[]): string {
  */
 export async function prepareJobCredential(
   deps: { models: Pick<Models, 'Credential'>; keyring?: Keyring },
-  kind: Pick<KindInfo, 'provider'>,
+  kind: Pick<KindInfo, 'provider' | 'ownerScope'>,
   resource: { tenantId?: string; labels?: { key: string; value: string }[] },
   dir: string,
   owner?: Identity,
 ): Promise<JobCredential> {
   if (kind.provider === 'none') return NONE;
-  const credential = await resolveCredential(deps.models, deps.keyring, kind.provider, resource);
+  const shared = kind.ownerScope === undefined || kind.ownerScope === PLATFORM_SCOPE;
+  const credential = await resolveCredential(deps.models, deps.keyring, kind.provider, resource, { shared });
   const { env, files } = providerEnvironment(kind.provider, credential);
   if (files.length > 0) {
     await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -87,14 +87,17 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['resources'],
         summary:
-          "Move a resource of an uploaded template to another published version: its manifest is checked against that version's schema and the tenant's rules; the version goes up by one",
+          "Move a resource of an uploaded template to another published version: its manifest (or the one given, as a PUT would take it) is checked against that version's schema and the tenant's rules; the version goes up by one",
         params: IdParamsSchema,
         body: UpgradeSchema,
         response: { 200: ResourceSchema, ...errorResponses },
       },
     },
     async (request) => {
-      const upgraded = await resources.upgrade(request.params.id, request.body.version, principalOf(request));
+      const upgraded = await resources.upgrade(request.params.id, request.body.version, principalOf(request), {
+        manifestText: request.body.manifest,
+        ...credentialChoice(request),
+      });
       request.auditTenant = upgraded.tenant;
       return upgraded;
     },

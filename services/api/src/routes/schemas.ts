@@ -465,7 +465,7 @@ export const VersionContentSchema = Type.Object(
 const SemverString = Type.String({
   minLength: 5,
   maxLength: 64,
-  pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$',
+  pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?$',
   description: 'Semantic version',
 });
 
@@ -509,4 +509,15 @@ export const RuntimeSchema = Type.Object({
   }),
 });
 
-export const UpgradeSchema = Type.Object({ version: SemverString }, { additionalProperties: false });
+export const UpgradeSchema = Type.Object(
+  {
+    version: SemverString,
+    manifest: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'A new manifest (YAML) checked against the new version, for changes it needs; default: the current one',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);

@@ -195,7 +195,9 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Type.Object({ items: Type.Array(TemplateVersionSchema) }), ...errorResponses },
       },
     },
-    async (request) => ({ items: await templates.versions(await uploaded(request, request.params.name, request.query.tenant)) }),
+    async (request) => ({
+      items: await templates.versions(await uploaded(request, request.params.name, request.query.tenant), principalOf(request)),
+    }),
   );
 
   app.post(
@@ -231,7 +233,8 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: TemplateVersionSchema, ...errorResponses },
       },
     },
-    async (request) => templates.version(await uploaded(request, request.params.name, request.query.tenant), request.params.version),
+    async (request) =>
+      templates.version(await uploaded(request, request.params.name, request.query.tenant), request.params.version, principalOf(request)),
   );
 
   app.put(

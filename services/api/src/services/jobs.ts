@@ -1,4 +1,5 @@
 import {
+  AppError,
   CANCEL_CHANNEL,
   endJobOutsideRun,
   errors,
@@ -148,7 +149,11 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
       // (A template that cannot be found fails the job on the runner, with its reason.)
       const template = await resolveTemplate(models, kinds ?? new Map(), tenant, resource.kind, {
         version: resource.templateVersion,
-      }).catch(() => undefined);
+      }).catch((err: Error) => {
+        // Not found: the runner fails the job, naming why; anything else (the store away) is the caller's answer.
+        if (err instanceof AppError && err.statusCode === 400) return undefined;
+        throw err;
+      });
       assertTemplateAllowed(policy, tenant, resource.kind, template?.info.version);
       try {
         const sealed = (template?.info.secretParameters ?? []).map((key) => `spec.${key}`);

@@ -249,7 +249,12 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
      * Moves a resource of an uploaded template to another published version of it: its manifest is
      * checked against that version's schema and the tenant's rules, then stored with the new pin.
      */
-    async upgrade(id: string, version: string, viewer: TenantViewer) {
+    async upgrade(
+      id: string,
+      version: string,
+      viewer: TenantViewer,
+      { manifestText, mayChooseCredential }: { manifestText?: string; mayChooseCredential: boolean },
+    ) {
       const current = await find(id, viewer);
       if (kinds.has(current.kind))
         throw errors.conflict(`${current.kind} is a built-in template: it has one version, ${kinds.get(current.kind)?.version}`);
@@ -267,7 +272,13 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
           `${dropped.map((k) => `spec.${k}`).join(', ')} is secret in ${current.templateVersion} but not in ${version}: replace the manifest without it first`,
         );
       }
-      return store(current, current.manifest, parseManifest(current.manifest, STORED_MANIFEST), target.info);
+      if (manifestText === undefined)
+        return store(current, current.manifest, parseManifest(current.manifest, STORED_MANIFEST), target.info);
+      // With a manifest: the one the new version takes (a new required parameter, say), stored in the same step.
+      const manifest = parseManifest(manifestText, manifestMaxBytes);
+      assertCredentialChoice(manifest, current, mayChooseCredential);
+      if (manifest.kind !== current.kind) throw errors.invalidManifest(`kind cannot change (it is ${current.kind})`);
+      return store(current, manifestText, manifest, target.info);
     },
 
     async get(id: string, viewer: TenantViewer) {

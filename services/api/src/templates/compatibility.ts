@@ -12,7 +12,7 @@ const requiredOf = (schema: Schema) => new Set((schema.required ?? []) as string
  * `properties` (and array `items`) to any depth; each change names its field.
  */
 export function breakingChanges(before: ParametersSchema, after: ParametersSchema, path = 'spec'): string[] {
-  const changes: string[] = [];
+  const changes: string[] = [...narrowedRules(before, after, path)];
   const [oldProps, newProps] = [propertiesOf(before), propertiesOf(after)];
   const oldRequired = requiredOf(before);
   for (const key of requiredOf(after)) {
@@ -31,6 +31,56 @@ export function breakingChanges(before: ParametersSchema, after: ParametersSchem
       changes.push(...narrowedEnum(oldItems, newItems, `${field}[]`), ...breakingChanges(oldItems, newItems, `${field}[]`));
     }
   }
+  return changes;
+}
+
+/** Bounds that may only grow (a larger maximum accepts what a smaller one did) or only shrink. */
+const UPPER = ['maximum', 'exclusiveMaximum', 'maxLength', 'maxItems', 'maxProperties'];
+const LOWER = ['minimum', 'exclusiveMinimum', 'minLength', 'minItems', 'minProperties'];
+/** Rules whose change is not compared in detail: any change is taken as breaking. */
+const OPAQUE = [
+  'type',
+  'pattern',
+  'patternProperties',
+  'format',
+  'const',
+  'multipleOf',
+  'uniqueItems',
+  'allOf',
+  'anyOf',
+  'oneOf',
+  'not',
+  'if',
+  'then',
+  'else',
+  '$ref',
+  'dependencies',
+  'propertyNames',
+  'contains',
+  'definitions',
+  '$defs',
+];
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Rules of one schema level that accept less than before, each named with its values. */
+function narrowedRules(before: Schema, after: Schema, field: string): string[] {
+  const changes: string[] = [];
+  const shown = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+  for (const key of UPPER) {
+    const [was, is] = [before[key], after[key]] as (number | undefined)[];
+    if (is !== undefined && (was === undefined || is < was)) changes.push(`${field}'s ${key} went from ${shown(was)} to ${is}`);
+  }
+  for (const key of LOWER) {
+    const [was, is] = [before[key], after[key]] as (number | undefined)[];
+    if (is !== undefined && (was === undefined || is > was)) changes.push(`${field}'s ${key} went from ${shown(was)} to ${is}`);
+  }
+  for (const key of OPAQUE) {
+    if (!same(before[key], after[key]))
+      changes.push(`${field}'s ${key} changed (${shown(before[key]).slice(0, 80)} → ${shown(after[key]).slice(0, 80)})`);
+  }
+  if (after.additionalProperties === false && before.additionalProperties !== false)
+    changes.push(`${field} no longer takes other properties`);
   return changes;
 }
 

@@ -3,8 +3,9 @@
  * checking against the runtime packages, and refuses imports of packages the runners do not
  * provide. Pure and synchronous (TypeScript's compiler is): run it in a worker (compile-worker.ts).
  */
+import { realpathSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import ts from 'typescript';
 import { compiledPath, packageOf, RUNTIME_PACKAGES, type TemplateFile } from '@pds/shared';
 
@@ -29,18 +30,40 @@ const isProgramFile = (path: string) => /\.(ts|js|mts|cts)$/.test(path) && !path
 export function foreignImports(files: TemplateFile[]): string[] {
   const problems: string[] = [];
   for (const file of files.filter((f) => isProgramFile(f.path))) {
-    const { importedFiles } = ts.preProcessFile(file.content, true, true);
-    const source = ts.createSourceFile(file.path, file.content, ts.ScriptTarget.ES2022);
-    for (const imported of importedFiles) {
-      const name = packageOf(imported.fileName);
-      if (name === undefined || isBuiltin(imported.fileName) || (RUNTIME_PACKAGES as readonly string[]).includes(name)) continue;
-      const { line } = source.getLineAndCharacterOfPosition(imported.pos);
+    const source = ts.createSourceFile(file.path, file.content, ts.ScriptTarget.ES2022, true);
+    for (const { specifier, pos } of moduleSpecifiers(source)) {
+      const name = packageOf(specifier);
+      if (name === undefined || isBuiltin(specifier) || (RUNTIME_PACKAGES as readonly string[]).includes(name)) continue;
+      const { line } = source.getLineAndCharacterOfPosition(pos);
       problems.push(
-        `${file.path}:${line + 1}: imports "${imported.fileName}": package ${name} is not provided by the runners (GET /v1/runtime lists the packages they provide: ${RUNTIME_PACKAGES.join(', ')})`,
+        `${file.path}:${line + 1}: imports "${specifier}": package ${name} is not provided by the runners (GET /v1/runtime lists the packages they provide: ${RUNTIME_PACKAGES.join(', ')})`,
       );
     }
   }
   return problems;
+}
+
+/**
+ * Every module a file names: `import … from`, `export … from`, `import x = require()`, `require()`
+ * and `import()` with a literal (a method named `require`, such as `config.require('key')`, is not one).
+ */
+function moduleSpecifiers(source: ts.SourceFile): { specifier: string; pos: number }[] {
+  const found: { specifier: string; pos: number }[] = [];
+  const add = (node: ts.Node | undefined) => {
+    if (node && ts.isStringLiteralLike(node)) found.push({ specifier: node.text, pos: node.getStart(source) });
+  };
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node.moduleSpecifier);
+    else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) add(node.moduleReference.expression);
+    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node.argument.literal);
+    else if (ts.isCallExpression(node)) {
+      const callee = node.expression;
+      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require')) add(node.arguments[0]);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
 }
 
 const OPTIONS: ts.CompilerOptions = {
@@ -81,7 +104,13 @@ export function compileProgram(input: CompileInput): CompileResult {
   // nothing else of this machine: `import '../../../etc/app.json'` would put a file's content in a
   // type error's text.
   const readable = [join(input.nodeModulesParent, 'node_modules') + '/', dirname(ts.getDefaultLibFilePath(OPTIONS)) + '/'];
-  const mayRead = (path: string) => readable.some((dir) => path.startsWith(dir)) && !path.split('/').includes('..');
+  // By the real path too: workspace packages in node_modules are links to the service's own source.
+  const realReadable = readable.map((dir) => `${realpathOrUndefined(dir) ?? dir}/`.replace(/\/+$/, '/'));
+  const mayRead = (path: string) => {
+    if (!readable.some((dir) => path.startsWith(dir)) || path.split('/').includes('..')) return false;
+    const real = realpathOrUndefined(path);
+    return real === undefined || realReadable.some((dir) => `${real}/`.startsWith(dir));
+  };
   const { getSourceFile, fileExists, readFile, directoryExists } = host;
   host.fileExists = (path) => virtual.has(path) || (mayRead(path) && fileExists.call(host, path));
   host.readFile = (path) => virtual.get(path) ?? (mayRead(path) ? readFile.call(host, path) : undefined);
@@ -118,12 +147,24 @@ export function compileProgram(input: CompileInput): CompileResult {
   return { ok: true, compiled: compiled.sort((a, b) => a.path.localeCompare(b.path)) };
 }
 
+function realpathOrUndefined(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 function describe(diagnostic: ts.Diagnostic, root: string): string {
   const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n');
   if (!diagnostic.file || diagnostic.start === undefined) return message;
   const { line, character } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
-  const path = diagnostic.file.fileName.startsWith(root + '/')
-    ? relative(root, diagnostic.file.fileName)
-    : dirname(diagnostic.file.fileName);
+  // A file of a package is named from node_modules on: the service's own paths are not the caller's business.
+  const name = diagnostic.file.fileName;
+  const path = name.startsWith(root + '/')
+    ? relative(root, name)
+    : name.includes('node_modules/')
+      ? name.slice(name.lastIndexOf('node_modules/'))
+      : basename(name);
   return `${path}:${line + 1}:${character + 1}: ${message}`;
 }

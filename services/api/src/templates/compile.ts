@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { runtimePackages, type TemplateFile } from '@pds/shared';
+import { errors, runtimePackages, type TemplateFile } from '@pds/shared';
 import type { CompileResult } from './compile-program.js';
 
 /** A compile that takes longer is stopped (a program that makes the type checker loop). */
@@ -13,8 +13,33 @@ function nodeModulesParent(): string {
   return dirname(dirname(dirname(pulumi.dir)));
 }
 
+/** At most this many compiles run at once (each a worker of up to 1 GiB); this many more wait, then 503. */
+export const COMPILE_CONCURRENCY = 2;
+export const COMPILE_WAITING_MAX = 8;
+let running = 0;
+const waiting: (() => void)[] = [];
+
 /** Compiles a template program in a worker thread (TypeScript's checker is synchronous and takes seconds). */
-export function compileTemplate(files: TemplateFile[], main: string): Promise<CompileResult> {
+export async function compileTemplate(files: TemplateFile[], main: string): Promise<CompileResult> {
+  if (running >= COMPILE_CONCURRENCY) {
+    if (waiting.length >= COMPILE_WAITING_MAX) {
+      throw errors.unavailable(
+        `${COMPILE_CONCURRENCY + COMPILE_WAITING_MAX} template compiles are under way or waiting; try again shortly`,
+      );
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  } else running++;
+  try {
+    return await compileInWorker(files, main);
+  } finally {
+    // The slot passes to the next waiting compile, or is freed.
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
+function compileInWorker(files: TemplateFile[], main: string): Promise<CompileResult> {
   const worker = new Worker(new URL('./compile-worker.js', import.meta.url), {
     workerData: { files, main, nodeModulesParent: nodeModulesParent() },
     resourceLimits: { maxOldGenerationSizeMb: 1024 },

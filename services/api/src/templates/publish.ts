@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   assertParameters,
@@ -28,6 +29,34 @@ export interface PublishDeps extends QueueingDeps {
   checkTimeoutMs: number;
 }
 
+/** The longest `pattern` an uploaded schema may hold. */
+export const PATTERN_MAX_LENGTH = 256;
+
+/** A group that holds a quantifier and is itself quantified: `(a+)+`, `(\\w*x)*`, `(a{2,})+`. */
+const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*(?:[*+]|\{\d+,\d*\})(?:[^()\\]|\\.)*\)\s*(?:[*+]|\{\d+,\d*\})/;
+
+/**
+ * Patterns of a tenant's schema run on the API's thread for every manifest stored: refused are those
+ * of the forms whose matching time explodes (a quantified group holding a quantifier, a
+ * backreference) and long ones. A heuristic: it keeps out the classic catastrophic patterns.
+ */
+export function riskyPatterns(schema: unknown, path = 'parameters'): string[] {
+  if (schema === null || typeof schema !== 'object') return [];
+  const found: string[] = [];
+  const check = (where: string, pattern: string) => {
+    if (pattern.length > PATTERN_MAX_LENGTH) found.push(`${where}: longer than ${PATTERN_MAX_LENGTH} characters`);
+    else if (NESTED_QUANTIFIER.test(pattern)) found.push(`${where}: a quantified group holds a quantifier (catastrophic backtracking)`);
+    else if (/\\[1-9]|\\k</.test(pattern)) found.push(`${where}: backreferences are not allowed`);
+  };
+  for (const [key, value] of Object.entries(schema)) {
+    const where = Array.isArray(schema) ? `${path}[${key}]` : `${path}.${key}`;
+    if (key === 'pattern' && typeof value === 'string') check(where, value);
+    if (key === 'patternProperties' && value && typeof value === 'object') for (const p of Object.keys(value)) check(`${where}["${p}"]`, p);
+    found.push(...riskyPatterns(value, where));
+  }
+  return found;
+}
+
 /** The checks that need no runner: the schema, the defaults, the version step, the program's compile. Throws 400 naming what is wrong. */
 export async function staticChecks(models: Pick<Models, 'TemplateVersion'>, version: TemplateVersionDoc): Promise<TemplateFile[]> {
   const schema = JSON.parse(version.parameters) as ParametersSchema;
@@ -36,6 +65,8 @@ export async function staticChecks(models: Pick<Models, 'TemplateVersion'>, vers
   } catch (err) {
     throw errors.invalidRequest(`parameters: not a valid JSON Schema (draft-07, strict): ${(err as Error).message}`);
   }
+  const risky = riskyPatterns(schema);
+  if (risky.length > 0) throw errors.invalidRequest(`parameters: ${risky.join('; ')}`);
   let secrets: string[];
   try {
     secrets = secretParametersOf(schema);
@@ -89,13 +120,14 @@ export async function smokePreview(
   version: TemplateVersionDoc,
   principal: Principal,
 ): Promise<{ jobId: string; status: JobStatus | 'timeout'; error?: string }> {
-  const suffix = Math.random().toString(36).slice(2, 10);
+  // `_` is in no resource's name: a check's stack never meets a resource's.
+  const suffix = randomBytes(12).toString('hex');
   const job = await queueStackJob(deps, {
     tenantId: checkTenant(template),
     resourceId: version._id,
     resourceVersion: 0,
     kind: template.name,
-    stackFqdn: `organization/${template.name}/publish-check-${suffix}`,
+    stackFqdn: `organization/${template.name}/publish_check_${suffix}`,
     operation: 'preview',
     options: {},
     createdBy: { id: principal.id, name: principal.name },

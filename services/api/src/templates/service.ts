@@ -41,12 +41,21 @@ export interface VersionContent {
   readme?: string;
 }
 
+/** At most this many templates per tenant (and for the platform), and versions per template. */
+export const TEMPLATE_COUNT_LIMITS = { templates: 200, versions: 500 } as const;
+
 /** Moves between states a person may make (publishing is its own step, with its checks). */
 const STATE_MOVES: Record<string, TemplateVersionState[]> = {
   published: ['deprecated'],
   deprecated: ['published', 'archived'],
   archived: ['deprecated'],
 };
+
+/** Versions everyone who sees the template may read; drafts are their owner's. */
+const RELEASED: TemplateVersionState[] = ['published', 'deprecated', 'archived'];
+
+/** Whether a caller owns a template: a platform admin any, a tenant's token its own tenant's. */
+const ownsTemplate = (principal: Principal, template: TemplateDoc) => principal.role === 'platform' || template.scope === principal.tenant;
 
 function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: number }).code === 11000;
@@ -59,6 +68,8 @@ export function templateService(deps: TemplateServiceDeps) {
 
   /** The template a caller means by `name`: its tenant's own, else the platform's; a platform admin names the tenant (`?tenant=`) or means the platform's. */
   async function find(principal: Principal, name: string, tenant?: string): Promise<TemplateDoc> {
+    if (principal.role !== 'platform' && principal.tenant === undefined)
+      throw errors.forbidden(`token "${principal.name}" belongs to no tenant`);
     const scope = principal.role === 'platform' ? tenant : principal.tenant;
     const found =
       scope === undefined
@@ -127,6 +138,11 @@ export function templateService(deps: TemplateServiceDeps) {
         throw errors.conflict(
           `a template named ${input.name} exists${scope === PLATFORM_SCOPE ? '' : ` for tenant ${scope} (its own or the platform's)`}`,
         );
+      if ((await models.Template.countDocuments({ scope })) >= TEMPLATE_COUNT_LIMITS.templates) {
+        throw errors.conflict(
+          `${scope === PLATFORM_SCOPE ? 'the platform' : `tenant ${scope}`} has ${TEMPLATE_COUNT_LIMITS.templates} templates, the most it may have`,
+        );
+      }
       try {
         const doc = await models.Template.create({
           scope,
@@ -147,6 +163,8 @@ export function templateService(deps: TemplateServiceDeps) {
 
     /** The uploaded templates a caller sees (a platform admin without `tenant`: all), each with its newest published version. */
     async list(principal: Principal, tenant?: string) {
+      if (principal.role !== 'platform' && principal.tenant === undefined)
+        throw errors.forbidden(`token "${principal.name}" belongs to no tenant`);
       const scope = principal.role === 'platform' ? tenant : principal.tenant;
       const filter = scope === undefined ? {} : { scope: { $in: [scope, PLATFORM_SCOPE] } };
       const templates = await models.Template.find(filter).sort({ name: 1 }).limit(1000).lean<TemplateDoc[]>();
@@ -158,20 +176,32 @@ export function templateService(deps: TemplateServiceDeps) {
       return (await latestPublished([template._id])).get(template._id);
     },
 
-    async versions(template: TemplateDoc) {
-      const docs = await models.TemplateVersion.find({ templateId: template._id }, { files: 0, compiled: 0 }).lean<TemplateVersionDoc[]>();
+    /** Its versions; a caller who does not own the template (a tenant, of a platform template) sees only released ones. */
+    async versions(template: TemplateDoc, principal: Principal) {
+      const filter = ownsTemplate(principal, template) ? {} : { state: { $in: RELEASED } };
+      const docs = await models.TemplateVersion.find({ templateId: template._id, ...filter }, { files: 0, compiled: 0 }).lean<
+        TemplateVersionDoc[]
+      >();
       return docs.sort((a, b) => rcompare(a.version, b.version)).map((v) => versionView(v));
     },
 
-    async version(template: TemplateDoc, version: string) {
-      return versionView(await findVersion(template, version), true);
+    async version(template: TemplateDoc, version: string, principal: Principal) {
+      const doc = await findVersion(template, version);
+      if (!ownsTemplate(principal, template) && !RELEASED.includes(doc.state))
+        throw errors.notFound(`template ${template.name} has no version ${version}`);
+      return versionView(doc, true);
     },
 
     findVersion,
     findToChange,
 
     async addVersion(template: TemplateDoc, version: string, content: VersionContent, principal: Principal) {
-      if (valid(version) !== version) throw errors.invalidRequest(`version: "${version}" is not a semantic version (1.2.3)`);
+      if (valid(version) !== version || version.includes('+')) {
+        throw errors.invalidRequest(`version: "${version}" is not a semantic version without build metadata (1.2.3, 1.2.3-rc.1)`);
+      }
+      if ((await models.TemplateVersion.countDocuments({ templateId: template._id })) >= TEMPLATE_COUNT_LIMITS.versions) {
+        throw errors.conflict(`template ${template.name} has ${TEMPLATE_COUNT_LIMITS.versions} versions, the most it may have`);
+      }
       try {
         const doc = await models.TemplateVersion.create({
           templateId: template._id,
@@ -211,18 +241,26 @@ export function templateService(deps: TemplateServiceDeps) {
       if (draft.state !== 'draft' && !(draft.state === 'checking' && (draft.check?.startedAt ?? new Date(0)) < stale)) {
         throw errors.conflict(`template ${template.name} ${version} is ${draft.state}: only a draft is published`);
       }
-      const compiled = await staticChecks(models, draft);
+      // Claimed first, so that parallel publishes of one draft do not each compile it.
       const claimed = await models.TemplateVersion.findOneAndUpdate(
         { _id: draft._id, updatedAt: draft.updatedAt, state: draft.state },
-        { $set: { state: 'checking', compiled, sha256: templateContentHash(draft), check: { startedAt: new Date() } } },
+        { $set: { state: 'checking', check: { startedAt: new Date() } } },
         { returnDocument: 'after' },
       ).lean<TemplateVersionDoc>();
       if (!claimed) throw errors.conflict(`template ${template.name} ${version} changed or is being published by someone else; try again`);
+      const backToDraft = (error: string) =>
+        models.TemplateVersion.updateOne({ _id: draft._id, state: 'checking' }, { $set: { state: 'draft', 'check.error': error } });
+      let compiled: TemplateFile[];
+      try {
+        compiled = await staticChecks(models, claimed);
+      } catch (err) {
+        await backToDraft((err as Error).message);
+        throw err;
+      }
+      await models.TemplateVersion.updateOne({ _id: draft._id }, { $set: { compiled, sha256: templateContentHash(claimed) } });
+      claimed.sha256 = templateContentHash(claimed);
       const end = await smokePreview(publishDeps, template, claimed, principal).catch(async (err: Error) => {
-        await models.TemplateVersion.updateOne(
-          { _id: draft._id, state: 'checking' },
-          { $set: { state: 'draft', 'check.error': err.message } },
-        );
+        await backToDraft(err.message);
         throw errors.unavailable(`the smoke preview could not be queued: ${err.message}`);
       });
       if (end.status !== 'succeeded') {
@@ -230,7 +268,7 @@ export function templateService(deps: TemplateServiceDeps) {
           end.status === 'timeout'
             ? `no runner finished the smoke preview (job ${end.jobId}) within ${deps.publishCheckTimeoutMs / 1000} s`
             : `the smoke preview (pulumi preview with the defaults on a throw-away stack, job ${end.jobId}) ended ${end.status}: ${end.error ?? ''}`;
-        await models.TemplateVersion.updateOne({ _id: draft._id, state: 'checking' }, { $set: { state: 'draft', 'check.error': error } });
+        await backToDraft(error);
         throw end.status === 'timeout' ? errors.unavailable(error) : errors.invalidRequest(error);
       }
       const published = await models.TemplateVersion.findOneAndUpdate(

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, isFinalStatus, type JobStatus, localFilesRoot, type Logger, type Models } from '@pds/shared';
@@ -99,6 +99,16 @@ export async function sweepLeftovers(workDir: string, models: Pick<Models, 'Stac
       removed++;
     }
   }
-  if (removed > 0) logger.info({ removed }, 'removed job folders and credential files left by earlier runs');
+  // Template program folders half-written by a runner that died, an hour ago or more (another runner
+  // sharing WORK_DIR may be writing one now; whole ones stay: runs share them).
+  const templates = join(workDir, 'templates');
+  for (const name of await readdir(templates).catch(() => [] as string[])) {
+    if (!name.startsWith('.tmp-')) continue;
+    const { mtimeMs } = await stat(join(templates, name)).catch(() => ({ mtimeMs: Date.now() }));
+    if (Date.now() - mtimeMs < 3600_000) continue;
+    await rm(join(templates, name), { recursive: true, force: true });
+    removed++;
+  }
+  if (removed > 0) logger.info({ removed }, 'removed job folders, credential files and template folders left by earlier runs');
   return removed;
 }
