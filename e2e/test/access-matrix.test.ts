@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { sampleCredentials } from '@pds/devkit';
-import { createLogger, createRedis, redisReady } from '@pds/shared';
+import { createLogger, createRedis, recordStackState, redisReady } from '@pds/shared';
 import t from 'tap';
 import { EXTRA_METHODS, MANGLED_FORMS } from './access-catalogue.js';
 import { createJob } from './gateway-harness.js';
@@ -112,7 +112,19 @@ t.test('no route answers a caller without a token, or with too low a role, in an
   );
   const pinned = await createResource(stack, 'apiVersion: deploy.pulumi.dev/v1\nkind: MatrixT\nmetadata:\n  name: pinned\nspec: {}\n');
   let versions = 0;
+  // One state version of the resource's stack, as a runner writes it, so that its reads have something to show.
+  await recordStackState(
+    stack.models,
+    { _id: randomUUID(), tenantId: 'default', resourceId: resource.id, stackFqdn: resource.stackFqdn, operation: 'up' },
+    JSON.stringify({ resources: [] }),
+    {},
+  );
   const ids: Record<string, string> = {
+    '/v1/resources/{id}/stack': resource.id,
+    '/v1/resources/{id}/outputs': resource.id,
+    '/v1/resources/{id}/stack/versions': resource.id,
+    '/v1/resources/{id}/stack/versions/{seq}': resource.id,
+    '/v1/resources/{id}/stack/diff': resource.id,
     '/v1/resources/{id}/upgrade': pinned.id,
     '/v1/templates/{name}/versions': 'MatrixT',
     '/v1/templates/{name}/versions/{version}': 'MatrixT',
@@ -184,7 +196,10 @@ t.test('no route answers a caller without a token, or with too low a role, in an
   };
 
   for (const route of protectedRoutes) {
-    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id').replace('{version}', '2.0.0');
+    const path = route.path
+      .replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id')
+      .replace('{version}', '2.0.0')
+      .replace('{seq}', '1');
     const callers: [string, Record<string, string>][] = [['no token', {}]];
     const low = lower[route.access as string];
     if (low) callers.push([`a token below ${route.access}`, { authorization: `Bearer ${low}` }]);
@@ -234,7 +249,10 @@ t.test('no route answers a caller without a token, or with too low a role, in an
 
   // The control: the same harness, with a token that may, does get in, so the refusals above are real.
   for (const route of protectedRoutes.filter((r) => r.method === 'GET')) {
-    const path = route.path.replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id').replace('{version}', '2.0.0');
+    const path = route.path
+      .replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id')
+      .replace('{version}', '2.0.0')
+      .replace('{seq}', '1');
     const answer = await rawRequest(apiPort, 'GET', path, admin);
     t.equal(answer.status, 200, `the admin token reads ${route.path}`);
   }

@@ -24,6 +24,7 @@ export * from './running-jobs.js';
 export * from './secret-box.js';
 export * from './secret-parameters.js';
 export * from './stack-life.js';
+export * from './stack-state.js';
 export * from './stack-queue.js';
 export * from './stream-tickets.js';
 export * from './templates.js';

@@ -30,6 +30,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { HealthSchema, ReadySchema } from './routes/schemas.js';
 import type { JobView } from './services/jobs.js';
 import { resourceRoutes } from './routes/resources.js';
+import { stackRoutes } from './routes/stack.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -171,6 +172,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   await app.register(accessRoutes);
   await app.register(tenantRoutes);
   await app.register(templateRoutes);
+  await app.register(stackRoutes);
 
   return app;
 }

@@ -36,6 +36,11 @@ t.test('the OpenAPI document describes every /v1 route with its responses, and /
     '/v1/templates/{name}/versions/{version}/publish',
     '/v1/resources/{id}/upgrade',
     '/v1/runtime',
+    '/v1/resources/{id}/stack',
+    '/v1/resources/{id}/outputs',
+    '/v1/resources/{id}/stack/versions',
+    '/v1/resources/{id}/stack/versions/{seq}',
+    '/v1/resources/{id}/stack/diff',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`);
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sampleCredentials } from '@pds/devkit';
-import { roleAllows, type Role } from '@pds/shared';
+import { recordStackState, roleAllows, type Role } from '@pds/shared';
 import t from 'tap';
 import { startApi } from './harness.js';
 import { caller, type Method, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
@@ -52,13 +52,32 @@ t.test('route × tenant × role', async (t) => {
   await freshVersion('published');
   await freshVersion('published');
   const siteManifest = () => `apiVersion: deploy.pulumi.dev/v1\nkind: Site\nmetadata:\n  name: ${unique()}\nspec: {}\n`;
+  /** A fresh acme resource whose stack has one state version (written as a runner writes it). */
+  const freshStatefulResource = async () => {
+    const resource = await freshResource();
+    const deployment = JSON.stringify({
+      resources: [{ urn: `urn:pulumi:x::y::pulumi:pulumi:Stack::${resource.name}`, type: 'pulumi:pulumi:Stack' }],
+    });
+    await recordStackState(
+      models,
+      { _id: randomUUID(), tenantId: 'acme', resourceId: resource.id, stackFqdn: 'o/p/s', operation: 'up' },
+      deployment,
+      {},
+    );
+    return resource;
+  };
   const targets: Record<string, () => Promise<{ id: string; name?: string }>> = {
+    '/v1/resources/{id}/stack/versions/{seq}': freshStatefulResource,
+    '/v1/resources/{id}/stack/diff': freshStatefulResource,
     '/v1/resources/{id}/upgrade': async () => remember(await created('POST', '/v1/resources?tenant=acme', siteManifest())),
     '/v1/templates/{name}/versions/{version}': async () => freshVersion('draft'),
     'PATCH /v1/templates/{name}/versions/{version}': async () => freshVersion('published'),
     '/v1/templates/{name}/versions/{version}/publish': async () => freshVersion('draft', { unknown: true }),
     '/v1/resources/{id}': freshResource,
     '/v1/resources/{id}/jobs': freshResource,
+    '/v1/resources/{id}/stack': freshStatefulResource,
+    '/v1/resources/{id}/outputs': freshStatefulResource,
+    '/v1/resources/{id}/stack/versions': freshStatefulResource,
     '/v1/jobs/{id}': freshJob,
     '/v1/jobs/{id}/cancel': freshJob,
     '/v1/jobs/{id}/lines': freshJob,
@@ -128,7 +147,8 @@ t.test('route × tenant × role', async (t) => {
       let url = route.path
         .replace('{id}', target?.id ?? '')
         .replace('{name}', 'Site')
-        .replace('{version}', target?.id ?? '3.0.0');
+        .replace('{version}', target?.id ?? '3.0.0')
+        .replace('{seq}', '1');
       if (route.method === 'GET' && !route.path.includes('{id}') && route.path !== '/v1/tenants') url += '?tenant=acme';
       else if (route.path.startsWith('/v1/templates/')) url += '?tenant=acme';
       url += tenantQuery[key] ?? '';

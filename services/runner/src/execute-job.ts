@@ -25,6 +25,7 @@ import {
   jobStackKey,
   openSecretParameters,
   recordStackLife,
+  recordStackState,
   secretFragments,
   DEFAULT_TENANT,
   tenantFilesRoot,
@@ -191,6 +192,7 @@ export async function executeJob(
   });
   let ranVersion: number | undefined; // the resource version this run used
   let ranTemplateVersion: string | undefined; // the template version it ran
+  let leftDeployment: string | undefined; // the stack's state after the run (up, refresh, destroy)
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
   const stdout = new Tail();
@@ -289,6 +291,7 @@ export async function executeJob(
     let result: PulumiRunResult;
     try {
       result = await runAttempts(kind, env, room, runSignal, progress, waits);
+      leftDeployment = result.deployment;
     } finally {
       await room.release();
       // A publish check's throw-away stack goes with its run.
@@ -430,6 +433,17 @@ export async function executeJob(
           ? { ...outcome, reason: 'lines_not_persisted', error: `the operation succeeded, but its output is incomplete: ${lost}` }
           : { ...outcome, status: 'failed', reason: 'lines_not_persisted', error: [outcome.error, lost].filter(Boolean).join('\n') };
     }
+    // The state the run left becomes the stack's next version (unless unchanged), before the job's end is written.
+    let stateVersion: number | undefined;
+    if (leftDeployment !== undefined && !job.templateCheck) {
+      const deployment = leftDeployment;
+      stateVersion = await store('record the stack state version', () => recordStackState(models, job, deployment, outcome.summary ?? {}))
+        .then((doc) => doc?.seq)
+        .catch((err: Error) => {
+          logger.warn({ err: err.message }, 'the stack state version could not be recorded');
+          return undefined;
+        });
+    }
     const finishedAt = new Date();
     // Conditional on `running`: if the reconciler already declared this run lost, it stays so. A
     // repeat (the first answer lost) finds its own finishedAt.
@@ -450,6 +464,7 @@ export async function executeJob(
             lastSeq,
             ...(spawnedAt ? { spawnedAt } : {}),
             ...(ranVersion !== undefined ? { resourceVersion: ranVersion } : {}),
+            ...(stateVersion !== undefined ? { stateVersion } : {}),
           },
         },
       ),

@@ -5,6 +5,7 @@ import { credentialModel } from './credential.js';
 import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
+import { stackStateModel } from './stack-state.js';
 import { storeLockModel } from './store-lock.js';
 import { templateModel, templateVersionModel } from './template.js';
 import { tenantModel } from './tenant.js';
@@ -17,6 +18,7 @@ export * from './resource.js';
 export * from './stack-job.js';
 export * from './tenant.js';
 export * from './template.js';
+export * from './stack-state.js';
 export * from './store-lock.js';
 export * from './prepare-store.js';
 
@@ -33,6 +35,7 @@ export function createModels(connection: Connection) {
     StoreLock: storeLockModel(connection),
     Template: templateModel(connection),
     TemplateVersion: templateVersionModel(connection),
+    StackState: stackStateModel(connection),
   };
 }
 

@@ -49,6 +49,8 @@ export const stackJobSchema = new Schema(
     recovery: { type: String },
     /** When the history sweep removed the job's lines (HISTORY_LINES_DAYS); its result stays. */
     linesSweptAt: { type: Date },
+    /** The stack state version the job wrote (resource's `stack/versions/:seq`), when it changed the state. */
+    stateVersion: { type: Number },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },

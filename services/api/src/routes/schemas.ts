@@ -121,6 +121,10 @@ export const JobSchema = Type.Object({
   status: literals(JOB_STATUSES),
   options: Json,
   createdBy: Type.Optional(Type.Object({ id: Type.String(), name: Type.String() }, { description: 'The token that asked for it' })),
+  stateVersion: Type.Optional(
+    Type.Integer({ description: 'The stack state version it wrote (GET /v1/resources/:id/stack/versions/:seq)' }),
+  ),
+  templateCheck: Type.Optional(Type.Boolean({ description: "A template version's smoke preview (resourceId is the version's id)" })),
   reason: Type.Optional(Type.String()),
   position: Type.Optional(Type.Integer({ description: 'While queued behind another job on its stack: its place in line (0 = next)' })),
   blockedBy: Type.Optional(Type.String({ description: 'While queued: the job holding or ahead in line for the stack' })),

@@ -82,6 +82,8 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     ...(doc.retryOf ? { retryOf: doc.retryOf } : {}),
     ...(doc.retriedBy ? { retriedBy: doc.retriedBy } : {}),
     ...(doc.recovery ? { recovery: doc.recovery } : {}),
+    ...(typeof doc.stateVersion === 'number' ? { stateVersion: doc.stateVersion } : {}),
+    ...(doc.templateCheck ? { templateCheck: true } : {}),
     lastSeq: doc.lastSeq ?? 0,
     ...(doc.linesSweptAt ? { linesSweptAt: doc.linesSweptAt.toISOString() } : {}),
     createdAt: doc.createdAt.toISOString(),

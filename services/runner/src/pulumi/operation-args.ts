@@ -14,6 +14,11 @@ export function runsProgram(operation: Operation): boolean {
   return operation === 'up' || operation === 'preview';
 }
 
+/** Operations that may write the stack's state (its versions are kept: shared/src/stack-state.ts). */
+export function writesState(operation: Operation): boolean {
+  return operation === 'up' || operation === 'refresh' || operation === 'destroy';
+}
+
 /**
  * The CLI arguments of one operation: non-interactive, no colour, explicit stack, and (for `up` and
  * `preview`) the address of the language runtime our program host serves.

@@ -12,7 +12,8 @@ import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-event
 import { killTree } from './kill-tree.js';
 import { startEventsServer } from './events-server.js';
 import { forkProgramHost, type ProgramHostPool } from './program-host-pool.js';
-import { type JobOptions, operationArgs, runsProgram } from './operation-args.js';
+import { type JobOptions, operationArgs, runsProgram, writesState } from './operation-args.js';
+import { exportDeployment } from './state-export.js';
 import { type Identity, ownFolder } from '../isolation/ownership.js';
 
 export interface PulumiRunSpec {
@@ -69,6 +70,8 @@ export interface PulumiRunResult {
   errors: string[];
   /** Killed, and Pulumi's lock could not be cleared (mayClearLock said no): the stack needs repair. */
   lockLeft: boolean;
+  /** The stack's deployment after an up, refresh or destroy (JSON text), when it could be read. */
+  deployment?: string;
 }
 
 /**
@@ -372,7 +375,15 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
       outputs = await stackOutputs(spec, env);
     }
+    // Whatever the outcome, an operation that writes state may have changed it: read what it left.
+    const deployment = writesState(spec.operation)
+      ? await exportDeployment({ ...spec, env, user: asUser(spec) }).catch((err: Error) => {
+          spec.onLine('stderr', `[runner] the stack state could not be read after the run: ${err.message}`);
+          return undefined;
+        })
+      : undefined;
     return {
+      deployment,
       exitCode: result.exitCode ?? null,
       aborted: spec.signal.aborted,
       outputs: spec.operation === 'destroy' ? {} : (outputs ?? {}),

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { createResource, fileSetManifest, queueJob, replaceResource, startStack, waitForJob } from './harness.js';
+
+/**
+ * With the real CLI: each up, refresh and destroy that changes a stack's state leaves a version of
+ * it; the API shows the resources in the current one (secrets masked), its outputs, every version
+ * with its job, and what changed between two, without running Pulumi.
+ */
+t.test("a stack's state is readable through the API, version by version", async (t) => {
+  const stack = await startStack(t);
+  const directory = join(tmpdir(), `pds-state-${randomUUID().slice(0, 8)}`);
+  t.teardown(() => rm(directory, { recursive: true, force: true }));
+  const get = async (url: string) => {
+    const res = await stack.api.inject({ method: 'GET', url, headers: stack.auth });
+    if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode} ${res.body}`);
+    return res.json();
+  };
+  const run = async (id: string, operation: string) => {
+    const job = await queueJob(stack, id, { operation });
+    const done = await waitForJob(stack.models, job.id, (j) => j.status !== 'queued' && j.status !== 'running', 120_000);
+    t.equal(done.status, 'succeeded', `${operation}: ${done.error ?? ''}`);
+    return get(`/v1/jobs/${job.id}`);
+  };
+
+  const secret = `state-secret-${randomUUID()}`;
+  const manifest = (files: { path: string; content: string }[], extra = '') =>
+    fileSetManifest('state', directory, files).replace('spec:\n', `spec:\n${extra}`);
+  const resource = await createResource(stack, manifest([{ path: 'a.txt', content: 'one' }], `  secret: ${secret}\n`));
+  t.same(
+    await get(`/v1/resources/${resource.id}/stack`),
+    { version: null, resources: [], pendingOperations: [] },
+    'nothing before the first job',
+  );
+
+  const first = await run(resource.id, 'up');
+  t.equal(first.stateVersion, 1, 'the up wrote version 1');
+  const current = await get(`/v1/resources/${resource.id}/stack`);
+  t.match(current, { version: 1, jobId: first.id, operation: 'up', createdBy: 'ADMIN_TOKEN', pendingOperations: [] });
+  const types = current.resources.map((r: { type: string }) => r.type).sort();
+  t.ok(types.includes('pulumi:pulumi:Stack'), 'the stack resource');
+  const files = current.resources.filter((r: { type: string }) => r.type === 'pulumi-nodejs:dynamic:Resource');
+  t.ok(files.length >= 2, 'the file resources (a.txt and the secret file)');
+  const a = files.find((r: { name: string }) => r.name === 'a.txt');
+  t.match(a, { urn: /::a\.txt$/, custom: true, protect: false, inputs: { content: 'one' } });
+  t.notMatch(JSON.stringify(current), secret, 'the secret parameter appears nowhere in clear');
+  t.match(JSON.stringify(current), /\[secret\]/, 'it shows as [secret]');
+  const outputs = await get(`/v1/resources/${resource.id}/outputs`);
+  t.equal(outputs.version, 1);
+  t.ok(Object.keys(outputs.outputs).length > 0, 'the stack outputs');
+
+  // A refresh that finds nothing changed writes no version.
+  const refreshed = await run(resource.id, 'refresh');
+  t.equal(refreshed.stateVersion, undefined, 'an unchanged state is not a new version');
+
+  // A changed file and a new one: version 2, and the diff says which.
+  await replaceResource(
+    stack,
+    resource.id,
+    manifest(
+      [
+        { path: 'a.txt', content: 'two' },
+        { path: 'b.txt', content: 'new' },
+      ],
+      `  secret: "[secret]"\n`,
+    ),
+  );
+  const second = await run(resource.id, 'up');
+  t.equal(second.stateVersion, 2);
+  const diff = await get(`/v1/resources/${resource.id}/stack/diff`);
+  t.match(diff, { from: 1, to: 2 });
+  t.equal(diff.added.length, 1, 'b.txt added');
+  t.match(diff.added[0], /b\.txt/);
+  t.ok(
+    diff.changed.some((c: { urn: string; fields: string[] }) => c.urn === a.urn && c.fields.includes('inputs.content')),
+    'a.txt changed, its content',
+  );
+  t.same(diff.removed, []);
+
+  const destroyed = await run(resource.id, 'destroy');
+  const versions = (await get(`/v1/resources/${resource.id}/stack/versions`)).items;
+  t.same(
+    versions.map((v: { version: number; operation: string; jobId: string }) => [v.version, v.operation, v.jobId]),
+    [
+      [3, 'destroy', destroyed.id],
+      [2, 'up', second.id],
+      [1, 'up', first.id],
+    ],
+  );
+  t.equal((await get(`/v1/resources/${resource.id}/stack`)).resources.length, 0, 'nothing left after the destroy');
+  const old = await get(`/v1/resources/${resource.id}/stack/versions/2`);
+  t.ok(
+    old.resources.some((r: { name: string }) => r.name === 'b.txt'),
+    'an earlier version is still readable',
+  );
+  const all = await get(`/v1/resources/${resource.id}/stack/diff?from=0&to=3`);
+  t.same(all, { from: 0, to: 3, added: [], removed: [], changed: [] }, 'from nothing to nothing');
+  t.equal(
+    (await stack.api.inject({ method: 'GET', url: `/v1/resources/${resource.id}/stack/versions/9`, headers: stack.auth })).statusCode,
+    404,
+  );
+});

@@ -1,0 +1,210 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  diffDeployments,
+  errors,
+  LruCache,
+  principalOf,
+  readDeployment,
+  type StackStateDoc,
+  stackContents,
+  stackOutputs,
+  type Deployment,
+} from '@pds/shared';
+import { Type } from '@sinclair/typebox';
+import { resourceService } from '../services/resources.js';
+import { errorResponses, IdParamsSchema } from './schemas.js';
+
+const Json = Type.Record(Type.String(), Type.Unknown());
+
+const VersionMetaSchema = Type.Object({
+  version: Type.Integer({ description: 'The state version (1, 2, … per resource)' }),
+  jobId: Type.String({ description: 'The job that wrote it' }),
+  operation: Type.String(),
+  createdBy: Type.Optional(Type.String({ description: 'The token that asked for the job' })),
+  writtenAt: Type.String({ format: 'date-time' }),
+  resourceCount: Type.Integer(),
+  changes: Type.Record(Type.String(), Type.Number(), { description: "The job's change counts" }),
+});
+
+const StateResourceSchema = Type.Object({
+  urn: Type.String(),
+  type: Type.String(),
+  name: Type.String(),
+  custom: Type.Boolean(),
+  id: Type.Optional(Type.String()),
+  provider: Type.Optional(Type.String()),
+  parent: Type.Optional(Type.String()),
+  dependencies: Type.Array(Type.String()),
+  protect: Type.Boolean(),
+  inputs: Json,
+  outputs: Json,
+});
+
+const ContentsSchema = Type.Object({
+  resources: Type.Array(StateResourceSchema),
+  pendingOperations: Type.Array(
+    Type.Object({
+      type: Type.String({ description: 'creating, updating, deleting, reading' }),
+      urn: Type.String(),
+      resourceType: Type.String(),
+    }),
+  ),
+});
+
+const StackSchema = Type.Composite([
+  Type.Object({ version: Type.Union([Type.Integer(), Type.Null()], { description: 'null: no job has written state yet' }) }),
+  Type.Partial(Type.Omit(VersionMetaSchema, ['version'])),
+  ContentsSchema,
+]);
+
+const SeqParamsSchema = Type.Object({ id: IdParamsSchema.properties.id, seq: Type.Integer({ minimum: 1 }) });
+
+const meta = (doc: StackStateDoc) => ({
+  version: doc.seq,
+  jobId: doc.jobId,
+  operation: doc.operation,
+  ...(doc.createdBy ? { createdBy: doc.createdBy } : {}),
+  writtenAt: doc.writtenAt.toISOString(),
+  resourceCount: doc.resourceCount,
+  changes: doc.changes ?? {},
+});
+
+/**
+ * A stack's state as its jobs left it: the resources in it (secrets masked), pending operations, its
+ * outputs, and every version a job wrote, with what changed between two. Read from the store (the
+ * runner keeps each version after a job), never from a Pulumi process; parsed once per version.
+ */
+export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const resources = resourceService(app.deps);
+  const { models } = app.deps;
+  /** Parsed versions by id (a version never changes); a few, since a state can take megabytes. */
+  const parsed = new LruCache<string, Deployment>(32);
+
+  const deploymentOf = (doc: StackStateDoc): Deployment => {
+    const known = parsed.get(doc._id);
+    if (known) return known;
+    const deployment = readDeployment(doc);
+    parsed.set(doc._id, deployment);
+    return deployment;
+  };
+
+  /** A version of a resource the caller may see (another tenant's resource: 404); the latest without `seq`. */
+  async function version(
+    id: string,
+    seq: number | undefined,
+    request: Parameters<typeof principalOf>[0],
+  ): Promise<StackStateDoc | undefined> {
+    await resources.find(id, principalOf(request));
+    const query = models.StackState.findOne({ resourceId: id, ...(seq !== undefined ? { seq } : {}) }).sort({ seq: -1 });
+    const doc = await query.lean<StackStateDoc>();
+    if (!doc && seq !== undefined) throw errors.notFound(`resource ${id} has no stack state version ${seq}`);
+    return doc ?? undefined;
+  }
+
+  app.get(
+    '/v1/resources/:id/stack',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['stack'],
+        summary: "The resources in the stack's current state (secrets masked), pending operations, and which job wrote it",
+        params: IdParamsSchema,
+        response: { 200: StackSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const doc = await version(request.params.id, undefined, request);
+      if (!doc) return { version: null, resources: [], pendingOperations: [] };
+      return { ...meta(doc), ...stackContents(deploymentOf(doc)) };
+    },
+  );
+
+  app.get(
+    '/v1/resources/:id/outputs',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['stack'],
+        summary: "The stack's outputs in its current state (secrets masked)",
+        params: IdParamsSchema,
+        response: {
+          200: Type.Object({ version: Type.Union([Type.Integer(), Type.Null()]), outputs: Json }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const doc = await version(request.params.id, undefined, request);
+      return { version: doc?.seq ?? null, outputs: doc ? stackOutputs(deploymentOf(doc)) : {} };
+    },
+  );
+
+  app.get(
+    '/v1/resources/:id/stack/versions',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['stack'],
+        summary: 'Every state version its jobs wrote (the last 100), newest first',
+        params: IdParamsSchema,
+        response: { 200: Type.Object({ items: Type.Array(VersionMetaSchema) }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      await resources.find(request.params.id, principalOf(request));
+      const docs = await models.StackState.find({ resourceId: request.params.id }, { data: 0 })
+        .sort({ seq: -1 })
+        .limit(100)
+        .lean<StackStateDoc[]>();
+      return { items: docs.map(meta) };
+    },
+  );
+
+  app.get(
+    '/v1/resources/:id/stack/versions/:seq',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['stack'],
+        summary: 'One state version: who wrote it, and the resources in it',
+        params: SeqParamsSchema,
+        response: { 200: Type.Composite([VersionMetaSchema, ContentsSchema]), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const doc = (await version(request.params.id, request.params.seq, request)) as StackStateDoc;
+      return { ...meta(doc), ...stackContents(deploymentOf(doc)) };
+    },
+  );
+
+  app.get(
+    '/v1/resources/:id/stack/diff',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['stack'],
+        summary: 'What changed between two state versions, by URN (default: the latest against the one before)',
+        params: IdParamsSchema,
+        querystring: Type.Object({ from: Type.Optional(Type.Integer({ minimum: 0 })), to: Type.Optional(Type.Integer({ minimum: 1 })) }),
+        response: {
+          200: Type.Object({
+            from: Type.Integer({ description: '0: the empty stack before the first version' }),
+            to: Type.Integer(),
+            added: Type.Array(Type.String()),
+            removed: Type.Array(Type.String()),
+            changed: Type.Array(Type.Object({ urn: Type.String(), fields: Type.Array(Type.String()) })),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const to = await version(request.params.id, request.query.to, request);
+      if (!to) throw errors.notFound(`resource ${request.params.id} has no stack state yet`);
+      const fromSeq = request.query.from ?? to.seq - 1;
+      const from = fromSeq === 0 ? undefined : await version(request.params.id, fromSeq, request);
+      const empty: Deployment = { resources: [] };
+      return { from: fromSeq, to: to.seq, ...diffDeployments(from ? deploymentOf(from) : empty, deploymentOf(to)) };
+    },
+  );
+};

@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { recordStackState, STATE_VERSIONS_KEPT } from '@pds/shared';
+import t from 'tap';
+import { startApi } from './harness.js';
+import { caller, roleCallers, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
+
+const SECRET = { '4dabf18193072939515e22adb298388d': '1b47061264138c4ac30d75fd1eb44270', ciphertext: 'v1:abc:def' };
+
+/** A deployment of `count` resources (the shape Pulumi's state has), one value secret each. */
+function deployment(count: number, content = 'x') {
+  const stack = 'urn:pulumi:s::p::pulumi:pulumi:Stack::p-s';
+  return {
+    manifest: { time: '2026-12-02T00:00:00Z' },
+    resources: [
+      { urn: stack, type: 'pulumi:pulumi:Stack', custom: false, outputs: { url: 'https://x', token: SECRET } },
+      ...Array.from({ length: count }, (_, i) => ({
+        urn: `urn:pulumi:s::p::pkg:index:File::f${i}`,
+        type: 'pkg:index:File',
+        custom: true,
+        id: `f${i}`,
+        parent: stack,
+        provider: 'urn:pulumi:s::p::pulumi:providers:pkg::default::id',
+        dependencies: i > 0 ? [`urn:pulumi:s::p::pkg:index:File::f${i - 1}`] : [],
+        protect: i === 0,
+        inputs: { path: `f${i}.txt`, content, password: SECRET },
+        outputs: { path: `f${i}.txt`, content, password: SECRET, size: content.length },
+      })),
+    ],
+    pending_operations: [{ type: 'creating', resource: { urn: 'urn:pulumi:s::p::pkg:index:File::late', type: 'pkg:index:File' } }],
+  };
+}
+
+t.test('stack state: current resources, outputs, versions and diffs, read from the store', async (t) => {
+  const { app, models } = await startApi(t);
+  const platform = caller(app);
+  const tokens = await tenantsWithTokens(app, ['acme', 'beta']);
+  const acme = roleCallers(app, tokens.acme!);
+  const beta = roleCallers(app, tokens.beta!);
+  const resource = (await acme.deployer('POST', '/v1/resources', tenantManifest('acme', 'big'))).json();
+  const write = (content: string, count = 1000) =>
+    recordStackState(
+      models,
+      {
+        _id: randomUUID(),
+        tenantId: 'acme',
+        resourceId: resource.id,
+        stackFqdn: resource.stackFqdn,
+        operation: 'up',
+        createdBy: { id: 'x', name: 'ci' },
+      },
+      JSON.stringify(deployment(count, content)),
+      { same: count },
+    );
+
+  t.equal((await write('x'))?.seq, 1);
+  t.equal(await write('x'), undefined, 'the same state again is no new version');
+  t.equal((await write('y'))?.seq, 2);
+
+  // How long a read of a 1,000-resource state takes: the first parses it, the next are cached.
+  let started = process.hrtime.bigint();
+  const first = await acme.viewer('GET', `/v1/resources/${resource.id}/stack`);
+  const firstMs = Number(process.hrtime.bigint() - started) / 1e6;
+  started = process.hrtime.bigint();
+  const again = await acme.viewer('GET', `/v1/resources/${resource.id}/stack`);
+  const againMs = Number(process.hrtime.bigint() - started) / 1e6;
+  t.comment(
+    `GET /stack of a 1,000-resource state (${first.body.length} bytes): ${firstMs.toFixed(0)} ms first, ${againMs.toFixed(0)} ms cached`,
+  );
+  t.equal(first.statusCode, 200);
+  t.same(first.json(), again.json());
+  const body = first.json();
+  t.match(body, {
+    version: 2,
+    operation: 'up',
+    createdBy: 'ci',
+    resourceCount: 1001,
+    pendingOperations: [{ type: 'creating', urn: /::late$/ }],
+  });
+  t.equal(body.resources.length, 1001);
+  t.match(body.resources[1], {
+    name: 'f0',
+    type: 'pkg:index:File',
+    id: 'f0',
+    protect: true,
+    parent: /pulumi:Stack/,
+    inputs: { content: 'y', password: '[secret]' },
+    outputs: { size: 1, password: '[secret]' },
+  });
+  t.notMatch(first.body, /ciphertext|v1:abc:def/, 'no secret ciphertext is shown');
+  t.same((await acme.viewer('GET', `/v1/resources/${resource.id}/outputs`)).json(), {
+    version: 2,
+    outputs: { url: 'https://x', token: '[secret]' },
+  });
+
+  const diff = (await acme.viewer('GET', `/v1/resources/${resource.id}/stack/diff`)).json();
+  t.match(diff, { from: 1, to: 2, added: [], removed: [] });
+  t.equal(diff.changed.length, 1000);
+  t.same(diff.changed[0].fields, ['inputs.content', 'outputs.content']);
+  t.equal((await acme.viewer('GET', `/v1/resources/${resource.id}/stack/versions/1`)).json().resources[1].inputs.content, 'x');
+  t.same(
+    (await acme.viewer('GET', `/v1/resources/${resource.id}/stack/versions`)).json().items.map((v: { version: number }) => v.version),
+    [2, 1],
+  );
+
+  // Another tenant: unknown, everywhere.
+  for (const path of ['stack', 'outputs', 'stack/versions', 'stack/versions/1', 'stack/diff']) {
+    t.equal((await beta.admin('GET', `/v1/resources/${resource.id}/${path}`)).statusCode, 404, `${path}: 404 for beta`);
+  }
+  t.equal((await acme.viewer('GET', `/v1/resources/${resource.id}/stack/versions/7`)).statusCode, 404);
+
+  // The last STATE_VERSIONS_KEPT are kept.
+  for (let i = 0; i < STATE_VERSIONS_KEPT + 2; i++) await write(`v${i}`, 1);
+  const kept = (await acme.viewer('GET', `/v1/resources/${resource.id}/stack/versions`)).json().items;
+  t.equal(kept.length, STATE_VERSIONS_KEPT);
+  t.equal(kept[0].version, STATE_VERSIONS_KEPT + 4);
+
+  // Deleting the resource removes its versions.
+  await platform('DELETE', `/v1/resources/${resource.id}`);
+  t.equal(await models.StackState.countDocuments({ resourceId: resource.id }), 0);
+});

@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import { type Connection, Schema } from 'mongoose';
+import { DEFAULT_TENANT } from '../tenancy.js';
+
+/** How many state versions a stack keeps (older ones are removed as new ones are written). */
+export const STATE_VERSIONS_KEPT = 100;
+
+/**
+ * One version of a stack's state, as a job left it: Pulumi's deployment (gzipped JSON, secrets still
+ * encrypted as Pulumi keeps them), numbered per resource (`seq` 1, 2, …). Written by the runner after
+ * each up, refresh or destroy that changed the state.
+ */
+export const stackStateSchema = new Schema(
+  {
+    _id: { type: String, default: () => randomUUID() },
+    tenantId: { type: String, required: true, default: DEFAULT_TENANT },
+    resourceId: { type: String, required: true },
+    stackFqdn: { type: String, required: true },
+    seq: { type: Number, required: true },
+    jobId: { type: String, required: true },
+    operation: { type: String, required: true },
+    /** The token that asked for the job. */
+    createdBy: { type: String },
+    writtenAt: { type: Date, required: true },
+    resourceCount: { type: Number, required: true },
+    /** The job's change counts (create, update, delete, same, …). */
+    changes: { type: Schema.Types.Mixed, default: {} },
+    sha256: { type: String, required: true },
+    /** The deployment as gzipped JSON. */
+    data: { type: Buffer, required: true },
+    bytes: { type: Number, required: true },
+  },
+  { versionKey: false },
+);
+stackStateSchema.index({ resourceId: 1, seq: -1 }, { unique: true });
+
+export interface StackStateDoc {
+  _id: string;
+  tenantId: string;
+  resourceId: string;
+  stackFqdn: string;
+  seq: number;
+  jobId: string;
+  operation: string;
+  createdBy?: string;
+  writtenAt: Date;
+  resourceCount: number;
+  changes: Record<string, number>;
+  sha256: string;
+  data: Buffer;
+  bytes: number;
+}
+
+export function stackStateModel(connection: Connection) {
+  return connection.model('StackState', stackStateSchema, 'stackstates');
+}
