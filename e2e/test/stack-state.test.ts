@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -102,4 +102,79 @@ t.test("a stack's state is readable through the API, version by version", async 
     (await stack.api.inject({ method: 'GET', url: `/v1/resources/${resource.id}/stack/versions/9`, headers: stack.auth })).statusCode,
     404,
   );
+});
+
+/**
+ * With the real CLI: a stack's state mended through the API, as jobs (admin only): a resource
+ * forgotten (`state-delete`: the file stays, the next up creates it again in the state), renamed,
+ * and a repair (a refresh that deals with pending creates).
+ */
+t.test("a stack's state is mended as jobs", async (t) => {
+  const stack = await startStack(t);
+  const directory = join(tmpdir(), `pds-mend-${randomUUID().slice(0, 8)}`);
+  t.teardown(() => rm(directory, { recursive: true, force: true }));
+  const call = (method: 'GET' | 'POST', url: string, payload?: object, headers = stack.auth) =>
+    stack.api.inject({ method, url, headers, ...(payload ? { payload } : {}) });
+  const run = async (id: string, body: object) => {
+    const res = await call('POST', `/v1/resources/${id}/jobs`, body);
+    if (res.statusCode !== 202) throw new Error(`${JSON.stringify(body)}: ${res.statusCode} ${res.body}`);
+    return waitForJob(stack.models, res.json().id, (j) => j.status !== 'queued' && j.status !== 'running', 120_000);
+  };
+  const resource = await createResource(
+    stack,
+    fileSetManifest('mend', directory, [
+      { path: 'a.txt', content: 'a' },
+      { path: 'b.txt', content: 'b' },
+    ]),
+  );
+  t.equal((await run(resource.id, { operation: 'up' })).status, 'succeeded');
+  const urns = async () =>
+    ((await call('GET', `/v1/resources/${resource.id}/stack`)).json().resources as { urn: string }[]).map((r) => r.urn);
+  const aUrn = (await urns()).find((u) => u.endsWith('::a.txt'))!;
+  const bUrn = (await urns()).find((u) => u.endsWith('::b.txt'))!;
+
+  // Refused where it makes no sense, or for roles below admin.
+  const deployer = (await call('POST', '/v1/tokens', { name: 'mend-deployer', role: 'deployer' })).json().token as string;
+  const asDeployer = await call(
+    'POST',
+    `/v1/resources/${resource.id}/jobs`,
+    { operation: 'state-delete', urn: aUrn },
+    { authorization: `Bearer ${deployer}` },
+  );
+  t.equal(asDeployer.statusCode, 403, 'a deployer does not mend state');
+  const unknown = await call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'state-delete', urn: `${aUrn}x` });
+  t.equal(unknown.statusCode, 400);
+  t.match(unknown.json().message, /is not in the stack's state/);
+  t.equal((await call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'state-delete' })).statusCode, 400, 'the urn is needed');
+  t.equal(
+    (await call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'state-unprotect', urn: aUrn })).statusCode,
+    409,
+    'not protected',
+  );
+
+  // Forget a.txt: the file stays; the next up creates it again in the state.
+  const forgot = await run(resource.id, { operation: 'state-delete', urn: aUrn });
+  t.equal(forgot.status, 'succeeded', forgot.error ?? '');
+  t.notOk((await urns()).includes(aUrn), 'gone from the state');
+  t.equal(await readFile(join(directory, 'a.txt'), 'utf8'), 'a', 'the file (the cloud) kept it');
+  const again = await run(resource.id, { operation: 'up' });
+  t.equal(again.status, 'succeeded');
+  t.match(again.summary, { create: 1 }, 'the up created it again');
+  t.ok((await urns()).includes(aUrn));
+
+  // Rename b.txt in the state.
+  const renamed = await run(resource.id, { operation: 'state-rename', urn: bUrn, name: 'b-renamed' });
+  t.equal(renamed.status, 'succeeded', renamed.error ?? '');
+  t.ok(
+    (await urns()).some((u) => u.endsWith('::b-renamed')),
+    'the state holds the new name',
+  );
+
+  // A repair with nothing pending is a refresh.
+  const repaired = await run(resource.id, { operation: 'repair' });
+  t.equal(repaired.status, 'succeeded', repaired.error ?? '');
+  const versions = (await call('GET', `/v1/resources/${resource.id}/stack/versions`))
+    .json()
+    .items.map((v: { operation: string }) => v.operation);
+  t.same(versions.slice(0, 3), ['state-rename', 'up', 'state-delete'], 'each change is a state version, with its operation');
 });

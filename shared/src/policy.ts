@@ -43,6 +43,11 @@ export const DEFAULT_OPERATION_ROLES: Record<Operation, TenantRole> = {
   refresh: 'deployer',
   up: 'deployer',
   destroy: 'admin',
+  // Mending state changes what the service knows of the cloud without the cloud: a tenant's admins only.
+  repair: 'admin',
+  'state-delete': 'admin',
+  'state-unprotect': 'admin',
+  'state-rename': 'admin',
 };
 
 /** How long a caller refused by `maxQueuedJobs` is told to wait. */

@@ -102,6 +102,42 @@ t.test('stack state: current resources, outputs, versions and diffs, read from t
     [2, 1],
   );
 
+  // A repair chooses for each pending create the state shows; mending is for the tenant's admins.
+  const repair = (body: object, call = acme.admin) => call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'repair', ...body });
+  const late = 'urn:pulumi:s::p::pkg:index:File::late';
+  t.match(
+    (await repair({})).json().message,
+    /choose import \(with its id\) or clear for each pending create: urn:pulumi:s::p::pkg:index:File::late/,
+  );
+  t.match((await repair({ pendingCreates: [{ urn: late, action: 'import' }] })).json().message, /pendingCreates\[0\]\.id/);
+  t.equal(
+    (
+      await repair({
+        pendingCreates: [
+          { urn: late, action: 'import', id: 'x' },
+          { urn: 'other', action: 'clear' },
+        ],
+      })
+    ).statusCode,
+    400,
+    'one action per repair',
+  );
+  t.equal((await repair({ pendingCreates: [{ urn: late, action: 'clear' }] }, acme.deployer)).statusCode, 403);
+  t.equal((await repair({ pendingCreates: [{ urn: late, action: 'clear' }] }, beta.admin)).statusCode, 404);
+  const queued = await repair({ pendingCreates: [{ urn: late, action: 'clear' }] });
+  t.equal(queued.statusCode, 202, queued.body);
+  await platform('POST', `/v1/jobs/${queued.json().id}/cancel`, {});
+  const rename = await acme.admin('POST', `/v1/resources/${resource.id}/jobs`, {
+    operation: 'state-rename',
+    urn: 'urn:pulumi:s::p::pkg:index:File::f1',
+  });
+  t.match(rename.json().message, /name: state-rename needs the new name/);
+  const stackItself = await acme.admin('POST', `/v1/resources/${resource.id}/jobs`, {
+    operation: 'state-delete',
+    urn: 'urn:pulumi:s::p::pulumi:pulumi:Stack::p-s',
+  });
+  t.match(stackItself.json().message, /is the stack itself/);
+
   // Another tenant: unknown, everywhere.
   for (const path of ['stack', 'outputs', 'stack/versions', 'stack/versions/1', 'stack/diff']) {
     t.equal((await beta.admin('GET', `/v1/resources/${resource.id}/${path}`)).statusCode, 404, `${path}: 404 for beta`);

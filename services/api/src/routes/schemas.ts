@@ -94,6 +94,25 @@ export const CreateJobBodySchema = Type.Object(
     expectNoChanges: Type.Optional(Type.Boolean()),
     targets: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 100 })),
     queuePolicy: Type.Optional(literals(['fifo', 'latest'] as const)),
+    urn: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 2048, description: 'state-delete, state-unprotect, state-rename: the resource' }),
+    ),
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.:/-]+$', description: 'state-rename: the new name' }),
+    ),
+    pendingCreates: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            urn: Type.String({ minLength: 1, maxLength: 2048 }),
+            action: literals(['clear', 'import'] as const),
+            id: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: "import: the resource's ID in the cloud" })),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 1000, description: 'repair: what to do with each pending create (import it by its ID, or clear it)' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -16,6 +16,10 @@ import {
   type KindRegistry,
   QueueUnavailableError,
   queueStackJob,
+  readDeployment,
+  stackContents,
+  type StackStateDoc,
+  STATE_OPERATIONS,
   resolveTemplate,
   type StackJobDoc,
   assertParameterLimits,
@@ -73,6 +77,10 @@ export interface CreateJobInput {
   timeoutSeconds?: number;
   expectNoChanges?: boolean;
   targets?: string[];
+  /** State operations (STATE_OPERATIONS): the resource, its new name, the choices for pending creates. */
+  urn?: string;
+  name?: string;
+  pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
 }
 
 export interface JobListFilter {
@@ -165,6 +173,39 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
     return policy;
   }
 
+  /**
+   * A state operation's options, checked against the stack's latest known state (400 naming the
+   * field): the URN it names is in it (and not the stack itself); a repair chooses for every pending
+   * create the state shows, an import with the resource's ID. Without a known state the CLI decides.
+   */
+  async function assertStateOperation(resource: ResourceDoc, operation: Operation, options: Omit<CreateJobInput, 'operation'>) {
+    const latest = await models.StackState.findOne({ resourceId: resource._id }).sort({ seq: -1 }).lean<StackStateDoc>();
+    const contents = latest ? stackContents(readDeployment(latest)) : undefined;
+    if (operation === 'repair') {
+      const chosen = options.pendingCreates ?? [];
+      const actions = new Set(chosen.map((c) => c.action));
+      for (const [i, c] of chosen.entries()) {
+        if (c.action === 'import' && !c.id)
+          throw errors.invalidRequest(`pendingCreates[${i}].id: importing ${c.urn} needs its ID in the cloud`);
+      }
+      if (actions.size > 1)
+        throw errors.invalidRequest('pendingCreates: one repair either imports or clears its pending creates (run two)');
+      const pending = (contents?.pendingOperations ?? []).filter((op) => op.type === 'creating').map((op) => op.urn);
+      const missing = pending.filter((urn) => !chosen.some((c) => c.urn === urn));
+      if (missing.length > 0) {
+        throw errors.invalidRequest(`pendingCreates: choose import (with its id) or clear for each pending create: ${missing.join(', ')}`);
+      }
+      return;
+    }
+    if (!options.urn) throw errors.invalidRequest(`urn: ${operation} needs the URN of a resource in the stack`);
+    if (operation === 'state-rename' && !options.name) throw errors.invalidRequest('name: state-rename needs the new name');
+    if (!contents) return;
+    const target = contents.resources.find((r) => r.urn === options.urn);
+    if (!target) throw errors.invalidRequest(`urn: ${options.urn} is not in the stack's state (version ${latest?.seq})`);
+    if (target.type === 'pulumi:pulumi:Stack') throw errors.invalidRequest(`urn: ${options.urn} is the stack itself`);
+    if (operation === 'state-unprotect' && !target.protect) throw errors.conflict(`${options.urn} is not protected`);
+  }
+
   /** With `maxQueuedJobs`, queues under a lock on the tenant so that parallel creates cannot pass the count together. */
   async function withinQueueLimit<T>(tenant: string, policy: TenantPolicy, queueIt: () => Promise<T>): Promise<T> {
     const max = policy.maxQueuedJobs;
@@ -195,6 +236,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
       if (!resource) throw errors.notFound(`resource ${resourceId} not found`);
       const { operation, ...options } = input;
       const policy = await admit(resource, operation, caller);
+      if (STATE_OPERATIONS.includes(operation)) await assertStateOperation(resource, operation, options);
       let created: StackJobDoc;
       try {
         created = await withinQueueLimit(tenantOf(resource), policy, () =>

@@ -2,6 +2,11 @@ import type { Operation } from '@pds/shared';
 
 /** Options a job may carry, as Pulumi users know them from the CLI. */
 export interface JobOptions {
+  /** state-delete, state-unprotect, state-rename: the resource; state-rename: its new name. */
+  urn?: string;
+  name?: string;
+  /** repair: what to do with each pending create (one action for all, as the CLI takes it). */
+  pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
   message?: string;
   expectNoChanges?: boolean;
   targets?: string[];
@@ -16,7 +21,16 @@ export function runsProgram(operation: Operation): boolean {
 
 /** Operations that may write the stack's state (its versions are kept: shared/src/stack-state.ts). */
 export function writesState(operation: Operation): boolean {
-  return operation === 'up' || operation === 'refresh' || operation === 'destroy';
+  return operation !== 'preview';
+}
+
+/** The CLI arguments of a state operation (no engine events: `pulumi state` has no event log). */
+export function stateArgs(operation: Operation, stackFqdn: string, options: JobOptions): string[] | undefined {
+  const common = ['--stack', stackFqdn, '--yes', '--non-interactive', '--color', 'never'];
+  if (operation === 'state-delete') return ['state', 'delete', options.urn ?? '', ...common];
+  if (operation === 'state-unprotect') return ['state', 'unprotect', options.urn ?? '', ...common];
+  if (operation === 'state-rename') return ['state', 'rename', options.urn ?? '', options.name ?? '', ...common];
+  return undefined;
 }
 
 /**
@@ -29,7 +43,16 @@ export function operationArgs(
   options: JobOptions,
   host: { languageAddress?: string; eventsAddress: string },
 ): string[] {
-  const args: string[] = [operation, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
+  const state = stateArgs(operation, stackFqdn, options);
+  if (state) return state;
+  // A repair is a refresh that deals with the pending creates an interrupted run left.
+  const args: string[] = [operation === 'repair' ? 'refresh' : operation, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
+  if (operation === 'repair') {
+    const creates = options.pendingCreates ?? [];
+    if (creates.some((c) => c.action === 'clear')) args.push('--clear-pending-creates');
+    for (const c of creates.filter((c) => c.action === 'import'))
+      args.push('--import-pending-creates', c.urn, '--import-pending-creates', c.id ?? '');
+  }
   if (operation !== 'preview') args.push('--yes', '--skip-preview');
   if (runsProgram(operation)) {
     if (!host.languageAddress) throw new Error(`${operation} runs the program, but no program host was started`);
