@@ -125,6 +125,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     '/v1/resources/{id}/stack/versions': resource.id,
     '/v1/resources/{id}/stack/versions/{seq}': resource.id,
     '/v1/resources/{id}/stack/diff': resource.id,
+    '/v1/resources/{id}/stack/export': resource.id,
     '/v1/resources/{id}/upgrade': pinned.id,
     '/v1/templates/{name}/versions': 'MatrixT',
     '/v1/templates/{name}/versions/{version}': 'MatrixT',

@@ -48,6 +48,7 @@ export const DEFAULT_OPERATION_ROLES: Record<Operation, TenantRole> = {
   'state-delete': 'admin',
   'state-unprotect': 'admin',
   'state-rename': 'admin',
+  restore: 'admin',
 };
 
 /** How long a caller refused by `maxQueuedJobs` is told to wait. */

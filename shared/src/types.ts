@@ -1,10 +1,20 @@
 /** The job model and the live log protocol, shared by the API, the runner and the gateway. */
 
-export const OPERATIONS = ['up', 'preview', 'refresh', 'destroy', 'repair', 'state-delete', 'state-unprotect', 'state-rename'] as const;
+export const OPERATIONS = [
+  'up',
+  'preview',
+  'refresh',
+  'destroy',
+  'repair',
+  'state-delete',
+  'state-unprotect',
+  'state-rename',
+  'restore',
+] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 /** Operations that mend a stack's state rather than deploy (docs/api.md, Mending a stack's state). */
-export const STATE_OPERATIONS: readonly Operation[] = ['repair', 'state-delete', 'state-unprotect', 'state-rename'];
+export const STATE_OPERATIONS: readonly Operation[] = ['repair', 'state-delete', 'state-unprotect', 'state-rename', 'restore'];
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];

@@ -138,8 +138,21 @@ t.test('stack state: current resources, outputs, versions and diffs, read from t
   });
   t.match(stackItself.json().message, /is the stack itself/);
 
+  // Export is for admins (the state holds encrypted secrets and their salt); restore takes a kept version.
+  t.equal((await acme.deployer('GET', `/v1/resources/${resource.id}/stack/export`)).statusCode, 403);
+  const exported = await acme.admin('GET', `/v1/resources/${resource.id}/stack/export?version=1`);
+  t.match(exported.headers['content-disposition'], /attachment; filename=".*-v1\.json"/);
+  t.equal(exported.json().deployment.resources[1].inputs.content, 'x');
+  const restore = (version?: number) => acme.admin('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'restore', version });
+  t.match((await restore()).json().message, /version: restore needs/);
+  t.match((await restore(99)).json().message, /has no state version 99/);
+  t.equal((await restore(2)).statusCode, 409, 'the current one');
+  const restoring = await restore(1);
+  t.equal(restoring.statusCode, 202, restoring.body);
+  await platform('POST', `/v1/jobs/${restoring.json().id}/cancel`, {});
+
   // Another tenant: unknown, everywhere.
-  for (const path of ['stack', 'outputs', 'stack/versions', 'stack/versions/1', 'stack/diff']) {
+  for (const path of ['stack', 'outputs', 'stack/versions', 'stack/versions/1', 'stack/diff', 'stack/export']) {
     t.equal((await beta.admin('GET', `/v1/resources/${resource.id}/${path}`)).statusCode, 404, `${path}: 404 for beta`);
   }
   t.equal((await acme.viewer('GET', `/v1/resources/${resource.id}/stack/versions/7`)).statusCode, 404);

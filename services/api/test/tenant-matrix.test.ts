@@ -69,6 +69,7 @@ t.test('route × tenant × role', async (t) => {
   const targets: Record<string, () => Promise<{ id: string; name?: string }>> = {
     '/v1/resources/{id}/stack/versions/{seq}': freshStatefulResource,
     '/v1/resources/{id}/stack/diff': freshStatefulResource,
+    '/v1/resources/{id}/stack/export': freshStatefulResource,
     '/v1/resources/{id}/upgrade': async () => remember(await created('POST', '/v1/resources?tenant=acme', siteManifest())),
     '/v1/templates/{name}/versions/{version}': async () => freshVersion('draft'),
     'PATCH /v1/templates/{name}/versions/{version}': async () => freshVersion('published'),

@@ -26,6 +26,9 @@ import {
   openSecretParameters,
   recordStackLife,
   recordStackState,
+  readDeployment,
+  STATE_VERSIONS_KEPT,
+  type StackStateDoc,
   secretFragments,
   DEFAULT_TENANT,
   tenantFilesRoot,
@@ -279,6 +282,20 @@ export async function executeJob(
       const error = `spec.directory is in ${tenantsArea}, which holds the folders of the other tenants; the default tenant's folders are elsewhere in LOCAL_FILES_ROOT`;
       return { status: 'failed', exitCode: null, error, reason: 'internal_error' };
     }
+    // A restore puts back a state version the store keeps.
+    let restoreDeployment: string | undefined;
+    if (job.operation === 'restore') {
+      const seq = (job.options as { version?: number })?.version;
+      const version = await store('read the state version', () =>
+        models.StackState.findOne({ resourceId: resource._id, seq }).lean<StackStateDoc>(),
+      );
+      if (!version) {
+        const error = `the stack has no state version ${seq} (the last ${STATE_VERSIONS_KEPT} are kept)`;
+        sink.line('stderr', `error: ${error}`);
+        return { status: 'failed', exitCode: null, error, reason: 'state_version_missing' };
+      }
+      restoreDeployment = JSON.stringify(readDeployment(version));
+    }
     const room = await openJobRoom({
       workDir: config.WORK_DIR,
       backendUrl: config.PULUMI_BACKEND_URL,
@@ -290,7 +307,7 @@ export async function executeJob(
     });
     let result: PulumiRunResult;
     try {
-      result = await runAttempts(kind, env, room, runSignal, progress, waits);
+      result = await runAttempts(kind, env, room, runSignal, progress, waits, restoreDeployment);
       leftDeployment = result.deployment;
     } finally {
       await room.release();
@@ -313,10 +330,11 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     waits: readonly number[],
+    restoreDeployment?: string,
   ): Promise<PulumiRunResult> {
     let result: PulumiRunResult;
     for (let attempt = 1; ; attempt++) {
-      result = await runOnce(kind, env, room, runSignal, progress, attempt === 1 && options.repairStack === true);
+      result = await runOnce(kind, env, room, runSignal, progress, attempt === 1 && options.repairStack === true, restoreDeployment);
       const wait = waits[attempt - 1];
       if (result.aborted || result.exitCode === 0 || !isStackLocked(result) || wait === undefined) break;
       // Pulumi refused before changing anything: safe to run again, whatever the operation.
@@ -374,9 +392,11 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     clearStaleLock: boolean,
+    restoreDeployment?: string,
   ): Promise<PulumiRunResult> {
     lockedSeen = false;
     return runPulumi({
+      restoreDeployment,
       pulumiBin: config.PULUMI_BIN,
       pulumiHome: room.pulumiHome,
       backendUrl: room.backendUrl,

@@ -55,7 +55,7 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc, reason: I
   } else if (RETRIED.includes(operation)) {
     recovery = `not retried: ${MAX_ATTEMPTS} attempts were cut short`;
   } else {
-    recovery = `not retried: ${operation === 'up' ? 'an' : 'a'} ${operation} may have changed resources before ${WHAT_HAPPENED[reason]}; the stack's Pulumi lock is cleared before its next run, and Pulumi reports any pending operations then — check them, then run a refresh or the ${operation} again`;
+    recovery = `not retried: ${operation === 'up' ? 'an' : 'a'} ${operation} may have changed resources before ${WHAT_HAPPENED[reason]}; the stack's Pulumi lock is cleared before its next run, and it may hold pending operations: a refresh shows them (GET /v1/resources/:id/stack), and a repair job deals with them (operation repair, pendingCreates: import each by its ID or clear it); then run the ${operation} again`;
   }
   await deps.models.StackJob.updateOne({ _id: job._id }, { $set: { recovery, ...(retriedBy ? { retriedBy } : {}) } });
   deps.logger.warn({ jobId: job._id, reason, retriedBy }, recovery);

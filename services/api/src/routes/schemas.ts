@@ -97,6 +97,7 @@ export const CreateJobBodySchema = Type.Object(
     urn: Type.Optional(
       Type.String({ minLength: 1, maxLength: 2048, description: 'state-delete, state-unprotect, state-rename: the resource' }),
     ),
+    version: Type.Optional(Type.Integer({ minimum: 1, description: 'restore: the state version to put back' })),
     name: Type.Optional(
       Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.:/-]+$', description: 'state-rename: the new name' }),
     ),

@@ -178,6 +178,27 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.get(
+    '/v1/resources/:id/stack/export',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['stack'],
+        summary:
+          "Download a state version as `pulumi stack export` gives it ({ version: 3, deployment }; secrets still encrypted as Pulumi keeps them): the latest, or `version`'s",
+        params: IdParamsSchema,
+        querystring: Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) }),
+        response: { 200: Type.Object({ version: Type.Literal(3), deployment: Json }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const doc = await version(request.params.id, request.query.version, request);
+      if (!doc) throw errors.notFound(`resource ${request.params.id} has no stack state yet`);
+      void reply.header('content-disposition', `attachment; filename="${doc.stackFqdn.split('/').pop()}-v${doc.seq}.json"`);
+      return { version: 3 as const, deployment: readDeployment(doc) as Record<string, unknown> };
+    },
+  );
+
+  app.get(
     '/v1/resources/:id/stack/diff',
     {
       config: { access: 'viewer' },

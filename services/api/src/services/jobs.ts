@@ -81,6 +81,7 @@ export interface CreateJobInput {
   urn?: string;
   name?: string;
   pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
+  version?: number;
 }
 
 export interface JobListFilter {
@@ -195,6 +196,16 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
       if (missing.length > 0) {
         throw errors.invalidRequest(`pendingCreates: choose import (with its id) or clear for each pending create: ${missing.join(', ')}`);
       }
+      return;
+    }
+    if (operation === 'restore') {
+      if (options.version === undefined) throw errors.invalidRequest('version: restore needs the state version to put back');
+      if (!(await models.StackState.exists({ resourceId: resource._id, seq: options.version }))) {
+        throw errors.invalidRequest(
+          `version: the stack has no state version ${options.version} (GET /v1/resources/${resource._id}/stack/versions)`,
+        );
+      }
+      if (latest?.seq === options.version) throw errors.conflict(`state version ${options.version} is the current one`);
       return;
     }
     if (!options.urn) throw errors.invalidRequest(`urn: ${operation} needs the URN of a resource in the stack`);

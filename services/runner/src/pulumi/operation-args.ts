@@ -7,6 +7,8 @@ export interface JobOptions {
   name?: string;
   /** repair: what to do with each pending create (one action for all, as the CLI takes it). */
   pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
+  /** restore: the state version (seq) to put back. */
+  version?: number;
   message?: string;
   expectNoChanges?: boolean;
   targets?: string[];
@@ -24,12 +26,18 @@ export function writesState(operation: Operation): boolean {
   return operation !== 'preview';
 }
 
+/** Where a restore's deployment is written in the job's folder. */
+export const RESTORE_FILE = 'restore.json';
+
 /** The CLI arguments of a state operation (no engine events: `pulumi state` has no event log). */
 export function stateArgs(operation: Operation, stackFqdn: string, options: JobOptions): string[] | undefined {
   const common = ['--stack', stackFqdn, '--yes', '--non-interactive', '--color', 'never'];
   if (operation === 'state-delete') return ['state', 'delete', options.urn ?? '', ...common];
   if (operation === 'state-unprotect') return ['state', 'unprotect', options.urn ?? '', ...common];
   if (operation === 'state-rename') return ['state', 'rename', options.urn ?? '', options.name ?? '', ...common];
+  // The version's deployment, written into the job's folder by the runner (RESTORE_FILE).
+  if (operation === 'restore')
+    return ['stack', 'import', '--file', RESTORE_FILE, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
   return undefined;
 }
 

@@ -12,7 +12,7 @@ import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-event
 import { killTree } from './kill-tree.js';
 import { startEventsServer } from './events-server.js';
 import { forkProgramHost, type ProgramHostPool } from './program-host-pool.js';
-import { type JobOptions, operationArgs, runsProgram, writesState } from './operation-args.js';
+import { type JobOptions, operationArgs, RESTORE_FILE, runsProgram, writesState } from './operation-args.js';
 import { exportDeployment } from './state-export.js';
 import { type Identity, ownFolder } from '../isolation/ownership.js';
 
@@ -34,6 +34,8 @@ export interface PulumiRunSpec {
   options: JobOptions;
   /** Extra environment for the program and the CLI (STACK_INPUT_YAML, provider credentials). */
   env: Record<string, string>;
+  /** restore: the deployment to import (JSON text), written into the workspace as RESTORE_FILE. */
+  restoreDeployment?: string;
   /** The template's secret parameters, set as the stack's secret config before the program runs (values on stdin, never in a command line). */
   secretConfig?: Record<string, string>;
   /** Clear Pulumi's own lock on the stack first (a lost run left it; we hold the stack's lock). */
@@ -274,6 +276,9 @@ async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): P
 async function prepareWorkspace(spec: PulumiRunSpec): Promise<void> {
   await mkdir(spec.workspaceDir, { recursive: true, mode: 0o700 });
   await writeFile(join(spec.workspaceDir, 'Pulumi.yaml'), `name: ${spec.project}\nruntime: nodejs\n`);
+  if (spec.restoreDeployment !== undefined) {
+    await writeFile(join(spec.workspaceDir, RESTORE_FILE), `{"version":3,"deployment":${spec.restoreDeployment}}`, { mode: 0o600 });
+  }
   if (spec.identity) await ownFolder(spec.workspaceDir, spec.identity);
 }
 
