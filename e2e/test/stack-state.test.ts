@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { stackBackend } from '@pds/runner';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -201,4 +202,18 @@ t.test("a stack's state is mended as jobs", async (t) => {
     .json()
     .items.map((v: { operation: string }) => v.operation);
   t.same(versions.slice(0, 3), ['state-rename', 'up', 'state-delete'], 'each change is a state version, with its operation');
+
+  // Remove the stack without destroying what it made: the files stay, the stack and the resource go.
+  const stateDir = stackBackend(stack.config.PULUMI_BACKEND_URL, resource.stackFqdn).dir!;
+  const stackFiles = () => readdir(join(stateDir, '.pulumi', 'stacks', 'local-file-set')).catch(() => [] as string[]);
+  t.ok((await stackFiles()).includes('mend.json'), 'the stack is in the backend');
+  const removal = await stack.api.inject({ method: 'DELETE', url: `/v1/resources/${resource.id}?keepResources=true`, headers: stack.auth });
+  t.equal(removal.statusCode, 202, removal.body);
+  t.equal(removal.json().operation, 'stack-remove');
+  const removed = await waitForJob(stack.models, removal.json().id, (j) => j.status !== 'queued' && j.status !== 'running', 120_000);
+  t.equal(removed.status, 'succeeded', removed.error ?? '');
+  t.equal((await call('GET', `/v1/resources/${resource.id}`)).statusCode, 404, 'the resource is gone');
+  t.equal(await stack.models.StackState.countDocuments({ resourceId: resource.id }), 0, 'with its state versions');
+  t.equal(await readFile(join(directory, 'a.txt'), 'utf8'), 'a', 'what the stack created stays');
+  t.notOk((await stackFiles()).includes('mend.json'), 'the stack is gone from the backend');
 });

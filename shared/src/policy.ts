@@ -49,6 +49,7 @@ export const DEFAULT_OPERATION_ROLES: Record<Operation, TenantRole> = {
   'state-unprotect': 'admin',
   'state-rename': 'admin',
   restore: 'admin',
+  'stack-remove': 'admin',
 };
 
 /** How long a caller refused by `maxQueuedJobs` is told to wait. */

@@ -10,11 +10,15 @@ export const OPERATIONS = [
   'state-unprotect',
   'state-rename',
   'restore',
+  'stack-remove',
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 /** Operations that mend a stack's state rather than deploy (docs/api.md, Mending a stack's state). */
 export const STATE_OPERATIONS: readonly Operation[] = ['repair', 'state-delete', 'state-unprotect', 'state-rename', 'restore'];
+
+/** Removes the stack from the backend without destroying what it holds, then the resource (DELETE ?keepResources=true). */
+export const STACK_REMOVE: Operation = 'stack-remove';
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];

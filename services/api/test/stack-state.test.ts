@@ -163,6 +163,14 @@ t.test('stack state: current resources, outputs, versions and diffs, read from t
   t.equal(kept.length, STATE_VERSIONS_KEPT);
   t.equal(kept[0].version, STATE_VERSIONS_KEPT + 4);
 
+  // Removing the stack but keeping what it made is an admin's job, queued like any other.
+  t.equal((await acme.deployer('DELETE', `/v1/resources/${resource.id}?keepResources=true`)).statusCode, 403);
+  t.equal((await acme.admin('DELETE', `/v1/resources/${resource.id}?keepResources=true&force=true`)).statusCode, 400);
+  const removing = await acme.admin('DELETE', `/v1/resources/${resource.id}?keepResources=true`);
+  t.equal(removing.statusCode, 202, removing.body);
+  t.match(removing.json(), { operation: 'stack-remove', status: 'queued' });
+  await platform('POST', `/v1/jobs/${removing.json().id}/cancel`, {});
+
   // Deleting the resource removes its versions.
   await platform('DELETE', `/v1/resources/${resource.id}`);
   t.equal(await models.StackState.countDocuments({ resourceId: resource.id }), 0);

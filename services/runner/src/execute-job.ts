@@ -26,6 +26,7 @@ import {
   openSecretParameters,
   recordStackLife,
   recordStackState,
+  STACK_REMOVE,
   readDeployment,
   STATE_VERSIONS_KEPT,
   type StackStateDoc,
@@ -501,6 +502,13 @@ export async function executeJob(
       templateVersion: ranTemplateVersion,
       at: finishedAt,
     };
+    // The stack is gone from the backend (what it created stays): the resource and its state versions go too.
+    if (job.operation === STACK_REMOVE && outcome.status === 'succeeded') {
+      await store('remove the resource', async () => {
+        await models.Resource.deleteOne({ _id: job.resourceId });
+        await models.StackState.deleteMany({ resourceId: job.resourceId });
+      }).catch((err: Error) => logger.warn({ err: err.message }, 'the resource could not be removed after its stack was'));
+    }
     if (!job.templateCheck)
       await store('record the stack state', () => recordStackLife(models, job, life)).catch((err: Error) =>
         logger.warn({ err: err.message }, 'the stack state could not be recorded'),

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { ensureRole, principalOf, roleAllows } from '@pds/shared';
+import { ensureRole, errors, principalOf, roleAllows, STACK_REMOVE } from '@pds/shared';
 import { jobService } from '../services/jobs.js';
 import { resourceService } from '../services/resources.js';
 import { tenantService } from '../services/tenants.js';
@@ -10,6 +10,7 @@ import {
   DeleteResourceQuerySchema,
   errorResponses,
   IdParamsSchema,
+  JobSchema,
   ListResourcesQuerySchema,
   PageOf,
   ResourceSchema,
@@ -118,13 +119,22 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'deployer', action: 'resource.delete' },
       schema: {
         tags: ['resources'],
-        summary: 'Delete a resource; refused (409) while its stack is deployed or it has active jobs, unless ?force=true (admin)',
+        summary:
+          'Delete a resource; refused (409) while its stack is deployed or it has active jobs, unless ?force=true (admin); ?keepResources=true (admin): 202, a stack-remove job removes the stack from the backend without destroying what it created, then the resource',
         params: IdParamsSchema,
         querystring: DeleteResourceQuerySchema,
-        response: { 200: ResourceSchema, ...errorResponses },
+        response: { 200: ResourceSchema, 202: JobSchema, ...errorResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
+      if (request.query.keepResources) {
+        if (request.query.force) throw errors.invalidRequest('keepResources and force: choose one');
+        ensureRole(request, 'admin', 'removing a stack while keeping its resources');
+        // A job: the backend is the runners' to reach, on the stack's line like any run; the resource goes when it succeeds.
+        const job = await jobs.create(request.params.id, { operation: STACK_REMOVE }, principalOf(request));
+        request.auditTenant = job.tenant;
+        return reply.code(202).send(job);
+      }
       if (request.query.force) ensureRole(request, 'admin', 'a forced delete');
       const { resource, activeJobs } = await resources.remove(request.params.id, request.query.force, principalOf(request));
       request.auditTenant = resource.tenant;

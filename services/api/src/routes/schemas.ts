@@ -341,6 +341,11 @@ export const DeleteResourceQuerySchema = Type.Object({
     default: false,
     description: 'Delete even while deployed or with active jobs (admin): leaves the stack and its state behind',
   }),
+  keepResources: Type.Boolean({
+    default: false,
+    description:
+      'Remove the stack from the backend without destroying what it created, then the resource (admin): 202 with the stack-remove job',
+  }),
 });
 
 export const IdempotencyHeadersSchema = Type.Object({

@@ -36,6 +36,7 @@ export function stateArgs(operation: Operation, stackFqdn: string, options: JobO
   if (operation === 'state-unprotect') return ['state', 'unprotect', options.urn ?? '', ...common];
   if (operation === 'state-rename') return ['state', 'rename', options.urn ?? '', options.name ?? '', ...common];
   // The version's deployment, written into the job's folder by the runner (RESTORE_FILE).
+  if (operation === 'stack-remove') return ['stack', 'rm', '--force', ...common];
   if (operation === 'restore')
     return ['stack', 'import', '--file', RESTORE_FILE, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
   return undefined;
