@@ -126,6 +126,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     '/v1/resources/{id}/stack/versions/{seq}': resource.id,
     '/v1/resources/{id}/stack/diff': resource.id,
     '/v1/resources/{id}/stack/export': resource.id,
+    '/v1/resources/{id}/stack/import': resource.id,
     '/v1/resources/{id}/upgrade': pinned.id,
     '/v1/templates/{name}/versions': 'MatrixT',
     '/v1/templates/{name}/versions/{version}': 'MatrixT',
@@ -169,6 +170,10 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'PUT /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ files: templateFiles }) }),
     'PATCH /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ state: 'deprecated' }) }),
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({ type: 'application/json', text: '{}' }),
+    'POST /v1/resources/{id}/stack/import': () => ({
+      type: 'application/json',
+      text: JSON.stringify({ version: 3, deployment: { resources: [] } }),
+    }),
   };
 
   const doc = (await stack.api.inject({ method: 'GET', url: '/docs/json' })).json() as {

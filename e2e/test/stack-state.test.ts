@@ -127,6 +127,34 @@ t.test("a stack's state is readable through the API, version by version", async 
   await run(resource.id, 'up');
   t.equal(await readFile(join(directory, 'a.txt'), 'utf8'), 'two', 'the files of that version are back');
   t.equal(await readFile(join(directory, 'b.txt'), 'utf8'), 'new');
+
+  // Import what was exported (version 1): the stack holds version 1's resources again.
+  const foreign = { ...exported, deployment: { ...exported.deployment, resources: [{ urn: 'urn:pulumi:other::p::t::x', type: 't' }] } };
+  const refused = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/resources/${resource.id}/stack/import`,
+    headers: stack.auth,
+    payload: foreign,
+  });
+  t.equal(refused.statusCode, 400);
+  t.match(refused.json().message, /deployment\.resources\[0\]\.urn: .* is not a resource of stack state of project local-file-set/);
+  const imported = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/resources/${resource.id}/stack/import`,
+    headers: stack.auth,
+    payload: exported,
+  });
+  t.equal(imported.statusCode, 202, imported.body);
+  const importDone = await waitForJob(stack.models, imported.json().id, (j) => j.status !== 'queued' && j.status !== 'running', 120_000);
+  t.equal(importDone.status, 'succeeded', importDone.error ?? '');
+  const afterImport = await get(`/v1/resources/${resource.id}/stack`);
+  t.equal(afterImport.version, importDone.stateVersion);
+  t.same(
+    await get(`/v1/resources/${resource.id}/stack/diff?from=1&to=${afterImport.version}`),
+    { from: 1, to: afterImport.version, added: [], removed: [], changed: [] },
+    "version 1's state again",
+  );
+  t.equal(await stack.models.StateUpload.countDocuments({ resourceId: resource.id }), 0, 'the upload is read once and removed');
 });
 
 /**

@@ -42,6 +42,7 @@ t.test('the OpenAPI document describes every /v1 route with its responses, and /
     '/v1/resources/{id}/stack/versions/{seq}',
     '/v1/resources/{id}/stack/diff',
     '/v1/resources/{id}/stack/export',
+    '/v1/resources/{id}/stack/import',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`);
   }

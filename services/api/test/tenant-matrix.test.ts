@@ -70,6 +70,7 @@ t.test('route × tenant × role', async (t) => {
     '/v1/resources/{id}/stack/versions/{seq}': freshStatefulResource,
     '/v1/resources/{id}/stack/diff': freshStatefulResource,
     '/v1/resources/{id}/stack/export': freshStatefulResource,
+    '/v1/resources/{id}/stack/import': freshStatefulResource,
     '/v1/resources/{id}/upgrade': async () => remember(await created('POST', '/v1/resources?tenant=acme', siteManifest())),
     '/v1/templates/{name}/versions/{version}': async () => freshVersion('draft'),
     'PATCH /v1/templates/{name}/versions/{version}': async () => freshVersion('published'),
@@ -103,6 +104,7 @@ t.test('route × tenant × role', async (t) => {
     'POST /v1/templates': () => ({ name: unique(), tenant: 'acme' }),
     'PATCH /v1/templates/{name}/versions/{version}': () => ({ state: 'deprecated' }),
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({}),
+    'POST /v1/resources/{id}/stack/import': () => ({ version: 3, deployment: { resources: [] } }),
     'POST /v1/templates/{name}/versions': () => ({ version: `4.0.${versions++}`, files: [{ path: 'index.js', content: '' }] }),
     'PUT /v1/templates/{name}/versions/{version}': () => ({ files: [{ path: 'index.js', content: 'exports.v = 2;\n' }] }),
   };

@@ -286,12 +286,17 @@ export async function executeJob(
     // A restore puts back a state version the store keeps.
     let restoreDeployment: string | undefined;
     if (job.operation === 'restore') {
-      const seq = (job.options as { version?: number })?.version;
-      const version = await store('read the state version', () =>
-        models.StackState.findOne({ resourceId: resource._id, seq }).lean<StackStateDoc>(),
+      // A kept state version, or a state uploaded for import (read once, then removed).
+      const { version: seq, upload } = (job.options ?? {}) as { version?: number; upload?: string };
+      const version = await store('read the state to restore', () =>
+        upload
+          ? models.StateUpload.findOneAndDelete({ _id: upload, resourceId: resource._id }).lean<Pick<StackStateDoc, 'data'>>()
+          : models.StackState.findOne({ resourceId: resource._id, seq }).lean<StackStateDoc>(),
       );
       if (!version) {
-        const error = `the stack has no state version ${seq} (the last ${STATE_VERSIONS_KEPT} are kept)`;
+        const error = upload
+          ? `the uploaded state ${upload} is gone (an import reads it once)`
+          : `the stack has no state version ${seq} (the last ${STATE_VERSIONS_KEPT} are kept)`;
         sink.line('stderr', `error: ${error}`);
         return { status: 'failed', exitCode: null, error, reason: 'state_version_missing' };
       }
@@ -507,6 +512,7 @@ export async function executeJob(
       await store('remove the resource', async () => {
         await models.Resource.deleteOne({ _id: job.resourceId });
         await models.StackState.deleteMany({ resourceId: job.resourceId });
+        await models.StateUpload.deleteMany({ resourceId: job.resourceId });
       }).catch((err: Error) => logger.warn({ err: err.message }, 'the resource could not be removed after its stack was'));
     }
     if (!job.templateCheck)

@@ -5,7 +5,7 @@ import { credentialModel } from './credential.js';
 import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
-import { stackStateModel } from './stack-state.js';
+import { stackStateModel, stateUploadModel } from './stack-state.js';
 import { storeLockModel } from './store-lock.js';
 import { templateModel, templateVersionModel } from './template.js';
 import { tenantModel } from './tenant.js';
@@ -36,6 +36,7 @@ export function createModels(connection: Connection) {
     Template: templateModel(connection),
     TemplateVersion: templateVersionModel(connection),
     StackState: stackStateModel(connection),
+    StateUpload: stateUploadModel(connection),
   };
 }
 

@@ -54,3 +54,31 @@ export interface StackStateDoc {
 export function stackStateModel(connection: Connection) {
   return connection.model('StackState', stackStateSchema, 'stackstates');
 }
+
+/**
+ * A state uploaded for import (`POST /v1/resources/:id/stack/import`), read by its restore job and
+ * removed when that job ends (an upload whose job never ran stays until the resource is deleted).
+ */
+export const stateUploadSchema = new Schema(
+  {
+    _id: { type: String, default: () => randomUUID() },
+    tenantId: { type: String, required: true },
+    resourceId: { type: String, required: true },
+    /** The deployment as gzipped JSON. */
+    data: { type: Buffer, required: true },
+    createdAt: { type: Date, default: () => new Date() },
+  },
+  { versionKey: false },
+);
+
+export interface StateUploadDoc {
+  _id: string;
+  tenantId: string;
+  resourceId: string;
+  data: Buffer;
+  createdAt: Date;
+}
+
+export function stateUploadModel(connection: Connection) {
+  return connection.model('StateUpload', stateUploadSchema, 'stateuploads');
+}

@@ -9,10 +9,14 @@ import {
   stackContents,
   stackOutputs,
   type Deployment,
+  STATE_MAX_BYTES,
+  tenantOf,
 } from '@pds/shared';
+import { gzipSync } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
+import { jobService } from '../services/jobs.js';
 import { resourceService } from '../services/resources.js';
-import { errorResponses, IdParamsSchema } from './schemas.js';
+import { errorResponses, IdParamsSchema, JobSchema } from './schemas.js';
 
 const Json = Type.Record(Type.String(), Type.Unknown());
 
@@ -59,6 +63,28 @@ const StackSchema = Type.Composite([
 
 const SeqParamsSchema = Type.Object({ id: IdParamsSchema.properties.id, seq: Type.Integer({ minimum: 1 }) });
 
+/** An imported state: up to 32 MiB of JSON (it is kept gzipped, at most STATE_MAX_BYTES). */
+const IMPORT_BODY_LIMIT = 32 * 1024 * 1024;
+
+/**
+ * Refuses (400, naming the resource) a deployment that is not this stack's: each resource a URN of
+ * its stack and project (`urn:pulumi:<stack>::<project>::…`), pending operations likewise.
+ */
+function assertImportable(deployment: Deployment, stackFqdn: string): void {
+  const [, project, stack] = stackFqdn.split('/') as [string, string, string];
+  const prefix = `urn:pulumi:${stack}::${project}::`;
+  if (!Array.isArray(deployment.resources)) throw errors.invalidRequest('deployment.resources: a list of resources is needed');
+  const check = (where: string, urn: unknown) => {
+    if (typeof urn !== 'string' || !urn.startsWith(prefix)) {
+      throw errors.invalidRequest(
+        `${where}.urn: ${String(urn).slice(0, 200)} is not a resource of stack ${stack} of project ${project} (${prefix}…)`,
+      );
+    }
+  };
+  deployment.resources.forEach((r, i) => check(`deployment.resources[${i}]`, (r as { urn?: unknown } | null)?.urn));
+  (deployment.pending_operations ?? []).forEach((op, i) => check(`deployment.pending_operations[${i}].resource`, op?.resource?.urn));
+}
+
 const meta = (doc: StackStateDoc) => ({
   version: doc.seq,
   jobId: doc.jobId,
@@ -76,6 +102,7 @@ const meta = (doc: StackStateDoc) => ({
  */
 export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const resources = resourceService(app.deps);
+  const jobs = jobService(app.deps);
   const { models } = app.deps;
   /** Parsed versions by id (a version never changes); a few, since a state can take megabytes. */
   const parsed = new LruCache<string, Deployment>(32);
@@ -195,6 +222,40 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!doc) throw errors.notFound(`resource ${request.params.id} has no stack state yet`);
       void reply.header('content-disposition', `attachment; filename="${doc.stackFqdn.split('/').pop()}-v${doc.seq}.json"`);
       return { version: 3 as const, deployment: readDeployment(doc) as Record<string, unknown> };
+    },
+  );
+
+  app.post(
+    '/v1/resources/:id/stack/import',
+    {
+      bodyLimit: IMPORT_BODY_LIMIT,
+      config: { access: 'admin', action: 'stack.import' },
+      schema: {
+        tags: ['stack'],
+        summary:
+          "Import a state (as `pulumi stack export` or GET …/stack/export gives it) over the stack's: checked (a deployment whose every URN is this stack's and project's), then a restore job runs `pulumi stack import` → 202",
+        params: IdParamsSchema,
+        body: Type.Object({ version: Type.Literal(3), deployment: Json }, { additionalProperties: false }),
+        response: { 202: JobSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const resource = await resources.find(request.params.id, principalOf(request));
+      request.auditTenant = tenantOf(resource);
+      const deployment = request.body.deployment as Deployment;
+      assertImportable(deployment, resource.stackFqdn);
+      const text = JSON.stringify(deployment);
+      const data = gzipSync(text);
+      if (data.length > STATE_MAX_BYTES)
+        throw errors.payloadTooLarge(`deployment: ${data.length} bytes gzipped, more than ${STATE_MAX_BYTES}`);
+      const upload = await models.StateUpload.create({ tenantId: tenantOf(resource), resourceId: resource._id, data });
+      const job = await jobs
+        .create(resource._id, { operation: 'restore', upload: upload._id }, principalOf(request))
+        .catch(async (err: Error) => {
+          await models.StateUpload.deleteOne({ _id: upload._id }).catch(() => undefined);
+          throw err;
+        });
+      return reply.code(202).send(job);
     },
   );
 

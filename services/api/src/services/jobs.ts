@@ -82,6 +82,8 @@ export interface CreateJobInput {
   name?: string;
   pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
   version?: number;
+  /** restore of an uploaded state (POST /v1/resources/:id/stack/import only): the upload's id. */
+  upload?: string;
 }
 
 export interface JobListFilter {
@@ -199,6 +201,7 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
       return;
     }
     if (operation === 'restore') {
+      if (options.upload !== undefined) return;
       if (options.version === undefined) throw errors.invalidRequest('version: restore needs the state version to put back');
       if (!(await models.StackState.exists({ resourceId: resource._id, seq: options.version }))) {
         throw errors.invalidRequest(

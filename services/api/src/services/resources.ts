@@ -353,6 +353,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       await models.Resource.deleteOne({ _id: id });
       // Its state versions go with it (the backend keeps the stack's own history).
       await models.StackState.deleteMany({ resourceId: id });
+      await models.StateUpload.deleteMany({ resourceId: id });
       return { resource: resourceView(doc), activeJobs: active.map((j) => j._id) };
     },
   };
