@@ -75,6 +75,47 @@ t.test(
     const { messages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${job.id}/stream`);
     t.match(messages.at(-1), { type: 'end', status: 'failed', reason: 'runner_lost' });
 
+    // What the lost run left: a refresh reads the stack (the service keeps what it leaves), which
+    // shows the pending create; a repair that clears it leaves a stack with nothing pending.
+    const api = async (method: 'GET' | 'POST', url: string, payload?: object) =>
+      (await stack.api.inject({ method, url, headers: stack.auth, ...(payload ? { payload } : {}) })).json();
+    const ended = (id: string) =>
+      waitFor(
+        'the job to end',
+        async () => {
+          const doc = await stack.models.StackJob.findById(id).lean<StackJobDoc>();
+          return doc && doc.status !== 'queued' && doc.status !== 'running' ? doc : undefined;
+        },
+        120_000,
+      );
+    const refresh = await ended((await api('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'refresh' })).id);
+    t.equal(refresh.status, 'succeeded', refresh.error ?? '');
+    const refreshLines = (await api('GET', `/v1/jobs/${refresh._id}/lines?from=0&limit=1000`)).items as { text?: string }[];
+    t.ok(
+      refreshLines.some((l) => /previous run on this stack was lost/.test(String(l.text))),
+      "the first run after the loss clears the lost run's Pulumi lock, and says so",
+    );
+    const left = await api('GET', `/v1/resources/${resource.id}/stack`);
+    const pending = left.pendingOperations as { type: string; urn: string }[];
+    t.match(pending, [{ type: 'creating', urn: /::a\.txt$/ }], 'the stack shows the create the lost run left pending');
+    const refused = await stack.api.inject({
+      method: 'POST',
+      url: `/v1/resources/${resource.id}/jobs`,
+      headers: stack.auth,
+      payload: { operation: 'repair' },
+    });
+    t.equal(refused.statusCode, 400, 'a repair must choose for it');
+    const repair = await ended(
+      (
+        await api('POST', `/v1/resources/${resource.id}/jobs`, {
+          operation: 'repair',
+          pendingCreates: [{ urn: pending[0]!.urn, action: 'clear' }],
+        })
+      ).id,
+    );
+    t.equal(repair.status, 'succeeded', repair.error ?? '');
+    t.same((await api('GET', `/v1/resources/${resource.id}/stack`)).pendingOperations, [], 'nothing pending after the repair');
+
     await stack.api.inject({
       method: 'PUT',
       url: `/v1/resources/${resource.id}`,
@@ -85,10 +126,6 @@ t.test(
     const { messages: after } = await readStream(`${stack.gatewayUrl}/v1/jobs/${next.id}/stream`);
     const done = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${next.id}`, headers: stack.auth })).json();
     t.equal(after.at(-1)?.status, 'succeeded', `the next up succeeds: ${done.result?.error ?? ''}`);
-    t.ok(
-      after.some((m) => m.type === 'line' && /previous run on this stack was lost/.test(String(m.text))),
-      'the repair is recorded in the job output',
-    );
     t.ok(existsSync(join(dir, 'a.txt')));
   },
 );
