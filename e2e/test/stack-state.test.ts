@@ -229,7 +229,11 @@ t.test("a stack's state is mended as jobs", async (t) => {
   const versions = (await call('GET', `/v1/resources/${resource.id}/stack/versions`))
     .json()
     .items.map((v: { operation: string }) => v.operation);
-  t.same(versions.slice(0, 3), ['state-rename', 'up', 'state-delete'], 'each change is a state version, with its operation');
+  t.same(
+    versions.slice(0, 4),
+    ['repair', 'state-rename', 'up', 'state-delete'],
+    'each state operation and change is a state version, with its operation',
+  );
 
   // Remove the stack without destroying what it made: the files stay, the stack and the resource go.
   const stateDir = stackBackend(stack.config.PULUMI_BACKEND_URL, resource.stackFqdn).dir!;

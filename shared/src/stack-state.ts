@@ -3,9 +3,12 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { type Models, STATE_VERSIONS_KEPT, type StackJobDoc, type StackStateDoc } from './models/index.js';
 import { SECRET_PLACEHOLDER } from './parameters.js';
 import { tenantOf } from './tenancy.js';
+import { type Operation, STATE_OPERATIONS } from './types.js';
 
 /** The most a state version may take in the store, gzipped (a document holds 16 MiB). */
 export const STATE_MAX_BYTES = 15 * 1024 * 1024;
+/** The most a state version may take as JSON (what a read parses). */
+export const STATE_MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 /** Pulumi's mark of a secret value in state: `{ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext }`. */
 const SECRET_SIG = '4dabf18193072939515e22adb298388d';
@@ -42,6 +45,9 @@ export async function recordStackState(
   deploymentJson: string,
   changes: Record<string, number>,
 ): Promise<StackStateDoc | undefined> {
+  if (Buffer.byteLength(deploymentJson) > STATE_MAX_JSON_BYTES) {
+    throw new Error(`the stack state is more than ${STATE_MAX_JSON_BYTES} bytes of JSON: not kept`);
+  }
   const deployment = JSON.parse(deploymentJson) as Deployment;
   // What the stack holds, not when it was written (Pulumi stamps each write in `manifest.time`).
   // (each resource as the API shows it: not its times, source positions or property dependencies,
@@ -49,7 +55,9 @@ export async function recordStackState(
   // still moves all of those).
   const held = JSON.stringify(stackContents(deployment));
   // A job that changed something always leaves a version (a secret's new value shows only as new ciphertext).
-  const changed = Object.entries(changes).some(([kind, count]) => kind !== 'same' && count > 0);
+  // So does every state operation (a restore or import of a state that looks the same is still one).
+  const changed =
+    STATE_OPERATIONS.includes(job.operation as Operation) || Object.entries(changes).some(([kind, count]) => kind !== 'same' && count > 0);
   const sha256 = createHash('sha256').update(held).digest('hex');
   const data = gzipSync(deploymentJson);
   if (data.length > STATE_MAX_BYTES)
@@ -59,6 +67,8 @@ export async function recordStackState(
       .sort({ seq: -1 })
       .lean<Pick<StackStateDoc, 'sha256' | 'seq'>>();
     if (latest?.sha256 === sha256 && !changed) return undefined;
+    // A repeat of this job's own write (its first answer lost) finds it there.
+    if (latest && (await models.StackState.exists({ resourceId: job.resourceId, seq: latest.seq, jobId: job._id }))) return undefined;
     const seq = (latest?.seq ?? 0) + 1;
     try {
       const doc = await models.StackState.create({
@@ -90,7 +100,7 @@ export function readDeployment(doc: Pick<StackStateDoc, 'data'>): Deployment {
   // A lean read gives BSON's Binary, a hydrated one a Buffer.
   const data: unknown = doc.data;
   const bytes = Buffer.isBuffer(data) ? data : Buffer.from((data as { buffer: Uint8Array }).buffer);
-  return JSON.parse(gunzipSync(bytes).toString('utf8')) as Deployment;
+  return JSON.parse(gunzipSync(bytes, { maxOutputLength: STATE_MAX_JSON_BYTES }).toString('utf8')) as Deployment;
 }
 
 /** A value with every Pulumi secret in it replaced by `[secret]`. */

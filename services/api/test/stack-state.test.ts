@@ -8,25 +8,27 @@ const SECRET = { '4dabf18193072939515e22adb298388d': '1b47061264138c4ac30d75fd1e
 
 /** A deployment of `count` resources (the shape Pulumi's state has), one value secret each. */
 function deployment(count: number, content = 'x') {
-  const stack = 'urn:pulumi:s::p::pulumi:pulumi:Stack::p-s';
+  const stack = 'urn:pulumi:big::local-file-set::pulumi:pulumi:Stack::p-s';
   return {
     manifest: { time: '2026-12-02T00:00:00Z' },
     resources: [
       { urn: stack, type: 'pulumi:pulumi:Stack', custom: false, outputs: { url: 'https://x', token: SECRET } },
       ...Array.from({ length: count }, (_, i) => ({
-        urn: `urn:pulumi:s::p::pkg:index:File::f${i}`,
+        urn: `urn:pulumi:big::local-file-set::pkg:index:File::f${i}`,
         type: 'pkg:index:File',
         custom: true,
         id: `f${i}`,
         parent: stack,
-        provider: 'urn:pulumi:s::p::pulumi:providers:pkg::default::id',
-        dependencies: i > 0 ? [`urn:pulumi:s::p::pkg:index:File::f${i - 1}`] : [],
+        provider: 'urn:pulumi:big::local-file-set::pulumi:providers:pkg::default::id',
+        dependencies: i > 0 ? [`urn:pulumi:big::local-file-set::pkg:index:File::f${i - 1}`] : [],
         protect: i === 0,
         inputs: { path: `f${i}.txt`, content, password: SECRET },
         outputs: { path: `f${i}.txt`, content, password: SECRET, size: content.length },
       })),
     ],
-    pending_operations: [{ type: 'creating', resource: { urn: 'urn:pulumi:s::p::pkg:index:File::late', type: 'pkg:index:File' } }],
+    pending_operations: [
+      { type: 'creating', resource: { urn: 'urn:pulumi:big::local-file-set::pkg:index:File::late', type: 'pkg:index:File' } },
+    ],
   };
 }
 
@@ -104,10 +106,10 @@ t.test('stack state: current resources, outputs, versions and diffs, read from t
 
   // A repair chooses for each pending create the state shows; mending is for the tenant's admins.
   const repair = (body: object, call = acme.admin) => call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'repair', ...body });
-  const late = 'urn:pulumi:s::p::pkg:index:File::late';
+  const late = 'urn:pulumi:big::local-file-set::pkg:index:File::late';
   t.match(
     (await repair({})).json().message,
-    /choose import \(with its id\) or clear for each pending create: urn:pulumi:s::p::pkg:index:File::late/,
+    /choose import \(with its id\) or clear for each pending create: urn:pulumi:big::local-file-set::pkg:index:File::late/,
   );
   t.match((await repair({ pendingCreates: [{ urn: late, action: 'import' }] })).json().message, /pendingCreates\[0\]\.id/);
   t.equal(
@@ -129,12 +131,26 @@ t.test('stack state: current resources, outputs, versions and diffs, read from t
   await platform('POST', `/v1/jobs/${queued.json().id}/cancel`, {});
   const rename = await acme.admin('POST', `/v1/resources/${resource.id}/jobs`, {
     operation: 'state-rename',
-    urn: 'urn:pulumi:s::p::pkg:index:File::f1',
+    urn: 'urn:pulumi:big::local-file-set::pkg:index:File::f1',
   });
   t.match(rename.json().message, /name: state-rename needs the new name/);
+  const foreign = await acme.admin('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'state-delete', urn: '--force' });
+  t.match(foreign.json().message, /urn: --force is not a resource of this stack/, 'nothing reaches the CLI as an option');
+  t.equal(
+    (
+      await acme.admin('POST', `/v1/resources/${resource.id}/jobs`, {
+        operation: 'state-rename',
+        urn: 'urn:pulumi:big::local-file-set::pkg:index:File::f1',
+        name: '-x',
+      })
+    ).statusCode,
+    400,
+  );
+  const viaJobs = await acme.admin('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'stack-remove' });
+  t.match(viaJobs.json().message, /stack-remove is DELETE/);
   const stackItself = await acme.admin('POST', `/v1/resources/${resource.id}/jobs`, {
     operation: 'state-delete',
-    urn: 'urn:pulumi:s::p::pulumi:pulumi:Stack::p-s',
+    urn: 'urn:pulumi:big::local-file-set::pulumi:pulumi:Stack::p-s',
   });
   t.match(stackItself.json().message, /is the stack itself/);
 

@@ -8,7 +8,7 @@ export const STATE_VERSIONS_KEPT = 100;
 /**
  * One version of a stack's state, as a job left it: Pulumi's deployment (gzipped JSON, secrets still
  * encrypted as Pulumi keeps them), numbered per resource (`seq` 1, 2, …). Written by the runner after
- * each up, refresh or destroy that changed the state.
+ * each operation but preview that changed the state.
  */
 export const stackStateSchema = new Schema(
   {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ensureRole, principalOf } from '@pds/shared';
+import { ensureRole, errors, principalOf } from '@pds/shared';
 import { idempotency } from '../services/idempotency.js';
 import { jobService } from '../services/jobs.js';
 import {
@@ -41,6 +41,11 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ensureRole(request, 'admin', `timeoutSeconds over ${app.deps.deployerTimeoutMax} (JOB_TIMEOUT_MAX_DEPLOYER_SECONDS)`);
       }
       const create = async () => {
+        if (request.body.operation === 'stack-remove') {
+          throw errors.invalidRequest(
+            'operation: stack-remove is DELETE /v1/resources/:id?keepResources=true (it removes the resource too)',
+          );
+        }
         const job = await jobs.create(request.params.id, request.body, principalOf(request));
         request.auditTenant = job.tenant;
         app.metrics.inc('api_jobs_created_total', 'Jobs created, by operation', { operation: job.operation });

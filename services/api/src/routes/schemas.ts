@@ -99,7 +99,7 @@ export const CreateJobBodySchema = Type.Object(
     ),
     version: Type.Optional(Type.Integer({ minimum: 1, description: 'restore: the state version to put back' })),
     name: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.:/-]+$', description: 'state-rename: the new name' }),
+      Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$', description: 'state-rename: the new name' }),
     ),
     pendingCreates: Type.Optional(
       Type.Array(

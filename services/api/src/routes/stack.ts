@@ -248,6 +248,21 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const data = gzipSync(text);
       if (data.length > STATE_MAX_BYTES)
         throw errors.payloadTooLarge(`deployment: ${data.length} bytes gzipped, more than ${STATE_MAX_BYTES}`);
+      // One import at a time per stack: an upload is kept until its job reads it; one whose job ended
+      // (cancelled before it ran) goes now.
+      const waiting = await models.StateUpload.findOne({ resourceId: resource._id }, { _id: 1 }).lean<{ _id: string }>();
+      if (waiting) {
+        const active = await models.StackJob.exists({
+          resourceId: resource._id,
+          status: { $in: ['queued', 'running'] },
+          'options.upload': waiting._id,
+        });
+        if (active)
+          throw errors.conflict(
+            `an import into resource ${resource._id} is waiting for its job ${String(active._id)}; let it run or cancel it first`,
+          );
+        await models.StateUpload.deleteOne({ _id: waiting._id });
+      }
       const upload = await models.StateUpload.create({ tenantId: tenantOf(resource), resourceId: resource._id, data });
       const job = await jobs
         .create(resource._id, { operation: 'restore', upload: upload._id }, principalOf(request))

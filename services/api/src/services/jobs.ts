@@ -184,8 +184,14 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
   async function assertStateOperation(resource: ResourceDoc, operation: Operation, options: Omit<CreateJobInput, 'operation'>) {
     const latest = await models.StackState.findOne({ resourceId: resource._id }).sort({ seq: -1 }).lean<StackStateDoc>();
     const contents = latest ? stackContents(readDeployment(latest)) : undefined;
+    // URNs are this stack's (so none reaches the CLI as an option, nor names another stack's resource).
+    const [, project, stack] = resource.stackFqdn.split('/') as [string, string, string];
+    const ours = (urn: string) => urn.startsWith(`urn:pulumi:${stack}::${project}::`);
     if (operation === 'repair') {
       const chosen = options.pendingCreates ?? [];
+      for (const [i, c] of chosen.entries()) {
+        if (!ours(c.urn)) throw errors.invalidRequest(`pendingCreates[${i}].urn: ${c.urn} is not a resource of this stack`);
+      }
       const actions = new Set(chosen.map((c) => c.action));
       for (const [i, c] of chosen.entries()) {
         if (c.action === 'import' && !c.id)
@@ -212,6 +218,8 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
       return;
     }
     if (!options.urn) throw errors.invalidRequest(`urn: ${operation} needs the URN of a resource in the stack`);
+    if (!ours(options.urn))
+      throw errors.invalidRequest(`urn: ${options.urn} is not a resource of this stack (urn:pulumi:${stack}::${project}::…)`);
     if (operation === 'state-rename' && !options.name) throw errors.invalidRequest('name: state-rename needs the new name');
     if (!contents) return;
     const target = contents.resources.find((r) => r.urn === options.urn);

@@ -363,8 +363,8 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     ]);
     clearTimeout(graceTimer);
     spec.signal.removeEventListener('abort', onAbort);
-    // A failure may mean the stack was removed behind our back: check again next time.
-    if (result.exitCode !== 0) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
+    // A failure may mean the stack was removed behind our back, a stack-remove removes it: check again next time.
+    if (result.exitCode !== 0 || spec.operation === 'stack-remove') knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
     const lockLeft = forced && spec.mayClearLock?.() === false;
     if (forced && !lockLeft) {
       // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
