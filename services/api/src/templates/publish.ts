@@ -14,7 +14,6 @@ import {
   queueStackJob,
   type QueueingDeps,
   secretParametersOf,
-  templateContentHash,
   type TemplateDoc,
   type TemplateFile,
   type TemplateVersionDoc,
@@ -154,5 +153,3 @@ async function waitForEnd(models: Pick<Models, 'StackJob'>, jobId: string, timeo
   }
   return { status: 'timeout' as const };
 }
-
-export { templateContentHash };

@@ -16,7 +16,7 @@ import { rcompare, valid } from 'semver';
 import { tenantService } from '../services/tenants.js';
 import { assertFiles, jsonText } from './content.js';
 import { type PublishDeps, smokePreview, staticChecks } from './publish.js';
-import { ownerOf, uploadedTemplateView, versionView } from './views.js';
+import { uploadedTemplateView, versionView } from './views.js';
 
 export interface TemplateServiceDeps extends QueueingDeps {
   models: Models;
@@ -296,8 +296,6 @@ export function templateService(deps: TemplateServiceDeps) {
       if (!doc) throw errors.conflict(`template ${template.name} ${version} changed meanwhile; read it again`);
       return versionView(doc);
     },
-
-    ownerOf,
   };
 }
 

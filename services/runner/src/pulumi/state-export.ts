@@ -1,18 +1,14 @@
+import { STATE_MAX_JSON_BYTES } from '@pds/shared';
 import { execa } from 'execa';
 
 /** What exporting needs of a run: the CLI, its environment and folder, and the stack. */
 export interface ExportSpec {
   pulumiBin: string;
-  /** The stack's own backend (stackBackend: a `file://` folder per stack, or a blob or cloud URL). */
-  backendUrl: string;
   stackFqdn: string;
   workspaceDir: string;
   env: Record<string, string>;
   user: { uid?: number; gid?: number };
 }
-
-/** The most state JSON a run may leave that is kept (a larger one is not read whole). */
-export const STATE_MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 /**
  * The stack's deployment as the run left it (JSON text: resources, pending operations; secrets
