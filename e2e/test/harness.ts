@@ -89,15 +89,17 @@ export async function startStack(
   const publisher = createRedis(config.REDIS_URL, 'worker', logger);
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   const cancelSubscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
-  t.teardown(() => Promise.allSettled([commandRedis, workerRedis, publisher, subscriber, cancelSubscriber].map((r) => r.quit())));
+  const apiSubscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
+  const connections = [commandRedis, workerRedis, publisher, subscriber, cancelSubscriber, apiSubscriber];
+  t.teardown(() => Promise.allSettled(connections.map((r) => r.quit())));
 
-  await Promise.all([commandRedis, workerRedis, publisher, subscriber, cancelSubscriber].map(redisReady));
+  await Promise.all(connections.map(redisReady));
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: workerRedis, prefix });
   t.teardown(() => queue.close());
   const mongoPing = () => connection.db?.admin().ping() as Promise<unknown>;
   const api = await buildApp(
     config,
-    { models, kinds, queue, redis: commandRedis, stacks: new StackQueue(commandRedis), mongoPing },
+    { models, kinds, queue, redis: commandRedis, subscriber: apiSubscriber, stacks: new StackQueue(commandRedis), mongoPing },
     logger,
   );
   t.teardown(() => api.close());

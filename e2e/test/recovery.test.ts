@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { reconcileLostJobs } from '@pds/runner';
-import { createLogger, type Operation, RunningJobs, StackQueue } from '@pds/shared';
+import { createLogger, jobChannel, type Operation, RunningJobs, StackQueue } from '@pds/shared';
 import { Redis } from 'ioredis';
 import t from 'tap';
 import { createResource, fileSetManifest, readStream, startStack, waitForJob } from './harness.js';
@@ -104,4 +104,52 @@ t.test('a lost job Redis forgot is found by the occasional scan of the store, no
   t.equal((await stack.models.StackJob.findById(lost._id).lean())?.status, 'running');
   t.same(await reconcile(true), [lost._id], 'the scan of the store finds it');
   t.match(await stack.models.StackJob.findById(lost._id).lean(), { status: 'failed', reason: 'runner_lost' });
+});
+
+t.test('the API never serves a view of an ended job older than what was written to it after its end', async (t) => {
+  // A heartbeat of an hour: the calls here decide, not the stack's own reconciler.
+  const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
+  const resource = await createResource(stack, fileSetManifest('amended', join(stack.scratch, 'amended'), []));
+  const lost = await lostJob(stack, resource, 'preview', false);
+  const view = async () => (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${lost._id}`, headers: stack.auth })).json();
+  const seenAtEnd: Record<string, unknown>[] = [];
+  await withRedis(stack, async (redis) => {
+    // A watcher that reads the job as soon as it hears its end, as a client of the stream does:
+    // between the end and the recovery the runner writes next.
+    const publisher = new Proxy(redis, {
+      get(target, key, receiver) {
+        if (key !== 'publish') return Reflect.get(target, key, receiver);
+        return async (channel: string, message: string) => {
+          const sent = await target.publish(channel, message);
+          if (channel === jobChannel(lost._id)) seenAtEnd.push(await view());
+          return sent;
+        };
+      },
+    });
+    const reconciled = await reconcileLostJobs(
+      {
+        models: stack.models,
+        stacks: new StackQueue(redis),
+        running: new RunningJobs(redis),
+        publisher,
+        logger: createLogger({ name: 'test', level: 'silent' }),
+        staleAfterMs: 5_000,
+        promote: async () => undefined,
+        queue: stack.queue,
+      },
+      new Date(),
+      { fullScan: true },
+    );
+    t.same(reconciled, [lost._id]);
+  });
+  t.match(seenAtEnd, [{ status: 'failed', reason: 'runner_lost' }], 'the watcher read the ended job before its recovery was written');
+  t.notOk(seenAtEnd[0]?.recovery);
+  // The recovery is announced after it is written: the next reads show it (at once, or after the announcement arrives).
+  const deadline = Date.now() + 5_000;
+  let latest = await view();
+  while (!latest.retriedBy && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    latest = await view();
+  }
+  t.match(latest, { status: 'failed', retriedBy: String, recovery: /retried as job/ }, 'the API shows the recovery and the retry');
 });

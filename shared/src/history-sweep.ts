@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import { announceJobsAmended } from './job-amend.js';
 import { LINES_PER_CHUNK } from './line-store.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -27,7 +28,8 @@ export interface SweepResult {
 
 export interface HistorySweepDeps {
   models: Pick<Models, 'StackJob' | 'JobLineChunk' | 'AuditEntry'>;
-  redis: Pick<Redis, 'set' | 'eval'>;
+  /** The sweep lock, and announcing swept jobs to the API's caches. */
+  redis: Pick<Redis, 'set' | 'eval' | 'publish'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   metrics?: Metrics;
   ages: HistoryAges;
@@ -173,6 +175,8 @@ class Sweep {
       } else {
         await this.paced(() => StackJob.updateOne({ _id: job._id }, { $set: { linesSweptAt: this.now } }));
       }
+      // A view cached of the job (its lines there, or the job at all) is out of date now.
+      await announceJobsAmended(this.deps.redis, [job._id]);
     }
   }
 

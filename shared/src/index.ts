@@ -5,6 +5,7 @@ export * from './errors.js';
 export * from './history-sweep.js';
 export * from './http/index.js';
 export * from './job-end.js';
+export * from './job-amend.js';
 export * from './job-queueing.js';
 export * from './kinds.js';
 export * from './line-store.js';

@@ -51,6 +51,9 @@ export function uidLeaseKey(uid: number): string {
 /** Channel on which the API asks every runner to cancel a running job (message: the job id). */
 export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 
+/** Channel on which a write to a job that may have ended is announced (message: the job id), so views cached of it are dropped. */
+export const JOB_AMENDED_CHANNEL = `${PREFIX}:jobs:amended`;
+
 /** A running job's heartbeat (expires when its runner stops renewing it). */
 export function jobHeartbeatKey(jobId: string): string {
   return `${PREFIX}:job:${jobId}:heartbeat`;

@@ -35,6 +35,7 @@ const api = await buildApp(
     kinds: await loadKindRegistry(config.MODULES_DIR),
     queue,
     redis,
+    subscriber: createRedis(config.REDIS_URL, 'subscriber', logger),
     stacks: new StackQueue(redis),
     mongoPing: () => connection.db!.admin().ping(),
   },

@@ -59,9 +59,10 @@ export async function startBenchService(name: string, overrides: (scratch: strin
   ) as [ReturnType<typeof createRedis>, ReturnType<typeof createRedis>, ReturnType<typeof createRedis>, ReturnType<typeof createRedis>];
   await Promise.all([command, worker, publisher, subscriber].map(redisReady));
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: worker });
+  const apiSubscriber = createRedis(redis.url, 'subscriber', logger);
   const app = await buildApp(
     config,
-    { models, kinds, queue, redis: command, stacks: new StackQueue(command), mongoPing: async () => undefined },
+    { models, kinds, queue, redis: command, subscriber: apiSubscriber, stacks: new StackQueue(command), mongoPing: async () => undefined },
     logger,
   );
   const runner = createRunner({ config, models, kinds, connection: worker, publisher, subscriber, logger });
@@ -117,7 +118,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
       await runner.close();
       await app.close();
       await queue.close();
-      await Promise.allSettled([command, worker, publisher, subscriber, ends].map((r) => r.quit()));
+      await Promise.allSettled([command, worker, publisher, subscriber, ends, apiSubscriber].map((r) => r.quit()));
       await connection.close();
       await Promise.allSettled([ferret.stop(), redis.stop()]);
       await rm(scratch, { recursive: true, force: true });

@@ -12,7 +12,6 @@ import {
   type Config,
   Keyring,
   localFilesRoot,
-  LruCache,
   type KindRegistry,
   type Logger,
   type Models,
@@ -28,6 +27,7 @@ import { accessRoutes } from './routes/access.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { jobRoutes } from './routes/jobs.js';
 import { HealthSchema, ReadySchema } from './routes/schemas.js';
+import { EndedJobViews } from './services/ended-jobs.js';
 import type { JobView } from './services/jobs.js';
 import { resourceRoutes } from './routes/resources.js';
 import { stackRoutes } from './routes/stack.js';
@@ -43,6 +43,11 @@ export interface ApiDeps {
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
   /** Answers whether Mongo is reachable, for readiness. */
   mongoPing(): Promise<unknown>;
+  /**
+   * A subscriber connection of its own, for hearing that an ended job changed (JOB_AMENDED_CHANNEL):
+   * ended jobs' views are cached only with it.
+   */
+  subscriber?: Redis;
 }
 
 /** What routes work with: the dependencies plus what the app derives from config. */
@@ -50,7 +55,7 @@ export interface AppContext extends ApiDeps {
   /** Seals credentials; undefined when CREDENTIALS_KEY is not set. */
   keyring?: Keyring;
   authenticator: Authenticator;
-  endedJobs: LruCache<string, JobView>;
+  endedJobs: EndedJobViews<JobView>;
   /** The largest manifest accepted (MANIFEST_MAX_BYTES). */
   manifestMaxBytes: number;
   /** Where local-file kinds may write (LOCAL_FILES_ROOT). */
@@ -91,11 +96,14 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   const authenticator = tokenAuthenticator(deps.models, config.ADMIN_TOKEN);
+  const endedJobs = new EndedJobViews<JobView>(deps.subscriber);
+  await endedJobs.start();
+  app.addHook('onClose', () => endedJobs.stop());
   app.decorate('deps', {
     ...deps,
     keyring: Keyring.fromConfig(config),
     authenticator,
-    endedJobs: new LruCache<string, JobView>(),
+    endedJobs,
     manifestMaxBytes: config.MANIFEST_MAX_BYTES,
     localFilesRoot: localFilesRoot(config),
     deployerTimeoutMax: config.JOB_TIMEOUT_MAX_DEPLOYER_SECONDS,

@@ -27,11 +27,21 @@ const redis = createRedis(config.REDIS_URL, 'command', logger);
 // answers 503 for what needs it.
 await Promise.race([redisReady(redis).catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
 const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis });
+// Hears that an ended job changed, so its cached view is dropped.
+const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
 queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
 
 const app = await buildApp(
   config,
-  { models, kinds, queue, redis, stacks: new StackQueue(redis), mongoPing: () => connection.db?.admin().ping() as Promise<unknown> },
+  {
+    models,
+    kinds,
+    queue,
+    redis,
+    subscriber,
+    stacks: new StackQueue(redis),
+    mongoPing: () => connection.db?.admin().ping() as Promise<unknown>,
+  },
   logger,
 );
 await app.listen({ host: config.HOST, port: config.PORT });
@@ -39,5 +49,5 @@ await app.listen({ host: config.HOST, port: config.PORT });
 closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
   if (err) logger.error({ err }, 'closing after an error');
   await app.close();
-  await Promise.allSettled([queue.close(), redis.quit(), connection.close()]);
+  await Promise.allSettled([queue.close(), redis.quit(), subscriber.quit(), connection.close()]);
 });

@@ -49,9 +49,11 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix: `test-${randomUUID()}` });
   queue.on('error', () => undefined);
   t.teardown(() => queue.close().catch(() => undefined));
+  const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
+  t.teardown(() => subscriber.disconnect());
   const app = await buildApp(
     config,
-    { models, kinds, queue, redis, stacks: new StackQueue(redis), mongoPing: () => connection.db!.admin().ping() },
+    { models, kinds, queue, redis, subscriber, stacks: new StackQueue(redis), mongoPing: () => connection.db!.admin().ping() },
     logger,
   );
   t.teardown(() => app.close());

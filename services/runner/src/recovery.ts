@@ -1,4 +1,5 @@
-import { type Logger, type Operation, queueStackJob, type QueueingDeps, type StackJobDoc, tenantOf } from '@pds/shared';
+import type { Redis } from 'ioredis';
+import { amendJob, type Logger, type Operation, queueStackJob, type QueueingDeps, type StackJobDoc, tenantOf } from '@pds/shared';
 
 /** Runs of these operations change no resource, so one cut short by the infrastructure is run again. */
 const RETRIED: readonly Operation[] = ['preview', 'refresh'];
@@ -22,7 +23,7 @@ const WHAT_HAPPENED: Record<InfrastructureReason, string> = {
   lines_not_persisted: 'its output could not be stored',
 };
 
-export type RecoveryDeps = QueueingDeps & { logger: Logger };
+export type RecoveryDeps = QueueingDeps & { logger: Logger; publisher: Pick<Redis, 'publish'> };
 
 /**
  * What happens after a run the infrastructure cut short, recorded on the job as `recovery`. A
@@ -57,7 +58,7 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc, reason: I
   } else {
     recovery = `not retried: ${operation === 'up' ? 'an' : 'a'} ${operation} may have changed resources before ${WHAT_HAPPENED[reason]}; the stack's Pulumi lock is cleared before its next run, and it may hold pending operations: a refresh shows them (GET /v1/resources/:id/stack), and a repair job deals with them (operation repair, pendingCreates: import each by its ID or clear it); then run the ${operation} again`;
   }
-  await deps.models.StackJob.updateOne({ _id: job._id }, { $set: { recovery, ...(retriedBy ? { retriedBy } : {}) } });
+  await amendJob(deps.models, deps.publisher, job._id, { recovery, ...(retriedBy ? { retriedBy } : {}) });
   deps.logger.warn({ jobId: job._id, reason, retriedBy }, recovery);
   return recovery;
 }

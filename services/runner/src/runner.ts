@@ -135,7 +135,7 @@ export function createRunner(deps: RunnerDeps) {
   async function afterRun({ job, status, reason, stackNeedsRepair }: RunEnd) {
     if (stackNeedsRepair) await stacks.markForRepair(jobStackKey(job), job._id);
     if (status !== 'failed' || !isInfrastructureReason(reason)) return;
-    await recoverJob({ models: deps.models, queue, stacks, logger: log }, job, reason).catch((err: Error) =>
+    await recoverJob({ models: deps.models, queue, stacks, logger: log, publisher: deps.publisher }, job, reason).catch((err: Error) =>
       log.error({ err, jobId: job._id }, 'could not record or queue the recovery of a job cut short'),
     );
   }

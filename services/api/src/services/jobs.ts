@@ -7,7 +7,6 @@ import {
   jobProgressKey,
   type JobStatus,
   lineStore,
-  type LruCache,
   type ResourceDoc,
   type StackQueue,
   type Models,
@@ -39,6 +38,7 @@ import {
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { EndedJobViews } from './ended-jobs.js';
 import { readPage } from './pagination.js';
 import { withStoreLock } from './store-lock.js';
 import { tenantService } from './tenants.js';
@@ -51,9 +51,8 @@ export interface JobServiceDeps {
   redis: Pick<Redis, 'publish' | 'get'>;
   /** The per-stack line jobs wait in. */
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
-  /** Ended jobs' views, shared by the API's routes (optional: without it every read goes to MongoDB). */
-  /** Views of ended jobs (a job never leaves a final status, so its view never changes). */
-  endedJobs?: LruCache<string, JobView>;
+  /** Views of ended jobs, shared by the API's routes, dropped when a job changes after its end (without it every read goes to MongoDB). */
+  endedJobs?: EndedJobViews<JobView>;
   /** The templates (their versions are checked against a tenant's allowed range before a deploy). */
   kinds?: KindRegistry;
 }
@@ -312,10 +311,11 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
     async get(id: string, viewer: TenantViewer) {
       const cached = endedJobs?.get(id);
       if (cached && canSee(viewer, cached.tenant)) return cached;
+      const mark = endedJobs?.mark() ?? 0;
       const doc = await find(id, viewer);
       if (isFinalStatus(doc.status as JobStatus)) {
         const view = jobView(doc);
-        endedJobs?.set(id, view);
+        endedJobs?.set(id, view, mark);
         return view;
       }
       if (doc.status === 'running') return jobView({ ...doc, progress: await runningProgress(id) });
