@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { sampleCredentials } from '@pds/devkit';
-import { createLogger, createRedis, recordStackState, redisReady } from '@pds/shared';
+import { createLogger, createRedis, Keyring, recordStackState, redisReady } from '@pds/shared';
 import t from 'tap';
 import { EXTRA_METHODS, MANGLED_FORMS } from './access-catalogue.js';
 import { createJob } from './gateway-harness.js';
-import { createResource, startStack, TOKEN } from './harness.js';
+import { CREDENTIALS_KEY, createResource, startStack, TOKEN } from './harness.js';
 
 /**
  * Deny by default, decided by the matched route: every route of the served OpenAPI document and
@@ -119,7 +119,29 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     JSON.stringify({ resources: [] }),
     {},
   );
+  // A webhook and a delivery, written to the store (created through the API, it would send a ping out).
+  const webhookId = randomUUID();
+  await stack.models.Webhook.create({
+    _id: webhookId,
+    tenantId: 'default',
+    url: 'https://203.0.113.10/hook',
+    events: ['update_failed'],
+    sealedSecret: new Keyring(CREDENTIALS_KEY).seal('whsec_' + Buffer.alloc(32, 1).toString('base64'), webhookId),
+    createdBy: 'matrix',
+  });
+  const deliveryId = 'msg_matrix';
+  await stack.models.WebhookDelivery.create({
+    _id: deliveryId,
+    webhookId,
+    tenantId: 'default',
+    event: 'ping',
+    payload: '{}',
+    status: 'failed',
+  });
   const ids: Record<string, string> = {
+    '/v1/webhooks/{id}': webhookId,
+    '/v1/webhooks/{id}/deliveries': webhookId,
+    '/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': webhookId,
     '/v1/resources/{id}/stack': resource.id,
     '/v1/resources/{id}/outputs': resource.id,
     '/v1/resources/{id}/stack/versions': resource.id,
@@ -170,6 +192,12 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'PUT /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ files: templateFiles }) }),
     'PATCH /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ state: 'deprecated' }) }),
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({ type: 'application/json', text: '{}' }),
+    'POST /v1/webhooks': () => ({
+      type: 'application/json',
+      text: JSON.stringify({ url: 'https://203.0.113.10/hook', events: ['update_failed'] }),
+    }),
+    'PATCH /v1/webhooks/{id}': () => ({ type: 'application/json', text: JSON.stringify({ active: false }) }),
+    'POST /v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': () => ({ type: 'application/json', text: '{}' }),
     'POST /v1/resources/{id}/stack/import': () => ({
       type: 'application/json',
       text: JSON.stringify({ version: 3, deployment: { resources: [] } }),
@@ -205,7 +233,8 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     const path = route.path
       .replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id')
       .replace('{version}', '2.0.0')
-      .replace('{seq}', '1');
+      .replace('{seq}', '1')
+      .replace('{deliveryId}', deliveryId);
     const callers: [string, Record<string, string>][] = [['no token', {}]];
     const low = lower[route.access as string];
     if (low) callers.push([`a token below ${route.access}`, { authorization: `Bearer ${low}` }]);
@@ -258,7 +287,8 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     const path = route.path
       .replace(/\{(id|name)\}/, ids[route.path] ?? 'missing-id')
       .replace('{version}', '2.0.0')
-      .replace('{seq}', '1');
+      .replace('{seq}', '1')
+      .replace('{deliveryId}', deliveryId);
     const answer = await rawRequest(apiPort, 'GET', path, admin);
     t.equal(answer.status, 200, `the admin token reads ${route.path}`);
   }

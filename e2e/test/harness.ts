@@ -17,6 +17,7 @@ import {
   loadConfig,
   loadKindRegistry,
   STACK_JOBS_QUEUE,
+  WEBHOOKS_QUEUE,
   StackQueue,
   redisReady,
   repoRoot,
@@ -96,10 +97,12 @@ export async function startStack(
   await Promise.all(connections.map(redisReady));
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: workerRedis, prefix });
   t.teardown(() => queue.close());
+  const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: workerRedis, prefix });
+  t.teardown(() => webhookQueue.close());
   const mongoPing = () => connection.db?.admin().ping() as Promise<unknown>;
   const api = await buildApp(
     config,
-    { models, kinds, queue, redis: commandRedis, subscriber: apiSubscriber, stacks: new StackQueue(commandRedis), mongoPing },
+    { models, kinds, queue, webhookQueue, redis: commandRedis, subscriber: apiSubscriber, stacks: new StackQueue(commandRedis), mongoPing },
     logger,
   );
   t.teardown(() => api.close());

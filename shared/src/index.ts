@@ -6,6 +6,7 @@ export * from './history-sweep.js';
 export * from './http/index.js';
 export * from './job-end.js';
 export * from './job-amend.js';
+export * from './webhooks.js';
 export * from './job-queueing.js';
 export * from './kinds.js';
 export * from './line-store.js';

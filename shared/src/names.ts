@@ -5,6 +5,9 @@
 /** The BullMQ queue that carries stack jobs; the BullMQ job id is the stack job's id. */
 export const STACK_JOBS_QUEUE = 'stack-jobs';
 
+/** The BullMQ queue of webhook work: fanning an event out to a tenant's webhooks, and each delivery. */
+export const WEBHOOKS_QUEUE = 'webhooks';
+
 const PREFIX = 'pds';
 
 /** Pub/sub channel on which a job's lines, events and end message are published. */

@@ -14,6 +14,7 @@ import {
   loadKindRegistry,
   redisReady,
   STACK_JOBS_QUEUE,
+  WEBHOOKS_QUEUE,
   StackQueue,
   prepareStore,
 } from '@pds/shared';
@@ -34,6 +35,7 @@ const api = await buildApp(
     models,
     kinds: await loadKindRegistry(config.MODULES_DIR),
     queue,
+    webhookQueue: new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix: `bench-${randomUUID()}` }),
     redis,
     subscriber: createRedis(config.REDIS_URL, 'subscriber', logger),
     stacks: new StackQueue(redis),

@@ -21,6 +21,7 @@ import {
   loadKindRegistry,
   redisReady,
   STACK_JOBS_QUEUE,
+  WEBHOOKS_QUEUE,
   StackQueue,
   prepareStore,
 } from '@pds/shared';
@@ -62,7 +63,16 @@ export async function startBenchService(name: string, overrides: (scratch: strin
   const apiSubscriber = createRedis(redis.url, 'subscriber', logger);
   const app = await buildApp(
     config,
-    { models, kinds, queue, redis: command, subscriber: apiSubscriber, stacks: new StackQueue(command), mongoPing: async () => undefined },
+    {
+      models,
+      kinds,
+      queue,
+      webhookQueue: new Queue(WEBHOOKS_QUEUE, { connection: worker }),
+      redis: command,
+      subscriber: apiSubscriber,
+      stacks: new StackQueue(command),
+      mongoPing: async () => undefined,
+    },
     logger,
   );
   const runner = createRunner({ config, models, kinds, connection: worker, publisher, subscriber, logger });

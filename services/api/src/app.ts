@@ -17,6 +17,8 @@ import {
   type Models,
   type StackQueue,
   tokenAuthenticator,
+  type DeliveryRetries,
+  WebhookAddressPolicy,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Static } from '@sinclair/typebox';
@@ -33,11 +35,14 @@ import { resourceRoutes } from './routes/resources.js';
 import { stackRoutes } from './routes/stack.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 export interface ApiDeps {
   models: Models;
   kinds: KindRegistry;
   queue: Pick<Queue, 'add' | 'remove'>;
+  /** The webhooks queue (WEBHOOKS_QUEUE): pings, redeliveries, the events of jobs ended here (cancelled while queued). */
+  webhookQueue: Pick<Queue, 'add'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
   redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
@@ -64,6 +69,10 @@ export interface AppContext extends ApiDeps {
   deployerTimeoutMax: number;
   /** How long a publish waits for its smoke preview (PUBLISH_CHECK_TIMEOUT_SECONDS), in ms. */
   publishCheckTimeoutMs: number;
+  /** Which addresses webhooks may reach (WEBHOOK_ALLOWED_CIDRS). */
+  addresses: WebhookAddressPolicy;
+  /** How webhook messages are retried (WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_DELAY_MS). */
+  retries: DeliveryRetries;
 }
 
 declare module 'fastify' {
@@ -108,6 +117,8 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     localFilesRoot: localFilesRoot(config),
     deployerTimeoutMax: config.JOB_TIMEOUT_MAX_DEPLOYER_SECONDS,
     publishCheckTimeoutMs: config.PUBLISH_CHECK_TIMEOUT_SECONDS * 1000,
+    addresses: new WebhookAddressPolicy(config.WEBHOOK_ALLOWED_CIDRS),
+    retries: { attempts: config.WEBHOOK_MAX_ATTEMPTS, delayMs: config.WEBHOOK_RETRY_DELAY_MS },
   });
 
   // Manifests are posted as YAML text.
@@ -181,6 +192,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   await app.register(tenantRoutes);
   await app.register(templateRoutes);
   await app.register(stackRoutes);
+  await app.register(webhookRoutes);
 
   return app;
 }

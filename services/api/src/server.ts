@@ -7,6 +7,7 @@ import {
   loadServiceConfig,
   loadKindRegistry,
   STACK_JOBS_QUEUE,
+  WEBHOOKS_QUEUE,
   StackQueue,
   redisReady,
   prepareStore,
@@ -27,6 +28,8 @@ const redis = createRedis(config.REDIS_URL, 'command', logger);
 // answers 503 for what needs it.
 await Promise.race([redisReady(redis).catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
 const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis });
+const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: redis });
+webhookQueue.on('error', (err) => logger.warn({ err: err.message }, 'webhook queue error'));
 // Hears that an ended job changed, so its cached view is dropped.
 const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
 queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
@@ -37,6 +40,7 @@ const app = await buildApp(
     models,
     kinds,
     queue,
+    webhookQueue,
     redis,
     subscriber,
     stacks: new StackQueue(redis),
@@ -49,5 +53,5 @@ await app.listen({ host: config.HOST, port: config.PORT });
 closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
   if (err) logger.error({ err }, 'closing after an error');
   await app.close();
-  await Promise.allSettled([queue.close(), redis.quit(), subscriber.quit(), connection.close()]);
+  await Promise.allSettled([queue.close(), webhookQueue.close(), redis.quit(), subscriber.quit(), connection.close()]);
 });

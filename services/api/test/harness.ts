@@ -10,6 +10,7 @@ import {
   loadConfig,
   loadKindRegistry,
   STACK_JOBS_QUEUE,
+  WEBHOOKS_QUEUE,
   StackQueue,
   redisReady,
   prepareStore,
@@ -46,18 +47,31 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
   t.teardown(() => redis.disconnect());
   // Fail-fast connection: wait until it is up, or the first request would be a (correct) 503.
   await redisReady(redis);
-  const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix: `test-${randomUUID()}` });
+  const prefix = `test-${randomUUID()}`;
+  const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix });
   queue.on('error', () => undefined);
   t.teardown(() => queue.close().catch(() => undefined));
+  const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix });
+  webhookQueue.on('error', () => undefined);
+  t.teardown(() => webhookQueue.close().catch(() => undefined));
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   t.teardown(() => subscriber.disconnect());
   const app = await buildApp(
     config,
-    { models, kinds, queue, redis, subscriber, stacks: new StackQueue(redis), mongoPing: () => connection.db!.admin().ping() },
+    {
+      models,
+      kinds,
+      queue,
+      webhookQueue,
+      redis,
+      subscriber,
+      stacks: new StackQueue(redis),
+      mongoPing: () => connection.db!.admin().ping(),
+    },
     logger,
   );
   t.teardown(() => app.close());
-  return { app, models, queue, redisServer, config };
+  return { app, models, queue, webhookQueue, redisServer, config };
 }
 
 export const manifest = (name: string, extra = '') => `apiVersion: deploy.pulumi.dev/v1

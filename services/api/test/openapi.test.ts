@@ -43,6 +43,10 @@ t.test('the OpenAPI document describes every /v1 route with its responses, and /
     '/v1/resources/{id}/stack/diff',
     '/v1/resources/{id}/stack/export',
     '/v1/resources/{id}/stack/import',
+    '/v1/webhooks',
+    '/v1/webhooks/{id}',
+    '/v1/webhooks/{id}/deliveries',
+    '/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`);
   }

@@ -66,7 +66,19 @@ t.test('route × tenant × role', async (t) => {
     );
     return resource;
   };
-  const targets: Record<string, () => Promise<{ id: string; name?: string }>> = {
+  /** A fresh acme webhook (earlier ones deleted: a tenant has at most 20) with one ended delivery. */
+  const freshWebhook = async () => {
+    await models.Webhook.deleteMany({ tenantId: 'acme' });
+    const hook = remember(
+      await created('POST', '/v1/webhooks', { url: 'https://203.0.113.10/hook', events: ['update_failed'], tenant: 'acme' }),
+    );
+    await models.WebhookDelivery.updateOne({ _id: hook.pingDelivery }, { $set: { status: 'failed' } });
+    return { id: hook.id as string, deliveryId: hook.pingDelivery as string };
+  };
+  const targets: Record<string, () => Promise<{ id: string; name?: string; deliveryId?: string }>> = {
+    '/v1/webhooks/{id}': freshWebhook,
+    '/v1/webhooks/{id}/deliveries': freshWebhook,
+    '/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': freshWebhook,
     '/v1/resources/{id}/stack/versions/{seq}': freshStatefulResource,
     '/v1/resources/{id}/stack/diff': freshStatefulResource,
     '/v1/resources/{id}/stack/export': freshStatefulResource,
@@ -105,6 +117,9 @@ t.test('route × tenant × role', async (t) => {
     'PATCH /v1/templates/{name}/versions/{version}': () => ({ state: 'deprecated' }),
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({}),
     'POST /v1/resources/{id}/stack/import': () => ({ version: 3, deployment: { resources: [] } }),
+    'POST /v1/webhooks': () => ({ url: 'https://203.0.113.10/hook', events: ['update_succeeded'], tenant: 'acme' }),
+    'PATCH /v1/webhooks/{id}': () => ({ events: ['update_succeeded', 'destroy_failed'] }),
+    'POST /v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': () => ({}),
     'POST /v1/templates/{name}/versions': () => ({ version: `4.0.${versions++}`, files: [{ path: 'index.js', content: '' }] }),
     'PUT /v1/templates/{name}/versions/{version}': () => ({ files: [{ path: 'index.js', content: 'exports.v = 2;\n' }] }),
   };
@@ -151,7 +166,8 @@ t.test('route × tenant × role', async (t) => {
         .replace('{id}', target?.id ?? '')
         .replace('{name}', 'Site')
         .replace('{version}', target?.id ?? '3.0.0')
-        .replace('{seq}', '1');
+        .replace('{seq}', '1')
+        .replace('{deliveryId}', target?.deliveryId ?? '');
       if (route.method === 'GET' && !route.path.includes('{id}') && route.path !== '/v1/tenants') url += '?tenant=acme';
       else if (route.path.startsWith('/v1/templates/')) url += '?tenant=acme';
       url += tenantQuery[key] ?? '';

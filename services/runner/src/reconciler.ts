@@ -19,6 +19,8 @@ export interface ReconcilerDeps {
   running: RunningJobs;
   /** Publishes end messages; also where heartbeats live (exists) and claims are taken (set NX). */
   publisher: Pick<Redis, 'publish' | 'exists' | 'set'>;
+  /** Told of each job it ended (its webhook events). */
+  onEnded?: (jobId: string) => Promise<void>;
   logger: Logger;
   /** A running job whose heartbeat is older than this is lost. */
   staleAfterMs: number;
@@ -58,6 +60,7 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
     await deps.running.remove(_id);
     if (!job) continue; // it ended meanwhile (or its runner died before starting it)
     ended.push(_id);
+    await deps.onEnded?.(_id);
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
     const next = await deps.stacks.releaseLost(jobStackKey(job), _id);
     if (next) await deps.promote(next);

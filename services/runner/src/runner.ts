@@ -31,6 +31,7 @@ import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
 import { isInfrastructureReason, recoverJob } from './recovery.js';
 import { TenantGate } from './tenant-gate.js';
+import { createWebhookWorker } from './webhooks/worker.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -87,6 +88,7 @@ export function createRunner(deps: RunnerDeps) {
   const tenantGate = new TenantGate(deps.connection, deps.models, 4 * heartbeatMs);
   const progressBoard = new ProgressBoard(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
+  const webhooks = createWebhookWorker({ ...deps, keyring });
   const running = new Map<string, AbortController>();
   const log = deps.logger;
   // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
@@ -272,6 +274,7 @@ export function createRunner(deps: RunnerDeps) {
       ).finally(() => releaseSlot(slot));
       if (end) {
         metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
+        await webhooks.jobEnded(jobId);
         await afterRun(end);
       }
     } catch (err) {
@@ -288,6 +291,7 @@ export function createRunner(deps: RunnerDeps) {
       await endJobOutsideRun(deps.models, deps.publisher, jobId, 'running', { status: 'failed', reason: 'internal_error', error }).catch(
         () => undefined,
       );
+      await webhooks.jobEnded(jobId);
       throw err;
     } finally {
       clearInterval(renewal);
@@ -334,6 +338,7 @@ export function createRunner(deps: RunnerDeps) {
         queue,
         runsHere: (jobId) => running.has(jobId),
         running: runningJobs,
+        onEnded: webhooks.jobEnded,
       },
       new Date(),
       { fullScan },
@@ -360,6 +365,7 @@ export function createRunner(deps: RunnerDeps) {
       await redisReady(deps.subscriber);
       await deps.subscriber.subscribe(CANCEL_CHANNEL);
       void worker.run();
+      webhooks.start();
       historySweeper.start(deps.config.HISTORY_SWEEP_INTERVAL_SECONDS * 1000);
     },
     /** Aborts a job running in this process; true if it was here. */
@@ -376,6 +382,7 @@ export function createRunner(deps: RunnerDeps) {
         await historySweeper.stop();
         for (const controller of running.values()) controller.abort('shutdown' satisfies AbortReason);
         await closed;
+        await webhooks.close().catch((err: Error) => log.warn({ err: err.message }, 'webhook worker close failed'));
         await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));
         await hosts.close().catch((err: Error) => log.warn({ err: err.message }, 'warm program hosts did not stop'));
         if (uidLease) {

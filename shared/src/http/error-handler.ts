@@ -19,6 +19,15 @@ export function isDependencyOutage(err: Error): boolean {
  * The one error shape of every service, `{ statusCode, error, message }`: the catalog's errors as
  * they are, validation errors as 400 naming the field, an outage as 503, and 5xx internals hidden.
  */
+/** Ajv's message, but naming an unknown field (Ajv says only that there is one). */
+function validationMessage(err: FastifyError): string {
+  const unknown = err.validation?.find((v) => v.keyword === 'additionalProperties');
+  const field = (unknown?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
+  if (!unknown || field === undefined) return err.message;
+  const where = `${err.validationContext ?? 'body'}${unknown.instancePath.replaceAll('/', '.')}`;
+  return `${where}.${field}: unknown field (not one this route takes)`;
+}
+
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   request.auditFailure = err.message;
   if (err instanceof AppError) {
@@ -26,7 +35,7 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
     return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
   }
   if (err.validation) {
-    return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
+    return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: validationMessage(err) });
   }
   if (isDependencyOutage(err)) {
     request.log.warn({ err }, 'dependency unavailable');

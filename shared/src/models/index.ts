@@ -9,6 +9,7 @@ import { stackStateModel, stateUploadModel } from './stack-state.js';
 import { storeLockModel } from './store-lock.js';
 import { templateModel, templateVersionModel } from './template.js';
 import { tenantModel } from './tenant.js';
+import { eventCounterModel, webhookDeliveryModel, webhookModel } from './webhook.js';
 
 export * from './api-token.js';
 export * from './audit-entry.js';
@@ -20,6 +21,7 @@ export * from './tenant.js';
 export * from './template.js';
 export * from './stack-state.js';
 export * from './store-lock.js';
+export * from './webhook.js';
 export * from './prepare-store.js';
 
 /** All models, bound to one connection (each test can bring its own database). */
@@ -37,6 +39,9 @@ export function createModels(connection: Connection) {
     TemplateVersion: templateVersionModel(connection),
     StackState: stackStateModel(connection),
     StateUpload: stateUploadModel(connection),
+    Webhook: webhookModel(connection),
+    WebhookDelivery: webhookDeliveryModel(connection),
+    EventCounter: eventCounterModel(connection),
   };
 }
 

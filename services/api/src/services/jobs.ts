@@ -14,6 +14,7 @@ import {
   type Progress,
   type KindRegistry,
   QueueUnavailableError,
+  queueJobEndedEvent,
   queueStackJob,
   readDeployment,
   stackContents,
@@ -47,6 +48,8 @@ import { jobView } from './views.js';
 export interface JobServiceDeps {
   models: Models;
   queue: Pick<Queue, 'add' | 'remove'>;
+  /** Where the end of a job cancelled here is announced to webhooks (absent: not announced). */
+  webhookQueue?: Pick<Queue, 'add'>;
   /** For telling runners and watchers (cancel requests, end messages), and a running job's progress. */
   redis: Pick<Redis, 'publish' | 'get'>;
   /** The per-stack line jobs wait in. */
@@ -96,7 +99,7 @@ export interface JobListFilter {
 }
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
-export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: JobServiceDeps) {
+export function jobService({ models, queue, webhookQueue, redis, stacks, endedJobs, kinds }: JobServiceDeps) {
   /**
    * Ends a queued job before it starts (`cancelled`, with `reason`): claims it in Redis (so a runner
    * starting it at the same moment cannot also win), takes it out of the queue and its stack's line,
@@ -112,6 +115,8 @@ export function jobService({ models, queue, redis, stacks, endedJobs, kinds }: J
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
+    // Its webhook events: a Redis failure here already failed the claim above, so this one is rare.
+    if (webhookQueue) await queueJobEndedEvent(webhookQueue, job._id).catch(() => undefined);
     return cancelled;
   }
 
