@@ -138,8 +138,25 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     payload: '{}',
     status: 'failed',
   });
+  // A drift schedule (paused: it fires nothing), so that the admin's control read finds one.
+  await stack.models.Resource.updateOne(
+    { _id: resource.id },
+    {
+      $set: {
+        driftSchedule: JSON.stringify({
+          cron: '0 * * * *',
+          autoRemediate: false,
+          ignore: [],
+          paused: true,
+          updatedBy: 'm',
+          updatedAt: new Date().toISOString(),
+        }),
+      },
+    },
+  );
   const ids: Record<string, string> = {
     '/v1/webhooks/{id}': webhookId,
+    '/v1/resources/{id}/drift-schedule': resource.id,
     '/v1/webhooks/{id}/deliveries': webhookId,
     '/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': webhookId,
     '/v1/resources/{id}/stack': resource.id,
@@ -192,6 +209,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'PUT /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ files: templateFiles }) }),
     'PATCH /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ state: 'deprecated' }) }),
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({ type: 'application/json', text: '{}' }),
+    'PUT /v1/resources/{id}/drift-schedule': () => ({ type: 'application/json', text: JSON.stringify({ cron: '0 * * * *' }) }),
     'POST /v1/webhooks': () => ({
       type: 'application/json',
       text: JSON.stringify({ url: 'https://203.0.113.10/hook', events: ['update_failed'] }),

@@ -18,6 +18,7 @@ import {
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   WEBHOOKS_QUEUE,
+  DRIFT_QUEUE,
   StackQueue,
   redisReady,
   repoRoot,
@@ -99,10 +100,22 @@ export async function startStack(
   t.teardown(() => queue.close());
   const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: workerRedis, prefix });
   t.teardown(() => webhookQueue.close());
+  const driftQueue = new Queue(DRIFT_QUEUE, { connection: workerRedis, prefix });
+  t.teardown(() => driftQueue.close());
   const mongoPing = () => connection.db?.admin().ping() as Promise<unknown>;
   const api = await buildApp(
     config,
-    { models, kinds, queue, webhookQueue, redis: commandRedis, subscriber: apiSubscriber, stacks: new StackQueue(commandRedis), mongoPing },
+    {
+      models,
+      kinds,
+      queue,
+      webhookQueue,
+      driftQueue,
+      redis: commandRedis,
+      subscriber: apiSubscriber,
+      stacks: new StackQueue(commandRedis),
+      mongoPing,
+    },
     logger,
   );
   t.teardown(() => api.close());

@@ -54,7 +54,8 @@ export const ConfigSchema = Type.Object({
   RUNNER_UID_BASE: Type.Integer({ minimum: 1000, maximum: 2_000_000_000, default: 61_000 }),
   RUNNER_UID_COUNT: Type.Integer({ minimum: 1, maximum: 65_536, default: 1_000 }),
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
-  /** How long publishing a template version waits for its smoke preview on a runner before giving up (503). */
+  /** The shortest interval a drift schedule may have (its cron's runs at least this far apart). */
+  DRIFT_MIN_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 7 * 86_400, default: 3_600 }),
   /** Private address ranges webhooks may reach nonetheless (comma-separated CIDRs; none by default). */
   WEBHOOK_ALLOWED_CIDRS: Type.String({ pattern: '^([0-9A-Fa-f:.]+(/[0-9]{1,3})?(,[0-9A-Fa-f:.]+(/[0-9]{1,3})?)*)?$', default: '' }),
   /** Tries per webhook message, waits doubling from WEBHOOK_RETRY_DELAY_MS (8 tries: about 21 minutes in all). */
@@ -62,6 +63,7 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_RETRY_DELAY_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 10_000 }),
   /** How long one try waits for the receiver's answer. */
   WEBHOOK_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 60, default: 10 }),
+  /** How long publishing a template version waits for its smoke preview on a runner before giving up (503). */
   PUBLISH_CHECK_TIMEOUT_SECONDS: Type.Integer({ minimum: 10, maximum: 3600, default: 300 }),
   /**
    * How long history is kept, in days (0: for ever): the lines of ended jobs, ended jobs themselves

@@ -7,6 +7,7 @@ export * from './http/index.js';
 export * from './job-end.js';
 export * from './job-amend.js';
 export * from './webhooks.js';
+export * from './drift-schedule.js';
 export * from './job-queueing.js';
 export * from './kinds.js';
 export * from './line-store.js';

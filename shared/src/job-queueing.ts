@@ -32,7 +32,15 @@ export interface NewJob {
   attempt?: number;
   /** A template's publish check: the version its smoke preview runs (no resource). */
   templateCheck?: string;
+  /** An up queued by a drift check to put the stack back: that check. */
+  remediates?: string;
 }
+
+/**
+ * BullMQ priority of drift checks: the lowest, so a runner takes every user's job first (jobs
+ * without a priority go before any with one).
+ */
+export const DRIFT_CHECK_PRIORITY = 2_000_000;
 
 /**
  * Records a job as `queued`, puts it in its stack's line, then on the BullMQ queue (its id is the
@@ -49,7 +57,12 @@ export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fie
       STACK_JOBS_QUEUE,
       // The resource id lets a runner read the resource while it claims the job (one round trip less).
       { stackFqdn: fields.stackFqdn, stackKey, tenantId: fields.tenantId, resourceId: fields.resourceId },
-      { jobId: job._id, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+      {
+        jobId: job._id,
+        removeOnComplete: { age: 24 * 3600 },
+        removeOnFail: { age: 7 * 24 * 3600 },
+        ...(fields.operation === 'drift-check' ? { priority: DRIFT_CHECK_PRIORITY } : {}),
+      },
     );
   } catch (err) {
     await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);

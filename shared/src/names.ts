@@ -5,6 +5,9 @@
 /** The BullMQ queue that carries stack jobs; the BullMQ job id is the stack job's id. */
 export const STACK_JOBS_QUEUE = 'stack-jobs';
 
+/** The BullMQ queue whose job schedulers fire drift checks (one scheduler per resource, its id the resource's). */
+export const DRIFT_QUEUE = 'drift-schedules';
+
 /** The BullMQ queue of webhook work: fanning an event out to a tenant's webhooks, and each delivery. */
 export const WEBHOOKS_QUEUE = 'webhooks';
 

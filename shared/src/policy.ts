@@ -50,6 +50,8 @@ export const DEFAULT_OPERATION_ROLES: Record<Operation, TenantRole> = {
   'state-rename': 'admin',
   restore: 'admin',
   'stack-remove': 'admin',
+  // Reads the cloud, writes nothing.
+  'drift-check': 'deployer',
 };
 
 /** How long a caller refused by `maxQueuedJobs` is told to wait. */

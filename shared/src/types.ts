@@ -11,6 +11,7 @@ export const OPERATIONS = [
   'state-rename',
   'restore',
   'stack-remove',
+  'drift-check',
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
@@ -19,6 +20,9 @@ export const STATE_OPERATIONS: readonly Operation[] = ['repair', 'state-delete',
 
 /** Removes the stack from the backend without destroying what it holds, then the resource (DELETE ?keepResources=true). */
 export const STACK_REMOVE: Operation = 'stack-remove';
+
+/** Compares the cloud with the stack's state without writing it (`pulumi refresh --preview-only`); run by drift schedules. */
+export const DRIFT_CHECK: Operation = 'drift-check';
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];

@@ -23,14 +23,22 @@ export const WEBHOOK_EVENTS = [
   'state_operation_succeeded',
   'state_operation_failed',
   'stack_deleted',
+  'drift_detected',
+  'drift_detection_succeeded',
+  'drift_detection_failed',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number] | 'ping';
 
 const NOUN: Partial<Record<Operation, string>> = { up: 'update', preview: 'preview', refresh: 'refresh', destroy: 'destroy' };
 
 /** The event a job's end is (cancelled counts as failed: the operation did not complete); none for a removal that failed. */
-export function jobEndEvent(operation: Operation, status: string): WebhookEvent | undefined {
+export function jobEndEvent(operation: Operation, status: string, drift?: { result?: string }): WebhookEvent | undefined {
   const outcome = status === 'succeeded' ? 'succeeded' : 'failed';
+  // A check that found drift succeeded at its task; one that could not tell failed at it.
+  if (operation === 'drift-check') {
+    if (drift?.result === 'drifted') return 'drift_detected';
+    return drift?.result === 'no_drift' ? 'drift_detection_succeeded' : 'drift_detection_failed';
+  }
   if (operation === 'stack-remove') return outcome === 'succeeded' ? 'stack_deleted' : 'state_operation_failed';
   return `${NOUN[operation] ?? 'state_operation'}_${outcome}` as WebhookEvent;
 }
@@ -134,8 +142,9 @@ export class WebhookAddressPolicy {
         if (err) return callback(err, []);
         const list = addresses;
         for (const { address } of list) {
-          const why = this.refusal(address);
-          if (why) return callback(new Error(`${hostname} resolves to ${why}`), []);
+          // The address itself is not said: it would map the operator's network for whoever owns the URL.
+          if (this.refusal(address))
+            return callback(new Error(`${hostname} resolves to a refused (private, loopback or link-local) address`), []);
         }
         const all = (options as { all?: boolean }).all;
         if (all) return callback(null, list);
@@ -154,10 +163,8 @@ export class WebhookAddressPolicy {
       dnsLookup(host, { all: true }, (err, list) => (err ? reject(err) : resolve(list))),
     ).catch((err: Error) => err);
     if (addresses instanceof Error) return `${host} does not resolve (${addresses.message})`;
-    for (const { address } of addresses) {
-      const why = this.refusal(address);
-      if (why) return `${host} resolves to ${why}`;
-    }
+    if (addresses.some(({ address }) => this.refusal(address)))
+      return `${host} resolves to a private, loopback or link-local address (allow its range with WEBHOOK_ALLOWED_CIDRS)`;
     return undefined;
   }
 }
@@ -204,4 +211,17 @@ export async function resealWebhookSecrets(models: Pick<Models, 'Webhook'>, keyr
     );
   }
   return stale.length;
+}
+
+/** The most messages a webhook's delivery log keeps; older ones go as new ones come. */
+export const DELIVERIES_KEPT = 1_000;
+
+/** Drops a webhook's oldest messages past DELIVERIES_KEPT. */
+export async function trimDeliveries(models: Pick<Models, 'WebhookDelivery'>, webhookId: string): Promise<void> {
+  const past = await models.WebhookDelivery.find({ webhookId }, { _id: 1 })
+    .sort({ createdAt: -1, _id: -1 })
+    .skip(DELIVERIES_KEPT)
+    .limit(1_000)
+    .lean<{ _id: string }[]>();
+  if (past.length > 0) await models.WebhookDelivery.deleteMany({ _id: { $in: past.map((d) => d._id) } });
 }

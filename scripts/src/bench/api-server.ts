@@ -15,6 +15,7 @@ import {
   redisReady,
   STACK_JOBS_QUEUE,
   WEBHOOKS_QUEUE,
+  DRIFT_QUEUE,
   StackQueue,
   prepareStore,
 } from '@pds/shared';
@@ -36,6 +37,7 @@ const api = await buildApp(
     kinds: await loadKindRegistry(config.MODULES_DIR),
     queue,
     webhookQueue: new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix: `bench-${randomUUID()}` }),
+    driftQueue: new Queue(DRIFT_QUEUE, { connection: redis, prefix: `bench-${randomUUID()}` }),
     redis,
     subscriber: createRedis(config.REDIS_URL, 'subscriber', logger),
     stacks: new StackQueue(redis),

@@ -22,6 +22,7 @@ import {
   redisReady,
   STACK_JOBS_QUEUE,
   WEBHOOKS_QUEUE,
+  DRIFT_QUEUE,
   StackQueue,
   prepareStore,
 } from '@pds/shared';
@@ -68,6 +69,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
       kinds,
       queue,
       webhookQueue: new Queue(WEBHOOKS_QUEUE, { connection: worker }),
+      driftQueue: new Queue(DRIFT_QUEUE, { connection: worker }),
       redis: command,
       subscriber: apiSubscriber,
       stacks: new StackQueue(command),

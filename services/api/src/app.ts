@@ -36,6 +36,7 @@ import { stackRoutes } from './routes/stack.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { driftRoutes } from './routes/drift.js';
 
 export interface ApiDeps {
   models: Models;
@@ -43,6 +44,8 @@ export interface ApiDeps {
   queue: Pick<Queue, 'add' | 'remove'>;
   /** The webhooks queue (WEBHOOKS_QUEUE): pings, redeliveries, the events of jobs ended here (cancelled while queued). */
   webhookQueue: Pick<Queue, 'add'>;
+  /** The drift schedules' queue (DRIFT_QUEUE): one job scheduler per scheduled resource. */
+  driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
   redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
@@ -73,6 +76,8 @@ export interface AppContext extends ApiDeps {
   addresses: WebhookAddressPolicy;
   /** How webhook messages are retried (WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_DELAY_MS). */
   retries: DeliveryRetries;
+  /** DRIFT_MIN_INTERVAL_SECONDS. */
+  driftMinIntervalSeconds: number;
 }
 
 declare module 'fastify' {
@@ -106,7 +111,8 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   }).withTypeProvider<TypeBoxTypeProvider>();
   const authenticator = tokenAuthenticator(deps.models, config.ADMIN_TOKEN);
   const endedJobs = new EndedJobViews<JobView>(deps.subscriber);
-  await endedJobs.start();
+  // Not awaited: with Redis away the API still starts (nothing is cached until the subscription answers).
+  void endedJobs.start();
   app.addHook('onClose', () => endedJobs.stop());
   app.decorate('deps', {
     ...deps,
@@ -119,6 +125,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     publishCheckTimeoutMs: config.PUBLISH_CHECK_TIMEOUT_SECONDS * 1000,
     addresses: new WebhookAddressPolicy(config.WEBHOOK_ALLOWED_CIDRS),
     retries: { attempts: config.WEBHOOK_MAX_ATTEMPTS, delayMs: config.WEBHOOK_RETRY_DELAY_MS },
+    driftMinIntervalSeconds: config.DRIFT_MIN_INTERVAL_SECONDS,
   });
 
   // Manifests are posted as YAML text.
@@ -193,6 +200,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   await app.register(templateRoutes);
   await app.register(stackRoutes);
   await app.register(webhookRoutes);
+  await app.register(driftRoutes);
 
   return app;
 }

@@ -8,6 +8,7 @@ import {
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   WEBHOOKS_QUEUE,
+  DRIFT_QUEUE,
   StackQueue,
   redisReady,
   prepareStore,
@@ -29,6 +30,8 @@ const redis = createRedis(config.REDIS_URL, 'command', logger);
 await Promise.race([redisReady(redis).catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
 const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis });
 const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: redis });
+const driftQueue = new Queue(DRIFT_QUEUE, { connection: redis });
+driftQueue.on('error', (err) => logger.warn({ err: err.message }, 'drift queue error'));
 webhookQueue.on('error', (err) => logger.warn({ err: err.message }, 'webhook queue error'));
 // Hears that an ended job changed, so its cached view is dropped.
 const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
@@ -41,6 +44,7 @@ const app = await buildApp(
     kinds,
     queue,
     webhookQueue,
+    driftQueue,
     redis,
     subscriber,
     stacks: new StackQueue(redis),
@@ -53,5 +57,5 @@ await app.listen({ host: config.HOST, port: config.PORT });
 closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
   if (err) logger.error({ err }, 'closing after an error');
   await app.close();
-  await Promise.allSettled([queue.close(), webhookQueue.close(), redis.quit(), subscriber.quit(), connection.close()]);
+  await Promise.allSettled([queue.close(), webhookQueue.close(), driftQueue.close(), redis.quit(), subscriber.quit(), connection.close()]);
 });

@@ -11,6 +11,7 @@ import {
   loadKindRegistry,
   STACK_JOBS_QUEUE,
   WEBHOOKS_QUEUE,
+  DRIFT_QUEUE,
   StackQueue,
   redisReady,
   prepareStore,
@@ -54,6 +55,9 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
   const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix });
   webhookQueue.on('error', () => undefined);
   t.teardown(() => webhookQueue.close().catch(() => undefined));
+  const driftQueue = new Queue(DRIFT_QUEUE, { connection: redis, prefix });
+  driftQueue.on('error', () => undefined);
+  t.teardown(() => driftQueue.close().catch(() => undefined));
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   t.teardown(() => subscriber.disconnect());
   const app = await buildApp(
@@ -63,6 +67,7 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
       kinds,
       queue,
       webhookQueue,
+      driftQueue,
       redis,
       subscriber,
       stacks: new StackQueue(redis),

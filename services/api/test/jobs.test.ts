@@ -178,3 +178,46 @@ t.test('job lists', async (t) => {
     t.same(await get(), ended);
   });
 });
+
+t.test(
+  'drift schedules: a cron more often than allowed is refused naming it; a user job cancels the checks waiting on its stack',
+  async (t) => {
+    const { app } = await startApi(t);
+    const resource = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/resources',
+        headers: { ...auth, 'content-type': 'application/yaml' },
+        payload: manifest('drifty'),
+      })
+    ).json();
+    const url = `/v1/resources/${resource.id}/drift-schedule`;
+    for (const [cron, why] of [
+      ['*/5 * * * *', /cron: runs every 300 s; drift checks run at most every 3600 s/],
+      ['not a cron', /cron: /],
+    ] as const) {
+      const res = await app.inject({ method: 'PUT', url, headers: auth, payload: { cron } });
+      t.equal(res.statusCode, 400, cron);
+      t.match(res.json().message, why);
+    }
+    t.equal((await app.inject({ method: 'GET', url, headers: auth })).statusCode, 404, 'none set');
+    const set = await app.inject({ method: 'PUT', url, headers: auth, payload: { cron: '0 3 * * *', ignore: [] } });
+    t.equal(set.statusCode, 200, set.body);
+    t.match(set.json(), { cron: '0 3 * * *', autoRemediate: false, paused: false, nextRunAt: /T03:00:00/ });
+
+    const check = (
+      await app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: auth, payload: { operation: 'drift-check' } })
+    ).json();
+    t.equal(check.status, 'queued');
+    const user = await app.inject({
+      method: 'POST',
+      url: `/v1/resources/${resource.id}/jobs`,
+      headers: auth,
+      payload: { operation: 'preview' },
+    });
+    t.equal(user.statusCode, 202);
+    const after = (await app.inject({ method: 'GET', url: `/v1/jobs/${check.id}`, headers: auth })).json();
+    t.match(after, { status: 'cancelled', reason: 'superseded', result: { error: /gives way to job/ } }, 'the waiting check gave way');
+    t.equal((await app.inject({ method: 'DELETE', url, headers: auth })).statusCode, 204);
+  },
+);

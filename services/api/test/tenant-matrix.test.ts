@@ -77,6 +77,26 @@ t.test('route × tenant × role', async (t) => {
   };
   const targets: Record<string, () => Promise<{ id: string; name?: string; deliveryId?: string }>> = {
     '/v1/webhooks/{id}': freshWebhook,
+    // A resource with a schedule (GET and DELETE need one; PUT sets one).
+    '/v1/resources/{id}/drift-schedule': async () => {
+      const resource = await freshResource();
+      await models.Resource.updateOne(
+        { _id: resource.id },
+        {
+          $set: {
+            driftSchedule: JSON.stringify({
+              cron: '0 * * * *',
+              autoRemediate: false,
+              ignore: [],
+              paused: true,
+              updatedBy: 'm',
+              updatedAt: new Date().toISOString(),
+            }),
+          },
+        },
+      );
+      return resource;
+    },
     '/v1/webhooks/{id}/deliveries': freshWebhook,
     '/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': freshWebhook,
     '/v1/resources/{id}/stack/versions/{seq}': freshStatefulResource,
@@ -117,6 +137,7 @@ t.test('route × tenant × role', async (t) => {
     'PATCH /v1/templates/{name}/versions/{version}': () => ({ state: 'deprecated' }),
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({}),
     'POST /v1/resources/{id}/stack/import': () => ({ version: 3, deployment: { resources: [] } }),
+    'PUT /v1/resources/{id}/drift-schedule': () => ({ cron: '0 * * * *' }),
     'POST /v1/webhooks': () => ({ url: 'https://203.0.113.10/hook', events: ['update_succeeded'], tenant: 'acme' }),
     'PATCH /v1/webhooks/{id}': () => ({ events: ['update_succeeded', 'destroy_failed'] }),
     'POST /v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': () => ({}),

@@ -27,6 +27,7 @@ import {
   recordStackLife,
   recordStackState,
   STACK_REMOVE,
+  DRIFT_CHECK,
   readDeployment,
   STATE_VERSIONS_KEPT,
   type StackStateDoc,
@@ -38,6 +39,7 @@ import {
   foldersNest,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
+import { DriftCollector, type DriftReport } from './drift.js';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
 import type { Slot } from './isolation/slots.js';
 import { type JobCredential, masker, prepareJobCredential } from './job-credential.js';
@@ -113,6 +115,8 @@ export interface RunEnd {
   job: StackJobDoc;
   /** Pulumi's lock may be left on the stack (killed after the stack lock was lost). */
   stackNeedsRepair: boolean;
+  /** A drift check's report. */
+  drift?: DriftReport;
 }
 
 interface Outcome {
@@ -199,6 +203,9 @@ export async function executeJob(
   let leftDeployment: string | undefined; // the stack's state after the run (up, refresh, destroy)
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
+  // A drift check reports what differs from the cloud, as the engine's refresh steps say it.
+  const drift =
+    job.operation === DRIFT_CHECK ? new DriftCollector((job.options as JobOptions | undefined)?.ignore, (v) => maskValue(v)) : undefined;
   const stdout = new Tail();
   const stderr = new Tail();
   sink.publish({ type: 'status', jobId, status: 'running', ts: startedAt.toISOString() });
@@ -437,6 +444,7 @@ export async function executeJob(
         return sink.pressure();
       },
       onEvent(event) {
+        drift?.observe(event);
         const compact = compactEvent(event);
         if (!compact) return;
         const counted = progress.update(compact);
@@ -470,6 +478,7 @@ export async function executeJob(
           return undefined;
         });
     }
+    const driftReport = drift?.report(outcome.status, outcome.error);
     const finishedAt = new Date();
     // Conditional on `running`: if the reconciler already declared this run lost, it stays so. A
     // repeat (the first answer lost) finds its own finishedAt.
@@ -491,6 +500,7 @@ export async function executeJob(
             ...(spawnedAt ? { spawnedAt } : {}),
             ...(ranVersion !== undefined ? { resourceVersion: ranVersion } : {}),
             ...(stateVersion !== undefined ? { stateVersion } : {}),
+            ...(driftReport ? { drift: driftReport } : {}),
           },
         },
       ),
@@ -535,6 +545,6 @@ export async function executeJob(
     logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
     const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
     if (size !== undefined) await deps.stackSizes?.set(jobStackKey(job), size);
-    return { status: outcome.status, reason: outcome.reason, job, stackNeedsRepair: outcome.lockLeft === true };
+    return { status: outcome.status, reason: outcome.reason, job, stackNeedsRepair: outcome.lockLeft === true, drift: driftReport };
   }
 }

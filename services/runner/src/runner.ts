@@ -32,6 +32,7 @@ import { reconcileLostJobs } from './reconciler.js';
 import { isInfrastructureReason, recoverJob } from './recovery.js';
 import { TenantGate } from './tenant-gate.js';
 import { createWebhookWorker } from './webhooks/worker.js';
+import { createDriftWorker } from './drift-schedule.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -89,6 +90,7 @@ export function createRunner(deps: RunnerDeps) {
   const progressBoard = new ProgressBoard(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const webhooks = createWebhookWorker({ ...deps, keyring });
+  const drift = createDriftWorker({ ...deps, jobs: queue, stacks });
   const running = new Map<string, AbortController>();
   const log = deps.logger;
   // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
@@ -276,6 +278,7 @@ export function createRunner(deps: RunnerDeps) {
         metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
         await webhooks.jobEnded(jobId);
         await afterRun(end);
+        await drift.afterCheck(end).catch((err: Error) => log.error({ err, jobId }, 'the remediation of drift could not be queued'));
       }
     } catch (err) {
       if (err instanceof JobNotStartedError) {
@@ -366,6 +369,7 @@ export function createRunner(deps: RunnerDeps) {
       await deps.subscriber.subscribe(CANCEL_CHANNEL);
       void worker.run();
       webhooks.start();
+      drift.start();
       historySweeper.start(deps.config.HISTORY_SWEEP_INTERVAL_SECONDS * 1000);
     },
     /** Aborts a job running in this process; true if it was here. */
@@ -383,6 +387,7 @@ export function createRunner(deps: RunnerDeps) {
         for (const controller of running.values()) controller.abort('shutdown' satisfies AbortReason);
         await closed;
         await webhooks.close().catch((err: Error) => log.warn({ err: err.message }, 'webhook worker close failed'));
+        await drift.close().catch((err: Error) => log.warn({ err: err.message }, 'drift worker close failed'));
         await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));
         await hosts.close().catch((err: Error) => log.warn({ err: err.message }, 'warm program hosts did not stop'));
         if (uidLease) {

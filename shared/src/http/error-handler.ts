@@ -15,10 +15,6 @@ export function isDependencyOutage(err: Error): boolean {
   );
 }
 
-/**
- * The one error shape of every service, `{ statusCode, error, message }`: the catalog's errors as
- * they are, validation errors as 400 naming the field, an outage as 503, and 5xx internals hidden.
- */
 /** Ajv's message, but naming an unknown field (Ajv says only that there is one). */
 function validationMessage(err: FastifyError): string {
   const unknown = err.validation?.find((v) => v.keyword === 'additionalProperties');
@@ -28,6 +24,10 @@ function validationMessage(err: FastifyError): string {
   return `${where}.${field}: unknown field (not one this route takes)`;
 }
 
+/**
+ * The one error shape of every service, `{ statusCode, error, message }`: the catalog's errors as
+ * they are, validation errors as 400 naming the field, an outage as 503, and 5xx internals hidden.
+ */
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   request.auditFailure = err.message;
   if (err instanceof AppError) {

@@ -18,6 +18,8 @@ export const resourceSchema = new Schema(
     name: { type: String, required: true },
     stackFqdn: { type: String, required: true },
     labels: { type: [{ _id: false, key: String, value: String }], default: [] },
+    /** Its drift schedule (DriftSchedule as JSON text: ignored paths may hold dots), if any. */
+    driftSchedule: { type: String },
     /** The labels again as `key=value` strings: what label filters match (FerretDB 1.x has no $elemMatch). */
     labelPairs: { type: [String], default: [] },
     manifest: { type: String, required: true },
@@ -60,6 +62,7 @@ export interface ResourceDoc {
   stackFqdn: string;
   labels: { key: string; value: string }[];
   labelPairs?: string[];
+  driftSchedule?: string;
   manifest: string;
   version: number;
   templateVersion?: string;

@@ -51,6 +51,11 @@ export const stackJobSchema = new Schema(
     linesSweptAt: { type: Date },
     /** The stack state version the job wrote (resource's `stack/versions/:seq`), when it changed the state. */
     stateVersion: { type: Number },
+    /** A drift check's report: result (drifted, no_drift, unknown), the resources that differ, what was ignored. */
+    drift: { type: Schema.Types.Mixed },
+    /** A drift check: the up it queued to put the stack back; that up: the check it answers. */
+    remediatedBy: { type: String },
+    remediates: { type: String },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },

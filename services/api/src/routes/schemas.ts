@@ -145,6 +145,28 @@ export const JobSchema = Type.Object({
     Type.Integer({ description: 'The stack state version it wrote (GET /v1/resources/:id/stack/versions/:seq)' }),
   ),
   templateCheck: Type.Optional(Type.Boolean({ description: "A template version's smoke preview (resourceId is the version's id)" })),
+  drift: Type.Optional(
+    Type.Object(
+      {
+        result: Type.Union([Type.Literal('drifted'), Type.Literal('no_drift'), Type.Literal('unknown')]),
+        resources: Type.Array(
+          Type.Object({
+            urn: Type.String(),
+            type: Type.String(),
+            change: Type.Union([Type.Literal('update'), Type.Literal('delete')]),
+            properties: Type.Array(
+              Type.Object({ path: Type.String(), old: Type.Optional(Type.Unknown()), new: Type.Optional(Type.Unknown()) }),
+            ),
+          }),
+        ),
+        ignored: Type.Integer(),
+        error: Type.Optional(Type.String()),
+      },
+      { description: 'A drift check: whether the cloud differs from the state, and where (an error is unknown, never drifted)' },
+    ),
+  ),
+  remediatedBy: Type.Optional(Type.String({ description: 'A drift check: the up it queued to put the stack back' })),
+  remediates: Type.Optional(Type.String({ description: 'An up queued by a drift check: that check' })),
   reason: Type.Optional(Type.String()),
   position: Type.Optional(Type.Integer({ description: 'While queued behind another job on its stack: its place in line (0 = next)' })),
   blockedBy: Type.Optional(Type.String({ description: 'While queued: the job holding or ahead in line for the stack' })),

@@ -126,18 +126,22 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     return value ? (JSON.parse(value) as Progress) : undefined;
   }
 
-  /** With the `latest` policy, a new `up` supersedes the `up`s still waiting on its stack. */
-  async function supersede(newer: StackJobDoc): Promise<void> {
+  /**
+   * Cancels (`superseded`) the jobs of an operation still waiting on the stack of `newer` and created
+   * before it: with the `latest` policy, older `up`s; for any user's job, drift checks (they never
+   * delay users).
+   */
+  async function supersede(newer: StackJobDoc, operation: Operation, why: string): Promise<void> {
     const waiting = await models.StackJob.find({
       tenantId: tenantOf(newer),
       stackFqdn: newer.stackFqdn,
-      operation: 'up',
+      operation,
       status: 'queued',
       _id: { $ne: newer._id },
     }).lean<StackJobDoc[]>();
     for (const older of waiting) {
       if (older.createdAt > newer.createdAt) continue;
-      await cancelQueued(older, 'superseded', `superseded by job ${newer._id} (queue policy latest)`);
+      await cancelQueued(older, 'superseded', why);
     }
   }
 
@@ -284,7 +288,10 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         if (!(err instanceof QueueUnavailableError)) throw err;
         throw errors.unavailable(`the job queue (Redis) is unavailable; no job was created: ${(err as Error).message}`);
       }
-      if (operation === 'up' && (options.queuePolicy ?? queuePolicyOf(resource)) === 'latest') await supersede(created);
+      if (operation === 'up' && (options.queuePolicy ?? queuePolicyOf(resource)) === 'latest')
+        await supersede(created, 'up', `superseded by job ${created._id} (queue policy latest)`);
+      if (operation !== 'drift-check')
+        await supersede(created, 'drift-check', `a drift check gives way to job ${created._id} on its stack`);
       return jobView(created);
     },
 

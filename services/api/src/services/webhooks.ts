@@ -148,7 +148,8 @@ export function webhookService({ models, tenants, keyring, webhookQueue, address
         createdBy: caller.name,
       });
       const doc = created.toObject() as WebhookDoc;
-      const pingDelivery = await ping(doc);
+      // A ping that cannot even be recorded must not lose the secret, shown only now.
+      const pingDelivery = await ping(doc).catch(() => '');
       // The secret is shown this once: the receiver needs it to verify signatures.
       return { ...webhookView(doc), secret, pingDelivery };
     },
@@ -216,7 +217,7 @@ export function webhookService({ models, tenants, keyring, webhookQueue, address
       if (current.redeliveries >= MAX_REDELIVERIES)
         throw errors.conflict(`delivery ${deliveryId} was redelivered ${MAX_REDELIVERIES} times, the most`);
       const doc = await models.WebhookDelivery.findOneAndUpdate(
-        { _id: deliveryId, status: { $ne: 'pending' } },
+        { _id: deliveryId, status: { $ne: 'pending' }, redeliveries: { $lt: MAX_REDELIVERIES } },
         { $set: { status: 'pending' }, $inc: { redeliveries: 1 } },
         { returnDocument: 'after' },
       ).lean<WebhookDeliveryDoc>();

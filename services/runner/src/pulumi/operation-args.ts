@@ -9,6 +9,9 @@ export interface JobOptions {
   pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
   /** restore: the state version (seq) to put back. */
   version?: number;
+  /** drift-check: differences not to report; whether a drift found queues an up. */
+  ignore?: { urn: string; paths?: string[] }[];
+  autoRemediate?: boolean;
   message?: string;
   expectNoChanges?: boolean;
   targets?: string[];
@@ -23,7 +26,7 @@ export function runsProgram(operation: Operation): boolean {
 
 /** Operations that may write the stack's state (its versions are kept: shared/src/stack-state.ts). */
 export function writesState(operation: Operation): boolean {
-  return operation !== 'preview';
+  return operation !== 'preview' && operation !== 'drift-check';
 }
 
 /** Where a restore's deployment is written in the job's folder. */
@@ -54,15 +57,18 @@ export function operationArgs(
 ): string[] {
   const state = stateArgs(operation, stackFqdn, options);
   if (state) return state;
-  // A repair is a refresh that deals with the pending creates an interrupted run left.
-  const args: string[] = [operation === 'repair' ? 'refresh' : operation, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
+  // A repair is a refresh that deals with the pending creates an interrupted run left; a drift
+  // check one that only reports (never `--expect-no-changes`, which writes the state before failing).
+  const command = operation === 'repair' || operation === 'drift-check' ? 'refresh' : operation;
+  const args: string[] = [command, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
+  if (operation === 'drift-check') args.push('--preview-only');
   if (operation === 'repair') {
     const creates = options.pendingCreates ?? [];
     if (creates.some((c) => c.action === 'clear')) args.push('--clear-pending-creates');
     for (const c of creates.filter((c) => c.action === 'import'))
       args.push('--import-pending-creates', c.urn, '--import-pending-creates', c.id ?? '');
   }
-  if (operation !== 'preview') args.push('--yes', '--skip-preview');
+  if (operation !== 'preview' && operation !== 'drift-check') args.push('--yes', '--skip-preview');
   if (runsProgram(operation)) {
     if (!host.languageAddress) throw new Error(`${operation} runs the program, but no program host was started`);
     args.push('--client', host.languageAddress);

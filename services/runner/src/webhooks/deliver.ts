@@ -30,32 +30,50 @@ function post(url: URL, body: string, headers: Record<string, string>, deps: Del
   if (refused) return Promise.reject(new Error(refused));
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
+    // One deadline for the whole exchange: a receiver that trickles its answer cannot hold a worker.
+    const deadline = setTimeout(() => req.destroy(new Error(`no answer within ${deps.timeoutMs} ms`)), deps.timeoutMs);
     const req = send(
       url,
       {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', 'user-agent': 'pulumi-deploy-service-webhooks/1' },
         lookup: deps.addresses.guardedLookup() as never,
-        timeout: deps.timeoutMs,
       },
       (res) => {
+        // The status code is the answer; the body is read (at most ANSWER_MAX_BYTES) only to free the socket.
+        clearTimeout(deadline);
+        resolve(res.statusCode ?? 0);
         let read = 0;
         res.on('data', (chunk: Buffer) => {
           read += chunk.length;
           if (read > ANSWER_MAX_BYTES) res.destroy();
         });
-        res.on('close', () => resolve(res.statusCode ?? 0));
-        res.on('error', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => undefined);
+        setTimeout(() => res.destroy(), 1_000).unref();
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${deps.timeoutMs} ms`)));
-    req.on('error', reject);
+    req.on('error', (err) => {
+      clearTimeout(deadline);
+      reject(err);
+    });
     req.end(body);
   });
 }
 
 /** Why one try failed, as the delivery log shows it. */
 export class DeliveryFailed extends Error {}
+
+/**
+ * A message whose last try ended without being recorded (the runner could not open the secret, the
+ * store failed, BullMQ gave up on a stalled try): `failed`, so that it can be redelivered.
+ */
+export async function giveUpDelivery(models: Pick<Models, 'WebhookDelivery'>, deliveryId: string, error: string): Promise<void> {
+  const attempt: DeliveryAttempt = { at: new Date(), error, durationMs: 0 };
+  await models.WebhookDelivery.updateOne(
+    { _id: deliveryId, status: 'pending' },
+    { $set: { status: 'failed' }, $push: { attempts: attempt } },
+  );
+}
 
 /**
  * One try at delivering a message: signed anew (a fresh timestamp), POSTed, and recorded in its

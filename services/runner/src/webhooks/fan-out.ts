@@ -7,6 +7,7 @@ import {
   type Models,
   type Operation,
   queueDelivery,
+  trimDeliveries,
   type StackJobDoc,
   tenantOf,
   type WebhookDoc,
@@ -21,14 +22,20 @@ export interface FanOutDeps {
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
 
-/** The next number of the events about a resource (receivers order by it). */
-async function nextSequence(models: FanOutDeps['models'], resourceId: string): Promise<number> {
+/**
+ * The number of an event among the events about its resource (receivers order by it): taken once
+ * per event (`event:<key>`), so a repeated fan-out sends the same number to every webhook.
+ */
+async function sequenceOf(models: FanOutDeps['models'], resourceId: string, eventKey: string): Promise<number> {
+  const taken = await models.EventCounter.findById(`event:${eventKey}`).lean<{ seq: number }>();
+  if (taken) return taken.seq;
   const counter = await models.EventCounter.findOneAndUpdate(
     { _id: `resource:${resourceId}` },
     { $inc: { seq: 1 } },
     { upsert: true, returnDocument: 'after' },
   ).lean<{ seq: number }>();
-  return counter?.seq ?? 1;
+  await models.EventCounter.updateOne({ _id: `event:${eventKey}` }, { $setOnInsert: { seq: counter?.seq ?? 1 } }, { upsert: true });
+  return (await models.EventCounter.findById(`event:${eventKey}`).lean<{ seq: number }>())?.seq ?? 1;
 }
 
 /** The body of a job-end event: what ended, how, on which resource, at whose request. */
@@ -39,7 +46,7 @@ async function jobEndPayload(deps: FanOutDeps, job: StackJobDoc, event: string):
     timestamp: (job.finishedAt ?? new Date()).toISOString(),
     data: {
       tenant: tenantOf(job),
-      sequence: await nextSequence(deps.models, job.resourceId),
+      sequence: await sequenceOf(deps.models, job.resourceId, `${job._id}:${event}`),
       actor: job.createdBy?.id ? { id: job.createdBy.id, name: job.createdBy.name } : { id: 'service', name: 'the service' },
       resource: { id: job.resourceId, ...(resource ? { name: resource.name } : {}), kind: job.kind, stackFqdn: job.stackFqdn },
       job: {
@@ -53,7 +60,9 @@ async function jobEndPayload(deps: FanOutDeps, job: StackJobDoc, event: string):
         ...(job.startedAt ? { startedAt: job.startedAt.toISOString() } : {}),
         ...(job.finishedAt ? { finishedAt: job.finishedAt.toISOString() } : {}),
         ...(job.stateVersion !== undefined ? { stateVersion: job.stateVersion } : {}),
+        ...(job.remediates ? { remediates: job.remediates } : {}),
       },
+      ...(job.drift ? { drift: job.drift } : {}),
     },
   });
 }
@@ -65,8 +74,10 @@ async function jobEndPayload(deps: FanOutDeps, job: StackJobDoc, event: string):
 export async function fanOutJobEnd(deps: FanOutDeps, jobId: string): Promise<number> {
   const job = await deps.models.StackJob.findById(jobId).lean<StackJobDoc>();
   // Publish checks of templates are the service's own runs, not a tenant's deployment.
-  if (!job || !isFinalStatus(job.status as JobStatus) || job.templateCheck) return 0;
-  const event = jobEndEvent(job.operation as Operation, job.status);
+  if (!job || job.templateCheck) return 0;
+  // Queued before its end was written (that write failed; the reconciler ends it later): try again then.
+  if (!isFinalStatus(job.status as JobStatus)) throw new Error(`job ${jobId} has not ended yet (${job.status})`);
+  const event = jobEndEvent(job.operation as Operation, job.status, job.drift as { result?: string } | undefined);
   if (!event) return 0;
   const hooks = await deps.models.Webhook.find({ tenantId: tenantOf(job), active: true, events: event }).lean<WebhookDoc[]>();
   if (hooks.length === 0) return 0;
@@ -79,6 +90,7 @@ export async function fanOutJobEnd(deps: FanOutDeps, jobId: string): Promise<num
       { upsert: true },
     );
     await queueDelivery(deps.queue, id, deps.retries);
+    await trimDeliveries(deps.models, hook._id);
   }
   return hooks.length;
 }

@@ -11,7 +11,7 @@ import {
 } from '@pds/shared';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { deliverMessage } from './deliver.js';
+import { deliverMessage, giveUpDelivery } from './deliver.js';
 import { fanOutJobEnd } from './fan-out.js';
 
 export interface WebhookWorkerDeps {
@@ -58,8 +58,13 @@ export function createWebhookWorker(deps: WebhookWorkerDeps) {
   });
   worker.on('error', (err) => deps.logger.error({ err }, 'webhook worker error'));
   worker.on('failed', (job, err) => {
-    if (job?.data.kind === 'job-ended')
-      deps.logger.warn({ err: err.message, jobId: job.data.jobId }, 'webhook events of a job not fanned out yet');
+    const work = job?.data;
+    if (work?.kind === 'job-ended') deps.logger.warn({ err: err.message, jobId: work.jobId }, 'webhook events of a job not fanned out yet');
+    if (work?.kind === 'deliver' && job!.attemptsMade >= (job!.opts.attempts ?? 1)) {
+      giveUpDelivery(deps.models, work.deliveryId, err.message).catch((e: Error) =>
+        deps.logger.warn({ err: e.message, deliveryId: work.deliveryId }, 'a failed delivery could not be marked'),
+      );
+    }
   });
   return {
     /** Queues the events of a job's end (the fan-out reads the job as it ended). */

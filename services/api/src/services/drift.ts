@@ -1,0 +1,145 @@
+import {
+  applyDriftSchedule,
+  cronIntervalSeconds,
+  type DriftSchedule,
+  errors,
+  type Models,
+  operationRole,
+  type Principal,
+  type ResourceDoc,
+  roleAllows,
+  type StackJobDoc,
+  tenantFilter,
+  tenantOf,
+  type TenantViewer,
+} from '@pds/shared';
+import type { Queue } from 'bullmq';
+import type { TenantService } from './tenants.js';
+
+export interface DriftServiceDeps {
+  models: Pick<Models, 'Resource' | 'StackJob' | 'Tenant'>;
+  tenants: Pick<TenantService, 'policyOf'>;
+  driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
+  /** DRIFT_MIN_INTERVAL_SECONDS. */
+  minIntervalSeconds: number;
+}
+
+export interface DriftScheduleInput {
+  cron: string;
+  autoRemediate?: boolean;
+  ignore?: { urn: string; paths?: string[] }[];
+  paused?: boolean;
+}
+
+/** Drift schedules of resources: a cron that fires `drift-check` jobs (BullMQ job schedulers), and what the last check found. */
+export function driftService({ models, tenants, driftQueue, minIntervalSeconds }: DriftServiceDeps) {
+  async function find(id: string, viewer: TenantViewer): Promise<ResourceDoc> {
+    const doc = await models.Resource.findOne({ _id: id, ...tenantFilter(viewer) }).lean<ResourceDoc>();
+    if (!doc) throw errors.notFound(`resource ${id} not found`);
+    return doc;
+  }
+
+  /** The caller may run what the schedule will run in its name: checks, and ups when it remediates. */
+  async function assertMayRun(resource: ResourceDoc, input: DriftScheduleInput, caller: Principal) {
+    if (caller.role === 'platform') return;
+    const policy = await tenants.policyOf(tenantOf(resource));
+    for (const operation of input.autoRemediate ? (['drift-check', 'up'] as const) : (['drift-check'] as const)) {
+      const role = operationRole(policy, operation);
+      if (!roleAllows(caller.role, role))
+        throw errors.forbidden(`a drift schedule that runs ${operation} jobs needs the ${role} role in tenant ${tenantOf(resource)}`);
+    }
+  }
+
+  function parse(doc: ResourceDoc): DriftSchedule | undefined {
+    return doc.driftSchedule ? (JSON.parse(doc.driftSchedule) as DriftSchedule) : undefined;
+  }
+
+  async function view(doc: ResourceDoc) {
+    const schedule = parse(doc);
+    if (!schedule) throw errors.notFound(`resource ${doc._id} has no drift schedule`);
+    const scheduler = await driftQueue.getJobScheduler(doc._id).catch(() => undefined);
+    const last = await models.StackJob.findOne({
+      resourceId: doc._id,
+      operation: 'drift-check',
+      status: { $in: ['succeeded', 'failed', 'cancelled'] },
+    })
+      .sort({ createdAt: -1 })
+      .lean<StackJobDoc>();
+    const drift = last?.drift as { result?: 'drifted' | 'no_drift' | 'unknown' } | undefined;
+    return {
+      resourceId: doc._id,
+      ...schedule,
+      ...(scheduler?.next ? { nextRunAt: new Date(scheduler.next).toISOString() } : {}),
+      ...(last
+        ? {
+            lastCheck: {
+              jobId: last._id,
+              result: drift?.result ?? 'unknown',
+              finishedAt: (last.finishedAt ?? last.updatedAt).toISOString(),
+            },
+          }
+        : {}),
+    };
+  }
+
+  return {
+    async get(id: string, viewer: TenantViewer) {
+      return view(await find(id, viewer));
+    },
+
+    /** Sets (or replaces) a resource's schedule; 400 naming `cron` when it does not parse or runs more often than allowed. */
+    async put(id: string, input: DriftScheduleInput, caller: Principal) {
+      const resource = await find(id, caller);
+      let interval: number;
+      try {
+        interval = cronIntervalSeconds(input.cron);
+      } catch (err) {
+        throw errors.invalidRequest(`cron: ${(err as Error).message}`);
+      }
+      if (interval < minIntervalSeconds)
+        throw errors.invalidRequest(
+          `cron: runs every ${interval} s; drift checks run at most every ${minIntervalSeconds} s (DRIFT_MIN_INTERVAL_SECONDS)`,
+        );
+      for (const [i, rule] of (input.ignore ?? []).entries()) {
+        const [, project, stack] = resource.stackFqdn.split('/');
+        if (!rule.urn.startsWith(`urn:pulumi:${stack}::${project}::`))
+          throw errors.invalidRequest(`ignore[${i}].urn: ${rule.urn} is not a resource of this stack`);
+      }
+      await assertMayRun(resource, input, caller);
+      const schedule: DriftSchedule = {
+        cron: input.cron,
+        autoRemediate: input.autoRemediate ?? false,
+        ignore: input.ignore ?? [],
+        paused: input.paused ?? false,
+        updatedBy: caller.name,
+        updatedAt: new Date().toISOString(),
+      };
+      const updated = await models.Resource.findOneAndUpdate(
+        { _id: resource._id },
+        { $set: { driftSchedule: JSON.stringify(schedule) } },
+        { returnDocument: 'after' },
+      ).lean<ResourceDoc>();
+      if (!updated) throw errors.notFound(`resource ${id} not found`);
+      try {
+        await applyDriftSchedule(driftQueue, resource._id, schedule);
+      } catch (err) {
+        throw errors.unavailable(
+          `the schedule is saved but could not be put into effect (Redis unavailable); PUT it again: ${(err as Error).message}`,
+        );
+      }
+      return view(updated);
+    },
+
+    async remove(id: string, caller: Principal) {
+      const resource = await find(id, caller);
+      if (!resource.driftSchedule) throw errors.notFound(`resource ${id} has no drift schedule`);
+      try {
+        await applyDriftSchedule(driftQueue, resource._id, undefined);
+      } catch (err) {
+        throw errors.unavailable(`the schedule could not be stopped (Redis unavailable); nothing was changed: ${(err as Error).message}`);
+      }
+      await models.Resource.updateOne({ _id: resource._id }, { $unset: { driftSchedule: 1 } });
+      return resource;
+    },
+  };
+}
