@@ -156,6 +156,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
   );
   const ids: Record<string, string> = {
     '/v1/webhooks/{id}': webhookId,
+    '/v1/jobs/{id}/approvals': job.jobId,
     '/v1/resources/{id}/drift-schedule': resource.id,
     '/v1/webhooks/{id}/deliveries': webhookId,
     '/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': webhookId,
@@ -209,6 +210,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
     'PUT /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ files: templateFiles }) }),
     'PATCH /v1/templates/{name}/versions/{version}': () => ({ type: 'application/json', text: JSON.stringify({ state: 'deprecated' }) }),
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({ type: 'application/json', text: '{}' }),
+    'POST /v1/jobs/{id}/approvals': () => ({ type: 'application/json', text: JSON.stringify({ decision: 'approve' }) }),
     'PUT /v1/resources/{id}/drift-schedule': () => ({ type: 'application/json', text: JSON.stringify({ cron: '0 * * * *' }) }),
     'POST /v1/webhooks': () => ({
       type: 'application/json',

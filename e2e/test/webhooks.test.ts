@@ -58,7 +58,9 @@ t.test(
     t.ok(two.data.sequence > one.data.sequence, 'the per-resource sequence orders them');
     for (const r of receiver.received) t.ok(verify(hook.secret, r), `the signature of ${r.headers['webhook-id']} verifies`);
 
-    const log = (await stack.api.inject({ method: 'GET', url: `/v1/webhooks/${hook.id}/deliveries`, headers: stack.auth })).json() as {
+    const logAnswer = await stack.api.inject({ method: 'GET', url: `/v1/webhooks/${hook.id}/deliveries`, headers: stack.auth });
+    t.equal(logAnswer.statusCode, 200, logAnswer.body);
+    const log = logAnswer.json() as {
       items: { id: string; event: string; status: string; attempts: { statusCode?: number }[] }[];
     };
     const pingLog = log.items.find((d) => d.id === hook.pingDelivery);

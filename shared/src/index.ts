@@ -8,6 +8,7 @@ export * from './job-end.js';
 export * from './job-amend.js';
 export * from './webhooks.js';
 export * from './drift-schedule.js';
+export * from './approvals.js';
 export * from './job-queueing.js';
 export * from './kinds.js';
 export * from './line-store.js';

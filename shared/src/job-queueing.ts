@@ -34,6 +34,11 @@ export interface NewJob {
   templateCheck?: string;
   /** An up queued by a drift check to put the stack back: that check. */
   remediates?: string;
+  /** Its id, when it is known before (a gated job, which its preview names). */
+  _id?: string;
+  /** An approval-gated job's approval; its preview: the gated job. */
+  approval?: Record<string, unknown>;
+  planFor?: string;
 }
 
 /**
@@ -56,7 +61,14 @@ export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fie
     await queue.add(
       STACK_JOBS_QUEUE,
       // The resource id lets a runner read the resource while it claims the job (one round trip less).
-      { stackFqdn: fields.stackFqdn, stackKey, tenantId: fields.tenantId, resourceId: fields.resourceId },
+      // `gated`: the runner reads an approval-gated job's status before it takes the stack.
+      {
+        stackFqdn: fields.stackFqdn,
+        stackKey,
+        tenantId: fields.tenantId,
+        resourceId: fields.resourceId,
+        ...(fields.approval ? { gated: true } : {}),
+      },
       {
         jobId: job._id,
         removeOnComplete: { age: 24 * 3600 },

@@ -6,8 +6,8 @@ export const LINES_PER_CHUNK = 256;
 const chunkIndex = (seq: number) => Math.floor((seq - 1) / LINES_PER_CHUNK);
 const chunkId = (jobId: string, index: number) => `${jobId}:${index}`;
 
-/** MongoDB's duplicate key error: an insert of a chunk that is already stored. */
-function isDuplicateKey(err: unknown): boolean {
+/** MongoDB's duplicate key error: an insert of a document that is already stored. */
+export function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: unknown })?.code === 11000;
 }
 

@@ -24,6 +24,33 @@ export interface TemplateRule {
   parameters?: Record<string, ParameterLimit>;
 }
 
+/** Which jobs wait for approval, and who may give it. */
+export interface ApprovalRule {
+  /** The gated operations (`up`; destroy is not gated yet). */
+  operations: 'up'[];
+  /** Approvals needed (default 1). */
+  requiredApprovals?: number;
+  /** Whether the job's creator may approve it (default false). */
+  allowSelfApproval?: boolean;
+  /** The least tenant role of an approver (default admin). */
+  approverRole?: TenantRole;
+  /** How long a job waits for its decision, in minutes (default 1,440: a day). */
+  expiresInMinutes?: number;
+}
+
+/** The approval a gated job asks for: the rule's, or the defaults when the request asked for a gate itself. */
+export function approvalOf(policy: TenantPolicy, operation: Operation, requested: boolean) {
+  const rule = policy.approvals;
+  const gated = requested || rule?.operations.includes(operation as 'up') === true;
+  if (!gated) return undefined;
+  return {
+    required: rule?.requiredApprovals ?? 1,
+    allowSelfApproval: rule?.allowSelfApproval ?? false,
+    approverRole: rule?.approverRole ?? ('admin' as TenantRole),
+    expiresAt: new Date(Date.now() + (rule?.expiresInMinutes ?? 1_440) * 60_000),
+  };
+}
+
 /** A tenant's rules, set by platform admins; every field optional (no rule, no limit). */
 export interface TenantPolicy {
   /** Jobs of the tenant running at once; more wait for their turn (runners enforce it). */
@@ -32,6 +59,8 @@ export interface TenantPolicy {
   maxQueuedJobs?: number;
   /** The least tenant role for each operation (by default: deployer, and admin for destroy). */
   operations?: Partial<Record<Operation, TenantRole>>;
+  /** Operations that wait for approval after a preview (docs/api.md, Approvals). */
+  approvals?: ApprovalRule;
   /** Whether templates without a rule are allowed (default `allow`). */
   templatesByDefault?: 'allow' | 'deny';
   templates?: Record<string, TemplateRule>;

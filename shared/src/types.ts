@@ -24,9 +24,22 @@ export const STACK_REMOVE: Operation = 'stack-remove';
 /** Compares the cloud with the stack's state without writing it (`pulumi refresh --preview-only`); run by drift schedules. */
 export const DRIFT_CHECK: Operation = 'drift-check';
 
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const JOB_STATUSES = [
+  'queued',
+  'awaiting_approval',
+  'approved',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'rejected',
+  'expired',
+  'stale',
+] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'rejected', 'expired', 'stale'];
+/** Not started yet: waiting for its stack, or for approval (the stack's line held), or approved and waiting for a runner. */
+export const WAITING_STATUSES: readonly JobStatus[] = ['queued', 'awaiting_approval', 'approved'];
 
 export function isFinalStatus(status: JobStatus): boolean {
   return FINAL_STATUSES.includes(status);

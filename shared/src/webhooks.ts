@@ -26,6 +26,9 @@ export const WEBHOOK_EVENTS = [
   'drift_detected',
   'drift_detection_succeeded',
   'drift_detection_failed',
+  'approval_required',
+  'approved',
+  'rejected',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number] | 'ping';
 
@@ -34,6 +37,7 @@ const NOUN: Partial<Record<Operation, string>> = { up: 'update', preview: 'previ
 /** The event a job's end is (cancelled counts as failed: the operation did not complete); none for a removal that failed. */
 export function jobEndEvent(operation: Operation, status: string, drift?: { result?: string }): WebhookEvent | undefined {
   const outcome = status === 'succeeded' ? 'succeeded' : 'failed';
+  if (status === 'rejected') return 'rejected';
   // A check that found drift succeeded at its task; one that could not tell failed at it.
   if (operation === 'drift-check') {
     if (drift?.result === 'drifted') return 'drift_detected';
@@ -170,7 +174,21 @@ export class WebhookAddressPolicy {
 }
 
 /** Work on the webhooks queue: fan an event out, or deliver one message. */
-export type WebhookWork = { kind: 'job-ended'; jobId: string } | { kind: 'deliver'; deliveryId: string };
+export type WebhookWork =
+  | { kind: 'job-ended'; jobId: string }
+  | { kind: 'job-event'; jobId: string; event: WebhookEvent }
+  | { kind: 'deliver'; deliveryId: string };
+
+/** Queues an event of a job that has not ended (`approval_required`, `approved`), once per job and event. */
+export async function queueJobEvent(queue: Pick<Queue, 'add'>, jobId: string, event: WebhookEvent): Promise<void> {
+  await queue.add('job-event', { kind: 'job-event', jobId, event } satisfies WebhookWork, {
+    jobId: `${event}.${jobId}`,
+    attempts: 10,
+    backoff: { type: 'exponential', delay: 1_000 },
+    removeOnComplete: 1_000,
+    removeOnFail: 10_000,
+  });
+}
 
 /** Queues the fan-out of a job's end to its tenant's webhooks (once per job: the BullMQ id is derived from it). */
 export async function queueJobEndedEvent(queue: Pick<Queue, 'add'>, jobId: string): Promise<void> {

@@ -41,14 +41,14 @@ import { driftRoutes } from './routes/drift.js';
 export interface ApiDeps {
   models: Models;
   kinds: KindRegistry;
-  queue: Pick<Queue, 'add' | 'remove'>;
+  queue: Pick<Queue, 'add' | 'remove' | 'getJob'>;
   /** The webhooks queue (WEBHOOKS_QUEUE): pings, redeliveries, the events of jobs ended here (cancelled while queued). */
   webhookQueue: Pick<Queue, 'add'>;
   /** The drift schedules' queue (DRIFT_QUEUE): one job scheduler per scheduled resource. */
   driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
   redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del'>;
-  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
+  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe' | 'next'>;
   /** Answers whether Mongo is reachable, for readiness. */
   mongoPing(): Promise<unknown>;
   /**

@@ -48,6 +48,7 @@ t.test('the OpenAPI document describes every /v1 route with its responses, and /
     '/v1/webhooks/{id}/deliveries',
     '/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver',
     '/v1/resources/{id}/drift-schedule',
+    '/v1/jobs/{id}/approvals',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`);
   }

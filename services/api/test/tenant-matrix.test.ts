@@ -77,6 +77,13 @@ t.test('route × tenant × role', async (t) => {
   };
   const targets: Record<string, () => Promise<{ id: string; name?: string; deliveryId?: string }>> = {
     '/v1/webhooks/{id}': freshWebhook,
+    // A gated up awaiting its decision (set through the store: no runner runs its preview here).
+    '/v1/jobs/{id}/approvals': async () => {
+      const resource = await freshResource();
+      const job = remember(await created('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'up', requireApproval: true }));
+      await models.StackJob.updateOne({ _id: job.id }, { $set: { status: 'awaiting_approval', 'approval.allowSelfApproval': true } });
+      return job;
+    },
     // A resource with a schedule (GET and DELETE need one; PUT sets one).
     '/v1/resources/{id}/drift-schedule': async () => {
       const resource = await freshResource();
@@ -138,6 +145,7 @@ t.test('route × tenant × role', async (t) => {
     'POST /v1/templates/{name}/versions/{version}/publish': () => ({}),
     'POST /v1/resources/{id}/stack/import': () => ({ version: 3, deployment: { resources: [] } }),
     'PUT /v1/resources/{id}/drift-schedule': () => ({ cron: '0 * * * *' }),
+    'POST /v1/jobs/{id}/approvals': () => ({ decision: 'approve' }),
     'POST /v1/webhooks': () => ({ url: 'https://203.0.113.10/hook', events: ['update_succeeded'], tenant: 'acme' }),
     'PATCH /v1/webhooks/{id}': () => ({ events: ['update_succeeded', 'destroy_failed'] }),
     'POST /v1/webhooks/{id}/deliveries/{deliveryId}/redeliver': () => ({}),
@@ -203,6 +211,8 @@ t.test('route × tenant × role', async (t) => {
       if (!roleAllows(who.role, route.access as Role)) expected = '403';
       // Without a runner, publishing stops at its first check (a draft whose defaults do not validate): past access.
       else if (who.tenant !== 'beta' && key.endsWith('/publish')) expected = '400';
+      // Who may decide is the tenant's approver role (admin by default), checked past the route's viewer.
+      else if (who.tenant === 'acme' && key === 'POST /v1/jobs/{id}/approvals' && !roleAllows(who.role, 'admin')) expected = '403';
       else if (who.tenant !== 'beta') expected = '2xx';
       else if (route.path.includes('{id}') || key === 'POST /v1/stream-tickets') expected = '404';
       // The catalogue is no tenant's; read for acme, it would show acme's policy: refused.

@@ -9,6 +9,7 @@ import {
   type ResourceDoc,
   type StackQueue,
   tenantOf,
+  WAITING_STATUSES,
 } from '@pds/shared';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -50,7 +51,11 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
     if (!CHECKED_STACKS.includes(resource.stack?.status ?? 'pending'))
       return `skipped: the stack is ${resource.stack?.status ?? 'pending'}`;
     const tenantId = tenantOf(resource);
-    const busy = await deps.models.StackJob.exists({ tenantId, stackFqdn: resource.stackFqdn, status: { $in: ['queued', 'running'] } });
+    const busy = await deps.models.StackJob.exists({
+      tenantId,
+      stackFqdn: resource.stackFqdn,
+      status: { $in: [...WAITING_STATUSES, 'running'] },
+    });
     if (busy) return 'skipped: the stack has a job queued or running';
     const check = await queueStackJob(queueing, {
       tenantId,

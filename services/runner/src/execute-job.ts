@@ -40,6 +40,7 @@ import {
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import { DriftCollector, type DriftReport } from './drift.js';
+import { PlanCollector } from './plan.js';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
 import type { Slot } from './isolation/slots.js';
 import { type JobCredential, masker, prepareJobCredential } from './job-credential.js';
@@ -117,6 +118,14 @@ export interface RunEnd {
   stackNeedsRepair: boolean;
   /** A drift check's report. */
   drift?: DriftReport;
+  error?: string;
+  /** The preview of a gated job: what it plans, and the resource and template versions it ran. */
+  plan?: {
+    changes: { urn: string; type: string; op: string }[];
+    counts: Record<string, number>;
+    resourceVersion?: number;
+    templateVersion?: string;
+  };
 }
 
 interface Outcome {
@@ -161,7 +170,7 @@ export async function executeJob(
   // this update (its first answer lost) finds the job already running under our id and start time.
   const claiming = store('start the job', () =>
     models.StackJob.findOneAndUpdate(
-      { _id: jobId, $or: [{ status: 'queued' }, { status: 'running', runnerId: deps.runnerId, startedAt }] },
+      { _id: jobId, $or: [{ status: { $in: ['queued', 'approved'] } }, { status: 'running', runnerId: deps.runnerId, startedAt }] },
       { $set: { status: 'running', startedAt, runnerId: deps.runnerId, fence: options.fence } },
       { returnDocument: 'after' },
     ).lean<StackJobDoc>(),
@@ -204,6 +213,8 @@ export async function executeJob(
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
   // A drift check reports what differs from the cloud, as the engine's refresh steps say it.
+  // The preview of an approval-gated job lists what it plans, per resource.
+  const plan = job.planFor ? new PlanCollector() : undefined;
   const drift =
     job.operation === DRIFT_CHECK ? new DriftCollector((job.options as JobOptions | undefined)?.ignore, (v) => maskValue(v)) : undefined;
   const stdout = new Tail();
@@ -445,6 +456,7 @@ export async function executeJob(
       },
       onEvent(event) {
         drift?.observe(event);
+        plan?.observe(event);
         const compact = compactEvent(event);
         if (!compact) return;
         const counted = progress.update(compact);
@@ -545,6 +557,23 @@ export async function executeJob(
     logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
     const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
     if (size !== undefined) await deps.stackSizes?.set(jobStackKey(job), size);
-    return { status: outcome.status, reason: outcome.reason, job, stackNeedsRepair: outcome.lockLeft === true, drift: driftReport };
+    return {
+      status: outcome.status,
+      reason: outcome.reason,
+      error: outcome.error,
+      job,
+      stackNeedsRepair: outcome.lockLeft === true,
+      drift: driftReport,
+      ...(plan
+        ? {
+            plan: {
+              changes: plan.changes,
+              counts: outcome.summary ?? {},
+              resourceVersion: ranVersion,
+              templateVersion: ranTemplateVersion,
+            },
+          }
+        : {}),
+    };
   }
 }

@@ -18,6 +18,7 @@ import {
   RunningJobs,
   STACK_JOBS_QUEUE,
   StackQueue,
+  type StackJobDoc,
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -33,6 +34,7 @@ import { isInfrastructureReason, recoverJob } from './recovery.js';
 import { TenantGate } from './tenant-gate.js';
 import { createWebhookWorker } from './webhooks/worker.js';
 import { createDriftWorker } from './drift-schedule.js';
+import { holdForApproval, recordPlan, stillAsApproved } from './approval-gate.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -61,6 +63,8 @@ export interface StackJobData {
   stackKey?: string;
   /** Absent on jobs queued by older versions. */
   resourceId?: string;
+  /** An approval-gated job (its status decides whether it may take the stack). */
+  gated?: boolean;
 }
 
 /** How long a job whose tenant is at its `maxConcurrentJobs` waits before it asks again. */
@@ -91,6 +95,7 @@ export function createRunner(deps: RunnerDeps) {
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const webhooks = createWebhookWorker({ ...deps, keyring });
   const drift = createDriftWorker({ ...deps, jobs: queue, stacks });
+  const gate = { ...deps, stacks, jobEnded: webhooks.jobEnded, jobEvent: webhooks.jobEvent };
   const running = new Map<string, AbortController>();
   const log = deps.logger;
   // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
@@ -209,6 +214,20 @@ export function createRunner(deps: RunnerDeps) {
       if (next) await promote(next);
       return;
     }
+    // An approval-gated job: while it waits for its decision it holds its stack's line without running.
+    const gated = job.data.gated
+      ? await deps.models.StackJob.findById(jobId, { status: 1, approval: 1, resourceId: 1, tenantId: 1, stackFqdn: 1 }).lean<StackJobDoc>()
+      : undefined;
+    if (gated?.status === 'awaiting_approval') {
+      const lookAgain = await holdForApproval(gate, gated);
+      if (lookAgain !== undefined) {
+        await job.moveToDelayed(lookAgain, token);
+        throw new DelayedError();
+      }
+      const next = await stacks.next(stackKey);
+      if (next) await promote(next);
+      return;
+    }
     const tenant = job.data.tenantId ?? DEFAULT_TENANT;
     const admitted = await tenantGate.enter(tenant, jobId).catch(async (err: Error) => {
       // The tenant's limit cannot be read (the store is away): the job waits rather than run past it.
@@ -227,6 +246,13 @@ export function createRunner(deps: RunnerDeps) {
     if (!attempt.acquired) {
       await tenantGate.leave(tenant, jobId); // its place goes to a job that can run now
       return park(job, token);
+    }
+    // Approved: only if nothing it was approved on has changed (else `stale`, nothing applied).
+    if (gated?.status === 'approved' && !(await stillAsApproved(gate, gated).catch(() => true))) {
+      await tenantGate.leave(tenant, jobId).catch(() => undefined);
+      const next = await stacks.release(stackKey, attempt.lockValue);
+      if (next) await promote(next);
+      return;
     }
 
     const controller = new AbortController();
@@ -277,6 +303,7 @@ export function createRunner(deps: RunnerDeps) {
       if (end) {
         metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
         await webhooks.jobEnded(jobId);
+        await recordPlan(gate, end).catch((err: Error) => log.error({ err, jobId }, 'the plan of a gated job could not be recorded'));
         await afterRun(end);
         await drift.afterCheck(end).catch((err: Error) => log.error({ err, jobId }, 'the remediation of drift could not be queued'));
       }

@@ -56,6 +56,14 @@ export const stackJobSchema = new Schema(
     /** A drift check: the up it queued to put the stack back; that up: the check it answers. */
     remediatedBy: { type: String },
     remediates: { type: String },
+    /**
+     * An approval-gated job: what it needs (required, allowSelfApproval, approverRole, expiresAt), its
+     * preview job, the plan that preview found (changes, counts, and the state, resource and template
+     * versions it saw), and every approver's latest decision.
+     */
+    approval: { type: Schema.Types.Mixed },
+    /** The preview of a gated job: that job. */
+    planFor: { type: String },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },

@@ -118,6 +118,32 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
+  app.post(
+    '/v1/jobs/:id/approvals',
+    {
+      // Who may decide is the tenant's rule (approvals.approverRole, default admin), checked on the job.
+      config: { access: 'viewer', action: 'job.approval' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Approve or reject a job awaiting approval (each approver’s latest decision counts)',
+        params: IdParamsSchema,
+        body: Type.Object(
+          {
+            decision: Type.Union([Type.Literal('approve'), Type.Literal('reject')]),
+            comment: Type.Optional(Type.String({ maxLength: 2000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: JobSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const job = await jobs.decide(request.params.id, request.body, principalOf(request));
+      request.auditTenant = job.tenant;
+      return job;
+    },
+  );
+
   app.get(
     '/v1/jobs/:id/lines',
     {

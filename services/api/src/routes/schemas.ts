@@ -94,6 +94,11 @@ export const CreateJobBodySchema = Type.Object(
     expectNoChanges: Type.Optional(Type.Boolean()),
     targets: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 100 })),
     queuePolicy: Type.Optional(literals(['fifo', 'latest'] as const)),
+    requireApproval: Type.Optional(
+      Type.Boolean({
+        description: 'up: run a preview first and wait for approval (the tenant policy can require it; a request cannot waive it)',
+      }),
+    ),
     urn: Type.Optional(
       Type.String({ minLength: 1, maxLength: 2048, description: 'state-delete, state-unprotect, state-rename: the resource' }),
     ),
@@ -167,6 +172,37 @@ export const JobSchema = Type.Object({
   ),
   remediatedBy: Type.Optional(Type.String({ description: 'A drift check: the up it queued to put the stack back' })),
   remediates: Type.Optional(Type.String({ description: 'An up queued by a drift check: that check' })),
+  planFor: Type.Optional(Type.String({ description: 'The preview of an approval-gated job: that job' })),
+  approval: Type.Optional(
+    Type.Object(
+      {
+        required: Type.Integer(),
+        allowSelfApproval: Type.Boolean(),
+        approverRole: Type.String(),
+        expiresAt: Type.String({ format: 'date-time' }),
+        previewJobId: Type.String(),
+        plan: Type.Optional(
+          Type.Object({
+            previewJobId: Type.String(),
+            changes: Type.Array(Type.Object({ urn: Type.String(), type: Type.String(), op: Type.String() })),
+            counts: Type.Record(Type.String(), Type.Integer()),
+            stateVersion: Type.Union([Type.Integer(), Type.Null()]),
+            resourceVersion: Type.Union([Type.Integer(), Type.Null()]),
+            templateVersion: Type.Union([Type.String(), Type.Null()]),
+          }),
+        ),
+        decisions: Type.Array(
+          Type.Object({
+            by: Type.Object({ id: Type.String(), name: Type.String(), role: Type.String() }),
+            decision: Type.Union([Type.Literal('approve'), Type.Literal('reject')]),
+            comment: Type.String(),
+            at: Type.String({ format: 'date-time' }),
+          }),
+        ),
+      },
+      { description: 'An approval-gated job: what it needs, the plan its preview found, every decision' },
+    ),
+  ),
   reason: Type.Optional(Type.String()),
   position: Type.Optional(Type.Integer({ description: 'While queued behind another job on its stack: its place in line (0 = next)' })),
   blockedBy: Type.Optional(Type.String({ description: 'While queued: the job holding or ahead in line for the stack' })),
@@ -433,6 +469,20 @@ export const TenantPolicySchema = Type.Object(
         additionalProperties: false,
         description: 'The least tenant role for each operation (default: deployer; destroy: admin)',
       }),
+    ),
+    approvals: Type.Optional(
+      Type.Object(
+        {
+          operations: Type.Array(literals(['up'] as const), { minItems: 1, maxItems: 1, description: 'The gated operations' }),
+          requiredApprovals: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: 'Approvals needed (default 1)' })),
+          allowSelfApproval: Type.Optional(Type.Boolean({ description: "Whether a job's creator may approve it (default false)" })),
+          approverRole: Type.Optional(literals(TENANT_ROLES)),
+          expiresInMinutes: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 30 * 1440, description: 'How long a job waits for its decision (default 1,440)' }),
+          ),
+        },
+        { additionalProperties: false, description: 'Jobs that run a preview and wait for approval before they apply it' },
+      ),
     ),
     templatesByDefault: Type.Optional(literals(['allow', 'deny'] as const)),
     templates: Type.Optional(

@@ -11,6 +11,7 @@ import {
   type Deployment,
   STATE_MAX_BYTES,
   tenantOf,
+  WAITING_STATUSES,
 } from '@pds/shared';
 import { gzipSync } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
@@ -254,7 +255,7 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (waiting) {
         const active = await models.StackJob.exists({
           resourceId: resource._id,
-          status: { $in: ['queued', 'running'] },
+          status: { $in: [...WAITING_STATUSES, 'running'] },
           'options.upload': waiting._id,
         });
         if (active)

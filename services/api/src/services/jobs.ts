@@ -15,6 +15,13 @@ import {
   type KindRegistry,
   QueueUnavailableError,
   queueJobEndedEvent,
+  queueJobEvent,
+  approvalOf,
+  approvalOfJob,
+  type ApprovalDecision,
+  jobChannel,
+  type StatusMessage,
+  WAITING_STATUSES,
   queueStackJob,
   readDeployment,
   stackContents,
@@ -37,6 +44,7 @@ import {
   type TenantViewer,
   tenantOf,
 } from '@pds/shared';
+import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { EndedJobViews } from './ended-jobs.js';
@@ -47,13 +55,13 @@ import { jobView } from './views.js';
 
 export interface JobServiceDeps {
   models: Models;
-  queue: Pick<Queue, 'add' | 'remove'>;
+  queue: Pick<Queue, 'add' | 'remove' | 'getJob'>;
   /** Where the end of a job cancelled here is announced to webhooks (absent: not announced). */
   webhookQueue?: Pick<Queue, 'add'>;
   /** For telling runners and watchers (cancel requests, end messages), and a running job's progress. */
   redis: Pick<Redis, 'publish' | 'get'>;
   /** The per-stack line jobs wait in. */
-  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe'>;
+  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe' | 'next'>;
   /** Views of ended jobs, shared by the API's routes, dropped when a job changes after its end (without it every read goes to MongoDB). */
   endedJobs?: EndedJobViews<JobView>;
   /** The templates (their versions are checked against a tenant's allowed range before a deploy). */
@@ -86,6 +94,8 @@ export interface CreateJobInput {
   version?: number;
   /** restore of an uploaded state (POST /v1/resources/:id/stack/import only): the upload's id. */
   upload?: string;
+  /** up: run a preview first and wait for approval (the tenant's policy may require it anyway). */
+  requireApproval?: boolean;
 }
 
 export interface JobListFilter {
@@ -105,19 +115,27 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
    * starting it at the same moment cannot also win), takes it out of the queue and its stack's line,
    * and publishes its end. Returns the ended job, or undefined if it had already left `queued`.
    */
-  async function cancelQueued(job: StackJobDoc, reason: string, error: string) {
+  async function cancelQueued(job: StackJobDoc, reason: string, error: string, status: JobStatus = 'cancelled') {
     const claimed = await stacks.claim(job._id, 'cancelled').catch((err: Error) => {
       throw errors.unavailable(`cannot cancel: Redis is unavailable: ${err.message}`);
     });
     if (!claimed) return undefined;
-    const cancelled = await endJobOutsideRun(models, redis, job._id, 'queued', { status: 'cancelled', reason, error });
+    const cancelled = await endJobOutsideRun(models, redis, job._id, job.status as JobStatus, { status, reason, error });
     if (!cancelled) return undefined;
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
     // Its webhook events: a Redis failure here already failed the claim above, so this one is rare.
     if (webhookQueue) await queueJobEndedEvent(webhookQueue, job._id).catch(() => undefined);
+    // A job that held its stack's line (awaiting approval) lets the next one go at once.
+    if (job.status !== 'queued') await promoteNext(job);
     return cancelled;
+  }
+
+  /** Wakes the job now first in a stack's line (it would otherwise wake when its wait runs out). */
+  async function promoteNext(job: StackJobDoc): Promise<void> {
+    const next = await stacks.next(jobStackKey(job)).catch(() => undefined);
+    if (next) await (await queue.getJob(next).catch(() => undefined))?.promote().catch(() => undefined);
   }
 
   /** What the runner last reported of a running job's steps (Redis; none if unknown or Redis is away). */
@@ -264,26 +282,43 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     async create(resourceId: string, input: CreateJobInput, caller: Principal) {
       const resource = await models.Resource.findOne({ _id: resourceId, ...tenantFilter(caller) }).lean<ResourceDoc>();
       if (!resource) throw errors.notFound(`resource ${resourceId} not found`);
-      const { operation, ...options } = input;
+      const { operation, requireApproval, ...options } = input;
       const policy = await admit(resource, operation, caller);
       if (STATE_OPERATIONS.includes(operation)) await assertStateOperation(resource, operation, options);
+      if (requireApproval && operation !== 'up') throw errors.invalidRequest(`requireApproval: only up jobs are gated (not ${operation})`);
+      const approval = operation === 'up' ? approvalOf(policy, operation, requireApproval ?? false) : undefined;
+      const fields = {
+        tenantId: tenantOf(resource),
+        resourceId,
+        resourceVersion: resource.version,
+        kind: resource.kind,
+        stackFqdn: resource.stackFqdn,
+        operation,
+        options,
+        createdBy: { id: caller.id, name: caller.name },
+      };
       let created: StackJobDoc;
       try {
-        created = await withinQueueLimit(tenantOf(resource), policy, () =>
-          queueStackJob(
+        created = await withinQueueLimit(tenantOf(resource), policy, async () => {
+          if (!approval) return queueStackJob({ models, queue, stacks }, fields);
+          // Gated: its preview first in the stack's line, then the job itself, which waits for approval after it.
+          const gatedId = randomUUID();
+          const preview = await queueStackJob(
+            { models, queue, stacks },
+            { ...fields, operation: 'preview', options: {}, planFor: gatedId },
+          );
+          return queueStackJob(
             { models, queue, stacks },
             {
-              tenantId: tenantOf(resource),
-              resourceId,
-              resourceVersion: resource.version,
-              kind: resource.kind,
-              stackFqdn: resource.stackFqdn,
-              operation,
-              options,
-              createdBy: { id: caller.id, name: caller.name },
+              ...fields,
+              _id: gatedId,
+              approval: { ...approval, expiresAt: approval.expiresAt.toISOString(), previewJobId: preview._id, decisions: [] },
             },
-          ),
-        );
+          ).catch(async (err: Error) => {
+            await cancelQueued(preview, 'cancelled', 'the job it previews could not be queued').catch(() => undefined);
+            throw err;
+          });
+        });
       } catch (err) {
         if (!(err instanceof QueueUnavailableError)) throw err;
         throw errors.unavailable(`the job queue (Redis) is unavailable; no job was created: ${(err as Error).message}`);
@@ -303,7 +338,8 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     async cancel(id: string, viewer: TenantViewer) {
       const job = await find(id, viewer);
       if (isFinalStatus(job.status as JobStatus)) throw errors.conflict(`job ${id} has already ended (${job.status}); nothing to cancel`);
-      const cancelled = job.status === 'queued' && (await cancelQueued(job, 'cancelled', 'cancelled before it started'));
+      const cancelled =
+        WAITING_STATUSES.includes(job.status as JobStatus) && (await cancelQueued(job, 'cancelled', 'cancelled before it started'));
       if (cancelled) return { accepted: false, job: jobView(cancelled) };
       // It started meanwhile: ask the runners.
       try {
@@ -317,6 +353,54 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         { returnDocument: 'after' },
       ).lean<StackJobDoc>();
       return { accepted: true, job: jobView(current ?? job) };
+    },
+
+    /**
+     * An approver's decision on a job awaiting approval (each approver's latest counts): enough
+     * approvals make it `approved` (it runs next on its stack, if nothing changed since its preview);
+     * one rejection ends it `rejected` and frees its stack's line.
+     */
+    async decide(id: string, input: { decision: 'approve' | 'reject'; comment?: string }, caller: Principal) {
+      return withStoreLock(models, `approval:${id}`, async () => {
+        const job = await find(id, caller);
+        const approval = approvalOfJob(job);
+        if (!approval) throw errors.conflict(`job ${id} is not approval-gated`);
+        if (job.status === 'queued')
+          throw errors.conflict(`job ${id} waits for its preview (job ${approval.previewJobId}); decide once it is awaiting_approval`);
+        if (job.status !== 'awaiting_approval') throw errors.conflict(`job ${id} is ${job.status}; it takes no decision`);
+        if (caller.role !== 'platform' && !roleAllows(caller.role, approval.approverRole))
+          throw errors.forbidden(`deciding on job ${id} needs the ${approval.approverRole} role (policy: approvals.approverRole)`);
+        if (!approval.allowSelfApproval && job.createdBy?.id === caller.id)
+          throw errors.forbidden(`token "${caller.name}" created job ${id} and may not decide on it (policy: approvals.allowSelfApproval)`);
+        if (Date.now() >= Date.parse(approval.expiresAt)) throw errors.conflict(`job ${id} expired at ${approval.expiresAt}`);
+        const entry: ApprovalDecision = {
+          by: { id: caller.id, name: caller.name, role: caller.role },
+          decision: input.decision,
+          comment: input.comment ?? '',
+          at: new Date().toISOString(),
+        };
+        const decisions = [...approval.decisions.filter((d) => d.by.id !== caller.id), entry];
+        const approvals = decisions.filter((d) => d.decision === 'approve').length;
+        const status = input.decision === 'approve' && approvals >= approval.required ? 'approved' : 'awaiting_approval';
+        const updated = await models.StackJob.findOneAndUpdate(
+          { _id: id, status: 'awaiting_approval' },
+          { $set: { 'approval.decisions': decisions, status } },
+          { returnDocument: 'after' },
+        ).lean<StackJobDoc>();
+        if (!updated) throw errors.conflict(`job ${id} is no longer awaiting approval`);
+        if (input.decision === 'reject') {
+          const why = `rejected by ${caller.name}${entry.comment ? `: ${entry.comment}` : ''}; nothing was applied`;
+          return jobView((await cancelQueued(updated, 'rejected', why, 'rejected')) ?? updated);
+        }
+        if (status === 'approved') {
+          const message: StatusMessage = { type: 'status', jobId: id, status: 'approved', ts: entry.at };
+          await redis.publish(jobChannel(id), JSON.stringify(message)).catch(() => undefined);
+          if (webhookQueue) await queueJobEvent(webhookQueue, id, 'approved').catch(() => undefined);
+          // It waits in BullMQ's delayed set: wake it (else it looks again within a minute).
+          await (await queue.getJob(id).catch(() => undefined))?.promote().catch(() => undefined);
+        }
+        return jobView(updated);
+      });
     },
 
     /** A job; while it waits for its stack, also its place in line and the job holding the stack. */

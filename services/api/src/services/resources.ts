@@ -30,6 +30,7 @@ import {
   assertParameters,
   assertTemplateAllowed,
   type TenantPolicy,
+  WAITING_STATUSES,
 } from '@pds/shared';
 import { readPage } from './pagination.js';
 import { withStoreLock } from './store-lock.js';
@@ -329,7 +330,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
      */
     async remove(id: string, force: boolean, viewer: TenantViewer) {
       const doc = await find(id, viewer);
-      const active = await models.StackJob.find({ resourceId: id, status: { $in: ['queued', 'running'] } }, { _id: 1 }).lean<
+      const active = await models.StackJob.find({ resourceId: id, status: { $in: [...WAITING_STATUSES, 'running'] } }, { _id: 1 }).lean<
         { _id: string }[]
       >();
       const lastChange = await models.StackJob.findOne({

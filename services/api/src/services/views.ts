@@ -1,4 +1,5 @@
 import {
+  type Approval,
   decodeOutputs,
   isFinalStatus,
   type JobResult,
@@ -86,6 +87,8 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     ...(doc.drift ? { drift: doc.drift } : {}),
     ...(doc.remediatedBy ? { remediatedBy: doc.remediatedBy } : {}),
     ...(doc.remediates ? { remediates: doc.remediates } : {}),
+    ...(doc.planFor ? { planFor: doc.planFor } : {}),
+    ...(doc.approval ? { approval: doc.approval as Approval } : {}),
     ...(doc.templateCheck ? { templateCheck: true } : {}),
     lastSeq: doc.lastSeq ?? 0,
     ...(doc.linesSweptAt ? { linesSweptAt: doc.linesSweptAt.toISOString() } : {}),

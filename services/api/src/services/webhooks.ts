@@ -63,7 +63,7 @@ export function deliveryView(doc: WebhookDeliveryDoc) {
     event: doc.event,
     status: doc.status,
     payload: JSON.parse(doc.payload) as Record<string, unknown>,
-    attempts: doc.attempts.map((a) => ({
+    attempts: (doc.attempts ?? []).map((a) => ({
       at: new Date(a.at).toISOString(),
       ...(a.statusCode !== undefined && a.statusCode !== null ? { statusCode: a.statusCode } : {}),
       ...(a.error ? { error: a.error } : {}),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   type DeliveryRetries,
+  isDuplicateKey,
   isFinalStatus,
   jobEndEvent,
   type JobStatus,
@@ -11,6 +12,7 @@ import {
   type StackJobDoc,
   tenantOf,
   type WebhookDoc,
+  type WebhookEvent,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 
@@ -18,6 +20,11 @@ export interface FanOutDeps {
   models: Pick<Models, 'StackJob' | 'Resource' | 'Webhook' | 'WebhookDelivery' | 'EventCounter'>;
   queue: Pick<Queue, 'add'>;
   retries: DeliveryRetries;
+}
+
+/** A document another fan-out (a retry) inserted first is the same document. */
+function ignoreDuplicate(err: unknown): void {
+  if (!isDuplicateKey(err)) throw err;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
@@ -34,7 +41,8 @@ async function sequenceOf(models: FanOutDeps['models'], resourceId: string, even
     { $inc: { seq: 1 } },
     { upsert: true, returnDocument: 'after' },
   ).lean<{ seq: number }>();
-  await models.EventCounter.updateOne({ _id: `event:${eventKey}` }, { $setOnInsert: { seq: counter?.seq ?? 1 } }, { upsert: true });
+  // An insert, not an upsert: the embedded store's upsert shows a reader the document before its fields.
+  await models.EventCounter.create({ _id: `event:${eventKey}`, seq: counter?.seq ?? 1 }).catch(ignoreDuplicate);
   return (await models.EventCounter.findById(`event:${eventKey}`).lean<{ seq: number }>())?.seq ?? 1;
 }
 
@@ -63,6 +71,7 @@ async function jobEndPayload(deps: FanOutDeps, job: StackJobDoc, event: string):
         ...(job.remediates ? { remediates: job.remediates } : {}),
       },
       ...(job.drift ? { drift: job.drift } : {}),
+      ...(job.approval ? { approval: job.approval } : {}),
     },
   });
 }
@@ -71,23 +80,22 @@ async function jobEndPayload(deps: FanOutDeps, job: StackJobDoc, event: string):
  * A job's end, as one message per webhook of its tenant that asked for the event. Safe to repeat:
  * a message's id comes from the job, the event and the webhook, and one stored is kept as it is.
  */
-export async function fanOutJobEnd(deps: FanOutDeps, jobId: string): Promise<number> {
+export async function fanOutJobEnd(deps: FanOutDeps, jobId: string, named?: WebhookEvent): Promise<number> {
   const job = await deps.models.StackJob.findById(jobId).lean<StackJobDoc>();
   // Publish checks of templates are the service's own runs, not a tenant's deployment.
   if (!job || job.templateCheck) return 0;
   // Queued before its end was written (that write failed; the reconciler ends it later): try again then.
-  if (!isFinalStatus(job.status as JobStatus)) throw new Error(`job ${jobId} has not ended yet (${job.status})`);
-  const event = jobEndEvent(job.operation as Operation, job.status, job.drift as { result?: string } | undefined);
+  if (!named && !isFinalStatus(job.status as JobStatus)) throw new Error(`job ${jobId} has not ended yet (${job.status})`);
+  const event = named ?? jobEndEvent(job.operation as Operation, job.status, job.drift as { result?: string } | undefined);
   if (!event) return 0;
   const hooks = await deps.models.Webhook.find({ tenantId: tenantOf(job), active: true, events: event }).lean<WebhookDoc[]>();
   if (hooks.length === 0) return 0;
   const payload = await jobEndPayload(deps, job, event);
   for (const hook of hooks) {
     const id = `msg_${digest(`${job._id} ${event} ${hook._id}`)}`;
-    await deps.models.WebhookDelivery.updateOne(
-      { _id: id },
-      { $setOnInsert: { webhookId: hook._id, tenantId: hook.tenantId, event, payload, status: 'pending', attempts: [], redeliveries: 0 } },
-      { upsert: true },
+    // Inserted whole (a repeated fan-out finds it there): an upsert can be read half-written on the embedded store.
+    await deps.models.WebhookDelivery.create({ _id: id, webhookId: hook._id, tenantId: hook.tenantId, event, payload }).catch(
+      ignoreDuplicate,
     );
     await queueDelivery(deps.queue, id, deps.retries);
     await trimDeliveries(deps.models, hook._id);

@@ -5,6 +5,8 @@ import {
   type Logger,
   type Models,
   queueJobEndedEvent,
+  queueJobEvent,
+  type WebhookEvent,
   WebhookAddressPolicy,
   WEBHOOKS_QUEUE,
   type WebhookWork,
@@ -47,6 +49,7 @@ export function createWebhookWorker(deps: WebhookWorkerDeps) {
   const handle = async (job: Job<WebhookWork>) => {
     const work = job.data;
     if (work.kind === 'job-ended') return void (await fanOutJobEnd({ models: deps.models, queue, retries }, work.jobId));
+    if (work.kind === 'job-event') return void (await fanOutJobEnd({ models: deps.models, queue, retries }, work.jobId, work.event));
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     await deliverMessage(delivery, work.deliveryId, lastTry);
   };
@@ -71,6 +74,11 @@ export function createWebhookWorker(deps: WebhookWorkerDeps) {
     jobEnded: (jobId: string) =>
       queueJobEndedEvent(queue, jobId).catch((err: Error) =>
         deps.logger.error({ err: err.message, jobId }, 'the webhook events of a job could not be queued'),
+      ),
+    /** Queues an event of a job that has not ended. */
+    jobEvent: (jobId: string, event: WebhookEvent) =>
+      queueJobEvent(queue, jobId, event).catch((err: Error) =>
+        deps.logger.error({ err: err.message, jobId, event }, 'a webhook event of a job could not be queued'),
       ),
     start: () => void worker.run(),
     async close() {

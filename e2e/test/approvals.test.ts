@@ -1,0 +1,97 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { createResource, fileSetManifest, queueJob, replaceResource, startStack, waitForJob } from './harness.js';
+
+const ended = (d: { status: string }) => !['queued', 'awaiting_approval', 'approved', 'running'].includes(d.status);
+
+t.test(
+  'approval-gated ups: preview, wait holding the stack, apply what was approved; stale, rejected and cancelled ones apply nothing',
+  async (t) => {
+    const stack = await startStack(t);
+    const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, token?: string) =>
+      stack.api.inject({
+        method,
+        url,
+        headers: token ? { authorization: `Bearer ${token}` } : stack.auth,
+        ...(payload ? { payload } : {}),
+      });
+    const approver = (await call('POST', '/v1/tokens', { name: 'approver', role: 'admin' })).json().token as string;
+    const deployer = (await call('POST', '/v1/tokens', { name: 'deployer', role: 'deployer' })).json().token as string;
+    t.equal((await call('PUT', '/v1/tenants/default/policy', { approvals: { operations: ['up'], requiredApprovals: 1 } })).statusCode, 200);
+
+    // Approved: the plan is shown, later jobs wait behind it, the creator cannot approve, an approver can.
+    const dir = join(stack.scratch, 'gated');
+    const resource = await createResource(stack, fileSetManifest('gated', dir, [{ path: 'a.txt', content: 'one' }]));
+    const up = await queueJob(stack, resource.id, { operation: 'up' });
+    t.match(up, {
+      status: 'queued',
+      approval: { required: 1, allowSelfApproval: false, approverRole: 'admin', previewJobId: String, decisions: [] },
+    });
+    const waiting = await waitForJob(stack.models, up.id, (d) => d.status !== 'queued', 120_000);
+    t.equal(waiting.status, 'awaiting_approval');
+    const shown = (await call('GET', `/v1/jobs/${up.id}`)).json();
+    t.match(shown.approval.plan, { previewJobId: up.approval.previewJobId, counts: { create: 2 }, stateVersion: null, resourceVersion: 1 });
+    t.ok(
+      (shown.approval.plan.changes as { urn: string; op: string }[]).some((c) => c.urn.endsWith('::a.txt') && c.op === 'create'),
+      'the planned change per resource',
+    );
+    t.notOk(existsSync(join(dir, 'a.txt')), 'nothing applied yet');
+    const behind = await queueJob(stack, resource.id, { operation: 'preview' });
+    t.match((await call('GET', `/v1/jobs/${behind.id}`)).json(), { status: 'queued', blockedBy: up.id }, 'a later job waits behind it');
+
+    const self = await call('POST', `/v1/jobs/${up.id}/approvals`, { decision: 'approve' });
+    t.equal(self.statusCode, 403);
+    t.match(self.json().message, /created job .* may not decide on it \(policy: approvals\.allowSelfApproval\)/);
+    t.equal(
+      (await call('POST', `/v1/jobs/${up.id}/approvals`, { decision: 'approve' }, deployer)).statusCode,
+      403,
+      'a deployer is no approver',
+    );
+    const approved = await call('POST', `/v1/jobs/${up.id}/approvals`, { decision: 'approve', comment: 'looks right' }, approver);
+    t.equal(approved.statusCode, 200, approved.body);
+    t.match(approved.json(), {
+      status: 'approved',
+      approval: { decisions: [{ by: { name: 'approver' }, decision: 'approve', comment: 'looks right' }] },
+    });
+    const done = await waitForJob(stack.models, up.id, ended, 120_000);
+    t.match(done, { status: 'succeeded', summary: { create: 2 } }, 'it applied the two creates it was approved for');
+    t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'one');
+    t.match(await waitForJob(stack.models, behind.id, ended, 120_000), { status: 'succeeded' }, 'the job behind it ran after');
+    const audit = await stack.models.AuditEntry.find({ action: 'job.approval', targetId: up.id }).lean();
+    t.equal(audit.length, 3, 'every decision asked for is audited (two refused, one taken)');
+
+    // Stale: the manifest changed after the preview was approved.
+    const stale = await queueJob(stack, resource.id, { operation: 'up' });
+    await waitForJob(stack.models, stale.id, (d) => d.status === 'awaiting_approval', 120_000);
+    await replaceResource(stack, resource.id, fileSetManifest('gated', dir, [{ path: 'a.txt', content: 'two' }]));
+    t.equal((await call('POST', `/v1/jobs/${stale.id}/approvals`, { decision: 'approve' }, approver)).statusCode, 200);
+    const staleDone = await waitForJob(stack.models, stale.id, ended, 120_000);
+    t.match(staleDone, {
+      status: 'stale',
+      reason: 'stale',
+      error: /nothing was applied: .*the resource's manifest or parameters \(version 1 → 2\) changed/,
+    });
+    t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'one', 'nothing applied');
+
+    // Rejected: frees the line at once.
+    const rejected = await queueJob(stack, resource.id, { operation: 'up' });
+    await waitForJob(stack.models, rejected.id, (d) => d.status === 'awaiting_approval', 120_000);
+    const next = await queueJob(stack, resource.id, { operation: 'preview' });
+    const no = await call('POST', `/v1/jobs/${rejected.id}/approvals`, { decision: 'reject', comment: 'not today' }, approver);
+    t.match(no.json(), { status: 'rejected', reason: 'rejected', result: { error: /rejected by approver: not today/ } });
+    t.match(await waitForJob(stack.models, next.id, ended, 120_000), { status: 'succeeded' }, 'the next job ran');
+    t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'one');
+
+    // Cancelled while it waits: the same.
+    const cancelled = await queueJob(stack, resource.id, { operation: 'up', requireApproval: true });
+    await waitForJob(stack.models, cancelled.id, (d) => d.status === 'awaiting_approval', 120_000);
+    t.match((await call('POST', `/v1/jobs/${cancelled.id}/cancel`)).json(), { status: 'cancelled' });
+    t.equal(
+      (await call('POST', `/v1/jobs/${cancelled.id}/approvals`, { decision: 'approve' }, approver)).statusCode,
+      409,
+      'no decision on an ended job',
+    );
+  },
+);

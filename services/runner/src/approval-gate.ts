@@ -1,0 +1,124 @@
+import {
+  type ApprovedPlan,
+  approvalOfJob,
+  endJobOutsideRun,
+  jobChannel,
+  jobStackKey,
+  type KindRegistry,
+  latestStateVersion,
+  type Models,
+  type ResourceDoc,
+  resolveTemplate,
+  type StackJobDoc,
+  type StackQueue,
+  staleness,
+  type StatusMessage,
+  tenantOf,
+} from '@pds/shared';
+import type { Redis } from 'ioredis';
+import type { RunEnd } from './execute-job.js';
+
+export interface GateDeps {
+  models: Models;
+  kinds: KindRegistry;
+  publisher: Pick<Redis, 'publish'>;
+  stacks: Pick<StackQueue, 'claim' | 'remove' | 'next'>;
+  /** Tells webhooks of a job's end, or of an approval event. */
+  jobEnded(jobId: string): Promise<void>;
+  jobEvent(jobId: string, event: 'approval_required'): Promise<void>;
+}
+
+/** The versions a gated job would run now: compared with those its preview saw. */
+async function versionsNow(
+  deps: GateDeps,
+  job: StackJobDoc,
+): Promise<Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion'>> {
+  const resource = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
+  const template = resource
+    ? await resolveTemplate(deps.models, deps.kinds, tenantOf(job), resource.kind, { version: resource.templateVersion }).catch(
+        () => undefined,
+      )
+    : undefined;
+  return {
+    stateVersion: await latestStateVersion(deps.models, job.resourceId),
+    resourceVersion: resource?.version ?? null,
+    templateVersion: template?.info.version ?? null,
+  };
+}
+
+/**
+ * After the preview of a gated job: the plan goes onto the gated job, which now awaits approval
+ * (its stack's line stays held). A preview that did not succeed fails the gated job.
+ */
+export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
+  const gatedId = end.job.planFor;
+  if (!gatedId) return;
+  const gated = await deps.models.StackJob.findById(gatedId).lean<StackJobDoc>();
+  if (!gated || gated.status !== 'queued') return; // cancelled meanwhile
+  if (end.status !== 'succeeded' || !end.plan) {
+    if (!(await deps.stacks.claim(gatedId, 'cancelled'))) return;
+    const error = `its preview, job ${end.job._id}, ended ${end.status}${end.error ? `: ${end.error}` : ''}; nothing was applied`;
+    await endJobOutsideRun(deps.models, deps.publisher, gatedId, 'queued', { status: 'failed', reason: 'preview_failed', error });
+    await deps.stacks.remove(jobStackKey(gated), gatedId);
+    await deps.jobEnded(gatedId);
+    return;
+  }
+  const plan: ApprovedPlan = {
+    previewJobId: end.job._id,
+    changes: end.plan.changes,
+    counts: end.plan.counts,
+    stateVersion: await latestStateVersion(deps.models, gated.resourceId),
+    resourceVersion: end.plan.resourceVersion ?? null,
+    templateVersion: end.plan.templateVersion ?? null,
+  };
+  const waiting = await deps.models.StackJob.findOneAndUpdate(
+    { _id: gatedId, status: 'queued' },
+    { $set: { status: 'awaiting_approval', 'approval.plan': plan } },
+    { returnDocument: 'after' },
+  ).lean<StackJobDoc>();
+  if (!waiting) return;
+  const message: StatusMessage = { type: 'status', jobId: gatedId, status: 'awaiting_approval', ts: new Date().toISOString() };
+  await deps.publisher.publish(jobChannel(gatedId), JSON.stringify(message)).catch(() => undefined);
+  await deps.jobEvent(gatedId, 'approval_required');
+}
+
+/** Ends a gated job without running it (expired, stale): out of its stack's line, its end told. */
+async function endUnrun(
+  deps: GateDeps,
+  job: StackJobDoc,
+  from: 'awaiting_approval' | 'approved',
+  status: 'expired' | 'stale',
+  error: string,
+) {
+  if (!(await deps.stacks.claim(job._id, 'cancelled'))) return undefined;
+  const ended = await endJobOutsideRun(deps.models, deps.publisher, job._id, from, { status, reason: status, error });
+  await deps.stacks.remove(jobStackKey(job), job._id);
+  if (ended) await deps.jobEnded(job._id);
+  return ended;
+}
+
+/**
+ * A job waiting for approval holds its stack's line without running: returns when to look again
+ * (the approval wakes it sooner), or undefined once it has expired (ended `expired`).
+ */
+export async function holdForApproval(deps: GateDeps, job: StackJobDoc): Promise<number | undefined> {
+  const approval = approvalOfJob(job);
+  const expiresAt = Date.parse(approval?.expiresAt ?? '');
+  if (Number.isFinite(expiresAt) && Date.now() < expiresAt) return Math.min(expiresAt, Date.now() + 60_000);
+  await endUnrun(deps, job, 'awaiting_approval', 'expired', `no decision before ${approval?.expiresAt}: nothing was applied`);
+  return undefined;
+}
+
+/**
+ * An approved job about to run (its stack held): if anything its preview saw has changed since,
+ * it ends `stale` with what changed, and nothing is applied. Returns whether it may run.
+ */
+export async function stillAsApproved(deps: GateDeps, job: StackJobDoc): Promise<boolean> {
+  const plan = approvalOfJob(job)?.plan;
+  if (!plan) return true;
+  const changed = staleness(plan, await versionsNow(deps, job));
+  if (changed.length === 0) return true;
+  const error = `nothing was applied: since its preview (job ${plan.previewJobId}) was approved, ${changed.join(', ')} changed; queue it again for a new preview and approval`;
+  await endUnrun(deps, job, 'approved', 'stale', error);
+  return false;
+}
