@@ -28,11 +28,12 @@ export async function endJobOutsideRun(
   models: Pick<Models, 'StackJob' | 'Resource'>,
   publisher: Pick<Redis, 'publish'>,
   jobId: string,
-  from: JobStatus,
+  /** The status it must be in (any of several: a waiting job claimed in Redis may have moved between them). */
+  from: JobStatus | readonly JobStatus[],
   outcome: { status: JobStatus; reason: string; error: string },
 ): Promise<StackJobDoc | undefined> {
   const job = await models.StackJob.findOneAndUpdate(
-    { _id: jobId, status: from },
+    { _id: jobId, status: typeof from === 'string' ? from : { $in: [...from] } },
     { $set: { ...outcome, finishedAt: new Date() } },
     { returnDocument: 'after' },
   ).lean<StackJobDoc>();

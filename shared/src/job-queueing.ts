@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Models, StackJobDoc } from './models/index.js';
 import { STACK_JOBS_QUEUE } from './names.js';
@@ -82,4 +83,27 @@ export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fie
     throw new QueueUnavailableError((err as Error).message);
   }
   return job.toObject() as StackJobDoc;
+}
+
+/** What a gated job asks for (policy.ts `approvalOf`). */
+export interface GateRequest {
+  required: number;
+  allowSelfApproval: boolean;
+  approverRole: string;
+  expiresAt: Date;
+}
+
+/**
+ * Queues an approval-gated job: its preview first in the stack's line (`planFor`), then the job,
+ * which waits for approval after it. Returns both.
+ */
+export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: GateRequest) {
+  const gatedId = randomUUID();
+  const preview = await queueStackJob(deps, { ...fields, operation: 'preview', options: {}, planFor: gatedId });
+  const gated = await queueStackJob(deps, {
+    ...fields,
+    _id: gatedId,
+    approval: { ...gate, expiresAt: gate.expiresAt.toISOString(), previewJobId: preview._id, decisions: [] },
+  });
+  return { preview, gated };
 }

@@ -54,6 +54,11 @@ export class StackQueue {
     await this.redis.zadd(stackWaitingKey(stackFqdn), 'NX', order, jobId);
   }
 
+  /** Puts a job back first in its stack's line (a gated job that took the stack only to find it must still wait). */
+  async requeueFirst(stackFqdn: string, jobId: string): Promise<void> {
+    await this.redis.zadd(stackWaitingKey(stackFqdn), 0, jobId);
+  }
+
   /** Takes a job out of its stack's line (cancelled, or gone). */
   async remove(stackFqdn: string, jobId: string): Promise<void> {
     await this.redis.zrem(stackWaitingKey(stackFqdn), jobId);

@@ -221,3 +221,49 @@ t.test(
     t.equal((await app.inject({ method: 'DELETE', url, headers: auth })).statusCode, 204);
   },
 );
+
+t.test('a gated up: its preview goes first; cancelling the preview fails the gated job, which never runs', async (t) => {
+  const { app } = await startApi(t);
+  const resource = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/resources',
+      headers: { ...auth, 'content-type': 'application/yaml' },
+      payload: manifest('gated-api'),
+    })
+  ).json();
+  const refused = await app.inject({
+    method: 'POST',
+    url: `/v1/resources/${resource.id}/jobs`,
+    headers: auth,
+    payload: { operation: 'preview', requireApproval: true },
+  });
+  t.equal(refused.statusCode, 400);
+  t.match(refused.json().message, /requireApproval: only up jobs are gated/);
+  const gated = (
+    await app.inject({
+      method: 'POST',
+      url: `/v1/resources/${resource.id}/jobs`,
+      headers: auth,
+      payload: { operation: 'up', requireApproval: true },
+    })
+  ).json();
+  t.match(gated, { status: 'queued', approval: { required: 1, previewJobId: String } });
+  const preview = (await app.inject({ method: 'GET', url: `/v1/jobs/${gated.approval.previewJobId}`, headers: auth })).json();
+  t.match(preview, { operation: 'preview', status: 'queued', planFor: gated.id });
+  const early = await app.inject({
+    method: 'POST',
+    url: `/v1/jobs/${gated.id}/approvals`,
+    headers: auth,
+    payload: { decision: 'approve' },
+  });
+  t.equal(early.statusCode, 409, 'no decision before its preview');
+  t.match(early.json().message, /waits for its preview/);
+  t.equal((await app.inject({ method: 'POST', url: `/v1/jobs/${preview.id}/cancel`, headers: auth })).statusCode, 200);
+  const after = (await app.inject({ method: 'GET', url: `/v1/jobs/${gated.id}`, headers: auth })).json();
+  t.match(after, {
+    status: 'failed',
+    reason: 'preview_failed',
+    result: { error: /its preview, job .* was cancelled; nothing was applied/ },
+  });
+});

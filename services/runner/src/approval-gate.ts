@@ -14,6 +14,7 @@ import {
   staleness,
   type StatusMessage,
   tenantOf,
+  WAITING_STATUSES,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import type { RunEnd } from './execute-job.js';
@@ -82,16 +83,11 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
   await deps.jobEvent(gatedId, 'approval_required');
 }
 
-/** Ends a gated job without running it (expired, stale): out of its stack's line, its end told. */
-async function endUnrun(
-  deps: GateDeps,
-  job: StackJobDoc,
-  from: 'awaiting_approval' | 'approved',
-  status: 'expired' | 'stale',
-  error: string,
-) {
+/** Ends a gated job without running it (expired, stale, no preview): out of its stack's line, its end told. */
+async function endUnrun(deps: GateDeps, job: StackJobDoc, status: 'expired' | 'stale' | 'failed', reason: string, error: string) {
   if (!(await deps.stacks.claim(job._id, 'cancelled'))) return undefined;
-  const ended = await endJobOutsideRun(deps.models, deps.publisher, job._id, from, { status, reason: status, error });
+  // Claimed in Redis: no one else moves it now, so it ends from whichever waiting status it is in.
+  const ended = await endJobOutsideRun(deps.models, deps.publisher, job._id, WAITING_STATUSES, { status, reason, error });
   await deps.stacks.remove(jobStackKey(job), job._id);
   if (ended) await deps.jobEnded(job._id);
   return ended;
@@ -105,7 +101,7 @@ export async function holdForApproval(deps: GateDeps, job: StackJobDoc): Promise
   const approval = approvalOfJob(job);
   const expiresAt = Date.parse(approval?.expiresAt ?? '');
   if (Number.isFinite(expiresAt) && Date.now() < expiresAt) return Math.min(expiresAt, Date.now() + 60_000);
-  await endUnrun(deps, job, 'awaiting_approval', 'expired', `no decision before ${approval?.expiresAt}: nothing was applied`);
+  await endUnrun(deps, job, 'expired', 'expired', `no decision before ${approval?.expiresAt}: nothing was applied`);
   return undefined;
 }
 
@@ -119,6 +115,18 @@ export async function stillAsApproved(deps: GateDeps, job: StackJobDoc): Promise
   const changed = staleness(plan, await versionsNow(deps, job));
   if (changed.length === 0) return true;
   const error = `nothing was applied: since its preview (job ${plan.previewJobId}) was approved, ${changed.join(', ')} changed; queue it again for a new preview and approval`;
-  await endUnrun(deps, job, 'approved', 'stale', error);
+  await endUnrun(deps, job, 'stale', 'stale', error);
   return false;
+}
+
+/** A gated job whose preview ended without a plan (cancelled, lost with its runner, not recorded): it fails, applying nothing. */
+export async function failWithoutPreview(deps: GateDeps, job: StackJobDoc): Promise<void> {
+  const preview = approvalOfJob(job)?.previewJobId;
+  await endUnrun(
+    deps,
+    job,
+    'failed',
+    'preview_failed',
+    `its preview, job ${preview}, ended without a plan to approve; nothing was applied`,
+  );
 }

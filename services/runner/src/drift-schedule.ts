@@ -1,5 +1,8 @@
 import {
   amendJob,
+  approvalOf,
+  decodePolicy,
+  queueGatedJob,
   DRIFT_QUEUE,
   type DriftSchedule,
   type DriftTick,
@@ -86,18 +89,22 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
       if (end.job.operation !== 'drift-check' || end.drift?.result !== 'drifted' || !options?.autoRemediate) return;
       const resource = await deps.models.Resource.findById(end.job.resourceId).lean<ResourceDoc>();
       if (!resource) return;
-      const up = await queueStackJob(queueing, {
+      const fields = {
         tenantId: tenantOf(resource),
         resourceId: resource._id,
         resourceVersion: resource.version,
         kind: resource.kind,
         stackFqdn: resource.stackFqdn,
-        operation: 'up',
+        operation: 'up' as const,
         // --refresh: the up must diff against the cloud as the check found it, not the state it drifted from.
         options: { refresh: true, message: `remediates the drift found by job ${end.job._id}` },
         ...(end.job.createdBy?.id ? { createdBy: { id: end.job.createdBy.id, name: end.job.createdBy.name ?? '' } } : {}),
         remediates: end.job._id,
-      });
+      };
+      // Through the tenant's approval gate like any up: a gated remediation waits for its approvers.
+      const tenant = await deps.models.Tenant.findById(fields.tenantId, { policy: 1 }).lean<{ policy?: string }>();
+      const gate = approvalOf(decodePolicy(tenant?.policy), 'up', false);
+      const up = gate ? (await queueGatedJob(queueing, fields, gate)).gated : await queueStackJob(queueing, fields);
       await amendJob(deps.models, deps.publisher, end.job._id, { remediatedBy: up._id });
     },
     start: () => void worker.run(),

@@ -84,8 +84,9 @@ export class DriftCollector {
     if (this.found.size >= MAX_RESOURCES) return;
     const properties = paths.slice(0, MAX_PROPERTIES).map((path) => ({
       path,
-      old: this.maskValue(shown(step.old?.outputs?.[path])),
-      new: this.maskValue(shown(step.new?.outputs?.[path])),
+      // Masked whole, then cut: a cut value could otherwise show part of a secret.
+      old: shown(this.maskValue(step.old?.outputs?.[path])),
+      new: shown(this.maskValue(step.new?.outputs?.[path])),
     }));
     this.found.set(step.urn, { urn: step.urn, type: step.type ?? '', change, properties });
   }

@@ -170,7 +170,15 @@ export async function executeJob(
   // this update (its first answer lost) finds the job already running under our id and start time.
   const claiming = store('start the job', () =>
     models.StackJob.findOneAndUpdate(
-      { _id: jobId, $or: [{ status: { $in: ['queued', 'approved'] } }, { status: 'running', runnerId: deps.runnerId, startedAt }] },
+      {
+        _id: jobId,
+        // A gated job starts only from `approved`, never from `queued`.
+        $or: [
+          { status: 'queued', approval: { $exists: false } },
+          { status: 'approved' },
+          { status: 'running', runnerId: deps.runnerId, startedAt },
+        ],
+      },
       { $set: { status: 'running', startedAt, runnerId: deps.runnerId, fence: options.fence } },
       { returnDocument: 'after' },
     ).lean<StackJobDoc>(),

@@ -37,7 +37,8 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc, reason: I
   const operation = job.operation as Operation;
   let recovery: string;
   let retriedBy: string | undefined;
-  if (RETRIED.includes(operation) && attempt < MAX_ATTEMPTS) {
+  // The preview of a gated job is not run again: the gated job fails without it (it needs a fresh request).
+  if (RETRIED.includes(operation) && attempt < MAX_ATTEMPTS && !job.planFor) {
     const retry = await queueStackJob(deps, {
       tenantId: tenantOf(job),
       resourceId: job.resourceId,

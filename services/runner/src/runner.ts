@@ -34,7 +34,7 @@ import { isInfrastructureReason, recoverJob } from './recovery.js';
 import { TenantGate } from './tenant-gate.js';
 import { createWebhookWorker } from './webhooks/worker.js';
 import { createDriftWorker } from './drift-schedule.js';
-import { holdForApproval, recordPlan, stillAsApproved } from './approval-gate.js';
+import { failWithoutPreview, holdForApproval, recordPlan, stillAsApproved } from './approval-gate.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -203,6 +203,23 @@ export function createRunner(deps: RunnerDeps) {
     return attempt;
   }
 
+  /**
+   * What a gated job holding its stack does: `run` (approved, and nothing changed since its preview),
+   * `hold` (still awaiting its decision), `ended` (its preview is gone without a plan: failed; or it
+   * went stale, or ended meanwhile). A gated job is never run from `queued`.
+   */
+  async function gateDecision(jobId: string): Promise<'run' | 'hold' | 'ended'> {
+    const current = await deps.models.StackJob.findById(jobId).lean<StackJobDoc>();
+    if (!current || isFinalStatus(current.status as JobStatus)) return 'ended';
+    if (current.status === 'awaiting_approval') return 'hold';
+    if (current.status === 'queued') {
+      // It has the stack, so its preview (always ahead of it in line) ended without recording a plan.
+      await failWithoutPreview(gate, current);
+      return 'ended';
+    }
+    return (await stillAsApproved(gate, current)) ? 'run' : 'ended';
+  }
+
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
     const jobId = job.id as string;
     // The stack's identity in the service (tenant and FQDN); jobs of older versions name the FQDN only.
@@ -247,12 +264,22 @@ export function createRunner(deps: RunnerDeps) {
       await tenantGate.leave(tenant, jobId); // its place goes to a job that can run now
       return park(job, token);
     }
-    // Approved: only if nothing it was approved on has changed (else `stale`, nothing applied).
-    if (gated?.status === 'approved' && !(await stillAsApproved(gate, gated).catch(() => true))) {
-      await tenantGate.leave(tenant, jobId).catch(() => undefined);
-      const next = await stacks.release(stackKey, attempt.lockValue);
-      if (next) await promote(next);
-      return;
+    // A gated job with the stack: it runs only approved, and only as approved (its status read afresh).
+    if (job.data.gated) {
+      const decision = await gateDecision(jobId).catch((err: Error) => {
+        log.warn({ err: err.message, jobId }, 'an approval-gated job could not be checked; it will be looked at again');
+        return 'retry' as const;
+      });
+      if (decision !== 'run') {
+        await tenantGate.leave(tenant, jobId).catch(() => undefined);
+        // Waiting for its decision (or a check that failed): first in line again, so the line stays held.
+        if (decision === 'hold' || decision === 'retry') await stacks.requeueFirst(stackKey, jobId);
+        const next = await stacks.release(stackKey, attempt.lockValue);
+        if (next && next !== jobId) await promote(next);
+        if (decision === 'ended') return;
+        await job.moveToDelayed(Date.now() + NOT_STARTED_RETRY_MS, token);
+        throw new DelayedError();
+      }
     }
 
     const controller = new AbortController();

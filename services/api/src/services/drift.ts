@@ -3,6 +3,7 @@ import {
   cronIntervalSeconds,
   type DriftSchedule,
   errors,
+  FINAL_STATUSES,
   type Models,
   operationRole,
   type Principal,
@@ -61,7 +62,7 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds }
     const last = await models.StackJob.findOne({
       resourceId: doc._id,
       operation: 'drift-check',
-      status: { $in: ['succeeded', 'failed', 'cancelled'] },
+      status: { $in: [...FINAL_STATUSES] },
     })
       .sort({ createdAt: -1 })
       .lean<StackJobDoc>();

@@ -16,6 +16,7 @@ import {
   QueueUnavailableError,
   queueJobEndedEvent,
   queueJobEvent,
+  queueGatedJob,
   approvalOf,
   approvalOfJob,
   type ApprovalDecision,
@@ -44,7 +45,6 @@ import {
   type TenantViewer,
   tenantOf,
 } from '@pds/shared';
-import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { EndedJobViews } from './ended-jobs.js';
@@ -120,7 +120,8 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       throw errors.unavailable(`cannot cancel: Redis is unavailable: ${err.message}`);
     });
     if (!claimed) return undefined;
-    const cancelled = await endJobOutsideRun(models, redis, job._id, job.status as JobStatus, { status, reason, error });
+    // Claimed in Redis: no runner starts it now, so it ends from whichever waiting status it has reached.
+    const cancelled = await endJobOutsideRun(models, redis, job._id, WAITING_STATUSES, { status, reason, error });
     if (!cancelled) return undefined;
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
@@ -129,6 +130,12 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     if (webhookQueue) await queueJobEndedEvent(webhookQueue, job._id).catch(() => undefined);
     // A job that held its stack's line (awaiting approval) lets the next one go at once.
     if (job.status !== 'queued') await promoteNext(job);
+    // The preview of a gated job: without it the gated job has nothing to be approved on.
+    if (job.planFor) {
+      const gated = await models.StackJob.findById(job.planFor).lean<StackJobDoc>();
+      if (gated && WAITING_STATUSES.includes(gated.status as JobStatus))
+        await cancelQueued(gated, 'preview_failed', `its preview, job ${job._id}, was ${status}; nothing was applied`, 'failed');
+    }
     return cancelled;
   }
 
@@ -302,22 +309,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         created = await withinQueueLimit(tenantOf(resource), policy, async () => {
           if (!approval) return queueStackJob({ models, queue, stacks }, fields);
           // Gated: its preview first in the stack's line, then the job itself, which waits for approval after it.
-          const gatedId = randomUUID();
-          const preview = await queueStackJob(
-            { models, queue, stacks },
-            { ...fields, operation: 'preview', options: {}, planFor: gatedId },
-          );
-          return queueStackJob(
-            { models, queue, stacks },
-            {
-              ...fields,
-              _id: gatedId,
-              approval: { ...approval, expiresAt: approval.expiresAt.toISOString(), previewJobId: preview._id, decisions: [] },
-            },
-          ).catch(async (err: Error) => {
-            await cancelQueued(preview, 'cancelled', 'the job it previews could not be queued').catch(() => undefined);
-            throw err;
-          });
+          return (await queueGatedJob({ models, queue, stacks }, fields, approval)).gated;
         });
       } catch (err) {
         if (!(err instanceof QueueUnavailableError)) throw err;
@@ -381,16 +373,20 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         };
         const decisions = [...approval.decisions.filter((d) => d.by.id !== caller.id), entry];
         const approvals = decisions.filter((d) => d.decision === 'approve').length;
-        const status = input.decision === 'approve' && approvals >= approval.required ? 'approved' : 'awaiting_approval';
+        // A rejection is final, even one whose ending did not complete before (it is completed now).
+        const rejection = decisions.find((d) => d.decision === 'reject');
+        const status = !rejection && approvals >= approval.required ? 'approved' : 'awaiting_approval';
         const updated = await models.StackJob.findOneAndUpdate(
           { _id: id, status: 'awaiting_approval' },
           { $set: { 'approval.decisions': decisions, status } },
           { returnDocument: 'after' },
         ).lean<StackJobDoc>();
         if (!updated) throw errors.conflict(`job ${id} is no longer awaiting approval`);
-        if (input.decision === 'reject') {
-          const why = `rejected by ${caller.name}${entry.comment ? `: ${entry.comment}` : ''}; nothing was applied`;
-          return jobView((await cancelQueued(updated, 'rejected', why, 'rejected')) ?? updated);
+        if (rejection) {
+          const why = `rejected by ${rejection.by.name}${rejection.comment ? `: ${rejection.comment}` : ''}; nothing was applied`;
+          const ended = await cancelQueued(updated, 'rejected', why, 'rejected');
+          if (!ended) throw errors.unavailable(`the rejection of job ${id} is recorded but the job could not be ended yet; decide again`);
+          return jobView(ended);
         }
         if (status === 'approved') {
           const message: StatusMessage = { type: 'status', jobId: id, status: 'approved', ts: entry.at };
