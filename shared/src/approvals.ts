@@ -51,3 +51,13 @@ export function staleness(plan: ApprovedPlan, now: Pick<ApprovedPlan, 'stateVers
     changed.push(`the template version (${plan.templateVersion ?? 'none'} → ${now.templateVersion ?? 'none'})`);
   return changed;
 }
+
+/** A failed up's compensation, as the job keeps it. */
+export interface Compensation {
+  mode: string;
+  strategy?: 'destroy' | 'reapply_last_good';
+  state: 'compensating' | 'compensated' | 'compensation_failed';
+  jobId?: string;
+  error?: string;
+  endedAt?: string;
+}

@@ -40,6 +40,8 @@ export interface NewJob {
   /** An approval-gated job's approval; its preview: the gated job. */
   approval?: Record<string, unknown>;
   planFor?: string;
+  /** A compensating job: the failed up it answers. */
+  compensates?: string;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Models } from './models/index.js';
+import type { LastGoodRun, Models } from './models/index.js';
 import type { StackJobDoc } from './models/stack-job.js';
 import type { JobStatus, Operation } from './types.js';
 
@@ -28,7 +28,9 @@ export function stackStatusOnEnd(operation: Operation, status: JobStatus): Stack
 export async function recordStackLife(
   models: Pick<Models, 'Resource'>,
   job: Pick<StackJobDoc, '_id' | 'resourceId' | 'operation' | 'createdBy'>,
-  phase: { started: true } | { status: JobStatus; outputs?: string; resourceVersion?: number; templateVersion?: string; at: Date },
+  phase:
+    | { started: true }
+    | { status: JobStatus; outputs?: string; resourceVersion?: number; templateVersion?: string; lastGood?: LastGoodRun; at: Date },
 ): Promise<void> {
   const operation = job.operation as Operation;
   const status = 'started' in phase ? stackStatusOnStart(operation) : stackStatusOnEnd(operation, phase.status);
@@ -41,6 +43,7 @@ export async function recordStackLife(
       'stack.lastDeployedBy': job.createdBy?.name ?? null,
       ...(phase.resourceVersion !== undefined ? { 'stack.resourceVersion': phase.resourceVersion } : {}),
       ...(phase.templateVersion !== undefined ? { 'stack.templateVersion': phase.templateVersion } : {}),
+      ...(phase.lastGood ? { 'stack.lastGood': phase.lastGood } : {}),
     });
   }
   await models.Resource.updateOne({ _id: job.resourceId }, { $set: set });

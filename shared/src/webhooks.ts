@@ -29,6 +29,7 @@ export const WEBHOOK_EVENTS = [
   'approval_required',
   'approved',
   'rejected',
+  'compensated',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number] | 'ping';
 

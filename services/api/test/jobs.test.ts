@@ -267,3 +267,39 @@ t.test('a gated up: its preview goes first; cancelling the preview fails the gat
     result: { error: /its preview, job .* was cancelled; nothing was applied/ },
   });
 });
+
+t.test('compensation: only for an up; on a stack never deployed it is a destroy, so it needs the role of one', async (t) => {
+  const { app } = await startApi(t);
+  const resource = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/resources',
+      headers: { ...auth, 'content-type': 'application/yaml' },
+      payload: manifest('compensated'),
+    })
+  ).json();
+  const url = `/v1/resources/${resource.id}/jobs`;
+  const preview = await app.inject({ method: 'POST', url, headers: auth, payload: { operation: 'preview', compensation: 'destroy' } });
+  t.equal(preview.statusCode, 400);
+  t.match(preview.json().message, /compensation: only a failed up is compensated/);
+  const deployer = (
+    await app.inject({ method: 'POST', url: '/v1/tokens', headers: auth, payload: { name: 'dep', role: 'deployer' } })
+  ).json().token;
+  const asDeployer = await app.inject({
+    method: 'POST',
+    url,
+    headers: { authorization: `Bearer ${deployer}` },
+    payload: { operation: 'up', compensation: 'reapply_last_good' },
+  });
+  t.equal(asDeployer.statusCode, 403);
+  t.match(asDeployer.json().message, /never deployed, so it is compensated by a destroy, which needs the admin role/);
+  const plain = await app.inject({
+    method: 'POST',
+    url,
+    headers: { authorization: `Bearer ${deployer}` },
+    payload: { operation: 'up', compensation: 'none' },
+  });
+  t.equal(plain.statusCode, 202, 'none asks for nothing');
+  const asAdmin = await app.inject({ method: 'POST', url, headers: auth, payload: { operation: 'up', compensation: 'destroy' } });
+  t.match(asAdmin.json(), { status: 'queued', options: { compensation: 'destroy' } });
+});

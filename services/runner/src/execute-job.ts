@@ -21,6 +21,7 @@ import {
   retryTransient,
   stackInputYaml,
   type StackJobDoc,
+  type LastGoodRun,
   STORED_MANIFEST,
   jobStackKey,
   openSecretParameters,
@@ -217,6 +218,7 @@ export async function executeJob(
   });
   let ranVersion: number | undefined; // the resource version this run used
   let ranTemplateVersion: string | undefined; // the template version it ran
+  let ranRun: LastGoodRun | undefined; // what it ran, kept as the stack's last good run if an up succeeds
   let leftDeployment: string | undefined; // the stack's state after the run (up, refresh, destroy)
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
@@ -262,6 +264,13 @@ export async function executeJob(
     const { resource, kind } = target;
     ranVersion = target.check ? undefined : resource.version; // the manifest as it is now is what runs
     ranTemplateVersion = kind.version;
+    if (!target.check)
+      ranRun = {
+        manifest: resource.manifest,
+        resourceVersion: resource.version,
+        ...(resource.templateVersion ? { templateVersion: resource.templateVersion } : {}),
+        ...(resource.secretParameters ? { secretParameters: resource.secretParameters } : {}),
+      };
     if (tenantOf(job) !== DEFAULT_TENANT && !backendSeparatesTenants(config.PULUMI_BACKEND_URL)) {
       const error = `PULUMI_BACKEND_URL (${new URL(config.PULUMI_BACKEND_URL).protocol}) cannot keep tenants' stacks apart: tenant ${tenantOf(job)}'s jobs need a file://, s3://, gs:// or azblob:// backend`;
       return { status: 'failed', exitCode: null, error, reason: 'backend_shared' };
@@ -468,7 +477,10 @@ export async function executeJob(
         const compact = compactEvent(event);
         if (!compact) return;
         const counted = progress.update(compact);
-        if (counted) deps.progressBoard?.record(jobId, counted);
+        // Once Pulumi's summary is in, the steps are over: readers see the job's end, not a 100 % still
+        // `running` while the runner reads back the state and records the result.
+        if (compact.kind === 'summary') void deps.progressBoard?.clear(jobId);
+        else if (counted) deps.progressBoard?.record(jobId, counted);
         sink.event(maskValue(counted ? { ...compact, progress: counted } : compact));
       },
     });
@@ -535,6 +547,7 @@ export async function executeJob(
       outputs: encodeOutputs(outcome.outputs ?? {}),
       resourceVersion: ranVersion,
       templateVersion: ranTemplateVersion,
+      ...(job.operation === 'up' && outcome.status === 'succeeded' && ranRun ? { lastGood: ranRun } : {}),
       at: finishedAt,
     };
     // The stack is gone from the backend (what it created stays): the resource and its state versions go too.

@@ -24,7 +24,7 @@ export interface JobTarget {
 
 /** Why a job has nothing to run (the job fails with this reason). */
 export interface TargetMissing {
-  reason: 'resource_deleted' | 'unknown_kind';
+  reason: 'resource_deleted' | 'unknown_kind' | 'nothing_to_reapply';
   error: string;
 }
 
@@ -58,8 +58,21 @@ export async function loadJobTarget(
   readResource: () => Promise<ResourceDoc | null>,
 ): Promise<JobTarget | TargetMissing> {
   if (job.templateCheck) return checkTarget(deps, job, job.templateCheck);
-  const resource = await readResource();
-  if (!resource) return { reason: 'resource_deleted', error: `resource ${job.resourceId} no longer exists` };
+  const current = await readResource();
+  if (!current) return { reason: 'resource_deleted', error: `resource ${job.resourceId} no longer exists` };
+  // A compensation that reapplies the last good run: that run's manifest, parameters and versions.
+  const lastGood = (job.options as { lastGood?: boolean } | undefined)?.lastGood ? current.stack?.lastGood : undefined;
+  if ((job.options as { lastGood?: boolean } | undefined)?.lastGood && !lastGood)
+    return { reason: 'nothing_to_reapply', error: `resource ${job.resourceId} has no successful up to reapply` };
+  const resource: ResourceDoc = lastGood
+    ? {
+        ...current,
+        manifest: lastGood.manifest,
+        version: lastGood.resourceVersion,
+        templateVersion: lastGood.templateVersion,
+        secretParameters: lastGood.secretParameters,
+      }
+    : current;
   const builtIn = deps.kinds.get(resource.kind);
   if (builtIn) return { resource, kind: builtIn, check: false };
   const template = await findTemplate(deps.models, tenantOf(resource), resource.kind);

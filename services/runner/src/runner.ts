@@ -35,6 +35,7 @@ import { TenantGate } from './tenant-gate.js';
 import { createWebhookWorker } from './webhooks/worker.js';
 import { createDriftWorker } from './drift-schedule.js';
 import { failWithoutPreview, holdForApproval, recordPlan, stillAsApproved } from './approval-gate.js';
+import { afterCompensation, compensate } from './compensation.js';
 
 export interface RunnerDeps {
   config: Config;
@@ -96,6 +97,7 @@ export function createRunner(deps: RunnerDeps) {
   const webhooks = createWebhookWorker({ ...deps, keyring });
   const drift = createDriftWorker({ ...deps, jobs: queue, stacks });
   const gate = { ...deps, stacks, jobEnded: webhooks.jobEnded, jobEvent: webhooks.jobEvent };
+  const compensation = { ...deps, jobs: queue, stacks, jobEvent: webhooks.jobEvent };
   const running = new Map<string, AbortController>();
   const log = deps.logger;
   // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
@@ -331,6 +333,10 @@ export function createRunner(deps: RunnerDeps) {
         metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
         await webhooks.jobEnded(jobId);
         await recordPlan(gate, end).catch((err: Error) => log.error({ err, jobId }, 'the plan of a gated job could not be recorded'));
+        await compensate(compensation, end).catch((err: Error) =>
+          log.error({ err, jobId }, 'the compensation of a failed up could not be queued'),
+        );
+        await afterCompensation(compensation, end).catch((err: Error) => log.error({ err, jobId }, 'a compensation could not be recorded'));
         await afterRun(end);
         await drift.afterCheck(end).catch((err: Error) => log.error({ err, jobId }, 'the remediation of drift could not be queued'));
       }

@@ -43,6 +43,8 @@ export const resourceSchema = new Schema(
         lastDeployedBy: String,
         resourceVersion: Number,
         templateVersion: String,
+        /** What the last successful up ran (manifest, sealed secret parameters, versions): a compensation reapplies it. */
+        lastGood: { type: Schema.Types.Mixed },
       },
       default: () => ({ status: 'pending', changedAt: new Date() }),
     },
@@ -53,6 +55,14 @@ export const resourceSchema = new Schema(
 resourceSchema.index({ tenantId: 1, kind: 1, name: 1 }, { unique: true });
 resourceSchema.index({ tenantId: 1, stackFqdn: 1 }, { unique: true });
 resourceSchema.index({ labelPairs: 1 });
+
+/** What a successful up ran, kept so that a compensation can run it again. */
+export interface LastGoodRun {
+  manifest: string;
+  resourceVersion: number;
+  templateVersion?: string;
+  secretParameters?: { key: string; sealed: SealedSecret }[];
+}
 
 export interface ResourceDoc {
   _id: string;
@@ -76,6 +86,7 @@ export interface ResourceDoc {
     lastDeployedBy?: string;
     resourceVersion?: number;
     templateVersion?: string;
+    lastGood?: LastGoodRun;
   };
   createdAt: Date;
   updatedAt: Date;

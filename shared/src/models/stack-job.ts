@@ -64,6 +64,10 @@ export const stackJobSchema = new Schema(
     approval: { type: Schema.Types.Mixed },
     /** The preview of a gated job: that job. */
     planFor: { type: String },
+    /** A failed up's compensation (mode, strategy, state: compensating → compensated | compensation_failed, its job). */
+    compensation: { type: Schema.Types.Mixed },
+    /** A compensating job: the failed up it answers. */
+    compensates: { type: String },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
   },

@@ -94,6 +94,7 @@ export const CreateJobBodySchema = Type.Object(
     expectNoChanges: Type.Optional(Type.Boolean()),
     targets: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 100 })),
     queuePolicy: Type.Optional(literals(['fifo', 'latest'] as const)),
+    compensation: Type.Optional(literals(['none', 'destroy', 'reapply_last_good'] as const)),
     requireApproval: Type.Optional(
       Type.Boolean({
         description: 'up: run a preview first and wait for approval (the tenant policy can require it; a request cannot waive it)',
@@ -173,6 +174,20 @@ export const JobSchema = Type.Object({
   remediatedBy: Type.Optional(Type.String({ description: 'A drift check: the up it queued to put the stack back' })),
   remediates: Type.Optional(Type.String({ description: 'An up queued by a drift check: that check' })),
   planFor: Type.Optional(Type.String({ description: 'The preview of an approval-gated job: that job' })),
+  compensation: Type.Optional(
+    Type.Object(
+      {
+        mode: Type.String(),
+        strategy: Type.Optional(Type.Union([Type.Literal('destroy'), Type.Literal('reapply_last_good')])),
+        state: Type.Union([Type.Literal('compensating'), Type.Literal('compensated'), Type.Literal('compensation_failed')]),
+        jobId: Type.Optional(Type.String()),
+        error: Type.Optional(Type.String()),
+        endedAt: Type.Optional(Type.String({ format: 'date-time' })),
+      },
+      { description: 'A failed up that asked for compensation: what puts the stack back, and how it went' },
+    ),
+  ),
+  compensates: Type.Optional(Type.String({ description: 'A compensating job: the failed up it answers' })),
   approval: Type.Optional(
     Type.Object(
       {

@@ -96,6 +96,8 @@ export interface CreateJobInput {
   upload?: string;
   /** up: run a preview first and wait for approval (the tenant's policy may require it anyway). */
   requireApproval?: boolean;
+  /** up: what puts the stack back if it fails (destroy a stack never deployed, else reapply the last good run). */
+  compensation?: 'none' | 'destroy' | 'reapply_last_good';
 }
 
 export interface JobListFilter {
@@ -293,6 +295,15 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       const policy = await admit(resource, operation, caller);
       if (STATE_OPERATIONS.includes(operation)) await assertStateOperation(resource, operation, options);
       if (requireApproval && operation !== 'up') throw errors.invalidRequest(`requireApproval: only up jobs are gated (not ${operation})`);
+      if (options.compensation && options.compensation !== 'none') {
+        if (operation !== 'up') throw errors.invalidRequest(`compensation: only a failed up is compensated (not ${operation})`);
+        // A stack never deployed is compensated by a destroy: the caller must be one who may destroy.
+        const destroyRole = operationRole(policy, 'destroy');
+        if (!resource.stack?.lastDeployedAt && caller.role !== 'platform' && !roleAllows(caller.role, destroyRole))
+          throw errors.forbidden(
+            `compensation: this stack was never deployed, so it is compensated by a destroy, which needs the ${destroyRole} role`,
+          );
+      }
       const approval = operation === 'up' ? approvalOf(policy, operation, requireApproval ?? false) : undefined;
       const fields = {
         tenantId: tenantOf(resource),

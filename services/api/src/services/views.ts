@@ -1,5 +1,6 @@
 import {
   type Approval,
+  type Compensation,
   decodeOutputs,
   isFinalStatus,
   type JobResult,
@@ -88,6 +89,8 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     ...(doc.remediatedBy ? { remediatedBy: doc.remediatedBy } : {}),
     ...(doc.remediates ? { remediates: doc.remediates } : {}),
     ...(doc.planFor ? { planFor: doc.planFor } : {}),
+    ...(doc.compensation ? { compensation: doc.compensation as Compensation } : {}),
+    ...(doc.compensates ? { compensates: doc.compensates } : {}),
     ...(doc.approval ? { approval: doc.approval as Approval } : {}),
     ...(doc.templateCheck ? { templateCheck: true } : {}),
     lastSeq: doc.lastSeq ?? 0,

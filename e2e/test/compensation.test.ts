@@ -1,0 +1,64 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { createResource, fileSetManifest, queueJob, replaceResource, startStack, waitForJob } from './harness.js';
+
+const ended = (d: { status: string }) => !['queued', 'awaiting_approval', 'approved', 'running'].includes(d.status);
+
+/** Files one of which cannot be written: `x` is a file and a folder at once, so the up fails half-way. */
+const failing = (content: string) => [
+  { path: 'a.txt', content },
+  { path: 'x', content: 'a file' },
+  { path: 'x/y.txt', content: 'in a folder' },
+];
+
+t.test(
+  'a failed up that asked for compensation: a stack never deployed is destroyed, a deployed one gets its last good run back',
+  async (t) => {
+    const stack = await startStack(t);
+
+    const freshDir = join(stack.scratch, 'fresh');
+    const fresh = await createResource(stack, fileSetManifest('fresh', freshDir, failing('never')));
+    const first = await queueJob(stack, fresh.id, { operation: 'up', compensation: 'destroy' });
+    const failed = await waitForJob(stack.models, first.id, (d) => d.status === 'failed' && Boolean(d.compensation), 120_000);
+    t.match(failed.compensation, { mode: 'destroy', strategy: 'destroy', jobId: String });
+    const undo = await waitForJob(stack.models, (failed.compensation as { jobId: string }).jobId, ended, 120_000);
+    t.match(undo, { operation: 'destroy', status: 'succeeded', compensates: first.id });
+    const settled = await waitForJob(stack.models, first.id, (d) => (d.compensation as { state: string }).state !== 'compensating');
+    t.match(settled.compensation, { state: 'compensated' }, 'failed → compensating → compensated');
+    t.notOk(existsSync(join(freshDir, 'a.txt')), 'what the failed up created is gone');
+
+    const dir = join(stack.scratch, 'kept');
+    const kept = await createResource(stack, fileSetManifest('kept', dir, [{ path: 'a.txt', content: 'good' }]));
+    await waitForJob(stack.models, (await queueJob(stack, kept.id, { operation: 'up' })).id, (d) => d.status === 'succeeded', 120_000);
+    await replaceResource(stack, kept.id, fileSetManifest('kept', dir, failing('bad')));
+    const broken = await queueJob(stack, kept.id, { operation: 'up', compensation: 'reapply_last_good' });
+    const brokenDone = await waitForJob(stack.models, broken.id, (d) => d.status === 'failed' && Boolean(d.compensation), 120_000);
+    t.match(brokenDone.compensation, { mode: 'reapply_last_good', strategy: 'reapply_last_good' });
+    const reapply = await waitForJob(stack.models, (brokenDone.compensation as { jobId: string }).jobId, ended, 120_000);
+    t.match(
+      reapply,
+      { operation: 'up', status: 'succeeded', compensates: broken.id, resourceVersion: 1 },
+      'the last good run (version 1) again',
+    );
+    t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'good', 'the file is as the last good run left it');
+    t.match(
+      (await waitForJob(stack.models, broken.id, (d) => (d.compensation as { state: string }).state !== 'compensating')).compensation,
+      {
+        state: 'compensated',
+      },
+    );
+    const view = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${broken.id}`, headers: stack.auth })).json();
+    t.match(
+      view,
+      { status: 'failed', compensation: { state: 'compensated', jobId: reapply._id } },
+      'the API shows it (no stale cached view)',
+    );
+    t.match(
+      (await stack.api.inject({ method: 'GET', url: `/v1/resources/${kept.id}`, headers: stack.auth })).json(),
+      { version: 2, stack: { status: 'deployed', resourceVersion: 1 } },
+      'the stack runs version 1 of a resource now at version 2',
+    );
+  },
+);
