@@ -35,7 +35,7 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number] | 'ping';
 
 const NOUN: Partial<Record<Operation, string>> = { up: 'update', preview: 'preview', refresh: 'refresh', destroy: 'destroy' };
 
-/** The event a job's end is (cancelled counts as failed: the operation did not complete); none for a removal that failed. */
+/** The event a job's end is (cancelled, expired and stale count as failed: the operation did not complete; a rejection is `rejected`). */
 export function jobEndEvent(operation: Operation, status: string, drift?: { result?: string }): WebhookEvent | undefined {
   const outcome = status === 'succeeded' ? 'succeeded' : 'failed';
   if (status === 'rejected') return 'rejected';

@@ -2,6 +2,17 @@ import { lineStore } from '@pds/shared';
 import t from 'tap';
 import { auth, manifest, startApi } from './harness.js';
 
+/** Creates a LocalFileSet resource through the API; returns it as the API shows it. */
+async function createResource(app: Awaited<ReturnType<typeof startApi>>['app'], name: string) {
+  const created = await app.inject({
+    method: 'POST',
+    url: '/v1/resources',
+    headers: { ...auth, 'content-type': 'application/yaml' },
+    payload: manifest(name),
+  });
+  return created.json() as { id: string };
+}
+
 t.test('jobs', async (t) => {
   const { app, models, queue, redisServer } = await startApi(t);
   const resource = (
@@ -183,14 +194,7 @@ t.test(
   'drift schedules: a cron more often than allowed is refused naming it; a user job cancels the checks waiting on its stack',
   async (t) => {
     const { app } = await startApi(t);
-    const resource = (
-      await app.inject({
-        method: 'POST',
-        url: '/v1/resources',
-        headers: { ...auth, 'content-type': 'application/yaml' },
-        payload: manifest('drifty'),
-      })
-    ).json();
+    const resource = await createResource(app, 'drifty');
     const url = `/v1/resources/${resource.id}/drift-schedule`;
     for (const [cron, why] of [
       ['*/5 * * * *', /cron: runs every 300 s; drift checks run at most every 3600 s/],
@@ -224,14 +228,7 @@ t.test(
 
 t.test('a gated up: its preview goes first; cancelling the preview fails the gated job, which never runs', async (t) => {
   const { app } = await startApi(t);
-  const resource = (
-    await app.inject({
-      method: 'POST',
-      url: '/v1/resources',
-      headers: { ...auth, 'content-type': 'application/yaml' },
-      payload: manifest('gated-api'),
-    })
-  ).json();
+  const resource = await createResource(app, 'gated-api');
   const refused = await app.inject({
     method: 'POST',
     url: `/v1/resources/${resource.id}/jobs`,
@@ -270,14 +267,7 @@ t.test('a gated up: its preview goes first; cancelling the preview fails the gat
 
 t.test('compensation: only for an up; on a stack never deployed it is a destroy, so it needs the role of one', async (t) => {
   const { app } = await startApi(t);
-  const resource = (
-    await app.inject({
-      method: 'POST',
-      url: '/v1/resources',
-      headers: { ...auth, 'content-type': 'application/yaml' },
-      payload: manifest('compensated'),
-    })
-  ).json();
+  const resource = await createResource(app, 'compensated');
   const url = `/v1/resources/${resource.id}/jobs`;
   const preview = await app.inject({ method: 'POST', url, headers: auth, payload: { operation: 'preview', compensation: 'destroy' } });
   t.equal(preview.statusCode, 400);
