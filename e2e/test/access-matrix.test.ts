@@ -85,7 +85,7 @@ t.test('no route answers a caller without a token, or with too low a role, in an
   );
   const logger = createLogger({ name: 'matrix', level: 'silent' });
   const publisher = createRedis(stack.config.REDIS_URL, 'worker', logger);
-  t.teardown(() => publisher.quit());
+  t.teardown(() => publisher.quit().catch(() => publisher.disconnect()));
   await redisReady(publisher);
   const job = await createJob(stack.models, publisher, 'running');
   job.sink.line('stdout', 'a line nobody without a token may read');

@@ -26,7 +26,7 @@ t.test('a kind with a provider runs with its credential, delivered as the provid
   // Everything published on Redis while the test runs.
   const published: string[] = [];
   const listener = createRedis(stack.config.REDIS_URL, 'subscriber', createLogger({ name: 'listener', level: 'silent' }));
-  t.teardown(() => listener.quit());
+  t.teardown(() => listener.quit().catch(() => listener.disconnect()));
   await redisReady(listener);
   listener.on('pmessage', (_pattern, _channel, message: string) => published.push(message));
   await listener.psubscribe('*');
