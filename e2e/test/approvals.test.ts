@@ -56,7 +56,11 @@ t.test(
       approval: { decisions: [{ by: { name: 'approver' }, decision: 'approve', comment: 'looks right' }] },
     });
     const done = await waitForJob(stack.models, up.id, ended, 120_000);
-    t.match(done, { status: 'succeeded', summary: { create: 2 } }, 'it applied the two creates it was approved for');
+    t.match(
+      done,
+      { status: 'succeeded', summary: { create: 2 }, approval: { applied: { counts: { create: 2 }, matchesPlan: true, differences: [] } } },
+      'it applied the two creates it was approved for',
+    );
     t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'one');
     t.match(await waitForJob(stack.models, behind.id, ended, 120_000), { status: 'succeeded' }, 'the job behind it ran after');
     const audit = await stack.models.AuditEntry.find({ action: 'job.approval', targetId: up.id }).lean();
@@ -93,5 +97,91 @@ t.test(
       409,
       'no decision on an ended job',
     );
+  },
+);
+
+t.test(
+  "gated destroys and restores: the destroy's preview lists what it deletes; a restore's, what Pulumi would change on the state put back, without touching the stack's own",
+  async (t) => {
+    const stack = await startStack(t);
+    const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, token?: string) =>
+      stack.api.inject({
+        method,
+        url,
+        headers: token ? { authorization: `Bearer ${token}` } : stack.auth,
+        ...(payload ? { payload } : {}),
+      });
+    const approver = (await call('POST', '/v1/tokens', { name: 'approver', role: 'admin' })).json().token as string;
+    // Only destroy is listed: a restore is gated with it (it can drop resources from the state).
+    t.equal((await call('PUT', '/v1/tenants/default/policy', { approvals: { operations: ['destroy'] } })).statusCode, 200);
+
+    const dir = join(stack.scratch, 'gated-state');
+    const resource = await createResource(stack, fileSetManifest('gated-state', dir, [{ path: 'a.txt', content: 'one' }]));
+    const refused = await call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'refresh', requireApproval: true });
+    t.equal(refused.statusCode, 400);
+    t.match(refused.json().message, /requireApproval: only up, destroy, restore jobs are gated \(not refresh\)/);
+    const first = await queueJob(stack, resource.id, { operation: 'up' });
+    t.notOk(first.approval, 'an up is not gated by this policy');
+    t.match(await waitForJob(stack.models, first.id, ended, 120_000), { status: 'succeeded' });
+    await replaceResource(
+      stack,
+      resource.id,
+      fileSetManifest('gated-state', dir, [
+        { path: 'a.txt', content: 'two' },
+        { path: 'b.txt', content: 'new' },
+      ]),
+    );
+    const second = await queueJob(stack, resource.id, { operation: 'up' });
+    t.match(await waitForJob(stack.models, second.id, ended, 120_000), { status: 'succeeded' });
+    const versions = (await call('GET', `/v1/resources/${resource.id}/stack/versions`)).json().items as { version: number }[];
+    const [latest, before] = versions.map((v) => v.version);
+    const urnsAt = async (version?: number) => {
+      const state = await stack.models.StackState.findOne({ resourceId: resource.id, ...(version ? { seq: version } : {}) })
+        .sort({ seq: -1 })
+        .lean();
+      const read = (await call('GET', `/v1/resources/${resource.id}/stack`)).json();
+      return { seq: state?.seq, urns: (read.resources as { urn: string }[]).map((r) => r.urn) };
+    };
+
+    // Restore to the first up's state: the preview runs the program (a.txt two, b.txt) against it.
+    const restore = await queueJob(stack, resource.id, { operation: 'restore', version: before });
+    t.match(restore, { status: 'queued', approval: { previewJobId: String } });
+    const waiting = await waitForJob(stack.models, restore.id, (d) => d.status !== 'queued', 120_000);
+    t.equal(waiting.status, 'awaiting_approval', waiting.error ?? '');
+    const plan = (await call('GET', `/v1/jobs/${restore.id}`)).json().approval.plan;
+    const ops = (changes: { urn: string; op: string }[]) => Object.fromEntries(changes.map((c) => [c.urn.split('::').at(-1), c.op]));
+    t.match(ops(plan.changes), { 'a.txt': 'update', 'b.txt': 'create' }, 'what Pulumi would change once the state is put back');
+    t.match(plan, { counts: { update: 1, create: 1 }, stateVersion: latest });
+    const untouched = await urnsAt();
+    t.equal(untouched.seq, latest, 'the preview wrote no state version');
+    t.ok(
+      untouched.urns.some((u) => u.endsWith('::b.txt')),
+      "the stack's own state still has b.txt",
+    );
+    t.equal((await call('POST', `/v1/jobs/${restore.id}/approvals`, { decision: 'approve' }, approver)).statusCode, 200);
+    t.match(await waitForJob(stack.models, restore.id, ended, 120_000), { status: 'succeeded' });
+    const restored = await urnsAt();
+    t.notOk(
+      restored.urns.some((u) => u.endsWith('::b.txt')),
+      "after the restore the state is the first up's: no b.txt",
+    );
+    t.ok(restored.urns.some((u) => u.endsWith('::a.txt')));
+
+    // Destroy: its preview lists the deletions; nothing is deleted before the approval.
+    const destroy = await queueJob(stack, resource.id, { operation: 'destroy' });
+    const held = await waitForJob(stack.models, destroy.id, (d) => d.status !== 'queued', 120_000);
+    t.equal(held.status, 'awaiting_approval', held.error ?? '');
+    const destroyPlan = (await call('GET', `/v1/jobs/${destroy.id}`)).json().approval.plan;
+    t.match(ops(destroyPlan.changes), { 'a.txt': 'delete' });
+    t.notOk(ops(destroyPlan.changes)['b.txt'], 'b.txt is not in the restored state: a destroy would not delete it');
+    t.ok(destroyPlan.counts.delete >= 2, 'the counts say how many resources go');
+    t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'two', 'nothing deleted yet');
+    t.equal((await call('POST', `/v1/jobs/${destroy.id}/approvals`, { decision: 'approve' }, approver)).statusCode, 200);
+    t.match(await waitForJob(stack.models, destroy.id, ended, 120_000), {
+      status: 'succeeded',
+      approval: { applied: { counts: { delete: destroyPlan.counts.delete }, matchesPlan: true } },
+    });
+    t.notOk(existsSync(join(dir, 'a.txt')), 'the approved destroy deleted a.txt');
+    t.equal(await readFile(join(dir, 'b.txt'), 'utf8'), 'new', 'b.txt, forgotten by the restore, stays in the cloud');
   },
 );

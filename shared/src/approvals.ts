@@ -19,6 +19,14 @@ export interface ApprovedPlan {
   templateVersion: string | null;
 }
 
+/** What an approved job applied, against its plan's counts (`same` left out). */
+export interface AppliedChanges {
+  counts: Record<string, number>;
+  matchesPlan: boolean;
+  /** Each count that differs: `update: 2 (approved 1)`. */
+  differences: string[];
+}
+
 export interface Approval {
   required: number;
   allowSelfApproval: boolean;
@@ -27,6 +35,8 @@ export interface Approval {
   previewJobId: string;
   plan?: ApprovedPlan;
   decisions: ApprovalDecision[];
+  /** After the run (up, destroy): what it applied, against the plan. */
+  applied?: AppliedChanges;
 }
 
 /** The job's approval, if it is gated. */
@@ -40,16 +50,41 @@ export async function latestStateVersion(models: Pick<Models, 'StackState'>, res
   return latest?.seq ?? null;
 }
 
-/** What changed since a plan was approved (empty: nothing; the gated job may run). */
-export function staleness(plan: ApprovedPlan, now: Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion'>): string[] {
+/**
+ * What changed since a plan was approved (empty: nothing; the gated job may run). An up runs the
+ * program, so its manifest and template count; a destroy or a restore works from the state alone.
+ */
+export function staleness(
+  plan: ApprovedPlan,
+  now: Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion'>,
+  operation: string,
+): string[] {
   const changed: string[] = [];
   if (plan.stateVersion !== now.stateVersion)
     changed.push(`the stack's state (version ${plan.stateVersion ?? 'none'} → ${now.stateVersion ?? 'none'})`);
+  if (operation !== 'up') return changed;
   if (plan.resourceVersion !== now.resourceVersion)
     changed.push(`the resource's manifest or parameters (version ${plan.resourceVersion} → ${now.resourceVersion})`);
   if (plan.templateVersion !== now.templateVersion)
     changed.push(`the template version (${plan.templateVersion ?? 'none'} → ${now.templateVersion ?? 'none'})`);
   return changed;
+}
+
+/**
+ * Compares what an approved run applied with what its preview planned, per kind of change (`same`
+ * is not a change). A difference cannot be undone, but it is shown: the cloud moved between the
+ * preview and the run, or the program does not do the same twice.
+ */
+export function appliedVersusPlan(planned: Record<string, number>, applied: Record<string, number>): AppliedChanges {
+  const changes = (counts: Record<string, number>) =>
+    Object.fromEntries(Object.entries(counts).filter(([op, n]) => op !== 'same' && n > 0));
+  const want = changes(planned);
+  const got = changes(applied);
+  const differences = [...new Set([...Object.keys(want), ...Object.keys(got)])]
+    .sort()
+    .filter((op) => (want[op] ?? 0) !== (got[op] ?? 0))
+    .map((op) => `${op}: ${got[op] ?? 0} (approved ${want[op] ?? 0})`);
+  return { counts: got, matchesPlan: differences.length === 0, differences };
 }
 
 /** A failed up's compensation, as the job keeps it. */

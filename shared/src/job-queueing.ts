@@ -101,7 +101,16 @@ export interface GateRequest {
  */
 export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: GateRequest) {
   const gatedId = randomUUID();
-  const preview = await queueStackJob(deps, { ...fields, operation: 'preview', options: {}, planFor: gatedId });
+  // The preview plans what the gated operation would do: an up's changes, a destroy's deletions, or
+  // (restore) what Pulumi would change once the state is put back.
+  const { version, upload } = (fields.options ?? {}) as { version?: number; upload?: string };
+  const previewOptions =
+    fields.operation === 'destroy'
+      ? { previewOf: 'destroy' }
+      : fields.operation === 'restore'
+        ? { previewOf: 'restore', ...(version !== undefined ? { version } : {}), ...(upload ? { upload } : {}) }
+        : {};
+  const preview = await queueStackJob(deps, { ...fields, operation: 'preview', options: previewOptions, planFor: gatedId });
   const gated = await queueStackJob(deps, {
     ...fields,
     _id: gatedId,

@@ -26,8 +26,8 @@ export interface TemplateRule {
 
 /** Which jobs wait for approval, and who may give it. */
 export interface ApprovalRule {
-  /** The gated operations (`up`; destroy is not gated yet). */
-  operations: 'up'[];
+  /** The gated operations; a `restore` (or an import) is gated whenever `destroy` is: it can drop resources from the state. */
+  operations: GatedOperation[];
   /** Approvals needed (default 1). */
   requiredApprovals?: number;
   /** Whether the job's creator may approve it (default false). */
@@ -38,10 +38,20 @@ export interface ApprovalRule {
   expiresInMinutes?: number;
 }
 
+/** Operations an approval gate can hold (after a preview of what they would change). */
+export const GATED_OPERATIONS = ['up', 'destroy', 'restore'] as const;
+export type GatedOperation = (typeof GATED_OPERATIONS)[number];
+
+export function isGatable(operation: string): operation is GatedOperation {
+  return (GATED_OPERATIONS as readonly string[]).includes(operation);
+}
+
 /** The approval a gated job asks for: the rule's, or the defaults when the request asked for a gate itself. */
 export function approvalOf(policy: TenantPolicy, operation: Operation, requested: boolean) {
+  if (!isGatable(operation)) return undefined;
   const rule = policy.approvals;
-  const gated = requested || rule?.operations.includes(operation as 'up') === true;
+  const listed = (op: GatedOperation) => rule?.operations.includes(op) === true;
+  const gated = requested || listed(operation) || (operation === 'restore' && listed('destroy'));
   if (!gated) return undefined;
   return {
     required: rule?.requiredApprovals ?? 1,

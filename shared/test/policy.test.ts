@@ -1,6 +1,9 @@
 import t from 'tap';
 import {
+  appliedVersusPlan,
+  approvalOf,
   assertParameterLimits,
+  staleness,
   secretParametersOf,
   effectiveSchema,
   assertTemplateAllowed,
@@ -93,4 +96,36 @@ t.test('secret parameters are plain top-level strings', async (t) => {
     () => secretParametersOf({ properties: { db: { type: 'object', properties: { password: { type: 'string', 'x-secret': true } } } } }),
     /only on top-level properties/,
   );
+});
+
+t.test('which operations a policy gates: a restore goes with destroy; a request can add a gate, never waive one', async (t) => {
+  const gates = (policy: TenantPolicy, requested = false) =>
+    (['up', 'preview', 'refresh', 'destroy', 'restore', 'state-delete'] as const).filter((op) => approvalOf(policy, op, requested));
+  t.same(gates({}), []);
+  t.same(gates({ approvals: { operations: ['up'] } }), ['up']);
+  t.same(gates({ approvals: { operations: ['destroy'] } }), ['destroy', 'restore']);
+  t.same(gates({ approvals: { operations: ['restore'] } }), ['restore']);
+  t.same(gates({}, true), ['up', 'destroy', 'restore'], 'requireApproval on the others is refused by the API');
+  t.match(approvalOf({ approvals: { operations: ['up'], requiredApprovals: 2, approverRole: 'deployer' } }, 'up', false), {
+    required: 2,
+    allowSelfApproval: false,
+    approverRole: 'deployer',
+  });
+});
+
+t.test("staleness: an up's manifest and template count; a destroy's or restore's only the state", async (t) => {
+  const plan = { previewJobId: 'p', changes: [], counts: {}, stateVersion: 3, resourceVersion: 1, templateVersion: '1.0.0' };
+  const now = { stateVersion: 3, resourceVersion: 2, templateVersion: '1.1.0' };
+  t.match(staleness(plan, now, 'up'), [/manifest or parameters \(version 1 → 2\)/, /template version \(1\.0\.0 → 1\.1\.0\)/]);
+  t.same(staleness(plan, now, 'destroy'), []);
+  t.match(staleness(plan, { ...now, stateVersion: 4 }, 'restore'), [/the stack's state \(version 3 → 4\)/]);
+});
+
+t.test('applied changes against the approved plan: same is no change; each count that differs is named', async (t) => {
+  t.same(appliedVersusPlan({ create: 2, same: 3 }, { create: 2, same: 5 }), { counts: { create: 2 }, matchesPlan: true, differences: [] });
+  t.same(appliedVersusPlan({ update: 1, same: 1 }, { update: 2, delete: 1 }), {
+    counts: { update: 2, delete: 1 },
+    matchesPlan: false,
+    differences: ['delete: 1 (approved 0)', 'update: 2 (approved 1)'],
+  });
 });

@@ -236,7 +236,7 @@ t.test('a gated up: its preview goes first; cancelling the preview fails the gat
     payload: { operation: 'preview', requireApproval: true },
   });
   t.equal(refused.statusCode, 400);
-  t.match(refused.json().message, /requireApproval: only up jobs are gated/);
+  t.match(refused.json().message, /requireApproval: only up, destroy, restore jobs are gated \(not preview\)/);
   const gated = (
     await app.inject({
       method: 'POST',

@@ -112,7 +112,7 @@ export async function holdForApproval(deps: GateDeps, job: StackJobDoc): Promise
 export async function stillAsApproved(deps: GateDeps, job: StackJobDoc): Promise<boolean> {
   const plan = approvalOfJob(job)?.plan;
   if (!plan) return true;
-  const changed = staleness(plan, await versionsNow(deps, job));
+  const changed = staleness(plan, await versionsNow(deps, job), job.operation);
   if (changed.length === 0) return true;
   const error = `nothing was applied: since its preview (job ${plan.previewJobId}) was approved, ${changed.join(', ')} changed; queue it again for a new preview and approval`;
   await endUnrun(deps, job, 'stale', 'stale', error);

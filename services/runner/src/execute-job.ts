@@ -1,6 +1,9 @@
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
+  type AppliedChanges,
+  appliedVersusPlan,
+  approvalOfJob,
   type Config,
   CredentialUnavailableError,
   encodeOutputs,
@@ -81,6 +84,37 @@ export interface ExecuteDeps {
    * (one retry per entry; default 5 s, 15 s, 45 s).
    */
   lockedRetryWaitsMs?: readonly number[];
+}
+
+/** The state a restore imports, or its gate's preview runs against (JSON text of a deployment). */
+type StateToRestore = { restoreDeployment?: string; scratchDeployment?: string };
+
+/**
+ * The state a restore puts back: a kept state version, or a state uploaded for import (the restore
+ * reads it once and removes it; its preview only reads it). An error names what is missing.
+ */
+async function readStateToRestore(
+  models: Pick<Models, 'StackState' | 'StateUpload'>,
+  store: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
+  resourceId: string,
+  options: Pick<JobOptions, 'version' | 'upload'>,
+  { consumeUpload }: { consumeUpload: boolean },
+): Promise<{ deployment: string } | { error: string }> {
+  const { version: seq, upload } = options;
+  const found = await store('read the state to restore', () =>
+    upload
+      ? consumeUpload
+        ? models.StateUpload.findOneAndDelete({ _id: upload, resourceId }).lean<Pick<StackStateDoc, 'data'>>()
+        : models.StateUpload.findOne({ _id: upload, resourceId }).lean<Pick<StackStateDoc, 'data'>>()
+      : models.StackState.findOne({ resourceId, seq }).lean<StackStateDoc>(),
+  );
+  if (!found)
+    return {
+      error: upload
+        ? `the uploaded state ${upload} is gone (an import reads it once)`
+        : `the stack has no state version ${seq} (the last ${STATE_VERSIONS_KEPT} are kept)`,
+    };
+  return { deployment: JSON.stringify(readDeployment(found)) };
 }
 
 /** Pulumi's words when another process holds its lock on the stack. */
@@ -318,24 +352,18 @@ export async function executeJob(
       const error = `spec.directory is in ${tenantsArea}, which holds the folders of the other tenants; the default tenant's folders are elsewhere in LOCAL_FILES_ROOT`;
       return { status: 'failed', exitCode: null, error, reason: 'internal_error' };
     }
-    // A restore puts back a state version the store keeps.
-    let restoreDeployment: string | undefined;
-    if (job.operation === 'restore') {
-      // A kept state version, or a state uploaded for import (read once, then removed).
-      const { version: seq, upload } = (job.options ?? {}) as { version?: number; upload?: string };
-      const version = await store('read the state to restore', () =>
-        upload
-          ? models.StateUpload.findOneAndDelete({ _id: upload, resourceId: resource._id }).lean<Pick<StackStateDoc, 'data'>>()
-          : models.StackState.findOne({ resourceId: resource._id, seq }).lean<StackStateDoc>(),
-      );
-      if (!version) {
-        const error = upload
-          ? `the uploaded state ${upload} is gone (an import reads it once)`
-          : `the stack has no state version ${seq} (the last ${STATE_VERSIONS_KEPT} are kept)`;
-        sink.line('stderr', `error: ${error}`);
-        return { status: 'failed', exitCode: null, error, reason: 'state_version_missing' };
+    // A restore puts back a state version the store keeps (or an uploaded one); its gate's preview
+    // runs the program against it, in a scratch backend.
+    let deployments: StateToRestore = {};
+    const jobOptions = (job.options ?? {}) as JobOptions;
+    const previewsRestore = job.operation === 'preview' && jobOptions.previewOf === 'restore';
+    if (job.operation === 'restore' || previewsRestore) {
+      const read = await readStateToRestore(models, store, resource._id, jobOptions, { consumeUpload: !previewsRestore });
+      if ('error' in read) {
+        sink.line('stderr', `error: ${read.error}`);
+        return { status: 'failed', exitCode: null, error: read.error, reason: 'state_version_missing' };
       }
-      restoreDeployment = JSON.stringify(readDeployment(version));
+      deployments = previewsRestore ? { scratchDeployment: read.deployment } : { restoreDeployment: read.deployment };
     }
     const room = await openJobRoom({
       workDir: config.WORK_DIR,
@@ -348,7 +376,7 @@ export async function executeJob(
     });
     let result: PulumiRunResult;
     try {
-      result = await runAttempts(kind, env, room, runSignal, progress, waits, restoreDeployment);
+      result = await runAttempts(kind, env, room, runSignal, progress, waits, deployments);
       leftDeployment = result.deployment;
     } finally {
       await room.release();
@@ -371,11 +399,11 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     waits: readonly number[],
-    restoreDeployment?: string,
+    deployments: StateToRestore,
   ): Promise<PulumiRunResult> {
     let result: PulumiRunResult;
     for (let attempt = 1; ; attempt++) {
-      result = await runOnce(kind, env, room, runSignal, progress, attempt === 1 && options.repairStack === true, restoreDeployment);
+      result = await runOnce(kind, env, room, runSignal, progress, attempt === 1 && options.repairStack === true, deployments);
       const wait = waits[attempt - 1];
       if (result.aborted || result.exitCode === 0 || !isStackLocked(result) || wait === undefined) break;
       // Pulumi refused before changing anything: safe to run again, whatever the operation.
@@ -433,11 +461,11 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     clearStaleLock: boolean,
-    restoreDeployment?: string,
+    deployments: StateToRestore,
   ): Promise<PulumiRunResult> {
     lockedSeen = false;
     return runPulumi({
-      restoreDeployment,
+      ...deployments,
       pulumiBin: config.PULUMI_BIN,
       pulumiHome: room.pulumiHome,
       backendUrl: room.backendUrl,
@@ -486,8 +514,22 @@ export async function executeJob(
     });
   }
 
+  /**
+   * An approved up or destroy that ran: what it applied against its approved plan; a difference is
+   * said in its lines (a restore's plan is of the up after it, not of the import: not compared).
+   */
+  function appliedAgainstApproval(outcome: Outcome): AppliedChanges | undefined {
+    const plan = approvalOfJob(job)?.plan;
+    if (!plan || (job.operation !== 'up' && job.operation !== 'destroy') || outcome.summary === undefined) return undefined;
+    const applied = appliedVersusPlan(plan.counts, outcome.summary);
+    if (!applied.matchesPlan)
+      sink.line('stderr', `[runner] warning: what was applied differs from the approved plan: ${applied.differences.join(', ')}`);
+    return applied;
+  }
+
   async function finish(outcome: Outcome): Promise<RunEnd | undefined> {
     void deps.progressBoard?.clear(jobId); // nothing waits on it: readers show progress only while running
+    const applied = appliedAgainstApproval(outcome);
     let lastSeq = sink.lastSeq;
     try {
       lastSeq = await sink.close();
@@ -533,6 +575,7 @@ export async function executeJob(
             ...(ranVersion !== undefined ? { resourceVersion: ranVersion } : {}),
             ...(stateVersion !== undefined ? { stateVersion } : {}),
             ...(driftReport ? { drift: driftReport } : {}),
+            ...(applied ? { 'approval.applied': applied } : {}),
           },
         },
       ),

@@ -1,6 +1,7 @@
 import {
   CREDENTIAL_FIELDS,
   JOB_STATUSES,
+  GATED_OPERATIONS,
   OPERATIONS,
   PROVIDER_NAMES,
   ROLES,
@@ -97,7 +98,8 @@ export const CreateJobBodySchema = Type.Object(
     compensation: Type.Optional(literals(['none', 'destroy', 'reapply_last_good'] as const)),
     requireApproval: Type.Optional(
       Type.Boolean({
-        description: 'up: run a preview first and wait for approval (the tenant policy can require it; a request cannot waive it)',
+        description:
+          'up, destroy, restore: run a preview first and wait for approval (the tenant policy can require it; a request cannot waive it)',
       }),
     ),
     urn: Type.Optional(
@@ -205,6 +207,16 @@ export const JobSchema = Type.Object({
             resourceVersion: Type.Union([Type.Integer(), Type.Null()]),
             templateVersion: Type.Union([Type.String(), Type.Null()]),
           }),
+        ),
+        applied: Type.Optional(
+          Type.Object(
+            {
+              counts: Type.Record(Type.String(), Type.Integer()),
+              matchesPlan: Type.Boolean(),
+              differences: Type.Array(Type.String(), { description: 'Each count that differs: `update: 2 (approved 1)`' }),
+            },
+            { description: 'An approved up or destroy that ran: what it applied, against the approved plan' },
+          ),
         ),
         decisions: Type.Array(
           Type.Object({
@@ -488,7 +500,12 @@ export const TenantPolicySchema = Type.Object(
     approvals: Type.Optional(
       Type.Object(
         {
-          operations: Type.Array(literals(['up'] as const), { minItems: 1, maxItems: 1, description: 'The gated operations' }),
+          operations: Type.Array(literals(GATED_OPERATIONS), {
+            minItems: 1,
+            maxItems: GATED_OPERATIONS.length,
+            uniqueItems: true,
+            description: 'The gated operations; restore (and import) is gated whenever destroy is',
+          }),
           requiredApprovals: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: 'Approvals needed (default 1)' })),
           allowSelfApproval: Type.Optional(Type.Boolean({ description: "Whether a job's creator may approve it (default false)" })),
           approverRole: Type.Optional(literals(TENANT_ROLES)),

@@ -18,6 +18,8 @@ import {
   queueJobEvent,
   queueGatedJob,
   approvalOf,
+  GATED_OPERATIONS,
+  isGatable,
   approvalOfJob,
   type ApprovalDecision,
   jobChannel,
@@ -94,7 +96,7 @@ export interface CreateJobInput {
   version?: number;
   /** restore of an uploaded state (POST /v1/resources/:id/stack/import only): the upload's id. */
   upload?: string;
-  /** up: run a preview first and wait for approval (the tenant's policy may require it anyway). */
+  /** up, destroy, restore: run a preview first and wait for approval (the tenant's policy may require it anyway). */
   requireApproval?: boolean;
   /** up: what puts the stack back if it fails (destroy a stack never deployed, else reapply the last good run). */
   compensation?: 'none' | 'destroy' | 'reapply_last_good';
@@ -294,7 +296,8 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       const { operation, requireApproval, ...options } = input;
       const policy = await admit(resource, operation, caller);
       if (STATE_OPERATIONS.includes(operation)) await assertStateOperation(resource, operation, options);
-      if (requireApproval && operation !== 'up') throw errors.invalidRequest(`requireApproval: only up jobs are gated (not ${operation})`);
+      if (requireApproval && !isGatable(operation))
+        throw errors.invalidRequest(`requireApproval: only ${GATED_OPERATIONS.join(', ')} jobs are gated (not ${operation})`);
       if (options.compensation && options.compensation !== 'none') {
         if (operation !== 'up') throw errors.invalidRequest(`compensation: only a failed up is compensated (not ${operation})`);
         // A stack never deployed is compensated by a destroy: the caller must be one who may destroy.
@@ -304,7 +307,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
             `compensation: this stack was never deployed, so it is compensated by a destroy, which needs the ${destroyRole} role`,
           );
       }
-      const approval = operation === 'up' ? approvalOf(policy, operation, requireApproval ?? false) : undefined;
+      const approval = approvalOf(policy, operation, requireApproval ?? false);
       const fields = {
         tenantId: tenantOf(resource),
         resourceId,

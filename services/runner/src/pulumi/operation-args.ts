@@ -7,8 +7,15 @@ export interface JobOptions {
   name?: string;
   /** repair: what to do with each pending create (one action for all, as the CLI takes it). */
   pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
-  /** restore: the state version (seq) to put back. */
+  /** restore: the state version (seq) to put back, or the uploaded state (an import). */
   version?: number;
+  upload?: string;
+  /**
+   * preview: the gated operation it plans (approval gate). `destroy`: `pulumi destroy --preview-only`;
+   * `restore`: a preview of the program against the state to put back, in a scratch backend
+   * (SCRATCH_BACKEND_DIR), so the stack's own state is not touched; `up` (or none): a plain preview.
+   */
+  previewOf?: 'up' | 'destroy' | 'restore';
   /** drift-check: differences not to report; whether a drift found queues an up. */
   ignore?: { urn: string; paths?: string[] }[];
   autoRemediate?: boolean;
@@ -19,10 +26,13 @@ export interface JobOptions {
   parallel?: number;
 }
 
-/** Operations whose program must run (the others work from the state alone). */
-export function runsProgram(operation: Operation): boolean {
-  return operation === 'up' || operation === 'preview';
+/** Operations whose program must run (the others work from the state alone; so does a destroy's preview). */
+export function runsProgram(operation: Operation, options: Pick<JobOptions, 'previewOf'> = {}): boolean {
+  return operation === 'up' || (operation === 'preview' && options.previewOf !== 'destroy');
 }
+
+/** Where, in the job's workspace, a restore's preview keeps the state it previews against. */
+export const SCRATCH_BACKEND_DIR = 'scratch-state';
 
 /** Operations that may write the stack's state (its versions are kept: shared/src/stack-state.ts). */
 export function writesState(operation: Operation): boolean {
@@ -59,9 +69,10 @@ export function operationArgs(
   if (state) return state;
   // A repair is a refresh that deals with the pending creates an interrupted run left; a drift
   // check one that only reports (never `--expect-no-changes`, which writes the state before failing).
-  const command = operation === 'repair' || operation === 'drift-check' ? 'refresh' : operation;
+  const destroyPreview = operation === 'preview' && options.previewOf === 'destroy';
+  const command = operation === 'repair' || operation === 'drift-check' ? 'refresh' : destroyPreview ? 'destroy' : operation;
   const args: string[] = [command, '--stack', stackFqdn, '--non-interactive', '--color', 'never'];
-  if (operation === 'drift-check') args.push('--preview-only');
+  if (operation === 'drift-check' || destroyPreview) args.push('--preview-only');
   if (operation === 'repair') {
     const creates = options.pendingCreates ?? [];
     if (creates.some((c) => c.action === 'clear')) args.push('--clear-pending-creates');
@@ -69,7 +80,7 @@ export function operationArgs(
       args.push('--import-pending-creates', c.urn, '--import-pending-creates', c.id ?? '');
   }
   if (operation !== 'preview' && operation !== 'drift-check') args.push('--yes', '--skip-preview');
-  if (runsProgram(operation)) {
+  if (runsProgram(operation, options)) {
     if (!host.languageAddress) throw new Error(`${operation} runs the program, but no program host was started`);
     args.push('--client', host.languageAddress);
   }

@@ -5,14 +5,14 @@ import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Operation } from '@pds/shared';
 import { execa } from 'execa';
 import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
 import { killTree } from './kill-tree.js';
 import { startEventsServer } from './events-server.js';
 import { forkProgramHost, type ProgramHostPool } from './program-host-pool.js';
-import { type JobOptions, operationArgs, RESTORE_FILE, runsProgram, writesState } from './operation-args.js';
+import { type JobOptions, operationArgs, RESTORE_FILE, runsProgram, SCRATCH_BACKEND_DIR, writesState } from './operation-args.js';
 import { exportDeployment } from './state-export.js';
 import { type Identity, ownFolder } from '../isolation/ownership.js';
 
@@ -36,6 +36,12 @@ export interface PulumiRunSpec {
   env: Record<string, string>;
   /** restore: the deployment to import (JSON text), written into the workspace as RESTORE_FILE. */
   restoreDeployment?: string;
+  /**
+   * A restore's preview: the deployment (JSON text) to preview against. It is put in a scratch
+   * `file://` backend in the workspace (SCRATCH_BACKEND_DIR), which the run uses instead of
+   * `backendUrl`: the stack's own state is neither read nor written, and goes with the workspace.
+   */
+  scratchDeployment?: string;
   /** The template's secret parameters, set as the stack's secret config before the program runs (values on stdin, never in a command line). */
   secretConfig?: Record<string, string>;
   /** Clear Pulumi's own lock on the stack first (a lost run left it; we hold the stack's lock). */
@@ -279,7 +285,21 @@ async function prepareWorkspace(spec: PulumiRunSpec): Promise<void> {
   if (spec.restoreDeployment !== undefined) {
     await writeFile(join(spec.workspaceDir, RESTORE_FILE), `{"version":3,"deployment":${spec.restoreDeployment}}`, { mode: 0o600 });
   }
+  if (spec.scratchDeployment !== undefined) await writeScratchBackend(spec, spec.scratchDeployment);
   if (spec.identity) await ownFolder(spec.workspaceDir, spec.identity);
+}
+
+/**
+ * A `file://` backend holding only this stack, at the given deployment: the layout the CLI keeps
+ * (`.pulumi/meta.yaml`, `.pulumi/stacks/<project>/<stack>.json` with a version 3 checkpoint).
+ */
+async function writeScratchBackend(spec: PulumiRunSpec, deployment: string): Promise<void> {
+  const root = join(spec.workspaceDir, SCRATCH_BACKEND_DIR, '.pulumi');
+  const [, project = spec.project, stack = spec.stackFqdn] = spec.stackFqdn.split('/');
+  await mkdir(join(root, 'stacks', project), { recursive: true, mode: 0o700 });
+  await writeFile(join(root, 'meta.yaml'), 'version: 1\n');
+  const checkpoint = `{"version":3,"checkpoint":{"stack":${JSON.stringify(spec.stackFqdn)},"latest":${deployment}}}`;
+  await writeFile(join(root, 'stacks', project, `${stack}.json`), checkpoint, { mode: 0o600 });
 }
 
 /** Slot homes this process has handed to their uid (a home only ever belongs to its slot's uid). */
@@ -304,9 +324,12 @@ async function prepareBackend(url: string): Promise<void> {
  * Runs one Pulumi operation with the real CLI: the program host serves the program and collects
  * engine events; the CLI's stdout/stderr lines go to `onLine` as they come.
  */
-export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
+export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> {
+  const scratch = given.scratchDeployment !== undefined;
+  const spec = scratch ? { ...given, backendUrl: pathToFileURL(join(given.workspaceDir, SCRATCH_BACKEND_DIR)).href } : given;
   const env = pulumiEnv(spec);
-  await Promise.all([prepareBackend(spec.backendUrl), prepareHome(spec), prepareWorkspace(spec)]);
+  // A scratch backend is written with the workspace.
+  await Promise.all([scratch ? undefined : prepareBackend(spec.backendUrl), prepareHome(spec), prepareWorkspace(spec)]);
   let outputs: Record<string, unknown> | undefined;
   let summary: Record<string, number> = {};
   const errors: string[] = [];
@@ -318,7 +341,9 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     spec.onEvent(event);
   };
   // Only up and preview run the program; refresh and destroy need just somewhere to send events.
-  const host = runsProgram(spec.operation) ? await startProgramHost(spec, onEngineEvent) : await startEventsServer(onEngineEvent);
+  const host = runsProgram(spec.operation, spec.options)
+    ? await startProgramHost(spec, onEngineEvent)
+    : await startEventsServer(onEngineEvent);
   try {
     if (spec.clearStaleLock) {
       spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
@@ -330,7 +355,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
         reject: false,
       });
     }
-    if (runsProgram(spec.operation)) {
+    if (runsProgram(spec.operation, spec.options)) {
       await ensureStack(spec, env);
       await setSecretConfig(spec, env);
     }
@@ -398,6 +423,7 @@ export async function runPulumi(spec: PulumiRunSpec): Promise<PulumiRunResult> {
     };
   } finally {
     await host.stop();
+    if (scratch) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`); // a backend of this run only
     await rm(spec.workspaceDir, { recursive: true, force: true });
   }
 }
