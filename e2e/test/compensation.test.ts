@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { createResource, fileSetManifest, queueJob, replaceResource, startStack, waitForJob } from './harness.js';
+import { startReceiver, verify } from './webhook-receiver.js';
 
 const ended = (d: { status: string }) => !['queued', 'awaiting_approval', 'approved', 'running'].includes(d.status);
 
@@ -16,7 +17,20 @@ const failing = (content: string) => [
 t.test(
   'a failed up that asked for compensation: a stack never deployed is destroyed, a deployed one gets its last good run back',
   async (t) => {
-    const stack = await startStack(t);
+    const stack = await startStack(t, { WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', WEBHOOK_RETRY_DELAY_MS: 50 });
+    const receiver = await startReceiver(t, 0);
+    const hook = await stack.api.inject({
+      method: 'POST',
+      url: '/v1/webhooks',
+      headers: stack.auth,
+      payload: { url: receiver.url, events: ['compensated', 'compensation_failed'] },
+    });
+    t.equal(hook.statusCode, 201, hook.body);
+    const secret = hook.json().secret as string;
+    const heard = async (type: string, jobId: string) => {
+      const request = await receiver.accepted((_r, p) => p.type === type && p.data.job?.id === jobId);
+      return verify(secret, request);
+    };
 
     const freshDir = join(stack.scratch, 'fresh');
     const fresh = await createResource(stack, fileSetManifest('fresh', freshDir, failing('never')));
@@ -27,6 +41,7 @@ t.test(
     t.match(undo, { operation: 'destroy', status: 'succeeded', compensates: first.id });
     const settled = await waitForJob(stack.models, first.id, (d) => (d.compensation as { state: string }).state !== 'compensating');
     t.match(settled.compensation, { state: 'compensated' }, 'failed → compensating → compensated');
+    t.ok(await heard('compensated', first.id), 'the webhook heard it, signed');
     t.notOk(existsSync(join(freshDir, 'a.txt')), 'what the failed up created is gone');
 
     const dir = join(stack.scratch, 'kept');
@@ -60,5 +75,13 @@ t.test(
       { version: 2, stack: { status: 'deployed', resourceVersion: 1 } },
       'the stack runs version 1 of a resource now at version 2',
     );
+
+    // Deployed, but what its up ran is not kept (an earlier version of the service): never destroyed.
+    await stack.models.Resource.updateOne({ _id: kept.id }, { $unset: { 'stack.lastGood': 1 } });
+    const unkept = await queueJob(stack, kept.id, { operation: 'up', compensation: 'reapply_last_good' });
+    const unkeptDone = await waitForJob(stack.models, unkept.id, (d) => d.status === 'failed' && Boolean(d.compensation), 120_000);
+    t.match(unkeptDone.compensation, { state: 'compensation_failed', error: /what that up ran was not kept/ });
+    t.ok(await heard('compensation_failed', unkept.id), 'compensation_failed reaches the webhook');
+    t.notOk((unkeptDone.compensation as { jobId?: string }).jobId, 'no compensating job: a deployed stack is never destroyed for it');
   },
 );

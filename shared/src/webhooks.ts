@@ -30,6 +30,7 @@ export const WEBHOOK_EVENTS = [
   'approved',
   'rejected',
   'compensated',
+  'compensation_failed',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number] | 'ping';
 

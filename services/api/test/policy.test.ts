@@ -116,11 +116,14 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     );
     t.equal((await acme.admin('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'up' })).statusCode, 202);
     t.equal((await acme.deployer('POST', `/v1/resources/${first!.id}/jobs`, { operation: 'preview' })).statusCode, 202);
+    const gated = await acme.admin('POST', `/v1/resources/${second!.id}/jobs`, { operation: 'up', requireApproval: true });
+    t.equal(gated.statusCode, 429, 'a gated up adds two waiting jobs (its preview too): 2 + 2 > 3');
+    t.match(gated.json().message, /has 2 waiting jobs .*, and an approval-gated job adds 2, its limit/);
     t.equal((await acme.deployer('POST', `/v1/resources/${second!.id}/jobs`, { operation: 'refresh' })).statusCode, 202);
     const full = await acme.deployer('POST', `/v1/resources/${second!.id}/jobs`, { operation: 'preview' });
     t.equal(full.statusCode, 429);
     t.equal(full.headers['retry-after'], '30');
-    t.match(full.json().message, /tenant acme has 3 queued jobs, its limit \(policy: maxQueuedJobs 3\)/);
+    t.match(full.json().message, /tenant acme has 3 waiting jobs \(queued or awaiting approval\), its limit \(policy: maxQueuedJobs 3\)/);
     t.equal(await models.StackJob.countDocuments({ tenantId: 'acme' }), 3, 'the refused job never reached the store or the queue');
 
     await platform('PUT', '/v1/tenants/acme/policy', {

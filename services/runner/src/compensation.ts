@@ -18,7 +18,7 @@ export interface CompensationDeps {
   publisher: Pick<Redis, 'publish'>;
   jobs: Pick<Queue, 'add'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
-  jobEvent(jobId: string, event: 'compensated'): Promise<void>;
+  jobEvent(jobId: string, event: 'compensated' | 'compensation_failed'): Promise<void>;
 }
 
 /**
@@ -36,7 +36,7 @@ export async function compensate(deps: CompensationDeps, end: RunEnd): Promise<v
   const pending = latest ? stackContents(readDeployment(latest)).pendingOperations : [];
   if (pending.length > 0) {
     const error = `the failed up left ${pending.length} pending operation(s) (${pending.map((p) => `${p.type} ${p.urn}`).join(', ')}); a repair job deals with them (they are never cleared silently), then compensate by hand`;
-    await amendJob(deps.models, deps.publisher, failedId, { compensation: { mode, state: 'compensation_failed', error } });
+    await failCompensation(deps, failedId, mode, error);
     return;
   }
   const resource = await deps.models.Resource.findById(end.job.resourceId).lean<ResourceDoc>();
@@ -45,7 +45,7 @@ export async function compensate(deps: CompensationDeps, end: RunEnd): Promise<v
   if (!lastGood && resource.stack?.lastDeployedAt) {
     // Deployed once, but by a version that did not keep its run: never destroyed by a compensation.
     const error = `the stack was deployed before, but what that up ran was not kept (deployed by an earlier version of the service); run the up again by hand`;
-    await amendJob(deps.models, deps.publisher, failedId, { compensation: { mode, state: 'compensation_failed', error } });
+    await failCompensation(deps, failedId, mode, error);
     return;
   }
   const strategy = lastGood ? 'reapply_last_good' : 'destroy';
@@ -74,5 +74,11 @@ export async function afterCompensation(deps: CompensationDeps, end: RunEnd): Pr
     'compensation.state': state,
     'compensation.endedAt': new Date().toISOString(),
   });
-  if (state === 'compensated') await deps.jobEvent(end.job.compensates, 'compensated');
+  await deps.jobEvent(end.job.compensates, state);
+}
+
+/** A compensation that cannot be queued: the failed job says why, and its tenant's webhooks hear it. */
+async function failCompensation(deps: CompensationDeps, failedId: string, mode: string, error: string): Promise<void> {
+  await amendJob(deps.models, deps.publisher, failedId, { compensation: { mode, state: 'compensation_failed', error } });
+  await deps.jobEvent(failedId, 'compensation_failed');
 }

@@ -265,15 +265,19 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     if (operation === 'state-unprotect' && !target.protect) throw errors.conflict(`${options.urn} is not protected`);
   }
 
-  /** With `maxQueuedJobs`, queues under a lock on the tenant so that parallel creates cannot pass the count together. */
-  async function withinQueueLimit<T>(tenant: string, policy: TenantPolicy, queueIt: () => Promise<T>): Promise<T> {
+  /**
+   * With `maxQueuedJobs`, queues `adding` jobs (2 for a gated one: its preview too) under a lock on
+   * the tenant so that parallel creates cannot pass the count together. Every waiting job counts
+   * (queued, awaiting approval, approved): each holds a place in a stack's line.
+   */
+  async function withinQueueLimit<T>(tenant: string, policy: TenantPolicy, adding: number, queueIt: () => Promise<T>): Promise<T> {
     const max = policy.maxQueuedJobs;
     if (max === undefined) return queueIt();
     return withStoreLock(models, `queued:${tenant}`, async () => {
-      const queued = await models.StackJob.countDocuments({ tenantId: tenant, status: 'queued' });
-      if (queued >= max) {
+      const queued = await models.StackJob.countDocuments({ tenantId: tenant, status: { $in: WAITING_STATUSES } });
+      if (queued + adding > max) {
         throw errors.quota(
-          `tenant ${tenant} has ${queued} queued jobs, its limit (policy: maxQueuedJobs ${max}); retry when some have started`,
+          `tenant ${tenant} has ${queued} waiting jobs (queued or awaiting approval)${adding > 1 ? `, and an approval-gated job adds ${adding}` : ''}, its limit (policy: maxQueuedJobs ${max}); retry when some have started`,
           QUEUE_FULL_RETRY_SECONDS,
         );
       }
@@ -320,7 +324,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       };
       let created: StackJobDoc;
       try {
-        created = await withinQueueLimit(tenantOf(resource), policy, async () => {
+        created = await withinQueueLimit(tenantOf(resource), policy, approval ? 2 : 1, async () => {
           if (!approval) return queueStackJob({ models, queue, stacks }, fields);
           // Gated: its preview first in the stack's line, then the job itself, which waits for approval after it.
           return (await queueGatedJob({ models, queue, stacks }, fields, approval)).gated;
