@@ -3,7 +3,7 @@ import type { TenantRole } from './types.js';
 
 /** One approver's decision on a gated job (each approver's latest counts). */
 export interface ApprovalDecision {
-  by: { id: string; name: string; role: string };
+  by: { id: string; name: string; role: string; actsFor?: string };
   decision: 'approve' | 'reject';
   comment: string;
   at: string;

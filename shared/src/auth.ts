@@ -38,17 +38,33 @@ export interface Principal {
   role: Role;
   /** The tenant it acts in; absent for the `platform` role, which acts across tenants. */
   tenant?: string;
+  /** The identity it acts for (ApiToken `actsFor`; its own id when absent). */
+  actsFor?: string;
+}
+
+/** Who a principal is, for rules about people (self-approval, one decision each): the identity it acts for. */
+export function identityOf(principal: Pick<Principal, 'id' | 'actsFor'>): string {
+  return principal.actsFor ?? principal.id;
+}
+
+/**
+ * The identity a new token acts for: one a platform admin issues is a new identity (its own id);
+ * one a tenant's admin issues acts for that admin, so minting a token never makes a second person.
+ */
+export function issuedIdentity(issuer: Principal, newTokenId: string): string {
+  return issuer.role === 'platform' ? newTokenId : identityOf(issuer);
 }
 
 /** ADMIN_TOKEN: a platform admin. */
 export const BOOTSTRAP_PRINCIPAL: Principal = { id: 'admin-token', name: 'ADMIN_TOKEN', role: 'platform' };
 
 /** The principal a stored token stands for (tokens of versions without tenants are in the default tenant). */
-export function tokenPrincipal(doc: Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'tenantId'>): Principal {
+export function tokenPrincipal(doc: Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'tenantId' | 'actsFor'>): Principal {
   const role = doc.role as Role;
+  const actsFor = doc.actsFor && doc.actsFor !== doc.id ? { actsFor: doc.actsFor } : {};
   return role === 'platform'
-    ? { id: doc.id, name: doc.name, role }
-    : { id: doc.id, name: doc.name, role, tenant: doc.tenantId ?? DEFAULT_TENANT };
+    ? { id: doc.id, name: doc.name, role, ...actsFor }
+    : { id: doc.id, name: doc.name, role, tenant: doc.tenantId ?? DEFAULT_TENANT, ...actsFor };
 }
 
 /** Whether `role` may do what `needed` may. */
@@ -156,9 +172,11 @@ export function tokenAuthenticator(models: Pick<Models, 'ApiToken'>, adminToken:
 export async function storeApiToken(
   models: Pick<Models, 'ApiToken'>,
   fields: { name: string; role: Role; tenantId?: string; createdBy: string; expiresAt?: Date; revokedAt?: Date },
+  issuer?: Principal,
 ): Promise<{ token: string; doc: ApiTokenDoc }> {
   const { token, hash, id, prefix } = generateToken();
   const tenantId = fields.role === 'platform' ? undefined : (fields.tenantId ?? DEFAULT_TENANT);
-  const doc = await models.ApiToken.create({ _id: hash, id, prefix, ...fields, tenantId });
+  const actsFor = issuer ? issuedIdentity(issuer, id) : id;
+  const doc = await models.ApiToken.create({ _id: hash, id, prefix, ...fields, tenantId, actsFor });
   return { token, doc: doc.toObject() as unknown as ApiTokenDoc };
 }

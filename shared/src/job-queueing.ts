@@ -17,6 +17,20 @@ export interface QueueingDeps {
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
 }
 
+/** Who asked for a job: the token, and the identity it acts for (approvals count identities). */
+export interface JobCreator {
+  id: string;
+  name: string;
+  actsFor?: string;
+}
+
+/** The creator of a job that another job follows from (a retry, a compensation, a remediation). */
+export function creatorOf(job: Pick<StackJobDoc, 'createdBy'>): { createdBy: JobCreator } | Record<string, never> {
+  const by = job.createdBy;
+  if (!by?.id) return {};
+  return { createdBy: { id: by.id, name: by.name ?? '', ...(by.actsFor ? { actsFor: by.actsFor } : {}) } };
+}
+
 export interface NewJob {
   /** The tenant of its resource. */
   tenantId: string;
@@ -27,7 +41,7 @@ export interface NewJob {
   operation: Operation;
   options: Record<string, unknown>;
   /** Who asked for it (a retry: who asked for the job it repeats). */
-  createdBy?: { id: string; name: string };
+  createdBy?: JobCreator;
   /** A retry: the job it repeats, and which attempt this is (the first run is attempt 1). */
   retryOf?: string;
   attempt?: number;

@@ -265,6 +265,43 @@ t.test('a gated up: its preview goes first; cancelling the preview fails the gat
   });
 });
 
+t.test('approvals count people, not tokens: a token a tenant admin issued acts for that admin', async (t) => {
+  const { app, models } = await startApi(t);
+  const call = (method: 'GET' | 'POST', url: string, token?: string, payload?: object) =>
+    app.inject({ method, url, headers: token ? { authorization: `Bearer ${token}` } : auth, ...(payload ? { payload } : {}) });
+  const mint = async (name: string, by?: string) => (await call('POST', '/v1/tokens', by, { name, role: 'admin' })).json();
+  const alice = await mint('alice');
+  const bob = await mint('bob');
+  const aliceCi = await mint('alice-ci', alice.token);
+  t.equal(alice.actsFor, alice.id, 'a token a platform admin issued is an identity of its own');
+  t.equal(aliceCi.actsFor, alice.id, 'a token alice issued acts for alice');
+  const resource = await createResource(app, 'people');
+  const gated = (await call('POST', `/v1/resources/${resource.id}/jobs`, aliceCi.token, { operation: 'up', requireApproval: true })).json();
+  t.match(gated.createdBy, { id: aliceCi.id, name: 'alice-ci' });
+  // Its preview's plan is in (as a runner would leave it).
+  await models.StackJob.updateOne({ _id: gated.id }, { $set: { status: 'awaiting_approval' } });
+  const self = await call('POST', `/v1/jobs/${gated.id}/approvals`, alice.token, { decision: 'approve' });
+  t.equal(self.statusCode, 403, 'alice cannot approve what her other token asked for');
+  t.match(self.json().message, /acts for the identity that created job .* \(token "alice-ci"\)/);
+  const fourEyes = await call('POST', `/v1/jobs/${gated.id}/approvals`, bob.token, { decision: 'approve', comment: 'ok' });
+  t.equal(fourEyes.statusCode, 200, fourEyes.body);
+  t.match(fourEyes.json(), { status: 'approved', approval: { decisions: [{ by: { name: 'bob' }, decision: 'approve' }] } });
+
+  // Two tokens of one identity are one approver: bob's second token replaces his first decision.
+  const bobToo = await mint('bob-laptop', bob.token);
+  const twoNeeded = (
+    await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'destroy', requireApproval: true })
+  ).json();
+  await models.StackJob.updateOne({ _id: twoNeeded.id }, { $set: { status: 'awaiting_approval', 'approval.required': 2 } });
+  await call('POST', `/v1/jobs/${twoNeeded.id}/approvals`, bob.token, { decision: 'approve' });
+  const again = (await call('POST', `/v1/jobs/${twoNeeded.id}/approvals`, bobToo.token, { decision: 'approve' })).json();
+  t.match(again, { status: 'awaiting_approval' }, 'still one approval of two');
+  t.same(
+    again.approval.decisions.map((d: { by: { name: string } }) => d.by.name),
+    ['bob-laptop'],
+  );
+});
+
 t.test('compensation: only for an up; on a stack never deployed it is a destroy, so it needs the role of one', async (t) => {
   const { app } = await startApi(t);
   const resource = await createResource(app, 'compensated');

@@ -1,4 +1,5 @@
 import {
+  creatorOf,
   amendJob,
   type Models,
   queueStackJob,
@@ -59,7 +60,7 @@ export async function compensate(deps: CompensationDeps, end: RunEnd): Promise<v
       stackFqdn: resource.stackFqdn,
       operation: lastGood ? 'up' : 'destroy',
       options: { ...(lastGood ? { lastGood: true } : {}), message: `compensates the failed up ${failedId} (${strategy})` },
-      ...(end.job.createdBy?.id ? { createdBy: { id: end.job.createdBy.id, name: end.job.createdBy.name ?? '' } } : {}),
+      ...creatorOf(end.job),
       compensates: failedId,
     },
   );

@@ -1,4 +1,5 @@
 import {
+  creatorOf,
   amendJob,
   approvalOf,
   decodePolicy,
@@ -98,7 +99,7 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
         operation: 'up' as const,
         // --refresh: the up must diff against the cloud as the check found it, not the state it drifted from.
         options: { refresh: true, message: `remediates the drift found by job ${end.job._id}` },
-        ...(end.job.createdBy?.id ? { createdBy: { id: end.job.createdBy.id, name: end.job.createdBy.name ?? '' } } : {}),
+        ...creatorOf(end.job),
         remediates: end.job._id,
       };
       // Through the tenant's approval gate like any up: a gated remediation waits for its approvers.

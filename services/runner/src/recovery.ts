@@ -1,5 +1,14 @@
 import type { Redis } from 'ioredis';
-import { amendJob, type Logger, type Operation, queueStackJob, type QueueingDeps, type StackJobDoc, tenantOf } from '@pds/shared';
+import {
+  amendJob,
+  creatorOf,
+  type Logger,
+  type Operation,
+  queueStackJob,
+  type QueueingDeps,
+  type StackJobDoc,
+  tenantOf,
+} from '@pds/shared';
 
 /** Runs of these operations change no resource, so one cut short by the infrastructure is run again. */
 const RETRIED: readonly Operation[] = ['preview', 'refresh'];
@@ -47,7 +56,7 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc, reason: I
       stackFqdn: job.stackFqdn,
       operation,
       options: (job.options as Record<string, unknown>) ?? {},
-      ...(job.createdBy?.id ? { createdBy: { id: job.createdBy.id, name: job.createdBy.name ?? '' } } : {}),
+      ...creatorOf(job),
       retryOf: job._id,
       attempt: attempt + 1,
       ...(job.templateCheck ? { templateCheck: job.templateCheck } : {}),

@@ -16,6 +16,11 @@ export const apiTokenSchema = new Schema(
     /** The first characters of the token, so a person can tell tokens apart. */
     prefix: { type: String, required: true },
     createdBy: { type: String, required: true },
+    /**
+     * The identity the token acts for (a token id): its own for a token a platform admin issued; the
+     * issuer's for one a tenant's admin issued, so a second token never makes a second approver.
+     */
+    actsFor: { type: String },
     expiresAt: { type: Date },
     revokedAt: { type: Date },
   },
@@ -30,6 +35,7 @@ export interface ApiTokenDoc {
   tenantId?: string;
   prefix: string;
   createdBy: string;
+  actsFor?: string;
   expiresAt?: Date;
   revokedAt?: Date;
   createdAt: Date;

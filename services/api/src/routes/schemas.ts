@@ -365,6 +365,10 @@ export const TokenSchema = Type.Object({
   tenant: Type.Optional(tenantField('The tenant it acts in (none for platform tokens)')),
   prefix: Type.String({ description: 'The first characters of the token' }),
   createdBy: Type.String(),
+  actsFor: Type.String({
+    description:
+      "The identity (a token id) it acts for: its own when a platform admin issued it, else its issuer's (approvals count identities, not tokens)",
+  }),
   createdAt: Type.String({ format: 'date-time' }),
   expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
   revokedAt: Type.Optional(Type.String({ format: 'date-time' })),

@@ -19,6 +19,7 @@ import {
   queueGatedJob,
   approvalOf,
   GATED_OPERATIONS,
+  identityOf,
   isGatable,
   approvalOfJob,
   type ApprovalDecision,
@@ -320,7 +321,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         stackFqdn: resource.stackFqdn,
         operation,
         options,
-        createdBy: { id: caller.id, name: caller.name },
+        createdBy: { id: caller.id, name: caller.name, ...(caller.actsFor ? { actsFor: caller.actsFor } : {}) },
       };
       let created: StackJobDoc;
       try {
@@ -380,16 +381,24 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         if (job.status !== 'awaiting_approval') throw errors.conflict(`job ${id} is ${job.status}; it takes no decision`);
         if (caller.role !== 'platform' && !roleAllows(caller.role, approval.approverRole))
           throw errors.forbidden(`deciding on job ${id} needs the ${approval.approverRole} role (policy: approvals.approverRole)`);
-        if (!approval.allowSelfApproval && job.createdBy?.id === caller.id)
-          throw errors.forbidden(`token "${caller.name}" created job ${id} and may not decide on it (policy: approvals.allowSelfApproval)`);
+        // People, not tokens: a token a tenant's admin issued acts for that admin (identityOf).
+        const approver = identityOf(caller);
+        const creator = job.createdBy?.id ? identityOf(job.createdBy as Pick<Principal, 'id' | 'actsFor'>) : undefined;
+        if (!approval.allowSelfApproval && creator === approver)
+          throw errors.forbidden(
+            job.createdBy?.id === caller.id
+              ? `token "${caller.name}" created job ${id} and may not decide on it (policy: approvals.allowSelfApproval)`
+              : `token "${caller.name}" acts for the identity that created job ${id} (token "${job.createdBy?.name}"), which may not decide on it (policy: approvals.allowSelfApproval)`,
+          );
         if (Date.now() >= Date.parse(approval.expiresAt)) throw errors.conflict(`job ${id} expired at ${approval.expiresAt}`);
         const entry: ApprovalDecision = {
-          by: { id: caller.id, name: caller.name, role: caller.role },
+          by: { id: caller.id, name: caller.name, role: caller.role, ...(caller.actsFor ? { actsFor: caller.actsFor } : {}) },
           decision: input.decision,
           comment: input.comment ?? '',
           at: new Date().toISOString(),
         };
-        const decisions = [...approval.decisions.filter((d) => d.by.id !== caller.id), entry];
+        // Each identity's latest decision counts: a second token of the same person replaces the first's.
+        const decisions = [...approval.decisions.filter((d) => identityOf(d.by) !== approver), entry];
         const approvals = decisions.filter((d) => d.decision === 'approve').length;
         // A rejection is final, even one whose ending did not complete before (it is completed now).
         const rejection = decisions.find((d) => d.decision === 'reject');

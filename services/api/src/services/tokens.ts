@@ -26,6 +26,7 @@ export function tokenView(doc: ApiTokenDoc) {
     ...(doc.role === 'platform' ? {} : { tenant: doc.tenantId ?? 'default' }),
     prefix: doc.prefix,
     createdBy: doc.createdBy,
+    actsFor: doc.actsFor ?? doc.id,
     createdAt: doc.createdAt.toISOString(),
     ...(doc.expiresAt ? { expiresAt: doc.expiresAt.toISOString() } : {}),
     ...(doc.revokedAt ? { revokedAt: doc.revokedAt.toISOString() } : {}),
@@ -49,7 +50,11 @@ export function tokenService({ models, authenticator, tenants }: TokenServiceDep
         tenantId = await tenants.actingTenant(by, input.tenant);
       }
       const expiresAt = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : undefined;
-      const { token, doc } = await storeApiToken(models, { name: input.name, role: input.role, tenantId, createdBy: by.name, expiresAt });
+      const { token, doc } = await storeApiToken(
+        models,
+        { name: input.name, role: input.role, tenantId, createdBy: by.name, expiresAt },
+        by,
+      );
       return { ...tokenView(doc), token };
     },
 
