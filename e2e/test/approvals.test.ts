@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { createResource, fileSetManifest, queueJob, replaceResource, startStack, waitForJob } from './harness.js';
+import { gzipSync } from 'node:zlib';
+import { gunzipStored } from '@pds/shared';
+import { createResource, fileSetManifest, queueJob, replaceResource, startStack, storedLines, waitForJob } from './harness.js';
 
 const ended = (d: { status: string }) => !['queued', 'awaiting_approval', 'approved', 'running'].includes(d.status);
 
@@ -183,5 +185,68 @@ t.test(
     });
     t.notOk(existsSync(join(dir, 'a.txt')), 'the approved destroy deleted a.txt');
     t.equal(await readFile(join(dir, 'b.txt'), 'utf8'), 'new', 'b.txt, forgotten by the restore, stays in the cloud');
+  },
+);
+
+t.test(
+  "update plans: an approved up applies its preview's saved plan (pulumi up --plan), and fails rather than step outside it",
+  async (t) => {
+    const stack = await startStack(t);
+    const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, token?: string) =>
+      stack.api.inject({
+        method,
+        url,
+        headers: token ? { authorization: `Bearer ${token}` } : stack.auth,
+        ...(payload ? { payload } : {}),
+      });
+    const approver = (await call('POST', '/v1/tokens', { name: 'approver', role: 'admin' })).json().token as string;
+    const policy = { approvals: { operations: ['up'], updatePlans: true } };
+    t.equal((await call('PUT', '/v1/tenants/default/policy', policy)).statusCode, 200);
+    const dir = join(stack.scratch, 'planned');
+    const resource = await createResource(stack, fileSetManifest('planned', dir, [{ path: 'a.txt', content: 'one' }]));
+    const approveWhenWaiting = async (jobId: string) => {
+      const waiting = await waitForJob(stack.models, jobId, (d) => d.status !== 'queued', 120_000);
+      t.equal(waiting.status, 'awaiting_approval', waiting.error ?? '');
+      return () => call('POST', `/v1/jobs/${jobId}/approvals`, { decision: 'approve' }, approver);
+    };
+
+    const up = await queueJob(stack, resource.id, { operation: 'up' });
+    t.match(up, { approval: { updatePlan: true } });
+    const approve = await approveWhenWaiting(up.id);
+    const saved = await stack.models.UpdatePlanFile.findById(up.id).lean();
+    t.match(saved, { previewJobId: up.approval.previewJobId }, "the preview's update plan is kept for the gated job");
+    t.equal((await approve()).statusCode, 200);
+    const applied = await waitForJob(stack.models, up.id, ended, 120_000);
+    t.match(applied, { status: 'succeeded', summary: { create: 2 }, approval: { applied: { matchesPlan: true } } });
+    t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'one');
+    t.ok(
+      (await storedLines(stack, up.id)).some((l) => /applying the update plan of its approved preview/.test(l.text ?? '')),
+      'the job says it applies the plan',
+    );
+    t.equal(await stack.models.UpdatePlanFile.countDocuments({ _id: up.id }), 0, 'an applied plan goes');
+
+    // A plan that does not hold the create of c.txt: the up fails at it, and c.txt is never written.
+    await replaceResource(
+      stack,
+      resource.id,
+      fileSetManifest('planned', dir, [
+        { path: 'a.txt', content: 'one' },
+        { path: 'c.txt', content: 'not in the plan' },
+      ]),
+    );
+    const second = await queueJob(stack, resource.id, { operation: 'up' });
+    const approveSecond = await approveWhenWaiting(second.id);
+    const file = await stack.models.UpdatePlanFile.findById(second.id).lean();
+    const plan = JSON.parse(gunzipStored(file!.data)) as { resourcePlans: Record<string, unknown> };
+    const planned = Object.keys(plan.resourcePlans);
+    const c = planned.find((urn) => urn.endsWith('::c.txt'));
+    t.ok(c, `the plan holds c.txt's create (${planned.join(', ')})`);
+    delete plan.resourcePlans[c!];
+    await stack.models.UpdatePlanFile.updateOne({ _id: second.id }, { $set: { data: gzipSync(JSON.stringify(plan)) } });
+    t.equal((await approveSecond()).statusCode, 200);
+    const violated = await waitForJob(stack.models, second.id, ended, 120_000);
+    t.match(violated, { status: 'failed', reason: 'plan_violation' }, violated.error ?? '');
+    t.comment(`what Pulumi said: ${violated.error}`);
+    t.notOk(existsSync(join(dir, 'c.txt')), 'nothing outside the plan was applied');
   },
 );

@@ -33,6 +33,8 @@ export interface Approval {
   approverRole: TenantRole;
   expiresAt: string;
   previewJobId: string;
+  /** The up applies the update plan its preview saved (UpdatePlanFile, by the gated job's id). */
+  updatePlan?: boolean;
   plan?: ApprovedPlan;
   decisions: ApprovalDecision[];
   /** After the run (up, destroy): what it applied, against the plan. */
@@ -42,6 +44,11 @@ export interface Approval {
 /** The job's approval, if it is gated. */
 export function approvalOfJob(job: Pick<StackJobDoc, 'approval'>): Approval | undefined {
   return (job.approval as Approval | undefined) ?? undefined;
+}
+
+/** A gated job that ends without running: its saved update plan goes (best effort; the history sweep takes what is left). */
+export async function dropUpdatePlan(models: Pick<Models, 'UpdatePlanFile'>, job: Pick<StackJobDoc, '_id' | 'approval'>): Promise<void> {
+  if (approvalOfJob(job)?.updatePlan) await models.UpdatePlanFile.deleteOne({ _id: job._id }).catch(() => undefined);
 }
 
 /** The latest state version of a resource's stack (null before any). */

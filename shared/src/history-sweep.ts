@@ -27,7 +27,7 @@ export interface SweepResult {
 }
 
 export interface HistorySweepDeps {
-  models: Pick<Models, 'StackJob' | 'JobLineChunk' | 'AuditEntry'>;
+  models: Pick<Models, 'StackJob' | 'JobLineChunk' | 'AuditEntry' | 'UpdatePlanFile'>;
   /** The sweep lock, and announcing swept jobs to the API's caches. */
   redis: Pick<Redis, 'set' | 'eval' | 'publish'>;
   logger: Pick<Logger, 'info' | 'warn'>;
@@ -46,7 +46,7 @@ const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('
 export const MAX_PER_SWEEP = 20_000;
 const DAY_MS = 86_400_000;
 
-type SweptJob = { _id: string; finishedAt: Date; lastSeq?: number; linesSweptAt?: Date };
+type SweptJob = { _id: string; finishedAt: Date; lastSeq?: number; linesSweptAt?: Date; approval?: { updatePlan?: boolean } };
 
 /**
  * Deletes history past its age: ended jobs (with their lines) after `jobsDays`, the lines of ended
@@ -160,7 +160,7 @@ class Sweep {
     if (due.length === 0) return;
     const candidates = await StackJob.find(
       { status: { $in: [...FINAL_STATUSES] }, $or: due },
-      { _id: 1, finishedAt: 1, lastSeq: 1, linesSweptAt: 1 },
+      { _id: 1, finishedAt: 1, lastSeq: 1, linesSweptAt: 1, 'approval.updatePlan': 1 },
     )
       .limit(MAX_PER_SWEEP + 1)
       .lean<SweptJob[]>();
@@ -171,6 +171,8 @@ class Sweep {
       if (!job.linesSweptAt) await this.deleteLines(job);
       if (this.signal.aborted) return;
       if (expired) {
+        // An update plan a gated job never applied (its process died before it could drop it) goes with it.
+        if (job.approval?.updatePlan) await this.paced(() => this.deps.models.UpdatePlanFile.deleteOne({ _id: job._id }));
         await this.deleteOne(() => StackJob.deleteOne({ _id: job._id }), 'jobs');
       } else {
         await this.paced(() => StackJob.updateOne({ _id: job._id }, { $set: { linesSweptAt: this.now } }));

@@ -107,6 +107,8 @@ export interface GateRequest {
   allowSelfApproval: boolean;
   approverRole: string;
   expiresAt: Date;
+  /** An up: its preview saves an update plan, and the up applies it (`up --plan`). */
+  updatePlan?: boolean;
 }
 
 /**
@@ -123,7 +125,9 @@ export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: Ga
       ? { previewOf: 'destroy' }
       : fields.operation === 'restore'
         ? { previewOf: 'restore', ...(version !== undefined ? { version } : {}), ...(upload ? { upload } : {}) }
-        : {};
+        : gate.updatePlan
+          ? { savePlan: true }
+          : {};
   const preview = await queueStackJob(deps, { ...fields, operation: 'preview', options: previewOptions, planFor: gatedId });
   const gated = await queueStackJob(deps, {
     ...fields,

@@ -36,6 +36,12 @@ export interface ApprovalRule {
   approverRole?: TenantRole;
   /** How long a job waits for its decision, in minutes (default 1,440: a day). */
   expiresInMinutes?: number;
+  /**
+   * Whether an approved up runs `pulumi up --plan` of the update plan its preview saved (Pulumi's
+   * update plans, a public preview in this CLI: PULUMI_EXPERIMENTAL for those two commands); the
+   * up then fails rather than do anything the plan does not hold. Default false.
+   */
+  updatePlans?: boolean;
 }
 
 /** Operations an approval gate can hold (after a preview of what they would change). */
@@ -57,6 +63,7 @@ export function approvalOf(policy: TenantPolicy, operation: Operation, requested
     required: rule?.requiredApprovals ?? 1,
     allowSelfApproval: rule?.allowSelfApproval ?? false,
     approverRole: rule?.approverRole ?? ('admin' as TenantRole),
+    ...(operation === 'up' && rule?.updatePlans === true ? { updatePlan: true } : {}),
     expiresAt: new Date(Date.now() + (rule?.expiresInMinutes ?? 1_440) * 60_000),
   };
 }

@@ -97,10 +97,14 @@ export async function recordStackState(
 
 /** A stored version's deployment. */
 export function readDeployment(doc: Pick<StackStateDoc, 'data'>): Deployment {
+  return JSON.parse(gunzipStored(doc.data)) as Deployment;
+}
+
+/** The text of gzipped JSON kept in the store (a state, an update plan), at most STATE_MAX_JSON_BYTES. */
+export function gunzipStored(data: unknown): string {
   // A lean read gives BSON's Binary, a hydrated one a Buffer.
-  const data: unknown = doc.data;
   const bytes = Buffer.isBuffer(data) ? data : Buffer.from((data as { buffer: Uint8Array }).buffer);
-  return JSON.parse(gunzipSync(bytes, { maxOutputLength: STATE_MAX_JSON_BYTES }).toString('utf8')) as Deployment;
+  return gunzipSync(bytes, { maxOutputLength: STATE_MAX_JSON_BYTES }).toString('utf8');
 }
 
 /** A value with every Pulumi secret in it replaced by `[secret]`. */

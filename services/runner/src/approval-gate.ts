@@ -1,6 +1,8 @@
+import { gzipSync } from 'node:zlib';
 import {
   type ApprovedPlan,
   approvalOfJob,
+  dropUpdatePlan,
   endJobOutsideRun,
   jobChannel,
   jobStackKey,
@@ -11,6 +13,7 @@ import {
   resolveTemplate,
   type StackJobDoc,
   type StackQueue,
+  STATE_MAX_BYTES,
   staleness,
   type StatusMessage,
   tenantOf,
@@ -56,9 +59,16 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
   if (!gatedId) return;
   const gated = await deps.models.StackJob.findById(gatedId).lean<StackJobDoc>();
   if (!gated || gated.status !== 'queued') return; // cancelled meanwhile
-  if (end.status !== 'succeeded' || !end.plan) {
+  const planMissing = approvalOfJob(gated)?.updatePlan === true && end.status === 'succeeded' && !end.plan?.savedPlan;
+  const planTooLarge = end.plan?.savedPlan !== undefined && gzipSync(end.plan.savedPlan).length > STATE_MAX_BYTES;
+  if (end.status !== 'succeeded' || !end.plan || planMissing || planTooLarge) {
     if (!(await deps.stacks.claim(gatedId, 'cancelled'))) return;
-    const error = `its preview, job ${end.job._id}, ended ${end.status}${end.error ? `: ${end.error}` : ''}; nothing was applied`;
+    const why = planMissing
+      ? 'succeeded without saving an update plan'
+      : planTooLarge
+        ? `saved an update plan larger than ${STATE_MAX_BYTES} bytes gzipped`
+        : `ended ${end.status}${end.error ? `: ${end.error}` : ''}`;
+    const error = `its preview, job ${end.job._id}, ${why}; nothing was applied`;
     await endJobOutsideRun(deps.models, deps.publisher, gatedId, 'queued', { status: 'failed', reason: 'preview_failed', error });
     await deps.stacks.remove(jobStackKey(gated), gatedId);
     await deps.jobEnded(gatedId);
@@ -72,6 +82,15 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     resourceVersion: end.plan.resourceVersion ?? null,
     templateVersion: end.plan.templateVersion ?? null,
   };
+  if (end.plan.savedPlan !== undefined) {
+    // Kept before the job awaits approval: an approved job always finds its plan (replaced if a repeat).
+    const data = gzipSync(end.plan.savedPlan);
+    await deps.models.UpdatePlanFile.replaceOne(
+      { _id: gatedId },
+      { tenantId: tenantOf(gated), resourceId: gated.resourceId, previewJobId: end.job._id, data, createdAt: new Date() },
+      { upsert: true },
+    );
+  }
   const waiting = await deps.models.StackJob.findOneAndUpdate(
     { _id: gatedId, status: 'queued' },
     { $set: { status: 'awaiting_approval', 'approval.plan': plan } },
@@ -88,6 +107,7 @@ async function endUnrun(deps: GateDeps, job: StackJobDoc, status: 'expired' | 's
   if (!(await deps.stacks.claim(job._id, 'cancelled'))) return undefined;
   // Claimed in Redis: no one else moves it now, so it ends from whichever waiting status it is in.
   const ended = await endJobOutsideRun(deps.models, deps.publisher, job._id, WAITING_STATUSES, { status, reason, error });
+  await dropUpdatePlan(deps.models, job);
   await deps.stacks.remove(jobStackKey(job), job._id);
   if (ended) await deps.jobEnded(job._id);
   return ended;

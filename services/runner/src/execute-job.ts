@@ -35,6 +35,8 @@ import {
   readDeployment,
   STATE_VERSIONS_KEPT,
   type StackStateDoc,
+  gunzipStored,
+  type UpdatePlanFileDoc,
   secretFragments,
   DEFAULT_TENANT,
   tenantFilesRoot,
@@ -87,13 +89,14 @@ export interface ExecuteDeps {
 }
 
 /** The state a restore imports, or its gate's preview runs against (JSON text of a deployment). */
-type StateToRestore = { restoreDeployment?: string; scratchDeployment?: string };
+/** Files a run gets in its workspace: a state to restore or preview against, an approved update plan. */
+type RunFiles = { restoreDeployment?: string; scratchDeployment?: string; updatePlan?: string };
 
 /**
  * The state a restore puts back: a kept state version, or a state uploaded for import (the restore
  * reads it once and removes it; its preview only reads it). An error names what is missing.
  */
-async function readStateToRestore(
+async function readRunFiles(
   models: Pick<Models, 'StackState' | 'StateUpload'>,
   store: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
   resourceId: string,
@@ -120,6 +123,8 @@ async function readStateToRestore(
 /** Pulumi's words when another process holds its lock on the stack. */
 const STACK_LOCKED = /the stack is currently locked/;
 const LOCKED_RETRY_WAITS_MS = [5_000, 15_000, 45_000];
+/** Pulumi's words when an up would step outside its update plan. */
+const PLAN_VIOLATION = /violates plan|not allowed by the plan|not in the plan/;
 
 /** Why a run was aborted, as recorded on the job. */
 export type AbortReason = 'cancelled' | 'timeout' | 'shutdown' | 'lock_lost';
@@ -160,6 +165,8 @@ export interface RunEnd {
     counts: Record<string, number>;
     resourceVersion?: number;
     templateVersion?: string;
+    /** The update plan it saved (`savePlan`), JSON text. */
+    savedPlan?: string;
   };
 }
 
@@ -254,6 +261,7 @@ export async function executeJob(
   let ranTemplateVersion: string | undefined; // the template version it ran
   let ranRun: LastGoodRun | undefined; // what it ran, kept as the stack's last good run if an up succeeds
   let leftDeployment: string | undefined; // the stack's state after the run (up, refresh, destroy)
+  let savedPlan: string | undefined; // the update plan a gated up's preview saved
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
   // A drift check reports what differs from the cloud, as the engine's refresh steps say it.
@@ -354,16 +362,27 @@ export async function executeJob(
     }
     // A restore puts back a state version the store keeps (or an uploaded one); its gate's preview
     // runs the program against it, in a scratch backend.
-    let deployments: StateToRestore = {};
+    let deployments: RunFiles = {};
     const jobOptions = (job.options ?? {}) as JobOptions;
     const previewsRestore = job.operation === 'preview' && jobOptions.previewOf === 'restore';
     if (job.operation === 'restore' || previewsRestore) {
-      const read = await readStateToRestore(models, store, resource._id, jobOptions, { consumeUpload: !previewsRestore });
+      const read = await readRunFiles(models, store, resource._id, jobOptions, { consumeUpload: !previewsRestore });
       if ('error' in read) {
         sink.line('stderr', `error: ${read.error}`);
         return { status: 'failed', exitCode: null, error: read.error, reason: 'state_version_missing' };
       }
       deployments = previewsRestore ? { scratchDeployment: read.deployment } : { restoreDeployment: read.deployment };
+    }
+    // An approved up under `approvals.updatePlans` applies the update plan its preview saved, or nothing.
+    if (job.operation === 'up' && approvalOfJob(job)?.updatePlan) {
+      const saved = await store('read the update plan', () => models.UpdatePlanFile.findById(job._id).lean<UpdatePlanFileDoc>());
+      if (!saved) {
+        const error = `the update plan its preview saved is gone; nothing was applied (queue it again for a new preview and approval)`;
+        sink.line('stderr', `error: ${error}`);
+        return { status: 'failed', exitCode: null, error, reason: 'plan_missing' };
+      }
+      deployments.updatePlan = gunzipStored(saved.data);
+      sink.line('stdout', `[runner] applying the update plan of its approved preview, job ${saved.previewJobId} (pulumi up --plan)`);
     }
     const room = await openJobRoom({
       workDir: config.WORK_DIR,
@@ -378,6 +397,7 @@ export async function executeJob(
     try {
       result = await runAttempts(kind, env, room, runSignal, progress, waits, deployments);
       leftDeployment = result.deployment;
+      savedPlan = result.savedPlan;
     } finally {
       await room.release();
       // A publish check's throw-away stack goes with its run.
@@ -399,7 +419,7 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     waits: readonly number[],
-    deployments: StateToRestore,
+    deployments: RunFiles,
   ): Promise<PulumiRunResult> {
     let result: PulumiRunResult;
     for (let attempt = 1; ; attempt++) {
@@ -447,7 +467,9 @@ export async function executeJob(
       return { status: 'failed', exitCode: result.exitCode, reason: 'stack_locked', error };
     }
     const error = mask(result.errors.join('\n')) || stderr.toString() || `pulumi exited with code ${result.exitCode}`;
-    return { status: 'failed', exitCode: result.exitCode, error, outputs, summary: result.summary };
+    // An up held to its approved update plan that would have done something else: nothing beyond the plan ran.
+    const reason = approvalOfJob(job)?.updatePlan && PLAN_VIOLATION.test(error) ? { reason: 'plan_violation' } : {};
+    return { status: 'failed', exitCode: result.exitCode, error, outputs, summary: result.summary, ...reason };
   }
 
   function isStackLocked(result: PulumiRunResult): boolean {
@@ -461,7 +483,7 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     clearStaleLock: boolean,
-    deployments: StateToRestore,
+    deployments: RunFiles,
   ): Promise<PulumiRunResult> {
     lockedSeen = false;
     return runPulumi({
@@ -619,6 +641,11 @@ export async function executeJob(
     };
     sink.publish(end);
     logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
+    // An update plan is applied once: whatever the outcome, it goes with the run.
+    if (approvalOfJob(job)?.updatePlan)
+      await store('remove the update plan', () => models.UpdatePlanFile.deleteOne({ _id: jobId })).catch((err: Error) =>
+        logger.warn({ err: err.message }, 'the update plan could not be removed'),
+      );
     const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
     if (size !== undefined) await deps.stackSizes?.set(jobStackKey(job), size);
     return {
@@ -635,6 +662,7 @@ export async function executeJob(
               counts: outcome.summary ?? {},
               resourceVersion: ranVersion,
               templateVersion: ranTemplateVersion,
+              ...(savedPlan !== undefined ? { savedPlan } : {}),
             },
           }
         : {}),

@@ -5,7 +5,7 @@ import { credentialModel } from './credential.js';
 import { jobLineChunkModel } from './job-line.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
-import { stackStateModel, stateUploadModel } from './stack-state.js';
+import { stackStateModel, stateUploadModel, updatePlanFileModel } from './stack-state.js';
 import { storeLockModel } from './store-lock.js';
 import { templateModel, templateVersionModel } from './template.js';
 import { tenantModel } from './tenant.js';
@@ -39,6 +39,7 @@ export function createModels(connection: Connection) {
     TemplateVersion: templateVersionModel(connection),
     StackState: stackStateModel(connection),
     StateUpload: stateUploadModel(connection),
+    UpdatePlanFile: updatePlanFileModel(connection),
     Webhook: webhookModel(connection),
     WebhookDelivery: webhookDeliveryModel(connection),
     EventCounter: eventCounterModel(connection),

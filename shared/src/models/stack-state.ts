@@ -82,3 +82,35 @@ export interface StateUploadDoc {
 export function stateUploadModel(connection: Connection) {
   return connection.model('StateUpload', stateUploadSchema, 'stateuploads');
 }
+
+/**
+ * The update plan a gated up's preview saved (`pulumi preview --save-plan`), kept under the gated
+ * job's id until that job runs it (`pulumi up --plan`) or is swept with the job history. Pulumi
+ * keeps secret values in it encrypted, as in the state.
+ */
+export const updatePlanFileSchema = new Schema(
+  {
+    /** The gated job's id. */
+    _id: { type: String, required: true },
+    tenantId: { type: String, required: true },
+    resourceId: { type: String, required: true },
+    previewJobId: { type: String, required: true },
+    /** The plan as gzipped JSON. */
+    data: { type: Buffer, required: true },
+    createdAt: { type: Date, default: () => new Date() },
+  },
+  { versionKey: false },
+);
+
+export interface UpdatePlanFileDoc {
+  _id: string;
+  tenantId: string;
+  resourceId: string;
+  previewJobId: string;
+  data: Buffer;
+  createdAt: Date;
+}
+
+export function updatePlanFileModel(connection: Connection) {
+  return connection.model('UpdatePlanFile', updatePlanFileSchema, 'updateplans');
+}

@@ -198,6 +198,7 @@ export const JobSchema = Type.Object({
         approverRole: Type.String(),
         expiresAt: Type.String({ format: 'date-time' }),
         previewJobId: Type.String(),
+        updatePlan: Type.Optional(Type.Boolean({ description: "An up that applies its preview's saved update plan (`up --plan`)" })),
         plan: Type.Optional(
           Type.Object({
             previewJobId: Type.String(),
@@ -515,6 +516,12 @@ export const TenantPolicySchema = Type.Object(
           approverRole: Type.Optional(literals(TENANT_ROLES)),
           expiresInMinutes: Type.Optional(
             Type.Integer({ minimum: 1, maximum: 30 * 1440, description: 'How long a job waits for its decision (default 1,440)' }),
+          ),
+          updatePlans: Type.Optional(
+            Type.Boolean({
+              description:
+                "An approved up applies its preview's update plan (`pulumi up --plan`, a Pulumi public preview) and fails rather than do anything else (default false)",
+            }),
           ),
         },
         { additionalProperties: false, description: 'Jobs that run a preview and wait for approval before they apply it' },

@@ -18,6 +18,7 @@ import {
   queueJobEvent,
   queueGatedJob,
   approvalOf,
+  dropUpdatePlan,
   GATED_OPERATIONS,
   identityOf,
   isGatable,
@@ -128,6 +129,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     // Claimed in Redis: no runner starts it now, so it ends from whichever waiting status it has reached.
     const cancelled = await endJobOutsideRun(models, redis, job._id, WAITING_STATUSES, { status, reason, error });
     if (!cancelled) return undefined;
+    await dropUpdatePlan(models, job);
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);

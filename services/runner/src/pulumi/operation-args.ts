@@ -16,6 +16,8 @@ export interface JobOptions {
    * (SCRATCH_BACKEND_DIR), so the stack's own state is not touched; `up` (or none): a plain preview.
    */
   previewOf?: 'up' | 'destroy' | 'restore';
+  /** preview of a gated up under `approvals.updatePlans`: save Pulumi's update plan (PLAN_FILE). */
+  savePlan?: boolean;
   /** drift-check: differences not to report; whether a drift found queues an up. */
   ignore?: { urn: string; paths?: string[] }[];
   autoRemediate?: boolean;
@@ -38,6 +40,9 @@ export const SCRATCH_BACKEND_DIR = 'scratch-state';
 export function writesState(operation: Operation): boolean {
   return operation !== 'preview' && operation !== 'drift-check';
 }
+
+/** Where an update plan is saved (preview) or read (up) in the job's folder. */
+export const PLAN_FILE = 'update-plan.json';
 
 /** Where a restore's deployment is written in the job's folder. */
 export const RESTORE_FILE = 'restore.json';
@@ -64,6 +69,8 @@ export function operationArgs(
   stackFqdn: string,
   options: JobOptions,
   host: { languageAddress?: string; eventsAddress: string },
+  /** An up that applies the update plan written to PLAN_FILE. */
+  applyPlan = false,
 ): string[] {
   const state = stateArgs(operation, stackFqdn, options);
   if (state) return state;
@@ -88,6 +95,8 @@ export function operationArgs(
   if (options.message) args.push('--message', options.message);
   if (options.expectNoChanges) args.push('--expect-no-changes');
   if (options.refresh && operation !== 'refresh') args.push('--refresh');
+  if (operation === 'preview' && options.savePlan) args.push('--save-plan', PLAN_FILE);
+  if (operation === 'up' && applyPlan) args.push('--plan', PLAN_FILE);
   if (options.parallel) args.push('--parallel', String(options.parallel));
   for (const target of options.targets ?? []) args.push('--target', target);
   return args;

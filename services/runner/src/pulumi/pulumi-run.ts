@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -12,7 +12,15 @@ import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-event
 import { killTree } from './kill-tree.js';
 import { startEventsServer } from './events-server.js';
 import { forkProgramHost, type ProgramHostPool } from './program-host-pool.js';
-import { type JobOptions, operationArgs, RESTORE_FILE, runsProgram, SCRATCH_BACKEND_DIR, writesState } from './operation-args.js';
+import {
+  type JobOptions,
+  operationArgs,
+  PLAN_FILE,
+  RESTORE_FILE,
+  runsProgram,
+  SCRATCH_BACKEND_DIR,
+  writesState,
+} from './operation-args.js';
 import { exportDeployment } from './state-export.js';
 import { type Identity, ownFolder } from '../isolation/ownership.js';
 
@@ -42,6 +50,8 @@ export interface PulumiRunSpec {
    * `backendUrl`: the stack's own state is neither read nor written, and goes with the workspace.
    */
   scratchDeployment?: string;
+  /** An up that applies an approved update plan (its JSON text): written as PLAN_FILE, run with `--plan`. */
+  updatePlan?: string;
   /** The template's secret parameters, set as the stack's secret config before the program runs (values on stdin, never in a command line). */
   secretConfig?: Record<string, string>;
   /** Clear Pulumi's own lock on the stack first (a lost run left it; we hold the stack's lock). */
@@ -80,6 +90,8 @@ export interface PulumiRunResult {
   lockLeft: boolean;
   /** The stack's deployment after an up, refresh or destroy (JSON text), when it could be read. */
   deployment?: string;
+  /** A preview with `savePlan` that succeeded: the update plan Pulumi saved (JSON text). */
+  savedPlan?: string;
 }
 
 /**
@@ -286,6 +298,7 @@ async function prepareWorkspace(spec: PulumiRunSpec): Promise<void> {
     await writeFile(join(spec.workspaceDir, RESTORE_FILE), `{"version":3,"deployment":${spec.restoreDeployment}}`, { mode: 0o600 });
   }
   if (spec.scratchDeployment !== undefined) await writeScratchBackend(spec, spec.scratchDeployment);
+  if (spec.updatePlan !== undefined) await writeFile(join(spec.workspaceDir, PLAN_FILE), spec.updatePlan, { mode: 0o600 });
   if (spec.identity) await ownFolder(spec.workspaceDir, spec.identity);
 }
 
@@ -359,9 +372,12 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
       await ensureStack(spec, env);
       await setSecretConfig(spec, env);
     }
-    const subprocess = execa(spec.pulumiBin, operationArgs(spec.operation, spec.stackFqdn, spec.options, host), {
+    // Update plans are a public preview: only the commands that save or apply one get PULUMI_EXPERIMENTAL.
+    const usesPlan = spec.updatePlan !== undefined || (spec.operation === 'preview' && spec.options.savePlan === true);
+    const args = operationArgs(spec.operation, spec.stackFqdn, spec.options, host, spec.updatePlan !== undefined);
+    const subprocess = execa(spec.pulumiBin, args, {
       cwd: spec.workspaceDir,
-      env,
+      env: usesPlan ? { ...env, PULUMI_EXPERIMENTAL: 'true' } : env,
       extendEnv: false,
       ...asUser(spec),
       buffer: false,
@@ -412,8 +428,16 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
           return undefined;
         })
       : undefined;
+    const savedPlan =
+      spec.operation === 'preview' && spec.options.savePlan && result.exitCode === 0
+        ? await readFile(join(spec.workspaceDir, PLAN_FILE), 'utf8').catch((err: Error) => {
+            spec.onLine('stderr', `[runner] the update plan could not be read: ${err.message}`);
+            return undefined;
+          })
+        : undefined;
     return {
       deployment,
+      savedPlan,
       exitCode: result.exitCode ?? null,
       aborted: spec.signal.aborted,
       outputs: spec.operation === 'destroy' ? {} : (outputs ?? {}),
