@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,30 @@ t.test('a secret parameter reaches the program as Pulumi secret config, and show
   t.ok(lines.length > 0);
   t.notMatch(JSON.stringify(lines), secret, 'no line or event holds it');
   t.notMatch(JSON.stringify(done), secret, 'nor the job (outputs, tails)');
+  // The secret output (the secret file's hash): masked, and shown only to a tenant admin who asks.
+  const hash = createHash('sha256').update(secret).digest('hex');
+  const outputsUrl = `/v1/resources/${resource.id}/outputs`;
+  const read = (token: string, query = '') =>
+    stack.api.inject({ method: 'GET', url: `${outputsUrl}${query}`, headers: { authorization: `Bearer ${token}` } });
+  const mint = async (role: string) =>
+    (await stack.api.inject({ method: 'POST', url: '/v1/tokens', headers: stack.auth, payload: { name: role, role } })).json()
+      .token as string;
+  const [admin, deployer] = [await mint('admin'), await mint('deployer')];
+  t.match((await read(deployer)).json(), { outputs: { secretSha256: '[secret]' } }, 'masked by default');
+  const refused = await read(deployer, '?showSecrets=true');
+  t.equal(refused.statusCode, 403);
+  t.match(refused.json().message, /showSecrets: secret outputs are shown to the tenant's admins only/);
+  const revealed = await read(admin, '?showSecrets=true');
+  t.equal(revealed.statusCode, 200, revealed.body);
+  t.match(revealed.json(), { outputs: { secretSha256: hash, secretFile: join(directory, '.secret') } }, 'shown to an admin who asks');
+  t.equal(revealed.headers['cache-control'], 'no-store');
+  const audited = await stack.models.AuditEntry.find({ action: 'stack.outputs.reveal', targetId: resource.id }).lean();
+  t.same(audited.map((a) => a.outcome).sort(), ['failure', 'success'], 'both asks are audited');
+  const version = await stack.models.StackState.findOne({ resourceId: resource.id }).sort({ seq: -1 }).lean();
+  t.ok(version?.secretOutputs?.data, 'kept sealed with the state version');
+  t.notMatch(JSON.stringify(version?.secretOutputs), hash);
+  t.notMatch(JSON.stringify(await storedLines(stack, up.id)), hash, 'no line holds the revealed value');
+  t.notMatch(JSON.stringify(done), hash);
   const state = await textsUnder(fileURLToPath(stack.config.PULUMI_BACKEND_URL));
   t.ok(state.length > 0);
   t.notMatch(state, secret, 'the stack state keeps it encrypted');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { type Models, STATE_VERSIONS_KEPT, type StackJobDoc, type StackStateDoc } from './models/index.js';
+import type { Keyring, SealedSecret } from './secret-box.js';
 import { SECRET_PLACEHOLDER } from './parameters.js';
 import { tenantOf } from './tenancy.js';
 import { type Operation, STATE_OPERATIONS } from './types.js';
@@ -44,6 +45,8 @@ export async function recordStackState(
   job: Pick<StackJobDoc, '_id' | 'tenantId' | 'resourceId' | 'stackFqdn' | 'operation' | 'createdBy'>,
   deploymentJson: string,
   changes: Record<string, number>,
+  /** The outputs holding secrets, sealed (sealSecretOutputs). */
+  secretOutputs?: SealedSecret,
 ): Promise<StackStateDoc | undefined> {
   if (Buffer.byteLength(deploymentJson) > STATE_MAX_JSON_BYTES) {
     throw new Error(`the stack state is more than ${STATE_MAX_JSON_BYTES} bytes of JSON: not kept`);
@@ -85,6 +88,7 @@ export async function recordStackState(
         sha256,
         data,
         bytes: Buffer.byteLength(deploymentJson),
+        ...(secretOutputs ? { secretOutputs } : {}),
       });
       await models.StackState.deleteMany({ resourceId: job.resourceId, seq: { $lte: seq - STATE_VERSIONS_KEPT } });
       return doc.toObject() as StackStateDoc;
@@ -93,6 +97,38 @@ export async function recordStackState(
       if ((err as { code?: number }).code !== 11000 || attempt >= 3) throw err;
     }
   }
+}
+
+/** What a state version's sealed secret outputs are bound to: copied onto another version or stack, they do not open. */
+export function secretOutputsContext(doc: Pick<StackStateDoc, 'resourceId' | 'jobId'>): string {
+  return `stack-outputs:${doc.resourceId}:${doc.jobId}`;
+}
+
+/** The names of the stack outputs that hold a Pulumi secret anywhere in their value. */
+export function secretOutputNames(deployment: Deployment): string[] {
+  const stack = deployment.resources?.find((r) => r.type === 'pulumi:pulumi:Stack');
+  const holdsSecret = (value: unknown): boolean =>
+    value !== null && typeof value === 'object' && (SECRET_SIG in value || Object.values(value).some(holdsSecret));
+  return Object.entries((stack?.outputs ?? {}) as Record<string, unknown>)
+    .filter(([, value]) => holdsSecret(value))
+    .map(([name]) => name);
+}
+
+/** Re-seals every state version's secret outputs with the active key (a key rotation). */
+export async function resealSecretOutputs(models: Pick<Models, 'StackState'>, keyring: Keyring): Promise<number> {
+  const stale = await models.StackState.find(
+    { secretOutputs: { $exists: true }, 'secretOutputs.keyId': { $ne: keyring.active.id } },
+    { _id: 1, resourceId: 1, jobId: 1, secretOutputs: 1 },
+  ).lean<Pick<StackStateDoc, '_id' | 'resourceId' | 'jobId' | 'secretOutputs'>[]>();
+  for (const doc of stale) {
+    const sealed = doc.secretOutputs as SealedSecret; // the query matched only docs that have them
+    const context = secretOutputsContext(doc);
+    await models.StackState.updateOne(
+      { _id: doc._id, 'secretOutputs.keyId': sealed.keyId },
+      { $set: { secretOutputs: keyring.seal(keyring.open(sealed, context), context) } },
+    );
+  }
+  return stale.length;
 }
 
 /** A stored version's deployment. */

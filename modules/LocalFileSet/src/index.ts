@@ -72,7 +72,8 @@ export default async function main() {
     : undefined;
   return {
     directory: spec.directory,
-    ...(secretFile ? { secretFile: secretFile.path } : {}),
+    // The secret file's hash, a secret output: shown only to those who may see secrets (`?showSecrets`).
+    ...(secretFile ? { secretFile: secretFile.path, secretSha256: secretFile.sha256 } : {}),
     // A list, not a map keyed by path: file names hold dots, which document stores refuse as keys.
     files: files.map((file, i) => ({ path: spec.files[i]?.path, sha256: file.sha256 })),
   };

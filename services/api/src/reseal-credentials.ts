@@ -10,6 +10,7 @@ import {
   loadConfig,
   resealCredentials,
   resealSecretParameters,
+  resealSecretOutputs,
   resealWebhookSecrets,
 } from '@pds/shared';
 
@@ -28,6 +29,8 @@ if (!keyring) {
     console.log(`re-sealed the secret parameters of ${parameters} resource(s) with key ${keyId}`);
     const webhooks = await resealWebhookSecrets(models, keyring);
     console.log(`re-sealed the signing secrets of ${webhooks} webhook(s) with key ${keyId}`);
+    const outputs = await resealSecretOutputs(models, keyring);
+    console.log(`re-sealed the secret outputs of ${outputs} state version(s) with key ${keyId}`);
   } finally {
     await connection.close();
   }

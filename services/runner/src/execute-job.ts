@@ -35,6 +35,8 @@ import {
   readDeployment,
   STATE_VERSIONS_KEPT,
   type StackStateDoc,
+  type SealedSecret,
+  secretOutputsContext,
   gunzipStored,
   type UpdatePlanFileDoc,
   secretFragments,
@@ -262,6 +264,7 @@ export async function executeJob(
   let ranRun: LastGoodRun | undefined; // what it ran, kept as the stack's last good run if an up succeeds
   let leftDeployment: string | undefined; // the stack's state after the run (up, refresh, destroy)
   let savedPlan: string | undefined; // the update plan a gated up's preview saved
+  let leftSecretOutputs: SealedSecret | undefined; // the outputs of leftDeployment that hold secrets, sealed
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
   // A drift check reports what differs from the cloud, as the engine's refresh steps say it.
@@ -293,6 +296,12 @@ export async function executeJob(
     // Per event: skip the JSON round trip when there is nothing secret.
     if (value === undefined || (credential?.credentialId === undefined && Object.keys(secretConfig).length === 0)) return value;
     return JSON.parse(mask(JSON.stringify(value))) as T;
+  }
+
+  /** Seals the secret outputs a run read, for this job's state version (none without CREDENTIALS_KEY: then they cannot be shown). */
+  function sealSecretOutputs(outputs: Record<string, unknown> | undefined): SealedSecret | undefined {
+    if (!outputs || !deps.keyring || Object.keys(outputs).length === 0) return undefined;
+    return deps.keyring.seal(JSON.stringify(outputs), secretOutputsContext({ resourceId: job.resourceId, jobId }));
   }
 
   async function run(): Promise<Outcome> {
@@ -398,6 +407,7 @@ export async function executeJob(
       result = await runAttempts(kind, env, room, runSignal, progress, waits, deployments);
       leftDeployment = result.deployment;
       savedPlan = result.savedPlan;
+      leftSecretOutputs = sealSecretOutputs(result.secretOutputs);
     } finally {
       await room.release();
       // A publish check's throw-away stack goes with its run.
@@ -567,7 +577,9 @@ export async function executeJob(
     let stateVersion: number | undefined;
     if (leftDeployment !== undefined && !job.templateCheck) {
       const deployment = leftDeployment;
-      stateVersion = await store('record the stack state version', () => recordStackState(models, job, deployment, outcome.summary ?? {}))
+      stateVersion = await store('record the stack state version', () =>
+        recordStackState(models, job, deployment, outcome.summary ?? {}, leftSecretOutputs),
+      )
         .then((doc) => doc?.seq)
         .catch((err: Error) => {
           logger.warn({ err: err.message }, 'the stack state version could not be recorded');

@@ -29,6 +29,12 @@ export const stackStateSchema = new Schema(
     /** The deployment as gzipped JSON. */
     data: { type: Buffer, required: true },
     bytes: { type: Number, required: true },
+    /**
+     * The stack outputs that hold Pulumi secrets, in plain text as `pulumi stack output
+     * --show-secrets` gives them, sealed with CREDENTIALS_KEY (context: secretOutputsContext), for
+     * GET …/outputs?showSecrets=true. Absent when there are none or no key was set.
+     */
+    secretOutputs: { type: { _id: false, keyId: String, iv: String, tag: String, data: String } },
   },
   { versionKey: false },
 );
@@ -49,6 +55,7 @@ export interface StackStateDoc {
   sha256: string;
   data: Buffer;
   bytes: number;
+  secretOutputs?: { keyId: string; iv: string; tag: string; data: string };
 }
 
 export function stackStateModel(connection: Connection) {

@@ -11,6 +11,8 @@ declare module 'fastify' {
     auditTarget?: string;
     /** The tenant of what it acted on (a platform admin's change to a tenant's object); else the caller's. */
     auditTenant?: string;
+    /** A read that is audited only when it asks for more (secrets shown): its action, set by the handler. */
+    auditAction?: string;
   }
 }
 
@@ -22,9 +24,10 @@ export const auditPlugin = fp<{ models: Pick<Models, 'AuditEntry'> }>(
   async (app, { models }) => {
     app.decorateRequest('auditTarget', undefined);
     app.decorateRequest('auditTenant', undefined);
+    app.decorateRequest('auditAction', undefined);
     app.decorateRequest('auditFailure', undefined);
     app.addHook('onResponse', async (request, reply) => {
-      const action = request.routeOptions.config.action;
+      const action = request.auditAction ?? request.routeOptions.config.action;
       if (!action || !request.principal) return;
       const params = request.params as { id?: string } | undefined;
       const failed = reply.statusCode >= 400;

@@ -5,6 +5,10 @@ import {
   LruCache,
   principalOf,
   readDeployment,
+  type Principal,
+  roleAllows,
+  secretOutputNames,
+  secretOutputsContext,
   type StackStateDoc,
   stackContents,
   stackOutputs,
@@ -116,6 +120,23 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return deployment;
   };
 
+  /** The plain values of a version's outputs that hold secrets, for a caller who may see them (403, else). */
+  function revealSecretOutputs(doc: StackStateDoc, caller: Principal): Record<string, unknown> {
+    if (caller.role !== 'platform' && !roleAllows(caller.role, 'admin'))
+      throw errors.forbidden(
+        `showSecrets: secret outputs are shown to the tenant's admins only; token "${caller.name}" has the ${caller.role} role`,
+      );
+    const names = secretOutputNames(deploymentOf(doc));
+    if (names.length === 0) return {};
+    if (!doc.secretOutputs)
+      throw errors.conflict(
+        `the secret outputs of state version ${doc.seq} were not kept (written without CREDENTIALS_KEY, or before this service kept them); an up or refresh keeps them`,
+      );
+    if (!app.deps.keyring)
+      throw errors.conflict('showSecrets: CREDENTIALS_KEY is not set on the API, so sealed outputs cannot be opened');
+    return JSON.parse(app.deps.keyring.open(doc.secretOutputs, secretOutputsContext(doc))) as Record<string, unknown>;
+  }
+
   /** A version of a resource the caller may see (another tenant's resource: 404); the latest without `seq`. */
   async function version(
     id: string,
@@ -153,17 +174,28 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'viewer' },
       schema: {
         tags: ['stack'],
-        summary: "The stack's outputs in its current state (secrets masked)",
+        summary:
+          "The stack's outputs in its current state: secrets masked, or with showSecrets=true shown to a tenant admin (audited as stack.outputs.reveal)",
         params: IdParamsSchema,
+        querystring: Type.Object({
+          showSecrets: Type.Optional(
+            Type.Boolean({ description: "Show the outputs that hold secrets (the tenant's admins and platform admins only)" }),
+          ),
+        }),
         response: {
           200: Type.Object({ version: Type.Union([Type.Integer(), Type.Null()]), outputs: Json }),
           ...errorResponses,
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
+      if (request.query.showSecrets) request.auditAction = 'stack.outputs.reveal';
       const doc = await version(request.params.id, undefined, request);
-      return { version: doc?.seq ?? null, outputs: doc ? stackOutputs(deploymentOf(doc)) : {} };
+      if (doc) request.auditTenant = doc.tenantId;
+      const outputs = doc ? stackOutputs(deploymentOf(doc)) : {};
+      if (!request.query.showSecrets || !doc) return { version: doc?.seq ?? null, outputs };
+      reply.header('cache-control', 'no-store');
+      return { version: doc.seq, outputs: { ...outputs, ...revealSecretOutputs(doc, principalOf(request)) } };
     },
   );
 

@@ -6,7 +6,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Operation } from '@pds/shared';
+import { type Deployment, type Operation, secretOutputNames } from '@pds/shared';
 import { execa } from 'execa';
 import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
 import { killTree } from './kill-tree.js';
@@ -92,6 +92,11 @@ export interface PulumiRunResult {
   deployment?: string;
   /** A preview with `savePlan` that succeeded: the update plan Pulumi saved (JSON text). */
   savedPlan?: string;
+  /**
+   * The stack outputs of `deployment` that hold secrets, in plain text (`pulumi stack output
+   * --show-secrets`), to be sealed at once: never printed, logged or published.
+   */
+  secretOutputs?: Record<string, unknown>;
 }
 
 /**
@@ -275,6 +280,32 @@ async function setSecretConfig(spec: PulumiRunSpec, env: Record<string, string>)
   }
 }
 
+/**
+ * The plain values of the stack outputs that hold secrets in the state the run left (none: none,
+ * and no extra process). Read through the CLI, which alone has the stack's secrets provider.
+ */
+async function secretOutputsOf(
+  spec: PulumiRunSpec,
+  env: Record<string, string>,
+  deployment: string | undefined,
+): Promise<Record<string, unknown> | undefined> {
+  const names = deployment ? secretOutputNames(JSON.parse(deployment) as Deployment) : [];
+  if (names.length === 0) return undefined;
+  const result = await execa(spec.pulumiBin, ['stack', 'output', '--json', '--show-secrets', '--stack', spec.stackFqdn], {
+    cwd: spec.workspaceDir,
+    env,
+    extendEnv: false,
+    ...asUser(spec),
+    reject: false,
+  });
+  if (result.exitCode !== 0) {
+    spec.onLine('stderr', `[runner] the stack's secret outputs could not be read (exit ${result.exitCode}); they cannot be shown`);
+    return undefined;
+  }
+  const all = JSON.parse(result.stdout || '{}') as Record<string, unknown>;
+  return Object.fromEntries(names.filter((name) => name in all).map((name) => [name, all[name]]));
+}
+
 async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): Promise<Record<string, unknown>> {
   const result = await execa(spec.pulumiBin, ['stack', 'output', '--json', '--stack', spec.stackFqdn], {
     cwd: spec.workspaceDir,
@@ -435,9 +466,11 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
             return undefined;
           })
         : undefined;
+    const secretOutputs = await secretOutputsOf(spec, env, deployment).catch(() => undefined);
     return {
       deployment,
       savedPlan,
+      secretOutputs,
       exitCode: result.exitCode ?? null,
       aborted: spec.signal.aborted,
       outputs: spec.operation === 'destroy' ? {} : (outputs ?? {}),
