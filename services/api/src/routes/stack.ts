@@ -132,8 +132,7 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       throw errors.conflict(
         `the secret outputs of state version ${doc.seq} were not kept (written without CREDENTIALS_KEY, or before this service kept them); an up or refresh keeps them`,
       );
-    if (!app.deps.keyring)
-      throw errors.conflict('showSecrets: CREDENTIALS_KEY is not set on the API, so sealed outputs cannot be opened');
+    if (!app.deps.keyring) throw errors.conflict('showSecrets: CREDENTIALS_KEY is not set on the API, so sealed outputs cannot be opened');
     return JSON.parse(app.deps.keyring.open(doc.secretOutputs, secretOutputsContext(doc))) as Record<string, unknown>;
   }
 
