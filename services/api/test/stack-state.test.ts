@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { recordStackState, STATE_VERSIONS_KEPT } from '@pds/shared';
+import { Keyring, recordStackState, resealSecretOutputs, type SealedSecret, secretOutputsContext, STATE_VERSIONS_KEPT } from '@pds/shared';
 import t from 'tap';
-import { startApi } from './harness.js';
+import { CREDENTIALS_KEY, startApi } from './harness.js';
 import { caller, roleCallers, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
 
 const SECRET = { '4dabf18193072939515e22adb298388d': '1b47061264138c4ac30d75fd1eb44270', ciphertext: 'v1:abc:def' };
@@ -190,4 +190,44 @@ t.test('stack state: current resources, outputs, versions and diffs, read from t
   // Deleting the resource removes its versions.
   await platform('DELETE', `/v1/resources/${resource.id}`);
   t.equal(await models.StackState.countDocuments({ resourceId: resource.id }), 0);
+});
+
+t.test('secret outputs: sealed per state version, shown to admins only, re-sealed on a key rotation', async (t) => {
+  const { app, models } = await startApi(t);
+  const tokens = await tenantsWithTokens(app, ['acme', 'beta']);
+  const acme = roleCallers(app, tokens.acme!);
+  const created = (await acme.admin('POST', '/v1/resources', tenantManifest('acme', 'sealed'))).json();
+  const resourceId = created.id as string;
+  const job = { _id: randomUUID(), tenantId: 'acme', resourceId, stackFqdn: created.stackFqdn as string, operation: 'up' as const };
+  const keyring = new Keyring(CREDENTIALS_KEY);
+  const context = secretOutputsContext({ resourceId, jobId: job._id });
+  await recordStackState(
+    models,
+    job,
+    JSON.stringify(deployment(1)),
+    { create: 2 },
+    keyring.seal(JSON.stringify({ token: 'tok-123456789' }), context),
+  );
+  const url = `/v1/resources/${resourceId}/outputs?showSecrets=true`;
+  t.equal((await acme.deployer('GET', url)).statusCode, 403);
+  t.equal((await roleCallers(app, tokens.beta!).admin('GET', url)).statusCode, 404, "another tenant's admin sees nothing");
+  t.match((await acme.admin('GET', url)).json(), { outputs: { url: 'https://x', token: 'tok-123456789' } });
+  // Copied onto another version, a sealed value does not open (bound to its version's job).
+  await recordStackState(
+    models,
+    { ...job, _id: randomUUID() },
+    JSON.stringify(deployment(2)),
+    { create: 1 },
+    keyring.seal('{}', 'elsewhere'),
+  );
+  t.equal((await acme.admin('GET', url)).statusCode, 500, 'a value sealed for another context does not open');
+
+  const rotated = new Keyring(Buffer.alloc(32, 12).toString('base64'), [CREDENTIALS_KEY]);
+  await models.StackState.deleteOne({ resourceId, seq: 2 });
+  t.equal(await resealSecretOutputs(models, rotated), 1);
+  const kept = await models.StackState.findOne({ resourceId, seq: 1 }).lean();
+  t.equal(
+    new Keyring(Buffer.alloc(32, 12).toString('base64')).open(kept!.secretOutputs as SealedSecret, context),
+    '{"token":"tok-123456789"}',
+  );
 });
