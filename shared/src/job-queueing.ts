@@ -112,22 +112,32 @@ export interface GateRequest {
 }
 
 /**
+ * What a gated job's preview runs: the plan of what the gated operation would do, with the options
+ * that change what it does (an up's refresh and targets, a destroy's targets): an up's changes
+ * (saving its update plan under `updatePlans`), a destroy's deletions (`previewOf: destroy`), or
+ * what Pulumi would change once a restore's state is back (`previewOf: restore`, which state).
+ */
+export function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>, gate: Pick<GateRequest, 'updatePlan'>) {
+  const { version, upload, refresh, targets } = (fields.options ?? {}) as {
+    version?: number;
+    upload?: string;
+    refresh?: boolean;
+    targets?: string[];
+  };
+  const targeted = targets?.length ? { targets } : {};
+  if (fields.operation === 'destroy') return { previewOf: 'destroy', ...targeted };
+  if (fields.operation === 'restore')
+    return { previewOf: 'restore', ...(version !== undefined ? { version } : {}), ...(upload ? { upload } : {}) };
+  return { ...(refresh ? { refresh } : {}), ...targeted, ...(gate.updatePlan ? { savePlan: true } : {}) };
+}
+
+/**
  * Queues an approval-gated job: its preview first in the stack's line (`planFor`), then the job,
  * which waits for approval after it. Returns both.
  */
 export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: GateRequest) {
   const gatedId = randomUUID();
-  // The preview plans what the gated operation would do: an up's changes, a destroy's deletions, or
-  // (restore) what Pulumi would change once the state is put back.
-  const { version, upload } = (fields.options ?? {}) as { version?: number; upload?: string };
-  const previewOptions =
-    fields.operation === 'destroy'
-      ? { previewOf: 'destroy' }
-      : fields.operation === 'restore'
-        ? { previewOf: 'restore', ...(version !== undefined ? { version } : {}), ...(upload ? { upload } : {}) }
-        : gate.updatePlan
-          ? { savePlan: true }
-          : {};
+  const previewOptions = previewOptionsFor(fields, gate);
   const preview = await queueStackJob(deps, { ...fields, operation: 'preview', options: previewOptions, planFor: gatedId });
   const gated = await queueStackJob(deps, {
     ...fields,

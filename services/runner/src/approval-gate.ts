@@ -21,6 +21,7 @@ import {
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import type { RunEnd } from './execute-job.js';
+import { MAX_PLAN_CHANGES } from './plan.js';
 
 export interface GateDeps {
   models: Models;
@@ -59,15 +60,11 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
   if (!gatedId) return;
   const gated = await deps.models.StackJob.findById(gatedId).lean<StackJobDoc>();
   if (!gated || gated.status !== 'queued') return; // cancelled meanwhile
-  const planMissing = approvalOfJob(gated)?.updatePlan === true && end.status === 'succeeded' && !end.plan?.savedPlan;
-  const planTooLarge = end.plan?.savedPlan !== undefined && gzipSync(end.plan.savedPlan).length > STATE_MAX_BYTES;
-  if (end.status !== 'succeeded' || !end.plan || planMissing || planTooLarge) {
+  const wantsPlan = approvalOfJob(gated)?.updatePlan === true;
+  const savedPlan = wantsPlan && end.status === 'succeeded' && end.plan ? checkSavedPlan(end.plan) : undefined;
+  if (end.status !== 'succeeded' || !end.plan || (savedPlan && 'problem' in savedPlan)) {
     if (!(await deps.stacks.claim(gatedId, 'cancelled'))) return;
-    const why = planMissing
-      ? 'succeeded without saving an update plan'
-      : planTooLarge
-        ? `saved an update plan larger than ${STATE_MAX_BYTES} bytes gzipped`
-        : `ended ${end.status}${end.error ? `: ${end.error}` : ''}`;
+    const why = savedPlan && 'problem' in savedPlan ? savedPlan.problem : `ended ${end.status}${end.error ? `: ${end.error}` : ''}`;
     const error = `its preview, job ${end.job._id}, ${why}; nothing was applied`;
     await endJobOutsideRun(deps.models, deps.publisher, gatedId, 'queued', { status: 'failed', reason: 'preview_failed', error });
     await deps.stacks.remove(jobStackKey(gated), gatedId);
@@ -82,12 +79,11 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     resourceVersion: end.plan.resourceVersion ?? null,
     templateVersion: end.plan.templateVersion ?? null,
   };
-  if (end.plan.savedPlan !== undefined) {
+  if (savedPlan && 'data' in savedPlan) {
     // Kept before the job awaits approval: an approved job always finds its plan (replaced if a repeat).
-    const data = gzipSync(end.plan.savedPlan);
     await deps.models.UpdatePlanFile.replaceOne(
       { _id: gatedId },
-      { tenantId: tenantOf(gated), resourceId: gated.resourceId, previewJobId: end.job._id, data, createdAt: new Date() },
+      { tenantId: tenantOf(gated), resourceId: gated.resourceId, previewJobId: end.job._id, data: savedPlan.data, createdAt: new Date() },
       { upsert: true },
     );
   }
@@ -96,10 +92,46 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     { $set: { status: 'awaiting_approval', 'approval.plan': plan } },
     { returnDocument: 'after' },
   ).lean<StackJobDoc>();
-  if (!waiting) return;
+  if (!waiting) {
+    await dropUpdatePlan(deps.models, gated); // cancelled in between: its plan goes with it
+    return;
+  }
   const message: StatusMessage = { type: 'status', jobId: gatedId, status: 'awaiting_approval', ts: new Date().toISOString() };
   await deps.publisher.publish(jobChannel(gatedId), JSON.stringify(message)).catch(() => undefined);
   await deps.jobEvent(gatedId, 'approval_required');
+}
+
+/** Pulumi's steps that change nothing in the cloud. */
+const NO_CHANGE_STEPS = new Set(['same', 'read', 'refresh']);
+
+/**
+ * The update plan a gated up's preview saved, checked before it is kept: a plan (JSON with
+ * `resourcePlans`) whose changing steps are all on resources the preview showed changing (the plan
+ * file sits in the job's own folder, which its program can write), at most STATE_MAX_BYTES gzipped.
+ */
+export function checkSavedPlan(plan: NonNullable<RunEnd['plan']>): { data: Buffer } | { problem: string } {
+  if (plan.savedPlan === undefined) return { problem: 'succeeded without saving an update plan' };
+  let parsed: { resourcePlans?: Record<string, { steps?: string[] }> };
+  try {
+    parsed = JSON.parse(plan.savedPlan) as typeof parsed;
+  } catch {
+    return { problem: 'saved an update plan that is not JSON' };
+  }
+  if (!parsed.resourcePlans || typeof parsed.resourcePlans !== 'object') return { problem: 'saved an update plan without resourcePlans' };
+  const shown = new Set(plan.changes.map((c) => c.urn));
+  const complete = plan.changes.length < MAX_PLAN_CHANGES;
+  const changing = Object.entries(parsed.resourcePlans)
+    .filter(([urn, rp]) => !urn.includes('::pulumi:pulumi:Stack::') && (rp.steps ?? []).some((step) => !NO_CHANGE_STEPS.has(step)))
+    .map(([urn]) => urn);
+  const unseen = complete ? changing.filter((urn) => !shown.has(urn)) : [];
+  const counted = Object.entries(plan.counts).reduce((sum, [op, n]) => (NO_CHANGE_STEPS.has(op) ? sum : sum + n), 0);
+  if (unseen.length > 0 || changing.length > counted)
+    return {
+      problem: `saved an update plan with changes its preview did not show (${unseen.slice(0, 5).join(', ') || `${changing.length} > ${counted}`})`,
+    };
+  const data = gzipSync(plan.savedPlan);
+  if (data.length > STATE_MAX_BYTES) return { problem: `saved an update plan larger than ${STATE_MAX_BYTES} bytes gzipped` };
+  return { data };
 }
 
 /** Ends a gated job without running it (expired, stale, no preview): out of its stack's line, its end told. */

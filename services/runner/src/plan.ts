@@ -1,7 +1,7 @@
 import { type EngineEvent, STACK_TYPE } from './pulumi/engine-events.js';
 
 /** The most per-resource changes a plan lists (the counts are always whole). */
-const MAX_CHANGES = 500;
+export const MAX_PLAN_CHANGES = 500;
 
 /** The changes a preview plans, per resource (`create`, `update`, `replace`, `delete`, …; `same` left out). */
 export class PlanCollector {
@@ -12,6 +12,6 @@ export class PlanCollector {
     const step = event.resourcePreEvent?.metadata;
     if (!step?.urn || !step.op || step.op === 'same' || step.type === STACK_TYPE || this.seen.has(step.urn)) return;
     this.seen.add(step.urn);
-    if (this.changes.length < MAX_CHANGES) this.changes.push({ urn: step.urn, type: step.type ?? '', op: step.op });
+    if (this.changes.length < MAX_PLAN_CHANGES) this.changes.push({ urn: step.urn, type: step.type ?? '', op: step.op });
   }
 }

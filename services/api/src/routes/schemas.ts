@@ -148,7 +148,12 @@ export const JobSchema = Type.Object({
   operation: literals(OPERATIONS),
   status: literals(JOB_STATUSES),
   options: Json,
-  createdBy: Type.Optional(Type.Object({ id: Type.String(), name: Type.String() }, { description: 'The token that asked for it' })),
+  createdBy: Type.Optional(
+    Type.Object(
+      { id: Type.String(), name: Type.String(), actsFor: Type.Optional(Type.String({ description: 'The identity the token acts for' })) },
+      { description: 'The token that asked for it (and the identity it acts for, when not itself)' },
+    ),
+  ),
   stateVersion: Type.Optional(
     Type.Integer({ description: 'The stack state version it wrote (GET /v1/resources/:id/stack/versions/:seq)' }),
   ),
@@ -221,7 +226,7 @@ export const JobSchema = Type.Object({
         ),
         decisions: Type.Array(
           Type.Object({
-            by: Type.Object({ id: Type.String(), name: Type.String(), role: Type.String() }),
+            by: Type.Object({ id: Type.String(), name: Type.String(), role: Type.String(), actsFor: Type.Optional(Type.String()) }),
             decision: Type.Union([Type.Literal('approve'), Type.Literal('reject')]),
             comment: Type.String(),
             at: Type.String({ format: 'date-time' }),

@@ -269,18 +269,22 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
   }
 
   /**
-   * With `maxQueuedJobs`, queues `adding` jobs (2 for a gated one: its preview too) under a lock on
-   * the tenant so that parallel creates cannot pass the count together. Every waiting job counts
-   * (queued, awaiting approval, approved): each holds a place in a stack's line.
+   * With `maxQueuedJobs`, queues under a lock on the tenant so that parallel creates cannot pass the
+   * count together. Every waiting job counts (queued, awaiting approval, approved: each holds a
+   * place in a stack's line); a gated job's preview is part of it and does not count apart.
    */
-  async function withinQueueLimit<T>(tenant: string, policy: TenantPolicy, adding: number, queueIt: () => Promise<T>): Promise<T> {
+  async function withinQueueLimit<T>(tenant: string, policy: TenantPolicy, queueIt: () => Promise<T>): Promise<T> {
     const max = policy.maxQueuedJobs;
     if (max === undefined) return queueIt();
     return withStoreLock(models, `queued:${tenant}`, async () => {
-      const queued = await models.StackJob.countDocuments({ tenantId: tenant, status: { $in: WAITING_STATUSES } });
-      if (queued + adding > max) {
+      const queued = await models.StackJob.countDocuments({
+        tenantId: tenant,
+        status: { $in: WAITING_STATUSES },
+        planFor: { $exists: false },
+      });
+      if (queued >= max) {
         throw errors.quota(
-          `tenant ${tenant} has ${queued} waiting jobs (queued or awaiting approval)${adding > 1 ? `, and an approval-gated job adds ${adding}` : ''}, its limit (policy: maxQueuedJobs ${max}); retry when some have started`,
+          `tenant ${tenant} has ${queued} waiting jobs (queued, awaiting approval or approved), its limit (policy: maxQueuedJobs ${max}); retry when some have started or ended`,
           QUEUE_FULL_RETRY_SECONDS,
         );
       }
@@ -327,7 +331,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       };
       let created: StackJobDoc;
       try {
-        created = await withinQueueLimit(tenantOf(resource), policy, approval ? 2 : 1, async () => {
+        created = await withinQueueLimit(tenantOf(resource), policy, async () => {
           if (!approval) return queueStackJob({ models, queue, stacks }, fields);
           // Gated: its preview first in the stack's line, then the job itself, which waits for approval after it.
           return (await queueGatedJob({ models, queue, stacks }, fields, approval)).gated;

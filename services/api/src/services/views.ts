@@ -1,6 +1,7 @@
 import {
   type Approval,
   type Compensation,
+  creatorOf,
   decodeOutputs,
   isFinalStatus,
   type JobResult,
@@ -75,7 +76,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     operation: doc.operation,
     status,
     options: (doc.options as Record<string, unknown>) ?? {},
-    ...(doc.createdBy?.id ? { createdBy: { id: doc.createdBy.id, name: doc.createdBy.name ?? '' } } : {}),
+    ...creatorOf(doc),
     reason: doc.reason ?? undefined,
     ...(status === 'queued' && doc.position !== undefined && doc.position !== null ? { position: doc.position } : {}),
     ...(status === 'queued' && doc.blockedBy ? { blockedBy: doc.blockedBy } : {}),

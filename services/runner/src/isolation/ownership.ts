@@ -1,4 +1,5 @@
-import { chmod, lchown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, lchown, lstat, mkdir, open, readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 
 /** A uid and gid a job's processes run as. */
@@ -42,6 +43,25 @@ export async function openPathTo(root: string, dir: string): Promise<void> {
     if (!existing) await mkdir(current, { mode: 0o711 });
     else if (!existing.isDirectory()) throw new Error(`${current} is not a folder (a link?): refusing to open a path through it`);
     else if ((existing.mode & 0o001) === 0) await chmod(current, (existing.mode & 0o7777) | 0o011);
+  }
+}
+
+/**
+ * Reads a file that a job's uid could have touched (in its workspace), as the runner: never through
+ * a link (O_NOFOLLOW), only a regular file with one name (no FIFO, device or hard link to another
+ * file), at most `maxBytes`. Anything else is an error naming why.
+ */
+export async function readJobFile(path: string, maxBytes: number): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const found = await file.stat();
+    if (!found.isFile() || found.nlink !== 1) throw new Error(`${path} is not a plain file of its own`);
+    if (found.size > maxBytes) throw new Error(`${path} is ${found.size} bytes, more than ${maxBytes}`);
+    const buffer = Buffer.alloc(found.size);
+    const { bytesRead } = await file.read(buffer, 0, found.size, 0);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await file.close();
   }
 }
 

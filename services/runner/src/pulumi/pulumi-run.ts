@@ -1,12 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type Deployment, type Operation, secretOutputNames } from '@pds/shared';
+import { type Deployment, type Operation, secretOutputNames, STATE_MAX_JSON_BYTES } from '@pds/shared';
 import { execa } from 'execa';
 import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
 import { killTree } from './kill-tree.js';
@@ -22,7 +22,7 @@ import {
   writesState,
 } from './operation-args.js';
 import { exportDeployment } from './state-export.js';
-import { type Identity, ownFolder } from '../isolation/ownership.js';
+import { type Identity, ownFolder, readJobFile } from '../isolation/ownership.js';
 
 export interface PulumiRunSpec {
   pulumiBin: string;
@@ -391,9 +391,10 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
   try {
     if (spec.clearStaleLock) {
       spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
+      // On the stack's own backend, also when this run works on a scratch one (a restore's preview).
       await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
         cwd: spec.workspaceDir,
-        env,
+        env: pulumiEnv(given),
         extendEnv: false,
         ...asUser(spec),
         reject: false,
@@ -438,7 +439,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     // A failure may mean the stack was removed behind our back, a stack-remove removes it: check again next time.
     if (result.exitCode !== 0 || spec.operation === 'stack-remove') knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
     const lockLeft = forced && spec.mayClearLock?.() === false;
-    if (forced && !lockLeft) {
+    if (forced && !lockLeft && !scratch) {
       // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
       // lock, so no live run can own it: clear it, so the next operation on the stack can run.
       await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
@@ -461,7 +462,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
       : undefined;
     const savedPlan =
       spec.operation === 'preview' && spec.options.savePlan && result.exitCode === 0
-        ? await readFile(join(spec.workspaceDir, PLAN_FILE), 'utf8').catch((err: Error) => {
+        ? await readJobFile(join(spec.workspaceDir, PLAN_FILE), STATE_MAX_JSON_BYTES).catch((err: Error) => {
             spec.onLine('stderr', `[runner] the update plan could not be read: ${err.message}`);
             return undefined;
           })
