@@ -83,5 +83,36 @@ t.test(
     t.match(unkeptDone.compensation, { state: 'compensation_failed', error: /what that up ran was not kept/ });
     t.ok(await heard('compensation_failed', unkept.id), 'compensation_failed reaches the webhook');
     t.notOk((unkeptDone.compensation as { jobId?: string }).jobId, 'no compensating job: a deployed stack is never destroyed for it');
+
+    // A tenant that gates destroys: a compensating destroy waits for approval like any destroy;
+    // rejected, it leaves the failed up compensation_failed.
+    const policy = { approvals: { operations: ['destroy'], allowSelfApproval: true } };
+    t.equal(
+      (await stack.api.inject({ method: 'PUT', url: '/v1/tenants/default/policy', headers: stack.auth, payload: policy })).statusCode,
+      200,
+    );
+    const gatedDir = join(stack.scratch, 'gated');
+    const gated = await createResource(stack, fileSetManifest('gated', gatedDir, failing('never')));
+    const gatedUp = await queueJob(stack, gated.id, { operation: 'up', compensation: 'destroy' });
+    const gatedFailed = await waitForJob(stack.models, gatedUp.id, (d) => d.status === 'failed' && Boolean(d.compensation), 120_000);
+    const undoId = (gatedFailed.compensation as { jobId: string }).jobId;
+    const held = await waitForJob(stack.models, undoId, (d) => d.status !== 'queued', 120_000);
+    t.match(
+      held,
+      { operation: 'destroy', status: 'awaiting_approval', compensates: gatedUp.id },
+      'the compensating destroy waits for approval',
+    );
+    t.ok(existsSync(join(gatedDir, 'a.txt')), 'nothing destroyed before a decision');
+    const no = await stack.api.inject({
+      method: 'POST',
+      url: `/v1/jobs/${undoId}/approvals`,
+      headers: stack.auth,
+      payload: { decision: 'reject', comment: 'keep it' },
+    });
+    t.equal(no.statusCode, 200, no.body);
+    const unsettled = await waitForJob(stack.models, gatedUp.id, (d) => (d.compensation as { state: string }).state !== 'compensating');
+    t.match(unsettled.compensation, { state: 'compensation_failed', error: /the compensating job .* was rejected/ });
+    t.ok(await heard('compensation_failed', gatedUp.id), 'and its webhook hears it');
+    t.ok(existsSync(join(gatedDir, 'a.txt')), 'the rejected destroy destroyed nothing');
   },
 );

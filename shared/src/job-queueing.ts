@@ -4,6 +4,7 @@ import type { Models, StackJobDoc } from './models/index.js';
 import { STACK_JOBS_QUEUE } from './names.js';
 import type { StackQueue } from './stack-queue.js';
 import { stackKeyOf } from './tenancy.js';
+import { approvalOf, decodePolicy } from './policy.js';
 import type { Operation } from './types.js';
 
 /** The job could not be put on the queue (Redis refused); it was not created. */
@@ -145,4 +146,18 @@ export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: Ga
     approval: { ...gate, expiresAt: gate.expiresAt.toISOString(), previewJobId: preview._id, decisions: [] },
   });
   return { preview, gated };
+}
+
+/**
+ * Queues a job the service itself asks for (a drift remediation, a compensation) through its
+ * tenant's approval gate, as a person's request would go: gated when the policy gates its
+ * operation. Returns the job that stands for it (the gated one, when gated).
+ */
+export async function queueThroughGate(
+  deps: QueueingDeps & { models: Pick<Models, 'StackJob' | 'Tenant'> },
+  fields: NewJob,
+): Promise<StackJobDoc> {
+  const tenant = await deps.models.Tenant.findById(fields.tenantId, { policy: 1 }).lean<{ policy?: string }>();
+  const gate = approvalOf(decodePolicy(tenant?.policy), fields.operation, false);
+  return gate ? (await queueGatedJob(deps, fields, gate)).gated : queueStackJob(deps, fields);
 }

@@ -2,6 +2,7 @@ import { gzipSync } from 'node:zlib';
 import {
   type ApprovedPlan,
   approvalOfJob,
+  compensationNotDone,
   dropUpdatePlan,
   endJobOutsideRun,
   jobChannel,
@@ -30,7 +31,7 @@ export interface GateDeps {
   stacks: Pick<StackQueue, 'claim' | 'remove' | 'next'>;
   /** Tells webhooks of a job's end, or of an approval event. */
   jobEnded(jobId: string): Promise<void>;
-  jobEvent(jobId: string, event: 'approval_required'): Promise<void>;
+  jobEvent(jobId: string, event: 'approval_required' | 'compensation_failed'): Promise<void>;
 }
 
 /** The versions a gated job would run now: compared with those its preview saw. */
@@ -66,9 +67,15 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     if (!(await deps.stacks.claim(gatedId, 'cancelled'))) return;
     const why = savedPlan && 'problem' in savedPlan ? savedPlan.problem : `ended ${end.status}${end.error ? `: ${end.error}` : ''}`;
     const error = `its preview, job ${end.job._id}, ${why}; nothing was applied`;
-    await endJobOutsideRun(deps.models, deps.publisher, gatedId, 'queued', { status: 'failed', reason: 'preview_failed', error });
+    const ended = await endJobOutsideRun(deps.models, deps.publisher, gatedId, 'queued', {
+      status: 'failed',
+      reason: 'preview_failed',
+      error,
+    });
     await deps.stacks.remove(jobStackKey(gated), gatedId);
     await deps.jobEnded(gatedId);
+    const uncompensated = ended ? await compensationNotDone(deps.models, deps.publisher, gated, 'failed its preview') : undefined;
+    if (uncompensated) await deps.jobEvent(uncompensated, 'compensation_failed');
     return;
   }
   const plan: ApprovedPlan = {
@@ -142,6 +149,8 @@ async function endUnrun(deps: GateDeps, job: StackJobDoc, status: 'expired' | 's
   await dropUpdatePlan(deps.models, job);
   await deps.stacks.remove(jobStackKey(job), job._id);
   if (ended) await deps.jobEnded(job._id);
+  const uncompensated = ended ? await compensationNotDone(deps.models, deps.publisher, job, `ended ${status}`) : undefined;
+  if (uncompensated) await deps.jobEvent(uncompensated, 'compensation_failed');
   return ended;
 }
 

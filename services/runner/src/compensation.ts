@@ -1,8 +1,8 @@
 import {
+  queueThroughGate,
   creatorOf,
   amendJob,
   type Models,
-  queueStackJob,
   readDeployment,
   type ResourceDoc,
   stackContents,
@@ -50,7 +50,9 @@ export async function compensate(deps: CompensationDeps, end: RunEnd): Promise<v
     return;
   }
   const strategy = lastGood ? 'reapply_last_good' : 'destroy';
-  const job = await queueStackJob(
+  // Through the tenant's approval gate, as a person's destroy or up would go (a failing up must not
+  // be a way around a gated destroy).
+  const job = await queueThroughGate(
     { models: deps.models, queue: deps.jobs, stacks: deps.stacks },
     {
       tenantId: tenantOf(resource),

@@ -1,9 +1,7 @@
 import {
+  queueThroughGate,
   creatorOf,
   amendJob,
-  approvalOf,
-  decodePolicy,
-  queueGatedJob,
   DRIFT_QUEUE,
   type DriftSchedule,
   type DriftTick,
@@ -103,9 +101,7 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
         remediates: end.job._id,
       };
       // Through the tenant's approval gate like any up: a gated remediation waits for its approvers.
-      const tenant = await deps.models.Tenant.findById(fields.tenantId, { policy: 1 }).lean<{ policy?: string }>();
-      const gate = approvalOf(decodePolicy(tenant?.policy), 'up', false);
-      const up = gate ? (await queueGatedJob(queueing, fields, gate)).gated : await queueStackJob(queueing, fields);
+      const up = await queueThroughGate(queueing, fields);
       await amendJob(deps.models, deps.publisher, end.job._id, { remediatedBy: up._id });
     },
     start: () => void worker.run(),

@@ -18,6 +18,7 @@ import {
   queueJobEvent,
   queueGatedJob,
   approvalOf,
+  compensationNotDone,
   dropUpdatePlan,
   GATED_OPERATIONS,
   identityOf,
@@ -135,6 +136,9 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
     // Its webhook events: a Redis failure here already failed the claim above, so this one is rare.
     if (webhookQueue) await queueJobEndedEvent(webhookQueue, job._id).catch(() => undefined);
+    // A compensating job that never ran: the failed up it answers is not compensated.
+    const uncompensated = await compensationNotDone(models, redis, job, `was ${status}`).catch(() => undefined);
+    if (uncompensated && webhookQueue) await queueJobEvent(webhookQueue, uncompensated, 'compensation_failed').catch(() => undefined);
     // A job that held its stack's line (awaiting approval) lets the next one go at once.
     if (job.status !== 'queued') await promoteNext(job);
     // The preview of a gated job: without it the gated job has nothing to be approved on.
@@ -170,6 +174,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       operation,
       status: 'queued',
       _id: { $ne: newer._id },
+      compensates: { $exists: false }, // a compensation puts the stack back; a newer up does not replace it
     }).lean<StackJobDoc[]>();
     for (const older of waiting) {
       if (older.createdAt > newer.createdAt) continue;
