@@ -40,6 +40,11 @@ export interface Principal {
   tenant?: string;
   /** The identity it acts for (ApiToken `actsFor`; its own id when absent). */
   actsFor?: string;
+  /**
+   * A token issued before tokens recorded whom they act for, by someone other than ADMIN_TOKEN: it
+   * may be a second token of its issuer, so it is no approver where self-approval is not allowed.
+   */
+  identityUnknown?: true;
 }
 
 /** Who a principal is, for rules about people (self-approval, one decision each): the identity it acts for. */
@@ -59,9 +64,17 @@ export function issuedIdentity(issuer: Principal, newTokenId: string): string {
 export const BOOTSTRAP_PRINCIPAL: Principal = { id: 'admin-token', name: 'ADMIN_TOKEN', role: 'platform' };
 
 /** The principal a stored token stands for (tokens of versions without tenants are in the default tenant). */
-export function tokenPrincipal(doc: Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'tenantId' | 'actsFor'>): Principal {
+/** What a principal is made of (`actsFor`, `createdBy`: absent on tokens of earlier versions). */
+type StoredTokenFields = Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'tenantId'> & Partial<Pick<ApiTokenDoc, 'actsFor' | 'createdBy'>>;
+
+export function tokenPrincipal(doc: StoredTokenFields): Principal {
   const role = doc.role as Role;
-  const actsFor = doc.actsFor && doc.actsFor !== doc.id ? { actsFor: doc.actsFor } : {};
+  const actsFor =
+    doc.actsFor && doc.actsFor !== doc.id
+      ? { actsFor: doc.actsFor }
+      : !doc.actsFor && doc.createdBy !== BOOTSTRAP_PRINCIPAL.name
+        ? { identityUnknown: true as const }
+        : {};
   return role === 'platform'
     ? { id: doc.id, name: doc.name, role, ...actsFor }
     : { id: doc.id, name: doc.name, role, tenant: doc.tenantId ?? DEFAULT_TENANT, ...actsFor };
@@ -82,7 +95,7 @@ export interface AuthenticatorOptions {
   /** The bootstrap admin token; a service without one (the runner) accepts only issued tokens. */
   adminToken?: string;
   /** Reads a stored token by its hash. */
-  findToken(hash: string): Promise<Pick<ApiTokenDoc, 'id' | 'name' | 'role' | 'tenantId' | 'expiresAt' | 'revokedAt'> | null>;
+  findToken(hash: string): Promise<(StoredTokenFields & Pick<ApiTokenDoc, 'expiresAt' | 'revokedAt'>) | null>;
   /** How long a looked-up token is trusted without asking the store again (default 5 s). */
   cacheMs?: number;
   /** How many known tokens are remembered (default 10,000); unknown ones have a cache of their own. */

@@ -106,6 +106,9 @@ t.test('which operations a policy gates: a restore goes with destroy; a request 
   t.same(gates({ approvals: { operations: ['destroy'] } }), ['destroy', 'restore']);
   t.same(gates({ approvals: { operations: ['restore'] } }), ['restore']);
   t.same(gates({}, true), ['up', 'destroy', 'restore'], 'requireApproval on the others is refused by the API');
+  const withPlans: TenantPolicy = { approvals: { operations: ['up', 'destroy'], updatePlans: true } };
+  t.equal(approvalOf(withPlans, 'up', false)?.updatePlan, true, 'update plans are for ups');
+  t.notOk(approvalOf(withPlans, 'destroy', false)?.updatePlan, 'a destroy has none');
   t.match(approvalOf({ approvals: { operations: ['up'], requiredApprovals: 2, approverRole: 'deployer' } }, 'up', false), {
     required: 2,
     allowSelfApproval: false,

@@ -1,4 +1,4 @@
-import { lineStore } from '@pds/shared';
+import { lineStore, storeApiToken } from '@pds/shared';
 import t from 'tap';
 import { auth, manifest, startApi } from './harness.js';
 
@@ -277,7 +277,7 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   t.equal(aliceCi.actsFor, alice.id, 'a token alice issued acts for alice');
   const resource = await createResource(app, 'people');
   const gated = (await call('POST', `/v1/resources/${resource.id}/jobs`, aliceCi.token, { operation: 'up', requireApproval: true })).json();
-  t.match(gated.createdBy, { id: aliceCi.id, name: 'alice-ci' });
+  t.match(gated.createdBy, { id: aliceCi.id, name: 'alice-ci', actsFor: alice.id }, 'the job shows whom its token acts for');
   // Its preview's plan is in (as a runner would leave it).
   await models.StackJob.updateOne({ _id: gated.id }, { $set: { status: 'awaiting_approval' } });
   const self = await call('POST', `/v1/jobs/${gated.id}/approvals`, alice.token, { decision: 'approve' });
@@ -286,6 +286,19 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   const fourEyes = await call('POST', `/v1/jobs/${gated.id}/approvals`, bob.token, { decision: 'approve', comment: 'ok' });
   t.equal(fourEyes.statusCode, 200, fourEyes.body);
   t.match(fourEyes.json(), { status: 'approved', approval: { decisions: [{ by: { name: 'bob' }, decision: 'approve' }] } });
+
+  // The other way round: alice asks, her CI token may not approve.
+  const hers = (
+    await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'destroy', requireApproval: true })
+  ).json();
+  await models.StackJob.updateOne({ _id: hers.id }, { $set: { status: 'awaiting_approval' } });
+  t.equal((await call('POST', `/v1/jobs/${hers.id}/approvals`, aliceCi.token, { decision: 'approve' })).statusCode, 403);
+  // A token of an earlier version, issued by a tenant admin: it could be anyone's second token.
+  const legacy = await storeApiToken(models, { name: 'old-laptop', role: 'admin', tenantId: 'default', createdBy: 'alice' });
+  await models.ApiToken.updateOne({ id: legacy.doc.id }, { $unset: { actsFor: 1 } });
+  const unknown = await call('POST', `/v1/jobs/${hers.id}/approvals`, legacy.token, { decision: 'approve' });
+  t.equal(unknown.statusCode, 403);
+  t.match(unknown.json().message, /was issued before tokens recorded whom they act for/);
 
   // Two tokens of one identity are one approver: bob's second token replaces his first decision.
   const bobToo = await mint('bob-laptop', bob.token);

@@ -395,6 +395,10 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         // People, not tokens: a token a tenant's admin issued acts for that admin (identityOf).
         const approver = identityOf(caller);
         const creator = job.createdBy?.id ? identityOf(job.createdBy as Pick<Principal, 'id' | 'actsFor'>) : undefined;
+        if (!approval.allowSelfApproval && caller.identityUnknown)
+          throw errors.forbidden(
+            `token "${caller.name}" was issued before tokens recorded whom they act for, so it could be a second token of this job's creator; issue a new one to decide (policy: approvals.allowSelfApproval)`,
+          );
         if (!approval.allowSelfApproval && creator === approver)
           throw errors.forbidden(
             job.createdBy?.id === caller.id
