@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import t from 'tap';
 import { gzipSync } from 'node:zlib';
@@ -137,13 +139,27 @@ t.test(
     t.match(await waitForJob(stack.models, second.id, ended, 120_000), { status: 'succeeded' });
     const versions = (await call('GET', `/v1/resources/${resource.id}/stack/versions`)).json().items as { version: number }[];
     const [latest, before] = versions.map((v) => v.version);
-    const urnsAt = async (version?: number) => {
-      const state = await stack.models.StackState.findOne({ resourceId: resource.id, ...(version ? { seq: version } : {}) })
-        .sort({ seq: -1 })
-        .lean();
+    const urnsNow = async () => {
       const read = (await call('GET', `/v1/resources/${resource.id}/stack`)).json();
-      return { seq: state?.seq, urns: (read.resources as { urn: string }[]).map((r) => r.urn) };
+      return (read.resources as { urn: string }[]).map((r) => r.urn);
     };
+    // Every file of the state backend, by content: the restore's preview must leave them as they are.
+    const backendFiles = async () => {
+      const root = fileURLToPath(stack.config.PULUMI_BACKEND_URL);
+      const entries = await readdir(root, { recursive: true, withFileTypes: true });
+      const files = entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+      return Object.fromEntries(
+        await Promise.all(
+          files.sort().map(async (f) => [
+            f,
+            createHash('sha256')
+              .update(await readFile(f))
+              .digest('hex'),
+          ]),
+        ),
+      ) as Record<string, string>;
+    };
+    const beforePreview = await backendFiles();
 
     // Restore to the first up's state: the preview runs the program (a.txt two, b.txt) against it.
     const restore = await queueJob(stack, resource.id, { operation: 'restore', version: before });
@@ -154,20 +170,33 @@ t.test(
     const ops = (changes: { urn: string; op: string }[]) => Object.fromEntries(changes.map((c) => [c.urn.split('::').at(-1), c.op]));
     t.match(ops(plan.changes), { 'a.txt': 'update', 'b.txt': 'create' }, 'what Pulumi would change once the state is put back');
     t.match(plan, { counts: { update: 1, create: 1 }, stateVersion: latest });
-    const untouched = await urnsAt();
-    t.equal(untouched.seq, latest, 'the preview wrote no state version');
+    t.same(await backendFiles(), beforePreview, "the preview left the stack's own state files as they were");
     t.ok(
-      untouched.urns.some((u) => u.endsWith('::b.txt')),
+      (await urnsNow()).some((u) => u.endsWith('::b.txt')),
       "the stack's own state still has b.txt",
     );
     t.equal((await call('POST', `/v1/jobs/${restore.id}/approvals`, { decision: 'approve' }, approver)).statusCode, 200);
     t.match(await waitForJob(stack.models, restore.id, ended, 120_000), { status: 'succeeded' });
-    const restored = await urnsAt();
+    const restored = await urnsNow();
     t.notOk(
-      restored.urns.some((u) => u.endsWith('::b.txt')),
+      restored.some((u) => u.endsWith('::b.txt')),
       "after the restore the state is the first up's: no b.txt",
     );
-    t.ok(restored.urns.some((u) => u.endsWith('::a.txt')));
+    t.ok(restored.some((u) => u.endsWith('::a.txt')));
+
+    // An import is a restore: gated too. Its preview reads the upload without taking it; a
+    // rejection drops it.
+    const exported = (await call('GET', `/v1/resources/${resource.id}/stack/export?version=${latest}`)).json();
+    const imported = await call('POST', `/v1/resources/${resource.id}/stack/import`, exported);
+    t.equal(imported.statusCode, 202, imported.body);
+    const importJob = imported.json();
+    t.match(importJob, { operation: 'restore', approval: { previewJobId: String } });
+    const importHeld = await waitForJob(stack.models, importJob.id, (d) => d.status !== 'queued', 120_000);
+    t.equal(importHeld.status, 'awaiting_approval', importHeld.error ?? '');
+    t.equal(await stack.models.StateUpload.countDocuments({ resourceId: resource.id }), 1, 'the preview left the upload for the import');
+    const rejected = await call('POST', `/v1/jobs/${importJob.id}/approvals`, { decision: 'reject' }, approver);
+    t.match(rejected.json(), { status: 'rejected' });
+    t.equal(await stack.models.StateUpload.countDocuments({ resourceId: resource.id }), 0, 'a rejected import drops its upload');
 
     // Destroy: its preview lists the deletions; nothing is deleted before the approval.
     const destroy = await queueJob(stack, resource.id, { operation: 'destroy' });

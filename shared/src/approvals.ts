@@ -67,9 +67,17 @@ export async function compensationNotDone(
   return job.compensates;
 }
 
-/** A gated job that ends without running: its saved update plan goes (best effort; the history sweep takes what is left). */
-export async function dropUpdatePlan(models: Pick<Models, 'UpdatePlanFile'>, job: Pick<StackJobDoc, '_id' | 'approval'>): Promise<void> {
+/**
+ * A job that ends without running: what was kept for its run goes — a gated up's update plan, an
+ * import's uploaded state (best effort; the history sweep and the resource's deletion take what is left).
+ */
+export async function dropRunFiles(
+  models: Pick<Models, 'UpdatePlanFile' | 'StateUpload'>,
+  job: Pick<StackJobDoc, '_id' | 'approval' | 'operation' | 'options'>,
+): Promise<void> {
   if (approvalOfJob(job)?.updatePlan) await models.UpdatePlanFile.deleteOne({ _id: job._id }).catch(() => undefined);
+  const upload = (job.options as { upload?: string } | undefined)?.upload;
+  if (job.operation === 'restore' && upload) await models.StateUpload.deleteOne({ _id: upload }).catch(() => undefined);
 }
 
 /** The latest state version of a resource's stack (null before any). */

@@ -3,7 +3,7 @@ import {
   type ApprovedPlan,
   approvalOfJob,
   compensationNotDone,
-  dropUpdatePlan,
+  dropRunFiles,
   endJobOutsideRun,
   jobChannel,
   jobStackKey,
@@ -100,7 +100,7 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     { returnDocument: 'after' },
   ).lean<StackJobDoc>();
   if (!waiting) {
-    await dropUpdatePlan(deps.models, gated); // cancelled in between: its plan goes with it
+    await dropRunFiles(deps.models, gated); // cancelled in between: its plan goes with it
     return;
   }
   const message: StatusMessage = { type: 'status', jobId: gatedId, status: 'awaiting_approval', ts: new Date().toISOString() };
@@ -146,7 +146,7 @@ async function endUnrun(deps: GateDeps, job: StackJobDoc, status: 'expired' | 's
   if (!(await deps.stacks.claim(job._id, 'cancelled'))) return undefined;
   // Claimed in Redis: no one else moves it now, so it ends from whichever waiting status it is in.
   const ended = await endJobOutsideRun(deps.models, deps.publisher, job._id, WAITING_STATUSES, { status, reason, error });
-  await dropUpdatePlan(deps.models, job);
+  await dropRunFiles(deps.models, job);
   await deps.stacks.remove(jobStackKey(job), job._id);
   if (ended) await deps.jobEnded(job._id);
   const uncompensated = ended ? await compensationNotDone(deps.models, deps.publisher, job, `ended ${status}`) : undefined;

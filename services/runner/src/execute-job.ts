@@ -90,7 +90,6 @@ export interface ExecuteDeps {
   lockedRetryWaitsMs?: readonly number[];
 }
 
-/** The state a restore imports, or its gate's preview runs against (JSON text of a deployment). */
 /** Files a run gets in its workspace: a state to restore or preview against, an approved update plan. */
 type RunFiles = { restoreDeployment?: string; scratchDeployment?: string; updatePlan?: string };
 
@@ -371,7 +370,7 @@ export async function executeJob(
     }
     // A restore puts back a state version the store keeps (or an uploaded one); its gate's preview
     // runs the program against it, in a scratch backend.
-    let deployments: RunFiles = {};
+    let runFiles: RunFiles = {};
     const jobOptions = (job.options ?? {}) as JobOptions;
     const previewsRestore = job.operation === 'preview' && jobOptions.previewOf === 'restore';
     if (job.operation === 'restore' || previewsRestore) {
@@ -380,7 +379,7 @@ export async function executeJob(
         sink.line('stderr', `error: ${read.error}`);
         return { status: 'failed', exitCode: null, error: read.error, reason: 'state_version_missing' };
       }
-      deployments = previewsRestore ? { scratchDeployment: read.deployment } : { restoreDeployment: read.deployment };
+      runFiles = previewsRestore ? { scratchDeployment: read.deployment } : { restoreDeployment: read.deployment };
     }
     // An approved up under `approvals.updatePlans` applies the update plan its preview saved, or nothing.
     if (job.operation === 'up' && approvalOfJob(job)?.updatePlan) {
@@ -390,7 +389,7 @@ export async function executeJob(
         sink.line('stderr', `error: ${error}`);
         return { status: 'failed', exitCode: null, error, reason: 'plan_missing' };
       }
-      deployments.updatePlan = gunzipStored(saved.data);
+      runFiles.updatePlan = gunzipStored(saved.data);
       sink.line('stdout', `[runner] applying the update plan of its approved preview, job ${saved.previewJobId} (pulumi up --plan)`);
     }
     const room = await openJobRoom({
@@ -404,7 +403,7 @@ export async function executeJob(
     });
     let result: PulumiRunResult;
     try {
-      result = await runAttempts(kind, env, room, runSignal, progress, waits, deployments);
+      result = await runAttempts(kind, env, room, runSignal, progress, waits, runFiles);
       leftDeployment = result.deployment;
       savedPlan = result.savedPlan;
       leftSecretOutputs = sealSecretOutputs(result.secretOutputs);
@@ -429,11 +428,11 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     waits: readonly number[],
-    deployments: RunFiles,
+    runFiles: RunFiles,
   ): Promise<PulumiRunResult> {
     let result: PulumiRunResult;
     for (let attempt = 1; ; attempt++) {
-      result = await runOnce(kind, env, room, runSignal, progress, attempt === 1 && options.repairStack === true, deployments);
+      result = await runOnce(kind, env, room, runSignal, progress, attempt === 1 && options.repairStack === true, runFiles);
       const wait = waits[attempt - 1];
       if (result.aborted || result.exitCode === 0 || !isStackLocked(result) || wait === undefined) break;
       // Pulumi refused before changing anything: safe to run again, whatever the operation.
@@ -493,11 +492,11 @@ export async function executeJob(
     runSignal: AbortSignal,
     progress: ProgressTracker,
     clearStaleLock: boolean,
-    deployments: RunFiles,
+    runFiles: RunFiles,
   ): Promise<PulumiRunResult> {
     lockedSeen = false;
     return runPulumi({
-      ...deployments,
+      ...runFiles,
       pulumiBin: config.PULUMI_BIN,
       pulumiHome: room.pulumiHome,
       backendUrl: room.backendUrl,
@@ -547,12 +546,13 @@ export async function executeJob(
   }
 
   /**
-   * An approved up or destroy that ran: what it applied against its approved plan; a difference is
+   * An approved up or destroy that succeeded: what it applied against its approved plan; a difference is
    * said in its lines (a restore's plan is of the up after it, not of the import: not compared).
    */
   function appliedAgainstApproval(outcome: Outcome): AppliedChanges | undefined {
     const plan = approvalOfJob(job)?.plan;
-    if (!plan || (job.operation !== 'up' && job.operation !== 'destroy') || outcome.summary === undefined) return undefined;
+    if (!plan || (job.operation !== 'up' && job.operation !== 'destroy') || outcome.status !== 'succeeded' || !outcome.summary)
+      return undefined;
     const applied = appliedVersusPlan(plan.counts, outcome.summary);
     if (!applied.matchesPlan)
       sink.line('stderr', `[runner] warning: what was applied differs from the approved plan: ${applied.differences.join(', ')}`);
@@ -633,6 +633,7 @@ export async function executeJob(
         await models.Resource.deleteOne({ _id: job.resourceId });
         await models.StackState.deleteMany({ resourceId: job.resourceId });
         await models.StateUpload.deleteMany({ resourceId: job.resourceId });
+        await models.UpdatePlanFile.deleteMany({ resourceId: job.resourceId });
       }).catch((err: Error) => logger.warn({ err: err.message }, 'the resource could not be removed after its stack was'));
     }
     if (!job.templateCheck)

@@ -19,7 +19,7 @@ import {
   queueGatedJob,
   approvalOf,
   compensationNotDone,
-  dropUpdatePlan,
+  dropRunFiles,
   GATED_OPERATIONS,
   identityOf,
   isGatable,
@@ -130,7 +130,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
     // Claimed in Redis: no runner starts it now, so it ends from whichever waiting status it has reached.
     const cancelled = await endJobOutsideRun(models, redis, job._id, WAITING_STATUSES, { status, reason, error });
     if (!cancelled) return undefined;
-    await dropUpdatePlan(models, job);
+    await dropRunFiles(models, job);
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
@@ -324,6 +324,9 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
           );
       }
       const approval = approvalOf(policy, operation, requireApproval ?? false);
+      // A destroy's preview plans from the state: with none there is nothing to approve (or destroy).
+      if (approval && operation === 'destroy' && !(await models.StackState.exists({ resourceId })))
+        throw errors.conflict(`resource ${resourceId}'s stack has no state yet: there is nothing to destroy`);
       const fields = {
         tenantId: tenantOf(resource),
         resourceId,

@@ -355,6 +355,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
       // Its state versions go with it (the backend keeps the stack's own history).
       await models.StackState.deleteMany({ resourceId: id });
       await models.StateUpload.deleteMany({ resourceId: id });
+      await models.UpdatePlanFile.deleteMany({ resourceId: id });
       return { resource: resourceView(doc), activeJobs: active.map((j) => j._id) };
     },
   };
