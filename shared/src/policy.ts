@@ -72,7 +72,7 @@ export function approvalOf(policy: TenantPolicy, operation: Operation, requested
 export interface TenantPolicy {
   /** Jobs of the tenant running at once; more wait for their turn (runners enforce it). */
   maxConcurrentJobs?: number;
-  /** Jobs of the tenant queued at once; past it a new job is refused with 429 and Retry-After. */
+  /** Jobs of the tenant waiting at once (queued, awaiting approval, approved); past it a new job is refused with 429 and Retry-After. */
   maxQueuedJobs?: number;
   /** The least tenant role for each operation (by default: deployer, and admin for destroy). */
   operations?: Partial<Record<Operation, TenantRole>>;

@@ -500,7 +500,9 @@ const ParameterLimitSchema = Type.Object(
 export const TenantPolicySchema = Type.Object(
   {
     maxConcurrentJobs: Count('Jobs of the tenant running at once; more wait for their turn'),
-    maxQueuedJobs: Count('Jobs of the tenant queued at once; past it a new job is refused with 429 and Retry-After'),
+    maxQueuedJobs: Count(
+      'Jobs of the tenant waiting at once (queued, awaiting approval, approved; a gated job with its preview counts once); past it a new job is refused with 429 and Retry-After',
+    ),
     operations: Type.Optional(
       Type.Object(Object.fromEntries(OPERATIONS.map((op) => [op, Type.Optional(literals(TENANT_ROLES))])), {
         additionalProperties: false,
@@ -517,7 +519,9 @@ export const TenantPolicySchema = Type.Object(
             description: 'The gated operations; restore (and import) is gated whenever destroy is',
           }),
           requiredApprovals: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: 'Approvals needed (default 1)' })),
-          allowSelfApproval: Type.Optional(Type.Boolean({ description: "Whether a job's creator may approve it (default false)" })),
+          allowSelfApproval: Type.Optional(
+            Type.Boolean({ description: "Whether a job's creator (any token acting for its identity) may approve it (default false)" }),
+          ),
           approverRole: Type.Optional(literals(TENANT_ROLES)),
           expiresInMinutes: Type.Optional(
             Type.Integer({ minimum: 1, maximum: 30 * 1440, description: 'How long a job waits for its decision (default 1,440)' }),
