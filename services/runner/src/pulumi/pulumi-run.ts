@@ -23,6 +23,7 @@ import {
 } from './operation-args.js';
 import { exportDeployment } from './state-export.js';
 import { type Identity, ownFolder, readJobFile } from '../isolation/ownership.js';
+import { killProcessesOf } from '../isolation/uid-leases.js';
 
 export interface PulumiRunSpec {
   pulumiBin: string;
@@ -482,6 +483,9 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
   } finally {
     await host.stop();
     if (scratch) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`); // a backend of this run only
+    // Nothing of the job's uid runs while the runner deletes its folder: a process left behind could
+    // swap a folder for a link under the recursive delete (the room's release kills them anyway).
+    if (spec.identity) await killProcessesOf(spec.identity);
     await rm(spec.workspaceDir, { recursive: true, force: true });
   }
 }
