@@ -19,6 +19,8 @@ export interface ApprovedPlan {
   stateVersion: number | null;
   resourceVersion: number | null;
   templateVersion: string | null;
+  /** A built-in template's program folder (program-hash.ts): its code can change under one version. */
+  programHash?: string | null;
 }
 
 /** What an approved job applied, against its plan's counts (`same` left out). */
@@ -33,6 +35,8 @@ export interface Approval {
   required: number;
   allowSelfApproval: boolean;
   approverRole: TenantRole;
+  /** Only these identities may decide (none: anyone with the role). */
+  approvers?: string[];
   expiresAt: string;
   previewJobId: string;
   /** The up applies the update plan its preview saved (UpdatePlanFile, by the gated job's id). */
@@ -92,7 +96,7 @@ export async function latestStateVersion(models: Pick<Models, 'StackState'>, res
  */
 export function staleness(
   plan: ApprovedPlan,
-  now: Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion'>,
+  now: Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion' | 'programHash'>,
   operation: string,
 ): string[] {
   const changed: string[] = [];
@@ -103,6 +107,8 @@ export function staleness(
     changed.push(`the resource's manifest or parameters (version ${plan.resourceVersion} → ${now.resourceVersion})`);
   if (plan.templateVersion !== now.templateVersion)
     changed.push(`the template version (${plan.templateVersion ?? 'none'} → ${now.templateVersion ?? 'none'})`);
+  if (plan.programHash && now.programHash !== undefined && plan.programHash !== now.programHash)
+    changed.push(`the template's program (its code changed under version ${now.templateVersion ?? 'none'})`);
   return changed;
 }
 

@@ -107,6 +107,8 @@ export interface GateRequest {
   required: number;
   allowSelfApproval: boolean;
   approverRole: string;
+  /** Only these identities may decide (policy `approvals.approvers`). */
+  approvers?: string[];
   expiresAt: Date;
   /** An up: its preview saves an update plan, and the up applies it (`up --plan`). */
   updatePlan?: boolean;

@@ -34,6 +34,11 @@ export interface ApprovalRule {
   allowSelfApproval?: boolean;
   /** The least tenant role of an approver (default admin). */
   approverRole?: TenantRole;
+  /**
+   * Only these identities may decide (token ids, as a token's `actsFor` shows them), on top of the
+   * role; none: anyone with the role.
+   */
+  approvers?: string[];
   /** How long a job waits for its decision, in minutes (default 1,440: a day). */
   expiresInMinutes?: number;
   /**
@@ -63,6 +68,7 @@ export function approvalOf(policy: TenantPolicy, operation: Operation, requested
     required: rule?.requiredApprovals ?? 1,
     allowSelfApproval: rule?.allowSelfApproval ?? false,
     approverRole: rule?.approverRole ?? ('admin' as TenantRole),
+    ...(rule?.approvers?.length ? { approvers: rule.approvers } : {}),
     ...(operation === 'up' && rule?.updatePlans === true ? { updatePlan: true } : {}),
     expiresAt: new Date(Date.now() + (rule?.expiresInMinutes ?? 1_440) * 60_000),
   };

@@ -122,6 +122,11 @@ t.test("staleness: an up's manifest and template count; a destroy's or restore's
   t.match(staleness(plan, now, 'up'), [/manifest or parameters \(version 1 → 2\)/, /template version \(1\.0\.0 → 1\.1\.0\)/]);
   t.same(staleness(plan, now, 'destroy'), []);
   t.match(staleness(plan, { ...now, stateVersion: 4 }, 'restore'), [/the stack's state \(version 3 → 4\)/]);
+  const same = { stateVersion: 3, resourceVersion: 1, templateVersion: '1.0.0' };
+  t.match(staleness({ ...plan, programHash: 'aa' }, { ...same, programHash: 'bb' }, 'up'), [
+    /the template's program \(its code changed under version 1\.0\.0\)/,
+  ]);
+  t.same(staleness({ ...plan, programHash: 'aa' }, { ...same, programHash: undefined }, 'up'), [], 'not computed now: not compared');
 });
 
 t.test('applied changes against the approved plan: same is no change; each count that differs is named', async (t) => {

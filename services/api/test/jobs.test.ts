@@ -267,7 +267,7 @@ t.test('a gated up: its preview goes first; cancelling the preview fails the gat
 
 t.test('approvals count people, not tokens: a token a tenant admin issued acts for that admin', async (t) => {
   const { app, models } = await startApi(t);
-  const call = (method: 'GET' | 'POST', url: string, token?: string, payload?: object) =>
+  const call = (method: 'GET' | 'POST' | 'PUT', url: string, token?: string, payload?: object) =>
     app.inject({ method, url, headers: token ? { authorization: `Bearer ${token}` } : auth, ...(payload ? { payload } : {}) });
   const mint = async (name: string, by?: string) => (await call('POST', '/v1/tokens', by, { name, role: 'admin' })).json();
   const alice = await mint('alice');
@@ -288,9 +288,7 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   t.match(fourEyes.json(), { status: 'approved', approval: { decisions: [{ by: { name: 'bob' }, decision: 'approve' }] } });
 
   // The other way round: alice asks, her CI token may not approve.
-  const hers = (
-    await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'destroy', requireApproval: true })
-  ).json();
+  const hers = (await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'up', requireApproval: true })).json();
   await models.StackJob.updateOne({ _id: hers.id }, { $set: { status: 'awaiting_approval' } });
   t.equal((await call('POST', `/v1/jobs/${hers.id}/approvals`, aliceCi.token, { decision: 'approve' })).statusCode, 403);
   // A token of an earlier version, issued by a tenant admin: it could be anyone's second token.
@@ -303,7 +301,7 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   // Two tokens of one identity are one approver: bob's second token replaces his first decision.
   const bobToo = await mint('bob-laptop', bob.token);
   const twoNeeded = (
-    await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'destroy', requireApproval: true })
+    await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'up', requireApproval: true })
   ).json();
   await models.StackJob.updateOne({ _id: twoNeeded.id }, { $set: { status: 'awaiting_approval', 'approval.required': 2 } });
   await call('POST', `/v1/jobs/${twoNeeded.id}/approvals`, bob.token, { decision: 'approve' });
@@ -312,6 +310,29 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   t.same(
     again.approval.decisions.map((d: { by: { name: string } }) => d.by.name),
     ['bob-laptop'],
+  );
+
+  // A gated destroy of a stack with no state: nothing to approve.
+  const nothing = await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'destroy', requireApproval: true });
+  t.equal(nothing.statusCode, 409);
+  t.match(nothing.json().message, /has no state yet: there is nothing to destroy/);
+
+  // Only named identities, when the policy names them.
+  const policy = { approvals: { operations: ['destroy'], approvers: [bob.actsFor] } };
+  t.equal((await call('PUT', '/v1/tenants/default/policy', undefined, policy)).statusCode, 200);
+  const carol = await mint('carol');
+  const named = (await call('POST', `/v1/resources/${resource.id}/jobs`, alice.token, { operation: 'up', requireApproval: true })).json();
+  t.same(named.approval.approvers, [bob.id]);
+  await models.StackJob.updateOne({ _id: named.id }, { $set: { status: 'awaiting_approval' } });
+  const notNamed = await call('POST', `/v1/jobs/${named.id}/approvals`, carol.token, { decision: 'approve' });
+  t.equal(notNamed.statusCode, 403);
+  t.match(notNamed.json().message, /is not among the approvers of job .* \(policy: approvals\.approvers\)/);
+  t.match(
+    (await call('POST', `/v1/jobs/${named.id}/approvals`, bobToo.token, { decision: 'approve' })).json(),
+    {
+      status: 'approved',
+    },
+    "bob's second token acts for bob",
   );
 });
 

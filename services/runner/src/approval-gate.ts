@@ -23,6 +23,7 @@ import {
 import type { Redis } from 'ioredis';
 import type { RunEnd } from './execute-job.js';
 import { MAX_PLAN_CHANGES } from './plan.js';
+import { programHash } from './program-hash.js';
 
 export interface GateDeps {
   models: Models;
@@ -38,7 +39,7 @@ export interface GateDeps {
 async function versionsNow(
   deps: GateDeps,
   job: StackJobDoc,
-): Promise<Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion'>> {
+): Promise<Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion' | 'programHash'>> {
   const resource = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
   const template = resource
     ? await resolveTemplate(deps.models, deps.kinds, tenantOf(job), resource.kind, { version: resource.templateVersion }).catch(
@@ -49,6 +50,8 @@ async function versionsNow(
     stateVersion: await latestStateVersion(deps.models, job.resourceId),
     resourceVersion: resource?.version ?? null,
     templateVersion: template?.info.version ?? null,
+    // A built-in template's code (an uploaded version's is fixed once published).
+    programHash: template?.source === 'system' ? await programHash(template.info.dir).catch(() => undefined) : null,
   };
 }
 
@@ -85,6 +88,7 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     stateVersion: await latestStateVersion(deps.models, gated.resourceId),
     resourceVersion: end.plan.resourceVersion ?? null,
     templateVersion: end.plan.templateVersion ?? null,
+    ...(end.plan.programHash ? { programHash: end.plan.programHash } : {}),
   };
   if (savedPlan && 'data' in savedPlan) {
     // Kept before the job awaits approval: an approved job always finds its plan (replaced if a repeat).

@@ -49,6 +49,7 @@ import {
 import type { Redis } from 'ioredis';
 import { DriftCollector, type DriftReport } from './drift.js';
 import { PlanCollector } from './plan.js';
+import { programHash } from './program-hash.js';
 import { type JobRoom, openJobRoom } from './isolation/job-room.js';
 import type { Slot } from './isolation/slots.js';
 import { type JobCredential, masker, prepareJobCredential } from './job-credential.js';
@@ -168,6 +169,8 @@ export interface RunEnd {
     templateVersion?: string;
     /** The update plan it saved (`savePlan`), JSON text. */
     savedPlan?: string;
+    /** A built-in template's program it ran (program-hash.ts). */
+    programHash?: string;
   };
 }
 
@@ -260,6 +263,7 @@ export async function executeJob(
   });
   let ranVersion: number | undefined; // the resource version this run used
   let ranTemplateVersion: string | undefined; // the template version it ran
+  let ranProgramHash: string | undefined; // a gated preview: the built-in program it ran (program-hash.ts)
   let ranRun: LastGoodRun | undefined; // what it ran, kept as the stack's last good run if an up succeeds
   let leftDeployment: string | undefined; // the stack's state after the run (up, refresh, destroy)
   let savedPlan: string | undefined; // the update plan a gated up's preview saved
@@ -314,6 +318,7 @@ export async function executeJob(
     const { resource, kind } = target;
     ranVersion = target.check ? undefined : resource.version; // the manifest as it is now is what runs
     ranTemplateVersion = kind.version;
+    if (job.planFor && deps.kinds.get(resource.kind) === kind) ranProgramHash = await programHash(kind.dir).catch(() => undefined);
     if (!target.check)
       ranRun = {
         manifest: resource.manifest,
@@ -675,6 +680,7 @@ export async function executeJob(
               counts: outcome.summary ?? {},
               resourceVersion: ranVersion,
               templateVersion: ranTemplateVersion,
+              ...(ranProgramHash ? { programHash: ranProgramHash } : {}),
               ...(savedPlan !== undefined ? { savedPlan } : {}),
             },
           }

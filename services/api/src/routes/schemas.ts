@@ -201,6 +201,7 @@ export const JobSchema = Type.Object({
         required: Type.Integer(),
         allowSelfApproval: Type.Boolean(),
         approverRole: Type.String(),
+        approvers: Type.Optional(Type.Array(Type.String())),
         expiresAt: Type.String({ format: 'date-time' }),
         previewJobId: Type.String(),
         updatePlan: Type.Optional(Type.Boolean({ description: "An up that applies its preview's saved update plan (`up --plan`)" })),
@@ -212,6 +213,11 @@ export const JobSchema = Type.Object({
             stateVersion: Type.Union([Type.Integer(), Type.Null()]),
             resourceVersion: Type.Union([Type.Integer(), Type.Null()]),
             templateVersion: Type.Union([Type.String(), Type.Null()]),
+            programHash: Type.Optional(
+              Type.Union([Type.String(), Type.Null()], {
+                description: "A built-in template's program (SHA-256 of its folder) the preview ran",
+              }),
+            ),
           }),
         ),
         applied: Type.Optional(
@@ -523,6 +529,13 @@ export const TenantPolicySchema = Type.Object(
             Type.Boolean({ description: "Whether a job's creator (any token acting for its identity) may approve it (default false)" }),
           ),
           approverRole: Type.Optional(literals(TENANT_ROLES)),
+          approvers: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+              maxItems: 50,
+              uniqueItems: true,
+              description: "Only these identities may decide (a token's actsFor), on top of approverRole",
+            }),
+          ),
           expiresInMinutes: Type.Optional(
             Type.Integer({ minimum: 1, maximum: 30 * 1440, description: 'How long a job waits for its decision (default 1,440)' }),
           ),

@@ -398,6 +398,10 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         // People, not tokens: a token a tenant's admin issued acts for that admin (identityOf).
         const approver = identityOf(caller);
         const creator = job.createdBy?.id ? identityOf(job.createdBy as Pick<Principal, 'id' | 'actsFor'>) : undefined;
+        if (approval.approvers?.length && caller.role !== 'platform' && !approval.approvers.includes(identityOf(caller)))
+          throw errors.forbidden(
+            `token "${caller.name}" (identity ${identityOf(caller)}) is not among the approvers of job ${id} (policy: approvals.approvers)`,
+          );
         if (!approval.allowSelfApproval && caller.identityUnknown)
           throw errors.forbidden(
             `token "${caller.name}" was issued before tokens recorded whom they act for, so it could be a second token of this job's creator; issue a new one to decide (policy: approvals.allowSelfApproval)`,
