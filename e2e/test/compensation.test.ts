@@ -103,6 +103,8 @@ t.test(
       'the compensating destroy waits for approval',
     );
     t.ok(existsSync(join(gatedDir, 'a.txt')), 'nothing destroyed before a decision');
+    const stillCompensating = await stack.models.StackJob.findById(gatedUp.id).lean();
+    t.match(stillCompensating?.compensation, { state: 'compensating' }, "its preview's success is not the compensation's");
     const no = await stack.api.inject({
       method: 'POST',
       url: `/v1/jobs/${undoId}/approvals`,

@@ -59,10 +59,10 @@ export function approvalOfJob(job: Pick<StackJobDoc, 'approval'>): Approval | un
 export async function compensationNotDone(
   models: Pick<Models, 'StackJob'>,
   publisher: Pick<Redis, 'publish'>,
-  job: Pick<StackJobDoc, '_id' | 'compensates'>,
+  job: Pick<StackJobDoc, '_id' | 'compensates' | 'planFor'>,
   how: string,
 ): Promise<string | undefined> {
-  if (!job.compensates) return undefined;
+  if (!job.compensates || job.planFor) return undefined;
   await amendJob(models, publisher, job.compensates, {
     'compensation.state': 'compensation_failed',
     'compensation.error': `the compensating job ${job._id} ${how}; nothing put the stack back`,

@@ -121,17 +121,24 @@ export interface GateRequest {
  * what Pulumi would change once a restore's state is back (`previewOf: restore`, which state).
  */
 export function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>, gate: Pick<GateRequest, 'updatePlan'>) {
-  const { version, upload, refresh, targets } = (fields.options ?? {}) as {
+  const { version, upload, refresh, targets, lastGood } = (fields.options ?? {}) as {
     version?: number;
     upload?: string;
     refresh?: boolean;
     targets?: string[];
+    lastGood?: boolean;
   };
   const targeted = targets?.length ? { targets } : {};
   if (fields.operation === 'destroy') return { previewOf: 'destroy', ...targeted };
   if (fields.operation === 'restore')
     return { previewOf: 'restore', ...(version !== undefined ? { version } : {}), ...(upload ? { upload } : {}) };
-  return { ...(refresh ? { refresh } : {}), ...targeted, ...(gate.updatePlan ? { savePlan: true } : {}) };
+  // A compensation reapplying the last good run previews that run (job-target.ts), not the manifest now.
+  return {
+    ...(refresh ? { refresh } : {}),
+    ...targeted,
+    ...(lastGood ? { lastGood } : {}),
+    ...(gate.updatePlan ? { savePlan: true } : {}),
+  };
 }
 
 /**
@@ -141,7 +148,9 @@ export function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>,
 export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: GateRequest) {
   const gatedId = randomUUID();
   const previewOptions = previewOptionsFor(fields, gate);
-  const preview = await queueStackJob(deps, { ...fields, operation: 'preview', options: previewOptions, planFor: gatedId });
+  // The preview only plans: it is not the compensation or remediation the gated job is.
+  const { compensates: _compensates, remediates: _remediates, ...previewFields } = fields;
+  const preview = await queueStackJob(deps, { ...previewFields, operation: 'preview', options: previewOptions, planFor: gatedId });
   const gated = await queueStackJob(deps, {
     ...fields,
     _id: gatedId,

@@ -45,8 +45,8 @@ export async function recordStackState(
   job: Pick<StackJobDoc, '_id' | 'tenantId' | 'resourceId' | 'stackFqdn' | 'operation' | 'createdBy'>,
   deploymentJson: string,
   changes: Record<string, number>,
-  /** The outputs holding secrets, sealed (sealSecretOutputs). */
-  secretOutputs?: SealedSecret,
+  /** Seals the outputs holding secrets for a version (its context: secretOutputsContext); none: none. */
+  sealOutputs?: (context: string) => SealedSecret | undefined,
 ): Promise<StackStateDoc | undefined> {
   if (Buffer.byteLength(deploymentJson) > STATE_MAX_JSON_BYTES) {
     throw new Error(`the stack state is more than ${STATE_MAX_JSON_BYTES} bytes of JSON: not kept`);
@@ -66,10 +66,15 @@ export async function recordStackState(
   if (data.length > STATE_MAX_BYTES)
     throw new Error(`the stack state is ${data.length} bytes gzipped, more than ${STATE_MAX_BYTES}: not kept`);
   for (let attempt = 1; ; attempt++) {
-    const latest = await models.StackState.findOne({ resourceId: job.resourceId }, { sha256: 1, seq: 1 })
+    const latest = await models.StackState.findOne({ resourceId: job.resourceId }, { sha256: 1, seq: 1, jobId: 1 })
       .sort({ seq: -1 })
-      .lean<Pick<StackStateDoc, 'sha256' | 'seq'>>();
-    if (latest?.sha256 === sha256 && !changed) return undefined;
+      .lean<Pick<StackStateDoc, '_id' | 'sha256' | 'seq' | 'jobId'>>();
+    if (latest?.sha256 === sha256 && !changed) {
+      // The same state (secrets' values are not in its hash): a secret output's value may still be new.
+      const sealed = sealOutputs?.(secretOutputsContext({ resourceId: job.resourceId, jobId: latest.jobId }));
+      if (sealed) await models.StackState.updateOne({ _id: latest._id }, { $set: { secretOutputs: sealed } });
+      return undefined;
+    }
     // A repeat of this job's own write (its first answer lost) finds it there.
     if (latest && (await models.StackState.exists({ resourceId: job.resourceId, seq: latest.seq, jobId: job._id }))) return undefined;
     const seq = (latest?.seq ?? 0) + 1;
@@ -88,7 +93,7 @@ export async function recordStackState(
         sha256,
         data,
         bytes: Buffer.byteLength(deploymentJson),
-        ...(secretOutputs ? { secretOutputs } : {}),
+        ...withSealed(sealOutputs?.(secretOutputsContext({ resourceId: job.resourceId, jobId: job._id }))),
       });
       await models.StackState.deleteMany({ resourceId: job.resourceId, seq: { $lte: seq - STATE_VERSIONS_KEPT } });
       return doc.toObject() as StackStateDoc;
@@ -98,6 +103,8 @@ export async function recordStackState(
     }
   }
 }
+
+const withSealed = (sealed: SealedSecret | undefined) => (sealed ? { secretOutputs: sealed } : {});
 
 /** What a state version's sealed secret outputs are bound to: copied onto another version or stack, they do not open. */
 export function secretOutputsContext(doc: Pick<StackStateDoc, 'resourceId' | 'jobId'>): string {

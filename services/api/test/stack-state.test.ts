@@ -201,33 +201,34 @@ t.test('secret outputs: sealed per state version, shown to admins only, re-seale
   const job = { _id: randomUUID(), tenantId: 'acme', resourceId, stackFqdn: created.stackFqdn as string, operation: 'up' as const };
   const keyring = new Keyring(CREDENTIALS_KEY);
   const context = secretOutputsContext({ resourceId, jobId: job._id });
-  await recordStackState(
-    models,
-    job,
-    JSON.stringify(deployment(1)),
-    { create: 2 },
-    keyring.seal(JSON.stringify({ token: 'tok-123456789' }), context),
+  await recordStackState(models, job, JSON.stringify(deployment(1)), { create: 2 }, (c) =>
+    keyring.seal(JSON.stringify({ token: 'tok-123456789' }), c),
   );
   const url = `/v1/resources/${resourceId}/outputs?showSecrets=true`;
   t.equal((await acme.deployer('GET', url)).statusCode, 403);
   t.equal((await roleCallers(app, tokens.beta!).admin('GET', url)).statusCode, 404, "another tenant's admin sees nothing");
   t.match((await acme.admin('GET', url)).json(), { outputs: { url: 'https://x', token: 'tok-123456789' } });
   // Copied onto another version, a sealed value does not open (bound to its version's job).
-  await recordStackState(
-    models,
-    { ...job, _id: randomUUID() },
-    JSON.stringify(deployment(2)),
-    { create: 1 },
+  await recordStackState(models, { ...job, _id: randomUUID() }, JSON.stringify(deployment(2)), { create: 1 }, () =>
     keyring.seal('{}', 'elsewhere'),
   );
-  t.equal((await acme.admin('GET', url)).statusCode, 500, 'a value sealed for another context does not open');
+  const misbound = await acme.admin('GET', url);
+  t.equal(misbound.statusCode, 409, 'a value sealed for another context does not open');
+  t.match(misbound.json().message, /do not open with the API's keys/);
 
   const rotated = new Keyring(Buffer.alloc(32, 12).toString('base64'), [CREDENTIALS_KEY]);
   await models.StackState.deleteOne({ resourceId, seq: 2 });
+  // The same state again (a secret's value is not in its hash): no new version, but the new value is kept.
+  t.notOk(
+    await recordStackState(models, { ...job, _id: randomUUID() }, JSON.stringify(deployment(1)), { same: 2 }, (c) =>
+      keyring.seal(JSON.stringify({ token: 'tok-987654321' }), c),
+    ),
+  );
+  t.match((await acme.admin('GET', url)).json(), { version: 1, outputs: { token: 'tok-987654321' } });
   t.equal(await resealSecretOutputs(models, rotated), 1);
   const kept = await models.StackState.findOne({ resourceId, seq: 1 }).lean();
   t.equal(
     new Keyring(Buffer.alloc(32, 12).toString('base64')).open(kept!.secretOutputs as SealedSecret, context),
-    '{"token":"tok-123456789"}',
+    '{"token":"tok-987654321"}',
   );
 });

@@ -40,7 +40,11 @@ async function versionsNow(
   deps: GateDeps,
   job: StackJobDoc,
 ): Promise<Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion' | 'programHash'>> {
-  const resource = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
+  const current = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
+  // A compensation that reapplies the last good run runs that run's versions (job-target.ts).
+  const lastGood = (job.options as { lastGood?: boolean } | undefined)?.lastGood ? current?.stack?.lastGood : undefined;
+  const resource =
+    current && lastGood ? { ...current, version: lastGood.resourceVersion, templateVersion: lastGood.templateVersion } : current;
   const template = resource
     ? await resolveTemplate(deps.models, deps.kinds, tenantOf(job), resource.kind, { version: resource.templateVersion }).catch(
         () => undefined,
@@ -77,6 +81,7 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     });
     await deps.stacks.remove(jobStackKey(gated), gatedId);
     await deps.jobEnded(gatedId);
+    if (ended) await dropRunFiles(deps.models, gated);
     const uncompensated = ended ? await compensationNotDone(deps.models, deps.publisher, gated, 'failed its preview') : undefined;
     if (uncompensated) await deps.jobEvent(uncompensated, 'compensation_failed');
     return;

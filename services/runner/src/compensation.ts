@@ -71,7 +71,7 @@ export async function compensate(deps: CompensationDeps, end: RunEnd): Promise<v
 
 /** After a compensating job: the failed job it answers is `compensated`, or `compensation_failed`. */
 export async function afterCompensation(deps: CompensationDeps, end: RunEnd): Promise<void> {
-  if (!end.job.compensates) return;
+  if (!end.job.compensates || end.job.planFor) return; // a gated compensation's preview is not it
   const state = end.status === 'succeeded' ? 'compensated' : 'compensation_failed';
   await amendJob(deps.models, deps.publisher, end.job.compensates, {
     'compensation.state': state,

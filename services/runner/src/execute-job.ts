@@ -36,7 +36,6 @@ import {
   STATE_VERSIONS_KEPT,
   type StackStateDoc,
   type SealedSecret,
-  secretOutputsContext,
   gunzipStored,
   type UpdatePlanFileDoc,
   secretFragments,
@@ -267,7 +266,7 @@ export async function executeJob(
   let ranRun: LastGoodRun | undefined; // what it ran, kept as the stack's last good run if an up succeeds
   let leftDeployment: string | undefined; // the stack's state after the run (up, refresh, destroy)
   let savedPlan: string | undefined; // the update plan a gated up's preview saved
-  let leftSecretOutputs: SealedSecret | undefined; // the outputs of leftDeployment that hold secrets, sealed
+  let leftSecretOutputs: Record<string, unknown> | undefined; // the outputs of leftDeployment that hold secrets (credentials masked)
   let spawnedAt: Date | undefined; // when the operation's Pulumi process started
   let lockedSeen = false; // this attempt's Pulumi said the stack is locked by someone else
   // A drift check reports what differs from the cloud, as the engine's refresh steps say it.
@@ -302,9 +301,9 @@ export async function executeJob(
   }
 
   /** Seals the secret outputs a run read, for this job's state version (none without CREDENTIALS_KEY: then they cannot be shown). */
-  function sealSecretOutputs(outputs: Record<string, unknown> | undefined): SealedSecret | undefined {
+  function sealSecretOutputs(outputs: Record<string, unknown> | undefined, context: string): SealedSecret | undefined {
     if (!outputs || !deps.keyring || Object.keys(outputs).length === 0) return undefined;
-    return deps.keyring.seal(JSON.stringify(outputs), secretOutputsContext({ resourceId: job.resourceId, jobId }));
+    return deps.keyring.seal(JSON.stringify(outputs), context);
   }
 
   async function run(): Promise<Outcome> {
@@ -411,7 +410,8 @@ export async function executeJob(
       result = await runAttempts(kind, env, room, runSignal, progress, waits, runFiles);
       leftDeployment = result.deployment;
       savedPlan = result.savedPlan;
-      leftSecretOutputs = sealSecretOutputs(result.secretOutputs);
+      // Masked like every output: a program exporting a credential as a secret does not hand it back.
+      leftSecretOutputs = maskValue(result.secretOutputs);
     } finally {
       await room.release();
       // A publish check's throw-away stack goes with its run.
@@ -583,7 +583,7 @@ export async function executeJob(
     if (leftDeployment !== undefined && !job.templateCheck) {
       const deployment = leftDeployment;
       stateVersion = await store('record the stack state version', () =>
-        recordStackState(models, job, deployment, outcome.summary ?? {}, leftSecretOutputs),
+        recordStackState(models, job, deployment, outcome.summary ?? {}, (context) => sealSecretOutputs(leftSecretOutputs, context)),
       )
         .then((doc) => doc?.seq)
         .catch((err: Error) => {

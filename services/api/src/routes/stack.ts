@@ -133,7 +133,13 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
         `the secret outputs of state version ${doc.seq} were not kept (written without CREDENTIALS_KEY, or before this service kept them); an up or refresh keeps them`,
       );
     if (!app.deps.keyring) throw errors.conflict('showSecrets: CREDENTIALS_KEY is not set on the API, so sealed outputs cannot be opened');
-    return JSON.parse(app.deps.keyring.open(doc.secretOutputs, secretOutputsContext(doc))) as Record<string, unknown>;
+    try {
+      return JSON.parse(app.deps.keyring.open(doc.secretOutputs, secretOutputsContext(doc))) as Record<string, unknown>;
+    } catch (err) {
+      throw errors.conflict(
+        `the secret outputs of state version ${doc.seq} do not open with the API's keys (${(err as Error).message}); set CREDENTIALS_KEY_PREVIOUS to the key they were sealed with, or run credentials:reseal`,
+      );
+    }
   }
 
   /** A version of a resource the caller may see (another tenant's resource: 404); the latest without `seq`. */

@@ -325,7 +325,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       }
       const approval = approvalOf(policy, operation, requireApproval ?? false);
       // A destroy's preview plans from the state: with none there is nothing to approve (or destroy).
-      if (approval && operation === 'destroy' && !(await models.StackState.exists({ resourceId })))
+      if (approval && operation === 'destroy' && !resource.stack?.lastDeployedAt && !(await models.StackState.exists({ resourceId })))
         throw errors.conflict(`resource ${resourceId}'s stack has no state yet: there is nothing to destroy`);
       const fields = {
         tenantId: tenantOf(resource),
@@ -402,7 +402,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
           throw errors.forbidden(
             `token "${caller.name}" (identity ${identityOf(caller)}) is not among the approvers of job ${id} (policy: approvals.approvers)`,
           );
-        if (!approval.allowSelfApproval && caller.identityUnknown)
+        if ((!approval.allowSelfApproval || approval.required > 1) && caller.identityUnknown)
           throw errors.forbidden(
             `token "${caller.name}" was issued before tokens recorded whom they act for, so it could be a second token of this job's creator; issue a new one to decide (policy: approvals.allowSelfApproval)`,
           );
