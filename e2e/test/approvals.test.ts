@@ -10,18 +10,24 @@ import { createResource, fileSetManifest, queueJob, replaceResource, startStack,
 
 const ended = (d: { status: string }) => !['queued', 'awaiting_approval', 'approved', 'running'].includes(d.status);
 
+/** A running system, a caller (the platform admin's token unless another is given), and an approver's token. */
+async function gatedStack(t: Parameters<typeof startStack>[0]) {
+  const stack = await startStack(t);
+  const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, token?: string) =>
+    stack.api.inject({
+      method,
+      url,
+      headers: token ? { authorization: `Bearer ${token}` } : stack.auth,
+      ...(payload ? { payload } : {}),
+    });
+  const approver = (await call('POST', '/v1/tokens', { name: 'approver', role: 'admin' })).json().token as string;
+  return { stack, call, approver };
+}
+
 t.test(
   'approval-gated ups: preview, wait holding the stack, apply what was approved; stale, rejected and cancelled ones apply nothing',
   async (t) => {
-    const stack = await startStack(t);
-    const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, token?: string) =>
-      stack.api.inject({
-        method,
-        url,
-        headers: token ? { authorization: `Bearer ${token}` } : stack.auth,
-        ...(payload ? { payload } : {}),
-      });
-    const approver = (await call('POST', '/v1/tokens', { name: 'approver', role: 'admin' })).json().token as string;
+    const { stack, call, approver } = await gatedStack(t);
     const deployer = (await call('POST', '/v1/tokens', { name: 'deployer', role: 'deployer' })).json().token as string;
     t.equal((await call('PUT', '/v1/tenants/default/policy', { approvals: { operations: ['up'], requiredApprovals: 1 } })).statusCode, 200);
 
@@ -107,15 +113,7 @@ t.test(
 t.test(
   "gated destroys and restores: the destroy's preview lists what it deletes; a restore's, what Pulumi would change on the state put back, without touching the stack's own",
   async (t) => {
-    const stack = await startStack(t);
-    const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, token?: string) =>
-      stack.api.inject({
-        method,
-        url,
-        headers: token ? { authorization: `Bearer ${token}` } : stack.auth,
-        ...(payload ? { payload } : {}),
-      });
-    const approver = (await call('POST', '/v1/tokens', { name: 'approver', role: 'admin' })).json().token as string;
+    const { stack, call, approver } = await gatedStack(t);
     // Only destroy is listed: a restore is gated with it (it can drop resources from the state).
     t.equal((await call('PUT', '/v1/tenants/default/policy', { approvals: { operations: ['destroy'] } })).statusCode, 200);
 
@@ -220,15 +218,7 @@ t.test(
 t.test(
   "update plans: an approved up applies its preview's saved plan (pulumi up --plan), and fails rather than step outside it",
   async (t) => {
-    const stack = await startStack(t);
-    const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, token?: string) =>
-      stack.api.inject({
-        method,
-        url,
-        headers: token ? { authorization: `Bearer ${token}` } : stack.auth,
-        ...(payload ? { payload } : {}),
-      });
-    const approver = (await call('POST', '/v1/tokens', { name: 'approver', role: 'admin' })).json().token as string;
+    const { stack, call, approver } = await gatedStack(t);
     const policy = { approvals: { operations: ['up'], updatePlans: true } };
     t.equal((await call('PUT', '/v1/tenants/default/policy', policy)).statusCode, 200);
     const dir = join(stack.scratch, 'planned');
