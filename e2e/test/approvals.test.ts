@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import t from 'tap';
 import { gzipSync } from 'node:zlib';
 import { gunzipStored } from '@pds/shared';
-import { createResource, fileSetManifest, queueJob, replaceResource, startStack, storedLines, waitForJob } from './harness.js';
+import {
+  createResource,
+  fileSetManifest,
+  queueJob,
+  replaceResource,
+  startStack,
+  storedLines,
+  waitForAudit,
+  waitForJob,
+} from './harness.js';
 
 const ended = (d: { status: string }) => !['queued', 'awaiting_approval', 'approved', 'running'].includes(d.status);
 
@@ -73,7 +82,7 @@ t.test(
     );
     t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'one');
     t.match(await waitForJob(stack.models, behind.id, ended, 120_000), { status: 'succeeded' }, 'the job behind it ran after');
-    const audit = await stack.models.AuditEntry.find({ action: 'job.approval', targetId: up.id }).lean();
+    const audit = await waitForAudit(stack.models, 'job.approval', up.id, 3);
     t.equal(audit.length, 3, 'every decision asked for is audited (two refused, one taken)');
 
     // Stale: the manifest changed after the preview was approved.

@@ -201,6 +201,25 @@ export async function waitForJob(
   }
 }
 
+/**
+ * The audit entries of an action on a target, once there are `count` of them: the API writes an
+ * entry after its answer is sent (onResponse), so a test reads them as they arrive.
+ */
+export async function waitForAudit(
+  models: Pick<Models, 'AuditEntry'>,
+  action: string,
+  targetId: string,
+  count: number,
+  timeoutMs = 10_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const entries = await models.AuditEntry.find({ action, targetId }).lean();
+    if (entries.length >= count || Date.now() > deadline) return entries;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** A job's persisted lines and events through the API (`GET /v1/jobs/:id/lines`), in seq order. */
 export async function storedLines(stack: Stack, jobId: string) {
   const res = await stack.api.inject({ method: 'GET', url: `/v1/jobs/${jobId}/lines?from=0&limit=10000`, headers: stack.auth });

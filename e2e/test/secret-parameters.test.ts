@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { createResource, queueJob, replaceResource, startStack, storedLines, waitForJob } from './harness.js';
+import { createResource, queueJob, replaceResource, startStack, storedLines, waitForAudit, waitForJob } from './harness.js';
 
 /** Every file under a folder, as text (the file state backend). */
 async function textsUnder(dir: string): Promise<string> {
@@ -59,7 +59,7 @@ t.test('a secret parameter reaches the program as Pulumi secret config, and show
   t.equal(revealed.statusCode, 200, revealed.body);
   t.match(revealed.json(), { outputs: { secretSha256: hash, secretFile: join(directory, '.secret') } }, 'shown to an admin who asks');
   t.equal(revealed.headers['cache-control'], 'no-store');
-  const audited = await stack.models.AuditEntry.find({ action: 'stack.outputs.reveal', targetId: resource.id }).lean();
+  const audited = await waitForAudit(stack.models, 'stack.outputs.reveal', resource.id, 2);
   t.same(audited.map((a) => a.outcome).sort(), ['failure', 'success'], 'both asks are audited');
   const version = await stack.models.StackState.findOne({ resourceId: resource.id }).sort({ seq: -1 }).lean();
   t.ok(version?.secretOutputs?.data, 'kept sealed with the state version');
