@@ -111,6 +111,11 @@ export function secretOutputsContext(doc: Pick<StackStateDoc, 'resourceId' | 'jo
   return `stack-outputs:${doc.resourceId}:${doc.jobId}`;
 }
 
+/** Whether a state's JSON text holds any Pulumi secret (a cheap look before parsing it). */
+export function holdsPulumiSecret(deploymentJson: string): boolean {
+  return deploymentJson.includes(SECRET_SIG);
+}
+
 /** The names of the stack outputs that hold a Pulumi secret anywhere in their value. */
 export function secretOutputNames(deployment: Deployment): string[] {
   const stack = deployment.resources?.find((r) => r.type === 'pulumi:pulumi:Stack');

@@ -6,7 +6,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type Deployment, type Operation, secretOutputNames, STATE_MAX_JSON_BYTES } from '@pds/shared';
+import { type Deployment, holdsPulumiSecret, type Operation, secretOutputNames, STATE_MAX_JSON_BYTES } from '@pds/shared';
 import { execa } from 'execa';
 import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
 import { killTree } from './kill-tree.js';
@@ -290,32 +290,27 @@ async function secretOutputsOf(
   env: Record<string, string>,
   deployment: string | undefined,
 ): Promise<Record<string, unknown> | undefined> {
-  const names = deployment ? secretOutputNames(JSON.parse(deployment) as Deployment) : [];
+  // Most states hold no secret: no parse and no process for them.
+  if (!deployment || !holdsPulumiSecret(deployment)) return undefined;
+  const names = secretOutputNames(JSON.parse(deployment) as Deployment);
   if (names.length === 0) return undefined;
-  const result = await execa(spec.pulumiBin, ['stack', 'output', '--json', '--show-secrets', '--stack', spec.stackFqdn], {
-    cwd: spec.workspaceDir,
-    env,
-    extendEnv: false,
-    ...asUser(spec),
-    reject: false,
-  });
-  if (result.exitCode !== 0) {
-    spec.onLine('stderr', `[runner] the stack's secret outputs could not be read (exit ${result.exitCode}); they cannot be shown`);
+  const all = await stackOutputs(spec, env, { showSecrets: true });
+  if (!all) {
+    spec.onLine('stderr', "[runner] the stack's secret outputs could not be read; they cannot be shown");
     return undefined;
   }
-  const all = JSON.parse(result.stdout || '{}') as Record<string, unknown>;
   return Object.fromEntries(names.filter((name) => name in all).map((name) => [name, all[name]]));
 }
 
-async function stackOutputs(spec: PulumiRunSpec, env: Record<string, string>): Promise<Record<string, unknown>> {
-  const result = await execa(spec.pulumiBin, ['stack', 'output', '--json', '--stack', spec.stackFqdn], {
-    cwd: spec.workspaceDir,
-    env,
-    extendEnv: false,
-    ...asUser(spec),
-    reject: false,
-  });
-  if (result.exitCode !== 0) return {};
+/** `pulumi stack output --json` (with `showSecrets`, in plain text: never to be printed); undefined when it fails. */
+async function stackOutputs(
+  spec: PulumiRunSpec,
+  env: Record<string, string>,
+  { showSecrets = false } = {},
+): Promise<Record<string, unknown> | undefined> {
+  const args = ['stack', 'output', '--json', ...(showSecrets ? ['--show-secrets'] : []), '--stack', spec.stackFqdn];
+  const result = await execa(spec.pulumiBin, args, { cwd: spec.workspaceDir, env, extendEnv: false, ...asUser(spec), reject: false });
+  if (result.exitCode !== 0) return undefined;
   return JSON.parse(result.stdout || '{}') as Record<string, unknown>;
 }
 
@@ -452,7 +447,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
       });
     }
     if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
-      outputs = await stackOutputs(spec, env);
+      outputs = (await stackOutputs(spec, env)) ?? {};
     }
     // Whatever the outcome, an operation that writes state may have changed it: read what it left.
     const deployment = writesState(spec.operation)
