@@ -56,7 +56,7 @@ export function identityOf(principal: Pick<Principal, 'id' | 'actsFor'>): string
  * The identity a new token acts for: one a platform admin issues is a new identity (its own id);
  * one a tenant's admin issues acts for that admin, so minting a token never makes a second person.
  */
-export function issuedIdentity(issuer: Principal, newTokenId: string): string {
+function issuedIdentity(issuer: Principal, newTokenId: string): string {
   return issuer.role === 'platform' ? newTokenId : identityOf(issuer);
 }
 

@@ -120,7 +120,7 @@ export interface GateRequest {
  * (saving its update plan under `updatePlans`), a destroy's deletions (`previewOf: destroy`), or
  * what Pulumi would change once a restore's state is back (`previewOf: restore`, which state).
  */
-export function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>, gate: Pick<GateRequest, 'updatePlan'>) {
+function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>, gate: Pick<GateRequest, 'updatePlan'>) {
   const { version, upload, refresh, targets, lastGood } = (fields.options ?? {}) as {
     version?: number;
     upload?: string;

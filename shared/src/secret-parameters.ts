@@ -54,20 +54,31 @@ export function sealSecretParameters(
 
 /**
  * Re-seals every resource's secret parameters not sealed with the active key (after CREDENTIALS_KEY
- * changed, with the old key as CREDENTIALS_KEY_PREVIOUS). Idempotent.
+ * changed, with the old key as CREDENTIALS_KEY_PREVIOUS), and their copy in the stack's last good
+ * run (a compensation applies it again). Idempotent.
  */
 export async function resealSecretParameters(models: Pick<Models, 'Resource'>, keyring: Keyring): Promise<number> {
-  const resources = await models.Resource.find({ 'secretParameters.0': { $exists: true } }, { secretParameters: 1 }).lean<
-    { _id: string; secretParameters: SealedParameter[] }[]
-  >();
+  const resources = await models.Resource.find(
+    { $or: [{ 'secretParameters.0': { $exists: true } }, { 'stack.lastGood.secretParameters.0': { $exists: true } }] },
+    { secretParameters: 1, 'stack.lastGood.secretParameters': 1 },
+  ).lean<{ _id: string; secretParameters?: SealedParameter[]; stack?: { lastGood?: { secretParameters?: SealedParameter[] } } }[]>();
+  const stale = (list: SealedParameter[] | undefined) => (list ?? []).some((p) => p.sealed.keyId !== keyring.active.id);
+  const reseal = (id: string, list: SealedParameter[]) =>
+    list.map((p) => ({ key: p.key, sealed: keyring.seal(keyring.open(p.sealed, sealedFor(id, p.key)), sealedFor(id, p.key)) }));
   let resealed = 0;
   for (const resource of resources) {
-    if (resource.secretParameters.every((p) => p.sealed.keyId === keyring.active.id)) continue;
-    const fresh = resource.secretParameters.map((p) => ({
-      key: p.key,
-      sealed: keyring.seal(keyring.open(p.sealed, sealedFor(resource._id, p.key)), sealedFor(resource._id, p.key)),
-    }));
-    await models.Resource.updateOne({ _id: resource._id }, { $set: { secretParameters: fresh } });
+    const current = resource.secretParameters;
+    const lastGood = resource.stack?.lastGood?.secretParameters;
+    if (!stale(current) && !stale(lastGood)) continue;
+    await models.Resource.updateOne(
+      { _id: resource._id },
+      {
+        $set: {
+          ...(current && stale(current) ? { secretParameters: reseal(resource._id, current) } : {}),
+          ...(lastGood && stale(lastGood) ? { 'stack.lastGood.secretParameters': reseal(resource._id, lastGood) } : {}),
+        },
+      },
+    );
     resealed++;
   }
   return resealed;

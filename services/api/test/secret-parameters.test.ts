@@ -34,6 +34,12 @@ t.test("a secret parameter's value is kept only sealed, whatever form the manife
   t.test('rotating CREDENTIALS_KEY re-seals secret parameters too', async (t) => {
     const next = Buffer.alloc(32, 9).toString('base64');
     const rotating = new Keyring(next, [CREDENTIALS_KEY]);
+    // As a successful up leaves it: the run's sealed parameters kept as the stack's last good run.
+    const before = await models.Resource.findById(plain.json().id).lean<ResourceDoc>();
+    await models.Resource.updateOne(
+      { _id: before!._id },
+      { $set: { 'stack.lastGood': { manifest: before!.manifest, resourceVersion: 1, secretParameters: before!.secretParameters } } },
+    );
     t.equal(await resealSecretParameters(models, rotating), 1);
     t.equal(await resealSecretParameters(models, rotating), 0, 'idempotent');
     const again = await models.Resource.findById(plain.json().id).lean<ResourceDoc>();
@@ -41,6 +47,11 @@ t.test("a secret parameter's value is kept only sealed, whatever form the manife
       openSecretParameters(new Keyring(next), again!._id, again!.secretParameters),
       { secret: SECRET },
       'opens with the new key alone',
+    );
+    t.same(
+      openSecretParameters(new Keyring(next), again!._id, again!.stack?.lastGood?.secretParameters),
+      { secret: SECRET },
+      "the last good run's copy too (a compensation applies it again)",
     );
   });
 });

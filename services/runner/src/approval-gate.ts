@@ -22,7 +22,8 @@ import {
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import type { RunEnd } from './execute-job.js';
-import { MAX_PLAN_CHANGES } from './plan.js';
+import { resourceToRun } from './job-target.js';
+import { MAX_PLAN_CHANGES, NO_CHANGE_STEPS } from './plan.js';
 import { programHash } from './program-hash.js';
 
 export interface GateDeps {
@@ -41,10 +42,8 @@ async function versionsNow(
   job: StackJobDoc,
 ): Promise<Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion' | 'programHash'>> {
   const current = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
-  // A compensation that reapplies the last good run runs that run's versions (job-target.ts).
-  const lastGood = (job.options as { lastGood?: boolean } | undefined)?.lastGood ? current?.stack?.lastGood : undefined;
-  const resource =
-    current && lastGood ? { ...current, version: lastGood.resourceVersion, templateVersion: lastGood.templateVersion } : current;
+  // What the job would run (a compensation reapplying the last good run: that run's versions).
+  const resource = current ? resourceToRun(job, current) : undefined;
   const template = resource
     ? await resolveTemplate(deps.models, deps.kinds, tenantOf(job), resource.kind, { version: resource.templateVersion }).catch(
         () => undefined,
@@ -71,19 +70,8 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
   const wantsPlan = approvalOfJob(gated)?.updatePlan === true;
   const savedPlan = wantsPlan && end.status === 'succeeded' && end.plan ? checkSavedPlan(end.plan) : undefined;
   if (end.status !== 'succeeded' || !end.plan || (savedPlan && 'problem' in savedPlan)) {
-    if (!(await deps.stacks.claim(gatedId, 'cancelled'))) return;
     const why = savedPlan && 'problem' in savedPlan ? savedPlan.problem : `ended ${end.status}${end.error ? `: ${end.error}` : ''}`;
-    const error = `its preview, job ${end.job._id}, ${why}; nothing was applied`;
-    const ended = await endJobOutsideRun(deps.models, deps.publisher, gatedId, 'queued', {
-      status: 'failed',
-      reason: 'preview_failed',
-      error,
-    });
-    await deps.stacks.remove(jobStackKey(gated), gatedId);
-    await deps.jobEnded(gatedId);
-    if (ended) await dropRunFiles(deps.models, gated);
-    const uncompensated = ended ? await compensationNotDone(deps.models, deps.publisher, gated, 'failed its preview') : undefined;
-    if (uncompensated) await deps.jobEvent(uncompensated, 'compensation_failed');
+    await endUnrun(deps, gated, 'failed', 'preview_failed', `its preview, job ${end.job._id}, ${why}; nothing was applied`);
     return;
   }
   const plan: ApprovedPlan = {
@@ -116,9 +104,6 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
   await deps.publisher.publish(jobChannel(gatedId), JSON.stringify(message)).catch(() => undefined);
   await deps.jobEvent(gatedId, 'approval_required');
 }
-
-/** Pulumi's steps that change nothing in the cloud. */
-const NO_CHANGE_STEPS = new Set(['same', 'read', 'refresh']);
 
 /**
  * The update plan a gated up's preview saved, checked before it is kept: a plan (JSON with

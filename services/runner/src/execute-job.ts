@@ -502,6 +502,8 @@ export async function executeJob(
     lockedSeen = false;
     return runPulumi({
       ...runFiles,
+      // Sealed and kept with the state version: not without a key, nor for a publish check's throw-away stack.
+      readSecretOutputs: Boolean(deps.keyring) && !job.templateCheck,
       pulumiBin: config.PULUMI_BIN,
       pulumiHome: room.pulumiHome,
       backendUrl: room.backendUrl,

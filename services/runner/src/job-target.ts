@@ -52,6 +52,23 @@ const WITHOUT_FILES = { files: 0, compiled: 0 };
  * uploaded template version the resource is pinned to. A publish check runs its version with the
  * defaults as the manifest, on its throw-away stack.
  */
+/**
+ * The resource a job runs: as it is now, or for a compensation that reapplies the last good run,
+ * that run's manifest, parameters and versions (undefined when there is none to reapply).
+ */
+export function resourceToRun(job: Pick<StackJobDoc, 'options'>, current: ResourceDoc): ResourceDoc | undefined {
+  if (!(job.options as { lastGood?: boolean } | undefined)?.lastGood) return current;
+  const lastGood = current.stack?.lastGood;
+  if (!lastGood) return undefined;
+  return {
+    ...current,
+    manifest: lastGood.manifest,
+    version: lastGood.resourceVersion,
+    templateVersion: lastGood.templateVersion,
+    secretParameters: lastGood.secretParameters,
+  };
+}
+
 export async function loadJobTarget(
   deps: TargetDeps,
   job: StackJobDoc,
@@ -60,19 +77,8 @@ export async function loadJobTarget(
   if (job.templateCheck) return checkTarget(deps, job, job.templateCheck);
   const current = await readResource();
   if (!current) return { reason: 'resource_deleted', error: `resource ${job.resourceId} no longer exists` };
-  // A compensation that reapplies the last good run: that run's manifest, parameters and versions.
-  const lastGood = (job.options as { lastGood?: boolean } | undefined)?.lastGood ? current.stack?.lastGood : undefined;
-  if ((job.options as { lastGood?: boolean } | undefined)?.lastGood && !lastGood)
-    return { reason: 'nothing_to_reapply', error: `resource ${job.resourceId} has no successful up to reapply` };
-  const resource: ResourceDoc = lastGood
-    ? {
-        ...current,
-        manifest: lastGood.manifest,
-        version: lastGood.resourceVersion,
-        templateVersion: lastGood.templateVersion,
-        secretParameters: lastGood.secretParameters,
-      }
-    : current;
+  const resource = resourceToRun(job, current);
+  if (!resource) return { reason: 'nothing_to_reapply', error: `resource ${job.resourceId} has no successful up to reapply` };
   const builtIn = deps.kinds.get(resource.kind);
   if (builtIn) return { resource, kind: builtIn, check: false };
   const template = await findTemplate(deps.models, tenantOf(resource), resource.kind);

@@ -53,6 +53,8 @@ export interface PulumiRunSpec {
   scratchDeployment?: string;
   /** An up that applies an approved update plan (its JSON text): written as PLAN_FILE, run with `--plan`. */
   updatePlan?: string;
+  /** Whether to read the secret outputs after the run (only when they can be sealed and are kept). */
+  readSecretOutputs?: boolean;
   /** The template's secret parameters, set as the stack's secret config before the program runs (values on stdin, never in a command line). */
   secretConfig?: Record<string, string>;
   /** Clear Pulumi's own lock on the stack first (a lost run left it; we hold the stack's lock). */
@@ -463,7 +465,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
             return undefined;
           })
         : undefined;
-    const secretOutputs = await secretOutputsOf(spec, env, deployment).catch(() => undefined);
+    const secretOutputs = spec.readSecretOutputs ? await secretOutputsOf(spec, env, deployment).catch(() => undefined) : undefined;
     return {
       deployment,
       savedPlan,
