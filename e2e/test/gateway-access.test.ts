@@ -2,7 +2,7 @@ import { BOOTSTRAP_PRINCIPAL, hashToken, issueStreamTicket, storeApiToken, strea
 import t from 'tap';
 import WebSocket from 'ws';
 import { MAX_LINE_CHARS } from '@pds/runner';
-import { RECENT_BYTES } from '@pds/stream-gateway';
+import { RECENT_BYTES, streamJob } from '@pds/stream-gateway';
 import { startGateway, TOKEN } from './gateway-harness.js';
 
 const admin = { principal: BOOTSTRAP_PRINCIPAL, tokenHash: hashToken(TOKEN) };
@@ -186,4 +186,22 @@ t.test("another tenant's job is unknown on the gateway: 4404 on its stream, an e
     [...seenByBeta, ...onSocket].some((m) => m.type === 'line'),
     'beta saw no line',
   );
+});
+
+t.test('a client that leaves while its stream is being set up leaves nothing behind: no subscription, no polling', async (t) => {
+  const { gateway, job, models } = await startGateway(t);
+  const { hub } = await gateway();
+  const j = await job();
+  const left = new AbortController();
+  left.abort(); // gone before the stream subscribed: the abort event fired while no one listened
+  const sent: unknown[] = [];
+  const stream = streamJob({ models, hub, checkEveryMs: 50 }, j.jobId, 0, (m) => sent.push(m), left.signal, { role: 'platform' });
+  let bound: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    stream.then(() => 'returned'),
+    new Promise<string>((resolve) => (bound = setTimeout(resolve, 10_000, 'still streaming after 10 s'))),
+  ]);
+  clearTimeout(bound);
+  t.equal(outcome, 'returned', 'the stream ends for a client that is gone');
+  t.equal(hub.subscriptions, 0, "and the job's channel is unsubscribed");
 });

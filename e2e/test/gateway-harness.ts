@@ -42,7 +42,13 @@ export async function startGateway(t: Teardowns, options: GatewayOptions & { red
     command,
     redisUrl,
     gateway,
-    job: (status: 'queued' | 'running' = 'running') => createJob(models, publisher, status),
+    job: async (status: 'queued' | 'running' = 'running') => {
+      const made = await createJob(models, publisher, status);
+      // A sink left open keeps retrying its writes once MongoDB is gone (for its outage tolerance),
+      // which holds the test process open: flush it while the stores are still up.
+      t.teardown(() => made.sink.close().catch(() => undefined));
+      return made;
+    },
   };
 }
 

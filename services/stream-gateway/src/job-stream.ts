@@ -162,6 +162,9 @@ export async function streamJob(
   });
   const onAbort = () => wake?.();
   signal.addEventListener('abort', onAbort);
+  // A client that left while the subscribe was under way fired `abort` before anyone listened:
+  // without this the stream would wait forever, subscribed and polling MongoDB.
+  if (signal.aborted) onAbort();
   let timer: NodeJS.Timeout | undefined;
   try {
     const job = await models.StackJob.findById(jobId).lean<StackJobDoc>();
