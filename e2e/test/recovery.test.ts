@@ -106,6 +106,50 @@ t.test('a lost job Redis forgot is found by the occasional scan of the store, no
   t.match(await stack.models.StackJob.findById(lost._id).lean(), { status: 'failed', reason: 'runner_lost' });
 });
 
+t.test('a compensating job lost with its runner leaves the failed up it answers compensation_failed, not compensating', async (t) => {
+  // A heartbeat of an hour: the call here decides, not the stack's own reconciler.
+  const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
+  const resource = await createResource(stack, fileSetManifest('lost-undo', join(stack.scratch, 'lost-undo'), []));
+  const undo = await lostJob(stack, resource, 'destroy');
+  const failedUp = await stack.models.StackJob.create({
+    _id: randomUUID(),
+    resourceId: resource.id,
+    resourceVersion: 1,
+    kind: 'LocalFileSet',
+    stackFqdn: resource.stackFqdn,
+    operation: 'up',
+    status: 'failed',
+    finishedAt: new Date(),
+    compensation: { mode: 'destroy', strategy: 'destroy', state: 'compensating', jobId: undo._id },
+  });
+  await stack.models.StackJob.updateOne({ _id: undo._id }, { $set: { compensates: failedUp._id } });
+  const told: string[] = [];
+  const ended = await withRedis(stack, (redis) =>
+    reconcileLostJobs({
+      models: stack.models,
+      stacks: new StackQueue(redis),
+      running: new RunningJobs(redis),
+      publisher: redis,
+      logger: createLogger({ name: 'test', level: 'silent' }),
+      staleAfterMs: 5_000,
+      promote: async () => undefined,
+      queue: stack.queue,
+      onCompensationFailed: async (id) => void told.push(id),
+    }),
+  );
+  t.same(ended, [undo._id]);
+  t.match(await stack.models.StackJob.findById(failedUp._id).lean(), {
+    compensation: {
+      state: 'compensation_failed',
+      error: new RegExp(`compensating job ${undo._id} was lost with its runner`),
+      endedAt: String,
+    },
+  });
+  t.same(told, [failedUp._id], 'its webhooks hear compensation_failed');
+  const view = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${failedUp._id}`, headers: stack.auth })).json();
+  t.match(view.compensation, { state: 'compensation_failed', jobId: undo._id }, 'and the API shows it');
+});
+
 t.test('the API never serves a view of an ended job older than what was written to it after its end', async (t) => {
   // A heartbeat of an hour: the calls here decide, not the stack's own reconciler.
   const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });

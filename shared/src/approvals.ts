@@ -65,7 +65,7 @@ export async function compensationNotDone(
   if (!job.compensates || job.planFor) return undefined;
   await amendJob(models, publisher, job.compensates, {
     'compensation.state': 'compensation_failed',
-    'compensation.error': `the compensating job ${job._id} ${how}; nothing put the stack back`,
+    'compensation.error': `the compensating job ${job._id} ${how}; the stack was not put back`,
     'compensation.endedAt': new Date().toISOString(),
   });
   return job.compensates;

@@ -21,7 +21,7 @@ import {
   WAITING_STATUSES,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
-import type { RunEnd } from './execute-job.js';
+import type { RunEnd } from './job-run.js';
 import { resourceToRun } from './job-target.js';
 import { MAX_PLAN_CHANGES, NO_CHANGE_STEPS } from './plan.js';
 import { programHash } from './program-hash.js';

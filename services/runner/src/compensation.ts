@@ -12,7 +12,7 @@ import {
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { RunEnd } from './execute-job.js';
+import type { RunEnd } from './job-run.js';
 
 export interface CompensationDeps {
   models: Models;

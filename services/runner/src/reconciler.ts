@@ -1,4 +1,5 @@
 import {
+  compensationNotDone,
   endJobOutsideRun,
   jobHeartbeatKey,
   jobStackKey,
@@ -21,6 +22,8 @@ export interface ReconcilerDeps {
   publisher: Pick<Redis, 'publish' | 'exists' | 'set'>;
   /** Told of each job it ended (its webhook events). */
   onEnded?: (jobId: string) => Promise<void>;
+  /** Told of a failed up whose compensating job was lost (its `compensation_failed` webhook event). */
+  onCompensationFailed?: (failedUpId: string) => Promise<void>;
   logger: Logger;
   /** A running job whose heartbeat is older than this is lost. */
   staleAfterMs: number;
@@ -39,7 +42,7 @@ export interface ReconcilerDeps {
  * update, decides: a MongoDB wire server without atomic find-and-modify (FerretDB on SQLite) lets
  * two conditional updates both win. The job is set `failed` with reason `runner_lost`, its stack's
  * lock freed and the stack marked for repair (Pulumi's own lock may be stale), and the next job in
- * line woken; then `recoverJob` decides whether it runs again. Returns the ids it ended.
+ * line woken, a failed up it was compensating marked `compensation_failed`; then `recoverJob` decides whether it runs again. Returns the ids it ended.
  */
 export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), options: { fullScan?: boolean } = {}): Promise<string[]> {
   const cutoff = new Date(now.getTime() - deps.staleAfterMs);
@@ -61,6 +64,14 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
     if (!job) continue; // it ended meanwhile (or its runner died before starting it)
     ended.push(_id);
     await deps.onEnded?.(_id);
+    // A lost compensating job put nothing back for sure: the failed up it answers says so.
+    const uncompensated = await compensationNotDone(
+      deps.models,
+      deps.publisher,
+      job,
+      'was lost with its runner (runner_lost); it may have changed resources half-way',
+    );
+    if (uncompensated) await deps.onCompensationFailed?.(uncompensated);
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
     const next = await deps.stacks.releaseLost(jobStackKey(job), _id);
     if (next) await deps.promote(next);

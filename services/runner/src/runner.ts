@@ -402,6 +402,7 @@ export function createRunner(deps: RunnerDeps) {
         runsHere: (jobId) => running.has(jobId),
         running: runningJobs,
         onEnded: webhooks.jobEnded,
+        onCompensationFailed: (failedUpId) => webhooks.jobEvent(failedUpId, 'compensation_failed'),
       },
       new Date(),
       { fullScan },

@@ -1,0 +1,210 @@
+import {
+  type AppliedChanges,
+  appliedVersusPlan,
+  approvalOfJob,
+  encodeOutputs,
+  type EndMessage,
+  jobStackKey,
+  recordStackLife,
+  recordStackState,
+  STACK_REMOVE,
+} from '@pds/shared';
+import type { DriftReport } from './drift.js';
+import type { JobRun, Outcome, RunEnd } from './job-run.js';
+import { resourcesAfter } from './progress.js';
+
+/**
+ * Records how a run ended, in this order: its lines flushed, the state it left as the stack's next
+ * version, the job's result (only if the job is still this run's: the reconciler may have declared
+ * it lost), the stack's life on the resource, then the `end` message — published last, so a watcher
+ * that sees it can trust the stored job. Undefined when the job was ended elsewhere.
+ */
+export async function finishJob(run: JobRun, ended: Outcome, startRecorded: Promise<unknown>): Promise<RunEnd | undefined> {
+  const { deps, job, logger } = run;
+  void deps.progressBoard?.clear(job._id); // nothing waits on it: readers show progress only while running
+  const applied = appliedAgainstApproval(run, ended);
+  const { outcome, lastSeq } = await closeLines(run, ended);
+  const stateVersion = await recordStateVersion(run, outcome);
+  const drift = run.drift?.report(outcome.status, outcome.error);
+  const finishedAt = new Date();
+  const written = await writeResult(run, outcome, { finishedAt, lastSeq, stateVersion, drift, applied });
+  if (!written) {
+    logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
+    return undefined;
+  }
+  await startRecorded;
+  await recordStackAfter(run, outcome, finishedAt);
+  const end: EndMessage = {
+    type: 'end',
+    jobId: job._id,
+    status: outcome.status,
+    exitCode: outcome.exitCode,
+    ...(outcome.error ? { error: outcome.error } : {}),
+    ...(outcome.reason ? { reason: outcome.reason } : {}),
+    summary: outcome.summary ?? {},
+    lastSeq,
+    ts: finishedAt.toISOString(),
+  };
+  run.sink.publish(end);
+  logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
+  await cleanUpAfter(run, outcome);
+  return runEndOf(run, outcome, drift);
+}
+
+/**
+ * An approved up or destroy that succeeded: what it applied against its approved plan; a difference is
+ * said in its lines (a restore's plan is of the up after it, not of the import: not compared).
+ */
+function appliedAgainstApproval(run: JobRun, outcome: Outcome): AppliedChanges | undefined {
+  const { job } = run;
+  const plan = approvalOfJob(job)?.plan;
+  if (!plan || (job.operation !== 'up' && job.operation !== 'destroy') || outcome.status !== 'succeeded' || !outcome.summary)
+    return undefined;
+  const applied = appliedVersusPlan(plan.counts, outcome.summary);
+  if (!applied.matchesPlan)
+    run.sink.line('stderr', `[runner] warning: what was applied differs from the approved plan: ${applied.differences.join(', ')}`);
+  return applied;
+}
+
+/** Flushes the job's lines. What Pulumi did stands: a deployment that succeeded is not reported failed for its log. */
+async function closeLines(run: JobRun, outcome: Outcome): Promise<{ outcome: Outcome; lastSeq: number }> {
+  const lastSeq = run.sink.lastSeq;
+  try {
+    return { outcome, lastSeq: await run.sink.close() };
+  } catch (err) {
+    const lost = (err as Error).message;
+    if (outcome.status === 'succeeded')
+      return {
+        lastSeq,
+        outcome: { ...outcome, reason: 'lines_not_persisted', error: `the operation succeeded, but its output is incomplete: ${lost}` },
+      };
+    const error = [outcome.error, lost].filter(Boolean).join('\n');
+    return { lastSeq, outcome: { ...outcome, status: 'failed', reason: 'lines_not_persisted', error } };
+  }
+}
+
+/** The state the run left becomes the stack's next version (unless unchanged), before the job's end is written. */
+async function recordStateVersion(run: JobRun, outcome: Outcome): Promise<number | undefined> {
+  const { deps, job, ran } = run;
+  const deployment = ran.deployment;
+  if (deployment === undefined || job.templateCheck) return undefined;
+  // Sealed for this state version (none without CREDENTIALS_KEY: then they cannot be shown).
+  const sealOutputs = (context: string) =>
+    ran.secretOutputs && deps.keyring && Object.keys(ran.secretOutputs).length > 0
+      ? deps.keyring.seal(JSON.stringify(ran.secretOutputs), context)
+      : undefined;
+  return run
+    .store('record the stack state version', () => recordStackState(deps.models, job, deployment, outcome.summary ?? {}, sealOutputs))
+    .then((doc) => doc?.seq)
+    .catch((err: Error) => {
+      run.logger.warn({ err: err.message }, 'the stack state version could not be recorded');
+      return undefined;
+    });
+}
+
+interface ResultDetails {
+  finishedAt: Date;
+  lastSeq: number;
+  stateVersion?: number;
+  drift?: DriftReport;
+  applied?: AppliedChanges;
+}
+
+/**
+ * Writes the job's result. Conditional on `running`: if the reconciler already declared this run
+ * lost, it stays so. A repeat (the first answer lost) finds its own finishedAt. False when not written.
+ */
+async function writeResult(run: JobRun, outcome: Outcome, details: ResultDetails): Promise<boolean> {
+  const { job, ran } = run;
+  const { finishedAt, stateVersion, drift, applied } = details;
+  const written = await run.store('record the result', () =>
+    run.deps.models.StackJob.updateOne(
+      { _id: job._id, $or: [{ status: 'running' }, { status: outcome.status, finishedAt }] },
+      {
+        $set: {
+          status: outcome.status,
+          finishedAt,
+          exitCode: outcome.exitCode,
+          error: outcome.error,
+          reason: outcome.reason,
+          outputs: encodeOutputs(outcome.outputs ?? {}),
+          summary: outcome.summary ?? {},
+          stdoutTail: run.stdout.toString(),
+          stderrTail: run.stderr.toString(),
+          lastSeq: details.lastSeq,
+          ...(ran.spawnedAt ? { spawnedAt: ran.spawnedAt } : {}),
+          ...(ran.version !== undefined ? { resourceVersion: ran.version } : {}),
+          ...(stateVersion !== undefined ? { stateVersion } : {}),
+          ...(drift ? { drift } : {}),
+          ...(applied ? { 'approval.applied': applied } : {}),
+        },
+      },
+    ),
+  );
+  return written.matchedCount > 0;
+}
+
+/** The stack's life on its resource (status, outputs, last good run); a removed stack takes its resource along. */
+async function recordStackAfter(run: JobRun, outcome: Outcome, at: Date): Promise<void> {
+  const { deps, job, ran, logger } = run;
+  const { models } = deps;
+  // The stack is gone from the backend (what it created stays): the resource and its state versions go too.
+  if (job.operation === STACK_REMOVE && outcome.status === 'succeeded') {
+    await run
+      .store('remove the resource', async () => {
+        await models.Resource.deleteOne({ _id: job.resourceId });
+        await models.StackState.deleteMany({ resourceId: job.resourceId });
+        await models.StateUpload.deleteMany({ resourceId: job.resourceId });
+        await models.UpdatePlanFile.deleteMany({ resourceId: job.resourceId });
+      })
+      .catch((err: Error) => logger.warn({ err: err.message }, 'the resource could not be removed after its stack was'));
+  }
+  if (job.templateCheck) return;
+  const life = {
+    status: outcome.status,
+    outputs: encodeOutputs(outcome.outputs ?? {}),
+    resourceVersion: ran.version,
+    templateVersion: ran.templateVersion,
+    ...(job.operation === 'up' && outcome.status === 'succeeded' && ran.lastGood ? { lastGood: ran.lastGood } : {}),
+    at,
+  };
+  await run
+    .store('record the stack state', () => recordStackLife(models, job, life))
+    .catch((err: Error) => logger.warn({ err: err.message }, 'the stack state could not be recorded'));
+}
+
+/** After the end: an update plan is applied once (whatever the outcome, it goes with the run); the stack's size is remembered. */
+async function cleanUpAfter(run: JobRun, outcome: Outcome): Promise<void> {
+  const { deps, job } = run;
+  if (approvalOfJob(job)?.updatePlan)
+    await run
+      .store('remove the update plan', () => deps.models.UpdatePlanFile.deleteOne({ _id: job._id }))
+      .catch((err: Error) => run.logger.warn({ err: err.message }, 'the update plan could not be removed'));
+  const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
+  if (size !== undefined) await deps.stackSizes?.set(jobStackKey(job), size);
+}
+
+/** How the run ended, for the runner; a gated job's preview carries what it plans. */
+function runEndOf(run: JobRun, outcome: Outcome, drift: DriftReport | undefined): RunEnd {
+  const { ran } = run;
+  return {
+    status: outcome.status,
+    reason: outcome.reason,
+    error: outcome.error,
+    job: run.job,
+    stackNeedsRepair: outcome.lockLeft === true,
+    drift,
+    ...(run.plan
+      ? {
+          plan: {
+            changes: run.plan.changes,
+            counts: outcome.summary ?? {},
+            resourceVersion: ran.version,
+            templateVersion: ran.templateVersion,
+            ...(ran.programHash ? { programHash: ran.programHash } : {}),
+            ...(ran.savedPlan !== undefined ? { savedPlan: ran.savedPlan } : {}),
+          },
+        }
+      : {}),
+  };
+}
