@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type StackJobDoc, storeApiToken } from '@pds/shared';
 import t from 'tap';
 import { createResource, fileSetManifest, queueJob, startStack, waitForJob } from './harness.js';
 import { startReceiver } from './webhook-receiver.js';
@@ -100,3 +101,61 @@ t.test('a drift schedule finds a file changed by hand, tells the webhook, remedi
   t.equal((await stack.api.inject({ method: 'DELETE', url, headers: stack.auth })).statusCode, 204);
   t.equal((await stack.api.inject({ method: 'GET', url, headers: stack.auth })).statusCode, 404);
 });
+
+/** The first drift check of a resource that queued a remediation, once there is one. */
+async function remediatedCheck(stack: Awaited<ReturnType<typeof startStack>>, resourceId: string) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const found = await stack.models.StackJob.findOne({
+      resourceId,
+      operation: 'drift-check',
+      remediatedBy: { $exists: true },
+    }).lean<StackJobDoc>();
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error('no drift check queued a remediation');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+t.test(
+  "a gated remediation acts for whoever set the schedule: that admin's approval is a self-approval, another admin's is not",
+  async (t) => {
+    const stack = await startStack(t, { DRIFT_MIN_INTERVAL_SECONDS: 1 });
+    const dir = join(stack.scratch, 'gated-drift');
+    const resource = await createResource(stack, fileSetManifest('gated-drift', dir, [{ path: 'a.txt', content: 'as deployed' }]));
+    const up = await queueJob(stack, resource.id, { operation: 'up' });
+    await waitForJob(stack.models, up.id, (d) => d.status === 'succeeded', 120_000);
+    const policy = { approvals: { operations: ['up'], allowSelfApproval: false } };
+    const put = await stack.api.inject({ method: 'PUT', url: '/v1/tenants/default/policy', headers: stack.auth, payload: policy });
+    t.equal(put.statusCode, 200, put.body);
+    const [setter, other] = await Promise.all(
+      ['schedule-setter', 'other-admin'].map((name) => storeApiToken(stack.models, { name, role: 'admin', createdBy: 'test' })),
+    );
+    const as = (token: string) => ({ authorization: `Bearer ${token}` });
+    const url = `/v1/resources/${resource.id}/drift-schedule`;
+    const set = await stack.api.inject({
+      method: 'PUT',
+      url,
+      headers: as(setter!.token),
+      payload: { cron: '* * * * * *', autoRemediate: true },
+    });
+    t.equal(set.statusCode, 200, set.body);
+
+    await writeFile(join(dir, 'a.txt'), 'changed by hand');
+    const check = await remediatedCheck(stack, resource.id);
+    t.match(check.createdBy, { id: 'drift-schedule', actsFor: setter!.doc.actsFor }, 'the check acts for the admin who set the schedule');
+    const fixId = check.remediatedBy!;
+    const held = await waitForJob(stack.models, fixId, (d) => d.status === 'awaiting_approval', 120_000);
+    t.match(held.createdBy, { actsFor: setter!.doc.actsFor }, 'and so does its remediation');
+    const decide = (token: string) =>
+      stack.api.inject({ method: 'POST', url: `/v1/jobs/${fixId}/approvals`, headers: as(token), payload: { decision: 'approve' } });
+    const self = await decide(setter!.token);
+    t.equal(self.statusCode, 403, 'the setter may not approve what its schedule asked for');
+    t.match(self.json().message, /acts for the identity that created job/);
+    const approved = await decide(other!.token);
+    t.equal(approved.statusCode, 200, approved.body);
+    await waitForJob(stack.models, fixId, (d) => d.status === 'succeeded', 120_000);
+    t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'as deployed', 'approved by another admin, the remediation put the file back');
+    await stack.api.inject({ method: 'DELETE', url, headers: stack.auth });
+  },
+);

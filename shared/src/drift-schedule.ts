@@ -11,6 +11,11 @@ export interface DriftSchedule {
   ignore: { urn: string; paths?: string[] }[];
   paused: boolean;
   updatedBy: string;
+  /**
+   * The identity that set it (`identityOf` its token; absent on schedules of earlier versions): its
+   * checks and remediations act for that identity, so it is not a second person approving them.
+   */
+  updatedByIdentity?: string;
   updatedAt: string;
 }
 

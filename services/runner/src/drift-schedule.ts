@@ -15,7 +15,7 @@ import {
 } from '@pds/shared';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { RunEnd } from './execute-job.js';
+import type { RunEnd } from './job-run.js';
 
 export interface DriftWorkerDeps {
   models: Models;
@@ -67,7 +67,12 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
       stackFqdn: resource.stackFqdn,
       operation: 'drift-check',
       options: { ignore: schedule.ignore, autoRemediate: schedule.autoRemediate },
-      createdBy: { id: 'drift-schedule', name: `drift schedule (set by ${schedule.updatedBy})` },
+      // Acts for whoever set the schedule: that identity's approval of a gated remediation is a self-approval.
+      createdBy: {
+        id: 'drift-schedule',
+        name: `drift schedule (set by ${schedule.updatedBy})`,
+        ...(schedule.updatedByIdentity ? { actsFor: schedule.updatedByIdentity } : {}),
+      },
     });
     return `queued ${check._id}`;
   }

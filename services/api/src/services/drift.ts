@@ -4,6 +4,7 @@ import {
   type DriftSchedule,
   errors,
   FINAL_STATUSES,
+  identityOf,
   type Models,
   operationRole,
   type Principal,
@@ -113,6 +114,7 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds }
         ignore: input.ignore ?? [],
         paused: input.paused ?? false,
         updatedBy: caller.name,
+        updatedByIdentity: identityOf(caller),
         updatedAt: new Date().toISOString(),
       };
       const updated = await models.Resource.findOneAndUpdate(
