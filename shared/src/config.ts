@@ -56,6 +56,8 @@ export const ConfigSchema = Type.Object({
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
   /** The shortest interval a drift schedule may have (its cron's runs at least this far apart). */
   DRIFT_MIN_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 7 * 86_400, default: 3_600 }),
+  /** The drift schedules one tenant may have (a tenant's policy `maxDriftSchedules` sets its own). */
+  DRIFT_MAX_SCHEDULES_PER_TENANT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 500 }),
   /** Private address ranges webhooks may reach nonetheless (comma-separated CIDRs; none by default). */
   WEBHOOK_ALLOWED_CIDRS: Type.String({ pattern: '^([0-9A-Fa-f:.]+(/[0-9]{1,3})?(,[0-9A-Fa-f:.]+(/[0-9]{1,3})?)*)?$', default: '' }),
   /** Tries per webhook message, waits doubling from WEBHOOK_RETRY_DELAY_MS (8 tries: about 21 minutes in all). */

@@ -80,6 +80,8 @@ export interface TenantPolicy {
   maxConcurrentJobs?: number;
   /** Jobs of the tenant waiting at once (queued, awaiting approval, approved); past it a new job is refused with 429 and Retry-After. */
   maxQueuedJobs?: number;
+  /** Drift schedules the tenant may have (default DRIFT_MAX_SCHEDULES_PER_TENANT, 500). */
+  maxDriftSchedules?: number;
   /** The least tenant role for each operation (by default: deployer, and admin for destroy). */
   operations?: Partial<Record<Operation, TenantRole>>;
   /** Operations that wait for approval after a preview (docs/api.md, Approvals). */

@@ -78,6 +78,8 @@ export interface AppContext extends ApiDeps {
   retries: DeliveryRetries;
   /** DRIFT_MIN_INTERVAL_SECONDS. */
   driftMinIntervalSeconds: number;
+  /** DRIFT_MAX_SCHEDULES_PER_TENANT. */
+  driftMaxSchedulesPerTenant: number;
 }
 
 declare module 'fastify' {
@@ -126,6 +128,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     addresses: new WebhookAddressPolicy(config.WEBHOOK_ALLOWED_CIDRS),
     retries: { attempts: config.WEBHOOK_MAX_ATTEMPTS, delayMs: config.WEBHOOK_RETRY_DELAY_MS },
     driftMinIntervalSeconds: config.DRIFT_MIN_INTERVAL_SECONDS,
+    driftMaxSchedulesPerTenant: config.DRIFT_MAX_SCHEDULES_PER_TENANT,
   });
 
   // Manifests are posted as YAML text.

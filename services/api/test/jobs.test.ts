@@ -226,6 +226,32 @@ t.test(
   },
 );
 
+t.test("a tenant's drift schedules have a number: DRIFT_MAX_SCHEDULES_PER_TENANT, or the policy's maxDriftSchedules", async (t) => {
+  const { app } = await startApi(t, { config: { DRIFT_MAX_SCHEDULES_PER_TENANT: 2 } });
+  const resources = [];
+  for (const name of ['cap-a', 'cap-b', 'cap-c']) resources.push(await createResource(app, name));
+  const schedule = (id: string, cron = '0 3 * * *') =>
+    app.inject({ method: 'PUT', url: `/v1/resources/${id}/drift-schedule`, headers: auth, payload: { cron } });
+  t.equal((await schedule(resources[0]!.id)).statusCode, 200);
+  t.equal((await schedule(resources[1]!.id)).statusCode, 200);
+  const third = await schedule(resources[2]!.id);
+  t.equal(third.statusCode, 409, 'a third schedule is past the default');
+  t.match(third.json(), { error: 'POLICY_VIOLATION', message: /at most 2 drift schedules and has 2 \(policy: maxDriftSchedules/ });
+  t.equal((await schedule(resources[0]!.id, '0 4 * * *')).statusCode, 200, 'changing a schedule the tenant has is not a new one');
+  const policy = await app.inject({ method: 'PUT', url: '/v1/tenants/default/policy', headers: auth, payload: { maxDriftSchedules: 3 } });
+  t.equal(policy.statusCode, 200, policy.body);
+  t.equal((await schedule(resources[2]!.id)).statusCode, 200, "the tenant's policy sets its own number");
+  await app.inject({ method: 'DELETE', url: `/v1/resources/${resources[0]!.id}/drift-schedule`, headers: auth });
+  const tightened = await app.inject({
+    method: 'PUT',
+    url: '/v1/tenants/default/policy',
+    headers: auth,
+    payload: { maxDriftSchedules: 1 },
+  });
+  t.equal(tightened.statusCode, 200);
+  t.equal((await schedule(resources[0]!.id)).statusCode, 409, 'a deleted schedule frees no room under a tightened number');
+});
+
 t.test('a gated up: its preview goes first; cancelling the preview fails the gated job, which never runs', async (t) => {
   const { app } = await startApi(t);
   const resource = await createResource(app, 'gated-api');

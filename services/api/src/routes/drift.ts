@@ -47,7 +47,12 @@ const ScheduleSchema = Type.Object({
 
 /** A resource's drift schedule: a cron of `drift-check` jobs (`pulumi refresh --preview-only`), and what the last one found. */
 export const driftRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const drift = driftService({ ...app.deps, tenants: tenantService(app.deps), minIntervalSeconds: app.deps.driftMinIntervalSeconds });
+  const drift = driftService({
+    ...app.deps,
+    tenants: tenantService(app.deps),
+    minIntervalSeconds: app.deps.driftMinIntervalSeconds,
+    maxSchedulesPerTenant: app.deps.driftMaxSchedulesPerTenant,
+  });
   const tags = ['drift'];
   const url = '/v1/resources/:id/drift-schedule';
 

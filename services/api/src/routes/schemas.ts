@@ -509,6 +509,7 @@ export const TenantPolicySchema = Type.Object(
     maxQueuedJobs: Count(
       'Jobs of the tenant waiting at once (queued, awaiting approval, approved; a gated job with its preview counts once); past it a new job is refused with 429 and Retry-After',
     ),
+    maxDriftSchedules: Count('Drift schedules the tenant may have (default DRIFT_MAX_SCHEDULES_PER_TENANT, 500)'),
     operations: Type.Optional(
       Type.Object(Object.fromEntries(OPERATIONS.map((op) => [op, Type.Optional(literals(TENANT_ROLES))])), {
         additionalProperties: false,

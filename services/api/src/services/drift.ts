@@ -16,14 +16,17 @@ import {
   type TenantViewer,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
+import { withStoreLock } from './store-lock.js';
 import type { TenantService } from './tenants.js';
 
 export interface DriftServiceDeps {
-  models: Pick<Models, 'Resource' | 'StackJob' | 'Tenant'>;
+  models: Pick<Models, 'Resource' | 'StackJob' | 'Tenant' | 'StoreLock'>;
   tenants: Pick<TenantService, 'policyOf'>;
   driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
   /** DRIFT_MIN_INTERVAL_SECONDS. */
   minIntervalSeconds: number;
+  /** DRIFT_MAX_SCHEDULES_PER_TENANT: unless a tenant's policy says `maxDriftSchedules`. */
+  maxSchedulesPerTenant: number;
 }
 
 export interface DriftScheduleInput {
@@ -34,7 +37,7 @@ export interface DriftScheduleInput {
 }
 
 /** Drift schedules of resources: a cron that fires `drift-check` jobs (BullMQ job schedulers), and what the last check found. */
-export function driftService({ models, tenants, driftQueue, minIntervalSeconds }: DriftServiceDeps) {
+export function driftService({ models, tenants, driftQueue, minIntervalSeconds, maxSchedulesPerTenant }: DriftServiceDeps) {
   async function find(id: string, viewer: TenantViewer): Promise<ResourceDoc> {
     const doc = await models.Resource.findOne({ _id: id, ...tenantFilter(viewer) }).lean<ResourceDoc>();
     if (!doc) throw errors.notFound(`resource ${id} not found`);
@@ -50,6 +53,30 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds }
       if (!roleAllows(caller.role, role))
         throw errors.forbidden(`a drift schedule that runs ${operation} jobs needs the ${role} role in tenant ${tenantOf(resource)}`);
     }
+  }
+
+  /**
+   * Stores a resource's schedule. A new one counts against the tenant's number of schedules, under
+   * a lock on the tenant so that parallel PUTs cannot pass it together; replacing one does not.
+   */
+  async function store(resource: ResourceDoc, schedule: DriftSchedule): Promise<ResourceDoc | null> {
+    const save = () =>
+      models.Resource.findOneAndUpdate(
+        { _id: resource._id },
+        { $set: { driftSchedule: JSON.stringify(schedule) } },
+        { returnDocument: 'after' },
+      ).lean<ResourceDoc>();
+    if (resource.driftSchedule) return save();
+    const tenantId = tenantOf(resource);
+    const max = (await tenants.policyOf(tenantId)).maxDriftSchedules ?? maxSchedulesPerTenant;
+    return withStoreLock(models, `drift-schedules:${tenantId}`, async () => {
+      const count = await models.Resource.countDocuments({ tenantId, driftSchedule: { $exists: true } });
+      if (count >= max)
+        throw errors.policy(
+          `tenant ${tenantId} may have at most ${max} drift schedules and has ${count} (policy: maxDriftSchedules, default DRIFT_MAX_SCHEDULES_PER_TENANT)`,
+        );
+      return save();
+    });
   }
 
   function parse(doc: ResourceDoc): DriftSchedule | undefined {
@@ -117,11 +144,7 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds }
         updatedByIdentity: identityOf(caller),
         updatedAt: new Date().toISOString(),
       };
-      const updated = await models.Resource.findOneAndUpdate(
-        { _id: resource._id },
-        { $set: { driftSchedule: JSON.stringify(schedule) } },
-        { returnDocument: 'after' },
-      ).lean<ResourceDoc>();
+      const updated = await store(resource, schedule);
       if (!updated) throw errors.notFound(`resource ${id} not found`);
       try {
         await applyDriftSchedule(driftQueue, resource._id, schedule);
