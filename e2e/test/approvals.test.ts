@@ -278,3 +278,51 @@ t.test(
     t.notOk(existsSync(join(dir, 'c.txt')), 'nothing outside the plan was applied');
   },
 );
+
+t.test(
+  'an approved up is compared with its plan per resource: the same counts on another resource are a difference, and said',
+  async (t) => {
+    const { stack, call, approver } = await gatedStack(t);
+    t.equal((await call('PUT', '/v1/tenants/default/policy', { approvals: { operations: ['up'] } })).statusCode, 200);
+    const dir = join(stack.scratch, 'per-resource');
+    const resource = await createResource(
+      stack,
+      fileSetManifest('per-resource', dir, [
+        { path: 'a.txt', content: 'a' },
+        { path: 'b.txt', content: 'b' },
+      ]),
+    );
+    const up = await queueJob(stack, resource.id, { operation: 'up' });
+    const waiting = await waitForJob(stack.models, up.id, (d) => d.status !== 'queued', 120_000);
+    t.equal(waiting.status, 'awaiting_approval');
+    // As if the preview had planned c.txt where the up will create b.txt (a program that does not do the
+    // same twice): the counts agree, the resources do not.
+    const planned = (waiting.approval as { plan: { changes: { urn: string; type: string; op: string }[] } }).plan.changes;
+    const b = planned.find((c) => c.urn.endsWith('::b.txt'));
+    t.ok(b, 'the preview planned b.txt');
+    const c = { ...b!, urn: b!.urn.replace(/b\.txt$/, 'c.txt') };
+    await stack.models.StackJob.updateOne(
+      { _id: up.id },
+      { $set: { 'approval.plan.changes': planned.map((change) => (change === b ? c : change)) } },
+    );
+    t.equal((await call('POST', `/v1/jobs/${up.id}/approvals`, { decision: 'approve' }, approver)).statusCode, 200);
+    const done = await waitForJob(stack.models, up.id, ended, 120_000);
+    t.match(done, {
+      status: 'succeeded',
+      summary: { create: 3 },
+      approval: {
+        applied: {
+          counts: { create: 3 },
+          matchesPlan: false,
+          differences: [`create ${b!.urn}: not in the approved plan`, `create ${c.urn}: approved, not applied`],
+        },
+      },
+    });
+    t.ok(
+      (await storedLines(stack, up.id)).some((l) =>
+        /warning: what was applied differs from the approved plan: create .*b\.txt/.test(l.text ?? ''),
+      ),
+      'the job says so in its output',
+    );
+  },
+);

@@ -1,8 +1,9 @@
-import { BOOTSTRAP_PRINCIPAL, hashToken, issueStreamTicket, storeApiToken, streamTicketKey } from '@pds/shared';
+import { BOOTSTRAP_PRINCIPAL, createLogger, createRedis, hashToken, issueStreamTicket, storeApiToken, streamTicketKey } from '@pds/shared';
+import { connect } from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
 import { MAX_LINE_CHARS } from '@pds/runner';
-import { RECENT_BYTES, streamJob } from '@pds/stream-gateway';
+import { RECENT_BYTES, streamJob, SubscriptionHub } from '@pds/stream-gateway';
 import { startGateway, TOKEN } from './gateway-harness.js';
 
 const admin = { principal: BOOTSTRAP_PRINCIPAL, tokenHash: hashToken(TOKEN) };
@@ -204,4 +205,47 @@ t.test('a client that leaves while its stream is being set up leaves nothing beh
   clearTimeout(bound);
   t.equal(outcome, 'returned', 'the stream ends for a client that is gone');
   t.equal(hub.subscriptions, 0, "and the job's channel is unsubscribed");
+});
+
+t.test('a subscribe Redis refused leaves no listener and no broken channel: the next watcher of the job subscribes afresh', async (t) => {
+  const { redisUrl } = await startGateway(t);
+  const subscriber = createRedis(redisUrl, 'subscriber', createLogger({ name: 'hub-test', level: 'silent' }));
+  t.teardown(() => subscriber.disconnect());
+  const hub = new SubscriptionHub(subscriber, createLogger({ name: 'hub-test', level: 'silent' }));
+  subscriber.disconnect(); // Redis away for good: the SUBSCRIBE cannot be made
+  await t.rejects(
+    hub.subscribe('job-a', () => undefined),
+    /ended/,
+  );
+  t.equal(hub.subscriptions, 0, 'the failed channel is not kept');
+  await subscriber.connect(); // Redis back
+  const heard: unknown[] = [];
+  const leave = await hub.subscribe('job-a', (message) => heard.push(message));
+  t.equal(hub.subscriptions, 1, 'the next watcher subscribes');
+  await leave();
+  t.equal(hub.subscriptions, 0);
+});
+
+t.test('an SSE client that leaves while its token is being checked holds no connection and no subscription', async (t) => {
+  const { gateway, job, models } = await startGateway(t);
+  const { app, hub, http } = await gateway();
+  const j = await job();
+  const { port } = new URL(http);
+  for (let i = 0; i < 3; i++) {
+    // A token of its own each time: not in the token cache, so its check waits on MongoDB.
+    const viewer = await storeApiToken(models, { name: `leaver-${i}`, role: 'viewer', createdBy: 'test' });
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.end(
+          `GET /v1/jobs/${j.jobId}/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer ${viewer.token}\r\n\r\n`,
+        );
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve());
+    });
+  }
+  const deadline = Date.now() + 5_000;
+  while ((app.gateway.connections.size > 0 || hub.subscriptions > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.equal(app.gateway.connections.size, 0, 'no connection is held for a client that is gone');
+  t.equal(hub.subscriptions, 0, 'nor a subscription to its job');
 });

@@ -23,13 +23,22 @@ export interface ApprovedPlan {
   programHash?: string | null;
 }
 
-/** What an approved job applied, against its plan's counts (`same` left out). */
+/** One resource's change, as a preview plans it or a run applies it (its first changing step). */
+export interface ResourceChange {
+  urn: string;
+  op: string;
+}
+
+/** What an approved job applied, against its plan (`same` left out). */
 export interface AppliedChanges {
   counts: Record<string, number>;
   matchesPlan: boolean;
-  /** Each count that differs: `update: 2 (approved 1)`. */
+  /** Each count that differs (`update: 2 (approved 1)`), then each resource that differs (`create <urn>: not in the approved plan`). */
   differences: string[];
 }
+
+/** The most per-resource differences named (the counts still tell the whole). */
+const MAX_RESOURCE_DIFFERENCES = 20;
 
 export interface Approval {
   required: number;
@@ -114,10 +123,15 @@ export function staleness(
 
 /**
  * Compares what an approved run applied with what its preview planned, per kind of change (`same`
- * is not a change). A difference cannot be undone, but it is shown: the cloud moved between the
- * preview and the run, or the program does not do the same twice.
+ * is not a change), and per resource when both lists of changes are whole (`resources`): the same
+ * counts on other resources are a difference too. A difference cannot be undone, but it is shown:
+ * the cloud moved between the preview and the run, or the program does not do the same twice.
  */
-export function appliedVersusPlan(planned: Record<string, number>, applied: Record<string, number>): AppliedChanges {
+export function appliedVersusPlan(
+  planned: Record<string, number>,
+  applied: Record<string, number>,
+  resources?: { planned: readonly ResourceChange[]; applied: readonly ResourceChange[] },
+): AppliedChanges {
   const changes = (counts: Record<string, number>) =>
     Object.fromEntries(Object.entries(counts).filter(([op, n]) => op !== 'same' && n > 0));
   const want = changes(planned);
@@ -126,7 +140,20 @@ export function appliedVersusPlan(planned: Record<string, number>, applied: Reco
     .sort()
     .filter((op) => (want[op] ?? 0) !== (got[op] ?? 0))
     .map((op) => `${op}: ${got[op] ?? 0} (approved ${want[op] ?? 0})`);
+  if (resources) differences.push(...resourceDifferences(resources.planned, resources.applied));
   return { counts: got, matchesPlan: differences.length === 0, differences };
+}
+
+function resourceDifferences(planned: readonly ResourceChange[], applied: readonly ResourceChange[]): string[] {
+  const key = (change: ResourceChange) => `${change.op} ${change.urn}`;
+  const approved = new Set(planned.map(key));
+  const done = new Set(applied.map(key));
+  const named = [
+    ...applied.filter((change) => !approved.has(key(change))).map((change) => `${key(change)}: not in the approved plan`),
+    ...planned.filter((change) => !done.has(key(change))).map((change) => `${key(change)}: approved, not applied`),
+  ];
+  if (named.length <= MAX_RESOURCE_DIFFERENCES) return named;
+  return [...named.slice(0, MAX_RESOURCE_DIFFERENCES), `… and ${named.length - MAX_RESOURCE_DIFFERENCES} more resources`];
 }
 
 /** A failed up's compensation, as the job keeps it. */

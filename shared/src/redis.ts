@@ -25,6 +25,8 @@ export function createRedis(url: string, role: RedisRole, logger: Logger): Redis
 /** Resolves once the connection is ready (the offline queue is off for `command` connections). */
 export async function redisReady(redis: Redis): Promise<void> {
   if (redis.status === 'ready') return;
+  // Ended already: its 'end' event is gone, and no 'ready' will come without a connect().
+  if (redis.status === 'end') throw new Error('redis connection ended before it was ready');
   await new Promise<void>((resolve, reject) => {
     const onReady = () => {
       redis.off('end', onEnd);

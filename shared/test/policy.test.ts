@@ -136,4 +136,31 @@ t.test('applied changes against the approved plan: same is no change; each count
     matchesPlan: false,
     differences: ['delete: 1 (approved 0)', 'update: 2 (approved 1)'],
   });
+  const a = { urn: 'urn:pulumi:s::p::File::a.txt', op: 'create' };
+  const b = { urn: 'urn:pulumi:s::p::File::b.txt', op: 'create' };
+  const c = { urn: 'urn:pulumi:s::p::File::c.txt', op: 'create' };
+  t.same(
+    appliedVersusPlan({ create: 2 }, { create: 2 }, { planned: [a, b], applied: [b, a] }).differences,
+    [],
+    'the same resources in another order',
+  );
+  t.same(
+    appliedVersusPlan({ create: 2 }, { create: 2 }, { planned: [a, b], applied: [a, c] }),
+    {
+      counts: { create: 2 },
+      matchesPlan: false,
+      differences: [`create ${c.urn}: not in the approved plan`, `create ${b.urn}: approved, not applied`],
+    },
+    'the same counts on other resources are a difference',
+  );
+  t.same(appliedVersusPlan({ create: 1 }, { update: 1 }, { planned: [a], applied: [{ ...a, op: 'update' }] }).differences, [
+    'create: 0 (approved 1)',
+    'update: 1 (approved 0)',
+    `update ${a.urn}: not in the approved plan`,
+    `create ${a.urn}: approved, not applied`,
+  ]);
+  const many = Array.from({ length: 25 }, (_, i) => ({ urn: `urn:pulumi:s::p::File::f${i}`, op: 'delete' }));
+  const capped = appliedVersusPlan({ delete: 25 }, { delete: 25 }, { planned: [], applied: many }).differences;
+  t.equal(capped.length, 21, 'at most 20 resources are named');
+  t.equal(capped.at(-1), '… and 5 more resources');
 });

@@ -323,6 +323,14 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   const unknown = await call('POST', `/v1/jobs/${hers.id}/approvals`, legacy.token, { decision: 'approve' });
   t.equal(unknown.statusCode, 403);
   t.match(unknown.json().message, /was issued before tokens recorded whom they act for/);
+  const remediating = await call('PUT', `/v1/resources/${resource.id}/drift-schedule`, legacy.token, {
+    cron: '0 3 * * *',
+    autoRemediate: true,
+  });
+  t.equal(remediating.statusCode, 403, 'nor may it set a schedule whose remediations act for it: whose they are is not known');
+  t.match(remediating.json().message, /issue a new token to set one/);
+  const checking = await call('PUT', `/v1/resources/${resource.id}/drift-schedule`, legacy.token, { cron: '0 3 * * *' });
+  t.equal(checking.statusCode, 200, 'a schedule that only checks asks no approval: it may');
 
   // Two tokens of one identity are one approver: bob's second token replaces his first decision.
   const bobToo = await mint('bob-laptop', bob.token);

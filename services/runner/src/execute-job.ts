@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  approvalOfJob,
   CredentialUnavailableError,
   DEFAULT_TENANT,
   DRIFT_CHECK,
@@ -13,6 +14,7 @@ import {
   parseManifest,
   recordStackLife,
   type ResourceDoc,
+  type StackJobDoc,
   stackInputYaml,
   STORED_MANIFEST,
   tenantFilesRoot,
@@ -91,7 +93,7 @@ export async function executeJob(
     ran: {},
     stdout: new Tail(),
     stderr: new Tail(),
-    ...(job.planFor ? { plan: new PlanCollector() } : {}),
+    ...(job.planFor || isApprovedChange(job) ? { changes: new PlanCollector() } : {}),
     ...(job.operation === DRIFT_CHECK
       ? { drift: new DriftCollector((job.options as JobOptions | undefined)?.ignore, (v) => masking.value(v)) }
       : {}),
@@ -107,6 +109,11 @@ export async function executeJob(
     outcome = { status: 'failed', exitCode: null, error, reason: 'internal_error' };
   }
   return finishJob(run, outcome, startRecorded);
+}
+
+/** An approved up or destroy: what it applies is compared with its approved plan, per resource. */
+function isApprovedChange(job: StackJobDoc): boolean {
+  return Boolean(approvalOfJob(job)?.plan) && (job.operation === 'up' || job.operation === 'destroy');
 }
 
 /** Loads what the job runs, opens its secrets, and runs its operation in the job's room. */
@@ -131,7 +138,7 @@ async function runJob(run: JobRun, early: Promise<ResourceDoc | null> | undefine
   try {
     return await runWithSecrets(run, { kind, resourceId: resource._id, manifest, localDirs }, secrets);
   } finally {
-    await secrets.dispose().catch((err: Error) => run.logger.error({ err }, 'credential files could not be removed'));
+    await dispose(run, secrets);
   }
 }
 
@@ -186,7 +193,7 @@ async function openSecrets(run: JobRun, kind: KindInfo, resource: ResourceDoc, c
     try {
       parameters = openSecretParameters(deps.keyring, resource._id, resource.secretParameters);
     } catch (err) {
-      await credential.dispose();
+      await dispose(run, credential);
       return failedBeforeRun(run, (err as Error).message, 'credential_missing');
     }
     // A publish check has no values for secret parameters: placeholders let the program read them.
@@ -197,9 +204,14 @@ async function openSecrets(run: JobRun, kind: KindInfo, resource: ResourceDoc, c
       await run.store('record the credential', () => deps.models.StackJob.updateOne({ _id: job._id }, { $set: { credentialId } }));
     return credential;
   } catch (err) {
-    await credential.dispose().catch(() => undefined);
+    await dispose(run, credential);
     throw err;
   }
+}
+
+/** Removes the credential's files; a failure is logged, never the job's outcome. */
+async function dispose(run: JobRun, credential: JobCredential): Promise<void> {
+  await credential.dispose().catch((err: Error) => run.logger.error({ err }, 'credential files could not be removed'));
 }
 
 /** What a job runs: its template's program, with its resource's manifest and local folders. */

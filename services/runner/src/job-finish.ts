@@ -11,13 +11,15 @@ import {
 } from '@pds/shared';
 import type { DriftReport } from './drift.js';
 import type { JobRun, Outcome, RunEnd } from './job-run.js';
+import { MAX_PLAN_CHANGES } from './plan.js';
 import { resourcesAfter } from './progress.js';
 
 /**
  * Records how a run ended, in this order: its lines flushed, the state it left as the stack's next
  * version, the job's result (only if the job is still this run's: the reconciler may have declared
- * it lost), the stack's life on the resource, then the `end` message — published last, so a watcher
- * that sees it can trust the stored job. Undefined when the job was ended elsewhere.
+ * it lost), the stack's life on the resource, then the `end` message — published after every record
+ * a watcher reads, so one that sees it can trust the stored job (only clean-up follows). Undefined
+ * when the job was ended elsewhere.
  */
 export async function finishJob(run: JobRun, ended: Outcome, startRecorded: Promise<unknown>): Promise<RunEnd | undefined> {
   const { deps, job, logger } = run;
@@ -60,7 +62,11 @@ function appliedAgainstApproval(run: JobRun, outcome: Outcome): AppliedChanges |
   const plan = approvalOfJob(job)?.plan;
   if (!plan || (job.operation !== 'up' && job.operation !== 'destroy') || outcome.status !== 'succeeded' || !outcome.summary)
     return undefined;
-  const applied = appliedVersusPlan(plan.counts, outcome.summary);
+  // Per resource only when both lists are whole (each keeps at most MAX_PLAN_CHANGES).
+  const whole = (list: readonly unknown[]) => list.length < MAX_PLAN_CHANGES;
+  const resources =
+    run.changes && whole(plan.changes) && whole(run.changes.changes) ? { planned: plan.changes, applied: run.changes.changes } : undefined;
+  const applied = appliedVersusPlan(plan.counts, outcome.summary, resources);
   if (!applied.matchesPlan)
     run.sink.line('stderr', `[runner] warning: what was applied differs from the approved plan: ${applied.differences.join(', ')}`);
   return applied;
@@ -194,10 +200,10 @@ function runEndOf(run: JobRun, outcome: Outcome, drift: DriftReport | undefined)
     job: run.job,
     stackNeedsRepair: outcome.lockLeft === true,
     drift,
-    ...(run.plan
+    ...(run.job.planFor && run.changes
       ? {
           plan: {
-            changes: run.plan.changes,
+            changes: run.changes.changes,
             counts: outcome.summary ?? {},
             resourceVersion: ran.version,
             templateVersion: ran.templateVersion,

@@ -130,7 +130,7 @@ export function storeCall(logger: Logger, toleranceMs: number): StoreCall {
 
 /**
  * What a job's output is masked with: nothing until its credential and secret parameters are open,
- * then one masker for both (applied one after the other, a fragment of one inside the other would split it).
+ * then one masker for both (two maskers applied in turn could split a fragment of one inside the other).
  */
 export class JobMasking {
   /** The template's secret parameters, opened for this job (Pulumi gets them as secret config). */
@@ -167,8 +167,11 @@ export interface JobRun {
   /** The last lines of each stream, kept on the job. */
   stdout: Tail;
   stderr: Tail;
-  /** The preview of an approval-gated job lists what it plans, per resource. */
-  plan?: PlanCollector;
+  /**
+   * Per-resource changes: the preview of an approval-gated job lists what it plans; an approved up
+   * or destroy what it applies, to compare with what was approved.
+   */
+  changes?: PlanCollector;
   /** A drift check reports what differs from the cloud, as the engine's refresh steps say it. */
   drift?: DriftCollector;
 }

@@ -15,8 +15,8 @@ const LOCKED_RETRY_WAITS_MS = [5_000, 15_000, 45_000];
 /** Pulumi's words when an up would step outside its update plan. */
 const PLAN_VIOLATION = /violates plan|not allowed by the plan|not in the plan/;
 
-/** What one run of the job's operation is given. */
-export interface PulumiAttempt {
+/** What every run of the job's operation is given (the same for each attempt). */
+export interface RunInputs {
   kind: KindInfo;
   env: Record<string, string>;
   room: JobRoom;
@@ -26,17 +26,17 @@ export interface PulumiAttempt {
   files: RunFiles;
 }
 
-/** The last run, and whether Pulumi found the stack locked by a run outside this service. */
-export interface AttemptsResult {
+/** A run's result, and whether Pulumi found the stack locked by a run outside this service. */
+export interface RunResult {
   result: PulumiRunResult;
   locked: boolean;
 }
 
 /** Runs the operation, again after a wait while Pulumi finds the stack locked from outside. */
-export async function runAttempts(run: JobRun, attempt: PulumiAttempt): Promise<AttemptsResult> {
+export async function runAttempts(run: JobRun, inputs: RunInputs): Promise<RunResult> {
   const waits = run.deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
   for (let tried = 1; ; tried++) {
-    const once = await runOnce(run, attempt, tried === 1 && run.options.repairStack === true);
+    const once = await runOnce(run, inputs, tried === 1 && run.options.repairStack === true);
     const wait = waits[tried - 1];
     if (once.result.aborted || once.result.exitCode === 0 || !once.locked || wait === undefined) return once;
     // Pulumi refused before changing anything: safe to run again, whatever the operation.
@@ -44,7 +44,7 @@ export async function runAttempts(run: JobRun, attempt: PulumiAttempt): Promise<
       'stderr',
       `[runner] the stack is locked by a Pulumi run outside this service; trying again in ${Math.round(wait / 1000)} s (attempt ${tried + 1} of ${waits.length + 1})`,
     );
-    const waited = await delay(wait, undefined, { signal: attempt.signal }).then(
+    const waited = await delay(wait, undefined, { signal: inputs.signal }).then(
       () => true,
       () => false, // aborted (cancel, timeout, shutdown) while waiting
     );
@@ -53,7 +53,7 @@ export async function runAttempts(run: JobRun, attempt: PulumiAttempt): Promise<
 }
 
 /** What a finished run means for the job. */
-export function outcomeOf(run: JobRun, { result, locked }: AttemptsResult, timeout: AbortSignal, timeoutSeconds: number): Outcome {
+export function outcomeOf(run: JobRun, { result, locked }: RunResult, timeout: AbortSignal, timeoutSeconds: number): Outcome {
   const { signal, job, masking } = run;
   if (result.aborted && signal.reason === 'lock_lost') {
     return {
@@ -87,31 +87,31 @@ export function outcomeOf(run: JobRun, { result, locked }: AttemptsResult, timeo
 }
 
 /** One Pulumi run of the job's operation: its lines and events go to the job's sink, masked. */
-async function runOnce(run: JobRun, attempt: PulumiAttempt, clearStaleLock: boolean): Promise<AttemptsResult> {
+async function runOnce(run: JobRun, inputs: RunInputs, clearStaleLock: boolean): Promise<RunResult> {
   const { deps, job, sink, masking, ran } = run;
   const { config } = deps;
   let lockedSeen = false;
   const result = await runPulumi({
-    ...attempt.files,
+    ...inputs.files,
     // Sealed and kept with the state version: not without a key, nor for a publish check's throw-away stack.
     readSecretOutputs: Boolean(deps.keyring) && !job.templateCheck,
     pulumiBin: config.PULUMI_BIN,
-    pulumiHome: attempt.room.pulumiHome,
-    backendUrl: attempt.room.backendUrl,
+    pulumiHome: inputs.room.pulumiHome,
+    backendUrl: inputs.room.backendUrl,
     identity: run.slot.identity,
     jobEnvAllow: config.JOB_ENV_ALLOW.split(',').filter(Boolean),
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
-    programDir: attempt.kind.dir,
-    main: attempt.kind.main,
-    project: attempt.kind.project,
+    programDir: inputs.kind.dir,
+    main: inputs.kind.main,
+    project: inputs.kind.project,
     workspaceDir: join(config.WORK_DIR, 'jobs', job._id),
     stackFqdn: job.stackFqdn,
     operation: job.operation as Operation,
     options: (job.options ?? {}) as JobOptions,
-    env: attempt.env,
+    env: inputs.env,
     secretConfig: masking.secretConfig,
     clearStaleLock,
-    signal: attempt.signal,
+    signal: inputs.signal,
     graceMs: config.CANCEL_GRACE_SECONDS * 1000,
     // Once the stack lock is lost another run may hold the stack: its Pulumi lock is not ours to clear.
     mayClearLock: () => run.signal.reason !== 'lock_lost',
@@ -130,10 +130,10 @@ async function runOnce(run: JobRun, attempt: PulumiAttempt, clearStaleLock: bool
     },
     onEvent(event) {
       run.drift?.observe(event);
-      run.plan?.observe(event);
+      run.changes?.observe(event);
       const compact = compactEvent(event);
       if (!compact) return;
-      const counted = attempt.progress.update(compact);
+      const counted = inputs.progress.update(compact);
       // Once Pulumi's summary is in, the steps are over: readers see the job's end, not a 100 % still
       // `running` while the runner reads back the state and records the result.
       if (compact.kind === 'summary') void deps.progressBoard?.clear(job._id);

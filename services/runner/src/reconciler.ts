@@ -64,17 +64,17 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
     if (!job) continue; // it ended meanwhile (or its runner died before starting it)
     ended.push(_id);
     await deps.onEnded?.(_id);
-    // A lost compensating job put nothing back for sure: the failed up it answers says so.
-    const uncompensated = await compensationNotDone(
-      deps.models,
-      deps.publisher,
-      job,
-      'was lost with its runner (runner_lost); it may have changed resources half-way',
-    );
-    if (uncompensated) await deps.onCompensationFailed?.(uncompensated);
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
     const next = await deps.stacks.releaseLost(jobStackKey(job), _id);
     if (next) await deps.promote(next);
+    // A lost compensating job is not known to have put anything back: the failed up it answers says
+    // so. After the stack is released: a store error here must not keep it locked.
+    const how = 'was lost with its runner (runner_lost); it may have changed resources half-way';
+    await compensationNotDone(deps.models, deps.publisher, job, how)
+      .then(async (uncompensated) => {
+        if (uncompensated) await deps.onCompensationFailed?.(uncompensated);
+      })
+      .catch((err: Error) => deps.logger.error({ err, jobId: _id }, 'could not record that a lost compensating job put nothing back'));
     await recoverJob(deps, job, 'runner_lost').catch((err: Error) =>
       deps.logger.error({ err, jobId: _id }, 'could not record or queue the recovery of a lost job'),
     );

@@ -95,7 +95,15 @@ export class SubscriptionHub {
       this.channels.set(name, channel);
     }
     channel.listeners.add(listener);
-    await channel.ready;
+    try {
+      await channel.ready;
+    } catch (err) {
+      // Redis refused the SUBSCRIBE: this watcher goes, and so does the channel, so that the next
+      // watcher of the job subscribes afresh rather than inherit the failure.
+      channel.listeners.delete(listener);
+      if (this.channels.get(name) === channel) this.channels.delete(name);
+      throw err;
+    }
     return async () => {
       const current = this.channels.get(name);
       if (!current?.listeners.delete(listener) || current.listeners.size > 0) return;

@@ -225,7 +225,10 @@ export const JobSchema = Type.Object({
             {
               counts: Type.Record(Type.String(), Type.Integer()),
               matchesPlan: Type.Boolean(),
-              differences: Type.Array(Type.String(), { description: 'Each count that differs: `update: 2 (approved 1)`' }),
+              differences: Type.Array(Type.String(), {
+                description:
+                  'Each count that differs (`update: 2 (approved 1)`), then each resource that differs (`create <urn>: not in the approved plan`, `delete <urn>: approved, not applied`; at most 20)',
+              }),
             },
             { description: 'An approved up or destroy that ran: what it applied, against the approved plan' },
           ),

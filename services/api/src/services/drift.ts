@@ -56,20 +56,21 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds, 
   }
 
   /**
-   * Stores a resource's schedule. A new one counts against the tenant's number of schedules, under
-   * a lock on the tenant so that parallel PUTs cannot pass it together; replacing one does not.
+   * Stores a resource's schedule, under a lock on the tenant's schedules: a new one counts against
+   * their number, replacing one does not. Whether it is new is read under the lock too (a DELETE
+   * between the request's read and its write would otherwise let a replacement pass as one).
    */
   async function store(resource: ResourceDoc, schedule: DriftSchedule): Promise<ResourceDoc | null> {
-    const save = () =>
-      models.Resource.findOneAndUpdate(
-        { _id: resource._id },
-        { $set: { driftSchedule: JSON.stringify(schedule) } },
-        { returnDocument: 'after' },
-      ).lean<ResourceDoc>();
-    if (resource.driftSchedule) return save();
     const tenantId = tenantOf(resource);
     const max = (await tenants.policyOf(tenantId)).maxDriftSchedules ?? maxSchedulesPerTenant;
     return withStoreLock(models, `drift-schedules:${tenantId}`, async () => {
+      const save = () =>
+        models.Resource.findOneAndUpdate(
+          { _id: resource._id },
+          { $set: { driftSchedule: JSON.stringify(schedule) } },
+          { returnDocument: 'after' },
+        ).lean<ResourceDoc>();
+      if (await models.Resource.exists({ _id: resource._id, driftSchedule: { $exists: true } })) return save();
       const count = await models.Resource.countDocuments({ tenantId, driftSchedule: { $exists: true } });
       if (count >= max)
         throw errors.policy(
@@ -135,6 +136,11 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds, 
           throw errors.invalidRequest(`ignore[${i}].urn: ${rule.urn} is not a resource of this stack`);
       }
       await assertMayRun(resource, input, caller);
+      // Its remediations act for the setter (self-approval is judged by that): who that is must be known.
+      if (input.autoRemediate && caller.identityUnknown)
+        throw errors.forbidden(
+          `token "${caller.name}" was issued before tokens recorded whom they act for; a schedule that remediates acts for whoever sets it, so issue a new token to set one`,
+        );
       const schedule: DriftSchedule = {
         cron: input.cron,
         autoRemediate: input.autoRemediate ?? false,

@@ -45,10 +45,16 @@ export const jobStreamRoute: FastifyPluginAsyncTypebox = async (app) => {
           outbox.close(code, message);
         },
       });
-      response.on('close', () => {
+      let left = false;
+      const leave = () => {
+        if (left) return;
+        left = true;
         release();
         controller.abort();
-      });
+      };
+      response.on('close', leave);
+      // A client that left while its token was being checked closed the connection before anyone listened.
+      if (response.socket?.destroyed !== false) leave();
       await streamInto(deps, request.params.id, from, outbox, controller.signal, request.log, principalOf(request));
       outbox.close(CloseCodes.normal, 'job ended');
     },
