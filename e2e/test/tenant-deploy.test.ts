@@ -69,7 +69,7 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
     jobId: a.job.id,
     lastDeployedBy: 'ADMIN_TOKEN',
     resourceVersion: 1,
-    templateVersion: '1.0.0',
+    templateVersion: '1.1.0',
     outputs: {},
   });
   t.ok(Object.keys(deployed.stack.outputs).length > 0, `its outputs: ${JSON.stringify(deployed.stack.outputs)}`);

@@ -23,13 +23,22 @@ export interface JobCreator {
   id: string;
   name: string;
   actsFor?: string;
+  /** Its token was issued before tokens recorded whom they act for: it could be anyone's. */
+  identityUnknown?: boolean;
 }
 
 /** The creator of a job that another job follows from (a retry, a compensation, a remediation). */
 export function creatorOf(job: Pick<StackJobDoc, 'createdBy'>): { createdBy: JobCreator } | Record<string, never> {
   const by = job.createdBy;
   if (!by?.id) return {};
-  return { createdBy: { id: by.id, name: by.name ?? '', ...(by.actsFor ? { actsFor: by.actsFor } : {}) } };
+  return {
+    createdBy: {
+      id: by.id,
+      name: by.name ?? '',
+      ...(by.actsFor ? { actsFor: by.actsFor } : {}),
+      ...(by.identityUnknown ? { identityUnknown: true } : {}),
+    },
+  };
 }
 
 export interface NewJob {

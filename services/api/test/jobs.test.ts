@@ -329,6 +329,20 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   });
   t.equal(remediating.statusCode, 403, 'nor may it set a schedule whose remediations act for it: whose they are is not known');
   t.match(remediating.json().message, /issue a new token to set one/);
+  // And the other way round: a gated job such a token created has no known creator, so no one may approve it.
+  const legacyDeployer = await storeApiToken(models, { name: 'old-ci', role: 'deployer', tenantId: 'default', createdBy: 'alice' });
+  await models.ApiToken.updateOne({ id: legacyDeployer.doc.id }, { $unset: { actsFor: 1 } });
+  const orphan = (
+    await call('POST', `/v1/resources/${resource.id}/jobs`, legacyDeployer.token, { operation: 'up', requireApproval: true })
+  ).json();
+  await models.StackJob.updateOne({ _id: orphan.id }, { $set: { status: 'awaiting_approval' } });
+  const byAlice = await call('POST', `/v1/jobs/${orphan.id}/approvals`, alice.token, { decision: 'approve' });
+  t.equal(byAlice.statusCode, 403, 'alice may have issued it: she may not approve it');
+  t.match(
+    byAlice.json().message,
+    /created by token "old-ci", issued before tokens recorded whom they act for: .*queue it again with a newer token/,
+  );
+  t.equal((await call('POST', `/v1/jobs/${orphan.id}/cancel`)).statusCode, 200, 'it can be cancelled');
   const checking = await call('PUT', `/v1/resources/${resource.id}/drift-schedule`, legacy.token, { cron: '0 3 * * *' });
   t.equal(checking.statusCode, 200, 'a schedule that only checks asks no approval: it may');
 

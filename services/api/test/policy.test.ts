@@ -68,7 +68,7 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     t.equal(await models.Resource.countDocuments({ tenantId: { $in: ['acme', 'beta'] } }), 0, 'nothing was stored');
   });
 
-  t.test('a version range: the built-in template (1.0.0) is refused outside it, and pinned on the resource inside it', async (t) => {
+  t.test('a version range: the built-in template (1.1.0) is refused outside it, and pinned on the resource inside it', async (t) => {
     await platform('PUT', '/v1/tenants/acme/policy', {
       ...policy,
       templates: { LocalFileSet: { ...policy.templates.LocalFileSet, versions: '^2' } },
@@ -77,7 +77,7 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     t.equal(outside.statusCode, 409);
     t.match(
       outside.json().message,
-      'template LocalFileSet 1.0.0 is outside the versions tenant acme may use, ^2 (policy: templates.LocalFileSet.versions)',
+      'template LocalFileSet 1.1.0 is outside the versions tenant acme may use, ^2 (policy: templates.LocalFileSet.versions)',
     );
     const allowedOnly = (await acme.viewer('GET', '/v1/templates')).json().items.find((x: { name: string }) => x.name === 'LocalFileSet');
     t.equal(allowedOnly.allowed, false, 'the catalogue says so');
@@ -87,7 +87,7 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     });
     const inside = await acme.deployer('POST', '/v1/resources', withFiles('v1', 1));
     t.equal(inside.statusCode, 201, inside.body);
-    t.equal(inside.json().templateVersion, '1.0.0', 'the resource records the template version it was checked against');
+    t.equal(inside.json().templateVersion, '1.1.0', 'the resource records the template version it was checked against');
     t.equal((await acme.deployer('DELETE', `/v1/resources/${inside.json().id}`)).statusCode, 200);
     await platform('PUT', '/v1/tenants/acme/policy', policy);
   });

@@ -31,7 +31,7 @@ t.test('templates: the catalogue, strict parameters, and the effective schema pe
     }[];
     t.same(
       listed.map((x) => `${x.name} ${x.source} ${x.version} ${x.allowed}`),
-      ['GcpServiceAccountCheck system 1.0.0 true', 'LocalFileSet system 1.0.0 true'],
+      ['GcpServiceAccountCheck system 1.0.0 true', 'LocalFileSet system 1.1.0 true'],
     );
     t.same(
       ((await beta('GET', '/v1/templates')).json().items as { allowed: boolean }[]).map((x) => x.allowed),

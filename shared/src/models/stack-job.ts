@@ -20,7 +20,7 @@ export const stackJobSchema = new Schema(
     status: { type: String, enum: JOB_STATUSES, required: true, default: 'queued' },
     options: { type: Schema.Types.Mixed, default: {} },
     /** The token that asked for it (its public id and name). */
-    createdBy: { type: { _id: false, id: String, name: String, actsFor: String } },
+    createdBy: { type: { _id: false, id: String, name: String, actsFor: String, identityUnknown: Boolean } },
     startedAt: { type: Date },
     /** When the operation's Pulumi process was started (created → spawned is the queueing latency). */
     spawnedAt: { type: Date },

@@ -335,7 +335,12 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         stackFqdn: resource.stackFqdn,
         operation,
         options,
-        createdBy: { id: caller.id, name: caller.name, ...(caller.actsFor ? { actsFor: caller.actsFor } : {}) },
+        createdBy: {
+          id: caller.id,
+          name: caller.name,
+          ...(caller.actsFor ? { actsFor: caller.actsFor } : {}),
+          ...(caller.identityUnknown ? { identityUnknown: true } : {}),
+        },
       };
       let created: StackJobDoc;
       try {
@@ -405,6 +410,10 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
         if ((!approval.allowSelfApproval || approval.required > 1) && caller.identityUnknown)
           throw errors.forbidden(
             `token "${caller.name}" was issued before tokens recorded whom they act for, so it could be a second token of this job's creator; issue a new one to decide (policy: approvals.allowSelfApproval)`,
+          );
+        if (!approval.allowSelfApproval && job.createdBy?.identityUnknown)
+          throw errors.forbidden(
+            `job ${id} was created by token "${job.createdBy?.name}", issued before tokens recorded whom they act for: any approver could be its creator, so none may decide; cancel it and queue it again with a newer token (policy: approvals.allowSelfApproval)`,
           );
         if (!approval.allowSelfApproval && creator === approver)
           throw errors.forbidden(
