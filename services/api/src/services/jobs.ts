@@ -355,7 +355,8 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       }
       if (operation === 'up' && (options.queuePolicy ?? queuePolicyOf(resource)) === 'latest')
         await supersede(created, 'up', `superseded by job ${created._id} (queue policy latest)`);
-      if (operation !== 'drift-check')
+      // Only where a schedule queues checks: the query scans every job on a store without indexes (FerretDB's).
+      if (operation !== 'drift-check' && resource.driftSchedule)
         await supersede(created, 'drift-check', `a drift check gives way to job ${created._id} on its stack`);
       return jobView(created);
     },
