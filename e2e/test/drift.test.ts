@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type StackJobDoc, storeApiToken } from '@pds/shared';
+import { DRIFT_CHECK_PRIORITY, type StackJobDoc, storeApiToken } from '@pds/shared';
 import t from 'tap';
 import { createResource, fileSetManifest, queueJob, startStack, waitForJob } from './harness.js';
 import { startReceiver } from './webhook-receiver.js';
@@ -85,6 +85,7 @@ t.test('a drift schedule finds a file changed by hand, tells the webhook, remedi
     resources: [{ urn: /::a\.txt$/, change: 'update', properties: [{ path: 'content', old: 'as deployed', new: 'changed by hand' }] }],
   });
   const checkId = event.data.job.id as string;
+  t.equal((await stack.queue.getJob(checkId))?.opts.priority, DRIFT_CHECK_PRIORITY, 'a scheduled check has the lowest priority');
   const check = await waitForJob(stack.models, checkId, (d) => Boolean(d.remediatedBy));
   const fix = await waitForJob(stack.models, check.remediatedBy!, (d) => d.status === 'succeeded', 120_000);
   t.match(fix, { operation: 'up', remediates: checkId });

@@ -69,10 +69,13 @@ export interface NewJob {
 }
 
 /**
- * BullMQ priority of drift checks: the lowest, so a runner takes every user's job first (jobs
- * without a priority go before any with one).
+ * BullMQ priority of scheduled drift checks: the lowest, so a runner takes every user's job first
+ * (jobs without a priority go before any with one). A check a person asks for runs like any job.
  */
 export const DRIFT_CHECK_PRIORITY = 2_000_000;
+
+/** The creator id of the jobs a drift schedule queues (its checks, and their remediations). */
+export const DRIFT_SCHEDULE_CREATOR = 'drift-schedule';
 
 /**
  * Records a job as `queued`, puts it in its stack's line, then on the BullMQ queue (its id is the
@@ -100,7 +103,9 @@ export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fie
         jobId: job._id,
         removeOnComplete: { age: 24 * 3600 },
         removeOnFail: { age: 7 * 24 * 3600 },
-        ...(fields.operation === 'drift-check' ? { priority: DRIFT_CHECK_PRIORITY } : {}),
+        ...(fields.operation === 'drift-check' && fields.createdBy?.id === DRIFT_SCHEDULE_CREATOR
+          ? { priority: DRIFT_CHECK_PRIORITY }
+          : {}),
       },
     );
   } catch (err) {

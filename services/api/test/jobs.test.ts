@@ -226,6 +226,21 @@ t.test(
   },
 );
 
+t.test(
+  'a drift check a person asks for runs like any job: not at the lowest priority, and not cancelled where no schedule runs',
+  async (t) => {
+    const { app, queue } = await startApi(t);
+    const resource = await createResource(app, 'asked');
+    const post = async (payload: object) =>
+      (await app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: auth, payload })).json();
+    const check = await post({ operation: 'drift-check' });
+    t.notOk((await queue.getJob(check.id))?.opts.priority, "queued without the scheduled checks' lowest priority");
+    await post({ operation: 'preview' });
+    const after = (await app.inject({ method: 'GET', url: `/v1/jobs/${check.id}`, headers: auth })).json();
+    t.equal(after.status, 'queued', 'a later job on its stack leaves it in its place');
+  },
+);
+
 t.test("a tenant's drift schedules have a number: DRIFT_MAX_SCHEDULES_PER_TENANT, or the policy's maxDriftSchedules", async (t) => {
   const { app } = await startApi(t, { config: { DRIFT_MAX_SCHEDULES_PER_TENANT: 2 } });
   const resources = [];
@@ -329,20 +344,31 @@ t.test('approvals count people, not tokens: a token a tenant admin issued acts f
   });
   t.equal(remediating.statusCode, 403, 'nor may it set a schedule whose remediations act for it: whose they are is not known');
   t.match(remediating.json().message, /issue a new token to set one/);
-  // And the other way round: a gated job such a token created has no known creator, so no one may approve it.
+  // And the other way round: such a token's gated job could never be approved (no approver can be
+  // told apart from it): refused when asked for.
   const legacyDeployer = await storeApiToken(models, { name: 'old-ci', role: 'deployer', tenantId: 'default', createdBy: 'alice' });
   await models.ApiToken.updateOne({ id: legacyDeployer.doc.id }, { $unset: { actsFor: 1 } });
-  const orphan = (
-    await call('POST', `/v1/resources/${resource.id}/jobs`, legacyDeployer.token, { operation: 'up', requireApproval: true })
-  ).json();
-  await models.StackJob.updateOne({ _id: orphan.id }, { $set: { status: 'awaiting_approval' } });
+  const refusedUp = await call('POST', `/v1/resources/${resource.id}/jobs`, legacyDeployer.token, {
+    operation: 'up',
+    requireApproval: true,
+  });
+  t.equal(refusedUp.statusCode, 403);
+  t.match(refusedUp.json().message, /token "old-ci" was issued before tokens recorded whom they act for: .*issue a new token/);
+  // A job that reached the gate with such a creator all the same (a compensation of its failed up): no one may approve it.
+  const orphan = (await call('POST', `/v1/resources/${resource.id}/jobs`, bob.token, { operation: 'up', requireApproval: true })).json();
+  await models.StackJob.updateOne(
+    { _id: orphan.id },
+    { $set: { status: 'awaiting_approval', createdBy: { id: legacyDeployer.doc.id, name: 'old-ci', identityUnknown: true } } },
+  );
   const byAlice = await call('POST', `/v1/jobs/${orphan.id}/approvals`, alice.token, { decision: 'approve' });
   t.equal(byAlice.statusCode, 403, 'alice may have issued it: she may not approve it');
-  t.match(
-    byAlice.json().message,
-    /created by token "old-ci", issued before tokens recorded whom they act for: .*queue it again with a newer token/,
-  );
+  t.match(byAlice.json().message, /created by token "old-ci", issued before tokens recorded whom they act for/);
+  t.match((await call('GET', `/v1/jobs/${orphan.id}`)).json().createdBy, { identityUnknown: true }, 'the job shows why');
   t.equal((await call('POST', `/v1/jobs/${orphan.id}/cancel`)).statusCode, 200, 'it can be cancelled');
+  // Nor may it issue tokens: they would act for it and look like a known identity.
+  const minted = await call('POST', '/v1/tokens', legacy.token, { name: 'laundered', role: 'admin' });
+  t.equal(minted.statusCode, 403);
+  t.match(minted.json().message, /may not issue tokens/);
   const checking = await call('PUT', `/v1/resources/${resource.id}/drift-schedule`, legacy.token, { cron: '0 3 * * *' });
   t.equal(checking.statusCode, 200, 'a schedule that only checks asks no approval: it may');
 

@@ -3,6 +3,7 @@ import {
   creatorOf,
   amendJob,
   DRIFT_QUEUE,
+  DRIFT_SCHEDULE_CREATOR,
   type DriftSchedule,
   type DriftTick,
   type Logger,
@@ -69,7 +70,7 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
       options: { ignore: schedule.ignore, autoRemediate: schedule.autoRemediate },
       // Acts for whoever set the schedule: that identity's approval of a gated remediation is a self-approval.
       createdBy: {
-        id: 'drift-schedule',
+        id: DRIFT_SCHEDULE_CREATOR,
         name: `drift schedule (set by ${schedule.updatedBy})`,
         ...(schedule.updatedByIdentity ? { actsFor: schedule.updatedByIdentity } : {}),
       },

@@ -150,7 +150,16 @@ export const JobSchema = Type.Object({
   options: Json,
   createdBy: Type.Optional(
     Type.Object(
-      { id: Type.String(), name: Type.String(), actsFor: Type.Optional(Type.String({ description: 'The identity the token acts for' })) },
+      {
+        id: Type.String(),
+        name: Type.String(),
+        actsFor: Type.Optional(Type.String({ description: 'The identity the token acts for' })),
+        identityUnknown: Type.Optional(
+          Type.Boolean({
+            description: 'Its token was issued before tokens recorded whom they act for: no approver can be told apart from it',
+          }),
+        ),
+      },
       { description: 'The token that asked for it (and the identity it acts for, when not itself)' },
     ),
   ),

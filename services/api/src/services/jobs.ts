@@ -325,6 +325,10 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       }
       const approval = approvalOf(policy, operation, requireApproval ?? false);
       // A destroy's preview plans from the state: with none there is nothing to approve (or destroy).
+      if (approval && !approval.allowSelfApproval && caller.identityUnknown)
+        throw errors.forbidden(
+          `token "${caller.name}" was issued before tokens recorded whom they act for: no approver could be told apart from it, so its ${operation} could never be approved; issue a new token (policy: approvals.allowSelfApproval)`,
+        );
       if (approval && operation === 'destroy' && !resource.stack?.lastDeployedAt && !(await models.StackState.exists({ resourceId })))
         throw errors.conflict(`resource ${resourceId}'s stack has no state yet: there is nothing to destroy`);
       const fields = {
@@ -355,7 +359,8 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       }
       if (operation === 'up' && (options.queuePolicy ?? queuePolicyOf(resource)) === 'latest')
         await supersede(created, 'up', `superseded by job ${created._id} (queue policy latest)`);
-      // Only where a schedule queues checks: the query scans every job on a store without indexes (FerretDB's).
+      // Only where a schedule queues checks (a check a person asked for runs in its turn, at no lower
+      // priority than other jobs): the query scans every job on a store without indexes (FerretDB's).
       if (operation !== 'drift-check' && resource.driftSchedule)
         await supersede(created, 'drift-check', `a drift check gives way to job ${created._id} on its stack`);
       return jobView(created);

@@ -42,6 +42,11 @@ export function tokenService({ models, authenticator, tenants }: TokenServiceDep
      * admin names one, default `default`).
      */
     async create(input: { name: string; role: Role; tenant?: string; expiresInDays?: number }, by: Principal) {
+      // Its tokens would act for it: an identity no one can name would become one that looks known.
+      if (by.identityUnknown)
+        throw errors.forbidden(
+          `token "${by.name}" was issued before tokens recorded whom they act for; it may not issue tokens (ask an admin with a newer token)`,
+        );
       let tenantId: string | undefined;
       if (input.role === 'platform') {
         if (by.role !== 'platform') throw errors.forbidden(`role: a platform token is issued by platform admins only`);
