@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DRIFT_CHECK_PRIORITY, type StackJobDoc, storeApiToken } from '@pds/shared';
 import t from 'tap';
-import { createResource, fileSetManifest, queueJob, startStack, waitForJob } from './harness.js';
+import { createResource, fileSetManifest, queueJob, startStack, storedLines, waitForJob } from './harness.js';
 import { startReceiver } from './webhook-receiver.js';
 
 t.test('a drift check reports the file changed by hand, with its path and values; an error is unknown', async (t) => {
@@ -119,14 +119,14 @@ async function remediatedCheck(stack: Awaited<ReturnType<typeof startStack>>, re
 }
 
 t.test(
-  "a gated remediation acts for whoever set the schedule: that admin's approval is a self-approval, another admin's is not",
+  "a gated remediation acts for whoever set the schedule: that admin's approval is a self-approval, another admin's is not; under update plans it applies its --refresh preview's plan",
   async (t) => {
     const stack = await startStack(t, { DRIFT_MIN_INTERVAL_SECONDS: 1 });
     const dir = join(stack.scratch, 'gated-drift');
     const resource = await createResource(stack, fileSetManifest('gated-drift', dir, [{ path: 'a.txt', content: 'as deployed' }]));
     const up = await queueJob(stack, resource.id, { operation: 'up' });
     await waitForJob(stack.models, up.id, (d) => d.status === 'succeeded', 120_000);
-    const policy = { approvals: { operations: ['up'], allowSelfApproval: false } };
+    const policy = { approvals: { operations: ['up'], allowSelfApproval: false, updatePlans: true } };
     const put = await stack.api.inject({ method: 'PUT', url: '/v1/tenants/default/policy', headers: stack.auth, payload: policy });
     t.equal(put.statusCode, 200, put.body);
     const [setter, other] = await Promise.all(
@@ -155,8 +155,14 @@ t.test(
     t.match(self.json().message, /acts for the identity that created job/);
     const approved = await decide(other!.token);
     t.equal(approved.statusCode, 200, approved.body);
-    await waitForJob(stack.models, fixId, (d) => d.status === 'succeeded', 120_000);
+    const fixed = await waitForJob(stack.models, fixId, (d) => d.status === 'succeeded', 120_000);
     t.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'as deployed', 'approved by another admin, the remediation put the file back');
+    // Under updatePlans: its preview (`preview --refresh --save-plan`) saved a plan the up (`up --refresh --plan`) applied.
+    t.ok(
+      (await storedLines(stack, fixId)).some((l) => /applying the update plan of its approved preview/.test(l.text ?? '')),
+      'the remediation applied the update plan of its --refresh preview',
+    );
+    t.match(fixed.approval, { updatePlan: true, applied: { matchesPlan: true } }, 'and applied what was approved');
     await stack.api.inject({ method: 'DELETE', url, headers: stack.auth });
   },
 );
