@@ -16,7 +16,7 @@ import { resourcesAfter } from './progress.js';
 
 /**
  * Records how a run ended, in this order: its lines flushed, the state it left as the stack's next
- * version, the job's result (only if the job is still this run's: the reconciler may have declared
+ * version, its update plan dropped (applied once), the job's result (only if the job is still this run's: the reconciler may have declared
  * it lost), the stack's life on the resource, then the `end` message — published after every record
  * a watcher reads, so one that sees it can trust the stored job (only clean-up follows). Undefined
  * when the job was ended elsewhere.
@@ -27,6 +27,7 @@ export async function finishJob(run: JobRun, ended: Outcome, startRecorded: Prom
   const applied = appliedAgainstApproval(run, ended);
   const { outcome, lastSeq } = await closeLines(run, ended);
   const stateVersion = await recordStateVersion(run, outcome);
+  await removeUpdatePlan(run);
   const drift = run.drift?.report(outcome.status, outcome.error);
   const finishedAt = new Date();
   const written = await writeResult(run, outcome, { finishedAt, lastSeq, stateVersion, drift, applied });
@@ -179,13 +180,20 @@ async function recordStackAfter(run: JobRun, outcome: Outcome, at: Date): Promis
     .catch((err: Error) => logger.warn({ err: err.message }, 'the stack state could not be recorded'));
 }
 
-/** After the end: an update plan is applied once (whatever the outcome, it goes with the run); the stack's size is remembered. */
+/**
+ * An update plan is applied once: whatever the outcome, it goes with the run, before the job's end is
+ * written (a reader that sees the end finds no plan left to apply).
+ */
+async function removeUpdatePlan(run: JobRun): Promise<void> {
+  if (!approvalOfJob(run.job)?.updatePlan) return;
+  await run
+    .store('remove the update plan', () => run.deps.models.UpdatePlanFile.deleteOne({ _id: run.job._id }))
+    .catch((err: Error) => run.logger.warn({ err: err.message }, 'the update plan could not be removed'));
+}
+
+/** After the end: the stack's size is remembered. */
 async function cleanUpAfter(run: JobRun, outcome: Outcome): Promise<void> {
   const { deps, job } = run;
-  if (approvalOfJob(job)?.updatePlan)
-    await run
-      .store('remove the update plan', () => deps.models.UpdatePlanFile.deleteOne({ _id: job._id }))
-      .catch((err: Error) => run.logger.warn({ err: err.message }, 'the update plan could not be removed'));
   const size = outcome.status === 'succeeded' ? resourcesAfter(job.operation, outcome.summary) : undefined;
   if (size !== undefined) await deps.stackSizes?.set(jobStackKey(job), size);
 }
