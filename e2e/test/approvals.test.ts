@@ -58,7 +58,13 @@ t.test(
     );
     t.notOk(existsSync(join(dir, 'a.txt')), 'nothing applied yet');
     const behind = await queueJob(stack, resource.id, { operation: 'preview' });
-    t.match((await call('GET', `/v1/jobs/${behind.id}`)).json(), { status: 'queued', blockedBy: up.id }, 'a later job waits behind it');
+    // The preview holds the stack until its runner lets go, a moment after the gated job waits.
+    let blocked = (await call('GET', `/v1/jobs/${behind.id}`)).json();
+    for (let tries = 0; blocked.blockedBy !== up.id && tries < 100; tries++) {
+      await new Promise((r) => setTimeout(r, 50));
+      blocked = (await call('GET', `/v1/jobs/${behind.id}`)).json();
+    }
+    t.match(blocked, { status: 'queued', blockedBy: up.id }, 'a later job waits behind it');
 
     const self = await call('POST', `/v1/jobs/${up.id}/approvals`, { decision: 'approve' });
     t.equal(self.statusCode, 403);

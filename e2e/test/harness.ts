@@ -11,6 +11,7 @@ import {
   connectMongo,
   type Models,
   type StackJobDoc,
+  type ResourceDoc,
   createLogger,
   createModels,
   createRedis,
@@ -181,24 +182,46 @@ export function fileSetManifest(name: string, directory: string, files: { path: 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
 /**
- * Reads a job document until `ready` holds (read errors, as while the store is away, count as not
- * yet); throws after `timeoutMs`.
+ * Reads a document by id every `everyMs` until `ready` holds (read errors, as while the store is
+ * away, count as not yet); throws after `timeoutMs`, showing what it last read.
  */
-export async function waitForJob(
+async function waitForDoc<T>(
+  read: () => Promise<T | null>,
+  ready: (doc: T) => boolean,
+  { timeoutMs, everyMs, what }: { timeoutMs: number; everyMs: number; what: (doc: T | null) => string },
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const doc = await read().catch(() => null);
+    if (doc && ready(doc)) return doc;
+    if (Date.now() > deadline) throw new Error(`${what(doc)} never got there`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A job document once `ready` holds; throws after `timeoutMs`. */
+export function waitForJob(
   models: Pick<Models, 'StackJob'>,
   id: string,
   ready: (doc: StackJobDoc) => boolean,
   timeoutMs = 30_000,
 ): Promise<StackJobDoc> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const doc = await models.StackJob.findById(id)
-      .lean<StackJobDoc>()
-      .catch(() => null);
-    if (doc && ready(doc)) return doc;
-    if (Date.now() > deadline) throw new Error(`job ${id} never got there: ${JSON.stringify(doc)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const read = () => models.StackJob.findById(id).lean<StackJobDoc>();
+  return waitForDoc(read, ready, { timeoutMs, everyMs: 200, what: (doc) => `job ${id} (${JSON.stringify(doc)})` });
+}
+
+/**
+ * A resource once `ready` holds: its `stack` is written after its job's end (a job seen ended may
+ * still show the stack as it was); throws after `timeoutMs`.
+ */
+export function waitForResource(
+  models: Pick<Models, 'Resource'>,
+  id: string,
+  ready: (doc: ResourceDoc) => boolean,
+  timeoutMs = 30_000,
+): Promise<ResourceDoc> {
+  const read = () => models.Resource.findById(id).lean<ResourceDoc>();
+  return waitForDoc(read, ready, { timeoutMs, everyMs: 50, what: (doc) => `resource ${id} (stack ${JSON.stringify(doc?.stack)})` });
 }
 
 /**

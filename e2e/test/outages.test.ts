@@ -190,7 +190,7 @@ t.test('Redis paused past the stack lock TTL during a preview: the preview is ru
 });
 
 t.test('a stack Pulumi finds locked from outside: tried again while the lock stays, never cleared by the service', async (t) => {
-  const stack = await startStack(t, {}, { runner: { lockedRetryWaitsMs: [1_000, 1_000] } });
+  const stack = await startStack(t, {}, { runner: { lockedRetryWaitsMs: [2_000, 2_000] } });
   /** A lock as another `pulumi` process holds it (the file backend's own format, in the stack's own folder). */
   async function lockFromOutside(stackFqdn: string): Promise<string> {
     const dir = join(stackBackend(stack.config.PULUMI_BACKEND_URL, stackFqdn).dir as string, '.pulumi', 'locks', stackFqdn);
@@ -200,21 +200,28 @@ t.test('a stack Pulumi finds locked from outside: tried again while the lock sta
     await writeFile(file, JSON.stringify(content));
     return file;
   }
+  /** Once the runner says it waits for the lock (its line stored): Pulumi found the stack locked. */
+  async function untilWaitingForLock(jobId: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (!(await storedLines(stack, jobId)).some((l) => /\[runner\] the stack is locked/.test(l.text ?? ''))) {
+      if (Date.now() > deadline) throw new Error(`job ${jobId} never waited for the lock`);
+      await sleep(100);
+    }
+  }
 
   t.test('the lock goes away between attempts: the up runs', async (t) => {
     const dir = join(stack.scratch, 'freed');
     const resource = await createResource(stack, fileSetManifest('freed', dir, [{ path: 'a.txt', content: 'a' }]));
     const lock = await lockFromOutside(resource.stackFqdn);
     const job = await queueJob(stack, resource.id);
-    await waitForJob(stack.models, job.id, (d) => d.status === 'running');
-    await sleep(1_500);
+    await untilWaitingForLock(job.id);
     await rm(lock);
     const done = await waitForJob(stack.models, job.id, (d) => d.status !== 'running', 60_000);
     t.equal(done.status, 'succeeded', done.error ?? '');
     t.ok(existsSync(join(dir, 'a.txt')));
     const text = (await storedLines(stack, job.id)).map((l) => l.text ?? '').join('\n');
     t.match(text, /the stack is currently locked by 1 lock/, "Pulumi's refusal is in the lines");
-    t.match(text, /\[runner\] the stack is locked by a Pulumi run outside this service; trying again in 1 s \(attempt 2 of 3\)/);
+    t.match(text, /\[runner\] the stack is locked by a Pulumi run outside this service; trying again in 2 s \(attempt 2 of 3\)/);
   });
 
   t.test('the lock stays: the job fails saying so, and the lock is left alone', async (t) => {
@@ -229,5 +236,20 @@ t.test('a stack Pulumi finds locked from outside: tried again while the lock sta
     });
     t.ok(existsSync(lock), "the other run's lock is still there");
     t.notOk(existsSync(join(stack.scratch, 'held', 'a.txt')), 'nothing was deployed');
+  });
+
+  t.test('a job cancelled while it waits for the lock ends cancelled, not locked', async (t) => {
+    const resource = await createResource(
+      stack,
+      fileSetManifest('waiting', join(stack.scratch, 'waiting'), [{ path: 'a.txt', content: 'a' }]),
+    );
+    await lockFromOutside(resource.stackFqdn);
+    const job = await queueJob(stack, resource.id, { operation: 'up' });
+    await untilWaitingForLock(job.id);
+    const cancel = await stack.api.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel`, headers: stack.auth });
+    t.equal(cancel.statusCode, 202, cancel.body);
+    const done = await waitForJob(stack.models, job.id, (d) => d.status !== 'running' && d.status !== 'queued', 60_000);
+    t.match(done, { status: 'cancelled', reason: 'cancelled' });
+    t.notOk(existsSync(join(stack.scratch, 'waiting', 'a.txt')), 'nothing was deployed');
   });
 });

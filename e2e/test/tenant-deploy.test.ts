@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stackBackend } from '@pds/runner';
 import type { ResourceDoc } from '@pds/shared';
 import t from 'tap';
-import { fileSetManifest, startStack, waitForJob } from './harness.js';
+import { fileSetManifest, startStack, waitForJob, waitForResource as waitForResourceOf } from './harness.js';
 
 /**
  * With the real CLI: two tenants deploy a resource of the same name on the same stack FQDN side by
@@ -42,13 +42,10 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
     );
     return { resource, job: await call('POST', `/v1/resources/${resource.id}/jobs`, { operation: 'up' }) };
   };
-  const waitForResource = async (id: string, ready: (doc: ResourceDoc) => boolean) => {
-    for (;;) {
-      const doc = await stack.models.Resource.findById(id).lean<ResourceDoc>();
-      if (doc && ready(doc)) return doc;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const waitForResource = (id: string, ready: (doc: ResourceDoc) => boolean) => waitForResourceOf(stack.models, id, ready, 60_000);
+  /** The stack's life as the job left it: written on the resource just after the job's end. */
+  const stackAfter = (resourceId: string, jobId: string) =>
+    waitForResource(resourceId, (r) => r.stack?.jobId === jobId && !['deploying', 'destroying'].includes(r.stack?.status ?? ''));
   const finished = (id: string) => waitForJob(stack.models, id, (j) => j.status !== 'queued' && j.status !== 'running', 120_000);
 
   // One name, one FQDN, two tenants.
@@ -63,6 +60,7 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
   t.not(stateOf('acme'), stateOf('beta'));
 
   // The stack's life on the resource: deployed, by whom, with its outputs; then destroyed.
+  await stackAfter(a.resource.id, a.job.id);
   const deployed = await call('GET', `/v1/resources/${a.resource.id}`);
   t.match(deployed.stack, {
     status: 'deployed',
@@ -75,6 +73,7 @@ t.test('tenants deploy side by side with the real CLI, each within its limits', 
   t.ok(Object.keys(deployed.stack.outputs).length > 0, `its outputs: ${JSON.stringify(deployed.stack.outputs)}`);
   const destroy = await call('POST', `/v1/resources/${b.resource.id}/jobs`, { operation: 'destroy' });
   t.equal((await finished(destroy.id)).status, 'succeeded');
+  await stackAfter(b.resource.id, destroy.id);
   t.match((await call('GET', `/v1/resources/${b.resource.id}`)).stack, { status: 'destroyed', jobId: destroy.id });
   t.equal((await call('GET', `/v1/resources/${a.resource.id}`)).stack.status, 'deployed', "acme's stack of the same FQDN is untouched");
 

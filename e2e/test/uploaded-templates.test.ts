@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { stackBackend } from '@pds/runner';
 import t from 'tap';
-import { startStack, waitForJob } from './harness.js';
+import { startStack, waitForJob, waitForResource } from './harness.js';
 
 /** A TypeScript program: one dynamic-provider resource whose text comes from the parameters, and its outputs. */
 const program = (version: string, extra = '') => `import * as pulumi from '@pulumi/pulumi';
@@ -138,6 +138,7 @@ t.test('an uploaded TypeScript template is checked, published, deployed, upgrade
   const done2 = await waitForJob(stack.models, up2.id, (j) => j.status !== 'queued' && j.status !== 'running', 120_000);
   t.equal(done2.status, 'succeeded', done2.error ?? '');
   t.equal(JSON.parse(done2.outputs as string).templateVersion, '1.1.0', 'the upgraded version ran');
+  await waitForResource(stack.models, resource.id, (r) => r.stack?.jobId === up2.id && r.stack?.status === 'deployed');
   t.equal((await ok('GET', `/v1/resources/${resource.id}`)).stack.templateVersion, '1.1.0');
 
   // Deprecated: no new resources, no upgrade back to it.

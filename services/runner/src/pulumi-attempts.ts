@@ -30,13 +30,15 @@ export interface RunInputs {
 export interface RunResult {
   result: PulumiRunResult;
   locked: boolean;
+  /** How many times Pulumi was run (more than once while the stack was locked from outside). */
+  attempts?: number;
 }
 
 /** Runs the operation, again after a wait while Pulumi finds the stack locked from outside. */
 export async function runAttempts(run: JobRun, inputs: RunInputs): Promise<RunResult> {
   const waits = run.deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS;
   for (let tried = 1; ; tried++) {
-    const once = await runOnce(run, inputs, tried === 1 && run.options.repairStack === true);
+    const once = { ...(await runOnce(run, inputs, tried === 1 && run.options.repairStack === true)), attempts: tried };
     const wait = waits[tried - 1];
     if (once.result.aborted || once.result.exitCode === 0 || !once.locked || wait === undefined) return once;
     // Pulumi refused before changing anything: safe to run again, whatever the operation.
@@ -48,12 +50,13 @@ export async function runAttempts(run: JobRun, inputs: RunInputs): Promise<RunRe
       () => true,
       () => false, // aborted (cancel, timeout, shutdown) while waiting
     );
-    if (!waited) return once;
+    // Stopped while waiting: the job ends as its signal says (cancelled, timed out), not as locked.
+    if (!waited) return { ...once, result: { ...once.result, aborted: true } };
   }
 }
 
 /** What a finished run means for the job. */
-export function outcomeOf(run: JobRun, { result, locked }: RunResult, timeout: AbortSignal, timeoutSeconds: number): Outcome {
+export function outcomeOf(run: JobRun, { result, locked, attempts }: RunResult, timeout: AbortSignal, timeoutSeconds: number): Outcome {
   const { signal, job, masking } = run;
   if (result.aborted && signal.reason === 'lock_lost') {
     return {
@@ -76,8 +79,7 @@ export function outcomeOf(run: JobRun, { result, locked }: RunResult, timeout: A
   const outputs = masking.value(result.outputs);
   if (result.exitCode === 0) return { status: 'succeeded', exitCode: 0, outputs, summary: result.summary };
   if (locked) {
-    const attempts = (run.deps.lockedRetryWaitsMs ?? LOCKED_RETRY_WAITS_MS).length + 1;
-    const error = `the stack is locked by a Pulumi run outside this service (${attempts} attempts); it is not cleared automatically: when that run is known to be gone, clear it with \`pulumi cancel --stack ${job.stackFqdn}\`, then queue the job again`;
+    const error = `the stack is locked by a Pulumi run outside this service (${attempts ?? 1} attempts); it is not cleared automatically: when that run is known to be gone, clear it with \`pulumi cancel --stack ${job.stackFqdn}\`, then queue the job again`;
     return { status: 'failed', exitCode: result.exitCode, reason: 'stack_locked', error };
   }
   const error = masking.mask(result.errors.join('\n')) || run.stderr.toString() || `pulumi exited with code ${result.exitCode}`;
