@@ -56,6 +56,9 @@ t.test("a stack's state is readable through the API, version by version", async 
   // A refresh that finds nothing changed writes no version.
   const refreshed = await run(resource.id, 'refresh');
   t.equal(refreshed.stateVersion, undefined, 'an unchanged state is not a new version');
+  const upOutputs = first.result.outputs as Record<string, unknown>;
+  t.ok(Object.keys(upOutputs).length > 0 && JSON.stringify(upOutputs).includes('[secret]'), 'the up has outputs, a secret one');
+  t.same(refreshed.result.outputs, upOutputs, "the refresh's outputs (read from the state it left) are the up's, secrets masked alike");
 
   // A changed file and a new one: version 2, and the diff says which.
   await replaceResource(

@@ -49,7 +49,7 @@ export async function spawnLatencies(service: BenchService, n: number, resourceN
 async function isolationCost(isolated: number[]): Promise<void> {
   const plain = await startBenchService('fleet-plain', (scratch) => {
     process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
-    return { PULUMI_BIN: STAND_IN, RUNNER_ISOLATION: 'none', JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS' };
+    return { PULUMI_BIN: STAND_IN, RUNNER_ISOLATION: 'none', JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_STATE' };
   });
   try {
     const { latencies } = await spawnLatencies(plain, 40);
@@ -62,9 +62,10 @@ async function isolationCost(isolated: number[]): Promise<void> {
 
 export async function fleetBench(): Promise<void> {
   process.env.STAND_IN_MS = '0';
+  process.env.STAND_IN_STATE = '1'; // an export gives a state: the runner reads it as a real one
   const service = await startBenchService('fleet', (scratch) => {
     process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
-    return { PULUMI_BIN: STAND_IN, RUNNER_CONCURRENCY: CONCURRENCY, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS' };
+    return { PULUMI_BIN: STAND_IN, RUNNER_CONCURRENCY: CONCURRENCY, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_STATE' };
   });
   let isolated: number[] | undefined;
   try {

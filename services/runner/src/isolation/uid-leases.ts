@@ -103,15 +103,16 @@ interface UidProcess {
 
 /** The processes running as `uid` (real, effective or saved), from /proc: this pid namespace's. */
 export async function processesOf(uid: number): Promise<UidProcess[]> {
+  const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  // All at once: one after another, each read waits its turn on a busy event loop (150 ms a scan at 8 jobs).
+  const statuses = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''))); // '': gone meanwhile
   const found: UidProcess[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => ''); // gone meanwhile
+  statuses.forEach((status, i) => {
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
     const state = /^State:\s+(\S)/m.exec(status)?.[1];
-    if (!uids || !uids.slice(1, 4).some((id) => Number(id) === uid) || state === 'Z' || state === 'X') continue;
-    found.push({ pid: Number(entry), stopped: state === 'T' || state === 't' });
-  }
+    if (!uids || !uids.slice(1, 4).some((id) => Number(id) === uid) || state === 'Z' || state === 'X') return;
+    found.push({ pid: Number(pids[i]), stopped: state === 'T' || state === 't' });
+  });
   return found;
 }
 

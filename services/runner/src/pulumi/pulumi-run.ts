@@ -6,7 +6,14 @@ import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type Deployment, holdsPulumiSecret, type Operation, secretOutputNames, STATE_MAX_JSON_BYTES } from '@pds/shared';
+import {
+  type Deployment,
+  holdsPulumiSecret,
+  type Operation,
+  secretOutputNames,
+  STATE_MAX_JSON_BYTES,
+  stackOutputs as stackOutputsInState,
+} from '@pds/shared';
 import { execa } from 'execa';
 import { type EngineEvent, errorMessageOf, stackOutputsOf } from './engine-events.js';
 import { killTree } from './kill-tree.js';
@@ -291,10 +298,11 @@ async function secretOutputsOf(
   spec: PulumiRunSpec,
   env: Record<string, string>,
   deployment: string | undefined,
+  state: Deployment | undefined,
 ): Promise<Record<string, unknown> | undefined> {
-  // Most states hold no secret: no parse and no process for them.
-  if (!deployment || !holdsPulumiSecret(deployment)) return undefined;
-  const names = secretOutputNames(JSON.parse(deployment) as Deployment);
+  // Most states hold no secret: no process for them.
+  if (!deployment || !state || !holdsPulumiSecret(deployment)) return undefined;
+  const names = secretOutputNames(state);
   if (names.length === 0) return undefined;
   const all = await stackOutputs(spec, env, { showSecrets: true });
   if (!all) {
@@ -302,6 +310,16 @@ async function secretOutputsOf(
     return undefined;
   }
   return Object.fromEntries(names.filter((name) => name in all).map((name) => [name, all[name]]));
+}
+
+/** The deployment the run left, parsed once for what the runner reads of it; undefined when none or unreadable. */
+function parsedDeployment(deployment: string | undefined): Deployment | undefined {
+  if (deployment === undefined) return undefined;
+  try {
+    return JSON.parse(deployment) as Deployment;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `pulumi stack output --json` (with `showSecrets`, in plain text: never to be printed); undefined when it fails. */
@@ -448,9 +466,6 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
         reject: false,
       });
     }
-    if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
-      outputs = (await stackOutputs(spec, env)) ?? {};
-    }
     // Whatever the outcome, an operation that writes state may have changed it: read what it left.
     const deployment = writesState(spec.operation)
       ? await exportDeployment({ ...spec, env, user: asUser(spec) }).catch((err: Error) => {
@@ -458,6 +473,11 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
           return undefined;
         })
       : undefined;
+    const state = parsedDeployment(deployment);
+    if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
+      // No outputs among the events (a refresh has none): those of the state it left, else the CLI's.
+      outputs = state ? stackOutputsInState(state) : ((await stackOutputs(spec, env)) ?? {});
+    }
     const savedPlan =
       spec.operation === 'preview' && spec.options.savePlan && result.exitCode === 0
         ? await readJobFile(join(spec.workspaceDir, PLAN_FILE), STATE_MAX_JSON_BYTES).catch((err: Error) => {
@@ -465,7 +485,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
             return undefined;
           })
         : undefined;
-    const secretOutputs = spec.readSecretOutputs ? await secretOutputsOf(spec, env, deployment).catch(() => undefined) : undefined;
+    const secretOutputs = spec.readSecretOutputs ? await secretOutputsOf(spec, env, deployment, state).catch(() => undefined) : undefined;
     return {
       deployment,
       savedPlan,
