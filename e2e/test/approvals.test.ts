@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import t from 'tap';
 import { gzipSync } from 'node:zlib';
+import { sampleCredentials } from '@pds/devkit';
 import { gunzipStored } from '@pds/shared';
 import {
   createResource,
@@ -332,3 +333,41 @@ t.test(
     );
   },
 );
+
+t.test('an approved job whose credential was rotated since its preview applies nothing: stale', async (t) => {
+  const { stack, call, approver } = await gatedStack(t);
+  t.equal((await call('PUT', '/v1/tenants/default/policy', { approvals: { operations: ['up'] } })).statusCode, 200);
+  const [first, second] = [sampleCredentials().gcp, sampleCredentials().gcp];
+  const credential = await call('POST', '/v1/credentials', { name: 'gcp-prod', provider: 'gcp', ...first.fields });
+  t.equal(credential.statusCode, 201, credential.body);
+  const manifest = 'apiVersion: deploy.pulumi.dev/v1\nkind: GcpServiceAccountCheck\nmetadata:\n  name: sa-gated\nspec: {}\n';
+  const resource = await createResource(stack, manifest);
+  const awaiting = async () => {
+    const up = await queueJob(stack, resource.id, { operation: 'up' });
+    const waiting = await waitForJob(stack.models, up.id, (d) => d.status !== 'queued', 120_000);
+    t.equal(waiting.status, 'awaiting_approval', waiting.error ?? '');
+    return up.id as string;
+  };
+
+  const rotatedUnder = await awaiting();
+  const shown = (await call('GET', `/v1/jobs/${rotatedUnder}`)).json();
+  t.match(shown.approval.plan.credential, { name: 'gcp-prod', revision: new RegExp(`^${credential.json().id}:`) }, 'the plan names it');
+  const rotated = await call('PUT', `/v1/credentials/${credential.json().id}`, { ...second.fields });
+  t.equal(rotated.statusCode, 200, rotated.body);
+  t.equal((await call('POST', `/v1/jobs/${rotatedUnder}/approvals`, { decision: 'approve' }, approver)).statusCode, 200);
+  const stale = await waitForJob(stack.models, rotatedUnder, ended, 120_000);
+  t.match(stale, { status: 'stale', reason: 'stale', error: /the credential \(gcp-prod, changed or rotated\) changed/ });
+  t.equal(await stack.models.StackState.countDocuments({ resourceId: resource.id }), 0, 'no state written: nothing ran');
+
+  // Previewed and applied with the same (rotated) credential: it runs, with that key.
+  const again = await awaiting();
+  t.equal((await call('POST', `/v1/jobs/${again}/approvals`, { decision: 'approve' }, approver)).statusCode, 200);
+  const applied = await waitForJob(stack.models, again, ended, 120_000);
+  t.equal(applied.status, 'succeeded', applied.error ?? '');
+  const key = JSON.parse(second.fields.serviceAccountKey) as { private_key: string };
+  t.equal(
+    JSON.parse(applied.outputs as string).privateKeySha256,
+    createHash('sha256').update(key.private_key).digest('hex'),
+    'the up ran with the key its preview saw',
+  );
+});

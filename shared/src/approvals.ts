@@ -21,6 +21,8 @@ export interface ApprovedPlan {
   templateVersion: string | null;
   /** A built-in template's program folder (program-hash.ts): its code can change under one version. */
   programHash?: string | null;
+  /** The credential the preview ran with (a kind with a provider): the run must find the same (credentialRevision). */
+  credential?: { name: string; revision: string };
 }
 
 /** One resource's change, as a preview plans it or a run applies it (its first changing step). */
@@ -105,12 +107,21 @@ export async function latestStateVersion(models: Pick<Models, 'StackState'>, res
  */
 export function staleness(
   plan: ApprovedPlan,
-  now: Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion' | 'programHash'>,
+  now: Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion' | 'programHash'> & {
+    /** The credential a run would open now (null: none to open). */
+    credential?: { name: string; revision: string } | null;
+  },
   operation: string,
 ): string[] {
   const changed: string[] = [];
   if (plan.stateVersion !== now.stateVersion)
     changed.push(`the stack's state (version ${plan.stateVersion ?? 'none'} → ${now.stateVersion ?? 'none'})`);
+  // Whatever the operation: another account, project or key would apply the plan somewhere else.
+  if (plan.credential && plan.credential.revision !== now.credential?.revision) {
+    const name = now.credential?.name;
+    const which = name === plan.credential.name ? `${name}, changed or rotated` : `${plan.credential.name} → ${name ?? 'none'}`;
+    changed.push(`the credential (${which})`);
+  }
   if (operation !== 'up') return changed;
   if (plan.resourceVersion !== now.resourceVersion)
     changed.push(`the resource's manifest or parameters (version ${plan.resourceVersion} → ${now.resourceVersion})`);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { CredentialDoc } from './models/credential.js';
 import type { Models } from './models/index.js';
 import { type CheckedCredential, credentialFingerprint } from './providers.js';
@@ -12,6 +13,21 @@ export interface ResolvedCredential extends CheckedCredential {
   id: string;
   name: string;
   provider: string;
+  /** Which credential, as it is now (credentialRevision). */
+  revision: string;
+}
+
+/**
+ * Which credential, as it is: its id, the fingerprint of its secret values (a rotation changes it)
+ * and a hash of its settings (a project, a region). A run approved with one revision is not applied
+ * with another (approvals' staleness). Holds no secret: the fingerprint is shown by the API.
+ */
+export function credentialRevision(doc: Pick<CredentialDoc, '_id' | 'fingerprint' | 'settings'>): string {
+  const settings = createHash('sha256')
+    .update(JSON.stringify(doc.settings ?? {}))
+    .digest('hex')
+    .slice(0, 16);
+  return `${doc._id}:${doc.fingerprint}:${settings}`;
 }
 
 /** Seals a credential's secret values under its id. */
@@ -41,6 +57,19 @@ export async function resolveCredential(
   /** Whether platform credentials shared with the tenant may be used (not by a tenant's own uploaded program). */
   { shared = true }: { shared?: boolean } = {},
 ): Promise<ResolvedCredential> {
+  const doc = await findCredential(models, provider, resource, { shared });
+  if (!keyring) throw new CredentialUnavailableError('CREDENTIALS_KEY is not set on the runner, so credentials cannot be opened');
+  const secrets = openSecrets(keyring, doc);
+  return { id: doc._id, name: doc.name, provider, settings: doc.settings ?? {}, secrets, revision: credentialRevision(doc) };
+}
+
+/** The credential resolveCredential would open, without opening it; CredentialUnavailableError when there is none. */
+export async function findCredential(
+  models: Pick<Models, 'Credential'>,
+  provider: string,
+  resource: { tenantId?: string; labels?: { key: string; value: string }[] },
+  { shared = true }: { shared?: boolean } = {},
+): Promise<CredentialDoc> {
   const tenant = tenantOf(resource);
   const named = resource.labels?.find((l) => l.key === CREDENTIAL_LABEL)?.value;
   const which = named ? { name: named } : { provider, isDefault: true };
@@ -61,9 +90,7 @@ export async function resolveCredential(
   if (doc.provider !== provider) {
     throw new CredentialUnavailableError(`credential "${doc.name}" is for ${doc.provider}, but this kind needs a ${provider} credential`);
   }
-  if (!keyring) throw new CredentialUnavailableError('CREDENTIALS_KEY is not set on the runner, so credentials cannot be opened');
-  const secrets = openSecrets(keyring, doc);
-  return { id: doc._id, name: doc.name, provider, settings: doc.settings ?? {}, secrets };
+  return doc;
 }
 
 /**

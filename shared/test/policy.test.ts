@@ -129,6 +129,23 @@ t.test("staleness: an up's manifest and template count; a destroy's or restore's
   t.same(staleness({ ...plan, programHash: 'aa' }, { ...same, programHash: undefined }, 'up'), [], 'not computed now: not compared');
 });
 
+t.test('staleness: the credential the preview ran with must be the one a run opens now, for every operation', async (t) => {
+  const same = { stateVersion: 3, resourceVersion: 1, templateVersion: '1.0.0' };
+  const plan = { previewJobId: 'p', changes: [], counts: {}, ...same, credential: { name: 'prod', revision: 'c1:f1:s1' } };
+  t.same(staleness(plan, { ...same, credential: { name: 'prod', revision: 'c1:f1:s1' } }, 'up'), []);
+  t.match(staleness(plan, { ...same, credential: { name: 'prod', revision: 'c1:f2:s1' } }, 'destroy'), [
+    /the credential \(prod, changed or rotated\)/,
+  ]);
+  t.match(staleness(plan, { ...same, credential: { name: 'sandbox', revision: 'c2:f1:s1' } }, 'up'), [/the credential \(prod → sandbox\)/]);
+  t.match(staleness(plan, { ...same, credential: null }, 'restore'), [/the credential \(prod → none\)/]);
+  const { credential: _, ...withoutCredential } = plan;
+  t.same(
+    staleness(withoutCredential, { ...same, credential: null }, 'up'),
+    [],
+    'a plan without a credential (none, or recorded before): not compared',
+  );
+});
+
 t.test('applied changes against the approved plan: same is no change; each count that differs is named', async (t) => {
   t.same(appliedVersusPlan({ create: 2, same: 3 }, { create: 2, same: 5 }), { counts: { create: 2 }, matchesPlan: true, differences: [] });
   t.same(appliedVersusPlan({ update: 1, same: 1 }, { update: 2, delete: 1 }), {

@@ -21,6 +21,7 @@ import {
   WAITING_STATUSES,
 } from '@pds/shared';
 import type { Redis } from 'ioredis';
+import { credentialNow } from './job-credential.js';
 import type { RunEnd } from './job-run.js';
 import { resourceToRun } from './job-target.js';
 import { MAX_PLAN_CHANGES, NO_CHANGE_STEPS } from './plan.js';
@@ -37,10 +38,7 @@ export interface GateDeps {
 }
 
 /** The versions a gated job would run now: compared with those its preview saw. */
-async function versionsNow(
-  deps: GateDeps,
-  job: StackJobDoc,
-): Promise<Pick<ApprovedPlan, 'stateVersion' | 'resourceVersion' | 'templateVersion' | 'programHash'>> {
+async function versionsNow(deps: GateDeps, job: StackJobDoc): Promise<Parameters<typeof staleness>[1]> {
   const current = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
   // What the job would run (a compensation reapplying the last good run: that run's versions).
   const resource = current ? resourceToRun(job, current) : undefined;
@@ -55,6 +53,7 @@ async function versionsNow(
     templateVersion: template?.info.version ?? null,
     // A built-in template's code (an uploaded version's is fixed once published).
     programHash: template?.source === 'system' ? await programHash(template.info.dir).catch(() => undefined) : null,
+    ...(template && resource ? { credential: await credentialNow(deps.models, template.info, resource) } : {}),
   };
 }
 
@@ -82,6 +81,7 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     resourceVersion: end.plan.resourceVersion ?? null,
     templateVersion: end.plan.templateVersion ?? null,
     ...(end.plan.programHash ? { programHash: end.plan.programHash } : {}),
+    ...(end.plan.credential ? { credential: end.plan.credential } : {}),
   };
   if (savedPlan && 'data' in savedPlan) {
     // Kept before the job awaits approval: an approved job always finds its plan (replaced if a repeat).

@@ -199,6 +199,7 @@ async function openSecrets(run: JobRun, kind: KindInfo, resource: ResourceDoc, c
     // A publish check has no values for secret parameters: placeholders let the program read them.
     if (check) parameters = Object.fromEntries(kind.secretParameters.map((key) => [key, CHECK_SECRET_PLACEHOLDER]));
     run.masking.open(credential, parameters);
+    if (credential.used) run.ran.credential = credential.used;
     const credentialId = credential.credentialId;
     if (credentialId)
       await run.store('record the credential', () => deps.models.StackJob.updateOne({ _id: job._id }, { $set: { credentialId } }));

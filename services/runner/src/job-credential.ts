@@ -2,6 +2,9 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Identity, ownFolder } from './isolation/ownership.js';
 import {
+  credentialRevision,
+  CredentialUnavailableError,
+  findCredential,
   type KindInfo,
   type Keyring,
   type Models,
@@ -14,6 +17,8 @@ import {
 /** What a job gets from its credential: environment for Pulumi, settings for the program, and a masker. */
 export interface JobCredential {
   credentialId?: string;
+  /** Which credential, as it was opened (credentialRevision): an approved run must find the same. */
+  used?: CredentialUsed;
   env: Record<string, string>;
   /** Non-secret provider settings, for STACK_INPUT_YAML. */
   settings: Record<string, string>;
@@ -23,6 +28,12 @@ export interface JobCredential {
   fragments: string[];
   /** Removes the credential files. */
   dispose(): Promise<void>;
+}
+
+/** The credential a run used: its name (for people) and its revision (to compare). */
+export interface CredentialUsed {
+  name: string;
+  revision: string;
 }
 
 const NONE: JobCredential = { env: {}, settings: {}, mask: (text) => text, fragments: [], dispose: async () => undefined };
@@ -72,6 +83,28 @@ function maskSplit(line: string, secrets: string[]): string {
 }
 
 /**
+ * The credential a job of `kind` on `resource` would open now, without opening it: undefined for a
+ * kind without a provider, null when there is none to open.
+ */
+export async function credentialNow(
+  models: Pick<Models, 'Credential'>,
+  kind: Pick<KindInfo, 'provider' | 'ownerScope'>,
+  resource: { tenantId?: string; labels?: { key: string; value: string }[] },
+): Promise<CredentialUsed | null | undefined> {
+  if (kind.provider === 'none') return undefined;
+  const doc = await findCredential(models, kind.provider, resource, { shared: sharesPlatformCredentials(kind) }).catch((err: Error) => {
+    if (err instanceof CredentialUnavailableError) return null;
+    throw err;
+  });
+  return doc ? { name: doc.name, revision: credentialRevision(doc) } : null;
+}
+
+/** A kind may use the platform's credentials shared with its tenant unless a tenant uploaded its program. */
+function sharesPlatformCredentials(kind: Pick<KindInfo, 'ownerScope'>): boolean {
+  return kind.ownerScope === undefined || kind.ownerScope === PLATFORM_SCOPE;
+}
+
+/**
  * Resolves the credential for a kind's provider (the resource's label, else the default), opens it
  * in memory, and writes the files the provider reads (0600, in a 0700 folder of `dir`'s own, owned
  * by `owner`: the job's slot uid).
@@ -85,8 +118,9 @@ export async function prepareJobCredential(
   owner?: Identity,
 ): Promise<JobCredential> {
   if (kind.provider === 'none') return NONE;
-  const shared = kind.ownerScope === undefined || kind.ownerScope === PLATFORM_SCOPE;
-  const credential = await resolveCredential(deps.models, deps.keyring, kind.provider, resource, { shared });
+  const credential = await resolveCredential(deps.models, deps.keyring, kind.provider, resource, {
+    shared: sharesPlatformCredentials(kind),
+  });
   const { env, files } = providerEnvironment(kind.provider, credential);
   if (files.length > 0) {
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -102,6 +136,7 @@ export async function prepareJobCredential(
   const fragments = secretFragments(credential.secrets, credential.settings);
   return {
     credentialId: credential.id,
+    used: { name: credential.name, revision: credential.revision },
     env,
     settings: credential.settings,
     mask: masker(fragments),

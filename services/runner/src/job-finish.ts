@@ -214,6 +214,7 @@ function runEndOf(run: JobRun, outcome: Outcome, drift: DriftReport | undefined)
             resourceVersion: ran.version,
             templateVersion: ran.templateVersion,
             ...(ran.programHash ? { programHash: ran.programHash } : {}),
+            ...(ran.credential ? { credential: ran.credential } : {}),
             ...(ran.savedPlan !== undefined ? { savedPlan: ran.savedPlan } : {}),
           },
         }

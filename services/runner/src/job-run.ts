@@ -15,6 +15,7 @@ import type { DriftCollector, DriftReport } from './drift.js';
 import type { Slot } from './isolation/slots.js';
 import { type JobCredential, masker } from './job-credential.js';
 import type { LineSink } from './line-sink.js';
+import type { CredentialUsed } from './job-credential.js';
 import type { PlanCollector } from './plan.js';
 import type { ProgressBoard, StackSizes } from './progress.js';
 import type { ProgramHostPool } from './pulumi/program-host-pool.js';
@@ -83,6 +84,8 @@ export interface RunEnd {
     savedPlan?: string;
     /** A built-in template's program it ran (program-hash.ts). */
     programHash?: string;
+    /** The credential it ran with (none for a kind without a provider). */
+    credential?: CredentialUsed;
   };
 }
 
@@ -115,6 +118,8 @@ export interface RunRecord {
   secretOutputs?: Record<string, unknown>;
   /** When the job's first Pulumi process started. */
   spawnedAt?: Date;
+  /** The credential it ran with. */
+  credential?: CredentialUsed;
 }
 
 /** A store access, retried while the store is unreachable (each must be safe to repeat). */

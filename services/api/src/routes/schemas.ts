@@ -227,6 +227,15 @@ export const JobSchema = Type.Object({
                 description: "A built-in template's program (SHA-256 of its folder) the preview ran",
               }),
             ),
+            credential: Type.Optional(
+              Type.Object(
+                { name: Type.String(), revision: Type.String() },
+                {
+                  description:
+                    'The credential the preview ran with: its name, and its revision (id, fingerprint, settings hash); the run must find the same',
+                },
+              ),
+            ),
           }),
         ),
         applied: Type.Optional(
