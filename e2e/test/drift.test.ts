@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DRIFT_CHECK_PRIORITY, type StackJobDoc, storeApiToken } from '@pds/shared';
+import { DRIFT_CHECK_PRIORITY, driftSpreadMs, type StackJobDoc, storeApiToken } from '@pds/shared';
 import t from 'tap';
 import { createResource, fileSetManifest, queueJob, startStack, storedLines, waitForJob } from './harness.js';
 import { startReceiver } from './webhook-receiver.js';
@@ -163,6 +163,46 @@ t.test(
       'the remediation applied the update plan of its --refresh preview',
     );
     t.match(fixed.approval, { updatePlan: true, applied: { matchesPlan: true } }, 'and applied what was approved');
+    await stack.api.inject({ method: 'DELETE', url, headers: stack.auth });
+  },
+);
+
+t.test(
+  'a scheduled check waits its resource’s own spread after the cron fires, so schedules sharing a cron do not check at once',
+  async (t) => {
+    const spreadSeconds = 3;
+    const stack = await startStack(t, { DRIFT_MIN_INTERVAL_SECONDS: 1, DRIFT_SPREAD_SECONDS: spreadSeconds });
+    const cron = '0 0 1 1 *'; // once a year: it never fires by itself during the test; the tick is added below
+    // A resource whose spread is long enough to tell a wait from none (two in three are).
+    let resource: { id: string } | undefined;
+    let spread = 0;
+    for (let i = 0; spread < 1_000; i++) {
+      const dir = join(stack.scratch, `spread-${i}`);
+      resource = await createResource(stack, fileSetManifest(`spread-${i}`, dir, [{ path: 'a.txt', content: 'a' }]));
+      spread = driftSpreadMs(resource.id, cron, spreadSeconds);
+    }
+    t.ok(spread < spreadSeconds * 1000, 'within DRIFT_SPREAD_SECONDS');
+    t.equal(driftSpreadMs(resource!.id, cron, spreadSeconds), spread, 'the same wait for the resource every time');
+    const up = await queueJob(stack, resource!.id, { operation: 'up' });
+    await waitForJob(stack.models, up.id, (d) => d.status === 'succeeded', 120_000);
+    const url = `/v1/resources/${resource!.id}/drift-schedule`;
+    t.equal((await stack.api.inject({ method: 'PUT', url, headers: stack.auth, payload: { cron } })).statusCode, 200);
+
+    const firedAt = Date.now();
+    await stack.driftQueue.add('drift-check', { resourceId: resource!.id });
+    const deadline = Date.now() + 30_000;
+    let check: StackJobDoc | null = null;
+    while (!check && Date.now() < deadline) {
+      check = await stack.models.StackJob.findOne({ resourceId: resource!.id, operation: 'drift-check' }).lean<StackJobDoc>();
+      if (!check) await new Promise((r) => setTimeout(r, 50));
+    }
+    t.ok(check, 'the tick queued a check');
+    t.ok(
+      check!.createdAt.getTime() - firedAt >= spread,
+      `queued ${check!.createdAt.getTime() - firedAt} ms after the tick, its spread ${spread} ms`,
+    );
+    const done = await waitForJob(stack.models, check!._id, (d) => d.status === 'succeeded', 120_000);
+    t.match(done.drift, { result: 'no_drift' }, 'and it checked the stack');
     await stack.api.inject({ method: 'DELETE', url, headers: stack.auth });
   },
 );

@@ -143,7 +143,7 @@ export async function startStack(
   const gatewayUrl = `ws://127.0.0.1:${(gateway.server.address() as { port: number }).port}`;
 
   const auth = { authorization: `Bearer ${TOKEN}` };
-  return { config, models, api, runner, queue, gateway, gatewayUrl, auth, scratch };
+  return { config, models, api, runner, queue, driftQueue, gateway, gatewayUrl, auth, scratch };
 }
 
 export interface StreamedMessage {

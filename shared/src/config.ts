@@ -56,6 +56,11 @@ export const ConfigSchema = Type.Object({
   JOB_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
   /** The shortest interval a drift schedule may have (its cron's runs at least this far apart). */
   DRIFT_MIN_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 7 * 86_400, default: 3_600 }),
+  /**
+   * The longest a scheduled drift check waits after its cron fires (each resource its own wait, at
+   * most a tenth of its interval), so that schedules sharing a cron do not all check at once; 0: none.
+   */
+  DRIFT_SPREAD_SECONDS: Type.Integer({ minimum: 0, maximum: 3_600, default: 300 }),
   /** The drift schedules one tenant may have (a tenant's policy `maxDriftSchedules` sets its own). */
   DRIFT_MAX_SCHEDULES_PER_TENANT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 500 }),
   /** Private address ranges webhooks may reach nonetheless (comma-separated CIDRs; none by default). */

@@ -23,10 +23,8 @@ export interface ResolvedCredential extends CheckedCredential {
  * with another (approvals' staleness). Holds no secret: the fingerprint is shown by the API.
  */
 export function credentialRevision(doc: Pick<CredentialDoc, '_id' | 'fingerprint' | 'settings'>): string {
-  const settings = createHash('sha256')
-    .update(JSON.stringify(doc.settings ?? {}))
-    .digest('hex')
-    .slice(0, 16);
+  const sorted = Object.fromEntries(Object.entries(doc.settings ?? {}).sort(([a], [b]) => a.localeCompare(b)));
+  const settings = createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 16);
   return `${doc._id}:${doc.fingerprint}:${settings}`;
 }
 

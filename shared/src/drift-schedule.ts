@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 
@@ -22,6 +23,8 @@ export interface DriftSchedule {
 /** The work a drift scheduler fires: check this resource. */
 export interface DriftTick {
   resourceId: string;
+  /** Set once the tick has waited its spread (driftSpreadMs). */
+  spread?: boolean;
 }
 
 /**
@@ -38,6 +41,18 @@ export function cronIntervalSeconds(cron: string): number {
     previous = next;
   }
   return shortest / 1000;
+}
+
+/**
+ * How long a check of this resource waits after its cron fires: the same for a resource every time,
+ * spread over a window of at most `maxSeconds` and a tenth of the cron's interval, so that schedules
+ * sharing a cron (every hour on the hour) check one after another, not all at once. 0 for a window
+ * under a second.
+ */
+export function driftSpreadMs(resourceId: string, cron: string, maxSeconds: number): number {
+  const windowMs = Math.floor(Math.min(maxSeconds * 1000, (cronIntervalSeconds(cron) * 1000) / 10));
+  if (windowMs < 1000) return 0;
+  return createHash('sha256').update(resourceId).digest().readUInt32BE(0) % windowMs;
 }
 
 /** Puts a resource's schedule into effect: a BullMQ job scheduler firing its checks, or none while paused. */

@@ -5,6 +5,7 @@ import {
   compensationNotDone,
   dropRunFiles,
   endJobOutsideRun,
+  isTransientError,
   jobChannel,
   jobStackKey,
   type KindRegistry,
@@ -44,7 +45,10 @@ async function versionsNow(deps: GateDeps, job: StackJobDoc): Promise<Parameters
   const resource = current ? resourceToRun(job, current) : undefined;
   const template = resource
     ? await resolveTemplate(deps.models, deps.kinds, tenantOf(job), resource.kind, { version: resource.templateVersion }).catch(
-        () => undefined,
+        (err: Error) => {
+          if (isTransientError(err)) throw err; // the store is away: looked at again, not taken for a change
+          return undefined;
+        },
       )
     : undefined;
   return {

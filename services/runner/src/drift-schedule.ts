@@ -6,6 +6,7 @@ import {
   DRIFT_SCHEDULE_CREATOR,
   type DriftSchedule,
   type DriftTick,
+  driftSpreadMs,
   type Logger,
   type Models,
   queueStackJob,
@@ -14,7 +15,7 @@ import {
   tenantOf,
   WAITING_STATUSES,
 } from '@pds/shared';
-import { type Job, Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { RunEnd } from './job-run.js';
 
@@ -28,6 +29,8 @@ export interface DriftWorkerDeps {
   /** Where stack jobs are queued (the runner's own queue and stack lines). */
   jobs: Pick<Queue, 'add'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+  /** DRIFT_SPREAD_SECONDS. */
+  config: { DRIFT_SPREAD_SECONDS: number };
 }
 
 /** Stacks a check can say something about: deployed, or left half-way by a failed run. */
@@ -42,7 +45,7 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
   const schedules = new Queue<DriftTick>(DRIFT_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const queueing = { models: deps.models, queue: deps.jobs, stacks: deps.stacks };
 
-  async function tick(job: Job<DriftTick>): Promise<string> {
+  async function tick(job: Job<DriftTick>, token?: string): Promise<string> {
     const { resourceId } = job.data;
     const resource = await deps.models.Resource.findById(resourceId).lean<ResourceDoc>();
     const schedule = resource?.driftSchedule ? (JSON.parse(resource.driftSchedule) as DriftSchedule) : undefined;
@@ -50,6 +53,13 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
       // The resource or its schedule went (or a pause did not reach Redis): stop firing.
       await schedules.removeJobScheduler(resourceId);
       return 'no schedule';
+    }
+    // First the resource's own wait, so that schedules sharing a cron do not all check at once.
+    const spread = job.data.spread ? 0 : driftSpreadMs(resourceId, schedule.cron, deps.config.DRIFT_SPREAD_SECONDS);
+    if (spread > 0) {
+      await job.updateData({ ...job.data, spread: true });
+      await job.moveToDelayed(Date.now() + spread, token);
+      throw new DelayedError();
     }
     if (!CHECKED_STACKS.includes(resource.stack?.status ?? 'pending'))
       return `skipped: the stack is ${resource.stack?.status ?? 'pending'}`;

@@ -16,7 +16,7 @@ import { resourcesAfter } from './progress.js';
 
 /**
  * Records how a run ended, in this order: its lines flushed, the state it left as the stack's next
- * version, its update plan dropped (applied once), a removed stack's resource, the job's result (only if the job is still this run's: the reconciler may have declared
+ * version, its update plan dropped (applied once), the job's result (only if the job is still this run's: the reconciler may have declared
  * it lost), the stack's life on the resource, then the `end` message — published after every record
  * a watcher reads, so one that sees it can trust the stored job (only clean-up follows). Undefined
  * when the job was ended elsewhere.
@@ -28,7 +28,6 @@ export async function finishJob(run: JobRun, ended: Outcome, startRecorded: Prom
   const { outcome, lastSeq } = await closeLines(run, ended);
   const stateVersion = await recordStateVersion(run, outcome);
   await removeUpdatePlan(run);
-  await removeResourceOfRemovedStack(run, outcome);
   const drift = run.drift?.report(outcome.status, outcome.error);
   const finishedAt = new Date();
   const written = await writeResult(run, outcome, { finishedAt, lastSeq, stateVersion, drift, applied });
@@ -142,11 +141,25 @@ async function writeResult(run: JobRun, outcome: Outcome, details: ResultDetails
   return written.matchedCount > 0;
 }
 
-/** The stack's life on its resource (status, outputs, last good run); a removed stack's resource is gone. */
+/** The stack's life on its resource (status, outputs, last good run); a removed stack takes its resource along. */
 async function recordStackAfter(run: JobRun, outcome: Outcome, at: Date): Promise<void> {
   const { deps, job, ran, logger } = run;
   const { models } = deps;
-  if (job.templateCheck || (job.operation === STACK_REMOVE && outcome.status === 'succeeded')) return;
+  // The stack is gone from the backend (what it created stays): the resource and its state versions go
+  // too. Only here, once the result is written as this run's: a run the reconciler ended may have a
+  // successor on the stack already.
+  if (job.operation === STACK_REMOVE && outcome.status === 'succeeded') {
+    await run
+      .store('remove the resource', async () => {
+        await models.Resource.deleteOne({ _id: job.resourceId });
+        await models.StackState.deleteMany({ resourceId: job.resourceId });
+        await models.StateUpload.deleteMany({ resourceId: job.resourceId });
+        await models.UpdatePlanFile.deleteMany({ resourceId: job.resourceId });
+      })
+      .catch((err: Error) => logger.warn({ err: err.message }, 'the resource could not be removed after its stack was'));
+    return;
+  }
+  if (job.templateCheck) return;
   const life = {
     status: outcome.status,
     outputs: encodeOutputs(outcome.outputs ?? {}),
@@ -169,24 +182,6 @@ async function removeUpdatePlan(run: JobRun): Promise<void> {
   await run
     .store('remove the update plan', () => run.deps.models.UpdatePlanFile.deleteOne({ _id: run.job._id }))
     .catch((err: Error) => run.logger.warn({ err: err.message }, 'the update plan could not be removed'));
-}
-
-/**
- * The stack is gone from the backend (what it created stays): the resource and its state versions go
- * too, before the job's end is written (whoever ended the job, the stack is gone).
- */
-async function removeResourceOfRemovedStack(run: JobRun, outcome: Outcome): Promise<void> {
-  const { job, deps } = run;
-  if (job.operation !== STACK_REMOVE || outcome.status !== 'succeeded') return;
-  const { models } = deps;
-  await run
-    .store('remove the resource', async () => {
-      await models.Resource.deleteOne({ _id: job.resourceId });
-      await models.StackState.deleteMany({ resourceId: job.resourceId });
-      await models.StateUpload.deleteMany({ resourceId: job.resourceId });
-      await models.UpdatePlanFile.deleteMany({ resourceId: job.resourceId });
-    })
-    .catch((err: Error) => run.logger.warn({ err: err.message }, 'the resource could not be removed after its stack was'));
 }
 
 /** After the end: the stack's size is remembered. */

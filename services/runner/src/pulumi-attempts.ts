@@ -50,8 +50,10 @@ export async function runAttempts(run: JobRun, inputs: RunInputs): Promise<RunRe
       () => true,
       () => false, // aborted (cancel, timeout, shutdown) while waiting
     );
-    // Stopped while waiting: the job ends as its signal says (cancelled, timed out), not as locked.
-    if (!waited) return { ...once, result: { ...once.result, aborted: true } };
+    if (waited) continue;
+    // Stopped while waiting: cancelled, timed out or shut down, as its signal says, not `stack_locked`.
+    // The stack lock lost meanwhile stays `stack_locked`: nothing ran, no Pulumi lock of ours is left.
+    return run.signal.reason === 'lock_lost' ? once : { ...once, result: { ...once.result, aborted: true } };
   }
 }
 

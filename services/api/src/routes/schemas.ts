@@ -229,10 +229,10 @@ export const JobSchema = Type.Object({
             ),
             credential: Type.Optional(
               Type.Object(
-                { name: Type.String(), revision: Type.String() },
+                { name: Type.String() },
                 {
                   description:
-                    'The credential the preview ran with: its name, and its revision (id, fingerprint, settings hash); the run must find the same',
+                    'The credential the preview ran with (its revision — id, fingerprint, settings — is kept, not shown: viewers see jobs); the run must find the same',
                 },
               ),
             ),

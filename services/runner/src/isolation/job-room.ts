@@ -65,7 +65,7 @@ async function closeRoom(spec: JobRoomSpec, handed: string[]): Promise<void> {
     } finally {
       await takeBack(handed);
     }
-    await resetSlot(spec.workDir, { ...spec.slot, identity }, { killed: true }); // nothing ran as the uid since
+    await resetSlot(spec.workDir, { ...spec.slot, identity });
   } catch (err) {
     spec.slot.tainted = true; // not handed to another job until a clean-up succeeds
     throw err;

@@ -2,6 +2,7 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Identity, ownFolder } from './ownership.js';
 import type { Slot } from './slots.js';
+import { mapBounded, SCAN_CONCURRENCY } from './bounded.js';
 import { killProcessesOf } from './uid-leases.js';
 
 /** The world-writable folders a job's uid may leave files in, outside its own. */
@@ -22,26 +23,20 @@ export function slotFolder(workDir: string, slot: Slot): string {
  * Runs after each job and when a runner takes a uid (a crashed runner's job may have left anything).
  * The uid runs nothing once killed, so nothing it owns changes under the removal.
  */
-export async function resetSlot(
-  workDir: string,
-  slot: Slot & { identity: Identity },
-  { killed = false }: { /** Every process of the uid was killed just before (a job's room closing). */ killed?: boolean } = {},
-): Promise<void> {
-  if (!killed) await killProcessesOf(slot.identity);
+export async function resetSlot(workDir: string, slot: Slot & { identity: Identity }): Promise<void> {
+  await killProcessesOf(slot.identity);
   const dir = slotFolder(workDir, slot);
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'pulumi-home'), { recursive: true, mode: 0o700 });
   await mkdir(join(dir, 'tmp'), { mode: 0o700 });
   await ownFolder(dir, slot.identity);
-  // Every entry at once: one after another, each waits its turn on a busy event loop.
+  // Many entries at once (one after another, each waits its turn on a busy event loop), within a bound.
   const entries = await Promise.all(
     SHARED_TEMP.map(async (shared) => (await readdir(shared).catch(() => [] as string[])).map((name) => join(shared, name))),
   );
-  await Promise.all(
-    entries.flat().map(async (path) => {
-      // lstat: a link the uid left is removed as a link, never followed.
-      const found = await lstat(path).catch(() => undefined);
-      if (found?.uid === slot.identity.uid) await rm(path, { recursive: true, force: true });
-    }),
-  );
+  await mapBounded(entries.flat(), SCAN_CONCURRENCY, async (path) => {
+    // lstat: a link the uid left is removed as a link, never followed.
+    const found = await lstat(path).catch(() => undefined);
+    if (found?.uid === slot.identity.uid) await rm(path, { recursive: true, force: true });
+  });
 }

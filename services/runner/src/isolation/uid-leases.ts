@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { uidLeaseKey } from '@pds/shared';
 import type { Redis } from 'ioredis';
+import { mapBounded, SCAN_CONCURRENCY } from './bounded.js';
 import type { Identity } from './ownership.js';
 
 /** The uids a runner process holds for its slots, and how it keeps and gives them back. */
@@ -104,8 +105,8 @@ interface UidProcess {
 /** The processes running as `uid` (real, effective or saved), from /proc: this pid namespace's. */
 export async function processesOf(uid: number): Promise<UidProcess[]> {
   const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
-  // All at once: one after another, each read waits its turn on a busy event loop (150 ms a scan at 8 jobs).
-  const statuses = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''))); // '': gone meanwhile
+  // Many at once (one after another took 150 ms a scan at 8 jobs), within a bound on open files.
+  const statuses = await mapBounded(pids, SCAN_CONCURRENCY, (pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(goneOrThrow));
   const found: UidProcess[] = [];
   statuses.forEach((status, i) => {
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
@@ -114,6 +115,15 @@ export async function processesOf(uid: number): Promise<UidProcess[]> {
     found.push({ pid: Number(pids[i]), stopped: state === 'T' || state === 't' });
   });
   return found;
+}
+
+/**
+ * '' for a process that exited while the scan read it; any other error (out of descriptors, say)
+ * fails the scan, so that a live process is never taken for a gone one (the slot is then not reused).
+ */
+function goneOrThrow(err: NodeJS.ErrnoException): string {
+  if (err.code === 'ENOENT' || err.code === 'ESRCH') return '';
+  throw err;
 }
 
 /** How many passes over /proc a kill may take before the uid is declared unkillable. */

@@ -297,11 +297,9 @@ async function setSecretConfig(spec: PulumiRunSpec, env: Record<string, string>)
 async function secretOutputsOf(
   spec: PulumiRunSpec,
   env: Record<string, string>,
-  deployment: string | undefined,
   state: Deployment | undefined,
 ): Promise<Record<string, unknown> | undefined> {
-  // Most states hold no secret: no process for them.
-  if (!deployment || !state || !holdsPulumiSecret(deployment)) return undefined;
+  if (!state) return undefined;
   const names = secretOutputNames(state);
   if (names.length === 0) return undefined;
   const all = await stackOutputs(spec, env, { showSecrets: true });
@@ -473,8 +471,11 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
           return undefined;
         })
       : undefined;
-    const state = parsedDeployment(deployment);
-    if (outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0) {
+    const outputsMissing = outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0;
+    const readsSecrets = spec.readSecretOutputs && deployment !== undefined && holdsPulumiSecret(deployment);
+    // Parsed once, and only when read (a state can be tens of MB).
+    const state = outputsMissing || readsSecrets ? parsedDeployment(deployment) : undefined;
+    if (outputsMissing) {
       // No outputs among the events (a refresh has none): those of the state it left, else the CLI's.
       outputs = state ? stackOutputsInState(state) : ((await stackOutputs(spec, env)) ?? {});
     }
@@ -485,7 +486,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
             return undefined;
           })
         : undefined;
-    const secretOutputs = spec.readSecretOutputs ? await secretOutputsOf(spec, env, deployment, state).catch(() => undefined) : undefined;
+    const secretOutputs = readsSecrets ? await secretOutputsOf(spec, env, state).catch(() => undefined) : undefined;
     return {
       deployment,
       savedPlan,
