@@ -50,7 +50,13 @@ export function cronIntervalSeconds(cron: string): number {
  * under a second.
  */
 export function driftSpreadMs(resourceId: string, cron: string, maxSeconds: number): number {
-  const windowMs = Math.floor(Math.min(maxSeconds * 1000, (cronIntervalSeconds(cron) * 1000) / 10));
+  let intervalSeconds: number;
+  try {
+    intervalSeconds = cronIntervalSeconds(cron);
+  } catch {
+    return 0; // checked when the schedule was set; a parser that reads it differently now must not stop checks
+  }
+  const windowMs = Math.floor(Math.min(maxSeconds * 1000, (intervalSeconds * 1000) / 10));
   if (windowMs < 1000) return 0;
   return createHash('sha256').update(resourceId).digest().readUInt32BE(0) % windowMs;
 }

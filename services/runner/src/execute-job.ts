@@ -261,13 +261,21 @@ async function runWithSecrets(
     ran.secretOutputs = run.masking.value(attempts.result.secretOutputs);
     return outcomeOf(run, attempts, timeout, timeoutSeconds);
   } finally {
-    await room.release();
+    // A room that could not be closed keeps its slot out of use (tainted); what the run did stands.
+    const closed = await room.release().then(
+      () => true,
+      (err: Error) => {
+        run.logger.error({ err }, "the job's room could not be closed: its slot is kept out of use until it is clean");
+        run.sink.line('stderr', `[runner] the job's slot could not be cleaned after the run: ${run.masking.mask(err.message)}`);
+        return false;
+      },
+    );
     // A publish check's throw-away stack goes with its run.
     if (job.templateCheck)
       await removeStackState(config.PULUMI_BACKEND_URL, stackKey).catch((err: Error) =>
         run.logger.warn({ err: err.message }, 'the publish check stack could not be removed'),
       );
-    // The slot's uid runs nothing now: its warm program hosts can be started again.
-    if (run.slot.identity) deps.hosts?.rewarm(run.slot.identity.uid);
+    // The slot's uid runs nothing now: its warm program hosts can be started again (not while it may).
+    if (closed && run.slot.identity) deps.hosts?.rewarm(run.slot.identity.uid);
   }
 }

@@ -145,6 +145,7 @@ async function writeResult(run: JobRun, outcome: Outcome, details: ResultDetails
 async function recordStackAfter(run: JobRun, outcome: Outcome, at: Date): Promise<void> {
   const { deps, job, ran, logger } = run;
   const { models } = deps;
+  if (job.templateCheck) return; // a publish check's throw-away stack has no life on a resource
   // The stack is gone from the backend (what it created stays): the resource and its state versions go
   // too. Only here, once the result is written as this run's: a run the reconciler ended may have a
   // successor on the stack already.
@@ -159,7 +160,6 @@ async function recordStackAfter(run: JobRun, outcome: Outcome, at: Date): Promis
       .catch((err: Error) => logger.warn({ err: err.message }, 'the resource could not be removed after its stack was'));
     return;
   }
-  if (job.templateCheck) return;
   const life = {
     status: outcome.status,
     outputs: encodeOutputs(outcome.outputs ?? {}),

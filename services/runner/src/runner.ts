@@ -77,6 +77,13 @@ const FULL_SCAN_EVERY = 30;
 /** How often the clean-up of a slot kept out of use is tried again. */
 const SLOT_RETRY_MS = 30_000;
 
+/** A job let through to run: its tenant (counted), its stack's lock and the lock's fence. */
+interface Admitted {
+  tenant: string;
+  lockValue: string;
+  fence: number;
+}
+
 /**
  * A BullMQ worker that runs stack jobs, RUNNER_CONCURRENCY at a time, one at a time per stack and in
  * creation order per stack. A job whose stack is busy is parked in BullMQ's delayed set and woken
@@ -129,15 +136,31 @@ export function createRunner(deps: RunnerDeps) {
     await job?.promote().catch(() => undefined);
   }
 
+  /**
+   * What follows a run that ended, its stack still held: its webhooks, a gated job's plan, the
+   * compensation of a failed up, a retry of a run cut short, the remediation of drift found.
+   */
+  async function afterEnd(jobId: string, end: RunEnd): Promise<void> {
+    metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
+    await webhooks.jobEnded(jobId);
+    await recordPlan(gate, end).catch((err: Error) => log.error({ err, jobId }, 'the plan of a gated job could not be recorded'));
+    await compensate(compensation, end).catch((err: Error) =>
+      log.error({ err, jobId }, 'the compensation of a failed up could not be queued'),
+    );
+    await afterCompensation(compensation, end).catch((err: Error) => log.error({ err, jobId }, 'a compensation could not be recorded'));
+    await afterRun(end);
+    await drift.afterCheck(end).catch((err: Error) => log.error({ err, jobId }, 'the remediation of drift could not be queued'));
+  }
+
   /** Parks a job whose stack is busy until woken, or until the holder's lock would expire. */
-  async function park(job: Job<StackJobData>, token: string | undefined) {
+  async function park(job: Job<StackJobData>, token: string | undefined): Promise<never> {
     const ttl = await stacks.lockTtl(job.data.stackKey ?? job.data.stackFqdn);
     await job.moveToDelayed(Date.now() + (ttl > 0 ? ttl + 250 : stacks.ttlMs), token);
     throw new DelayedError();
   }
 
   /** Parks a job whose tenant runs as many jobs as its policy allows (`maxConcurrentJobs`); it asks again in a second. */
-  async function waitForTenant(job: Job<StackJobData>, token: string | undefined) {
+  async function waitForTenant(job: Job<StackJobData>, token: string | undefined): Promise<never> {
     await job.moveToDelayed(Date.now() + TENANT_WAIT_MS, token);
     throw new DelayedError();
   }
@@ -223,9 +246,19 @@ export function createRunner(deps: RunnerDeps) {
   }
 
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
-    const jobId = job.id as string;
     // The stack's identity in the service (tenant and FQDN); jobs of older versions name the FQDN only.
     const stackKey = job.data.stackKey ?? job.data.stackFqdn;
+    const admitted = await admit(job, token, stackKey);
+    if (admitted) await runAdmitted(job, token, stackKey, admitted);
+  }
+
+  /**
+   * Whether a job runs now: not if it was cancelled or ran while it waited, awaits approval, waits for
+   * its tenant's limit or its stack (parked: DelayedError), or is gated and not approved as it stands.
+   * When it runs: its stack's lock (and fence) and its place in its tenant's count, both taken.
+   */
+  async function admit(job: Job<StackJobData>, token: string | undefined, stackKey: string): Promise<Admitted | undefined> {
+    const jobId = job.id as string;
     if ((await stacks.claimOf(jobId)) !== undefined) {
       // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
       await stacks.remove(stackKey, jobId);
@@ -278,15 +311,20 @@ export function createRunner(deps: RunnerDeps) {
         if (decision === 'hold' || decision === 'retry') await stacks.requeueFirst(stackKey, jobId);
         const next = await stacks.release(stackKey, attempt.lockValue);
         if (next && next !== jobId) await promote(next);
-        if (decision === 'ended') return;
+        if (decision === 'ended') return undefined;
         await job.moveToDelayed(Date.now() + NOT_STARTED_RETRY_MS, token);
         throw new DelayedError();
       }
     }
+    return { tenant, lockValue: attempt.lockValue, fence: attempt.token };
+  }
 
+  /** Runs an admitted job with its stack held: beats, the run, what follows its end, then the stack and its slot let go. */
+  async function runAdmitted(job: Job<StackJobData>, token: string | undefined, stackKey: string, admitted: Admitted): Promise<void> {
+    const jobId = job.id as string;
+    const { tenant, lockValue, fence } = admitted;
     const controller = new AbortController();
     running.set(jobId, controller);
-    const lockValue = attempt.lockValue;
     // The job's heartbeat and the stack lock are renewed together; both expire if this process dies.
     const beat = async () => {
       await deps.connection.set(jobHeartbeatKey(jobId), runnerId, 'PX', 4 * heartbeatMs);
@@ -327,19 +365,9 @@ export function createRunner(deps: RunnerDeps) {
         },
         jobId,
         controller.signal,
-        { fence: attempt.token, repairStack: repair !== undefined, resourceId: job.data.resourceId, slot },
+        { fence, repairStack: repair !== undefined, resourceId: job.data.resourceId, slot },
       ).finally(() => releaseSlot(slot));
-      if (end) {
-        metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
-        await webhooks.jobEnded(jobId);
-        await recordPlan(gate, end).catch((err: Error) => log.error({ err, jobId }, 'the plan of a gated job could not be recorded'));
-        await compensate(compensation, end).catch((err: Error) =>
-          log.error({ err, jobId }, 'the compensation of a failed up could not be queued'),
-        );
-        await afterCompensation(compensation, end).catch((err: Error) => log.error({ err, jobId }, 'a compensation could not be recorded'));
-        await afterRun(end);
-        await drift.afterCheck(end).catch((err: Error) => log.error({ err, jobId }, 'the remediation of drift could not be queued'));
-      }
+      if (end) await afterEnd(jobId, end);
     } catch (err) {
       if (err instanceof JobNotStartedError) {
         // Nothing ran and the job is still `queued`: back in its stack's line (at the end), tried again later.

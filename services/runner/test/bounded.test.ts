@@ -29,3 +29,24 @@ t.test('mapBounded fails with the first error', async (t) => {
     /EMFILE/,
   );
 });
+
+t.test('after a failure mapBounded starts nothing more, and answers only once the calls in flight ended', async (t) => {
+  const started: number[] = [];
+  let inFlight = 0;
+  const failed = mapBounded(
+    Array.from({ length: 50 }, (_, i) => i),
+    4,
+    async (i) => {
+      started.push(i);
+      inFlight++;
+      await new Promise((r) => setTimeout(r, i === 1 ? 1 : 20));
+      inFlight--;
+      if (i === 1) throw new Error('EMFILE');
+      return i;
+    },
+  );
+  await t.rejects(failed, /EMFILE/);
+  t.equal(inFlight, 0, 'nothing still running when it rejects');
+  t.ok(started.length < 10, `no new call after the failure (${started.length} started)`);
+  await t.rejects(mapBounded([1], 0, async (i) => i), /positive integer/);
+});

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { openPathTo, ownFolder } from '../src/isolation/ownership.js';
 import { IsolationUnavailableError, prepareIsolation } from '../src/isolation/prepare.js';
 import { isolationProblem, SlotPool } from '../src/isolation/slots.js';
 import { resetSlot } from '../src/isolation/slot-reset.js';
-import { leaseUids, NoFreeUidError, processesOf } from '../src/isolation/uid-leases.js';
+import { killProcessesOf, leaseUids, NoFreeUidError, processesOf } from '../src/isolation/uid-leases.js';
 import { adoptSharedLayout, backendSeparatesTenants, stackBackend } from '../src/isolation/stack-state.js';
 
 const UID = 61_990;
@@ -226,5 +226,38 @@ t.test(
     t.equal((await stat(home)).uid, UID, "and is the uid's");
     t.notOk(await stat(tmpOfUid).catch(() => undefined), 'what the uid left in /tmp is gone');
     t.ok(await stat(tmpOfRoot), 'what others left there stays');
+  },
+);
+
+/** A process whose main thread exits by itself while another thread of it runs on (Linux: SYS_exit). */
+const ZOMBIE_LEADER = `
+import ctypes, platform, threading, time
+threading.Thread(target=lambda: [time.sleep(0.1) for _ in iter(int, 1)]).start()
+time.sleep(0.1)
+ctypes.CDLL(None).syscall({'x86_64': 60, 'aarch64': 93}[platform.machine()], 0)
+`;
+const python = spawnSync('python3', ['--version']).status === 0;
+
+t.test(
+  'a process whose main thread exited while its other threads run is found and killed, not taken for a zombie',
+  { skip: testIsolation().why ?? (python ? false : 'python3 is not installed') },
+  async (t) => {
+    const lease = await leaseUids(UID + 2, 8, 1); // a uid of this test's alone
+    t.teardown(() => lease.release());
+    const uid = lease.uids[0]!;
+    const child = spawn('python3', ['-c', ZOMBIE_LEADER], { uid, gid: uid, stdio: 'ignore' });
+    t.teardown(() => void child.kill('SIGKILL'));
+    await once(child, 'spawn');
+    const status = () => readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
+    while (!/^State:\s+Z/m.test(await status())) await new Promise((r) => setTimeout(r, 10));
+    t.match(await status(), /^Threads:\s+2/m, 'its main thread is a zombie, another thread runs');
+    t.same(
+      (await processesOf(uid)).map((p) => p.pid),
+      [child.pid],
+      'found as a process of the uid',
+    );
+    await killProcessesOf({ uid, gid: uid });
+    t.same(await processesOf(uid), [], 'none left');
+    t.notMatch(await status(), /^Threads:\s+[2-9]/m, 'its threads are gone');
   },
 );

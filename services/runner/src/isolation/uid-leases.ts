@@ -102,19 +102,42 @@ interface UidProcess {
   stopped: boolean;
 }
 
-/** The processes running as `uid` (real, effective or saved), from /proc: this pid namespace's. */
+/**
+ * The processes running as `uid` (real, effective or saved), from /proc: this pid namespace's. A
+ * zombie runs nothing and is left out, unless only its main thread has exited: its other threads
+ * still run as the uid (its state is then that of those threads).
+ */
 export async function processesOf(uid: number): Promise<UidProcess[]> {
   const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
   // Many at once (one after another took 150 ms a scan at 8 jobs), within a bound on open files.
   const statuses = await mapBounded(pids, SCAN_CONCURRENCY, (pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(goneOrThrow));
   const found: UidProcess[] = [];
-  statuses.forEach((status, i) => {
+  for (const [i, status] of statuses.entries()) {
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+    if (!uids || !uids.slice(1, 4).some((id) => Number(id) === uid)) continue;
+    const pid = Number(pids[i]);
     const state = /^State:\s+(\S)/m.exec(status)?.[1];
-    if (!uids || !uids.slice(1, 4).some((id) => Number(id) === uid) || state === 'Z' || state === 'X') return;
-    found.push({ pid: Number(pids[i]), stopped: state === 'T' || state === 't' });
-  });
+    if (state !== 'Z' && state !== 'X') {
+      found.push({ pid, stopped: state === 'T' || state === 't' });
+      continue;
+    }
+    const threads = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1);
+    if (threads <= 1) continue;
+    const states = await threadStates(pid);
+    if (states.length > 0) found.push({ pid, stopped: states.every((s) => s === 'T' || s === 't') });
+  }
   return found;
+}
+
+/** The states of a process's threads that still run (not zombies), from /proc/<pid>/task. */
+async function threadStates(pid: number): Promise<string[]> {
+  const tids = await readdir(`/proc/${pid}/task`).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ESRCH') return [] as string[];
+    throw err;
+  });
+  const stats = await mapBounded(tids, SCAN_CONCURRENCY, (tid) => readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(goneOrThrow));
+  // The state is the field after the command, which is in parentheses and may hold anything.
+  return stats.map((stat) => stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)).filter((s) => s && s !== 'Z' && s !== 'X');
 }
 
 /**

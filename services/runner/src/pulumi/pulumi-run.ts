@@ -503,7 +503,20 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     if (scratch) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`); // a backend of this run only
     // Nothing of the job's uid runs while the runner deletes its folder: a process left behind could
     // swap a folder for a link under the recursive delete (the room's release kills them anyway).
-    if (spec.identity) await killProcessesOf(spec.identity);
-    await rm(spec.workspaceDir, { recursive: true, force: true });
+    // Not killed: the folder stays (the slot is kept out of use, a starting runner sweeps job folders)
+    // and the run's result stands.
+    const killed = spec.identity
+      ? await killProcessesOf(spec.identity).then(
+          () => true,
+          (err: Error) => {
+            spec.onLine(
+              'stderr',
+              `[runner] the job's processes could not all be stopped (${err.message}); its folder is left for clean-up`,
+            );
+            return false;
+          },
+        )
+      : true;
+    if (killed) await rm(spec.workspaceDir, { recursive: true, force: true });
   }
 }
