@@ -48,5 +48,8 @@ t.test('after a failure mapBounded starts nothing more, and answers only once th
   await t.rejects(failed, /EMFILE/);
   t.equal(inFlight, 0, 'nothing still running when it rejects');
   t.ok(started.length < 10, `no new call after the failure (${started.length} started)`);
-  await t.rejects(mapBounded([1], 0, async (i) => i), /positive integer/);
+  await t.rejects(
+    mapBounded([1], 0, async (i) => i),
+    /positive integer/,
+  );
 });
