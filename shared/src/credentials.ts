@@ -20,7 +20,8 @@ export interface ResolvedCredential extends CheckedCredential {
 /**
  * Which credential, as it is: its id, the fingerprint of its secret values (a rotation changes it)
  * and a hash of its settings (a project, a region). A run approved with one revision is not applied
- * with another (approvals' staleness). Holds no secret: the fingerprint is shown by the API.
+ * with another (approvals' staleness). Holds no secret, but is kept on the job and never shown:
+ * the fingerprint is an unsalted hash of the secret values, which only admins see.
  */
 export function credentialRevision(doc: Pick<CredentialDoc, '_id' | 'fingerprint' | 'settings'>): string {
   const sorted = Object.fromEntries(Object.entries(doc.settings ?? {}).sort(([a], [b]) => a.localeCompare(b)));

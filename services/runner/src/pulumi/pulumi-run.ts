@@ -388,14 +388,12 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
   const env = pulumiEnv(spec);
   // A scratch backend is written with the workspace.
   await Promise.all([scratch ? undefined : prepareBackend(spec.backendUrl), prepareHome(spec), prepareWorkspace(spec)]);
-  let outputs: Record<string, unknown> | undefined;
-  let summary: Record<string, number> = {};
-  const errors: string[] = [];
+  const heard: HeardEvents = { summary: {}, errors: [] };
   const onEngineEvent = (event: EngineEvent) => {
-    outputs = stackOutputsOf(event) ?? outputs;
-    if (event.summaryEvent) summary = event.summaryEvent.resourceChanges ?? {};
+    heard.outputs = stackOutputsOf(event) ?? heard.outputs;
+    if (event.summaryEvent) heard.summary = event.summaryEvent.resourceChanges ?? {};
     const error = errorMessageOf(event);
-    if (error) errors.push(error);
+    if (error) heard.errors.push(error);
     spec.onEvent(event);
   };
   // Only up and preview run the program; refresh and destroy need just somewhere to send events.
@@ -406,117 +404,147 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     if (spec.clearStaleLock) {
       spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
       // On the stack's own backend, also when this run works on a scratch one (a restore's preview).
-      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
-        cwd: spec.workspaceDir,
-        env: pulumiEnv(given),
-        extendEnv: false,
-        ...asUser(spec),
-        reject: false,
-      });
+      await pulumiCancel(spec, pulumiEnv(given));
     }
     if (runsProgram(spec.operation, spec.options)) {
       await ensureStack(spec, env);
       await setSecretConfig(spec, env);
     }
-    // Update plans are a public preview: only the commands that save or apply one get PULUMI_EXPERIMENTAL.
-    const usesPlan = spec.updatePlan !== undefined || (spec.operation === 'preview' && spec.options.savePlan === true);
-    const args = operationArgs(spec.operation, spec.stackFqdn, spec.options, host, spec.updatePlan !== undefined);
-    const subprocess = execa(spec.pulumiBin, args, {
-      cwd: spec.workspaceDir,
-      env: usesPlan ? { ...env, PULUMI_EXPERIMENTAL: 'true' } : env,
-      extendEnv: false,
-      ...asUser(spec),
-      buffer: false,
-      reject: false,
-      cancelSignal: spec.signal,
-      killSignal: 'SIGINT',
-      forceKillAfterDelay: false,
-    });
-    spec.onSpawn?.();
-    let forced = false;
-    let graceTimer: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      graceTimer = setTimeout(() => {
-        forced = true;
-        if (subprocess.pid !== undefined) killTree(subprocess.pid);
-      }, spec.graceMs);
-    };
-    if (spec.signal.aborted) onAbort();
-    else spec.signal.addEventListener('abort', onAbort, { once: true });
-    const [result] = await Promise.all([
-      subprocess,
-      forwardLines(subprocess.stdout, (text) => spec.onLine('stdout', text)),
-      forwardLines(subprocess.stderr, (text) => spec.onLine('stderr', text)),
-    ]);
-    clearTimeout(graceTimer);
-    spec.signal.removeEventListener('abort', onAbort);
+    const { exitCode, forced } = await runOperation(spec, env, host);
     // A failure may mean the stack was removed behind our back, a stack-remove removes it: check again next time.
-    if (result.exitCode !== 0 || spec.operation === 'stack-remove') knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
+    if (exitCode !== 0 || spec.operation === 'stack-remove') knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
     const lockLeft = forced && spec.mayClearLock?.() === false;
-    if (forced && !lockLeft && !scratch) {
-      // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
-      // lock, so no live run can own it: clear it, so the next operation on the stack can run.
-      await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
-        cwd: spec.workspaceDir,
-        env,
-        extendEnv: false,
-        ...asUser(spec),
-        reject: false,
-      });
-    }
-    // Whatever the outcome, an operation that writes state may have changed it: read what it left.
-    const deployment = writesState(spec.operation)
-      ? await exportDeployment({ ...spec, env, user: asUser(spec) }).catch((err: Error) => {
-          spec.onLine('stderr', `[runner] the stack state could not be read after the run: ${err.message}`);
-          return undefined;
-        })
-      : undefined;
-    const outputsMissing = outputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && result.exitCode === 0;
-    const readsSecrets = spec.readSecretOutputs && deployment !== undefined && holdsPulumiSecret(deployment);
-    // Parsed once, and only when read (a state can be tens of MB).
-    const state = outputsMissing || readsSecrets ? parsedDeployment(deployment) : undefined;
-    if (outputsMissing) {
-      // No outputs among the events (a refresh has none): those of the state it left, else the CLI's.
-      outputs = state ? stackOutputsInState(state) : ((await stackOutputs(spec, env)) ?? {});
-    }
-    const savedPlan =
-      spec.operation === 'preview' && spec.options.savePlan && result.exitCode === 0
-        ? await readJobFile(join(spec.workspaceDir, PLAN_FILE), STATE_MAX_JSON_BYTES).catch((err: Error) => {
-            spec.onLine('stderr', `[runner] the update plan could not be read: ${err.message}`);
-            return undefined;
-          })
-        : undefined;
-    const secretOutputs = readsSecrets ? await secretOutputsOf(spec, env, state).catch(() => undefined) : undefined;
+    // Killed after the grace period: Pulumi could not remove its lock. We still hold the stack's
+    // lock, so no live run can own it: clear it, so the next operation on the stack can run.
+    if (forced && !lockLeft && !scratch) await pulumiCancel(spec, env);
+    const left = await readWhatRunLeft(spec, env, exitCode, heard.outputs);
     return {
-      deployment,
-      savedPlan,
-      secretOutputs,
-      exitCode: result.exitCode ?? null,
+      ...left,
+      exitCode,
       aborted: spec.signal.aborted,
-      outputs: spec.operation === 'destroy' ? {} : (outputs ?? {}),
-      summary,
-      errors,
+      outputs: spec.operation === 'destroy' ? {} : (left.outputs ?? {}),
+      summary: heard.summary,
+      errors: heard.errors,
       lockLeft,
     };
   } finally {
     await host.stop();
     if (scratch) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`); // a backend of this run only
-    // Nothing of the job's uid runs while the runner deletes its folder: a process left behind could
-    // swap a folder for a link under the recursive delete (the room's release kills them anyway).
-    // Not killed: the folder stays (the slot is kept out of use, a starting runner sweeps job folders)
-    // and the run's result stands.
-    const killed = spec.identity
-      ? await killProcessesOf(spec.identity).then(
-          () => true,
-          (err: Error) => {
-            spec.onLine(
-              'stderr',
-              `[runner] the job's processes could not all be stopped (${err.message}); its folder is left for clean-up`,
-            );
-            return false;
-          },
-        )
-      : true;
-    if (killed) await rm(spec.workspaceDir, { recursive: true, force: true });
+    await removeWorkspace(spec);
   }
+}
+
+/** What the engine events of a run said: the stack's outputs (if an event carried them), its change summary, its errors. */
+interface HeardEvents {
+  outputs?: Record<string, unknown>;
+  summary: Record<string, number>;
+  errors: string[];
+}
+
+/** `pulumi cancel`: clears the stack's Pulumi lock (only ever when no live run of ours can own it). */
+async function pulumiCancel(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
+  await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
+    cwd: spec.workspaceDir,
+    env,
+    extendEnv: false,
+    ...asUser(spec),
+    reject: false,
+  });
+}
+
+/**
+ * The operation's own Pulumi process, its lines forwarded as they come. The job's signal sends it
+ * SIGINT (Pulumi's graceful cancel); still running `graceMs` later, its process tree is killed (`forced`).
+ */
+async function runOperation(
+  spec: PulumiRunSpec,
+  env: Record<string, string>,
+  host: JobEndpoints,
+): Promise<{ exitCode: number | null; forced: boolean }> {
+  // Update plans are a public preview: only the commands that save or apply one get PULUMI_EXPERIMENTAL.
+  const usesPlan = spec.updatePlan !== undefined || (spec.operation === 'preview' && spec.options.savePlan === true);
+  const args = operationArgs(spec.operation, spec.stackFqdn, spec.options, host, spec.updatePlan !== undefined);
+  const subprocess = execa(spec.pulumiBin, args, {
+    cwd: spec.workspaceDir,
+    env: usesPlan ? { ...env, PULUMI_EXPERIMENTAL: 'true' } : env,
+    extendEnv: false,
+    ...asUser(spec),
+    buffer: false,
+    reject: false,
+    cancelSignal: spec.signal,
+    killSignal: 'SIGINT',
+    forceKillAfterDelay: false,
+  });
+  spec.onSpawn?.();
+  let forced = false;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    graceTimer = setTimeout(() => {
+      forced = true;
+      if (subprocess.pid !== undefined) killTree(subprocess.pid);
+    }, spec.graceMs);
+  };
+  if (spec.signal.aborted) onAbort();
+  else spec.signal.addEventListener('abort', onAbort, { once: true });
+  const [result] = await Promise.all([
+    subprocess,
+    forwardLines(subprocess.stdout, (text) => spec.onLine('stdout', text)),
+    forwardLines(subprocess.stderr, (text) => spec.onLine('stderr', text)),
+  ]);
+  clearTimeout(graceTimer);
+  spec.signal.removeEventListener('abort', onAbort);
+  return { exitCode: result.exitCode ?? null, forced };
+}
+
+/**
+ * What the run left: the stack's state (an operation that writes state may have changed it, whatever
+ * its outcome), its outputs when no event carried them, the update plan a preview saved, and the
+ * plain values of secret outputs (only for a state that holds a secret).
+ */
+async function readWhatRunLeft(
+  spec: PulumiRunSpec,
+  env: Record<string, string>,
+  exitCode: number | null,
+  heardOutputs: Record<string, unknown> | undefined,
+): Promise<Pick<PulumiRunResult, 'deployment' | 'savedPlan' | 'secretOutputs'> & { outputs?: Record<string, unknown> }> {
+  const deployment = writesState(spec.operation)
+    ? await exportDeployment({ ...spec, env, user: asUser(spec) }).catch((err: Error) => {
+        spec.onLine('stderr', `[runner] the stack state could not be read after the run: ${err.message}`);
+        return undefined;
+      })
+    : undefined;
+  const outputsMissing = heardOutputs === undefined && (spec.operation === 'up' || spec.operation === 'refresh') && exitCode === 0;
+  const readsSecrets = spec.readSecretOutputs && deployment !== undefined && holdsPulumiSecret(deployment);
+  // Parsed once, and only when read (a state can be tens of MB).
+  const state = outputsMissing || readsSecrets ? parsedDeployment(deployment) : undefined;
+  // No outputs among the events (a refresh has none): those of the state it left, else the CLI's.
+  const outputs = outputsMissing ? (state ? stackOutputsInState(state) : ((await stackOutputs(spec, env)) ?? {})) : heardOutputs;
+  const savedPlan =
+    spec.operation === 'preview' && spec.options.savePlan && exitCode === 0
+      ? await readJobFile(join(spec.workspaceDir, PLAN_FILE), STATE_MAX_JSON_BYTES).catch((err: Error) => {
+          spec.onLine('stderr', `[runner] the update plan could not be read: ${err.message}`);
+          return undefined;
+        })
+      : undefined;
+  const secretOutputs = readsSecrets ? await secretOutputsOf(spec, env, state).catch(() => undefined) : undefined;
+  return { deployment, savedPlan, secretOutputs, outputs };
+}
+
+/**
+ * Removes the job's folder once nothing of its uid runs (a process left behind could swap a folder
+ * for a link under the recursive delete; the room's release kills them anyway). Not killed: the
+ * folder stays (the slot is kept out of use, a starting runner sweeps job folders); the run's result stands.
+ */
+async function removeWorkspace(spec: PulumiRunSpec): Promise<void> {
+  if (spec.identity) {
+    const killed = await killProcessesOf(spec.identity).then(
+      () => true,
+      (err: Error) => {
+        spec.onLine('stderr', `[runner] the job's processes could not all be stopped (${err.message}); its folder is left for clean-up`);
+        return false;
+      },
+    );
+    if (!killed) return;
+  }
+  await rm(spec.workspaceDir, { recursive: true, force: true });
 }
