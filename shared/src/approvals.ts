@@ -25,6 +25,19 @@ export interface ApprovedPlan {
   credential?: { name: string; revision: string };
 }
 
+/**
+ * A job's approval as people and receivers see it (API responses, webhooks): the credential its
+ * preview ran with by name only; its revision (the credential's id and the fingerprint of its
+ * secret values) stays on the job, for staleness.
+ */
+export function approvalAsShown(approval: Approval): ShownApproval {
+  const { plan } = approval;
+  if (!plan?.credential) return approval;
+  return { ...approval, plan: { ...plan, credential: { name: plan.credential.name } } };
+}
+
+export type ShownApproval = Omit<Approval, 'plan'> & { plan?: Omit<ApprovedPlan, 'credential'> & { credential?: { name: string } } };
+
 /** One resource's change, as a preview plans it or a run applies it (its first changing step). */
 export interface ResourceChange {
   urn: string;

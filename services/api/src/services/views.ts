@@ -1,4 +1,5 @@
 import {
+  approvalAsShown,
   type Approval,
   type Compensation,
   creatorOf,
@@ -92,7 +93,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     ...(doc.planFor ? { planFor: doc.planFor } : {}),
     ...(doc.compensation ? { compensation: doc.compensation as Compensation } : {}),
     ...(doc.compensates ? { compensates: doc.compensates } : {}),
-    ...(doc.approval ? { approval: doc.approval as Approval } : {}),
+    ...(doc.approval ? { approval: approvalAsShown(doc.approval as Approval) } : {}),
     ...(doc.templateCheck ? { templateCheck: true } : {}),
     lastSeq: doc.lastSeq ?? 0,
     ...(doc.linesSweptAt ? { linesSweptAt: doc.linesSweptAt.toISOString() } : {}),

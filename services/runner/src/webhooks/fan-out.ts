@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
-  type Approval,
+  approvalAsShown,
   approvalOfJob,
-  type ApprovedPlan,
   type DeliveryRetries,
   isDuplicateKey,
   isFinalStatus,
@@ -50,18 +49,6 @@ async function sequenceOf(models: FanOutDeps['models'], resourceId: string, even
 }
 
 /** The body of a job-end event: what ended, how, on which resource, at whose request. */
-/**
- * A job's approval as a receiver sees it, like the API shows it: the credential its preview ran
- * with by name only (its revision holds the credential's id and the fingerprint of its secrets).
- */
-export function approvalAsShown(approval: Approval): ShownApproval {
-  const { plan } = approval;
-  if (!plan?.credential) return approval;
-  return { ...approval, plan: { ...plan, credential: { name: plan.credential.name } } };
-}
-
-type ShownApproval = Omit<Approval, 'plan'> & { plan?: Omit<ApprovedPlan, 'credential'> & { credential?: { name: string } } };
-
 async function jobEndPayload(deps: FanOutDeps, job: StackJobDoc, event: string): Promise<string> {
   const resource = await deps.models.Resource.findById(job.resourceId, { name: 1 }).lean<{ name: string }>();
   return JSON.stringify({

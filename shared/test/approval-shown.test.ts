@@ -1,9 +1,8 @@
 import t from 'tap';
-import type { Approval } from '@pds/shared';
-import { approvalAsShown } from '../src/webhooks/fan-out.js';
+import { type Approval, approvalAsShown } from '../src/approvals.js';
 
 t.test(
-  "a webhook shows the credential an approved plan ran with by name, never its revision (the credential's id and fingerprint)",
+  "API responses and webhooks show the credential an approved plan ran with by name, never its revision (the credential's id and fingerprint)",
   async (t) => {
     const approval: Approval = {
       required: 1,
