@@ -110,7 +110,7 @@ interface UidProcess {
 export async function processesOf(uid: number): Promise<UidProcess[]> {
   const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
   // Many at once (one after another took 150 ms a scan at 8 jobs), within a bound on open files.
-  const statuses = await mapBounded(pids, SCAN_CONCURRENCY, (pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(goneOrThrow));
+  const statuses = await mapBounded(pids, SCAN_CONCURRENCY, (pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(ifGone('')));
   const found: UidProcess[] = [];
   for (const [i, status] of statuses.entries()) {
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
@@ -131,22 +131,26 @@ export async function processesOf(uid: number): Promise<UidProcess[]> {
 
 /** The states of a process's threads that still run (not zombies), from /proc/<pid>/task. */
 async function threadStates(pid: number): Promise<string[]> {
-  const tids = await readdir(`/proc/${pid}/task`).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' || err.code === 'ESRCH') return [] as string[];
-    throw err;
-  });
-  const stats = await mapBounded(tids, SCAN_CONCURRENCY, (tid) => readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(goneOrThrow));
+  const tids = await readdir(`/proc/${pid}/task`).catch(ifGone<string[]>([]));
+  const stats = await mapBounded(tids, SCAN_CONCURRENCY, (tid) => readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(ifGone('')));
   // The state is the field after the command, which is in parentheses and may hold anything.
-  return stats.map((stat) => stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)).filter((s) => s && s !== 'Z' && s !== 'X');
+  const stateOf = (stat: string) => stat.charAt(stat.lastIndexOf(')') + 2);
+  return stats
+    .filter(Boolean)
+    .map(stateOf)
+    .filter((state) => state !== 'Z' && state !== 'X');
 }
 
 /**
- * '' for a process that exited while the scan read it; any other error (out of descriptors, say)
- * fails the scan, so that a live process is never taken for a gone one (the slot is then not reused).
+ * `value` for a process or thread that exited while the scan read it; any other error (out of
+ * descriptors, say) fails the scan, so that a live process is never taken for a gone one (the slot
+ * is then not reused).
  */
-function goneOrThrow(err: NodeJS.ErrnoException): string {
-  if (err.code === 'ENOENT' || err.code === 'ESRCH') return '';
-  throw err;
+function ifGone<T>(value: T): (err: NodeJS.ErrnoException) => T {
+  return (err) => {
+    if (err.code === 'ENOENT' || err.code === 'ESRCH') return value;
+    throw err;
+  };
 }
 
 /** How many passes over /proc a kill may take before the uid is declared unkillable. */
