@@ -82,7 +82,7 @@ RUN cd /tmp \
 FROM base AS runner
 USER root
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git tini ca-certificates \
+ && apt-get install -y --no-install-recommends git tini ca-certificates bubblewrap slirp4netns nftables iproute2 util-linux \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/pulumi-deploy && chown node:node /var/lib/pulumi-deploy
 COPY --from=pulumi /opt/pulumi /opt/pulumi
@@ -101,9 +101,9 @@ ENV PATH=/opt/pulumi:$PATH \
     WORK_DIR=/var/lib/pulumi-deploy/work \
     PULUMI_BACKEND_URL=file:///var/lib/pulumi-deploy/state
 VOLUME ["/var/lib/pulumi-deploy"]
-# The runner stays uid 0 so that it can run each job as its slot's own uid (RUNNER_ISOLATION=uid);
-# compose and Kubernetes drop every capability but SETUID, SETGID, CHOWN, DAC_OVERRIDE, FOWNER, KILL.
-# Jobs never run as root.
+# The runner stays uid 0 so that it can run each job in its slot's sandbox as the slot's own uid
+# (RUNNER_ISOLATION=sandbox); compose and Kubernetes drop every capability but those that takes
+# (docs/operations.md, "Job sandbox"). Jobs never run as root.
 USER root
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

@@ -93,15 +93,29 @@ build_ferretdb() {
   log "built ferretdb in $((SECONDS - t0)) s"
 }
 
+apt_updated=""
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  log "installing $* with apt"
+  [ -n "$apt_updated" ] || { $sudo apt-get update -qq; apt_updated=1; }
+  $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 ensure_redis() {
-  if ! command -v redis-server >/dev/null; then
-    log "installing redis-server with apt"
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq redis-server >/dev/null
-  fi
+  command -v redis-server >/dev/null || apt_install redis-server
   ln -sf "$(command -v redis-server)" "$bin/redis-server"
+}
+
+# The job sandbox (RUNNER_ISOLATION=sandbox, docs/security.md): bubblewrap, slirp4netns and nftables, from
+# Debian. Only where they can be used: as root (a runner that is not root cannot sandbox anyway).
+ensure_sandbox_tools() {
+  [ "$(id -u)" = 0 ] || return 0
+  local missing=()
+  command -v bwrap >/dev/null || missing+=(bubblewrap)
+  command -v slirp4netns >/dev/null || missing+=(slirp4netns)
+  command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
 # The API's schema fuzzer (a test tool, from PyPI), in a virtualenv of its own.
@@ -153,6 +167,7 @@ fetch_compose_schema() {
 build_pulumi
 build_ferretdb
 ensure_redis
+ensure_sandbox_tools
 ensure_schemathesis
 build_kustomize
 fetch_compose_schema

@@ -36,10 +36,13 @@ export async function startLocalDeployment(
   try {
     let redisUrl = env.REDIS_URL;
     if (!redisUrl) {
-      const redis = await startLocalRedis();
+      // Every client must give the password made for this data folder (a second lock besides the
+      // jobs' own network, which has no route to it: docs/security.md).
+      const password = await localSecret(dataDir, 'redis.password', () => randomBytes(24).toString('base64url'));
+      const redis = await startLocalRedis({ password });
       stops.push(redis.stop);
       redisUrl = redis.url;
-      log(`local redis-server on ${redis.url}`);
+      log(`local redis-server on ${redis.shownUrl} (password in .data/redis.password)`);
     }
     let mongoUrl = env.MONGO_URL;
     if (!mongoUrl) {

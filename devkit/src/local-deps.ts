@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot } from '@pds/shared';
 import { freePort, type Managed, recentOutput, startProcess, waitForPort } from './processes.js';
@@ -31,10 +31,14 @@ async function started(managed: Managed, port: number, url: string, what: string
   return { url, port, pid: managed.child.pid, stop: () => managed.stop() };
 }
 
-/** A private redis-server on a free (or given) port, with no persistence. */
-export async function startLocalRedis(options: { port?: number } = {}): Promise<LocalServer> {
+/**
+ * A private redis-server on a free (or given) port, with no persistence; with `password`, every
+ * client must give it (`requirepass`; the URL carries it, `shownUrl` does not).
+ */
+export async function startLocalRedis(options: { port?: number; password?: string } = {}): Promise<LocalServer & { shownUrl: string }> {
   const port = options.port ?? (await freePort());
   const managed = startProcess(toolPath('redis-server'), [
+    ...(options.password ? ['--requirepass', options.password] : []),
     '--port',
     String(port),
     '--bind',
@@ -46,13 +50,17 @@ export async function startLocalRedis(options: { port?: number } = {}): Promise<
     '--daemonize',
     'no',
   ]);
-  return started(managed, port, `redis://127.0.0.1:${port}`, 'redis-server');
+  const auth = options.password ? `:${encodeURIComponent(options.password)}@` : '';
+  const server = await started(managed, port, `redis://${auth}127.0.0.1:${port}`, 'redis-server');
+  return { ...server, shownUrl: `redis://${auth ? ':***@' : ''}127.0.0.1:${port}` };
 }
 
 /** A private FerretDB (MongoDB wire protocol) backed by SQLite files in `dataDir`. */
 export async function startLocalFerretDb(options: { dataDir: string; port?: number; database?: string }): Promise<LocalServer> {
   const port = options.port ?? (await freePort());
-  await mkdir(options.dataDir, { recursive: true });
+  // Its SQLite files are the whole store: readable by the service's user only (jobs run as other uids).
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(options.dataDir, 0o700);
   const managed = startProcess(toolPath('ferretdb'), [
     '--handler=sqlite',
     `--sqlite-url=file:${options.dataDir.replace(/\/?$/, '/')}`,

@@ -178,7 +178,7 @@ for (const overlay of ['dev', 'prod']) {
         t.same(caps?.drop, ['ALL'], 'runner: every capability dropped');
         t.same(
           [...(caps?.add ?? [])].sort(),
-          ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'SETGID', 'SETUID'],
+          ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'NET_ADMIN', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_ADMIN', 'SYS_CHROOT'],
           'runner: only those it needs added back',
         );
       } else {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jobWritableFile, recentOutput } from '@pds/devkit';
+import { jobWritableFile, recentOutput, standInIsolation } from '@pds/devkit';
 import type { StackJobDoc } from '@pds/shared';
 import t from 'tap';
 import { fileSetManifest, startRunnerProcess, startStack } from './harness.js';
@@ -26,6 +26,7 @@ t.test(
       MONGO_URL: stack.config.MONGO_URL,
       REDIS_URL: stack.config.REDIS_URL,
       PULUMI_BIN: STAND_IN,
+      RUNNER_ISOLATION: standInIsolation(),
       STAND_IN_LOG: log,
       STAND_IN_MS: '40',
       JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS',

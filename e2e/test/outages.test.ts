@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jobWritableFile, type LocalServer, startLocalFerretDb, startLocalRedis } from '@pds/devkit';
+import { jobWritableFile, type LocalServer, startLocalFerretDb, startLocalRedis, standInIsolation } from '@pds/devkit';
 import { stackBackend } from '@pds/runner';
 import type { Teardowns } from '@pds/devkit/tap';
 import t from 'tap';
@@ -105,7 +105,13 @@ t.test('MongoDB away past the tolerance while a job prints, back before it ends:
   const logs: string[] = [];
   const stack = await startStack(
     t,
-    { MONGO_URL: mongo.url, OUTAGE_TOLERANCE_SECONDS: 1, PULUMI_BIN: STAND_IN, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_TICK_MS' },
+    {
+      MONGO_URL: mongo.url,
+      OUTAGE_TOLERANCE_SECONDS: 1,
+      PULUMI_BIN: STAND_IN,
+      RUNNER_ISOLATION: standInIsolation(),
+      JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_TICK_MS',
+    },
     { logs: (line) => logs.push(line) },
   );
   const resource = await createResource(stack, fileSetManifest('gappy', join(scratch, 'files'), [{ path: 'a.txt', content: 'a' }]));
@@ -175,6 +181,7 @@ t.test('Redis paused past the stack lock TTL during a preview: the preview is ru
     RUNNER_HEARTBEAT_SECONDS: 0.5,
     CANCEL_GRACE_SECONDS: 1,
     PULUMI_BIN: STAND_IN,
+    RUNNER_ISOLATION: standInIsolation(),
     JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS',
   });
   const resource = await createResource(stack, fileSetManifest('cut-preview', join(scratch, 'files'), [{ path: 'a.txt', content: 'a' }]));

@@ -41,11 +41,32 @@ export const ConfigSchema = Type.Object({
   LOCAL_FILES_ROOT: Type.Optional(Type.String({ minLength: 1 })),
   RUNNER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
   /**
-   * `uid`: each job's Pulumi processes run as a uid of their own (one per runner slot), in folders
-   * only that uid can read. `none` runs them as the runner's own user: only where the runner cannot
-   * switch users (a laptop without root), and it says so loudly.
+   * `sandbox` (the default): each job's processes run as a uid of their own (one per runner slot), in
+   * namespaces of their own (network, PID, IPC, mount) and within the slot's cgroup limits
+   * (docs/security.md). `uid`: a uid of their own only, with the runner's network and no limits:
+   * where the kernel or the platform gives no namespaces or cgroups (said loudly at start). `none`
+   * runs them as the runner's own user: only where the runner cannot switch users (a laptop without
+   * root), and it says so loudly.
    */
-  RUNNER_ISOLATION: Type.Union([Type.Literal('uid'), Type.Literal('none')], { default: 'uid' }),
+  RUNNER_ISOLATION: Type.Union([Type.Literal('sandbox'), Type.Literal('uid'), Type.Literal('none')], { default: 'sandbox' }),
+  /**
+   * IPv4 ranges jobs may reach although they are not public (comma-separated CIDRs; none by default):
+   * a job reaches the internet, never loopback, link-local (cloud metadata), private ranges or the
+   * runner machine's own addresses unless listed here (the machine's addresses never).
+   */
+  JOB_EGRESS_ALLOW: Type.String({ pattern: '^([0-9.]+(/[0-9]{1,2})?(,[0-9.]+(/[0-9]{1,2})?)*)?$', default: '' }),
+  /** A sandboxed job's memory (MiB; past it the job ends `failed`, reason `memory_limit`); its private /tmp counts in it. */
+  JOB_MEMORY_MAX_MB: Type.Integer({ minimum: 64, maximum: 1_048_576, default: 4_096 }),
+  /** A sandboxed job's CPU time per second, in cores. */
+  JOB_CPUS: Type.Number({ minimum: 0.05, maximum: 1_024, default: 2 }),
+  /** A sandboxed job's processes and threads at once (pids.max). */
+  JOB_PIDS_MAX: Type.Integer({ minimum: 32, maximum: 4_194_304, default: 2_048 }),
+  /** What a sandboxed job may write in its folders, in MiB (past it the job ends `failed`, reason `disk_limit`). */
+  JOB_DISK_MAX_MB: Type.Integer({ minimum: 16, maximum: 16_777_216, default: 4_096 }),
+  /** The size of a sandboxed job's private /tmp, /var/tmp and /dev/shm, each, in MiB (memory-backed). */
+  JOB_TMP_MAX_MB: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 256 }),
+  /** Where a runner keeps its slots' network namespaces (root's only; a private mount point). */
+  RUNNER_SANDBOX_DIR: Type.String({ default: '/run/pulumi-deploy' }),
   /**
    * The uids (and gids) jobs run as: RUNNER_UID_BASE up to RUNNER_UID_BASE + RUNNER_UID_COUNT - 1.
    * Each runner process leases RUNNER_CONCURRENCY of them for its lifetime, so runners sharing a

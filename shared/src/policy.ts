@@ -74,6 +74,14 @@ export function approvalOf(policy: TenantPolicy, operation: Operation, requested
   };
 }
 
+/** A tenant's limits per job (docs/security.md, Limits): a value above the runner's default changes nothing. */
+export interface JobLimitsPolicy {
+  memoryMb?: number;
+  cpus?: number;
+  pids?: number;
+  diskMb?: number;
+}
+
 /** A tenant's rules, set by platform admins; every field optional (no rule, no limit). */
 export interface TenantPolicy {
   /** Jobs of the tenant running at once; more wait for their turn (runners enforce it). */
@@ -82,6 +90,8 @@ export interface TenantPolicy {
   maxQueuedJobs?: number;
   /** Drift schedules the tenant may have (default DRIFT_MAX_SCHEDULES_PER_TENANT, 500). */
   maxDriftSchedules?: number;
+  /** What one job of the tenant may use in its sandbox; each at most the runner's own default (JOB_MEMORY_MAX_MB …). */
+  jobLimits?: JobLimitsPolicy;
   /** The least tenant role for each operation (by default: deployer, and admin for destroy). */
   operations?: Partial<Record<Operation, TenantRole>>;
   /** Operations that wait for approval after a preview (docs/api.md, Approvals). */

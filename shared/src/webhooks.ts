@@ -81,9 +81,12 @@ export function signWebhook(key: Buffer, id: string, timestampSeconds: number, b
   };
 }
 
-/** Addresses no webhook may reach unless allowed by config: loopback, private, link-local (cloud metadata), and the like. */
-const BLOCKED = new BlockList();
-for (const [net, bits] of [
+/**
+ * IPv4 ranges that are not the public internet: this host, private networks, carrier-grade NAT,
+ * link-local (cloud metadata), benchmarking, multicast and reserved, and Azure's host endpoint. Webhooks may not
+ * reach them, nor may jobs (docs/security.md), unless the operator allows a range.
+ */
+export const NON_PUBLIC_IPV4: readonly (readonly [string, number])[] = [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
   ['100.64.0.0', 10],
@@ -95,8 +98,13 @@ for (const [net, bits] of [
   ['198.18.0.0', 15],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
-] as const)
-  BLOCKED.addSubnet(net, bits, 'ipv4');
+  // Azure's host endpoint (WireServer): public space, but the machine's own, like metadata.
+  ['168.63.129.16', 32],
+];
+
+/** Addresses no webhook may reach unless allowed by config: loopback, private, link-local (cloud metadata), and the like. */
+const BLOCKED = new BlockList();
+for (const [net, bits] of NON_PUBLIC_IPV4) BLOCKED.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
   ['::', 128],
   ['::1', 128],

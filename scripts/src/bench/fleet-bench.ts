@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { jobWritableFile } from '@pds/devkit';
+import { jobWritableFile, standInIsolation } from '@pds/devkit';
 import { createRedis } from '@pds/shared';
 import { Queue, Worker } from 'bullmq';
 import { execa } from 'execa';
@@ -65,7 +65,12 @@ export async function fleetBench(): Promise<void> {
   process.env.STAND_IN_STATE = '1'; // an export gives a state: the runner reads it as a real one
   const service = await startBenchService('fleet', (scratch) => {
     process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
-    return { PULUMI_BIN: STAND_IN, RUNNER_CONCURRENCY: CONCURRENCY, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_STATE' };
+    return {
+      PULUMI_BIN: STAND_IN,
+      RUNNER_CONCURRENCY: CONCURRENCY,
+      RUNNER_ISOLATION: standInIsolation(),
+      JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_STATE',
+    };
   });
   let isolated: number[] | undefined;
   try {

@@ -7,7 +7,7 @@
  * job takes many minutes there; the runner's memory stays flat throughout).
  */
 import { performance } from 'node:perf_hooks';
-import { jobWritableFile } from '@pds/devkit';
+import { jobWritableFile, standInIsolation } from '@pds/devkit';
 import { type JobStatus, lineStore } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
 import { STAND_IN } from './fleet-bench.js';
@@ -17,7 +17,7 @@ export async function linesBench(): Promise<void> {
   process.env.STAND_IN_MS = '0';
   const service = await startBenchService('lines', (scratch) => {
     process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
-    return { PULUMI_BIN: STAND_IN, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_LINES' };
+    return { PULUMI_BIN: STAND_IN, RUNNER_ISOLATION: standInIsolation(), JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_LINES' };
   });
   const { models } = service;
   const resource = await service.createResource('flood');

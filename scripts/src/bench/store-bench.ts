@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { jobWritableFile } from '@pds/devkit';
+import { jobWritableFile, standInIsolation } from '@pds/devkit';
 import { LINES_PER_CHUNK, lineStore, type Models, storeApiToken, tokenAuthenticator } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
 import { spawnLatencies, STAND_IN } from './fleet-bench.js';
@@ -120,7 +120,7 @@ async function withService<T>(name: string, use: (service: BenchService) => Prom
   process.env.STAND_IN_MS = '0';
   const service = await startBenchService(name, (scratch) => {
     process.env.STAND_IN_LOG = jobWritableFile(scratch, 'stand-in.log');
-    return { PULUMI_BIN: STAND_IN, JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS' };
+    return { PULUMI_BIN: STAND_IN, RUNNER_ISOLATION: standInIsolation(), JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS' };
   });
   try {
     return await use(service);

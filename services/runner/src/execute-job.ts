@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   approvalOfJob,
   CredentialUnavailableError,
@@ -45,6 +45,7 @@ import { ProgressTracker } from './progress.js';
 import type { JobOptions } from './pulumi/operation-args.js';
 import { outcomeOf, runAttempts } from './pulumi-attempts.js';
 import { runFilesFor } from './run-files.js';
+import { jobLimitsOf, LimitWatch, limitReached } from './sandbox/job-limits.js';
 import { Tail } from './tail.js';
 
 export type { AbortReason, ExecuteDeps, ExecuteOptions, RunEnd } from './job-run.js';
@@ -253,14 +254,32 @@ async function runWithSecrets(
     localDirs,
     localRoot,
   });
+  const sandbox = run.slot.sandbox;
+  const limits = sandbox ? await run.store('read the job limits', () => jobLimitsOf(config, deps.models, tenantOf(job))) : undefined;
+  let watch: LimitWatch | undefined;
   try {
-    const attempts = await runAttempts(run, { kind, env, room, signal: AbortSignal.any([run.signal, timeout]), progress, files });
+    if (sandbox && limits) {
+      await sandbox.limit(limits);
+      const home = dirname(room.pulumiHome);
+      watch = new LimitWatch([home, join(config.WORK_DIR, 'jobs', job._id), ...room.handed], limits, () => sandbox.usage());
+    }
+    const signal = AbortSignal.any([run.signal, timeout, ...(watch ? [watch.signal] : [])]);
+    const attempts = await runAttempts(run, { kind, env, room, signal, progress, files });
+    watch?.stop();
     ran.deployment = attempts.result.deployment;
     ran.savedPlan = attempts.result.savedPlan;
     // Masked like every output: a program exporting a credential as a secret does not hand it back.
     ran.secretOutputs = run.masking.value(attempts.result.secretOutputs);
-    return outcomeOf(run, attempts, timeout, timeoutSeconds);
+    const outcome = outcomeOf(run, attempts, timeout, timeoutSeconds);
+    if (!sandbox || !limits) return outcome;
+    const usage = await sandbox.usage();
+    ran.usage = { peakMemoryBytes: usage.peakMemoryBytes, cpuSeconds: usage.cpuSeconds, limits };
+    const stopped = watch?.reached;
+    if (stopped) return { ...outcome, status: 'failed', reason: stopped, error: watch!.error(stopped) };
+    const limit = outcome.status === 'failed' ? limitReached(usage, limits) : undefined;
+    return limit ? { ...outcome, ...limit } : outcome;
   } finally {
+    watch?.stop();
     // A room that could not be closed keeps its slot out of use (tainted); what the run did stands.
     const closed = await room.release().then(
       () => true,

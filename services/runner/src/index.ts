@@ -4,3 +4,4 @@ export { LineSink, MAX_LINE_CHARS } from './line-sink.js';
 export { reconcileLostJobs } from './reconciler.js';
 export { killTree } from './pulumi/kill-tree.js';
 export { stackBackend } from './isolation/stack-state.js';
+export { openSlotSandboxes, sandboxSettings } from './sandbox/prepare-sandbox.js';

@@ -130,6 +130,7 @@ async function writeResult(run: JobRun, outcome: Outcome, details: ResultDetails
           stderrTail: run.stderr.toString(),
           lastSeq: details.lastSeq,
           ...(ran.spawnedAt ? { spawnedAt: ran.spawnedAt } : {}),
+          ...(ran.usage ? { usage: ran.usage } : {}),
           ...(ran.version !== undefined ? { resourceVersion: ran.version } : {}),
           ...(stateVersion !== undefined ? { stateVersion } : {}),
           ...(drift ? { drift } : {}),

@@ -13,6 +13,7 @@ import {
 import type { Redis } from 'ioredis';
 import type { DriftCollector, DriftReport } from './drift.js';
 import type { Slot } from './isolation/slots.js';
+import type { JobUsage } from './sandbox/job-limits.js';
 import { type JobCredential, masker } from './job-credential.js';
 import type { LineSink } from './line-sink.js';
 import type { CredentialUsed } from './job-credential.js';
@@ -120,6 +121,8 @@ export interface RunRecord {
   spawnedAt?: Date;
   /** The credential it ran with. */
   credential?: CredentialUsed;
+  /** Sandboxed: what it used (peak memory, CPU time) and the limits it ran under. */
+  usage?: JobUsage;
 }
 
 /** A store access, retried while the store is unreachable (each must be safe to repeat). */

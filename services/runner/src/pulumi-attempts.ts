@@ -103,6 +103,9 @@ async function runOnce(run: JobRun, inputs: RunInputs, clearStaleLock: boolean):
     pulumiHome: inputs.room.pulumiHome,
     backendUrl: inputs.room.backendUrl,
     identity: run.slot.identity,
+    ...(run.slot.sandbox
+      ? { sandbox: { slot: run.slot.sandbox, handed: inputs.room.handed, secretsDir: join(config.WORK_DIR, 'secrets', job._id) } }
+      : {}),
     jobEnvAllow: config.JOB_ENV_ALLOW.split(',').filter(Boolean),
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     programDir: inputs.kind.dir,

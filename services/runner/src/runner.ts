@@ -23,10 +23,10 @@ import {
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type AbortReason, executeJob, JobNotStartedError, type RunEnd } from './execute-job.js';
-import { prepareIsolation, sweepLeftovers } from './isolation/prepare.js';
+import { type Isolation, prepareIsolation, sweepLeftovers } from './isolation/prepare.js';
 import { resetSlot } from './isolation/slot-reset.js';
 import { type Slot, SlotPool } from './isolation/slots.js';
-import { killProcessesOf, type UidLease } from './isolation/uid-leases.js';
+import { killProcessesOf } from './isolation/uid-leases.js';
 import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
@@ -109,8 +109,7 @@ export function createRunner(deps: RunnerDeps) {
   const log = deps.logger;
   // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
   let slots: SlotPool | undefined;
-  let isolation: 'uid' | 'none' | undefined;
-  let uidLease: UidLease | undefined;
+  let isolation: Isolation | undefined;
   const metrics = new Metrics();
   // Old history goes in the background; every runner has a sweeper, one sweeps at a time.
   const historySweeper = new HistorySweeper({
@@ -176,11 +175,15 @@ export function createRunner(deps: RunnerDeps) {
 
   /** Keeps the slot uids this runner's alone across the fleet; a uid another runner took is not used again. */
   function renewUidLease(): void {
-    uidLease
+    isolation?.lease
       ?.renew()
       .then((lost) => {
         for (const uid of lost) {
           slots?.withhold(uid);
+          void isolation?.sandboxes
+            ?.get(uid)
+            ?.close()
+            .catch(() => undefined); // its network and cgroup go too
           log.error({ uid }, 'another runner holds this slot uid now (its lease ran out): the slot is no longer used');
         }
       })
@@ -442,15 +445,14 @@ export function createRunner(deps: RunnerDeps) {
     worker,
     runnerId,
     metrics,
-    /** How jobs are isolated (`uid`, or `none`), once started. */
+    /** How jobs are isolated (`sandbox`, `uid`, or `none`), once started. */
     get isolation() {
-      return isolation;
+      return isolation?.level;
     },
     /** Starts taking jobs once the cancel channel is subscribed (so no request is missed). */
     async start(): Promise<void> {
-      uidLease = await prepareIsolation(deps.config, log, { redis: deps.connection, owner: runnerId });
-      slots = new SlotPool(deps.config.RUNNER_CONCURRENCY, uidLease?.uids);
-      isolation = uidLease === undefined ? 'none' : 'uid';
+      isolation = await prepareIsolation(deps.config, log, { redis: deps.connection, owner: runnerId });
+      slots = new SlotPool(deps.config.RUNNER_CONCURRENCY, isolation.lease?.uids, isolation.sandboxes);
       await sweepLeftovers(deps.config.WORK_DIR, deps.models, log).catch((err: Error) =>
         log.warn({ err: err.message }, 'could not sweep leftover job folders'),
       );
@@ -479,12 +481,16 @@ export function createRunner(deps: RunnerDeps) {
         await drift.close().catch((err: Error) => log.warn({ err: err.message }, 'drift worker close failed'));
         await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));
         await hosts.close().catch((err: Error) => log.warn({ err: err.message }, 'warm program hosts did not stop'));
-        if (uidLease) {
-          const uids = uidLease.uids;
+        const lease = isolation?.lease;
+        if (lease) {
+          const uids = lease.uids;
+          await Promise.all([...(isolation?.sandboxes?.values() ?? [])].map((sandbox) => sandbox.close())).catch((err: Error) =>
+            log.warn({ err: err.message, uids }, 'could not close every slot sandbox'),
+          );
           await Promise.all(uids.map((uid) => killProcessesOf({ uid, gid: uid }))).catch((err: Error) =>
             log.warn({ err: err.message, uids }, 'could not stop every process of the slot uids'),
           );
-          await uidLease.release();
+          await lease.release();
         }
       })();
       return closing;

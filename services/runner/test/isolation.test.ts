@@ -123,18 +123,28 @@ t.test('a runner that cannot give isolation refuses to start unless told RUNNER_
     MODULES_DIR: join(hidden, 'modules'),
     PULUMI_BACKEND_URL: pathToFileURL(join(dir, 'state')).href,
     LOCAL_FILES_ROOT: join(dir, 'files'),
+    JOB_EGRESS_ALLOW: '',
+    JOB_DISK_MAX_MB: 4096,
+    JOB_TMP_MAX_MB: 256,
+    RUNNER_SANDBOX_DIR: join(dir, 'sandbox'),
   };
   const warnings: string[] = [];
   const logger = { warn: (m: unknown) => void warnings.push(String(m)), info: () => undefined };
   const refused = await prepareIsolation(config, logger).catch((err: Error) => err);
   t.type(refused, IsolationUnavailableError);
   t.match((refused as Error).message, /uid 61990 cannot read .*hidden\/modules.*RUNNER_ISOLATION=none/, 'names the path and the way out');
-  t.equal(await prepareIsolation({ ...config, RUNNER_ISOLATION: 'none' }, logger), undefined);
+  t.same(await prepareIsolation({ ...config, RUNNER_ISOLATION: 'none' }, logger), { level: 'none' });
   t.match(warnings.join('\n'), /RUNNER_ISOLATION=none: jobs run as the runner's own user/);
   const modules = join(dir, 'modules');
   await mkdir(modules, { mode: 0o755 });
-  const lease = await prepareIsolation({ ...config, MODULES_DIR: modules }, logger);
+  const { lease, level } = await prepareIsolation({ ...config, MODULES_DIR: modules }, logger);
+  t.equal(level, 'uid');
   t.same(lease?.uids, [UID, UID + 1], 'with every path in reach it isolates, with a uid per slot');
+  t.match(
+    warnings.join('\n'),
+    /RUNNER_ISOLATION=uid: jobs run as uids of their own but share the runner's network/,
+    'says what uid alone leaves open',
+  );
   await lease?.release();
   t.equal((await stat(config.WORK_DIR)).mode & 0o777, 0o711, 'WORK_DIR can be passed through, not listed');
 });

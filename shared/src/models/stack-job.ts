@@ -25,6 +25,8 @@ export const stackJobSchema = new Schema(
     /** When the operation's Pulumi process was started (created → spawned is the queueing latency). */
     spawnedAt: { type: Date },
     finishedAt: { type: Date },
+    /** A sandboxed job: its peak memory and CPU time, and the limits it ran under (bytes, cores, processes). */
+    usage: { type: Schema.Types.Mixed },
     exitCode: { type: Number },
     error: { type: String },
     /** Why a job ended as it did when the status alone does not say (timeout, runner_lost, …). */

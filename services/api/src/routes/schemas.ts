@@ -166,6 +166,23 @@ export const JobSchema = Type.Object({
   stateVersion: Type.Optional(
     Type.Integer({ description: 'The stack state version it wrote (GET /v1/resources/:id/stack/versions/:seq)' }),
   ),
+  usage: Type.Optional(
+    Type.Object(
+      {
+        peakMemoryBytes: Type.Optional(
+          Type.Number({ description: "The most memory its processes held at once (its program host's included)" }),
+        ),
+        cpuSeconds: Type.Optional(Type.Number({ description: 'CPU time its processes used' })),
+        limits: Type.Object({
+          memoryBytes: Type.Number(),
+          cpus: Type.Number(),
+          pids: Type.Number(),
+          diskBytes: Type.Number(),
+        }),
+      },
+      { description: 'A sandboxed job: what it used, and the limits it ran under (docs/security.md, Limits)' },
+    ),
+  ),
   templateCheck: Type.Optional(Type.Boolean({ description: "A template version's smoke preview (resourceId is the version's id)" })),
   drift: Type.Optional(
     Type.Object(
@@ -531,6 +548,32 @@ export const TenantPolicySchema = Type.Object(
       'Jobs of the tenant waiting at once (queued, awaiting approval, approved; a gated job with its preview counts once); past it a new job is refused with 429 and Retry-After',
     ),
     maxDriftSchedules: Count('Drift schedules the tenant may have (default DRIFT_MAX_SCHEDULES_PER_TENANT, 500)'),
+    jobLimits: Type.Optional(
+      Type.Object(
+        {
+          memoryMb: Type.Optional(
+            Type.Integer({ minimum: 64, maximum: 1_048_576, description: "A job's memory, MiB (default JOB_MEMORY_MAX_MB)" }),
+          ),
+          cpus: Type.Optional(
+            Type.Number({ minimum: 0.05, maximum: 1_024, description: "A job's CPU time per second, in cores (default JOB_CPUS)" }),
+          ),
+          pids: Type.Optional(
+            Type.Integer({ minimum: 32, maximum: 4_194_304, description: "A job's processes and threads at once (default JOB_PIDS_MAX)" }),
+          ),
+          diskMb: Type.Optional(
+            Type.Integer({
+              minimum: 16,
+              maximum: 16_777_216,
+              description: 'What a job may write in its folders, MiB (default JOB_DISK_MAX_MB)',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: "What one sandboxed job of the tenant may use; each only lowers the runner's default",
+        },
+      ),
+    ),
     operations: Type.Optional(
       Type.Object(Object.fromEntries(OPERATIONS.map((op) => [op, Type.Optional(literals(TENANT_ROLES))])), {
         additionalProperties: false,

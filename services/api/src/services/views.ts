@@ -15,6 +15,13 @@ import {
   tenantOf,
 } from '@pds/shared';
 
+/** What a sandboxed job used, and its limits (the runner writes it; docs/api.md). */
+export interface JobUsageView {
+  peakMemoryBytes?: number;
+  cpuSeconds?: number;
+  limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number };
+}
+
 /** A stack's life as the API shows it (outputs parsed; resources of earlier versions: `pending`). */
 function stackView(stack: ResourceDoc['stack']) {
   return {
@@ -87,6 +94,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     ...(doc.retriedBy ? { retriedBy: doc.retriedBy } : {}),
     ...(doc.recovery ? { recovery: doc.recovery } : {}),
     ...(typeof doc.stateVersion === 'number' ? { stateVersion: doc.stateVersion } : {}),
+    ...(doc.usage ? { usage: doc.usage as JobUsageView } : {}),
     ...(doc.drift ? { drift: doc.drift } : {}),
     ...(doc.remediatedBy ? { remediatedBy: doc.remediatedBy } : {}),
     ...(doc.remediates ? { remediates: doc.remediates } : {}),

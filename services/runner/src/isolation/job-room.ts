@@ -14,6 +14,8 @@ export interface JobRoom {
   pulumiHome: string;
   /** The backend URL of the job's stack (its own folder with a `file://` backend). */
   backendUrl: string;
+  /** The folders handed to the slot's uid for the run (its stack's state, its local folders): a sandbox binds them. */
+  handed: readonly string[];
   /** Takes back the stack's state and the job's local folders (owned by the runner between runs). */
   release(): Promise<void>;
 }
@@ -48,6 +50,7 @@ export async function openJobRoom(spec: JobRoomSpec): Promise<JobRoom> {
   return {
     pulumiHome: join(slotFolder(spec.workDir, spec.slot), 'pulumi-home'),
     backendUrl: state.url,
+    handed,
     release: () => closeRoom(spec, handed),
   };
 }
@@ -61,6 +64,7 @@ async function closeRoom(spec: JobRoomSpec, handed: string[]): Promise<void> {
   if (!identity) return takeBack(handed);
   try {
     try {
+      await spec.slot.sandbox?.kill(); // the slot's cgroup: nothing of the job escapes it
       await killProcessesOf(identity);
     } finally {
       await takeBack(handed);

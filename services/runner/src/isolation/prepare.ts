@@ -6,6 +6,8 @@ import { PROGRAM_HOST } from '../pulumi/program-host-pool.js';
 import { isolationProblem } from './slots.js';
 import { resetSlot } from './slot-reset.js';
 import { type FleetLeases, leaseUids, type UidLease } from './uid-leases.js';
+import { openSlotSandboxes, sandboxSettings } from '../sandbox/prepare-sandbox.js';
+import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 
 /** Raised when isolation is asked for and the runner cannot give it: the runner refuses to start. */
 export class IsolationUnavailableError extends Error {
@@ -16,6 +18,17 @@ export class IsolationUnavailableError extends Error {
 function scratchFolders(workDir: string): string[] {
   return [workDir, join(workDir, 'jobs'), join(workDir, 'secrets'), join(workDir, 'slots')];
 }
+
+/** How a runner isolates its jobs: the level it runs at, its uids, and each slot uid's sandbox. */
+export interface Isolation {
+  level: 'sandbox' | 'uid' | 'none';
+  lease?: UidLease;
+  sandboxes?: Map<number, SlotSandbox>;
+}
+
+/** What RUNNER_ISOLATION=uid leaves open, said at start. */
+const UID_ONLY_WARNING =
+  "RUNNER_ISOLATION=uid: jobs run as uids of their own but share the runner's network (they can connect to its Redis, its store, the API, every port on the machine's loopback, each other's program hosts, the cloud metadata address), see every process of the machine in /proc, and have no memory, CPU, process or disk limits: one job can starve the others. Use only where the kernel or the platform gives no namespaces or cgroups.";
 
 /**
  * Checks that jobs can run isolated (a slot uid can run Node, the Pulumi CLI and the program host,
@@ -36,10 +49,14 @@ export async function prepareIsolation(
     | 'MODULES_DIR'
     | 'PULUMI_BACKEND_URL'
     | 'LOCAL_FILES_ROOT'
+    | 'JOB_EGRESS_ALLOW'
+    | 'JOB_TMP_MAX_MB'
+    | 'JOB_DISK_MAX_MB'
+    | 'RUNNER_SANDBOX_DIR'
   >,
   logger: Pick<Logger, 'warn' | 'info'>,
   fleet?: FleetLeases,
-): Promise<UidLease | undefined> {
+): Promise<Isolation> {
   for (const dir of scratchFolders(config.WORK_DIR)) {
     await mkdir(dir, { recursive: true });
     await chmod(dir, 0o711);
@@ -48,8 +65,15 @@ export async function prepareIsolation(
     logger.warn(
       "RUNNER_ISOLATION=none: jobs run as the runner's own user; a job's program can read the runner's environment and files and other jobs' workspaces, credential files and state. Use only where the runner cannot switch users.",
     );
-    return undefined;
+    return { level: 'none' };
   }
+  const settings = config.RUNNER_ISOLATION === 'sandbox' ? await sandboxSettings(config) : undefined;
+  if (settings && 'problem' in settings) {
+    throw new IsolationUnavailableError(
+      `RUNNER_ISOLATION=sandbox, but ${settings.problem}. Fix that (docs/operations.md, "Job sandbox"), or set RUNNER_ISOLATION=uid to run jobs as uids of their own without namespaces or limits (unsafe: a job's program could then reach the service's Redis and store and every other port of the machine, and starve other jobs).`,
+    );
+  }
+  if (!settings) logger.warn(UID_ONLY_WARNING);
   const state = config.PULUMI_BACKEND_URL.startsWith('file://') ? fileURLToPath(config.PULUMI_BACKEND_URL) : undefined;
   if (state) {
     await mkdir(state, { recursive: true });
@@ -74,13 +98,28 @@ export async function prepareIsolation(
   if (problem) {
     await lease.release();
     throw new IsolationUnavailableError(
-      `RUNNER_ISOLATION=uid, but ${problem}. Fix that, or set RUNNER_ISOLATION=none to run jobs as the runner's own user (unsafe: a job's program could then read the runner's environment and other jobs' files).`,
+      `RUNNER_ISOLATION=${config.RUNNER_ISOLATION}, but ${problem}. Fix that, or set RUNNER_ISOLATION=none to run jobs as the runner's own user (unsafe: a job's program could then read the runner's environment and other jobs' files).`,
     );
   }
-  // A runner that died may have left processes and files of these uids (no other process holds them now).
-  for (const [index, uid] of lease.uids.entries()) await resetSlot(config.WORK_DIR, { index, identity: { uid, gid: uid } });
-  logger.info({ uids: lease.uids }, "jobs run isolated, each as its runner slot's own uid");
-  return lease;
+  let sandboxes: Map<number, SlotSandbox> | undefined;
+  try {
+    sandboxes = settings ? await openSlotSandboxes(settings, lease.uids, logger) : undefined;
+    // A runner that died may have left processes and files of these uids (no other process holds them now).
+    for (const [index, uid] of lease.uids.entries()) {
+      await resetSlot(config.WORK_DIR, { index, identity: { uid, gid: uid }, sandbox: sandboxes?.get(uid) });
+    }
+  } catch (err) {
+    await Promise.all([...(sandboxes?.values() ?? [])].map((s) => s.close()));
+    await lease.release();
+    throw err;
+  }
+  if (sandboxes) {
+    logger.info(
+      { uids: lease.uids, egressAllow: config.JOB_EGRESS_ALLOW || 'none' },
+      "jobs run sandboxed: each as its slot's own uid, in namespaces of its own (network, PID, IPC, mount) and within its slot's cgroup limits",
+    );
+  } else logger.info({ uids: lease.uids }, "jobs run isolated, each as its runner slot's own uid");
+  return { level: sandboxes ? 'sandbox' : 'uid', lease, sandboxes };
 }
 
 /**

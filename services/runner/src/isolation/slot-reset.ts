@@ -24,6 +24,8 @@ export function slotFolder(workDir: string, slot: Slot): string {
  * The uid runs nothing once killed, so nothing it owns changes under the removal.
  */
 export async function resetSlot(workDir: string, slot: Slot & { identity: Identity }): Promise<void> {
+  // Sandboxed: the slot's cgroup is killed whole (nothing forks its way out of it) and made anew.
+  await slot.sandbox?.reset();
   await killProcessesOf(slot.identity);
   const dir = slotFolder(workDir, slot);
   await rm(dir, { recursive: true, force: true });

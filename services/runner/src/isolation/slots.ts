@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Identity } from './ownership.js';
+import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 
 /** A runner slot: one job at a time runs in it, as the slot's own uid (undefined: no isolation). */
 export interface Slot {
   index: number;
   identity?: Identity;
+  /** The slot's namespaces and cgroup (RUNNER_ISOLATION=sandbox). */
+  sandbox?: SlotSandbox;
   /** Set when the slot could not be made clean after its job: it is not used again until it is. */
   tainted?: boolean;
 }
@@ -22,6 +25,7 @@ export class SlotPool {
   constructor(
     size: number,
     private readonly uids: readonly number[] | undefined,
+    private readonly sandboxes?: ReadonlyMap<number, SlotSandbox>,
   ) {
     if (uids && uids.length < size) throw new Error(`${size} slots need ${size} uids, got ${uids.length}`);
     this.free = Array.from({ length: size }, (_, i) => i);
@@ -32,7 +36,9 @@ export class SlotPool {
     const index = this.free.shift();
     if (index === undefined) return undefined;
     const uid = this.uids?.[index];
-    return { index, ...(uid === undefined ? {} : { identity: { uid, gid: uid } }) };
+    if (uid === undefined) return { index };
+    const sandbox = this.sandboxes?.get(uid);
+    return { index, identity: { uid, gid: uid }, ...(sandbox ? { sandbox } : {}) };
   }
 
   release(slot: Slot): void {

@@ -182,3 +182,11 @@ export async function killProcessesOf(identity: Identity): Promise<void> {
   }
   throw new Error(`processes of uid ${identity.uid} were still running after ${KILL_PASSES} passes: the slot is not reused`);
 }
+
+/** Whether no runner process on this machine holds `uid` now (its lease socket is free). */
+export async function uidFreeOnMachine(uid: number): Promise<boolean> {
+  const server = await bindLease(uid);
+  if (!server) return false;
+  await closeServer(server);
+  return true;
+}

@@ -1,8 +1,16 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Identity } from '../isolation/ownership.js';
+import { programHostCommand } from '../sandbox/job-sandbox.js';
+import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
+
+/** A sandboxed slot's host: the slot's sandbox, and the credential folders' parent (docs/security.md). */
+export interface HostSandbox {
+  slot: SlotSandbox;
+  secretsRoot: string;
+}
 
 export const PROGRAM_HOST = fileURLToPath(new URL('./program-host.js', import.meta.url));
 
@@ -10,15 +18,22 @@ export const PROGRAM_HOST = fileURLToPath(new URL('./program-host.js', import.me
  * Starts a program host for `programDir` and resolves once it has loaded Node and the SDK (about
  * 200 ms of a job's start otherwise). It then waits for a `start` message with its job.
  */
-export async function forkProgramHost(programDir: string, env: Record<string, string>, identity?: Identity): Promise<ChildProcess> {
-  const child = fork(PROGRAM_HOST, [programDir], {
-    cwd: programDir,
-    env,
-    // The program is code of the platform's users: it runs as the job's slot uid, never as the runner.
-    ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    execArgv: ['--enable-source-maps'],
-  });
+export async function forkProgramHost(
+  programDir: string,
+  env: Record<string, string>,
+  identity?: Identity,
+  sandbox?: HostSandbox,
+): Promise<ChildProcess> {
+  const child = sandbox
+    ? spawnSandboxedHost(programDir, env, sandbox)
+    : fork(PROGRAM_HOST, [programDir], {
+        cwd: programDir,
+        env,
+        // The program is code of the platform's users: it runs as the job's slot uid, never as the runner.
+        ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        execArgv: ['--enable-source-maps'],
+      });
   await new Promise<void>((resolve, reject) => {
     const onMessage = (message: { type: string }) => {
       if (message.type !== 'warm') return;
@@ -35,11 +50,20 @@ export async function forkProgramHost(programDir: string, env: Record<string, st
   return child;
 }
 
+/** A host in its slot's sandbox: Node started by the sandbox's command line, with the IPC channel a fork has. */
+function spawnSandboxedHost(programDir: string, env: Record<string, string>, sandbox: HostSandbox): ChildProcess {
+  const folders = { pulumiHome: env.PULUMI_HOME ?? '', programDir, secretsRoot: sandbox.secretsRoot };
+  const command = programHostCommand(sandbox.slot, folders, process.execPath, ['--enable-source-maps', PROGRAM_HOST, programDir]);
+  return spawn(command.file, command.args, { cwd: programDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+}
+
 /** What a warm host was started for: a host serves only a job of the same program, environment and uid. */
 interface HostSpec {
   programDir: string;
   env: Record<string, string>;
   identity?: Identity;
+  /** Not part of the key: a slot uid has one sandbox. */
+  sandbox?: HostSandbox;
 }
 
 /**
@@ -58,8 +82,8 @@ export class ProgramHostPool {
   constructor(private readonly max = 4) {}
 
   /** A warm host for the program, or a new one if none is ready; a replacement starts warming. */
-  async take(programDir: string, env: Record<string, string>, identity?: Identity): Promise<ChildProcess> {
-    const spec: HostSpec = { programDir, env, ...(identity ? { identity } : {}) };
+  async take(programDir: string, env: Record<string, string>, identity?: Identity, sandbox?: HostSandbox): Promise<ChildProcess> {
+    const spec: HostSpec = { programDir, env, ...(identity ? { identity } : {}), ...(sandbox ? { sandbox } : {}) };
     const key = hostKey(spec);
     const waiting = this.warm.get(key)?.host;
     this.warm.delete(key);
@@ -67,7 +91,7 @@ export class ProgramHostPool {
     else this.refill(key, spec);
     const child = await waiting?.catch(() => undefined);
     if (child && child.exitCode === null && child.signalCode === null && child.connected) return child;
-    return forkProgramHost(programDir, env, identity);
+    return forkProgramHost(programDir, env, identity, sandbox);
   }
 
   /**
@@ -93,7 +117,7 @@ export class ProgramHostPool {
       const [oldest] = this.warm.keys();
       if (oldest) this.discard(oldest);
     }
-    const starting = forkProgramHost(spec.programDir, spec.env, spec.identity);
+    const starting = forkProgramHost(spec.programDir, spec.env, spec.identity, spec.sandbox);
     starting.catch(() => undefined); // a host that fails to warm is replaced by a fresh fork when taken
     this.warm.set(key, { host: starting, spec });
   }

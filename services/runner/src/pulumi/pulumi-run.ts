@@ -31,6 +31,9 @@ import {
 import { exportDeployment } from './state-export.js';
 import { type Identity, ownFolder, readJobFile } from '../isolation/ownership.js';
 import { killProcessesOf } from '../isolation/uid-leases.js';
+import { type JobCommand, JobProcesses } from '../sandbox/job-sandbox.js';
+import { sandboxedPid } from '../sandbox/command.js';
+import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 
 export interface PulumiRunSpec {
   pulumiBin: string;
@@ -86,6 +89,12 @@ export interface PulumiRunSpec {
    * home and state must be theirs already. Undefined: the runner's own (RUNNER_ISOLATION=none).
    */
   identity?: Identity;
+  /**
+   * The slot's sandbox (RUNNER_ISOLATION=sandbox): every process of the job runs in it, seeing its
+   * own folders only: `handed` (its stack's state, its local folders) and `secretsDir` beside its
+   * workspace and home.
+   */
+  sandbox?: { slot: SlotSandbox; handed: readonly string[]; secretsDir: string };
 }
 
 export interface PulumiRunResult {
@@ -209,9 +218,10 @@ async function startProgramHost(spec: PulumiRunSpec, onEvent: (event: EngineEven
   // The program needs neither the stack's backend nor its passphrase (the CLI holds both): leaving
   // them out keeps secrets from the program and lets a warm host serve any stack of its slot.
   const { PULUMI_BACKEND_URL: _backend, PULUMI_CONFIG_PASSPHRASE: _passphrase, ...env } = baseEnv(spec);
+  const sandbox = spec.sandbox && { slot: spec.sandbox.slot, secretsRoot: dirname(spec.sandbox.secretsDir) };
   const child = await (spec.hosts
-    ? spec.hosts.take(spec.programDir, env, spec.identity)
-    : forkProgramHost(spec.programDir, env, spec.identity));
+    ? spec.hosts.take(spec.programDir, env, spec.identity, sandbox)
+    : forkProgramHost(spec.programDir, env, spec.identity, sandbox));
   // What the program itself prints (console.log) is part of the job's output.
   void forwardLines(child.stdout, (text) => spec.onLine('stdout', text));
   void forwardLines(child.stderr, (text) => spec.onLine('stderr', text));
@@ -240,9 +250,16 @@ async function stopProgramHost(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** The uid and gid options of a job's processes (none: the runner's own). */
-function asUser(spec: Pick<PulumiRunSpec, 'identity'>): { uid?: number; gid?: number } {
-  return spec.identity ? { uid: spec.identity.uid, gid: spec.identity.gid } : {};
+/** A Pulumi CLI process of the job: its command line (in the job's sandbox, if any) and the uid it runs as. */
+function cli(spec: PulumiRunSpec, args: readonly string[]): JobCommand {
+  const folders = {
+    pulumiHome: spec.pulumiHome,
+    workspaceDir: spec.workspaceDir,
+    programDir: spec.programDir,
+    secretsDir: spec.sandbox?.secretsDir ?? '',
+    handed: spec.sandbox?.handed ?? [],
+  };
+  return new JobProcesses(folders, spec.identity, spec.sandbox?.slot).cli(spec.pulumiBin, args);
 }
 
 /** Stacks this process has seen exist (backend URL + FQDN), so `stack select --create` runs once per stack. */
@@ -252,11 +269,12 @@ const knownStacks = new Set<string>();
 async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
   const key = `${spec.backendUrl} ${spec.stackFqdn}`;
   if (knownStacks.has(key)) return;
-  const selecting = execa(spec.pulumiBin, ['stack', 'select', '--create', '--stack', spec.stackFqdn, '--non-interactive'], {
+  const select = cli(spec, ['stack', 'select', '--create', '--stack', spec.stackFqdn, '--non-interactive']);
+  const selecting = execa(select.file, select.args, {
     cwd: spec.workspaceDir,
     env,
     extendEnv: false,
-    ...asUser(spec),
+    ...select.user,
     reject: false,
     cancelSignal: spec.signal,
   });
@@ -276,11 +294,12 @@ async function ensureStack(spec: PulumiRunSpec, env: Record<string, string>): Pr
  */
 async function setSecretConfig(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
   for (const [key, value] of Object.entries(spec.secretConfig ?? {})) {
-    const result = await execa(spec.pulumiBin, ['config', 'set', '--secret', key, '--stack', spec.stackFqdn, '--non-interactive'], {
+    const set = cli(spec, ['config', 'set', '--secret', key, '--stack', spec.stackFqdn, '--non-interactive']);
+    const result = await execa(set.file, set.args, {
       cwd: spec.workspaceDir,
       env,
       extendEnv: false,
-      ...asUser(spec),
+      ...set.user,
       input: value,
       reject: false,
       cancelSignal: spec.signal,
@@ -327,7 +346,8 @@ async function stackOutputs(
   { showSecrets = false } = {},
 ): Promise<Record<string, unknown> | undefined> {
   const args = ['stack', 'output', '--json', ...(showSecrets ? ['--show-secrets'] : []), '--stack', spec.stackFqdn];
-  const result = await execa(spec.pulumiBin, args, { cwd: spec.workspaceDir, env, extendEnv: false, ...asUser(spec), reject: false });
+  const output = cli(spec, args);
+  const result = await execa(output.file, output.args, { cwd: spec.workspaceDir, env, extendEnv: false, ...output.user, reject: false });
   if (result.exitCode !== 0) return undefined;
   return JSON.parse(result.stdout || '{}') as Record<string, unknown>;
 }
@@ -396,10 +416,13 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     if (error) heard.errors.push(error);
     spec.onEvent(event);
   };
-  // Only up and preview run the program; refresh and destroy need just somewhere to send events.
-  const host = runsProgram(spec.operation, spec.options)
-    ? await startProgramHost(spec, onEngineEvent)
-    : await startEventsServer(onEngineEvent);
+  // Only up and preview run the program; refresh and destroy need just somewhere to send events:
+  // the runner's own server, except from a sandbox, whose loopback is its own: there the slot's
+  // (warm) program host, which serves events too, is the receiver.
+  const host =
+    runsProgram(spec.operation, spec.options) || spec.sandbox
+      ? await startProgramHost(spec, onEngineEvent)
+      : await startEventsServer(onEngineEvent);
   try {
     if (spec.clearStaleLock) {
       spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
@@ -443,11 +466,12 @@ interface HeardEvents {
 
 /** `pulumi cancel`: clears the stack's Pulumi lock (only ever when no live run of ours can own it). */
 async function pulumiCancel(spec: PulumiRunSpec, env: Record<string, string>): Promise<void> {
-  await execa(spec.pulumiBin, ['cancel', '--yes', '--stack', spec.stackFqdn], {
+  const cancel = cli(spec, ['cancel', '--yes', '--stack', spec.stackFqdn]);
+  await execa(cancel.file, cancel.args, {
     cwd: spec.workspaceDir,
     env,
     extendEnv: false,
-    ...asUser(spec),
+    ...cancel.user,
     reject: false,
   });
 }
@@ -464,25 +488,29 @@ async function runOperation(
   // Update plans are a public preview: only the commands that save or apply one get PULUMI_EXPERIMENTAL.
   const usesPlan = spec.updatePlan !== undefined || (spec.operation === 'preview' && spec.options.savePlan === true);
   const args = operationArgs(spec.operation, spec.stackFqdn, spec.options, host, spec.updatePlan !== undefined);
-  const subprocess = execa(spec.pulumiBin, args, {
+  const operation = cli(spec, args);
+  const subprocess = execa(operation.file, operation.args, {
     cwd: spec.workspaceDir,
     env: usesPlan ? { ...env, PULUMI_EXPERIMENTAL: 'true' } : env,
     extendEnv: false,
-    ...asUser(spec),
+    ...operation.user,
     buffer: false,
     reject: false,
-    cancelSignal: spec.signal,
-    killSignal: 'SIGINT',
+    // In a sandbox the CLI is not the process started (bubblewrap passes no signal on): it is told itself.
+    ...(spec.sandbox ? {} : { cancelSignal: spec.signal, killSignal: 'SIGINT' as const }),
     forceKillAfterDelay: false,
   });
   spec.onSpawn?.();
   let forced = false;
   let graceTimer: NodeJS.Timeout | undefined;
   const onAbort = () => {
+    if (spec.sandbox && subprocess.pid !== undefined) void interruptSandboxed(subprocess.pid);
+    // A job past its disk or process limit is stopped at once: a grace period would let it write on, or hang.
+    const grace = spec.signal.reason === 'disk_limit' || spec.signal.reason === 'process_limit' ? 0 : spec.graceMs;
     graceTimer = setTimeout(() => {
       forced = true;
       if (subprocess.pid !== undefined) killTree(subprocess.pid);
-    }, spec.graceMs);
+    }, grace);
   };
   if (spec.signal.aborted) onAbort();
   else spec.signal.addEventListener('abort', onAbort, { once: true });
@@ -494,6 +522,16 @@ async function runOperation(
   clearTimeout(graceTimer);
   spec.signal.removeEventListener('abort', onAbort);
   return { exitCode: result.exitCode ?? null, forced };
+}
+
+/** SIGINT (Pulumi's graceful cancel) to the CLI a sandbox runs. */
+async function interruptSandboxed(outerPid: number): Promise<void> {
+  const pid = await sandboxedPid(outerPid);
+  try {
+    if (pid !== undefined) process.kill(pid, 'SIGINT');
+  } catch {
+    // ended meanwhile
+  }
 }
 
 /**
@@ -508,7 +546,7 @@ async function readWhatRunLeft(
   heardOutputs: Record<string, unknown> | undefined,
 ): Promise<Pick<PulumiRunResult, 'deployment' | 'savedPlan' | 'secretOutputs'> & { outputs?: Record<string, unknown> }> {
   const deployment = writesState(spec.operation)
-    ? await exportDeployment({ ...spec, env, user: asUser(spec) }).catch((err: Error) => {
+    ? await exportDeployment({ ...spec, env, command: (args) => cli(spec, args) }).catch((err: Error) => {
         spec.onLine('stderr', `[runner] the stack state could not be read after the run: ${err.message}`);
         return undefined;
       })

@@ -1,13 +1,14 @@
 import { STATE_MAX_JSON_BYTES } from '@pds/shared';
 import { execa } from 'execa';
+import type { JobCommand } from '../sandbox/job-sandbox.js';
 
 /** What exporting needs of a run: the CLI, its environment and folder, and the stack. */
 export interface ExportSpec {
-  pulumiBin: string;
   stackFqdn: string;
   workspaceDir: string;
   env: Record<string, string>;
-  user: { uid?: number; gid?: number };
+  /** The job's CLI process for these arguments (in its sandbox, or as its uid). */
+  command(args: readonly string[]): JobCommand;
 }
 
 /**
@@ -18,11 +19,12 @@ export interface ExportSpec {
  * and within STATE_MAX_JSON_BYTES, never with the runner's.
  */
 export async function exportDeployment(spec: ExportSpec): Promise<string | undefined> {
-  const result = await execa(spec.pulumiBin, ['stack', 'export', '--stack', spec.stackFqdn], {
+  const exporting = spec.command(['stack', 'export', '--stack', spec.stackFqdn]);
+  const result = await execa(exporting.file, exporting.args, {
     cwd: spec.workspaceDir,
     env: spec.env,
     extendEnv: false,
-    ...spec.user,
+    ...exporting.user,
     reject: false,
     maxBuffer: STATE_MAX_JSON_BYTES,
   });

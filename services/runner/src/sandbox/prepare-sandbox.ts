@@ -1,0 +1,75 @@
+import { fileURLToPath } from 'node:url';
+import { type Config, localFilesRoot, type Logger, SECRET_SETTINGS } from '@pds/shared';
+import type { Identity } from '../isolation/ownership.js';
+import { uidFreeOnMachine } from '../isolation/uid-leases.js';
+import { detectCgroups, SlotCgroup, strayGroups } from './cgroups.js';
+import { parseEgressAllow } from './egress.js';
+import { SlotSandbox, type SandboxSettings } from './slot-sandbox.js';
+import { findSandboxTools } from './tools.js';
+
+const MIB = 1024 * 1024;
+
+type SandboxConfig = Pick<
+  Config,
+  'WORK_DIR' | 'PULUMI_BACKEND_URL' | 'LOCAL_FILES_ROOT' | 'JOB_EGRESS_ALLOW' | 'JOB_TMP_MAX_MB' | 'JOB_DISK_MAX_MB' | 'RUNNER_SANDBOX_DIR'
+>;
+
+/**
+ * What a runner's sandboxes need from the machine (the tools, cgroups it may make, its settings), or
+ * why they cannot be had: said at start, and the runner refuses to start (RUNNER_ISOLATION=uid
+ * must then be chosen explicitly).
+ */
+export async function sandboxSettings(config: SandboxConfig): Promise<SandboxSettings | { problem: string }> {
+  if (process.platform !== 'linux') return { problem: 'namespaces and cgroups are Linux features' };
+  if (process.getuid?.() !== 0) return { problem: 'the runner is not root (it makes network namespaces and cgroups for its slots)' };
+  const tools = await findSandboxTools();
+  if ('missing' in tools) return { problem: `these tools are missing: ${tools.missing.join(', ')}` };
+  const cgroups = await detectCgroups();
+  if ('problem' in cgroups) return { problem: `job limits cannot be set: ${cgroups.problem}` };
+  let egressAllow: string[];
+  try {
+    egressAllow = parseEgressAllow(config.JOB_EGRESS_ALLOW);
+  } catch (err) {
+    return { problem: (err as Error).message };
+  }
+  const stateRoot = config.PULUMI_BACKEND_URL.startsWith('file://') ? [fileURLToPath(config.PULUMI_BACKEND_URL)] : [];
+  return {
+    tools,
+    cgroups,
+    dir: config.RUNNER_SANDBOX_DIR,
+    egressAllow,
+    hidden: [config.WORK_DIR, ...stateRoot, localFilesRoot(config), config.RUNNER_SANDBOX_DIR],
+    // Mounted secrets are often readable by all (0444, 0644): no job reads the runner's.
+    hiddenFiles: SECRET_SETTINGS.flatMap((name) => process.env[`${name}_FILE`] ?? []),
+    tmpBytes: config.JOB_TMP_MAX_MB * MIB,
+    fileBytes: config.JOB_DISK_MAX_MB * MIB,
+  };
+}
+
+/**
+ * Opens a sandbox for each slot uid, after removing what runners that died on this machine left:
+ * the cgroups of uids no runner here holds now are killed whole (a job's dynamic provider included).
+ */
+export async function openSlotSandboxes(
+  settings: SandboxSettings,
+  uids: readonly number[],
+  logger: Pick<Logger, 'info'>,
+): Promise<Map<number, SlotSandbox>> {
+  const stray = await strayGroups(settings.cgroups, async (name) => {
+    const uid = Number(/^uid-(\d+)$/.exec(name)?.[1]);
+    return Number.isInteger(uid) && !uids.includes(uid) && (await uidFreeOnMachine(uid));
+  });
+  for (const name of stray) await new SlotCgroup(settings.cgroups, name).remove();
+  if (stray.length > 0) logger.info({ groups: stray }, 'killed what runners that died left in their slots');
+  const sandboxes = new Map<number, SlotSandbox>();
+  try {
+    for (const uid of uids) {
+      const identity: Identity = { uid, gid: uid };
+      sandboxes.set(uid, await SlotSandbox.open(settings, identity));
+    }
+  } catch (err) {
+    await Promise.all([...sandboxes.values()].map((s) => s.close()));
+    throw err;
+  }
+  return sandboxes;
+}
