@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { testIsolation } from '@pds/devkit';
 
 import { killTree } from '@pds/runner';
 import type { StackJobDoc } from '@pds/shared';
@@ -171,3 +173,59 @@ t.test('SIGTERM drains a runner process: its running job ends cancelled (shutdow
   const done = await stack.models.StackJob.findById(job.id).lean<StackJobDoc>();
   t.match(done, { status: 'cancelled', reason: 'shutdown' });
 });
+
+/**
+ * A runner process alone killed with SIGKILL (not its tree, as a pod kill would): its job's processes
+ * (the CLI, the program host, the dynamic provider in its slow create) die with it, since each
+ * sandbox's init dies with its parent and takes its PID namespace along. Without a sandbox a
+ * provider lived on, parented to init, for minutes.
+ */
+t.test(
+  'a runner killed alone with SIGKILL leaves none of its job running',
+  { skip: testIsolation().isolation === 'sandbox' ? false : 'the job sandbox is not available here' },
+  async (t) => {
+    const stack = await startStack(t, {}, { prefix: 'bull' });
+    await stack.runner.close();
+    const doomed = await startRunnerProcess({
+      MONGO_URL: stack.config.MONGO_URL,
+      REDIS_URL: stack.config.REDIS_URL,
+      PULUMI_BIN: stack.config.PULUMI_BIN,
+      PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
+      WORK_DIR: stack.config.WORK_DIR,
+      LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
+      LOG_LEVEL: 'warn',
+    });
+    t.teardown(() => doomed.stop());
+    const resource = (
+      await stack.api.inject({
+        method: 'POST',
+        url: '/v1/resources',
+        headers: { ...stack.auth, 'content-type': 'application/yaml' },
+        payload: fileSetManifest('orphans', join(stack.scratch, 'orphans'), [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]),
+      })
+    ).json();
+    const job = await queueJob(stack, resource.id);
+    await waitFor('the slow create to start', async () => (await hasStarted(stack, job.id)) || undefined, 60_000);
+    const workspace = join(stack.config.WORK_DIR, 'jobs', job.id);
+    const before = await processesIn(workspace);
+    t.ok(before.length >= 2, `the CLI and its provider run in the job's folder (${before.length} processes)`);
+    process.kill(doomed.child.pid as number, 'SIGKILL');
+    const gone = await waitFor(
+      'the job processes to end',
+      async () => ((await processesIn(workspace)).length === 0 ? true : undefined),
+      15_000,
+    );
+    t.ok(gone, 'none of them is left');
+  },
+);
+
+/** The processes of a slot uid (61000+) whose working folder is `dir`: the job's CLI and what it started. */
+async function processesIn(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const pid of (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry))) {
+    if ((await readlink(`/proc/${pid}/cwd`).catch(() => '')) !== dir) continue;
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''))?.[1]);
+    if (uid >= 61_000) found.push(Number(pid));
+  }
+  return found;
+}

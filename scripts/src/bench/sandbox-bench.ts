@@ -95,6 +95,8 @@ async function processCost(): Promise<void> {
     JOB_TMP_MAX_MB: 64,
     JOB_DISK_MAX_MB: 64,
     RUNNER_SANDBOX_DIR: '/run/pulumi-deploy-bench',
+    PULUMI_BIN: toolPath('pulumi'),
+    MODULES_DIR: '/nonexistent',
   });
   if ('problem' in settings) throw new Error(settings.problem);
   const uid = 64_999;

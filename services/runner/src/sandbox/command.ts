@@ -21,6 +21,8 @@ export interface SlotSpec {
   identity: Identity;
   netnsPath: string;
   procsFiles: string[];
+  /** The service's own files inside a private temp folder (a checkout in /tmp), bound back read-only before anything is hidden. */
+  serviceFiles: string[];
   /** Hidden behind an empty tmpfs (WORK_DIR, the state root, LOCAL_FILES_ROOT …): other jobs' folders are not mounted at all. */
   hidden: string[];
   /** Files shown empty (/dev/null over them): the runner's secrets given as NAME_FILE. */
@@ -33,8 +35,8 @@ export interface SlotSpec {
   fileBytes: number;
 }
 
-/** Each sandboxed process has its own, empty, memory-backed. */
-const PRIVATE_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];
+/** The folders a sandbox makes its own (empty, memory-backed): what the service needs from inside them is bound back. */
+export const PRIVATE_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];
 
 /**
  * Joins the cgroups named before `--` (each write its pid to one `cgroup.procs`), then runs the rest:
@@ -62,10 +64,11 @@ export function sandboxedCommand(slot: SlotSpec, view: MountView, file: string, 
     '--proc', '/proc',
     ...PRIVATE_TEMP.flatMap((dir) => ['--perms', '1777', '--size', String(slot.tmpBytes), '--tmpfs', dir]),
     '--tmpfs', '/sys/fs/cgroup',
+    ...byDepth(slot.serviceFiles).flatMap((dir) => ['--ro-bind', dir, dir]),
     ...hidden.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
     ...slot.hiddenFiles.filter((file) => existsSync(file)).flatMap((file) => ['--ro-bind', '/dev/null', file]),
     // The way to a bound folder inside a hidden one: passable (0711), never listable, like WORK_DIR.
-    ...waysThrough([...hidden, ...PRIVATE_TEMP], bound).flatMap((dir) => ['--perms', '0711', '--dir', dir]),
+    ...waysThrough([...hidden, ...PRIVATE_TEMP], bound, slot.serviceFiles).flatMap((dir) => ['--perms', '0711', '--dir', dir]),
     ...byDepth(view.readOnly).flatMap((dir) => ['--ro-bind', dir, dir]),
     ...byDepth(view.readOnlyIfPresent ?? []).flatMap((dir) => ['--ro-bind-try', dir, dir]),
     ...byDepth(view.writable).flatMap((dir) => ['--bind', dir, dir]),
@@ -101,14 +104,19 @@ export function sandboxedCommand(slot: SlotSpec, view: MountView, file: string, 
   };
 }
 
-/** The folders between a hidden folder and each folder bound inside it, parents first. */
-function waysThrough(hidden: readonly string[], bound: readonly string[]): string[] {
+/**
+ * The folders between a hidden folder and each folder bound inside it, parents first; not those the
+ * service's own files bring along (they are real folders there).
+ */
+function waysThrough(hidden: readonly string[], bound: readonly string[], real: readonly string[]): string[] {
   const ways = new Set<string>();
   const deepestFirst = [...hidden].sort((a, b) => b.length - a.length);
   for (const dir of bound) {
     const root = deepestFirst.find((h) => dir.startsWith(`${h}${sep}`));
     if (!root) continue;
-    for (let up = dirname(dir); up !== root && up.startsWith(`${root}${sep}`); up = dirname(up)) ways.add(up);
+    for (let up = dirname(dir); up !== root && up.startsWith(`${root}${sep}`); up = dirname(up)) {
+      if (!real.some((r) => up === r || up.startsWith(`${r}${sep}`))) ways.add(up);
+    }
   }
   return byDepth([...ways]);
 }

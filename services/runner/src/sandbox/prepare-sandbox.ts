@@ -1,9 +1,13 @@
+import { realpathSync } from 'node:fs';
+import { dirname, isAbsolute, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Config, localFilesRoot, type Logger, SECRET_SETTINGS } from '@pds/shared';
+import { type Config, localFilesRoot, type Logger, repoRoot, SECRET_SETTINGS } from '@pds/shared';
 import type { Identity } from '../isolation/ownership.js';
 import { uidFreeOnMachine } from '../isolation/uid-leases.js';
 import { detectCgroups, SlotCgroup, strayGroups } from './cgroups.js';
 import { parseEgressAllow } from './egress.js';
+import { PRIVATE_TEMP } from './command.js';
+import { removeStrayNetworks } from './slot-network.js';
 import { SlotSandbox, type SandboxSettings } from './slot-sandbox.js';
 import { findSandboxTools } from './tools.js';
 
@@ -11,8 +15,41 @@ const MIB = 1024 * 1024;
 
 type SandboxConfig = Pick<
   Config,
-  'WORK_DIR' | 'PULUMI_BACKEND_URL' | 'LOCAL_FILES_ROOT' | 'JOB_EGRESS_ALLOW' | 'JOB_TMP_MAX_MB' | 'JOB_DISK_MAX_MB' | 'RUNNER_SANDBOX_DIR'
+  | 'WORK_DIR'
+  | 'PULUMI_BACKEND_URL'
+  | 'LOCAL_FILES_ROOT'
+  | 'JOB_EGRESS_ALLOW'
+  | 'JOB_TMP_MAX_MB'
+  | 'JOB_DISK_MAX_MB'
+  | 'RUNNER_SANDBOX_DIR'
+  | 'PULUMI_BIN'
+  | 'MODULES_DIR'
 >;
+
+/**
+ * What a job's processes run that may lie in a folder the sandbox makes private (a checkout in
+ * /tmp): the service's own files (the program host, node_modules, the modules), the Pulumi CLI and
+ * Node. Bound back read-only, and only those inside a private folder (elsewhere the read-only system
+ * shows them).
+ */
+function serviceFiles(config: Pick<Config, 'PULUMI_BIN' | 'MODULES_DIR'>): string[] {
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return path;
+    }
+  };
+  const candidates = [
+    repoRoot,
+    config.MODULES_DIR,
+    dirname(process.execPath),
+    ...(isAbsolute(config.PULUMI_BIN) ? [dirname(real(config.PULUMI_BIN))] : []),
+  ];
+  return [...new Set(candidates.map((path) => real(path).replace(/\/+$/, '')))].filter((path) =>
+    PRIVATE_TEMP.some((temp) => path.startsWith(`${temp}${sep}`)),
+  );
+}
 
 /**
  * What a runner's sandboxes need from the machine (the tools, cgroups it may make, its settings), or
@@ -38,6 +75,7 @@ export async function sandboxSettings(config: SandboxConfig): Promise<SandboxSet
     cgroups,
     dir: config.RUNNER_SANDBOX_DIR,
     egressAllow,
+    serviceFiles: serviceFiles(config),
     hidden: [config.WORK_DIR, ...stateRoot, localFilesRoot(config), config.RUNNER_SANDBOX_DIR],
     // Mounted secrets are often readable by all (0444, 0644): no job reads the runner's.
     hiddenFiles: SECRET_SETTINGS.flatMap((name) => process.env[`${name}_FILE`] ?? []),
@@ -55,12 +93,11 @@ export async function openSlotSandboxes(
   uids: readonly number[],
   logger: Pick<Logger, 'info'>,
 ): Promise<Map<number, SlotSandbox>> {
-  const stray = await strayGroups(settings.cgroups, async (name) => {
-    const uid = Number(/^uid-(\d+)$/.exec(name)?.[1]);
-    return Number.isInteger(uid) && !uids.includes(uid) && (await uidFreeOnMachine(uid));
-  });
+  const isStray = async (uid: number) => Number.isInteger(uid) && !uids.includes(uid) && (await uidFreeOnMachine(uid));
+  const stray = await strayGroups(settings.cgroups, (name) => isStray(Number(/^uid-(\d+)$/.exec(name)?.[1])));
   for (const name of stray) await new SlotCgroup(settings.cgroups, name).remove();
-  if (stray.length > 0) logger.info({ groups: stray }, 'killed what runners that died left in their slots');
+  const networks = await removeStrayNetworks(settings.tools, settings.dir, isStray);
+  if (stray.length + networks.length > 0) logger.info({ groups: stray, networks }, 'removed what runners that died left of their slots');
   const sandboxes = new Map<number, SlotSandbox>();
   try {
     for (const uid of uids) {

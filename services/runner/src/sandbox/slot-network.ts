@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { egressRoutes, egressRuleset, hostAddresses, type Cidr } from './egress.js';
@@ -120,6 +120,19 @@ export class SlotNetwork {
     await execa(this.tools.umount, ['-l', this.path], { reject: false });
     await rm(this.path, { force: true });
   }
+}
+
+/** Removes the namespaces under `dir` of uids `isStray` says no runner holds (left by runners that died). */
+export async function removeStrayNetworks(tools: SandboxTools, dir: string, isStray: (uid: number) => Promise<boolean>): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const uid = Number(/^uid-(\d+)$/.exec(name)?.[1]);
+    if (!Number.isInteger(uid) || !(await isStray(uid))) continue;
+    await execa(tools.umount, ['-l', join(dir, name)], { reject: false });
+    await rm(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
 }
 
 /**

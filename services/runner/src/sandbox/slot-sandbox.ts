@@ -14,6 +14,8 @@ export interface SandboxSettings {
   /** Where the slots' network namespaces are bound (a private mount point, root's only). */
   dir: string;
   egressAllow: Cidr[];
+  /** The service's own files that lie in a private temp folder, bound back read-only (prepare-sandbox). */
+  serviceFiles: string[];
   /** Folders no job sees but its own parts of (WORK_DIR, the state root, LOCAL_FILES_ROOT, `dir`). */
   hidden: string[];
   /** Files no job reads (the runner's NAME_FILE secrets). */
@@ -62,6 +64,7 @@ export class SlotSandbox {
       identity: this.identity,
       netnsPath: this.network.path,
       procsFiles: this.cgroup.procsFiles,
+      serviceFiles: this.settings.serviceFiles,
       hidden: this.settings.hidden,
       hiddenFiles: this.settings.hiddenFiles,
       resolvConf: this.resolvConf,
