@@ -243,6 +243,10 @@ async function runWithSecrets(
     ...(kind.localPaths.length > 0 ? { LOCAL_FILES_ROOT: localRoot } : {}),
   };
   run.logger.info({ stack: job.stackFqdn, tenant: job.tenantId, operation: job.operation }, 'running pulumi');
+  const sandbox = run.slot.sandbox;
+  // Read while the room opens: a store read off the job's path (awaited below; its failure is the run's).
+  const limitsRead = sandbox ? run.store('read the job limits', () => jobLimitsOf(config, deps.models, tenantOf(job))) : undefined;
+  limitsRead?.catch(() => undefined);
   const files = await runFilesFor(run, resourceId);
   if ('status' in files) return files;
   const room = await openJobRoom({
@@ -254,10 +258,9 @@ async function runWithSecrets(
     localDirs,
     localRoot,
   });
-  const sandbox = run.slot.sandbox;
-  const limits = sandbox ? await run.store('read the job limits', () => jobLimitsOf(config, deps.models, tenantOf(job))) : undefined;
   let watch: LimitWatch | undefined;
   try {
+    const limits = await limitsRead;
     if (sandbox && limits) {
       await sandbox.limit(limits);
       const home = dirname(room.pulumiHome);

@@ -1,6 +1,6 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Config, decodePolicy, type Models } from '@pds/shared';
+import { type Config, decodePolicy, type JobLimitsPolicy, type Models } from '@pds/shared';
 import type { JobLimits, SlotUsage } from './cgroups.js';
 
 const MIB = 1024 * 1024;
@@ -17,14 +17,28 @@ export interface JobUsage {
   limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number };
 }
 
+/** How long a tenant's limits are kept: a changed policy holds for jobs that start this much later at most. */
+const POLICY_CACHE_MS = 30_000;
+const tenantLimits = new Map<string, { limits: JobLimitsPolicy; until: number }>();
+
+/** A tenant's `jobLimits`, read at most every POLICY_CACHE_MS. */
+async function tenantJobLimits(models: Pick<Models, 'Tenant'>, tenant: string): Promise<JobLimitsPolicy> {
+  const cached = tenantLimits.get(tenant);
+  if (cached && cached.until > Date.now()) return cached.limits;
+  const doc = await models.Tenant.findById(tenant, { policy: 1 }).lean<{ policy?: string }>();
+  const limits = decodePolicy(doc?.policy).jobLimits ?? {};
+  if (tenantLimits.size > 10_000) tenantLimits.clear(); // bounded: tenants are few, names are not checked here
+  tenantLimits.set(tenant, { limits, until: Date.now() + POLICY_CACHE_MS });
+  return limits;
+}
+
 /** The runner's defaults, each lowered by the tenant's policy (`jobLimits`) where it says less. */
 export async function jobLimitsOf(
   config: Pick<Config, 'JOB_MEMORY_MAX_MB' | 'JOB_CPUS' | 'JOB_PIDS_MAX' | 'JOB_DISK_MAX_MB'>,
   models: Pick<Models, 'Tenant'>,
   tenant: string,
 ): Promise<JobLimitsAll> {
-  const doc = await models.Tenant.findById(tenant, { policy: 1 }).lean<{ policy?: string }>();
-  const policy = decodePolicy(doc?.policy).jobLimits ?? {};
+  const policy = await tenantJobLimits(models, tenant);
   const lower = (own: number, tenants?: number) => (tenants === undefined ? own : Math.min(own, tenants));
   return {
     memoryBytes: lower(config.JOB_MEMORY_MAX_MB, policy.memoryMb) * MIB,

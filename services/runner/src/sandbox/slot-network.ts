@@ -113,6 +113,7 @@ export class SlotNetwork {
     const slirp = this.slirp;
     this.slirp = undefined;
     if (slirp && slirp.exitCode === null && slirp.signalCode === null) {
+      slirp.ref(); // unref'd while it serves: waiting for its end must keep this process alive
       const exited = once(slirp, 'exit');
       slirp.kill('SIGTERM');
       await exited;
