@@ -262,10 +262,10 @@ export async function replaceResource(stack: Stack, id: string, manifest: string
 }
 
 /** Creates a resource from a manifest through the API; returns it as the API shows it. */
-export async function createResource(stack: Stack, manifest: string) {
+export async function createResource(stack: Stack, manifest: string, tenant?: string) {
   const created = await stack.api.inject({
     method: 'POST',
-    url: '/v1/resources',
+    url: `/v1/resources${tenant ? `?tenant=${tenant}` : ''}`,
     headers: { ...stack.auth, 'content-type': 'application/yaml' },
     payload: manifest,
   });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sampleCredentials, testIsolation } from '@pds/devkit';
 import { stackBackend } from '@pds/runner';
+import { stackKeyOf } from '@pds/shared';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { createResource, queueJob, startStack, waitForJob } from './harness.js';
@@ -22,16 +23,24 @@ async function probeModules(): Promise<{ modules: string; kindDir: string }> {
 const manifest = (name: string, spec: Record<string, unknown>) =>
   stringify({ apiVersion: 'deploy.pulumi.dev/v1', kind: 'HostileProbe', metadata: { name }, spec });
 
-/** The probe kind's provider is gcp: a default gcp credential for its jobs (answers the status). */
-async function addProbeCredential(stack: Awaited<ReturnType<typeof startStack>>): Promise<number> {
+/** The probe kind's provider is gcp: a default gcp credential for its jobs in `tenant` (answers the status). */
+async function addProbeCredential(stack: Awaited<ReturnType<typeof startStack>>, tenant = 'default'): Promise<number> {
   const gcp = sampleCredentials().gcp;
   const credential = await stack.api.inject({
     method: 'POST',
     url: '/v1/credentials',
     headers: stack.auth,
-    payload: { name: 'probe', provider: 'gcp', ...gcp.fields },
+    payload: { name: 'probe', provider: 'gcp', tenant, ...gcp.fields },
   });
   return credential.statusCode;
+}
+
+/** The victims are another tenant's: the tenant beside the attacker's, with its own gcp credential. */
+const VICTIMS = 'victims';
+
+async function addVictimTenant(stack: Awaited<ReturnType<typeof startStack>>): Promise<number> {
+  const created = await stack.api.inject({ method: 'POST', url: '/v1/tenants', headers: stack.auth, payload: { name: VICTIMS } });
+  return created.statusCode === 201 ? addProbeCredential(stack, VICTIMS) : created.statusCode;
 }
 
 /** The TCP ports listening on this machine's loopback or every address (from /proc/net/tcp, as the runner sees it). */
@@ -77,7 +86,7 @@ const REFUSED = ['EACCES', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNREFUSED', 'timeo
 
 /**
  * A job is a room of its own, proven with the real CLI: a hostile program (fixtures/hostile-probe)
- * runs beside a victim job of the same kind and tries to read the runner's environment, the
+ * runs beside a victim job of another tenant and tries to read the runner's environment, the
  * victim's credential file and workspace, the victim's stack state, to write outside its own
  * folders, and (sandboxed) to connect to the service's stores, every port listening on the
  * machine's loopback, the victim's program host, the cloud metadata address and private ranges.
@@ -91,7 +100,8 @@ t.test('a hostile program reaches nothing that is not its own', { skip: testIsol
   const stack = await startStack(t, { MODULES_DIR: modules, ...(testHost ? { JOB_EGRESS_ALLOW: `${testHost.address}/32` } : {}) });
   t.equal(stack.runner.isolation, testIsolation().isolation, 'the runner isolates jobs');
   t.equal(await addProbeCredential(stack), 201, 'the probe kind has its gcp credential');
-  const victim = await createResource(stack, manifest('victim', { mode: 'victim', holdMs: 20_000 }));
+  t.equal(await addVictimTenant(stack), 201, 'the victim is another tenant, with a gcp credential of its own');
+  const victim = await createResource(stack, manifest('victim', { mode: 'victim', holdMs: 20_000 }), VICTIMS);
   const victimJob = await queueJob(stack, victim.id);
   const work = stack.config.WORK_DIR;
   const victimSecrets = join(work, 'secrets', victimJob.id);
@@ -102,7 +112,7 @@ t.test('a hostile program reaches nothing that is not its own', { skip: testIsol
   }
   await waitForJob(stack.models, victimJob.id, (d) => d.status === 'running');
   const stateRoot = fileURLToPath(stack.config.PULUMI_BACKEND_URL);
-  const victimState = stackBackend(stack.config.PULUMI_BACKEND_URL, victim.stackFqdn).dir as string;
+  const victimState = stackBackend(stack.config.PULUMI_BACKEND_URL, stackKeyOf(VICTIMS, victim.stackFqdn)).dir as string;
   const marker = `pds-probe-linger-${victimJob.id}`;
   const connect: Record<string, string> = {};
   if (sandboxed) {
@@ -222,7 +232,7 @@ async function aliveAs(pid: number, uid: number): Promise<boolean> {
 }
 
 /**
- * Limits, proven with the real CLI: beside a victim job, three hostile jobs each exhaust one limit
+ * Limits, proven with the real CLI: beside another tenant's victim job, three hostile jobs each exhaust one limit
  * of their sandbox (memory, processes, disk). Each ends alone, failed with the limit's reason; the
  * victim runs to its end with its usage shown; nothing of theirs is left; the runner runs the next job.
  */
@@ -239,7 +249,8 @@ t.test(
       JOB_DISK_MAX_MB: 64,
     });
     t.equal(await addProbeCredential(stack), 201);
-    const victim = await createResource(stack, manifest('limits-victim', { mode: 'victim', holdMs: 15_000 }));
+    t.equal(await addVictimTenant(stack), 201, 'the victim is another tenant, with a gcp credential of its own');
+    const victim = await createResource(stack, manifest('limits-victim', { mode: 'victim', holdMs: 15_000 }), VICTIMS);
     const victimJob = await queueJob(stack, victim.id);
     await waitForJob(stack.models, victimJob.id, (d) => d.status === 'running');
     const hostile: Record<string, string> = {};
