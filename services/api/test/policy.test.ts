@@ -149,3 +149,16 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     );
   });
 });
+
+t.test("a tenant's job limits: kept as set, a bad value named, shown back", async (t) => {
+  const { app } = await startApi(t);
+  const platform = caller(app);
+  const set = await platform('PUT', '/v1/tenants/default/policy', { jobLimits: { memoryMb: 1024, cpus: 0.5, pids: 256, diskMb: 512 } });
+  t.equal(set.statusCode, 200, set.body);
+  t.same((await platform('GET', '/v1/tenants/default/policy')).json().jobLimits, { memoryMb: 1024, cpus: 0.5, pids: 256, diskMb: 512 });
+  const tooSmall = await platform('PUT', '/v1/tenants/default/policy', { jobLimits: { memoryMb: 8 } });
+  t.equal(tooSmall.statusCode, 400);
+  t.match(tooSmall.json().message, /jobLimits\/memoryMb|jobLimits\.memoryMb/, 'the field is named');
+  const unknown = await platform('PUT', '/v1/tenants/default/policy', { jobLimits: { swapMb: 1 } });
+  t.equal(unknown.statusCode, 400, 'an unknown limit is refused, not ignored');
+});
