@@ -25,16 +25,7 @@ t.test(
   async (t) => {
     const stack = await startStack(t, {}, { prefix: 'bull' });
     await stack.runner.close(); // only runner processes take jobs here
-    const env = {
-      MONGO_URL: stack.config.MONGO_URL,
-      REDIS_URL: stack.config.REDIS_URL,
-      PULUMI_BIN: stack.config.PULUMI_BIN,
-      PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
-      WORK_DIR: stack.config.WORK_DIR,
-      LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
-      RUNNER_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS),
-      LOG_LEVEL: 'warn',
-    };
+    const env = runnerEnv(stack, { RUNNER_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS) });
     const doomed = await startRunnerProcess(env);
     const dir = join(stack.scratch, 'crash');
     const put = (delayMs?: number) => fileSetManifest('crash', dir, [{ path: 'a.txt', content: 'a', ...(delayMs ? { delayMs } : {}) }]);
@@ -132,6 +123,31 @@ t.test(
   },
 );
 
+/** The environment of a runner process of `stack` (its stores, CLI, backend and folders), with `extra`. */
+function runnerEnv(stack: Awaited<ReturnType<typeof startStack>>, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    MONGO_URL: stack.config.MONGO_URL,
+    REDIS_URL: stack.config.REDIS_URL,
+    PULUMI_BIN: stack.config.PULUMI_BIN,
+    PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
+    WORK_DIR: stack.config.WORK_DIR,
+    LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+/** A resource whose one file takes a minute to create (a run to cut short mid-create). */
+async function slowResource(stack: Awaited<ReturnType<typeof startStack>>, name: string): Promise<{ id: string }> {
+  const created = await stack.api.inject({
+    method: 'POST',
+    url: '/v1/resources',
+    headers: { ...stack.auth, 'content-type': 'application/yaml' },
+    payload: fileSetManifest(name, join(stack.scratch, name), [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]),
+  });
+  return created.json();
+}
+
 /** Whether Pulumi has begun creating the job's file (its resource-started event is persisted). */
 async function hasStarted(stack: Awaited<ReturnType<typeof startStack>>, jobId: string): Promise<boolean> {
   const res = await stack.api.inject({ method: 'GET', url: `/v1/jobs/${jobId}/lines?from=0&limit=1000`, headers: stack.auth });
@@ -146,25 +162,9 @@ async function hasStarted(stack: Awaited<ReturnType<typeof startStack>>, jobId: 
 t.test('SIGTERM drains a runner process: its running job ends cancelled (shutdown), nothing is left running', async (t) => {
   const stack = await startStack(t, {}, { prefix: 'bull' });
   await stack.runner.close();
-  const runner = await startRunnerProcess({
-    MONGO_URL: stack.config.MONGO_URL,
-    REDIS_URL: stack.config.REDIS_URL,
-    PULUMI_BIN: stack.config.PULUMI_BIN,
-    PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
-    WORK_DIR: stack.config.WORK_DIR,
-    LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
-    CANCEL_GRACE_SECONDS: '1',
-    LOG_LEVEL: 'warn',
-  });
+  const runner = await startRunnerProcess(runnerEnv(stack, { CANCEL_GRACE_SECONDS: '1' }));
   t.teardown(() => runner.stop());
-  const resource = (
-    await stack.api.inject({
-      method: 'POST',
-      url: '/v1/resources',
-      headers: { ...stack.auth, 'content-type': 'application/yaml' },
-      payload: fileSetManifest('drain', join(stack.scratch, 'drain'), [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]),
-    })
-  ).json();
+  const resource = await slowResource(stack, 'drain');
   const job = await queueJob(stack, resource.id);
   await waitFor('the slow create to start', async () => (await hasStarted(stack, job.id)) || undefined, 60_000);
   const exited = new Promise<number | null>((resolve) => runner.child.once('exit', (code) => resolve(code)));
@@ -186,24 +186,9 @@ t.test(
   async (t) => {
     const stack = await startStack(t, {}, { prefix: 'bull' });
     await stack.runner.close();
-    const doomed = await startRunnerProcess({
-      MONGO_URL: stack.config.MONGO_URL,
-      REDIS_URL: stack.config.REDIS_URL,
-      PULUMI_BIN: stack.config.PULUMI_BIN,
-      PULUMI_BACKEND_URL: stack.config.PULUMI_BACKEND_URL,
-      WORK_DIR: stack.config.WORK_DIR,
-      LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
-      LOG_LEVEL: 'warn',
-    });
+    const doomed = await startRunnerProcess(runnerEnv(stack));
     t.teardown(() => doomed.stop());
-    const resource = (
-      await stack.api.inject({
-        method: 'POST',
-        url: '/v1/resources',
-        headers: { ...stack.auth, 'content-type': 'application/yaml' },
-        payload: fileSetManifest('orphans', join(stack.scratch, 'orphans'), [{ path: 'a.txt', content: 'a', delayMs: 60_000 }]),
-      })
-    ).json();
+    const resource = await slowResource(stack, 'orphans');
     const job = await queueJob(stack, resource.id);
     await waitFor('the slow create to start', async () => (await hasStarted(stack, job.id)) || undefined, 60_000);
     const workspace = join(stack.config.WORK_DIR, 'jobs', job.id);

@@ -6,7 +6,7 @@ import { PROGRAM_HOST } from '../pulumi/program-host-pool.js';
 import { isolationProblem } from './slots.js';
 import { resetSlot } from './slot-reset.js';
 import { type FleetLeases, leaseUids, type UidLease } from './uid-leases.js';
-import { openSlotSandboxes, sandboxSettings } from '../sandbox/prepare-sandbox.js';
+import { openSlotSandboxes, type SandboxConfig, sandboxSettings } from '../sandbox/prepare-sandbox.js';
 import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 
 /** Raised when isolation is asked for and the runner cannot give it: the runner refuses to start. */
@@ -38,22 +38,7 @@ const UID_ONLY_WARNING =
  * when isolation is asked for but cannot be had: a runner never quietly runs jobs as itself.
  */
 export async function prepareIsolation(
-  config: Pick<
-    Config,
-    | 'RUNNER_ISOLATION'
-    | 'RUNNER_UID_BASE'
-    | 'RUNNER_UID_COUNT'
-    | 'RUNNER_CONCURRENCY'
-    | 'WORK_DIR'
-    | 'PULUMI_BIN'
-    | 'MODULES_DIR'
-    | 'PULUMI_BACKEND_URL'
-    | 'LOCAL_FILES_ROOT'
-    | 'JOB_EGRESS_ALLOW'
-    | 'JOB_TMP_MAX_MB'
-    | 'JOB_DISK_MAX_MB'
-    | 'RUNNER_SANDBOX_DIR'
-  >,
+  config: Pick<Config, 'RUNNER_ISOLATION' | 'RUNNER_UID_BASE' | 'RUNNER_UID_COUNT' | 'RUNNER_CONCURRENCY'> & SandboxConfig,
   logger: Pick<Logger, 'warn' | 'info'>,
   fleet?: FleetLeases,
 ): Promise<Isolation> {

@@ -32,10 +32,6 @@ export class JobProcesses {
     private readonly sandbox?: SlotSandbox,
   ) {}
 
-  get sandboxed(): boolean {
-    return this.sandbox !== undefined;
-  }
-
   /** A Pulumi CLI process of the job (and the plugins it starts): its workspace, home, state, local folders and credential files. */
   cli(file: string, args: readonly string[]): JobCommand {
     const { folders } = this;

@@ -13,7 +13,8 @@ import { findSandboxTools } from './tools.js';
 
 const MIB = 1024 * 1024;
 
-type SandboxConfig = Pick<
+/** The settings a runner's sandboxes are made from. */
+export type SandboxConfig = Pick<
   Config,
   | 'WORK_DIR'
   | 'PULUMI_BACKEND_URL'
