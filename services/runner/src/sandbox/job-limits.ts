@@ -72,7 +72,7 @@ const WATCH_MS = 1_000;
 export type WatchedLimit = 'disk_limit' | 'process_limit';
 
 /**
- * Looks at a running job every second: what it has written in its folders, and whether its cgroup
+ * Looks at a running job every second: what it has written in its folders since it began, and whether its cgroup
  * refused a fork. Past its disk limit, or at its process limit, it aborts (`signal`, reason
  * `disk_limit` or `process_limit`) and the job is killed at once and ends failed. A single file
  * larger than the disk limit is refused by the kernel already (RLIMIT_FSIZE), so between two looks
@@ -82,12 +82,15 @@ export class LimitWatch {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
   private looking = false;
+  /** What the folders held when the job began (its stack's history, its local files): only growth counts. */
+  private readonly before: Promise<number>;
 
   constructor(
     private readonly dirs: readonly string[],
     private readonly limits: JobLimitsAll,
     private readonly usage: () => Promise<SlotUsage>,
   ) {
+    this.before = this.measure(Number.POSITIVE_INFINITY).catch(() => Number.POSITIVE_INFINITY);
     this.timer = setInterval(() => void this.look(), WATCH_MS);
     this.timer.unref();
   }
@@ -106,14 +109,22 @@ export class LimitWatch {
     this.looking = true;
     try {
       if ((await this.usage()).forksRefused > 0) return this.controller.abort('process_limit');
-      let total = 0;
-      for (const dir of this.dirs) total += await sizeOf(dir, this.limits.diskBytes - total + 1);
-      if (total > this.limits.diskBytes) this.controller.abort('disk_limit');
+      // Folders too large to measure at the start (over MAX_ENTRIES) are left to RLIMIT_FSIZE.
+      const before = await this.before;
+      if (!Number.isFinite(before)) return;
+      if ((await this.measure(before + this.limits.diskBytes + 1)) - before > this.limits.diskBytes) this.controller.abort('disk_limit');
     } catch {
       // a look that failed (a folder gone under it) is followed by the next
     } finally {
       this.looking = false;
     }
+  }
+
+  /** The bytes under the job's folders, counted until `enough` is passed. */
+  private async measure(enough: number): Promise<number> {
+    let total = 0;
+    for (const dir of this.dirs) total += await sizeOf(dir, enough - total);
+    return total;
   }
 
   stop(): void {

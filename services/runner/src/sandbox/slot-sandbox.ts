@@ -90,6 +90,7 @@ export class SlotSandbox {
 
   /** Kills everything the slot runs (nothing escapes a cgroup) and starts its counters anew. */
   reset(): Promise<void> {
+    this.fileBytes = this.settings.fileBytes; // a job's own limit ends with it
     return this.cgroup.reset();
   }
 
