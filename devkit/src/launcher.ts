@@ -3,12 +3,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startLocalFerretDb, startLocalRedis, toolPath } from './local-deps.js';
 import { freePort, type Managed, recentOutput, startProcess, waitForPort } from './processes.js';
-import { repoRoot } from '@pds/shared';
+import { REDIS_DEFAULT_USER_OFF, redisUserDirective, repoRoot, STORE_USERS, type StoreUser } from '@pds/shared';
 
 export interface LocalDeployment {
   apiUrl: string;
   gatewayUrl: string;
   env: Record<string, string>;
+  /** The embedded Redis's `admin` user (for tests and people), when the launcher started it. */
+  redisAdminUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -19,43 +21,34 @@ const SERVICES = [
   { name: 'stream-gateway', entry: 'services/stream-gateway/dist/src/server.js', without: ['CREDENTIALS_KEY', 'CREDENTIALS_KEY_PREVIOUS'] },
 ] as const;
 
+/** Where the stores are, as each service connects to them. */
+interface StoreUrls {
+  redis: Record<StoreUser, string>;
+  mongo: string;
+}
+
 /**
- * The embedded default: starts redis-server and FerretDB (data under .data/) unless REDIS_URL /
- * MONGO_URL point elsewhere, then the three services as separate processes, each started the way
- * its image starts it (`node <entry>` with the environment of ARCHITECTURE.md).
+ * The embedded default: starts redis-server and FerretDB (data under `dataDir`, .data/ unless
+ * told) unless REDIS_URL / MONGO_URL point elsewhere, then the three services as separate
+ * processes, each started the way its image starts it (`node <entry>` with the environment of
+ * ARCHITECTURE.md).
  */
 export async function startLocalDeployment(
   env: NodeJS.ProcessEnv = process.env,
   log = (line: string) => console.error(line),
+  options: { dataDir?: string } = {},
 ): Promise<LocalDeployment> {
-  const dataDir = join(repoRoot, '.data');
+  const dataDir = options.dataDir ?? join(repoRoot, '.data');
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const fn of stops.reverse()) await fn().catch(() => undefined);
   };
   try {
-    let redisUrl = env.REDIS_URL;
-    if (!redisUrl) {
-      // Every client must give the password made for this data folder (a second lock besides the
-      // jobs' own network, which has no route to it: docs/security.md).
-      const password = await localSecret(dataDir, 'redis.password', () => randomBytes(24).toString('base64url'));
-      const redis = await startLocalRedis({ password });
-      stops.push(redis.stop);
-      redisUrl = redis.url;
-      log(`local redis-server on ${redis.shownUrl} (password in .data/redis.password)`);
-    }
-    let mongoUrl = env.MONGO_URL;
-    if (!mongoUrl) {
-      const ferret = await startLocalFerretDb({ dataDir: join(dataDir, 'ferretdb') });
-      stops.push(ferret.stop);
-      mongoUrl = ferret.url;
-      log(`local FerretDB on ${ferret.url} (data in .data/ferretdb)`);
-    }
+    const stores = await startEmbeddedStores(env, dataDir, stops, log);
     const [apiPort, gatewayPort, runnerPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const ports = { api: apiPort, 'stream-gateway': gatewayPort, runner: runnerPort };
     const shared: Record<string, string> = {
-      MONGO_URL: mongoUrl,
-      REDIS_URL: redisUrl,
+      MONGO_URL: stores.mongo,
       PULUMI_BIN: env.PULUMI_BIN ?? toolPath('pulumi'),
       ADMIN_TOKEN: env.ADMIN_TOKEN ?? (await localSecret(dataDir, 'admin.token', () => `pds_${randomBytes(32).toString('base64url')}`)),
       CREDENTIALS_KEY: env.CREDENTIALS_KEY ?? (await localSecret(dataDir, 'credentials.key', () => randomBytes(32).toString('base64'))),
@@ -66,7 +59,7 @@ export async function startLocalDeployment(
     };
     const processes: Managed[] = [];
     for (const service of SERVICES) {
-      const serviceEnv: NodeJS.ProcessEnv = { ...env, ...shared, PORT: String(ports[service.name]) };
+      const serviceEnv: NodeJS.ProcessEnv = { ...env, ...shared, REDIS_URL: stores.redis[service.name], PORT: String(ports[service.name]) };
       for (const name of service.without) delete serviceEnv[name];
       const managed = startProcess(process.execPath, ['--enable-source-maps', join(repoRoot, service.entry)], {
         cwd: repoRoot,
@@ -85,11 +78,64 @@ export async function startLocalDeployment(
     );
     log(`api on http://127.0.0.1:${apiPort}, stream-gateway on ws://127.0.0.1:${gatewayPort}, runner health on :${runnerPort}`);
     if (!env.ADMIN_TOKEN) log(`admin token (made for this data folder, kept in .data/admin.token): ${shared.ADMIN_TOKEN}`);
-    return { apiUrl: `http://127.0.0.1:${apiPort}`, gatewayUrl: `ws://127.0.0.1:${gatewayPort}`, env: shared, stop };
+    return {
+      apiUrl: `http://127.0.0.1:${apiPort}`,
+      gatewayUrl: `ws://127.0.0.1:${gatewayPort}`,
+      env: { ...shared, REDIS_URL: stores.redis.api },
+      ...(stores.redisAdmin ? { redisAdminUrl: stores.redisAdmin } : {}),
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * The embedded stores, each with a lock besides the jobs' own network (which has no route to them):
+ * Redis takes a user per service (store-users.ts: each only the keys and commands it uses, its
+ * password made for this data folder) and an `admin` user for people (.data/redis.password);
+ * FerretDB listens only on a unix socket in its 0700 folder.
+ */
+async function startEmbeddedStores(
+  env: NodeJS.ProcessEnv,
+  dataDir: string,
+  stops: (() => Promise<void>)[],
+  log: (line: string) => void,
+): Promise<StoreUrls & { redisAdmin?: string }> {
+  let redis: Record<StoreUser, string>;
+  let redisAdmin: string | undefined;
+  if (env.REDIS_URL) {
+    redis = { api: env.REDIS_URL, runner: env.REDIS_URL, 'stream-gateway': env.REDIS_URL };
+  } else {
+    const password = (name: string) => localSecret(dataDir, name, () => randomBytes(24).toString('hex'));
+    const admin = await password('redis.password');
+    const passwords = Object.fromEntries(
+      await Promise.all(STORE_USERS.map(async (user) => [user, await password(`redis-${user}.password`)] as const)),
+    );
+    const server = await startLocalRedis({
+      users: [
+        REDIS_DEFAULT_USER_OFF,
+        `admin on >${admin} ~* &* +@all`,
+        ...STORE_USERS.map((user) => redisUserDirective(user, passwords[user] as string)),
+      ],
+    });
+    stops.push(server.stop);
+    const urlOf = (user: string, secret: string) => `redis://${user}:${secret}@127.0.0.1:${server.port}`;
+    redis = Object.fromEntries(STORE_USERS.map((user) => [user, urlOf(user, passwords[user] as string)])) as Record<StoreUser, string>;
+    redisAdmin = urlOf('admin', admin);
+    log(
+      `local redis-server on 127.0.0.1:${server.port}, a user per service (for people: redis-cli --user admin --pass "$(cat ${join(dataDir, 'redis.password')})")`,
+    );
+  }
+  let mongo = env.MONGO_URL;
+  if (!mongo) {
+    const ferret = await startLocalFerretDb({ dataDir: join(dataDir, 'ferretdb'), socket: true });
+    stops.push(ferret.stop);
+    mongo = ferret.url;
+    log(`local FerretDB on the unix socket ${join(dataDir, 'ferretdb', 'ferretdb.sock')} (data in the same folder)`);
+  }
+  return { redis, mongo, ...(redisAdmin ? { redisAdmin } : {}) };
 }
 
 /**

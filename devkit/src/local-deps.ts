@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot } from '@pds/shared';
-import { freePort, type Managed, recentOutput, startProcess, waitForPort } from './processes.js';
+import { freePort, type Managed, recentOutput, startProcess, waitForPort, waitForSocket } from './processes.js';
 
 /** Where scripts/ensure-tools.sh puts the pinned tools. */
 export const toolsBin = join(repoRoot, '.tools', 'bin');
@@ -32,13 +32,20 @@ async function started(managed: Managed, port: number, url: string, what: string
 }
 
 /**
- * A private redis-server on a free (or given) port, with no persistence; with `password`, every
- * client must give it (`requirepass`; the URL carries it, `shownUrl` does not).
+ * A private redis-server on a free (or given) port, with no persistence. With `password`, every
+ * client must give it (`requirepass`); with `users`, each named user gets its own `user` directive
+ * (store-users.ts) and Redis's `default` user is off. The URL carries the password, `shownUrl` not.
  */
-export async function startLocalRedis(options: { port?: number; password?: string } = {}): Promise<LocalServer & { shownUrl: string }> {
+export async function startLocalRedis(
+  options: { port?: number; password?: string; users?: string[] } = {},
+): Promise<LocalServer & { shownUrl: string }> {
   const port = options.port ?? (await freePort());
+  // One word per argument: redis-server joins the words after `--user` into the directive (one
+  // argument holding spaces would be taken as a user name).
+  const users = options.users?.flatMap((directive) => ['--user', ...directive.split(' ')]) ?? [];
   const managed = startProcess(toolPath('redis-server'), [
     ...(options.password ? ['--requirepass', options.password] : []),
+    ...users,
     '--port',
     String(port),
     '--bind',
@@ -55,21 +62,40 @@ export async function startLocalRedis(options: { port?: number; password?: strin
   return { ...server, shownUrl: `redis://${auth ? ':***@' : ''}127.0.0.1:${port}` };
 }
 
-/** A private FerretDB (MongoDB wire protocol) backed by SQLite files in `dataDir`. */
-export async function startLocalFerretDb(options: { dataDir: string; port?: number; database?: string }): Promise<LocalServer> {
-  const port = options.port ?? (await freePort());
+/**
+ * A private FerretDB (MongoDB wire protocol) backed by SQLite files in `dataDir`: on a TCP port, or
+ * with `socket`, only on a unix socket in `dataDir` (the embedded default: only the service's user
+ * can open it, and FerretDB's own authentication is still experimental).
+ */
+export async function startLocalFerretDb(options: {
+  dataDir: string;
+  port?: number;
+  database?: string;
+  socket?: boolean;
+}): Promise<LocalServer> {
   // Its SQLite files are the whole store: readable by the service's user only (jobs run as other uids).
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   await chmod(options.dataDir, 0o700);
+  const database = options.database ?? 'pulumi-deploy';
+  const socket = join(options.dataDir, 'ferretdb.sock');
+  const port = options.socket ? 0 : (options.port ?? (await freePort()));
+  // A socket left by a FerretDB that was killed would make the next one fail with EADDRINUSE.
+  if (options.socket) await rm(socket, { force: true });
   const managed = startProcess(toolPath('ferretdb'), [
     '--handler=sqlite',
     `--sqlite-url=file:${options.dataDir.replace(/\/?$/, '/')}`,
-    `--listen-addr=127.0.0.1:${port}`,
+    ...(options.socket ? ['--listen-addr=', `--listen-unix=${socket}`] : [`--listen-addr=127.0.0.1:${port}`]),
     '--debug-addr=-',
     '--state-dir=-',
     '--telemetry=disable',
     '--log-level=warn',
   ]);
-  const database = options.database ?? 'pulumi-deploy';
-  return started(managed, port, `mongodb://127.0.0.1:${port}/${database}`, 'ferretdb');
+  if (!options.socket) return started(managed, port, `mongodb://127.0.0.1:${port}/${database}`, 'ferretdb');
+  try {
+    await waitForSocket(socket, 20_000, managed.child);
+  } catch (err) {
+    await managed.stop();
+    throw new Error(`ferretdb did not start: ${(err as Error).message}\n${recentOutput(managed)}`, { cause: err });
+  }
+  return { url: `mongodb://${encodeURIComponent(socket)}/${database}`, port, pid: managed.child.pid, stop: () => managed.stop() };
 }

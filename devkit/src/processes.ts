@@ -14,21 +14,29 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves once something accepts TCP connections on the port, or rejects after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs = 15_000, child?: ChildProcess): Promise<void> {
+export function waitForPort(port: number, timeoutMs = 15_000, child?: ChildProcess): Promise<void> {
+  return waitForListener(`127.0.0.1:${port}`, () => new Socket().connect(port, '127.0.0.1'), timeoutMs, child);
+}
+
+/** Resolves once something accepts connections on the unix socket, or rejects after `timeoutMs`. */
+export function waitForSocket(path: string, timeoutMs = 15_000, child?: ChildProcess): Promise<void> {
+  return waitForListener(path, () => new Socket().connect(path), timeoutMs, child);
+}
+
+async function waitForListener(where: string, connect: () => Socket, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before listening on ${port}`);
+    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before listening on ${where}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = new Socket();
+      const socket = connect();
       socket.once('connect', () => {
         socket.destroy();
         resolve(true);
       });
       socket.once('error', () => resolve(false));
-      socket.connect(port, '127.0.0.1');
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${where} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

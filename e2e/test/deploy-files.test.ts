@@ -4,13 +4,21 @@
  * validates against the Compose Specification schema; every kustomize overlay builds and each object
  * validates against the Kubernetes (and KEDA) schemas, plus the rules docs/operations.md promises.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDockerfile, toolPath } from '@pds/devkit';
-import { ConfigSchema, repoRoot, STACK_JOBS_QUEUE } from '@pds/shared';
+import {
+  ConfigSchema,
+  MONGO_ROLES,
+  REDIS_SCALER_RULES,
+  redisUserDirective,
+  repoRoot,
+  STACK_JOBS_WAITING_LIST,
+  STORE_USERS,
+  type StoreUser,
+} from '@pds/shared';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { validate as lintDockerfile } from 'dockerfile-utils';
 import { execa } from 'execa';
@@ -75,9 +83,44 @@ t.test('docker-compose.yml validates against the Compose Specification and wires
       t.ok(key in ConfigSchema.properties, `${name}: ${key} is a setting the services read`);
   }
   t.notOk(compose.services.runner?.ports, 'runners publish no port, so --scale runner=N cannot clash');
+  storeUsersOfCompose(t, compose);
   const example = read('.env.example');
   for (const key of Object.keys(ConfigSchema.properties))
     t.match(example, new RegExp(`^#? ?${key}=`, 'm'), `.env.example documents ${key}`);
+});
+
+/** The password variable compose (and the dev overlay) give each service's store user. */
+const PASSWORD_PREFIX: Record<StoreUser, string> = { api: 'API', runner: 'RUNNER', 'stream-gateway': 'GATEWAY' };
+
+/** Compose makes a Redis and a MongoDB user per service with the rules of store-users.ts, and each service connects as its own. */
+function storeUsersOfCompose(
+  t: Test,
+  compose: { services: Record<string, { environment?: Record<string, string> }>; configs?: Record<string, { content?: string }> },
+) {
+  const variable = (user: StoreUser | 'admin', store: string) =>
+    user === 'admin' ? 'REDIS_PASSWORD' : `${PASSWORD_PREFIX[user]}_${store}_PASSWORD`;
+  checkRedisAcl(t, (compose.configs?.['redis-users']?.content ?? '').trim().split('\n'), (user) => `\${${variable(user, 'REDIS')}:?}`);
+  checkMongoUsers(t, compose.configs?.['mongo-users']?.content ?? '', (user) => `'\${${variable(user, 'MONGO')}:?}'`);
+  for (const user of STORE_USERS) {
+    const prefix = PASSWORD_PREFIX[user];
+    const env = compose.services[user]?.environment ?? {};
+    t.match(env.REDIS_URL, new RegExp(`^redis://${user}:\\$\\{${prefix}_REDIS_PASSWORD:\\?`), `${user} is its own Redis user`);
+    t.match(env.MONGO_URL, new RegExp(`^mongodb://${user}:\\$\\{${prefix}_MONGO_PASSWORD:\\?`), `${user} is its own MongoDB user`);
+  }
+}
+
+/** Secret data with kustomize's line breaks taken out, each value still the base64 of what it was. */
+function unfolded(data: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(data).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('base64')]));
+}
+
+t.test("docs/operations.md gives the stores' users as store-users.ts makes them", async (t) => {
+  const doc = read('docs/operations.md').split('\n');
+  checkRedisAcl(t, ['user default reset off', 'user admin reset on >x ~* &* +@all', ...doc], (user) =>
+    user === 'admin' ? 'x' : `<${user}-password>`,
+  );
+  t.ok(doc.includes(`user queue-scaler reset on ><scaler-password> ${REDIS_SCALER_RULES}`), "KEDA's user");
+  checkMongoUsers(t, doc.join('\n'), (user) => `'<${user}-password>'`);
 });
 
 /** The kubernetes-models class for an object, to validate it against its schema. */
@@ -97,17 +140,39 @@ interface K8sObject {
   [key: string]: unknown;
 }
 
-/** A copy of deploy/k8s with the dev overlay's secrets.env made as its comment says (none ships). */
+/** A copy of deploy/k8s with the dev overlay's secrets.env made by the recipe its comment gives (none ships). */
 async function k8sTree(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'pds-k8s-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await cp(join(repoRoot, 'deploy/k8s'), dir, { recursive: true });
-  const random = (n: number) => randomBytes(n).toString('base64');
-  await writeFile(
-    join(dir, 'overlays/dev/secrets.env'),
-    `ADMIN_TOKEN=${random(32)}\nCREDENTIALS_KEY=${random(32)}\nPULUMI_CONFIG_PASSPHRASE=${random(24)}\n`,
-  );
+  const comment = read('deploy/k8s/overlays/dev/kustomization.yaml').split('\n');
+  const first = comment.findIndex((line) => line.startsWith('#   ('));
+  const last = comment.findIndex((line) => line.endsWith('> secrets.env'));
+  t.ok(first > 0 && last >= first, 'the dev overlay says how to make secrets.env');
+  const recipe = comment
+    .slice(first, last + 1)
+    .map((line) => line.replace(/^# {3}/, ''))
+    .join('\n');
+  await execa('bash', ['-euo', 'pipefail', '-c', recipe], { cwd: join(dir, 'overlays/dev') });
   return dir;
+}
+
+/** The lines of a Redis ACL file given inline (compose's config, the dev overlay's heredoc). */
+function checkRedisAcl(t: Test, lines: string[], password: (user: StoreUser | 'admin') => string) {
+  t.equal(lines[0], 'user default reset off', 'Redis: no default user');
+  t.equal(lines[1], `user admin reset on >${password('admin')} ~* &* +@all`, 'Redis: `admin`, for people');
+  for (const user of STORE_USERS)
+    t.ok(lines.includes(`user ${redisUserDirective(user, password(user))}`), `Redis: ${user}'s rules are store-users.ts's`);
+}
+
+/** The MongoDB users a script makes (compose's config, the dev overlay's ConfigMap): a role per service. */
+function checkMongoUsers(t: Test, script: string, password: (user: StoreUser) => string) {
+  for (const user of STORE_USERS)
+    t.match(
+      script,
+      `store.createUser({ user: '${user}', pwd: ${password(user)}, roles: [{ role: '${MONGO_ROLES[user]}', db: 'pulumi-deploy' }] });`,
+      `MongoDB: ${user} may ${MONGO_ROLES[user]}`,
+    );
 }
 
 for (const overlay of ['dev', 'prod']) {
@@ -117,6 +182,9 @@ for (const overlay of ['dev', 'prod']) {
     t.ok(objects.length > 10, `${objects.length} objects`);
     for (const object of objects) {
       const Model = await modelFor(object.apiVersion, object.kind);
+      // kustomize folds a long generated value over lines; Kubernetes's base64 decoding skips line
+      // breaks (the schema's "byte" format does not), so the check is on the value as decoded.
+      if (object.kind === 'Secret' && object.data) object.data = unfolded(object.data as Record<string, string>);
       if (!Model) {
         t.fail(`no schema for ${object.apiVersion} ${object.kind}`);
         continue;
@@ -171,6 +239,13 @@ for (const overlay of ['dev', 'prod']) {
         `${name}: none of ${forbidden.join(', ')}`,
       );
       t.ok(secretKeys.length > 0, `${name}: its own secrets (${secretKeys.join(', ')})`);
+      const prefix = PASSWORD_PREFIX[name as StoreUser];
+      for (const store of ['MONGO', 'REDIS'])
+        t.equal(
+          c.env?.find((e) => e.name === `${store}_URL`)?.valueFrom?.secretKeyRef?.key,
+          `${prefix}_${store}_URL`,
+          `${name}: the stores as its own user (${prefix}_${store}_URL)`,
+        );
       if (name === 'runner') {
         // Uid 0 with only the capabilities that switching each job to its slot's uid takes.
         const caps = (container as { securityContext?: { capabilities?: { drop?: string[]; add?: string[] } } })?.securityContext
@@ -221,10 +296,21 @@ for (const overlay of ['dev', 'prod']) {
     for (const key of ['ADMIN_TOKEN', 'CREDENTIALS_KEY']) t.ok(secretKeys.includes(key), `the Secret carries ${key}`);
     if (overlay === 'dev') {
       t.ok(find('StatefulSet', 'mongo') && find('StatefulSet', 'redis'), 'MongoDB and Redis run in the cluster');
+      const redisArgs = (
+        (find('StatefulSet', 'redis')?.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]
+          ?.args[0] ?? ''
+      ).split('\n');
+      const acl = redisArgs.slice(redisArgs.indexOf('cat > /acl/users.acl <<EOF') + 1, redisArgs.indexOf('EOF'));
+      checkRedisAcl(t, acl, (user) => (user === 'admin' ? '$REDIS_PASSWORD' : `$${PASSWORD_PREFIX[user]}_REDIS_PASSWORD`));
+      t.ok(redisArgs.includes('exec redis-server --appendonly yes --aclfile /acl/users.acl'), 'Redis starts with those users');
+      const mongoUsers = (find('ConfigMap', 'mongo-users') as { data?: Record<string, string> } | undefined)?.data?.['users.js'] ?? '';
+      checkMongoUsers(t, mongoUsers, (user) => `process.env.${PASSWORD_PREFIX[user]}_MONGO_PASSWORD`);
       t.ok(find('PersistentVolumeClaim', 'pulumi-state'), 'the file state backend is on a PVC');
       t.match(config.data.PULUMI_BACKEND_URL, /^file:\/\//);
     } else {
-      for (const key of ['MONGO_URL', 'REDIS_URL']) t.ok(secretKeys.includes(key), `prod reads ${key} from the Secret`);
+      for (const user of STORE_USERS)
+        for (const key of [`${PASSWORD_PREFIX[user]}_MONGO_URL`, `${PASSWORD_PREFIX[user]}_REDIS_URL`])
+          t.ok(secretKeys.includes(key), `prod reads ${key} from the Secret`);
       t.notOk(
         objects.some((o) => o.kind === 'StatefulSet'),
         'prod runs no database',
@@ -234,7 +320,7 @@ for (const overlay of ['dev', 'prod']) {
         spec: { scaleTargetRef: { name: string }; triggers: { type: string; metadata: { listName: string } }[] };
       };
       t.equal(scaled.spec.scaleTargetRef.name, 'runner');
-      t.equal(scaled.spec.triggers[0]?.metadata.listName, `bull:${STACK_JOBS_QUEUE}:wait`, "KEDA watches the queue's waiting list");
+      t.equal(scaled.spec.triggers[0]?.metadata.listName, STACK_JOBS_WAITING_LIST, "KEDA watches the queue's waiting list");
     }
   });
 }

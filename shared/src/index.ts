@@ -30,6 +30,7 @@ export * from './secret-parameters.js';
 export * from './stack-life.js';
 export * from './stack-state.js';
 export * from './stack-queue.js';
+export * from './store-users.js';
 export * from './stream-tickets.js';
 export * from './templates.js';
 export * from './tenancy.js';

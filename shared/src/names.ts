@@ -94,3 +94,27 @@ export function streamTicketKey(ticketHash: string): string {
 export function tenantRunningKey(tenant: string): string {
   return `${PREFIX}:tenant:${tenant}:running`;
 }
+
+/** BullMQ's key prefix (its default): every key of a queue starts `bull:<queue>:`. */
+const QUEUE_PREFIX = 'bull';
+
+/** BullMQ's list of the stack jobs that wait for a runner: what an autoscaler (KEDA) watches. */
+export const STACK_JOBS_WAITING_LIST = `${QUEUE_PREFIX}:${STACK_JOBS_QUEUE}:wait`;
+
+/**
+ * The patterns of the keys and channels above, by who needs them: what a store user per service
+ * is allowed (store-users.ts). A key added above belongs to one of them.
+ */
+export const KEY_PATTERNS = {
+  queues: [STACK_JOBS_QUEUE, DRIFT_QUEUE, WEBHOOKS_QUEUE].map((queue) => `${QUEUE_PREFIX}:${queue}:*`),
+  /** Jobs (heartbeat, progress, claims), job order, running jobs, stacks and tenants' running sets. */
+  jobs: [`${PREFIX}:job:*`, `${PREFIX}:jobs:*`, `${PREFIX}:stack:*`, `${PREFIX}:tenant:*`],
+  idempotency: [`${PREFIX}:idempotency:*`],
+  streamTickets: [`${PREFIX}:stream-ticket:*`],
+  uidLeases: [`${PREFIX}:uid-lease:*`],
+} as const;
+
+export const CHANNEL_PATTERNS = {
+  jobLines: `${PREFIX}:job:*`,
+  control: [CANCEL_CHANNEL, JOB_AMENDED_CHANNEL],
+} as const;
