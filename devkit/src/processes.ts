@@ -47,12 +47,22 @@ export interface Managed {
   stop(): Promise<void>;
 }
 
+/** Every child startProcess started and not yet seen exit: what killStartedProcesses ends. */
+const started = new Set<ChildProcess>();
+
+/** SIGKILLs every child startProcess started that still runs (a bench that gives up, before it exits). */
+export function killStartedProcesses(): void {
+  for (const child of started) child.kill('SIGKILL');
+}
+
 /**
  * Starts a long-running child; its output is kept (last 64 KiB) for the error message when it
  * dies early. `stop()` sends SIGTERM, then SIGKILL after 5 s.
  */
 export function startProcess(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Managed {
   const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-65_536);

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
+import { toolPath } from '@pds/devkit';
 import { stackBackend } from '@pds/runner';
+import { jobStackKey, type StackJobDoc } from '@pds/shared';
+import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -39,6 +42,19 @@ t.test("a stack's state is readable through the API, version by version", async 
 
   const first = await run(resource.id, 'up');
   t.equal(first.stateVersion, 1, 'the up wrote version 1');
+  // Version 1 is, to the byte, the deployment `pulumi stack export` gives of the state the up left
+  // (the runner reads it from the checkpoint, without a second CLI process).
+  const firstJob = (await stack.models.StackJob.findById(first.id).lean<StackJobDoc>())!;
+  const backend = stackBackend(stack.config.PULUMI_BACKEND_URL, jobStackKey(firstJob));
+  const cli = await execa(toolPath('pulumi'), ['stack', 'export', '--stack', firstJob.stackFqdn], {
+    env: { ...process.env, PULUMI_BACKEND_URL: backend.url, PULUMI_HOME: join(stack.scratch, 'export-home'), PULUMI_CONFIG_PASSPHRASE: '' },
+    cwd: stack.scratch,
+  });
+  t.equal(
+    JSON.stringify((await get(`/v1/resources/${resource.id}/stack/export?version=1`)).deployment),
+    JSON.stringify((JSON.parse(cli.stdout) as { deployment: unknown }).deployment),
+    'version 1 is what `pulumi stack export` prints',
+  );
   const current = await get(`/v1/resources/${resource.id}/stack`);
   t.match(current, { version: 1, jobId: first.id, operation: 'up', createdBy: 'ADMIN_TOKEN', pendingOperations: [] });
   const types = current.resources.map((r: { type: string }) => r.type).sort();

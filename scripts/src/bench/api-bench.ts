@@ -5,20 +5,20 @@
  * - `POST /v1/resources/:id/jobs` (queues a preview: MongoDB insert + Redis line + BullMQ add) vs a
  *   bare POST answering 202.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
+import { recentOutput, startLocalFerretDb, startLocalRedis, startProcess } from '@pds/devkit';
 import autocannon from 'autocannon';
-import { fmt, row } from './stats.js';
+import { benchStep, fmt, row, sized } from './stats.js';
 
 const TOKEN = 'bench-token-0123456789abcdef-abcdefghijklmnop';
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? sized(8, 1));
 
 async function load(url: string, options: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}) {
+  benchStep(`${options.method ?? 'GET'} ${url}`);
   const result = await autocannon({
     url,
     connections: 10,
@@ -36,14 +36,14 @@ export async function apiBench(): Promise<void> {
   const scratch = await mkdtemp(join(tmpdir(), 'pds-api-bench-'));
   const redis = await startLocalRedis();
   const ferret = await startLocalFerretDb({ dataDir: join(scratch, 'ferret') });
-  const server = spawn(process.execPath, [fileURLToPath(new URL('./api-server.js', import.meta.url))], {
+  // Started as the devkit starts its servers: killed with them should the bench give up.
+  const server = startProcess(process.execPath, [fileURLToPath(new URL('./api-server.js', import.meta.url))], {
     env: { ...process.env, MONGO_URL: ferret.url, REDIS_URL: redis.url, ADMIN_TOKEN: TOKEN, LOCAL_FILES_ROOT: '/tmp' },
-    stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
     const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: server.stdout! }).once('line', resolve);
-      server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+      createInterface({ input: server.child.stdout! }).once('line', resolve);
+      server.child.once('exit', (code) => reject(new Error(`bench server exited with ${code}: ${recentOutput(server)}`)));
     });
     const ports = JSON.parse(first) as { api: number; bare: number; endedJobId: string };
     const api = `http://127.0.0.1:${ports.api}`;
@@ -78,7 +78,7 @@ export async function apiBench(): Promise<void> {
       `  p50: GET ended ${fmt(getEnded.p50)}, queued ${fmt(getOurs.p50)} vs bare ${fmt(getBare.p50)} ms; POST ${fmt(postOurs.p50)} vs ${fmt(postBare.p50)} ms`,
     );
   } finally {
-    server.kill('SIGKILL');
+    server.child.kill('SIGKILL');
     await Promise.allSettled([ferret.stop(), redis.stop()]);
     await rm(scratch, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '@pds/api';
 import { startLocalFerretDb, startLocalRedis, testIsolation } from '@pds/devkit';
-import { createRunner } from '@pds/runner';
+import { createRunner, type RunnerDeps } from '@pds/runner';
 import {
   type Config,
   connectMongo,
@@ -31,7 +31,11 @@ import { sleep } from './stats.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789abcdef-abcdefghijklmnop';
 
-export async function startBenchService(name: string, overrides: (scratch: string) => Partial<Config>) {
+export async function startBenchService(
+  name: string,
+  overrides: (scratch: string) => Partial<Config>,
+  options: { onTimeline?: RunnerDeps['onTimeline'] } = {},
+) {
   const logger = createLogger({ name: 'bench', level: 'silent' });
   const scratch = await mkdtemp(join(tmpdir(), `pds-${name}-bench-`));
   await chmod(scratch, 0o711); // jobs run as their slot's uid and must reach their folders
@@ -77,7 +81,7 @@ export async function startBenchService(name: string, overrides: (scratch: strin
     },
     logger,
   );
-  const runner = createRunner({ config, models, kinds, connection: worker, publisher, subscriber, logger });
+  const runner = createRunner({ config, models, kinds, connection: worker, publisher, subscriber, logger, ...options });
   await runner.start();
   // Jobs' ends heard on their channels, so waiting loads neither FerretDB nor the measured service.
   const ends = createRedis(redis.url, 'subscriber', logger);

@@ -2,7 +2,7 @@
  * "The rest of the world" for the gateway benchmark, in its own process so the server under test
  * does not share its event loop with it: the WebSocket clients and the producer (a runner's line
  * sink, or a bare publisher for the raw baseline). Commands over IPC:
- * - { cmd: 'connect', url, count } → { ready }; when every socket has seen `end` → { done, p50, p99, delivered, seconds }
+ * - { cmd: 'connect', url, headers, count } → { ready }; when every socket has seen `end` → { done, p50, p99, delivered, seconds }
  * - { cmd: 'produce', kind: 'ours' | 'raw', jobId, total, rate, redisUrl, mongoUrl } → { produced }
  * - { cmd: 'close' } → { closed }
  * Lines carry their send time as text `t=<epoch ms>`.
@@ -62,7 +62,7 @@ async function produce(command: ProduceCommand): Promise<void> {
   sink.publish({ type: 'end', jobId, status: 'succeeded', exitCode: 0, summary: {}, lastSeq, ts: new Date().toISOString() });
 }
 
-function connect(url: string, count: number): Promise<void> {
+function connect(url: string, count: number, headers: Record<string, string> = {}): Promise<void> {
   const latencies: number[] = [];
   let delivered = 0;
   let first = 0;
@@ -73,7 +73,7 @@ function connect(url: string, count: number): Promise<void> {
       { length: count },
       () =>
         new Promise<WebSocket>((resolve, reject) => {
-          const socket = new WebSocket(url);
+          const socket = new WebSocket(url, { headers });
           socket.on('message', (data) => {
             const text = String(data);
             if (text.includes('"type":"end"')) {
@@ -105,7 +105,14 @@ function connect(url: string, count: number): Promise<void> {
   });
 }
 
-process.on('message', async (command: { cmd: string; url?: string; count?: number } & ProduceCommand) => {
+process.on('message', (command: Command) => {
+  // A refused connection or a failed producer is said to the bench, which gives up at once.
+  handle(command).catch((err: Error) => process.send?.({ failed: `${command.cmd}: ${err.message}` }));
+});
+
+type Command = { cmd: string; url?: string; count?: number; headers?: Record<string, string> } & ProduceCommand;
+
+async function handle(command: Command): Promise<void> {
   if (command.cmd === 'close') {
     for (const socket of sockets) socket.terminate();
     sockets = [];
@@ -114,7 +121,7 @@ process.on('message', async (command: { cmd: string; url?: string; count?: numbe
     await produce(command);
     process.send?.({ produced: true });
   } else if (command.cmd === 'connect') {
-    await connect(command.url as string, command.count ?? 1);
+    await connect(command.url as string, command.count ?? 1, command.headers);
     process.send?.({ ready: true });
   }
-});
+}

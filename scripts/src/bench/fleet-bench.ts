@@ -12,7 +12,7 @@ import { createRedis } from '@pds/shared';
 import { Queue, Worker } from 'bullmq';
 import { execa } from 'execa';
 import { startBenchService } from './bench-service.js';
-import { fmt, percentile, row, sleep } from './stats.js';
+import { benchStep, fmt, percentile, row, sized, sleep } from './stats.js';
 
 export const STAND_IN = fileURLToPath(new URL('../../../e2e/fixtures/stand-in-pulumi.sh', import.meta.url));
 const CONCURRENCY = 8;
@@ -52,7 +52,8 @@ async function isolationCost(isolated: number[]): Promise<void> {
     return { PULUMI_BIN: STAND_IN, RUNNER_ISOLATION: 'none', JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS,STAND_IN_STATE' };
   });
   try {
-    const { latencies } = await spawnLatencies(plain, 40);
+    benchStep('created -> spawned, isolation off');
+    const { latencies } = await spawnLatencies(plain, sized(40, 4));
     row('isolated (uid) vs not: created -> spawned p50', percentile(isolated, 50), percentile(latencies, 50), 'ms', '<= +5 ms');
     row('isolated (uid) vs not: created -> spawned p99', percentile(isolated, 99), percentile(latencies, 99), 'ms', '');
   } finally {
@@ -76,7 +77,8 @@ export async function fleetBench(): Promise<void> {
   try {
     console.log(`\n== fleet scheduling (stand-in CLI; ours vs raw, same run) ==`);
     // 1. Created → spawned, one job at a time.
-    const { latencies, toStart, toSpawn } = await spawnLatencies(service, 40);
+    benchStep('created -> spawned, one job at a time');
+    const { latencies, toStart, toSpawn } = await spawnLatencies(service, sized(40, 4));
     isolated = latencies;
     const connection = createRedis(service.redisUrl, 'worker', service.logger);
     const rawQueue = new Queue('raw-latency', { connection });
@@ -86,7 +88,8 @@ export async function fleetBench(): Promise<void> {
       connection: workerConnection,
     });
     const raw: number[] = [];
-    for (let i = 0; i < 40; i++) {
+    benchStep('raw BullMQ add -> processor');
+    for (let i = 0; i < sized(40, 4); i++) {
       const start = performance.now();
       const job = await rawQueue.add('x', {});
       while (!seen.has(job.id!)) await sleep(0);
@@ -110,11 +113,12 @@ export async function fleetBench(): Promise<void> {
 
     // 2. Throughput over many stacks at concurrency 8: the runner's, so every job is queued first
     // (through the API, while the worker is paused), then the worker is let go and timed.
-    const stacks = await Promise.all(Array.from({ length: 40 }, (_, i) => service.createResource(`fleet-${i}`)));
+    benchStep('throughput at concurrency 8');
+    const stacks = await Promise.all(Array.from({ length: sized(40, 4) }, (_, i) => service.createResource(`fleet-${i}`)));
     await service.runner.worker.pause(true);
     const ids: string[] = [];
     let start = performance.now();
-    for (let round = 0; round < 5; round++) for (const stack of stacks) ids.push((await service.queueJob(stack.id)).id);
+    for (let round = 0; round < sized(5, 2); round++) for (const stack of stacks) ids.push((await service.queueJob(stack.id)).id);
     const queueing = ids.length / ((performance.now() - start) / 1000);
     start = performance.now();
     service.runner.worker.resume();
@@ -131,6 +135,7 @@ export async function fleetBench(): Promise<void> {
         }
       }),
     );
+    benchStep('raw execa spawns at concurrency 8');
     const rawRate = ids.length / ((performance.now() - start) / 1000);
     row(
       `jobs/s, ${ids.length} refreshes on ${stacks.length} stacks, conc. ${CONCURRENCY}`,

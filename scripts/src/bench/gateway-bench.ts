@@ -17,7 +17,7 @@ import { startLocalFerretDb, startLocalRedis } from '@pds/devkit';
 import { connectMongo, createLogger, createModels, createRedis, jobChannel, redisReady, prepareStore } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { row, sleep } from './stats.js';
+import { benchStep, row, sized, sleep } from './stats.js';
 
 const TOKEN = 'bench-token-0123456789abcdef-abcdefghijklmnop';
 const logger = createLogger({ name: 'bench', level: 'silent' });
@@ -25,6 +25,8 @@ const logger = createLogger({ name: 'bench', level: 'silent' });
 interface Target {
   name: string;
   url(jobId: string): string;
+  /** How a client of today authenticates: a bearer token in the upgrade request's header. */
+  headers?: Record<string, string>;
   kind: 'ours' | 'raw';
   /** Makes whatever the job needs before clients join (the job document, for ours). */
   prepare(jobId: string): Promise<void>;
@@ -78,13 +80,17 @@ async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub:
   const command = createRedis(redisUrl, 'command', logger);
   await Promise.all([redisReady(subscriber), redisReady(publisher), redisReady(command)]);
   const hub = new SubscriptionHub(subscriber, logger);
-  const app = await buildGateway({ ADMIN_TOKEN: TOKEN }, { models, hub, redis: command, mongoPing: async () => undefined }, logger);
+  // One token opens every client of the bench: the per-token cap (20 streams) is raised above them.
+  const app = await buildGateway({ ADMIN_TOKEN: TOKEN }, { models, hub, redis: command, mongoPing: async () => undefined }, logger, {
+    maxConnectionsPerToken: 100_000,
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   return {
     name: 'gateway',
     hub,
-    url: (jobId) => `ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream?from=0&token=${TOKEN}`,
+    url: (jobId) => `ws://127.0.0.1:${port}/v1/jobs/${jobId}/stream?from=0`,
+    headers: { authorization: `Bearer ${TOKEN}` },
     kind: 'ours',
     async prepare(jobId) {
       await models.StackJob.create({
@@ -111,14 +117,19 @@ async function ours(redisUrl: string, mongoUrl: string): Promise<Target & { hub:
 function clientProcess() {
   const child = fork(fileURLToPath(new URL('./clients.js', import.meta.url)), { stdio: 'inherit' });
   const wait = <T>(answer: string) =>
-    new Promise<T>((resolve) => {
+    new Promise<T>((resolve, reject) => {
+      const onExit = (code: number | null) => done(() => reject(new Error(`the client process exited (${code}) before ${answer}`)));
       const onMessage = (message: Record<string, unknown>) => {
-        if (message[answer]) {
-          child.off('message', onMessage);
-          resolve(message as T);
-        }
+        if (message.failed) done(() => reject(new Error(`the clients failed: ${String(message.failed)}`)));
+        else if (message[answer]) done(() => resolve(message as T));
+      };
+      const done = (settle: () => void) => {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        settle();
       };
       child.on('message', onMessage);
+      child.once('exit', onExit);
     });
   const ask = <T>(command: object, answer: string) => {
     const answered = wait<T>(answer);
@@ -151,9 +162,10 @@ async function run(
 ): Promise<Run> {
   const jobId = randomUUID();
   await target.prepare(jobId);
-  await clients.ask({ cmd: 'connect', url: target.url(jobId), count }, 'ready');
+  await clients.ask({ cmd: 'connect', url: target.url(jobId), headers: target.headers, count }, 'ready');
   await sleep(200);
   const done = clients.wait<Run>('done');
+  done.catch(() => undefined); // its failure is heard where it is awaited
   await clients.ask({ cmd: 'produce', kind: target.kind, jobId, total, rate, ...urls }, 'produced');
   const result = await Promise.race([done, sleep(60_000).then(() => ({ p50: NaN, p99: NaN, delivered: 0, seconds: 1 }))]);
   await clients.ask({ cmd: 'close' }, 'closed');
@@ -167,7 +179,7 @@ async function memoryPerConnection(target: Target, clients: ReturnType<typeof cl
   global.gc?.();
   await sleep(200);
   const before = process.memoryUsage();
-  await clients.ask({ cmd: 'connect', url: target.url(jobId), count: connections }, 'ready');
+  await clients.ask({ cmd: 'connect', url: target.url(jobId), headers: target.headers, count: connections }, 'ready');
   await sleep(500);
   global.gc?.();
   const after = process.memoryUsage();
@@ -186,27 +198,35 @@ export async function gatewayBench(): Promise<void> {
   try {
     console.log('\n== stream gateway (ours vs raw Redis pub/sub + ws relay, same run; clients in another process) ==');
     console.log(`${'figure'.padEnd(46)} ${'ours'.padStart(10)} ${'raw'.padStart(10)}`);
-    for (const count of [1, 100]) {
+    const many = sized(100, 5);
+    for (const count of [1, many]) {
       const urls = { redisUrl: redis.url, mongoUrl: ferret.url };
-      const g = await run(gateway, clients, urls, count, 5000, 1000);
-      const r = await run(raw, clients, urls, count, 5000, 1000);
+      benchStep(`latency, ${count} client(s)`);
+      const g = await run(gateway, clients, urls, count, sized(5000, 50), 1000);
+      const r = await run(raw, clients, urls, count, sized(5000, 50), 1000);
       row(`latency p50, ${count} client(s), 1000 lines/s`, g.p50, r.p50, 'ms', '');
       row(`latency p99, ${count} client(s), 1000 lines/s`, g.p99, r.p99, 'ms', 'p99 <= 1.5x raw');
     }
     const urls = { redisUrl: redis.url, mongoUrl: ferret.url };
-    const gt = await run(gateway, clients, urls, 100, 20_000, 0);
-    const rt = await run(raw, clients, urls, 100, 20_000, 0);
-    row('delivered lines/s, 100 clients', gt.delivered / gt.seconds, rt.delivered / rt.seconds, 'lines/s', '>= 70% of raw');
-    const gm = await memoryPerConnection(gateway, clients, 1000);
-    const rm_ = await memoryPerConnection(raw, clients, 1000);
+    benchStep(`delivered lines/s, ${many} clients`);
+    const gt = await run(gateway, clients, urls, many, sized(20_000, 200), 0);
+    const rt = await run(raw, clients, urls, many, sized(20_000, 200), 0);
+    row(`delivered lines/s, ${many} clients`, gt.delivered / gt.seconds, rt.delivered / rt.seconds, 'lines/s', '>= 70% of raw');
+    benchStep('memory per idle connection');
+    const idle = sized(1000, 20);
+    const gm = await memoryPerConnection(gateway, clients, idle);
+    const rm_ = await memoryPerConnection(raw, clients, idle);
     row('server memory per idle connection', gm / 1024, rm_ / 1024, 'KiB', 'report');
     // Wait for the streams of the memory run to wind down, so only this job is subscribed.
     for (let i = 0; i < 50 && gateway.hub.subscriptions > 0; i++) await sleep(100);
+    benchStep(`redis subscriptions, ${many} clients on one job`);
     const jobId = randomUUID();
     await gateway.prepare(jobId);
-    await clients.ask({ cmd: 'connect', url: gateway.url(jobId), count: 100 }, 'ready');
+    await clients.ask({ cmd: 'connect', url: gateway.url(jobId), headers: gateway.headers, count: many }, 'ready');
     await sleep(300);
-    console.log(`${'redis subscriptions, 100 clients on one job'.padEnd(46)} ${String(gateway.hub.subscriptions).padStart(10)}   goal: 1`);
+    console.log(
+      `${`redis subscriptions, ${many} clients on one job`.padEnd(46)} ${String(gateway.hub.subscriptions).padStart(10)}   goal: 1`,
+    );
     await clients.ask({ cmd: 'close' }, 'closed');
   } finally {
     clients.child.kill();

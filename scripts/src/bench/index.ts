@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every benchmark, each printed beside a raw baseline measured in the same run.
- * `BENCH=runner|sandbox|gateway|api|fleet|lines|store` runs one of them.
+ * `BENCH=runner|sandbox|gateway|api|fleet|lines|store` runs one of them; `BENCH_SMOKE=1` runs them
+ * tiny (stats.ts), as the test suite does.
  */
 import { apiBench } from './api-bench.js';
 import { fleetBench } from './fleet-bench.js';
@@ -10,11 +11,20 @@ import { runnerBench } from './runner-bench.js';
 import { sandboxBench } from './sandbox-bench.js';
 import { storeBench } from './store-bench.js';
 
+import { withinLimit } from './stats.js';
+
+/** Each bench and how long it may take, whole (a smoke run: a tenth, at least a minute). */
+const BENCHES: [string, number, () => Promise<void>][] = [
+  ['runner', 300, runnerBench],
+  ['sandbox', 300, sandboxBench],
+  ['gateway', 300, gatewayBench],
+  ['api', 180, apiBench],
+  ['fleet', 300, fleetBench],
+  ['lines', 600, linesBench],
+  ['store', 1800, storeBench],
+];
+
 const only = process.env.BENCH;
-if (!only || only === 'runner') await runnerBench();
-if (!only || only === 'sandbox') await sandboxBench();
-if (!only || only === 'gateway') await gatewayBench();
-if (!only || only === 'api') await apiBench();
-if (!only || only === 'fleet') await fleetBench();
-if (!only || only === 'lines') await linesBench();
-if (!only || only === 'store') await storeBench();
+if (only && !BENCHES.some(([name]) => name === only))
+  throw new Error(`BENCH=${only}: not one of ${BENCHES.map(([name]) => name).join(', ')}`);
+for (const [name, limitSeconds, bench] of BENCHES) if (!only || only === name) await withinLimit(name, limitSeconds, bench);

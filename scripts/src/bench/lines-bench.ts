@@ -11,7 +11,7 @@ import { jobWritableFile, standInIsolation } from '@pds/devkit';
 import { type JobStatus, lineStore } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
 import { STAND_IN } from './fleet-bench.js';
-import { fmt, row } from './stats.js';
+import { benchStep, fmt, row, sized } from './stats.js';
 
 export async function linesBench(): Promise<void> {
   process.env.STAND_IN_MS = '0';
@@ -63,22 +63,25 @@ export async function linesBench(): Promise<void> {
 
   try {
     console.log('\n== lines at volume (stand-in CLI flooding stdout; same run) ==');
-    const largeLines = Number(process.env.BENCH_LINES ?? 300_000);
-    const small = await flood(50_000);
+    const largeLines = Number(process.env.BENCH_LINES ?? sized(300_000, 1_000));
+    const smallLines = sized(50_000, 500);
+    benchStep(`a job of ${smallLines} lines`);
+    const small = await flood(smallLines);
+    benchStep(`a job of ${largeLines} lines`);
     const large = await flood(largeLines);
     row(
-      `peak heap growth, ${largeLines} vs 50,000 lines`,
+      `peak heap growth, ${largeLines} vs ${smallLines} lines`,
       large.peakMiB,
       small.peakMiB,
       'MiB',
-      `bounded: ratio near 1, not ${largeLines / 50_000}`,
+      `bounded: ratio near 1, not ${largeLines / smallLines}`,
     );
     row(
-      `live heap growth (after GC, every 0.5 s), ${largeLines} vs 50,000`,
+      `live heap growth (after GC, every 0.5 s), ${largeLines} vs ${smallLines}`,
       large.liveMiB,
       small.liveMiB,
       'MiB',
-      `bounded: ratio near 1, not ${largeLines / 50_000}`,
+      `bounded: ratio near 1, not ${largeLines / smallLines}`,
     );
     console.log(
       `  ${largeLines}-line job: ${large.status}, ${large.persisted} lines persisted in order (lastSeq ${large.lastSeq}), ${fmt(large.seconds, 1)} s, ${fmt(large.persisted / large.seconds, 0)} lines/s`,

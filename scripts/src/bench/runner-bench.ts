@@ -10,22 +10,48 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { toolPath } from '@pds/devkit';
 import { LineSink, runPulumi } from '@pds/runner';
-import { isFinalStatus, type JobStatus, jobChannel, lineStore, parseManifest, stackInputYaml } from '@pds/shared';
+import { jobChannel, lineStore, parseManifest, stackInputYaml } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
-import { percentile, row, sleep } from './stats.js';
+import { benchStep, fmt, percentile, row, sized } from './stats.js';
 
 const manifest = (name: string, directory: string, content: string) =>
   `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: ${name}\nspec:\n  directory: ${directory}\n  files:\n    - path: a.txt\n      content: ${content}\n`;
 
+/** Each step's end (ms from the start: the job's creation, or the direct run's call), per round. */
+type Timelines = Map<string, number[]>;
+
+function keep(timelines: Timelines, steps: { step: string; ms: number }[]): void {
+  for (const { step, ms } of steps) timelines.set(step, [...(timelines.get(step) ?? []), ms]);
+}
+
+/**
+ * Where the time of one real up goes: the median end of each step, through the service (from the
+ * API's 202) and run directly (from the call), side by side where the step is the same.
+ */
+function printSteps(service: Timelines, direct: Timelines): void {
+  console.log(`\n${'step of one real up (median end, ms)'.padEnd(46)} ${'service'.padStart(10)} ${'direct'.padStart(10)}`);
+  for (const [step, ends] of service) {
+    const same = direct.get(step);
+    console.log(
+      `${step.padEnd(46)} ${fmt(percentile(ends, 50), 0).padStart(10)} ${(same ? fmt(percentile(same, 50), 0) : '').padStart(10)}`,
+    );
+  }
+}
+
 export async function runnerBench(): Promise<void> {
-  const service = await startBenchService('runner', () => ({ PULUMI_BIN: toolPath('pulumi') }));
-  const { app, auth, config, kinds, models, publisher, scratch, logger } = service;
+  const serviceSteps: Timelines = new Map();
+  const directSteps: Timelines = new Map();
+  let measuring = false;
+  const benchService = await startBenchService('runner', () => ({ PULUMI_BIN: toolPath('pulumi') }), {
+    onTimeline: (_jobId, steps) => measuring && keep(serviceSteps, steps),
+  });
+  const { app, auth, config, kinds, models, publisher, scratch, logger } = benchService;
   try {
     console.log('\n== runner (ours vs raw, same run) ==');
     // 1. A real up through the whole service against the same up run directly.
     const kind = kinds.get('LocalFileSet');
     if (!kind) throw new Error('LocalFileSet module missing');
-    const rounds = 5;
+    const rounds = sized(5, 1);
     const direct: number[] = [];
     const service: number[] = [];
     const resource = (
@@ -37,10 +63,13 @@ export async function runnerBench(): Promise<void> {
       })
     ).json();
     for (let i = 1; i <= rounds; i++) {
+      benchStep(`real up ${i} of ${rounds}, direct`);
       // Direct: the same Pulumi invocation the runner makes, on a stack of its own.
       const text = manifest('direct', join(scratch, 'direct'), `v${i}`);
       let start = performance.now();
+      const steps: { step: string; ms: number }[] = [];
       const result = await runPulumi({
+        onStep: (step) => steps.push({ step, ms: performance.now() - start }),
         pulumiBin: config.PULUMI_BIN,
         pulumiHome: join(config.WORK_DIR, 'pulumi-home'),
         backendUrl: config.PULUMI_BACKEND_URL,
@@ -60,7 +89,9 @@ export async function runnerBench(): Promise<void> {
       });
       if (result.exitCode !== 0) throw new Error(`direct up failed: ${result.errors.join('; ')}`);
       direct.push(performance.now() - start);
+      keep(directSteps, [...steps, { step: 'end', ms: performance.now() - start }]);
 
+      benchStep(`real up ${i} of ${rounds}, through the service`);
       // Through the service: PUT the manifest, POST the job, wait until it is done.
       await app.inject({
         method: 'PUT',
@@ -69,24 +100,24 @@ export async function runnerBench(): Promise<void> {
         payload: manifest('via-service', join(scratch, 'svc'), `v${i}`),
       });
       start = performance.now();
+      measuring = true;
       const job = (
         await app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: auth, payload: { operation: 'up' } })
       ).json();
-      for (;;) {
-        const doc = await models.StackJob.findById(job.id, { status: 1 }).lean<{ status: JobStatus }>();
-        if (doc && isFinalStatus(doc.status)) {
-          if (doc.status !== 'succeeded') throw new Error(`service up ended ${doc.status}`);
-          break;
-        }
-        await sleep(5);
-      }
+      // Heard from its end message, then read once: polling the store would load FerretDB (and so
+      // the machine the run shares) for the whole run.
+      const [status] = await benchService.waitEnded([job.id]);
+      if (status !== 'succeeded') throw new Error(`service up ended ${status}`);
       service.push(performance.now() - start);
     }
     const [s50, d50] = [percentile(service, 50), percentile(direct, 50)];
-    row(`real pulumi up, median of ${rounds}`, s50, d50, 'ms', `<= +5% or <= +150 ms (here +${Math.round(s50 - d50)} ms)`);
+    const diff = Math.round(s50 - d50);
+    row(`real pulumi up, median of ${rounds}`, s50, d50, 'ms', `<= +5% or <= +150 ms (here ${diff >= 0 ? '+' : ''}${diff} ms)`);
+    printSteps(serviceSteps, directSteps);
 
     // 2. Line publishing.
-    const lines = 100_000;
+    benchStep('line publishing');
+    const lines = sized(100_000, 2_000);
     const raw = performance.now();
     const pipeline = publisher.pipeline();
     for (let i = 1; i <= lines; i++)
@@ -118,6 +149,6 @@ export async function runnerBench(): Promise<void> {
     console.log(`${'lines published and persisted per second'.padEnd(46)} ${(lines / (persistedMs / 1000)).toFixed(0).padStart(10)}`);
     console.log(`${'MongoDB writes per 1,000 lines'.padEnd(46)} ${((writes * 1000) / lines).toFixed(2).padStart(10)}   goal: <= 10`);
   } finally {
-    await service.stop();
+    await benchService.stop();
   }
 }

@@ -13,7 +13,7 @@ import { testIsolation, toolPath } from '@pds/devkit';
 import { openSlotSandboxes, sandboxSettings } from '@pds/runner';
 import type { Config } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
-import { percentile, row } from './stats.js';
+import { benchStep, percentile, row, sized } from './stats.js';
 
 const run = promisify(execFile);
 
@@ -38,7 +38,7 @@ export async function sandboxBench(): Promise<void> {
     const resources = await Promise.all(
       services.map(({ service }) => service.createResource('bench-up', manifest(join(service.scratch, 'files'), 'v0'))),
     );
-    const rounds = 7;
+    const rounds = sized(7, 2);
     for (let i = 1; i <= rounds; i++) {
       for (const [index, entry] of services.entries()) {
         const { service } = entry;
@@ -49,6 +49,7 @@ export async function sandboxBench(): Promise<void> {
           headers: { ...service.auth, 'content-type': 'application/yaml' },
           payload: `apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nmetadata:\n  name: bench-up\nspec:\n${manifest(join(service.scratch, 'files'), `v${i}`)}`,
         });
+        benchStep(`real up ${i} of ${rounds}, ${index === 0 ? 'sandbox' : 'uid'}`);
         const start = performance.now();
         const job = await service.queueJob(id, 'up');
         const [status] = await service.waitEnded([job.id]);
@@ -104,7 +105,8 @@ async function processCost(): Promise<void> {
   try {
     const sandboxedMs: number[] = [];
     const plainMs: number[] = [];
-    for (let i = 0; i < 30; i++) {
+    benchStep('one process started');
+    for (let i = 0; i < sized(30, 3); i++) {
       const command = sandbox.command({ writable: [], readOnly: [], cwd: '/' }, '/bin/true', []);
       let start = performance.now();
       await run(command.file, command.args);

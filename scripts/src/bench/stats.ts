@@ -1,4 +1,5 @@
-/** Small helpers for benchmark figures. */
+/** Small helpers for benchmark figures, sizes and limits. */
+import { killStartedProcesses } from '@pds/devkit';
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
@@ -16,3 +17,45 @@ export function row(what: string, ours: number, raw: number, unit: string, goal:
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `BENCH_SMOKE=1`: every bench at a tiny size (a few jobs, lines, clients), as the test suite runs
+ * them to prove they still complete and print every figure (e2e/test/bench-smoke.test.ts). The
+ * figures of a smoke run mean nothing.
+ */
+export const SMOKE = process.env.BENCH_SMOKE === '1';
+
+/** A bench's size: `full` normally, `smoke` in a smoke run. */
+export function sized(full: number, smoke: number): number {
+  return SMOKE ? smoke : full;
+}
+
+let current = { bench: '', step: 'starting' };
+
+/** Names what the running bench does now: said when it gives up. */
+export function benchStep(step: string): void {
+  current.step = step;
+}
+
+/**
+ * Runs one bench within `limitSeconds` (a tenth of it in a smoke run, at least 60 s). Past it, the
+ * bench gives up: it says in which step, the processes it started are killed and the run exits 1,
+ * so a bench that hangs fails like a failing test instead of running until something kills it.
+ */
+export async function withinLimit(bench: string, limitSeconds: number, run: () => Promise<void>): Promise<void> {
+  current = { bench, step: 'starting' };
+  const seconds = SMOKE ? Math.max(60, limitSeconds / 10) : limitSeconds;
+  const timer = setTimeout(() => {
+    console.error(`\nbench ${bench} gave up after ${seconds} s, in step: ${current.step}`);
+    killStartedProcesses();
+    process.exit(1);
+  }, seconds * 1000);
+  try {
+    await run();
+  } catch (err) {
+    console.error(`\nbench ${bench} failed in step: ${current.step}`);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}

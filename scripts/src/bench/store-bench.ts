@@ -10,7 +10,7 @@ import { jobWritableFile, standInIsolation } from '@pds/devkit';
 import { LINES_PER_CHUNK, lineStore, type Models, storeApiToken, tokenAuthenticator } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
 import { spawnLatencies, STAND_IN } from './fleet-bench.js';
-import { fmt, percentile, row } from './stats.js';
+import { benchStep, fmt, percentile, row, sized } from './stats.js';
 
 type BenchService = Awaited<ReturnType<typeof startBenchService>>;
 
@@ -76,10 +76,12 @@ interface StoreFigures {
 /** The figures on one service (with or without history beside what is measured). */
 async function measure(service: BenchService): Promise<StoreFigures> {
   // Warm-up, not measured: the first store (the empty one) would otherwise carry the JIT's cost.
-  await spawnLatencies(service, 10, 'warm-up');
-  const { latencies } = await spawnLatencies(service, 40);
+  benchStep('created -> spawned');
+  await spawnLatencies(service, sized(10, 2), 'warm-up');
+  const { latencies } = await spawnLatencies(service, sized(40, 4));
   // GET /v1/jobs/:id, one request at a time, each of 1,000 recent ended jobs once (no cache helps).
-  const recent = await prefill(service.models, 1_200, 60_000);
+  benchStep('GET /v1/jobs/:id of recent ended jobs');
+  const recent = await prefill(service.models, sized(1_200, 250), sized(60_000, 1_000));
   for (const id of recent.splice(0, 200)) await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}`, headers: service.auth });
   let start = performance.now();
   for (const id of recent) await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}`, headers: service.auth });
@@ -87,8 +89,9 @@ async function measure(service: BenchService): Promise<StoreFigures> {
   // Replay of a 10,000-line job from the store, as the gateway reads it (pages of 4,096).
   const replayJob = randomUUID();
   await service.models.JobLineChunk.insertMany(chunksOf(replayJob, 10_000, new Date()), { lean: true });
+  benchStep('replay of a 10,000-line job');
   const replays: number[] = [];
-  for (let r = 0; r < 5; r++) {
+  for (let r = 0; r < sized(5, 2); r++) {
     start = performance.now();
     let after = 0;
     for (;;) {
@@ -102,7 +105,8 @@ async function measure(service: BenchService): Promise<StoreFigures> {
   const { token } = await storeApiToken(service.models, { name: 'bench', role: 'viewer', createdBy: 'bench' });
   const authenticator = tokenAuthenticator(service.models, undefined, 0);
   const checks: number[] = [];
-  for (let i = 0; i < 300; i++) {
+  benchStep('token checks');
+  for (let i = 0; i < sized(300, 10); i++) {
     start = performance.now();
     await authenticator.authenticate(token);
     checks.push(performance.now() - start);
@@ -130,11 +134,12 @@ async function withService<T>(name: string, use: (service: BenchService) => Prom
 }
 
 export async function storeBench(): Promise<void> {
-  const jobs = Number(process.env.BENCH_STORE_JOBS ?? 100_000);
-  const lines = Number(process.env.BENCH_STORE_LINES ?? 10_000_000);
+  const jobs = Number(process.env.BENCH_STORE_JOBS ?? sized(100_000, 500));
+  const lines = Number(process.env.BENCH_STORE_LINES ?? sized(10_000_000, 5_000));
   console.log(`\n== store scale: ${jobs} ended jobs and ${lines} lines of history vs an empty store (same run) ==`);
   const empty = await withService('store-empty', measure);
   const full = await withService('store-full', async (service) => {
+    benchStep('writing the history');
     const start = performance.now();
     await prefill(service.models, jobs, lines);
     console.log(`  (history written in bulk in ${fmt((performance.now() - start) / 1000, 0)} s)`);

@@ -46,6 +46,7 @@ import type { JobOptions } from './pulumi/operation-args.js';
 import { outcomeOf, runAttempts } from './pulumi-attempts.js';
 import { runFilesFor } from './run-files.js';
 import { jobLimitsOf, LimitWatch, limitReached } from './sandbox/job-limits.js';
+import { JobTimeline } from './job-timeline.js';
 import { Tail } from './tail.js';
 
 export type { AbortReason, ExecuteDeps, ExecuteOptions, RunEnd } from './job-run.js';
@@ -66,9 +67,13 @@ export async function executeJob(
   const logger = deps.logger.child({ jobId });
   const toleranceMs = config.OUTAGE_TOLERANCE_SECONDS * 1000;
   const store = storeCall(logger, toleranceMs);
+  const took = Date.now();
   const started = await startJob(deps, jobId, options, store, logger);
   if (!started) return undefined;
   const { job } = started;
+  const timeline = new JobTimeline(job.createdAt.getTime());
+  timeline.steps.push({ step: 'taken by a runner', ms: took - job.createdAt.getTime() });
+  timeline.mark('claimed');
   // The resource shows its stack deploying or destroying, written beside the run (off the path to
   // spawning Pulumi) and awaited before the end is written, so the end is always the last word.
   const startRecorded = (
@@ -91,6 +96,7 @@ export async function executeJob(
       outageToleranceMs: toleranceMs,
     }),
     masking,
+    timeline,
     ran: {},
     stdout: new Tail(),
     stderr: new Tail(),
@@ -128,6 +134,7 @@ async function runJob(run: JobRun, early: Promise<ResourceDoc | null> | undefine
     ),
   );
   if (!('kind' in target)) return failedBeforeRun(run, target.error, target.reason);
+  run.timeline.mark('resource and template read');
   await recordWhatRuns(run, target);
   const { resource, kind } = target;
   const manifest = parseManifest(resource.manifest, STORED_MANIFEST);
@@ -136,6 +143,7 @@ async function runJob(run: JobRun, early: Promise<ResourceDoc | null> | undefine
   if (refused) return refused;
   const secrets = await openSecrets(run, kind, resource, target.check);
   if ('status' in secrets) return secrets;
+  run.timeline.mark('credential and secrets opened');
   try {
     return await runWithSecrets(run, { kind, resourceId: resource._id, manifest, localDirs }, secrets);
   } finally {
@@ -266,6 +274,7 @@ async function runWithSecrets(
       const home = dirname(room.pulumiHome);
       watch = new LimitWatch([home, join(config.WORK_DIR, 'jobs', job._id), ...room.handed], limits, () => sandbox.usage());
     }
+    run.timeline.mark('room opened');
     const signal = AbortSignal.any([run.signal, timeout, ...(watch ? [watch.signal] : [])]);
     const attempts = await runAttempts(run, { kind, env, room, signal, progress, files });
     watch?.stop();
@@ -292,6 +301,7 @@ async function runWithSecrets(
         return false;
       },
     );
+    run.timeline.mark('room released');
     // A publish check's throw-away stack goes with its run.
     if (job.templateCheck)
       await removeStackState(config.PULUMI_BACKEND_URL, stackKey).catch((err: Error) =>

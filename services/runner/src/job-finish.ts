@@ -26,7 +26,9 @@ export async function finishJob(run: JobRun, ended: Outcome, startRecorded: Prom
   void deps.progressBoard?.clear(job._id); // nothing waits on it: readers show progress only while running
   const applied = appliedAgainstApproval(run, ended);
   const { outcome, lastSeq } = await closeLines(run, ended);
+  run.timeline.mark('lines flushed');
   const stateVersion = await recordStateVersion(run, outcome);
+  run.timeline.mark('state version recorded');
   await removeUpdatePlan(run);
   const drift = run.drift?.report(outcome.status, outcome.error);
   const finishedAt = new Date();
@@ -35,10 +37,14 @@ export async function finishJob(run: JobRun, ended: Outcome, startRecorded: Prom
     logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
     return undefined;
   }
+  run.timeline.mark('result written');
   await startRecorded;
   await recordStackAfter(run, outcome, finishedAt);
   const { status, exitCode, error, reason, summary } = outcome;
   run.sink.publish(endMessageFor({ _id: job._id, status, exitCode, error, reason, summary, lastSeq, finishedAt, updatedAt: finishedAt }));
+  run.timeline.mark('end published');
+  logger.debug({ steps: run.timeline.steps }, 'job timeline');
+  deps.onTimeline?.(job._id, run.timeline.steps);
   logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
   await cleanUpAfter(run, outcome);
   return runEndOf(run, outcome, drift);

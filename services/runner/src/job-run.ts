@@ -1,3 +1,4 @@
+import type { JobTimeline } from './job-timeline.js';
 import {
   type Config,
   type JobStatus,
@@ -35,6 +36,8 @@ export interface ExecuteDeps {
   hosts?: ProgramHostPool;
   /** Told how long after its creation a job's Pulumi process started (ms), for metrics. */
   onSpawn?(latencyMs: number): void;
+  /** Told each step of a job's run once its end is published (the bench's step table). */
+  onTimeline?(jobId: string, steps: JobTimeline['steps']): void;
   /** Takes the job out of `queued` for this run (false: someone cancelled it first). */
   claim(jobId: string): Promise<boolean>;
   /** Gives the claim back when the job could not be started (the store stayed unreachable). */
@@ -172,6 +175,8 @@ export interface JobRun {
   sink: LineSink;
   masking: JobMasking;
   ran: RunRecord;
+  /** When each step of the run ended. */
+  timeline: JobTimeline;
   /** The last lines of each stream, kept on the job. */
   stdout: Tail;
   stderr: Tail;

@@ -122,6 +122,7 @@ async function runOnce(run: JobRun, inputs: RunInputs, clearStaleLock: boolean):
     graceMs: config.CANCEL_GRACE_SECONDS * 1000,
     // Once the stack lock is lost another run may hold the stack: its Pulumi lock is not ours to clear.
     mayClearLock: () => run.signal.reason !== 'lock_lost',
+    onStep: (step) => run.timeline.mark(step),
     onSpawn() {
       if (ran.spawnedAt) return; // the first Pulumi process of the job counts
       ran.spawnedAt = new Date();

@@ -22,7 +22,7 @@ import {
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type AbortReason, executeJob, JobNotStartedError, type RunEnd } from './execute-job.js';
+import { type AbortReason, type ExecuteDeps, executeJob, JobNotStartedError, type RunEnd } from './execute-job.js';
 import { type Isolation, prepareIsolation, sweepLeftovers } from './isolation/prepare.js';
 import { resetSlot } from './isolation/slot-reset.js';
 import { type Slot, SlotPool } from './isolation/slots.js';
@@ -54,6 +54,8 @@ export interface RunnerDeps {
   heartbeatMs?: number;
   /** Waits between runs when Pulumi finds the stack locked from outside (tests shorten them). */
   lockedRetryWaitsMs?: readonly number[];
+  /** Told each step of a job's run once its end is published (the runner bench's step table). */
+  onTimeline?: ExecuteDeps['onTimeline'];
 }
 
 export interface StackJobData {

@@ -38,6 +38,10 @@ t.test('each slot has a uid of its own, and a slot is free again once released',
   t.equal(pool.acquire(), undefined, 'none free: no slot');
   pool.release(a);
   t.same(pool.acquire(), a);
+  pool.release(b);
+  pool.release(a);
+  t.same(pool.acquire(), a, 'the slot released last goes first (its program host is the warm one)');
+  t.same(pool.acquire(), b);
   t.same(new SlotPool(1, undefined).acquire(), { index: 0 }, 'without isolation a slot has no uid');
 });
 

@@ -64,8 +64,10 @@ async function closeRoom(spec: JobRoomSpec, handed: string[]): Promise<void> {
   if (!identity) return takeBack(handed);
   try {
     try {
-      await spec.slot.sandbox?.kill(); // the slot's cgroup: nothing of the job escapes it
-      await killProcessesOf(identity);
+      // Sandboxed, the slot's cgroup holds every process of the job (nothing escapes it); else each
+      // process of its uid, found in /proc.
+      if (spec.slot.sandbox) await spec.slot.sandbox.kill();
+      else await killProcessesOf(identity);
     } finally {
       await takeBack(handed);
     }

@@ -82,6 +82,8 @@ export interface PulumiRunSpec {
   onEvent(event: EngineEvent): void;
   /** Called when the job's first Pulumi process has been started. */
   onSpawn?(): void;
+  /** Told as each step of the run ends (the job's timeline). */
+  onStep?(step: string): void;
   /** Warm program hosts to take from (without one, each run starts its host itself). */
   hosts?: ProgramHostPool;
   /**
@@ -252,6 +254,11 @@ async function stopProgramHost(child: ChildProcess): Promise<void> {
 
 /** A Pulumi CLI process of the job: its command line (in the job's sandbox, if any) and the uid it runs as. */
 function cli(spec: PulumiRunSpec, args: readonly string[]): JobCommand {
+  return jobProcess(spec, spec.pulumiBin, args);
+}
+
+/** A process of the job, with the view of the machine and the uid its CLI has. */
+function jobProcess(spec: PulumiRunSpec, file: string, args: readonly string[]): JobCommand {
   const folders = {
     pulumiHome: spec.pulumiHome,
     workspaceDir: spec.workspaceDir,
@@ -259,7 +266,7 @@ function cli(spec: PulumiRunSpec, args: readonly string[]): JobCommand {
     secretsDir: spec.sandbox?.secretsDir ?? '',
     handed: spec.sandbox?.handed ?? [],
   };
-  return new JobProcesses(folders, spec.identity, spec.sandbox?.slot).cli(spec.pulumiBin, args);
+  return new JobProcesses(folders, spec.identity, spec.sandbox?.slot).cli(file, args);
 }
 
 /** Stacks this process has seen exist (backend URL + FQDN), so `stack select --create` runs once per stack. */
@@ -408,6 +415,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
   const env = pulumiEnv(spec);
   // A scratch backend is written with the workspace.
   await Promise.all([scratch ? undefined : prepareBackend(spec.backendUrl), prepareHome(spec), prepareWorkspace(spec)]);
+  spec.onStep?.('workspace ready');
   const heard: HeardEvents = { summary: {}, errors: [] };
   const onEngineEvent = (event: EngineEvent) => {
     heard.outputs = stackOutputsOf(event) ?? heard.outputs;
@@ -423,6 +431,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     runsProgram(spec.operation, spec.options) || spec.sandbox
       ? await startProgramHost(spec, onEngineEvent)
       : await startEventsServer(onEngineEvent);
+  spec.onStep?.('program host ready');
   try {
     if (spec.clearStaleLock) {
       spec.onLine('stderr', '[runner] the previous run on this stack was lost; clearing the Pulumi lock it may have left');
@@ -432,8 +441,10 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     if (runsProgram(spec.operation, spec.options)) {
       await ensureStack(spec, env);
       await setSecretConfig(spec, env);
+      spec.onStep?.('stack selected, secret config set');
     }
     const { exitCode, forced } = await runOperation(spec, env, host);
+    spec.onStep?.('operation ended');
     // A failure may mean the stack was removed behind our back, a stack-remove removes it: check again next time.
     if (exitCode !== 0 || spec.operation === 'stack-remove') knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`);
     const lockLeft = forced && spec.mayClearLock?.() === false;
@@ -441,6 +452,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     // lock, so no live run can own it: clear it, so the next operation on the stack can run.
     if (forced && !lockLeft && !scratch) await pulumiCancel(spec, env);
     const left = await readWhatRunLeft(spec, env, exitCode, heard.outputs);
+    spec.onStep?.('state and outputs read');
     return {
       ...left,
       exitCode,
@@ -454,6 +466,7 @@ export async function runPulumi(given: PulumiRunSpec): Promise<PulumiRunResult> 
     await host.stop();
     if (scratch) knownStacks.delete(`${spec.backendUrl} ${spec.stackFqdn}`); // a backend of this run only
     await removeWorkspace(spec);
+    spec.onStep?.('program host stopped, workspace removed');
   }
 }
 
@@ -501,6 +514,7 @@ async function runOperation(
     forceKillAfterDelay: false,
   });
   spec.onSpawn?.();
+  spec.onStep?.('operation spawned');
   let forced = false;
   let graceTimer: NodeJS.Timeout | undefined;
   const onAbort = () => {
@@ -546,7 +560,12 @@ async function readWhatRunLeft(
   heardOutputs: Record<string, unknown> | undefined,
 ): Promise<Pick<PulumiRunResult, 'deployment' | 'savedPlan' | 'secretOutputs'> & { outputs?: Record<string, unknown> }> {
   const deployment = writesState(spec.operation)
-    ? await exportDeployment({ ...spec, env, command: (args) => cli(spec, args) }).catch((err: Error) => {
+    ? await exportDeployment({
+        ...spec,
+        env,
+        command: (args) => cli(spec, args),
+        read: (path) => jobProcess(spec, '/bin/cat', [path]),
+      }).catch((err: Error) => {
         spec.onLine('stderr', `[runner] the stack state could not be read after the run: ${err.message}`);
         return undefined;
       })
@@ -575,7 +594,10 @@ async function readWhatRunLeft(
  */
 async function removeWorkspace(spec: PulumiRunSpec): Promise<void> {
   if (spec.identity) {
-    const killed = await killProcessesOf(spec.identity).then(
+    // Sandboxed, the slot's cgroup holds every process of the job (none forks its way out): killed
+    // whole, without a scan of /proc.
+    const stopping = spec.sandbox ? spec.sandbox.slot.kill() : killProcessesOf(spec.identity);
+    const killed = await stopping.then(
       () => true,
       (err: Error) => {
         spec.onLine('stderr', `[runner] the job's processes could not all be stopped (${err.message}); its folder is left for clean-up`);
