@@ -302,7 +302,10 @@ for (const overlay of ['dev', 'prod']) {
       ).split('\n');
       const acl = redisArgs.slice(redisArgs.indexOf('cat > /acl/users.acl <<EOF') + 1, redisArgs.indexOf('EOF'));
       checkRedisAcl(t, acl, (user) => (user === 'admin' ? '$REDIS_PASSWORD' : `$${PASSWORD_PREFIX[user]}_REDIS_PASSWORD`));
-      t.ok(redisArgs.includes('exec redis-server --appendonly yes --aclfile /acl/users.acl'), 'Redis starts with those users');
+      t.ok(
+        redisArgs.includes('exec docker-entrypoint.sh redis-server --appendonly yes --aclfile /acl/users.acl'),
+        "Redis starts with those users, through the image's entrypoint (which drops root)",
+      );
       const mongoUsers = (find('ConfigMap', 'mongo-users') as { data?: Record<string, string> } | undefined)?.data?.['users.js'] ?? '';
       checkMongoUsers(t, mongoUsers, (user) => `process.env.${PASSWORD_PREFIX[user]}_MONGO_PASSWORD`);
       t.ok(find('PersistentVolumeClaim', 'pulumi-state'), 'the file state backend is on a PVC');

@@ -6,6 +6,7 @@ import { LINES_PER_CHUNK } from './line-store.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Models } from './models/index.js';
+import { HISTORY_SWEEP_LOCK_KEY } from './names.js';
 import { FINAL_STATUSES } from './types.js';
 
 /** How long history is kept, in days; 0 keeps it for ever. */
@@ -38,7 +39,7 @@ export interface HistorySweepDeps {
   now?: () => Date;
 }
 
-const LOCK_KEY = 'pds:history-sweep:lock';
+const LOCK_KEY = HISTORY_SWEEP_LOCK_KEY;
 const LOCK_MS = 60_000;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;

@@ -90,6 +90,9 @@ export function streamTicketKey(ticketHash: string): string {
   return `${PREFIX}:stream-ticket:${ticketHash}`;
 }
 
+/** Taken by the one runner that sweeps old history at a time (shared/src/history-sweep.ts). */
+export const HISTORY_SWEEP_LOCK_KEY = `${PREFIX}:history-sweep:lock`;
+
 /** A sorted set of a tenant's running jobs (member: job id, score: when its hold expires): `maxConcurrentJobs`. */
 export function tenantRunningKey(tenant: string): string {
   return `${PREFIX}:tenant:${tenant}:running`;
@@ -112,6 +115,7 @@ export const KEY_PATTERNS = {
   idempotency: [`${PREFIX}:idempotency:*`],
   streamTickets: [`${PREFIX}:stream-ticket:*`],
   uidLeases: [`${PREFIX}:uid-lease:*`],
+  historySweep: [HISTORY_SWEEP_LOCK_KEY],
 } as const;
 
 export const CHANNEL_PATTERNS = {

@@ -17,7 +17,8 @@ const ROLE_OPTIONS: Record<RedisRole, RedisOptions> = {
 
 /** A Redis connection for one role, with an error listener so a blip is logged, not thrown. */
 export function createRedis(url: string, role: RedisRole, logger: Logger): Redis {
-  const redis = new Redis(url, { ...ROLE_OPTIONS[role], connectionName: `pds-${role}` });
+  // No CLIENT SETINFO (Redis 7.2+): the gateway's Redis user may not send it (store-users.ts).
+  const redis = new Redis(url, { ...ROLE_OPTIONS[role], connectionName: `pds-${role}`, disableClientInfo: true });
   redis.on('error', (err) => logger.warn({ err: err.message, role }, 'redis connection error'));
   return redis;
 }

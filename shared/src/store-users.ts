@@ -9,10 +9,12 @@ const channels = (patterns: readonly string[]) => patterns.map((pattern) => `&${
 
 /**
  * Every command but the server's administration (CONFIG, FLUSHALL, KEYS, MONITOR, ACL, DEBUG,
- * SHUTDOWN, CLIENT KILL…: `@dangerous`, `@admin`) and Redis functions; INFO back, which ioredis and
- * BullMQ read on connect. BullMQ's Lua scripts are checked against the same rules, call by call.
+ * SHUTDOWN, CLIENT KILL…: `@dangerous`, `@admin`), Redis functions, RANDOMKEY and PUBSUB (which name
+ * other keys and channels) and flushing or killing scripts; INFO back, which ioredis and BullMQ read
+ * on connect. BullMQ's Lua scripts are checked against the same rules, call by call. SCAN stays
+ * (key names, not values): BullMQ's scripts may page with it.
  */
-const QUEUE_COMMANDS = '+@all -@dangerous -@admin -function +info';
+const QUEUE_COMMANDS = '+@all -@dangerous -@admin -function -randomkey -pubsub -script|flush -script|kill +info';
 
 /**
  * What each service may do in Redis, as ACL rules (after `reset`: no key, channel nor command): the keys and
@@ -26,7 +28,7 @@ export const REDIS_ACL_RULES: Record<StoreUser, string> = {
     QUEUE_COMMANDS,
   ].join(' '),
   runner: [
-    keys([...KEY_PATTERNS.queues, ...KEY_PATTERNS.jobs, ...KEY_PATTERNS.uidLeases]),
+    keys([...KEY_PATTERNS.queues, ...KEY_PATTERNS.jobs, ...KEY_PATTERNS.uidLeases, ...KEY_PATTERNS.historySweep]),
     channels([CHANNEL_PATTERNS.jobLines, ...CHANNEL_PATTERNS.control]),
     QUEUE_COMMANDS,
   ].join(' '),

@@ -6,7 +6,7 @@ import { SubscriptionHub } from './subscription-hub.js';
 
 const config = loadServiceConfig('stream-gateway', process.env, { PORT: Number(process.env.PORT ?? 3001) });
 const logger = createLogger({ name: 'stream-gateway', level: config.LOG_LEVEL });
-const connection = await connectMongo(config.MONGO_URL);
+const connection = await connectMongo(config.MONGO_URL, { readOnly: true }); // its store user only reads
 const models = createModels(connection);
 const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
 const redis = createRedis(config.REDIS_URL, 'command', logger);

@@ -52,22 +52,34 @@ async function readCheckpoint(spec: ExportSpec): Promise<string | undefined> {
     )
   )
     return undefined;
-  const file = (await runForJson(spec, spec.read(path))) as { checkpoint?: { latest?: unknown } } | undefined;
-  const latest = file?.checkpoint?.latest;
-  return latest !== null && typeof latest === 'object' ? JSON.stringify(latest) : undefined;
+  const file = (await runForJson(spec, spec.read(path))) as { version?: unknown; checkpoint?: { latest?: unknown } } | undefined;
+  const latest = file?.checkpoint?.latest as { resources?: unknown } | null | undefined;
+  // Only a checkpoint of the shape the CLI writes; anything else is the CLI's to read (and refuse).
+  const shaped =
+    file?.version === 3 &&
+    latest !== null &&
+    typeof latest === 'object' &&
+    (latest.resources === undefined || Array.isArray(latest.resources));
+  return shaped ? JSON.stringify(latest) : undefined;
 }
 
-/** What a job's process printed, parsed as JSON (undefined when it failed); larger than STATE_MAX_JSON_BYTES: an error. */
+/** How long reading the state may take: a job could leave a FIFO where its checkpoint was, and write it slowly. */
+const STATE_READ_TIMEOUT_MS = 60_000;
+
+/** What a job's process printed, parsed as JSON (undefined when it failed); larger than STATE_MAX_JSON_BYTES or slower than a minute: an error. */
 async function runForJson(spec: ExportSpec, command: JobCommand): Promise<unknown> {
   const result = await execa(command.file, command.args, {
     cwd: spec.workspaceDir,
     env: spec.env,
     extendEnv: false,
     ...command.user,
+    stdin: 'ignore',
     reject: false,
     maxBuffer: STATE_MAX_JSON_BYTES,
+    timeout: STATE_READ_TIMEOUT_MS,
   });
   if (result.isMaxBuffer) throw new Error(`the stack state is larger than ${STATE_MAX_JSON_BYTES} bytes of JSON: not kept`);
+  if (result.timedOut) throw new Error(`the stack state could not be read within ${STATE_READ_TIMEOUT_MS / 1000} s: not kept`);
   if (result.exitCode !== 0) return undefined;
   return JSON.parse(result.stdout) as unknown;
 }
