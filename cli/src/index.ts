@@ -1,0 +1,2 @@
+export { runCli } from './program.js';
+export { EXIT, exitCodeOfStatus } from './exit-codes.js';

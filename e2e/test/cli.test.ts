@@ -1,0 +1,247 @@
+/**
+ * The `pds` CLI, built, run as a person or a CI job runs it, against the real services and the real
+ * Pulumi CLI: login, deploy and follow, every exit code, `-o json`, errors that name the fix.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, createRedis, repoRoot } from '@pds/shared';
+import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
+import { execa } from 'execa';
+import t from 'tap';
+import { fileSetManifest, startStack, TOKEN } from './harness.js';
+
+const BIN = join(repoRoot, 'cli/dist/src/main.js');
+
+t.test('pds: login, deploy and follow, and an exit code for every outcome', async (t) => {
+  const stack = await startStack(t);
+  await stack.api.listen({ host: '127.0.0.1', port: 0 });
+  const apiUrl = `http://127.0.0.1:${(stack.api.server.address() as { port: number }).port}`;
+  const gatewayUrl = stack.gatewayUrl.replace(/^ws/, 'http');
+  const home = await mkdtemp(join(tmpdir(), 'pds-cli-home-'));
+  const work = await mkdtemp(join(tmpdir(), 'pds-cli-files-'));
+  t.teardown(() => Promise.all([rm(home, { recursive: true, force: true }), rm(work, { recursive: true, force: true })]));
+  const baseEnv = { PATH: process.env.PATH ?? '', HOME: home, XDG_CONFIG_HOME: join(home, '.config'), NO_COLOR: '1' };
+  const pds = (args: string[], options: { env?: Record<string, string>; input?: string } = {}) =>
+    execa(process.execPath, [BIN, ...args], {
+      env: { ...baseEnv, ...options.env },
+      extendEnv: false,
+      reject: false,
+      input: options.input ?? '',
+    });
+  const manifestFile = async (name: string, text: string) => {
+    const path = join(work, `${name}.yaml`);
+    await writeFile(path, text);
+    return path;
+  };
+
+  // Not logged in: an auth error that says what to do.
+  let run = await pds(['jobs', 'ls']);
+  t.equal(run.exitCode, 4, 'not logged in: exit 4');
+  t.match(run.stderr, /not logged in: run `pds login/);
+
+  // A token the service refuses is not saved.
+  run = await pds(['login', '--with-token', apiUrl, '--gateway', gatewayUrl], { input: 'pds_not-a-token-of-this-service-0123456789' });
+  t.equal(run.exitCode, 4, 'a refused token: exit 4');
+  t.match(run.stderr, /the token was refused \(401/);
+  t.notOk(existsSync(join(home, '.config/pds/credentials.json')), 'nothing saved');
+
+  run = await pds(['login', '--with-token', apiUrl, '--gateway', gatewayUrl], { input: `${TOKEN}\n` });
+  t.equal(run.exitCode, 0, `login: ${run.stderr}`);
+  const saved = join(home, '.config/pds/credentials.json');
+  t.equal((await stat(saved)).mode & 0o777, 0o600, 'the credentials file is its owner’s alone');
+  t.equal((await stat(join(home, '.config/pds'))).mode & 0o777, 0o700);
+
+  // Deploy and follow: a real up, one line per change, exit 0, the files there.
+  const directory = join(work, 'out');
+  const manifest = await manifestFile('files', fileSetManifest('cli-files', directory, [{ path: 'a.txt', content: 'from pds' }]));
+  run = await pds(['deploy', '-f', manifest, '--follow']);
+  t.equal(run.exitCode, 0, `deploy --follow: exit 0 (${run.stderr})`);
+  t.match(run.stdout, /created LocalFileSet\/cli-files \(version 1\)/);
+  t.match(run.stdout, /✓ create pulumi-nodejs:dynamic:Resource a\.txt/, 'the resource, as it was created');
+  t.match(run.stdout, /summary .*created/);
+  t.match(run.stderr, /job \S+ succeeded/);
+  t.equal(readFileSync(join(directory, 'a.txt'), 'utf8'), 'from pds', 'the real up wrote the file');
+
+  // Again: the same resource, updated; as JSON for a script.
+  await writeFile(manifest, fileSetManifest('cli-files', directory, [{ path: 'a.txt', content: 'again' }]));
+  run = await pds(['deploy', '-f', manifest, '-o', 'json']);
+  t.equal(run.exitCode, 0);
+  const deployed = JSON.parse(run.stdout) as {
+    resource: { id: string; version: number; created: boolean };
+    job: { id: string; status: string };
+  };
+  t.match(deployed, { resource: { version: 2, created: false }, job: { status: 'queued' } });
+  run = await pds(['watch', deployed.job.id]);
+  t.equal(run.exitCode, 0, 'watch: the job’s exit code');
+  t.match(run.stdout, /✓ update pulumi-nodejs:dynamic:Resource a\.txt/);
+  run = await pds(['watch', deployed.job.id]);
+  t.equal(run.exitCode, 0, 'a job that had already ended: the same exit code');
+
+  run = await pds(['jobs', 'show', deployed.job.id, '-o', 'json']);
+  t.match(JSON.parse(run.stdout), { id: deployed.job.id, status: 'succeeded', operation: 'up' });
+  run = await pds(['jobs', 'show', deployed.job.id]);
+  t.match(run.stdout, /^status:\s+succeeded$/m);
+  t.match(run.stdout, /^changes:\s+1 updated, 1 unchanged$/m);
+  run = await pds(['jobs', 'ls', '-o', 'json']);
+  t.ok(
+    (JSON.parse(run.stdout) as { items: { id: string }[] }).items.some((job) => job.id === deployed.job.id),
+    'jobs ls -o json',
+  );
+  run = await pds(['logs', deployed.job.id]);
+  t.equal(run.exitCode, 0);
+  t.match(run.stdout, /Updating \(/, "the job's stored lines");
+
+  // A program that fails: exit 1, and the error said.
+  const failing = await manifestFile(
+    'fail',
+    fileSetManifest('cli-fail', join(work, 'fail'), [{ path: 'a.txt', content: 'x' }]).replace('path: "a.txt"', 'path: "../outside.txt"'),
+  );
+  run = await pds(['deploy', '-f', failing, '--follow']);
+  t.equal(run.exitCode, 1, `a failed job: exit 1 (${run.stderr.slice(-300)})`);
+  t.match(run.stderr, /job \S+ failed/);
+
+  // Cancelled: exit 3.
+  const slow = await manifestFile(
+    'slow',
+    fileSetManifest('cli-slow', join(work, 'slow'), [{ path: 'a.txt', content: 'x', delayMs: 60_000 }]),
+  );
+  run = await pds(['deploy', '-f', slow, '-o', 'json']);
+  const slowJob = (JSON.parse(run.stdout) as { job: { id: string } }).job.id;
+  run = await pds(['cancel', slowJob, '--wait']);
+  t.equal(run.exitCode, 3, `cancel --wait of a job: exit 3 (${run.stderr.slice(-300)})`);
+  run = await pds(['watch', slowJob]);
+  t.equal(run.exitCode, 3, 'watching a cancelled job: exit 3');
+
+  // Usage and manifest errors: exit 2, naming the field or the fix.
+  run = await pds(['deploy', '-f', join(work, 'missing.yaml')]);
+  t.equal(run.exitCode, 2);
+  t.match(run.stderr, /cannot read .*missing\.yaml: no such file/);
+  const nameless = await manifestFile('nameless', 'apiVersion: deploy.pulumi.dev/v1\nkind: LocalFileSet\nspec: {}\n');
+  run = await pds(['deploy', '-f', nameless]);
+  t.equal(run.exitCode, 2);
+  t.match(run.stderr, /metadata\.name is missing/);
+  const refused = await manifestFile(
+    'refused',
+    fileSetManifest('cli-refused', directory, []).replace('files: []', 'files: []\n  colour: blue'),
+  );
+  run = await pds(['deploy', '-f', refused]);
+  t.equal(run.exitCode, 2, 'a manifest the API refuses: exit 2');
+  t.match(run.stderr, /colour/, 'naming the field');
+  run = await pds(['watch', randomUUID()]);
+  t.equal(run.exitCode, 2, 'an unknown job: exit 2');
+  t.match(run.stderr, /not found/);
+  run = await pds(['logs', 'x', '--since-seq', '-3']);
+  t.equal(run.exitCode, 2);
+  t.match(run.stderr, /--since-seq must be a whole number/);
+  run = await pds(['deploy']);
+  t.equal(run.exitCode, 2, 'a missing option: exit 2');
+  t.match(run.stderr, /required option '-f, --file <manifest>'/);
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
+
+  // The environment wins over the saved login, and is never written.
+  run = await pds(['jobs', 'ls'], { env: { PDS_TOKEN: 'pds_revoked-or-wrong-0123456789abcdefghijkl' } });
+  t.equal(run.exitCode, 4, 'PDS_TOKEN wins (a wrong one: exit 4)');
+  t.notMatch(readFileSync(saved, 'utf8'), /revoked-or-wrong/, 'and is not saved');
+  run = await pds(['logout']);
+  t.equal(run.exitCode, 0);
+  t.notOk(existsSync(saved));
+});
+
+/** A stream gateway of the test's own on a fixed port, to stop and start again under a following CLI. */
+async function ownGateway(stack: Awaited<ReturnType<typeof startStack>>, port: number) {
+  const logger = createLogger({ name: 'cli-test-gateway', level: 'silent' });
+  const subscriber = createRedis(stack.config.REDIS_URL, 'subscriber', logger);
+  const command = createRedis(stack.config.REDIS_URL, 'command', logger);
+  const hub = new SubscriptionHub(subscriber, logger);
+  const app = await buildGateway(stack.config, { models: stack.models, hub, redis: command, mongoPing: async () => undefined }, logger);
+  await app.listen({ host: '127.0.0.1', port });
+  return {
+    port: (app.server.address() as { port: number }).port,
+    async stop() {
+      await app.close();
+      subscriber.disconnect();
+      command.disconnect();
+    },
+  };
+}
+
+t.test('pds follows a job across a gateway restart, and gives up (exit 5) when it stays away', async (t) => {
+  const stack = await startStack(t);
+  await stack.api.listen({ host: '127.0.0.1', port: 0 });
+  const apiUrl = `http://127.0.0.1:${(stack.api.server.address() as { port: number }).port}`;
+  let gateway = await ownGateway(stack, 0);
+  const port = gateway.port;
+  t.teardown(() => gateway.stop());
+  const work = await mkdtemp(join(tmpdir(), 'pds-cli-resume-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: work,
+    NO_COLOR: '1',
+    PDS_URL: apiUrl,
+    PDS_GATEWAY_URL: `http://127.0.0.1:${port}`,
+    PDS_TOKEN: TOKEN,
+  };
+  const manifest = join(work, 'slow.yaml');
+  const files = [1, 2, 3].map((i) => ({ path: `f${i}.txt`, content: `${i}`, delayMs: 1_500 }));
+  await writeFile(manifest, fileSetManifest('cli-resume', join(work, 'out'), files));
+
+  // Watching: the gateway goes away after the first resource and comes back 2 s later.
+  const deployed = await execa(process.execPath, [BIN, 'deploy', '-f', manifest, '-o', 'json'], { env, extendEnv: false });
+  const jobId = (JSON.parse(deployed.stdout) as { job: { id: string } }).job.id;
+  const watching = execa(process.execPath, [BIN, 'watch', jobId], { env, extendEnv: false, reject: false });
+  let stdout = '';
+  await new Promise<void>((resolve) => {
+    watching.stdout?.on('data', (chunk: Buffer) => {
+      stdout += String(chunk);
+      if (/✓ create/.test(stdout)) resolve();
+    });
+  });
+  await gateway.stop();
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  gateway = await ownGateway(stack, port);
+  const watched = await watching;
+  t.equal(watched.exitCode, 0, `followed to its end across the restart (${watched.stderr.slice(-300)})`);
+  t.match(watched.stderr, /lost the stream .*trying again/, 'it said it lost the stream and tried again');
+  for (const file of ['f1.txt', 'f2.txt', 'f3.txt'])
+    t.equal(watched.stdout.split('\n').filter((line) => line.endsWith(` ${file}`)).length, 1, `${file}: shown once, no gap, no duplicate`);
+
+  // At a terminal (a real pseudo-terminal, from util-linux's `script`): the table redrawn in place.
+  await writeFile(
+    manifest,
+    fileSetManifest(
+      'cli-resume',
+      join(work, 'out'),
+      files.map((f) => ({ ...f, content: `${f.content}!` })),
+    ),
+  );
+  const again = await execa(process.execPath, [BIN, 'deploy', '-f', manifest, '-o', 'json'], { env, extendEnv: false });
+  const againId = (JSON.parse(again.stdout) as { job: { id: string } }).job.id;
+  const tty = await execa('script', ['-qec', `${process.execPath} ${BIN} watch ${againId}`, '/dev/null'], {
+    env: { ...env, TERM: 'xterm', COLUMNS: '120' },
+    extendEnv: false,
+    reject: false,
+  });
+  t.equal(tty.exitCode, 0, `watch at a terminal: exit 0 (${tty.stdout.slice(-300)})`);
+  const ESC = String.fromCharCode(27);
+  t.match(tty.stdout, new RegExp(`${ESC}\\[\\d+A\\r${ESC}\\[J`), 'frames redrawn in place (cursor up, clear below)');
+  const lastFrame = tty.stdout.split(`${ESC}[J`).at(-1) ?? '';
+  for (const file of ['f1.txt', 'f2.txt', 'f3.txt'])
+    t.match(lastFrame, new RegExp(`✓.*update.*${file.replace('.', '\\.')}`), `the last frame: ${file} updated`);
+  t.match(lastFrame, /^succeeded/m, 'the last frame shows the end');
+  t.match(lastFrame, /job \S+ succeeded/, 'and the outcome is said after it');
+
+  // A gateway that stays away: it gives up (here after 3 s, PDS_FOLLOW_GIVE_UP_SECONDS) with exit 5.
+  await gateway.stop();
+  const abandoned = await execa(process.execPath, [BIN, 'watch', jobId], {
+    env: { ...env, PDS_FOLLOW_GIVE_UP_SECONDS: '3' },
+    extendEnv: false,
+    reject: false,
+  });
+  t.equal(abandoned.exitCode, 5, 'gave up: exit 5');
+  t.match(abandoned.stderr, /gave up following job/);
+  gateway = await ownGateway(stack, port); // for the teardown
+});
