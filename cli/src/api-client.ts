@@ -25,28 +25,54 @@ export class ApiClient {
     }
     let response: Response;
     try {
-      response = await fetch(`${url}${path}`, { method: request.method ?? 'GET', headers, body, signal: AbortSignal.timeout(60_000) });
+      // No redirect followed: one would drop the token (or send it elsewhere) and turn a POST into a GET.
+      response = await fetch(`${url}${path}`, {
+        method: request.method ?? 'GET',
+        headers,
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(60_000),
+      });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(`cannot reach the API at ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.failed);
     }
+    if (response.status >= 300 && response.status < 400)
+      throw new CliError(
+        `the API at ${url} redirects to ${response.headers.get('location') ?? '?'}: log in with that address`,
+        EXIT.usage,
+        response.status,
+      );
     const text = await response.text();
-    if (response.ok) return (text ? JSON.parse(text) : undefined) as T;
-    throw errorOf(response.status, text, `${request.method ?? 'GET'} ${path}`);
+    if (response.ok) {
+      try {
+        return (text ? JSON.parse(text) : undefined) as T;
+      } catch {
+        throw new CliError(
+          `the API at ${url} answered ${request.method ?? 'GET'} ${path} with something else than JSON: is it the API's address?`,
+          EXIT.failed,
+        );
+      }
+    }
+    throw errorOf(response.status, text, `${request.method ?? 'GET'} ${path}`, response.headers.get('retry-after'));
   }
 }
 
 /** What an error answer means for a person: its message (the API names the field), and the exit code. */
-function errorOf(status: number, text: string, what: string): CliError {
-  let message = text.slice(0, 500);
+function errorOf(status: number, text: string, what: string, retryAfter: string | null): CliError {
+  // Not the API's JSON (a proxy's page): its start, on one line.
+  let message = text.replace(/\s+/g, ' ').trim().slice(0, 200);
   try {
     message = (JSON.parse(text) as { message?: string }).message ?? message;
   } catch {
-    // not the API's JSON (a proxy's page): its start is shown
+    // kept as read
   }
-  if (status === 401) return new CliError(`the token was refused (401: ${message}): log in again with \`pds login\``, EXIT.auth);
-  if (status === 403) return new CliError(`not allowed (403): ${message}`, EXIT.auth);
-  if (status === 404) return new CliError(`not found (404): ${message}`, EXIT.usage);
-  if (status >= 500) return new CliError(`the service could not answer ${what} (${status}): ${message}`, EXIT.failed);
-  return new CliError(`${message} (${status})`, EXIT.usage);
+  const error = (text: string, code: number) => new CliError(text, code, status);
+  if (status === 401) return error(`the token was refused (401: ${message}): log in again with \`pds login\``, EXIT.auth);
+  if (status === 403) return error(`not allowed (403): ${message}`, EXIT.auth);
+  if (status === 404) return error(`not found (404): ${message}`, EXIT.usage);
+  if (status === 429)
+    return error(`too many jobs waiting (429): ${message}${retryAfter ? `; try again in ${retryAfter} s` : ''}`, EXIT.failed);
+  if (status >= 500) return error(`the service could not answer ${what} (${status}): ${message}`, EXIT.failed);
+  return error(`${message} (${status})`, EXIT.usage);
 }

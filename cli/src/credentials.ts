@@ -1,4 +1,5 @@
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CliError, EXIT } from './exit-codes.js';
@@ -24,8 +25,10 @@ export async function saveCredentials(credentials: Credentials, env: NodeJS.Proc
   const dir = join(path, '..');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  await writeFile(path, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
-  await chmod(path, 0o600);
+  // Written 0600 under another name, then moved over the old file: never readable by others, even for a moment.
+  const fresh = join(dir, `.credentials-${randomUUID()}`);
+  await writeFile(fresh, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  await rename(fresh, path);
   return path;
 }
 
@@ -38,15 +41,27 @@ export async function forgetCredentials(env: NodeJS.ProcessEnv = process.env): P
  * sets them); without a token from either: an auth error saying how to log in.
  */
 export async function loadCredentials(env: NodeJS.ProcessEnv = process.env): Promise<Credentials> {
-  const saved = await readFile(credentialsPath(env), 'utf8').then(
-    (text) => JSON.parse(text) as Partial<Credentials>,
-    () => ({}) as Partial<Credentials>,
-  );
-  const url = env.PDS_URL || saved.url;
-  const token = env.PDS_TOKEN || saved.token;
+  const path = credentialsPath(env);
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  let saved: Partial<Credentials>;
+  try {
+    saved = text === undefined ? {} : (JSON.parse(text) as Partial<Credentials>);
+  } catch {
+    throw new CliError(`${path} is not what \`pds login\` writes: log in again`, EXIT.auth);
+  }
+  const url = trimSlash(env.PDS_URL || saved.url || '');
+  // The saved token goes only to the server it was saved for, never to another PDS_URL.
+  const token = (env.PDS_TOKEN || (saved.url && trimSlash(saved.url) === url ? saved.token : undefined) || '').trim();
   if (!url || !token) throw new CliError('not logged in: run `pds login <api-url>` (or set PDS_URL and PDS_TOKEN)', EXIT.auth);
+  assertTokenShape(token);
   const gatewayUrl = env.PDS_GATEWAY_URL || (env.PDS_URL ? undefined : saved.gatewayUrl) || url;
-  return { url: trimSlash(url), gatewayUrl: trimSlash(gatewayUrl), token };
+  return { url, gatewayUrl: trimSlash(gatewayUrl), token };
+}
+
+/** A token is printable ASCII without spaces: anything else would end up quoted in an error message (a header it cannot be). */
+export function assertTokenShape(token: string): void {
+  if (!/^[\x21-\x7e]+$/.test(token))
+    throw new CliError('the token holds spaces, line breaks or other characters no token has: check what was given', EXIT.auth);
 }
 
 export function trimSlash(url: string): string {

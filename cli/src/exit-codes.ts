@@ -21,6 +21,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly code: number,
+    /** The API's HTTP status, when the API said no. */
+    readonly status?: number,
   ) {
     super(message);
   }

@@ -18,24 +18,38 @@ interface Progress {
 }
 
 const FRAME_MS = 100;
+const TICK_MS = 1_000;
+
+/** The terminal's size (a pty reports it; a default where it does not). */
+export interface Screen {
+  columns(): number;
+  rows(): number;
+}
+
+const PROCESS_SCREEN: Screen = { columns: () => process.stdout.columns || 100, rows: () => process.stdout.rows || 30 };
 
 /**
  * What `pds watch` shows a person at a terminal: the job's resources as a table redrawn in place
- * (those in progress first, with their elapsed time), a progress bar, and the job's status. At most
- * ten frames a second; the last one stays on screen when the job ends.
+ * (those in progress first, with their elapsed time), a progress bar, the job's status, its last
+ * error and the connection's state. At most ten frames a second (and one a second while a resource
+ * is in progress, for its clock); each line cut to the screen's width and the table to its height,
+ * so the frame is erased exactly; the last frame stays when the job ends.
  */
 export class LiveTable {
   private readonly rows = new Map<string, Row>();
   private status = 'queued';
   private progress: Progress = {};
   private summary?: string;
+  private lastError?: string;
+  private connection?: string;
   private drawnLines = 0;
   private timer?: NodeJS.Timeout;
+  private ticker?: NodeJS.Timeout;
   private readonly paint;
 
   constructor(
     private readonly write: (text: string) => void,
-    private readonly width = () => process.stdout.columns || 100,
+    private readonly screen: Screen = PROCESS_SCREEN,
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.paint = colours({ isTTY: true } as NodeJS.WriteStream, env);
@@ -43,59 +57,84 @@ export class LiveTable {
 
   /** Takes one message of the job's stream; redraws soon. */
   take(message: StreamMessage): void {
+    this.connection = undefined;
     if ((message.type === 'status' || message.type === 'end') && message.status) this.status = message.status;
-    if (message.type === 'event' && message.event) this.takeEvent(message.event as Record<string, unknown>);
+    if (message.type === 'event' && message.event) this.takeEvent(message.event as Record<string, unknown>, message.ts);
+    this.soon();
+  }
+
+  /** A note about the connection (lost, trying again), shown in the frame instead of between frames. */
+  note(text: string): void {
+    this.connection = text;
+    this.soon();
+  }
+
+  /** The last frame, drawn at once (the job has ended, or following stopped). */
+  finish(): void {
+    clearTimeout(this.timer);
+    clearInterval(this.ticker);
+    this.timer = undefined;
+    this.ticker = undefined;
+    this.draw();
+  }
+
+  private soon(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.draw();
     }, FRAME_MS);
+    // Elapsed times move while something is in progress, messages or not.
+    this.ticker ??= setInterval(() => this.draw(), TICK_MS);
   }
 
-  /** The last frame, drawn at once (the job has ended). */
-  finish(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.draw();
-  }
-
-  private takeEvent(event: Record<string, unknown>): void {
+  private takeEvent(event: Record<string, unknown>, ts: string | undefined): void {
     if (event.progress) this.progress = event.progress as Progress;
     if (event.kind === 'summary') {
       this.summary = summaryText((event.resourceChanges as Record<string, number>) ?? {});
       return;
     }
+    if (event.kind === 'diagnostic' && event.severity === 'error') this.lastError = String(event.message ?? '').trim();
     if (event.kind !== 'resource' || typeof event.urn !== 'string') return;
-    const known = this.rows.get(event.urn);
+    // When it happened (a replay's events are old), else now.
+    const at = ts ? Date.parse(ts) || Date.now() : Date.now();
     const state = event.state as Row['state'];
-    const row: Row = known ?? {
+    const row: Row = this.rows.get(event.urn) ?? {
       op: String(event.op ?? ''),
       type: String(event.type ?? ''),
       name: event.urn.split('::').at(-1) ?? event.urn,
       state,
-      startedAt: Date.now(),
+      startedAt: at,
     };
     row.state = state;
-    if (state !== 'started') row.endedAt = Date.now();
+    if (state !== 'started') row.endedAt = at;
     this.rows.set(event.urn, row);
   }
 
-  /** The frame as lines: a header with the status and bar, then the rows (in progress first). */
+  /** The frame as lines, each at most the screen's width (before colour), at most its height less two. */
   frame(now = Date.now()): string[] {
     const { paint } = this;
-    const width = Math.max(40, this.width());
-    const rows = [...this.rows.values()].sort((a, b) => Number(b.state === 'started') - Number(a.state === 'started'));
+    const width = Math.max(20, this.screen.columns() - 1);
+    const fit = (text: string) => (text.length > width ? `${text.slice(0, width - 1)}…` : text);
     const percent =
       this.progress.percent ?? (this.progress.total ? Math.round(((this.progress.done ?? 0) / this.progress.total) * 100) : undefined);
     const barWidth = 20;
     const filled = percent === undefined ? 0 : Math.round((percent / 100) * barWidth);
     const bar = percent === undefined ? '' : ` [${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}] ${percent}%`;
-    const lines = [`${paint.bold(this.status)}${bar}${this.summary ? `  ${this.summary}` : ''}`];
-    for (const row of rows) {
+    const status = fit(`${this.status}${bar}${this.summary ? `  ${this.summary}` : ''}`);
+    const lines = [paint.bold(status)];
+    if (this.connection) lines.push(paint.yellow(fit(this.connection)));
+    if (this.lastError) lines.push(paint.red(fit(`error: ${this.lastError.split('\n')[0]}`)));
+    const rows = [...this.rows.values()].sort((a, b) => Number(b.state === 'started') - Number(a.state === 'started'));
+    const room = Math.max(1, this.screen.rows() - 2 - lines.length);
+    const shown = rows.length > room ? rows.slice(0, room - 1) : rows;
+    for (const row of shown) {
       const seconds = (((row.endedAt ?? now) - row.startedAt) / 1000).toFixed(1);
-      const mark = row.state === 'started' ? paint.yellow('…') : row.state === 'failed' ? paint.red('✗') : paint.green('✓');
-      const text = `${mark} ${row.op.padEnd(8)} ${row.type} ${row.name} ${paint.dim(`${seconds}s`)}`;
-      lines.push(text.length > width + 30 ? `${text.slice(0, width + 29)}…` : text);
+      const mark = row.state === 'started' ? '…' : row.state === 'failed' ? '✗' : '✓';
+      const text = fit(`${mark} ${row.op.padEnd(8)} ${row.type} ${row.name} ${seconds}s`);
+      const colour = row.state === 'started' ? paint.yellow : row.state === 'failed' ? paint.red : paint.green;
+      lines.push(`${colour(text.slice(0, 1))}${text.slice(1)}`);
     }
+    if (shown.length < rows.length) lines.push(paint.dim(fit(`+${rows.length - shown.length} more`)));
     return lines;
   }
 

@@ -48,19 +48,25 @@ export function describeJob(job: JobView): string {
     .join('\n');
 }
 
-/** Jobs as a table (what `pds jobs ls` prints). */
-export function jobsTable(jobs: JobView[]): string {
-  const header = ['ID', 'STATUS', 'OPERATION', 'STACK', 'CREATED'];
-  const rows = jobs.map((job) => [job.id, job.status, job.operation, job.stackFqdn, job.createdAt ?? '']);
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+/** Rows under a header, each column as wide as its widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
   return [header, ...rows]
     .map((row) =>
       row
-        .map((cell, i) => cell.padEnd(widths[i]!))
+        .map((cell, i) => (cell ?? '').padEnd(widths[i]!))
         .join('  ')
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** Jobs as a table (what `pds jobs ls` prints). */
+export function jobsTable(jobs: JobView[]): string {
+  return table(
+    ['ID', 'STATUS', 'OPERATION', 'STACK', 'CREATED'],
+    jobs.map((job) => [job.id, job.status, job.operation, job.stackFqdn, job.createdAt ?? '']),
+  );
 }
 
 /** `{ create: 2, same: 1 }` as `2 created, 1 unchanged`. */

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { authCommands } from './commands/auth.js';
 import { deployCommand } from './commands/deploy.js';
 import { jobCommands } from './commands/jobs.js';
+import { readCommands } from './commands/resources.js';
 import { Context } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -24,6 +25,7 @@ export async function runCli(argv: string[], context = new Context()): Promise<n
   authCommands(program, context);
   deployCommand(program, context, setExit);
   jobCommands(program, context, setExit);
+  readCommands(program, context);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

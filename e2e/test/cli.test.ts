@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '@pds/devkit';
 import { createLogger, createRedis, repoRoot } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { execa } from 'execa';
@@ -94,6 +95,34 @@ t.test('pds: login, deploy and follow, and an exit code for every outcome', asyn
   t.equal(run.exitCode, 0);
   t.match(run.stdout, /Updating \(/, "the job's stored lines");
 
+  // Resources, their state and the templates, as a person reads them and as JSON.
+  const resourceId = deployed.resource.id;
+  run = await pds(['resources', 'ls', '--kind', 'LocalFileSet', '-o', 'json']);
+  t.ok(
+    (JSON.parse(run.stdout) as { items: { id: string }[] }).items.some((r) => r.id === resourceId),
+    'resources ls -o json',
+  );
+  run = await pds(['resources', 'show', resourceId]);
+  t.match(run.stdout, /^name:\s+cli-files$/m);
+  t.match(run.stdout, /content: "again"/, 'its manifest');
+  run = await pds(['state', 'show', resourceId]);
+  t.match(run.stdout, /^state version 2$/m);
+  t.match(run.stdout, /pulumi-nodejs:dynamic:Resource\s+a\.txt/);
+  run = await pds(['state', 'versions', resourceId, '-o', 'json']);
+  t.same(
+    (JSON.parse(run.stdout) as { items: { version: number }[] }).items.map((v) => v.version),
+    [2, 1],
+  );
+  run = await pds(['state', 'diff', resourceId]);
+  t.match(run.stdout, /^from version 1 to 2$/m);
+  t.match(run.stdout, /^~ \S+::a\.txt \(.*inputs\.content/m, 'a.txt changed, its content');
+  run = await pds(['templates', 'ls']);
+  t.match(run.stdout, /^LocalFileSet\s/m);
+  run = await pds(['templates', 'show', 'LocalFileSet', '-o', 'json']);
+  t.match(JSON.parse(run.stdout), { name: 'LocalFileSet', schema: { type: 'object' } });
+  run = await pds(['state', 'show', randomUUID()]);
+  t.equal(run.exitCode, 2, 'an unknown resource: exit 2');
+
   // A program that fails: exit 1, and the error said.
   const failing = await manifestFile(
     'fail',
@@ -141,10 +170,20 @@ t.test('pds: login, deploy and follow, and an exit code for every outcome', asyn
   t.match(run.stderr, /required option '-f, --file <manifest>'/);
   t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
 
-  // The environment wins over the saved login, and is never written.
+  // The environment wins over the saved login; the saved token never goes to another PDS_URL.
+  const nowhere = `http://127.0.0.1:${await freePort()}`; // nothing listens there
   run = await pds(['jobs', 'ls'], { env: { PDS_TOKEN: 'pds_revoked-or-wrong-0123456789abcdefghijkl' } });
   t.equal(run.exitCode, 4, 'PDS_TOKEN wins (a wrong one: exit 4)');
-  t.notMatch(readFileSync(saved, 'utf8'), /revoked-or-wrong/, 'and is not saved');
+  run = await pds(['jobs', 'ls'], { env: { PDS_URL: nowhere } });
+  t.equal(run.exitCode, 4, 'another PDS_URL without PDS_TOKEN: not logged in there');
+  t.match(run.stderr, /not logged in/);
+  run = await pds(['jobs', 'ls'], { env: { PDS_TOKEN: `${TOKEN}\nX-Injected: 1` } });
+  t.equal(run.exitCode, 4, 'a token with a line break: refused before it is sent');
+  t.notMatch(run.stderr, new RegExp(TOKEN), 'and not printed');
+  run = await pds(['jobs', 'ls'], { env: { PDS_URL: nowhere, PDS_TOKEN: TOKEN } });
+  t.equal(run.exitCode, 1, 'an API that cannot be reached: exit 1');
+  t.match(run.stderr, `cannot reach the API at ${nowhere}: ECONNREFUSED`);
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
   run = await pds(['logout']);
   t.equal(run.exitCode, 0);
   t.notOk(existsSync(saved));
@@ -194,12 +233,14 @@ t.test('pds follows a job across a gateway restart, and gives up (exit 5) when i
   const jobId = (JSON.parse(deployed.stdout) as { job: { id: string } }).job.id;
   const watching = execa(process.execPath, [BIN, 'watch', jobId], { env, extendEnv: false, reject: false });
   let stdout = '';
-  await new Promise<void>((resolve) => {
+  const sawCreate = new Promise<void>((resolve) => {
     watching.stdout?.on('data', (chunk: Buffer) => {
       stdout += String(chunk);
       if (/✓ create/.test(stdout)) resolve();
     });
   });
+  const early = await Promise.race([sawCreate.then(() => undefined), watching.then((done) => done.stderr)]);
+  if (early !== undefined) t.fail(`watch ended before the restart: ${early}`);
   await gateway.stop();
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   gateway = await ownGateway(stack, port);
@@ -208,6 +249,11 @@ t.test('pds follows a job across a gateway restart, and gives up (exit 5) when i
   t.match(watched.stderr, /lost the stream .*trying again/, 'it said it lost the stream and tried again');
   for (const file of ['f1.txt', 'f2.txt', 'f3.txt'])
     t.equal(watched.stdout.split('\n').filter((line) => line.endsWith(` ${file}`)).length, 1, `${file}: shown once, no gap, no duplicate`);
+  t.equal(
+    watched.stdout.split('\n').filter((line) => line === 'status running').length,
+    1,
+    'its status said once, not again on the reconnection',
+  );
 
   // At a terminal (a real pseudo-terminal, from util-linux's `script`): the table redrawn in place.
   await writeFile(
@@ -221,7 +267,7 @@ t.test('pds follows a job across a gateway restart, and gives up (exit 5) when i
   const again = await execa(process.execPath, [BIN, 'deploy', '-f', manifest, '-o', 'json'], { env, extendEnv: false });
   const againId = (JSON.parse(again.stdout) as { job: { id: string } }).job.id;
   const tty = await execa('script', ['-qec', `${process.execPath} ${BIN} watch ${againId}`, '/dev/null'], {
-    env: { ...env, TERM: 'xterm', COLUMNS: '120' },
+    env: { ...env, TERM: 'xterm' },
     extendEnv: false,
     reject: false,
   });

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import type { ApiClient } from '../api-client.js';
 import type { Context } from '../context.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { changeLine, type JobView } from '../output.js';
@@ -33,33 +34,48 @@ export function deployCommand(program: Command, context: Context, setExit: (code
       });
       const { kind, name } = identify(manifest, options.file);
       const api = await context.api();
-      const tenant = options.tenant ? `tenant=${encodeURIComponent(options.tenant)}&` : '';
-      const found = await api.call<{ items: ResourceView[] }>(
-        `/v1/resources?${tenant}kind=${encodeURIComponent(kind)}&namePrefix=${encodeURIComponent(name)}&limit=100`,
-      );
-      const existing = found.items.find((resource) => resource.name === name);
-      const resource = existing
-        ? await api.call<ResourceView>(`/v1/resources/${existing.id}`, { method: 'PUT', yaml: manifest })
-        : await api.call<ResourceView>(`/v1/resources?${tenant}`.replace(/[?&]$/, ''), { method: 'POST', yaml: manifest });
+      const { resource, created } = await createOrUpdate(api, manifest, options.tenant);
       const operation = options.preview ? 'preview' : 'up';
       const job = await api.call<JobView>(`/v1/resources/${resource.id}/jobs`, {
         method: 'POST',
         body: { operation, ...(options.message ? { message: options.message } : {}) },
       });
       if (options.output === 'json')
-        context.out(JSON.stringify({ resource: { id: resource.id, version: resource.version, created: !existing }, job }, null, 2));
+        context.out(JSON.stringify({ resource: { id: resource.id, version: resource.version, created }, job }, null, 2));
       else {
-        context.out(`${existing ? 'updated' : 'created'} ${kind}/${name} (version ${resource.version})`);
+        context.out(`${created ? 'created' : 'updated'} ${kind}/${name} (version ${resource.version})`);
         context.out(`job ${job.id} queued: ${operation}${options.follow ? '' : `\nfollow it: pds watch ${job.id}`}`);
       }
       if (options.follow)
         setExit(
-          await context.follow(job.id, 0, (message) => {
-            const line = changeLine(message);
-            if (line && options.output !== 'json') context.out(line);
+          await context.follow(job.id, 0, {
+            show: (message) => {
+              const line = changeLine(message);
+              if (line && options.output !== 'json') context.out(line);
+            },
           }),
         );
     });
+}
+
+/**
+ * Creates the resource, or, when the tenant has one of that kind and name already (the API's 409
+ * names it), replaces its manifest: the tenant is the API's to decide (the token's, or --tenant),
+ * never guessed from a list a platform token sees whole.
+ */
+async function createOrUpdate(
+  api: ApiClient,
+  manifest: string,
+  tenant: string | undefined,
+): Promise<{ resource: ResourceView; created: boolean }> {
+  const query = tenant ? `?tenant=${encodeURIComponent(tenant)}` : '';
+  try {
+    return { resource: await api.call<ResourceView>(`/v1/resources${query}`, { method: 'POST', yaml: manifest }), created: true };
+  } catch (err) {
+    const existing = err instanceof CliError && err.status === 409 ? /already exists \(id ([\w-]+)\)/.exec(err.message)?.[1] : undefined;
+    if (!existing) throw err;
+    return { resource: await api.call<ResourceView>(`/v1/resources/${existing}`, { method: 'PUT', yaml: manifest }), created: false };
+  }
 }
 
 /** The manifest's kind and name, or a usage error naming what is missing. */

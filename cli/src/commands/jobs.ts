@@ -50,7 +50,7 @@ export function jobCommands(program: Command, context: Context, setExit: (code: 
         if (message.type === 'line') (message.stream === 'stderr' ? context.err : context.out)(message.text ?? '');
         else if (message.type === 'event' && options.events) context.out(JSON.stringify(message.event));
       };
-      if (options.follow) return setExit(await context.follow(id, from, show));
+      if (options.follow) return setExit(await context.follow(id, from, { show }));
       await printStoredLines(context, id, from, show);
     });
 
@@ -68,12 +68,14 @@ export function jobCommands(program: Command, context: Context, setExit: (code: 
       const code = await context.follow(
         id,
         0,
-        (message) => {
-          if (live) return live.take(message);
-          const line = changeLine(message);
-          if (line) context.out(line);
-        },
-        () => live?.finish(),
+        live
+          ? { show: (message) => live.take(message), note: (text) => live.note(text), done: () => live.finish() }
+          : {
+              show: (message) => {
+                const line = changeLine(message);
+                if (line) context.out(line);
+              },
+            },
       );
       setExit(code);
     });
@@ -86,7 +88,7 @@ export function jobCommands(program: Command, context: Context, setExit: (code: 
     .action(async (id: string, options: { wait?: boolean }) => {
       await (await context.api()).call(`/v1/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST', body: {} });
       context.out(`cancel of job ${id} asked`);
-      if (options.wait) setExit(await context.follow(id, 0, () => undefined));
+      if (options.wait) setExit(await context.follow(id, 0, { show: () => undefined }));
     });
 
   for (const decision of ['approve', 'reject'] as const) {

@@ -52,10 +52,11 @@ t.test('resources', async (t) => {
   });
 
   t.test('a second resource with the same name is a 409', async (t) => {
-    t.equal((await post(manifest('dup'))).statusCode, 201);
+    const first = await post(manifest('dup'));
+    t.equal(first.statusCode, 201);
     const res = await post(manifest('dup'));
     t.equal(res.statusCode, 409);
-    t.match(res.json().message, /already exists/);
+    t.match(res.json().message, `already exists (id ${first.json().id})`, 'naming the one that does, so a client can update it');
   });
 
   t.test('replacing a manifest bumps its version; kind, name and stack cannot change', async (t) => {

@@ -228,8 +228,14 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
         return resourceView(doc.toObject() as unknown as ResourceDoc);
       } catch (err) {
         if (isDuplicateKey(err)) {
-          const field = err.keyPattern?.stackFqdn ? `stack ${stackFqdn}` : `name ${manifest.metadata.name}`;
-          throw errors.conflict(`a ${manifest.kind} resource with ${field} already exists`);
+          if (err.keyPattern?.stackFqdn) throw errors.conflict(`a ${manifest.kind} resource with stack ${stackFqdn} already exists`);
+          // The tenant's own resource of that kind and name: named, so a client can update it instead (pds deploy).
+          const existing = await models.Resource.findOne({ tenantId, kind: manifest.kind, name: manifest.metadata.name }, { _id: 1 })
+            .lean<{ _id: string }>()
+            .catch(() => null);
+          throw errors.conflict(
+            `a ${manifest.kind} resource with name ${manifest.metadata.name} already exists${existing ? ` (id ${existing._id})` : ''}`,
+          );
         }
         throw err;
       }
