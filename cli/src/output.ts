@@ -1,4 +1,9 @@
+import { Option } from 'commander';
 import type { StreamMessage } from './follow.js';
+
+/** `-o, --output`: what every read command takes (json for scripts). */
+export const outputOption = () =>
+  new Option('-o, --output <format>', 'text, or json (for scripts)').choices(['text', 'json']).default('text');
 
 /** Colours only for a person at a terminal: NO_COLOR turns them off, FORCE_COLOR on (https://no-color.org). */
 export function colours(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env) {

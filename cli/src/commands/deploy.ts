@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { ApiClient } from '../api-client.js';
 import type { Context } from '../context.js';
 import { CliError, EXIT } from '../exit-codes.js';
-import { changeLine, type JobView } from '../output.js';
+import { changeLine, type JobView, outputOption } from '../output.js';
 
 interface ResourceView {
   id: string;
@@ -23,7 +23,7 @@ export function deployCommand(program: Command, context: Context, setExit: (code
     .option('--follow', 'follow the job to its end (exit code: the job’s)')
     .option('--tenant <tenant>', 'the tenant to create the resource in (a platform token only)')
     .option('-m, --message <text>', "the job's message (kept with the job)")
-    .addOption(new Option('-o, --output <format>', 'text, or json (for scripts)').choices(['text', 'json']).default('text'))
+    .addOption(outputOption())
     .addHelpText(
       'after',
       '\nExamples:\n  pds deploy -f examples/local-file-set.yaml --follow\n  pds deploy -f bucket.yaml --preview -o json | jq -r .job.id',

@@ -1,11 +1,9 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { Context } from '../context.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import type { StreamMessage } from '../follow.js';
 import { LiveTable } from '../live-table.js';
-import { changeLine, describeJob, type JobView, jobsTable } from '../output.js';
-
-const outputOption = () => new Option('-o, --output <format>', 'text, or json (for scripts)').choices(['text', 'json']).default('text');
+import { changeLine, describeJob, type JobView, jobsTable, outputOption } from '../output.js';
 
 /** Every job command's exit code is the job's: 0 succeeded, 1 failed, 3 cancelled or rejected. */
 export function jobCommands(program: Command, context: Context, setExit: (code: number) => void): void {

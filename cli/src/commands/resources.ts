@@ -1,8 +1,7 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { Context } from '../context.js';
-import { table } from '../output.js';
+import { outputOption, table } from '../output.js';
 
-const outputOption = () => new Option('-o, --output <format>', 'text, or json (for scripts)').choices(['text', 'json']).default('text');
 const id = (value: string) => encodeURIComponent(value);
 
 interface ResourceView {
