@@ -3,6 +3,7 @@ import { authCommands } from './commands/auth.js';
 import { deployCommand } from './commands/deploy.js';
 import { jobCommands } from './commands/jobs.js';
 import { readCommands } from './commands/resources.js';
+import { templateCommands } from './commands/templates.js';
 import { Context } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -26,6 +27,7 @@ export async function runCli(argv: string[], context = new Context()): Promise<n
   deployCommand(program, context, setExit);
   jobCommands(program, context, setExit);
   readCommands(program, context);
+  templateCommands(program, context);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

@@ -25,7 +25,7 @@ interface StackResource {
   protect?: boolean;
 }
 
-/** Read-only views of resources, their stacks' state and the templates: `pds resources|state|templates`. */
+/** Read-only views of resources and their stacks' state: `pds resources|state`. */
 export function readCommands(program: Command, context: Context): void {
   const resources = program.command('resources').description('list and show resources');
   resources
@@ -141,42 +141,5 @@ export function readCommands(program: Command, context: Context): void {
       ];
       if (lines.length === 1) lines.push('no changes');
       context.out(lines.join('\n'));
-    });
-
-  const templates = program.command('templates').description('the templates a manifest can name as its kind');
-  templates
-    .command('ls')
-    .description('every template the caller can see, and whether its tenant may deploy it')
-    .addOption(outputOption())
-    .action(async (options: { output: string }) => {
-      const page = await (
-        await context.api()
-      ).call<{ items: { name: string; source: string; version: string; provider: string; allowed?: boolean; description: string }[] }>(
-        '/v1/templates',
-      );
-      context.out(
-        options.output === 'json'
-          ? JSON.stringify(page, null, 2)
-          : table(
-              ['NAME', 'VERSION', 'SOURCE', 'PROVIDER', 'ALLOWED', 'DESCRIPTION'],
-              page.items.map((x) => [x.name, x.version, x.source, x.provider || 'none', x.allowed === false ? 'no' : 'yes', x.description]),
-            ),
-      );
-    });
-  templates
-    .command('show')
-    .description('a template: its readme and the parameters its manifests take')
-    .argument('<name>', 'the template (a kind)')
-    .addOption(outputOption())
-    .action(async (name: string, options: { output: string }) => {
-      const api = await context.api();
-      const [template, schema] = await Promise.all([
-        api.call<{ name: string; version: string; description: string; readme: string }>(`/v1/templates/${id(name)}`),
-        api.call<unknown>(`/v1/templates/${id(name)}/schema`),
-      ]);
-      if (options.output === 'json') return context.out(JSON.stringify({ ...template, schema }, null, 2));
-      context.out(
-        `${template.name} ${template.version}: ${template.description}\n\n${template.readme.trim()}\n\nparameters (JSON Schema):\n${JSON.stringify(schema, null, 2)}`,
-      );
     });
 }
