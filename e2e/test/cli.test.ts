@@ -8,16 +8,14 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@pds/devkit';
-import { createLogger, createRedis, repoRoot } from '@pds/shared';
-import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import { execa } from 'execa';
 import t from 'tap';
+import { BIN } from './cli-harness.js';
 import { fileSetManifest, startStack, TOKEN } from './harness.js';
 
-const BIN = join(repoRoot, 'cli/dist/src/main.js');
-
 t.test('pds: login, deploy and follow, and an exit code for every outcome', async (t) => {
-  const stack = await startStack(t);
+  // A cancelled job's Pulumi gets 2 s to stop, not 30: the test waits on it.
+  const stack = await startStack(t, { CANCEL_GRACE_SECONDS: 2 });
   await stack.api.listen({ host: '127.0.0.1', port: 0 });
   const apiUrl = `http://127.0.0.1:${(stack.api.server.address() as { port: number }).port}`;
   const gatewayUrl = stack.gatewayUrl.replace(/^ws/, 'http');
@@ -187,156 +185,4 @@ t.test('pds: login, deploy and follow, and an exit code for every outcome', asyn
   run = await pds(['logout']);
   t.equal(run.exitCode, 0);
   t.notOk(existsSync(saved));
-});
-
-/** A stream gateway of the test's own on a fixed port, to stop and start again under a following CLI. */
-async function ownGateway(stack: Awaited<ReturnType<typeof startStack>>, port: number) {
-  const logger = createLogger({ name: 'cli-test-gateway', level: 'silent' });
-  const subscriber = createRedis(stack.config.REDIS_URL, 'subscriber', logger);
-  const command = createRedis(stack.config.REDIS_URL, 'command', logger);
-  const hub = new SubscriptionHub(subscriber, logger);
-  const app = await buildGateway(stack.config, { models: stack.models, hub, redis: command, mongoPing: async () => undefined }, logger);
-  await app.listen({ host: '127.0.0.1', port });
-  return {
-    port: (app.server.address() as { port: number }).port,
-    async stop() {
-      await app.close();
-      subscriber.disconnect();
-      command.disconnect();
-    },
-  };
-}
-
-t.test('pds follows a job across a gateway restart, and gives up (exit 5) when it stays away', async (t) => {
-  const stack = await startStack(t);
-  await stack.api.listen({ host: '127.0.0.1', port: 0 });
-  const apiUrl = `http://127.0.0.1:${(stack.api.server.address() as { port: number }).port}`;
-  let gateway = await ownGateway(stack, 0);
-  const port = gateway.port;
-  t.teardown(() => gateway.stop());
-  const work = await mkdtemp(join(tmpdir(), 'pds-cli-resume-'));
-  t.teardown(() => rm(work, { recursive: true, force: true }));
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: work,
-    NO_COLOR: '1',
-    PDS_URL: apiUrl,
-    PDS_GATEWAY_URL: `http://127.0.0.1:${port}`,
-    PDS_TOKEN: TOKEN,
-  };
-  const manifest = join(work, 'slow.yaml');
-  const files = [1, 2, 3].map((i) => ({ path: `f${i}.txt`, content: `${i}`, delayMs: 1_500 }));
-  await writeFile(manifest, fileSetManifest('cli-resume', join(work, 'out'), files));
-
-  // Watching: the gateway goes away after the first resource and comes back 2 s later.
-  const deployed = await execa(process.execPath, [BIN, 'deploy', '-f', manifest, '-o', 'json'], { env, extendEnv: false });
-  const jobId = (JSON.parse(deployed.stdout) as { job: { id: string } }).job.id;
-  const watching = execa(process.execPath, [BIN, 'watch', jobId], { env, extendEnv: false, reject: false });
-  let stdout = '';
-  const sawCreate = new Promise<void>((resolve) => {
-    watching.stdout?.on('data', (chunk: Buffer) => {
-      stdout += String(chunk);
-      if (/✓ create/.test(stdout)) resolve();
-    });
-  });
-  const early = await Promise.race([sawCreate.then(() => undefined), watching.then((done) => done.stderr)]);
-  if (early !== undefined) t.fail(`watch ended before the restart: ${early}`);
-  await gateway.stop();
-  await new Promise((resolve) => setTimeout(resolve, 2_000));
-  gateway = await ownGateway(stack, port);
-  const watched = await watching;
-  t.equal(watched.exitCode, 0, `followed to its end across the restart (${watched.stderr.slice(-300)})`);
-  t.match(watched.stderr, /lost the stream .*trying again/, 'it said it lost the stream and tried again');
-  for (const file of ['f1.txt', 'f2.txt', 'f3.txt'])
-    t.equal(watched.stdout.split('\n').filter((line) => line.endsWith(` ${file}`)).length, 1, `${file}: shown once, no gap, no duplicate`);
-  t.equal(
-    watched.stdout.split('\n').filter((line) => line === 'status running').length,
-    1,
-    'its status said once, not again on the reconnection',
-  );
-
-  // At a terminal (a real pseudo-terminal, from util-linux's `script`): the table redrawn in place.
-  await writeFile(
-    manifest,
-    fileSetManifest(
-      'cli-resume',
-      join(work, 'out'),
-      files.map((f) => ({ ...f, content: `${f.content}!` })),
-    ),
-  );
-  const again = await execa(process.execPath, [BIN, 'deploy', '-f', manifest, '-o', 'json'], { env, extendEnv: false });
-  const againId = (JSON.parse(again.stdout) as { job: { id: string } }).job.id;
-  const tty = await execa('script', ['-qec', `${process.execPath} ${BIN} watch ${againId}`, '/dev/null'], {
-    env: { ...env, TERM: 'xterm' },
-    extendEnv: false,
-    reject: false,
-  });
-  t.equal(tty.exitCode, 0, `watch at a terminal: exit 0 (${tty.stdout.slice(-300)})`);
-  const ESC = String.fromCharCode(27);
-  t.match(tty.stdout, new RegExp(`${ESC}\\[\\d+A\\r${ESC}\\[J`), 'frames redrawn in place (cursor up, clear below)');
-  const lastFrame = tty.stdout.split(`${ESC}[J`).at(-1) ?? '';
-  for (const file of ['f1.txt', 'f2.txt', 'f3.txt'])
-    t.match(lastFrame, new RegExp(`✓.*update.*${file.replace('.', '\\.')}`), `the last frame: ${file} updated`);
-  t.match(lastFrame, /^succeeded/m, 'the last frame shows the end');
-  t.match(lastFrame, /job \S+ succeeded/, 'and the outcome is said after it');
-
-  // A gateway that stays away: it gives up (here after 3 s, PDS_FOLLOW_GIVE_UP_SECONDS) with exit 5.
-  await gateway.stop();
-  const abandoned = await execa(process.execPath, [BIN, 'watch', jobId], {
-    env: { ...env, PDS_FOLLOW_GIVE_UP_SECONDS: '3' },
-    extendEnv: false,
-    reject: false,
-  });
-  t.equal(abandoned.exitCode, 5, 'gave up: exit 5');
-  t.match(abandoned.stderr, /gave up following job/);
-  gateway = await ownGateway(stack, port); // for the teardown
-});
-
-t.test('pds templates: init, push, publish (its checks run for real), then deploy a resource of it', async (t) => {
-  const stack = await startStack(t);
-  await stack.api.listen({ host: '127.0.0.1', port: 0 });
-  const apiUrl = `http://127.0.0.1:${(stack.api.server.address() as { port: number }).port}`;
-  const work = await mkdtemp(join(tmpdir(), 'pds-cli-templates-'));
-  t.teardown(() => rm(work, { recursive: true, force: true }));
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: work,
-    NO_COLOR: '1',
-    PDS_URL: apiUrl,
-    PDS_GATEWAY_URL: stack.gatewayUrl,
-    PDS_TOKEN: TOKEN,
-  };
-  const pds = (...args: string[]) => execa(process.execPath, [BIN, ...args], { env, extendEnv: false, reject: false });
-  const dir = join(work, 'greeter');
-
-  let run = await pds('templates', 'init', dir, '--name', 'Greeter');
-  t.equal(run.exitCode, 0, run.stderr);
-  run = await pds('templates', 'push', dir);
-  t.equal(run.exitCode, 0, `push: ${run.stderr}`);
-  t.match(run.stdout, /made template Greeter, pushed Greeter 0\.1\.0 \(draft\)/);
-  run = await pds('templates', 'push', dir);
-  t.equal(run.exitCode, 0, 'pushed again: the draft replaced');
-  t.match(run.stdout, /replaced the draft Greeter 0\.1\.0/);
-  run = await pds('templates', 'publish', 'Greeter', '0.1.0');
-  t.equal(run.exitCode, 0, `publish: ${run.stderr.slice(-400)}`);
-  t.match(run.stdout, /published Greeter 0\.1\.0/);
-  run = await pds('templates', 'push', dir);
-  t.equal(run.exitCode, 2, 'a published version is not replaced: exit 2');
-  t.match(run.stderr, /409/);
-
-  // A broken version is refused at publish, the check named.
-  await writeFile(join(dir, 'template.yaml'), readFileSync(join(dir, 'template.yaml'), 'utf8').replace('version: 0.1.0', 'version: 0.1.1'));
-  await writeFile(join(dir, 'index.ts'), `${readFileSync(join(dir, 'index.ts'), 'utf8')}\nconst wrong: number = 'five';\n`);
-  t.equal((await pds('templates', 'push', dir)).exitCode, 0);
-  run = await pds('templates', 'publish', 'Greeter', '0.1.1');
-  t.equal(run.exitCode, 2, 'a version that does not compile: exit 2');
-  t.match(run.stderr, /five|not assignable|compile/i, 'the check that failed is named');
-
-  const manifest = join(work, 'hello.yaml');
-  await writeFile(manifest, 'apiVersion: deploy.pulumi.dev/v1\nkind: Greeter\nmetadata:\n  name: hello\nspec:\n  greeting: hi\n');
-  run = await pds('deploy', '-f', manifest, '--follow');
-  t.equal(run.exitCode, 0, `a resource of the published template deploys (${run.stderr.slice(-400)})`);
-  t.match(run.stdout, /✓ create pulumi-nodejs:dynamic:Resource note/);
-  run = await pds('templates', 'show', 'Greeter', '-o', 'json');
-  t.match(JSON.parse(run.stdout), { name: 'Greeter', version: '0.1.0', schema: { required: ['greeting'] } });
 });
