@@ -84,7 +84,9 @@ export class LiveTable {
       this.draw();
     }, FRAME_MS);
     // Elapsed times move while something is in progress, messages or not.
-    this.ticker ??= setInterval(() => this.draw(), TICK_MS);
+    this.ticker ??= setInterval(() => {
+      if ([...this.rows.values()].some((row) => row.state === 'started')) this.draw();
+    }, TICK_MS);
   }
 
   private takeEvent(event: Record<string, unknown>, ts: string | undefined): void {

@@ -27,7 +27,7 @@ export async function servicesForCli(t: Test, prefix: string, overrides: Partial
     PDS_GATEWAY_URL: stack.gatewayUrl,
     PDS_TOKEN: TOKEN,
   };
-  return { stack, apiUrl, work, env };
+  return { stack, work, env };
 }
 
 /** A stream gateway of the test's own on a fixed port, to stop and start again under a following CLI. */
