@@ -14,26 +14,29 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.base.json tsconfig.json ./
 COPY shared/ shared/
 COPY devkit/ devkit/
+COPY console/ console/
 COPY services/ services/
 COPY modules/ modules/
 COPY scripts/package.json scripts/tsconfig.json scripts/
 COPY scripts/src/ scripts/src/
 COPY e2e/package.json e2e/tsconfig.json e2e/
 COPY e2e/test/ e2e/test/
-RUN npm ci --no-audit --no-fund && npx tsc -b
+# tsc -b, then the console's bundle (console/dist/public).
+RUN npm ci --no-audit --no-fund && npm run build
 
 # ---- prod-deps: only what the services and the example modules need at run time ---------------
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/shared/package.json shared/
+COPY --from=build /app/console/package.json console/
 COPY --from=build /app/services/api/package.json services/api/
 COPY --from=build /app/services/runner/package.json services/runner/
 COPY --from=build /app/services/stream-gateway/package.json services/stream-gateway/
 COPY --from=build /app/modules/LocalFileSet/package.json modules/LocalFileSet/
 COPY --from=build /app/modules/GcpServiceAccountCheck/package.json modules/GcpServiceAccountCheck/
 RUN npm ci --omit=dev --no-audit --no-fund \
-      --workspace=@pds/shared --workspace=@pds/api --workspace=@pds/runner --workspace=@pds/stream-gateway \
+      --workspace=@pds/shared --workspace=@pds/console --workspace=@pds/api --workspace=@pds/runner --workspace=@pds/stream-gateway \
       --workspace=@pds/module-local-file-set --workspace=@pds/module-gcp-service-account-check
 
 # ---- base: what every service image holds -------------------------------------------------------
@@ -51,6 +54,10 @@ USER node
 FROM base AS api
 COPY --from=build /app/services/api/package.json services/api/
 COPY --from=build /app/services/api/dist/src services/api/dist/src
+# The web console the API serves under /console: the built bundle and where it is.
+COPY --from=build /app/console/package.json console/
+COPY --from=build /app/console/dist/build console/dist/build
+COPY --from=build /app/console/dist/public console/dist/public
 # The API validates kinds against the module descriptors; it does not run them.
 COPY --from=build /app/modules/LocalFileSet/Pulumi.yaml /app/modules/LocalFileSet/module.yaml modules/LocalFileSet/
 COPY --from=build /app/modules/GcpServiceAccountCheck/Pulumi.yaml /app/modules/GcpServiceAccountCheck/module.yaml modules/GcpServiceAccountCheck/

@@ -118,6 +118,12 @@ ensure_sandbox_tools() {
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
+# The console's browser tests drive Debian's Chromium (playwright-core starts it; no browser download).
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+  ln -sf "$(command -v chromium)" "$bin/chromium"
+}
+
 # The API's schema fuzzer (a test tool, from PyPI), in a virtualenv of its own.
 ensure_schemathesis() {
   local out="$cache/schemathesis/v$SCHEMATHESIS_VERSION"
@@ -167,6 +173,7 @@ fetch_compose_schema() {
 build_pulumi
 build_ferretdb
 ensure_redis
+ensure_chromium
 ensure_sandbox_tools
 ensure_schemathesis
 build_kustomize

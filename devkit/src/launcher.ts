@@ -60,6 +60,8 @@ export async function startLocalDeployment(
     const processes: Managed[] = [];
     for (const service of SERVICES) {
       const serviceEnv: NodeJS.ProcessEnv = { ...env, ...shared, REDIS_URL: stores.redis[service.name], PORT: String(ports[service.name]) };
+      // The console (served by the API) opens job streams on the gateway's own port.
+      if (service.name === 'api') serviceEnv.CONSOLE_GATEWAY_URL = `ws://127.0.0.1:${gatewayPort}`;
       for (const name of service.without) delete serviceEnv[name];
       const managed = startProcess(process.execPath, ['--enable-source-maps', join(repoRoot, service.entry)], {
         cwd: repoRoot,

@@ -7,7 +7,7 @@ import { freePort, type Managed, recentOutput, startProcess, waitForPort, waitFo
 /** Where scripts/ensure-tools.sh puts the pinned tools. */
 export const toolsBin = join(repoRoot, '.tools', 'bin');
 
-export function toolPath(name: 'pulumi' | 'ferretdb' | 'redis-server' | 'st' | 'kustomize'): string {
+export function toolPath(name: 'pulumi' | 'ferretdb' | 'redis-server' | 'st' | 'kustomize' | 'chromium'): string {
   const path = join(toolsBin, name);
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run tools\` first`);
   return path;

@@ -46,6 +46,8 @@ export async function startStack(
     logs?: (line: string) => void;
     /** Runner settings that are not configuration. */
     runner?: Pick<RunnerDeps, 'lockedRetryWaitsMs'>;
+    /** The gateway's port (a test that tells browsers where it is before it starts); default: any free one. */
+    gatewayPort?: number;
   } = {},
 ) {
   // A test may bring its own servers (to stop them mid-run), as overrides.
@@ -138,7 +140,7 @@ export async function startStack(
 
   const hub = new SubscriptionHub(subscriber, logger);
   const gateway = await buildGateway(config, { models, hub, redis: commandRedis, mongoPing }, logger);
-  await gateway.listen({ host: '127.0.0.1', port: 0 });
+  await gateway.listen({ host: '127.0.0.1', port: options.gatewayPort ?? 0 });
   t.teardown(() => gateway.close());
   const gatewayUrl = `ws://127.0.0.1:${(gateway.server.address() as { port: number }).port}`;
 

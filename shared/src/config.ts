@@ -116,6 +116,12 @@ export const ConfigSchema = Type.Object({
   OUTAGE_TOLERANCE_SECONDS: Type.Number({ minimum: 0, default: 60 }),
   /** The largest manifest the API accepts, in bytes (413 past it). */
   MANIFEST_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  /**
+   * Where browsers reach the stream gateway (`ws://` or `wss://`, no path): the console opens job
+   * streams there, and the console's Content-Security-Policy allows connecting to it. Unset: the
+   * gateway is behind the same origin as the API (an ingress routing /v1/jobs/:id/stream to it).
+   */
+  CONSOLE_GATEWAY_URL: Type.Optional(Type.String({ pattern: '^wss?://[^/?#\\s]+/?$' })),
   HOST: Type.String({ default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Union([LogLevel], { default: 'info' }),

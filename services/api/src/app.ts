@@ -24,6 +24,8 @@ import type { Queue } from 'bullmq';
 import type { Static } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { consoleRoot } from '@pds/console';
+import { consoleRoutes } from './console.js';
 import { auditPlugin } from './plugins/audit.js';
 import { accessRoutes } from './routes/access.js';
 import { credentialRoutes } from './routes/credentials.js';
@@ -80,6 +82,8 @@ export interface AppContext extends ApiDeps {
   driftMinIntervalSeconds: number;
   /** DRIFT_MAX_SCHEDULES_PER_TENANT. */
   driftMaxSchedulesPerTenant: number;
+  /** Where browsers reach the stream gateway (CONSOLE_GATEWAY_URL). */
+  consoleGatewayUrl?: string;
 }
 
 declare module 'fastify' {
@@ -129,6 +133,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     retries: { attempts: config.WEBHOOK_MAX_ATTEMPTS, delayMs: config.WEBHOOK_RETRY_DELAY_MS },
     driftMinIntervalSeconds: config.DRIFT_MIN_INTERVAL_SECONDS,
     driftMaxSchedulesPerTenant: config.DRIFT_MAX_SCHEDULES_PER_TENANT,
+    ...(config.CONSOLE_GATEWAY_URL ? { consoleGatewayUrl: config.CONSOLE_GATEWAY_URL } : {}),
   });
 
   // Manifests are posted as YAML text.
@@ -204,6 +209,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   await app.register(stackRoutes);
   await app.register(webhookRoutes);
   await app.register(driftRoutes);
+  await app.register(consoleRoutes, { root: consoleRoot, gatewayUrl: config.CONSOLE_GATEWAY_URL });
 
   return app;
 }

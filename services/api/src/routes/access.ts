@@ -6,6 +6,7 @@ import { tenantService } from '../services/tenants.js';
 import { tokenService } from '../services/tokens.js';
 import {
   AuditEntrySchema,
+  ConsoleSettingsSchema,
   CreatedTokenSchema,
   CreateStreamTicketBodySchema,
   CreateTokenBodySchema,
@@ -16,6 +17,7 @@ import {
   StreamTicketSchema,
   TenantQuerySchema,
   TokenSchema,
+  WhoAmISchema,
 } from './schemas.js';
 
 /** API tokens and the audit log (admin only), and stream tickets (any role). */
@@ -68,6 +70,36 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
       request.auditTenant = revoked.tenant;
       return revoked;
     },
+  );
+
+  app.get(
+    '/v1/whoami',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['access'],
+        summary: 'Who the token is: its name, role and tenant (what the console shows and which actions it offers)',
+        response: { 200: WhoAmISchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { id, name, role, tenant } = principalOf(request);
+      return { id, name, role, ...(tenant ? { tenant } : {}) };
+    },
+  );
+
+  app.get(
+    '/v1/console-settings',
+    {
+      config: { access: 'public' },
+      schema: {
+        tags: ['service'],
+        security: [],
+        summary: 'What the web console needs before sign-in: where browsers reach the stream gateway (absent: this origin)',
+        response: { 200: ConsoleSettingsSchema },
+      },
+    },
+    async () => (app.deps.consoleGatewayUrl ? { gatewayUrl: app.deps.consoleGatewayUrl } : {}),
   );
 
   app.post(

@@ -442,6 +442,17 @@ export const CreateStreamTicketBodySchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const WhoAmISchema = Type.Object({
+  id: Type.String({ description: "The token's id (`admin-token` for ADMIN_TOKEN)" }),
+  name: Type.String(),
+  role: literals(ROLES),
+  tenant: Type.Optional(Type.String({ description: 'Absent for the platform role, which acts across tenants' })),
+});
+
+export const ConsoleSettingsSchema = Type.Object({
+  gatewayUrl: Type.Optional(Type.String({ description: 'ws:// or wss:// origin of the stream gateway (CONSOLE_GATEWAY_URL)' })),
+});
+
 export const StreamTicketSchema = Type.Object({
   ticket: Type.String({ description: 'Use once, within 60 s, as ?ticket= on the stream gateway' }),
   expiresAt: Type.String({ format: 'date-time' }),

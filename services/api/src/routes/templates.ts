@@ -15,6 +15,7 @@ import {
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { tenantService } from '../services/tenants.js';
+import { runtimeDeclarations } from '../templates/runtime-types.js';
 import { templateService } from '../templates/service.js';
 import { uploadedTemplateView } from '../templates/views.js';
 import {
@@ -309,5 +310,25 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async () => ({ node: process.version, packages: runtimePackages().map(({ name, version }) => ({ name, version })) }),
+  );
+
+  app.get(
+    '/v1/runtime/types',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['templates'],
+        summary: "The runtime packages' type declarations (what the template editor completes from); the same for everyone",
+        response: {
+          200: Type.Object({ files: Type.Array(Type.Object({ path: Type.String(), content: Type.String() })) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (_request, reply) => {
+      // They change only with the service's version.
+      reply.header('cache-control', 'private, max-age=3600');
+      return { files: await runtimeDeclarations() };
+    },
   );
 };
