@@ -5,3 +5,6 @@ export * from './sample-credentials.js';
 export * from './dockerfile.js';
 export * from './job-writable.js';
 export * from './test-isolation.js';
+export * from './browser.js';
+export * from './long-log.js';
+export * from './api-caller.js';

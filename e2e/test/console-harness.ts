@@ -1,9 +1,9 @@
 /** What the console's browser tests share: the services with the console served, and a real Chromium. */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { freePort, toolPath } from '@pds/devkit';
+import { freePort, launchChromium as launch } from '@pds/devkit';
 import type { Config } from '@pds/shared';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { Test } from 'tap';
 import { startStack, TOKEN } from './harness.js';
 
@@ -19,20 +19,9 @@ export async function servicesForConsole(t: Test, overrides: Partial<Config> = {
   return { stack, apiUrl, consoleUrl: `${apiUrl}/console/` };
 }
 
-/** Debian's Chromium, headless, with nothing reaching out (this machine has no other network). */
+/** Debian's Chromium, closed with the test. */
 export async function launchChromium(t: Test): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: toolPath('chromium'),
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launch();
   t.teardown(() => browser.close());
   return browser;
 }

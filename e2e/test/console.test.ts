@@ -44,10 +44,7 @@ t.test('served under /console: a strict policy, cached by content, compressed', 
     t.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     t.equal(res.headers.get('content-encoding'), 'gzip', `${asset} is served gzipped`);
   }
-  t.equal(
-    (await fetch(`${apiUrl}/v1/console-settings`).then((r) => r.json())).gatewayUrl,
-    `ws://127.0.0.1:${new URL(stack.gatewayUrl).port}`,
-  );
+  t.equal((await fetch(`${consoleUrl}settings.json`).then((r) => r.json())).gatewayUrl, `ws://127.0.0.1:${new URL(stack.gatewayUrl).port}`);
 });
 
 t.test('sign in, deploy from the generated form, watch it live, sign out', async (t) => {

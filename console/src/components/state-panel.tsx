@@ -222,7 +222,7 @@ function Versions({
                         danger
                         body={
                           <p>
-                            The stack's state becomes version {v.version} ({v.resourceCount} resources, written by a {v.operation}{' '}
+                            The stack's state becomes version {v.version} ({v.resourceCount} resources, written by the {v.operation} of{' '}
                             {when(v.writtenAt)}) in place of version {current}. The cloud is not changed: run a refresh, then an up, to
                             bring it in line.
                           </p>

@@ -30,9 +30,12 @@ export interface StreamHandlers {
 
 let settings: Promise<{ gatewayUrl?: string }> | undefined;
 
-/** Where the gateway is for this browser (CONSOLE_GATEWAY_URL), asked once. */
+/** Where the gateway is for this browser (CONSOLE_GATEWAY_URL, in the console's settings.json), asked once. */
 function gatewaySettings(): Promise<{ gatewayUrl?: string }> {
-  settings ??= api<{ gatewayUrl?: string }>('GET', 'v1/console-settings').catch(() => ({}));
+  settings ??= fetch(new URL('settings.json', location.href), { cache: 'no-store' }).then(
+    (res) => (res.ok ? (res.json() as Promise<{ gatewayUrl?: string }>) : {}),
+    () => ({}),
+  );
   return settings;
 }
 

@@ -35,15 +35,31 @@ export const CHECKS = [
 
 type CheckState = 'pending' | 'running' | 'passed' | 'failed' | 'skipped';
 
+/** A program to start from (the one `pds templates init` writes): one resource whose text comes from the parameters. */
 const STARTER: TemplateFile = {
   path: 'index.ts',
   content: `import * as pulumi from '@pulumi/pulumi';
 import { parse } from 'yaml';
 
-// The manifest of the resource being deployed (its spec holds the parameters).
-const manifest = parse(process.env.STACK_INPUT_YAML ?? '{}') as { spec: { greeting: string } };
+interface Spec {
+  greeting: string;
+}
+const spec = (parse(process.env.STACK_INPUT_YAML ?? '') as { target: { spec: Spec } }).target.spec;
 
-export const greeting = pulumi.output(manifest.spec.greeting);
+const provider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: { text: string }) {
+    return { id: \`note-\${inputs.text.length}\`, outs: { text: inputs.text } };
+  },
+};
+
+class Note extends pulumi.dynamic.Resource {
+  declare readonly text: pulumi.Output<string>;
+  constructor(resourceName: string, text: string) {
+    super(provider, resourceName, { text }, {});
+  }
+}
+
+export const text = new Note('note', spec.greeting).text;
 `,
 };
 const STARTER_PARAMETERS = {

@@ -82,8 +82,6 @@ export interface AppContext extends ApiDeps {
   driftMinIntervalSeconds: number;
   /** DRIFT_MAX_SCHEDULES_PER_TENANT. */
   driftMaxSchedulesPerTenant: number;
-  /** Where browsers reach the stream gateway (CONSOLE_GATEWAY_URL). */
-  consoleGatewayUrl?: string;
 }
 
 declare module 'fastify' {
@@ -133,7 +131,6 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     retries: { attempts: config.WEBHOOK_MAX_ATTEMPTS, delayMs: config.WEBHOOK_RETRY_DELAY_MS },
     driftMinIntervalSeconds: config.DRIFT_MIN_INTERVAL_SECONDS,
     driftMaxSchedulesPerTenant: config.DRIFT_MAX_SCHEDULES_PER_TENANT,
-    ...(config.CONSOLE_GATEWAY_URL ? { consoleGatewayUrl: config.CONSOLE_GATEWAY_URL } : {}),
   });
 
   // Manifests are posted as YAML text.

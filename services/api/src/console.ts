@@ -46,6 +46,10 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleOptions> = async (app, { r
     reply.header('referrer-policy', 'no-referrer');
     reply.header('x-frame-options', 'DENY');
   });
+  // What the page needs before sign-in: where browsers reach the gateway (absent: this origin).
+  app.get('/console/settings.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+    gatewayUrl ? { gatewayUrl } : {},
+  );
   // Relative, so that it holds under a proxy's sub-path too.
   app.get('/console', { config: { access: 'public' }, schema: { hide: true } }, (_request, reply) => reply.redirect('console/', 308));
   if (!built) {

@@ -6,7 +6,6 @@ import { tenantService } from '../services/tenants.js';
 import { tokenService } from '../services/tokens.js';
 import {
   AuditEntrySchema,
-  ConsoleSettingsSchema,
   CreatedTokenSchema,
   CreateStreamTicketBodySchema,
   CreateTokenBodySchema,
@@ -86,20 +85,6 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { id, name, role, tenant } = principalOf(request);
       return { id, name, role, ...(tenant ? { tenant } : {}) };
     },
-  );
-
-  app.get(
-    '/v1/console-settings',
-    {
-      config: { access: 'public' },
-      schema: {
-        tags: ['service'],
-        security: [],
-        summary: 'What the web console needs before sign-in: where browsers reach the stream gateway (absent: this origin)',
-        response: { 200: ConsoleSettingsSchema },
-      },
-    },
-    async () => (app.deps.consoleGatewayUrl ? { gatewayUrl: app.deps.consoleGatewayUrl } : {}),
   );
 
   app.post(

@@ -449,10 +449,6 @@ export const WhoAmISchema = Type.Object({
   tenant: Type.Optional(Type.String({ description: 'Absent for the platform role, which acts across tenants' })),
 });
 
-export const ConsoleSettingsSchema = Type.Object({
-  gatewayUrl: Type.Optional(Type.String({ description: 'ws:// or wss:// origin of the stream gateway (CONSOLE_GATEWAY_URL)' })),
-});
-
 export const StreamTicketSchema = Type.Object({
   ticket: Type.String({ description: 'Use once, within 60 s, as ?ticket= on the stream gateway' }),
   expiresAt: Type.String({ format: 'date-time' }),
