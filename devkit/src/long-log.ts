@@ -15,7 +15,9 @@ export async function lengthenJobLog(models: Pick<Models, 'JobLineChunk' | 'Stac
   for (let seq = first; seq < first + count; seq++) {
     extra.push({ seq, stream: 'stdout', text: `\x1b[32m+\x1b[0m step ${seq}: resource line ${seq % 97 === 0 ? 'needle-' : ''}${seq}`, ts });
   }
-  // A writer rewrites the chunk it has open: start it from the stored lines so that it appends after them.
+  // Written afresh, every chunk an insert: a writer would rewrite the run's chunks in place, one
+  // update each, which FerretDB makes slow (it scans for each).
+  await models.JobLineChunk.deleteMany({ jobId });
   await lineStore(models)
     .writer(jobId)
     .append([...stored, ...extra]);

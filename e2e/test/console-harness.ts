@@ -32,6 +32,8 @@ export async function launchChromium(t: Test): Promise<Browser> {
  */
 export async function consolePage(browser: Browser, origins: string[], viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, colorScheme: 'light' });
+  // A step that cannot happen fails within this, naming itself, rather than at the file's timeout.
+  context.setDefaultTimeout(30_000);
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));

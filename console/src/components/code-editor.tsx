@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../lib/api.js';
 import type { DeclarationFile, MountedEditor } from '../editor/monaco.js';
 
@@ -39,6 +39,10 @@ export function CodeEditor({ path, value, label, small, onChange }: CodeEditorPr
   const editor = useRef<MountedEditor>();
   const latest = useRef(onChange);
   latest.current = onChange;
+  /** What the editor last reported: a `value` equal to it is the page catching up, not a change to push back. */
+  const reported = useRef<{ path: string; value: string }>();
+  const currentPath = useRef(path);
+  currentPath.current = path;
   const [failed, setFailed] = useState<string>();
   const [ready, setReady] = useState(false);
   useEffect(() => {
@@ -46,7 +50,16 @@ export function CodeEditor({ path, value, label, small, onChange }: CodeEditorPr
     loadEditor()
       .then(({ mountEditor }) => {
         if (disposed || !host.current) return;
-        editor.current = mountEditor(host.current, { path, value, label, fetchTypes, onChange: (text) => latest.current(text) });
+        editor.current = mountEditor(host.current, {
+          path,
+          value,
+          label,
+          fetchTypes,
+          onChange: (text) => {
+            reported.current = { path: currentPath.current, value: text };
+            latest.current(text);
+          },
+        });
         setReady(true);
       })
       .catch((err: Error) => setFailed(err.message));
@@ -55,7 +68,11 @@ export function CodeEditor({ path, value, label, small, onChange }: CodeEditorPr
       editor.current?.dispose();
     };
   }, []);
-  useEffect(() => {
+  // A layout effect: it runs right after the render a keystroke caused, before the next keystroke,
+  // so the page's copy is never older than the editor's when compared. Pushing an older copy back
+  // would undo the person's last keys.
+  useLayoutEffect(() => {
+    if (reported.current?.path === path && reported.current.value === value) return;
     editor.current?.setValue(path, value);
   }, [path, value, ready]);
   return (

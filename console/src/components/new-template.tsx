@@ -23,7 +23,7 @@ export function NewTemplate({ me }: { me: Me }) {
           <input
             value={name}
             required
-            pattern="[A-Za-z][A-Za-z0-9-]{0,62}"
+            pattern="[A-Za-z][A-Za-z0-9\-]{0,62}"
             onInput={(e) => setName((e.target as HTMLInputElement).value)}
           />
         </label>

@@ -30,7 +30,7 @@ export function TenantsPanel() {
           <input
             value={name}
             required
-            pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+            pattern="[a-z0-9]([a-z0-9\-]*[a-z0-9])?"
             onInput={(e) => setName((e.target as HTMLInputElement).value)}
           />
         </label>

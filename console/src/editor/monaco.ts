@@ -31,6 +31,21 @@ declare const EDITOR_WORKERS: Record<'editor' | 'ts' | 'json', string>;
   },
 };
 
+// Set before the first TypeScript model asks for its worker.
+{
+  const defaults = typescript.typescriptDefaults;
+  defaults.setCompilerOptions({
+    target: typescript.ScriptTarget.ES2022,
+    module: typescript.ModuleKind.CommonJS,
+    moduleResolution: typescript.ModuleResolutionKind.NodeJs,
+    strict: true,
+    esModuleInterop: true,
+    allowNonTsExtensions: true,
+  });
+  // Node's own types are not loaded: `process` and `node:` imports are the publish check's to judge.
+  defaults.setDiagnosticsOptions({ diagnosticCodesToIgnore: [2580, 2591, 2307] });
+}
+
 let typesLoaded: Promise<void> | undefined;
 
 export interface DeclarationFile {
@@ -42,16 +57,6 @@ export interface DeclarationFile {
 function loadTypes(fetchTypes: () => Promise<DeclarationFile[]>): Promise<void> {
   typesLoaded ??= fetchTypes().then((files) => {
     const defaults = typescript.typescriptDefaults;
-    defaults.setCompilerOptions({
-      target: typescript.ScriptTarget.ES2022,
-      module: typescript.ModuleKind.CommonJS,
-      moduleResolution: typescript.ModuleResolutionKind.NodeJs,
-      strict: true,
-      esModuleInterop: true,
-      allowNonTsExtensions: true,
-    });
-    // Node's own types are not loaded: `process` and `node:` imports are the publish check's to judge.
-    defaults.setDiagnosticsOptions({ diagnosticCodesToIgnore: [2580, 2591, 2307] });
     for (const file of files) defaults.addExtraLib(file.content, file.path);
   });
   return typesLoaded;
