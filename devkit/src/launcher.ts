@@ -54,6 +54,9 @@ export async function startLocalDeployment(
       CREDENTIALS_KEY: env.CREDENTIALS_KEY ?? (await localSecret(dataDir, 'credentials.key', () => randomBytes(32).toString('base64'))),
       LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
       HOST: '127.0.0.1',
+      // Everything of a run under its data folder (the defaults point at the repository's .data/).
+      PULUMI_BACKEND_URL: env.PULUMI_BACKEND_URL ?? `file://${join(dataDir, 'pulumi-state')}`,
+      WORK_DIR: env.WORK_DIR ?? join(dataDir, 'work'),
       // Where LocalFileSet may write: .data/files, unless a WORK_DIR given makes it WORK_DIR/files.
       ...(env.LOCAL_FILES_ROOT || !env.WORK_DIR ? { LOCAL_FILES_ROOT: env.LOCAL_FILES_ROOT ?? join(dataDir, 'files') } : {}),
     };

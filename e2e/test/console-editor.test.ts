@@ -21,7 +21,11 @@ t.test('write, publish and deploy a template from the editor', async (t) => {
   const editor = page.locator('.editor-main .monaco-editor');
   await editor.waitFor({ timeout: 60_000 });
   // Monaco draws spaces as no-break spaces.
-  t.match((await editor.textContent())?.replace(/\u00a0/g, ' '), /import \* as pulumi from '@pulumi\/pulumi'/, 'Monaco holds the program to start from');
+  t.match(
+    (await editor.textContent())?.replace(/\u00a0/g, ' '),
+    /import \* as pulumi from '@pulumi\/pulumi'/,
+    'Monaco holds the program to start from',
+  );
 
   // Completion from the runtime packages' declarations.
   await editor.click();

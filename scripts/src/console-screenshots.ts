@@ -1,10 +1,11 @@
 /**
- * `npm run screenshots`: the console's main pages in light and dark, at 1280×800, into
+ * `npm run screenshots`: the console's main pages in light and dark, at 1280×800 (and a job at a
+ * phone's 390×844), into
  * docs/screenshots/ (the README shows them). Starts the embedded default on a scratch data folder,
  * makes what the pages show (a deployed resource with two state versions, a job caught live, an
  * uploaded template) and drives Debian's Chromium.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiCaller, launchChromium, startLocalDeployment } from '@pds/devkit';
@@ -13,6 +14,7 @@ import type { Page } from 'playwright-core';
 
 const out = join(repoRoot, 'docs', 'screenshots');
 const dataDir = await mkdtemp(join(tmpdir(), 'pds-screenshots-'));
+await chmod(dataDir, 0o711); // jobs run as their slot's uid and must reach their folders
 const deployment = await startLocalDeployment({ ...process.env, LOG_LEVEL: 'warn' }, () => undefined, { dataDir });
 const token = deployment.env.ADMIN_TOKEN as string;
 const files = join(dataDir, 'files');
@@ -84,6 +86,10 @@ try {
   await page.locator('table.resources tr', { hasText: 'warehouse.parquet' }).getByText('running').waitFor({ timeout: 60_000 });
   await page.waitForTimeout(1_500);
   await shoot(page, 'job-live');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.screenshot({ path: join(out, 'job-live-phone.png') });
+  await page.setViewportSize({ width: 1280, height: 800 });
   await page.goto(`${deployment.apiUrl}/console/#/jobs`);
   await page.getByRole('heading', { name: 'Jobs' }).waitFor();
   await page.waitForTimeout(500);

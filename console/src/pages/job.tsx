@@ -7,7 +7,7 @@ import { href } from '../lib/router.js';
 import { can, type Me } from '../lib/session.js';
 import { type Connection, JobStream } from '../lib/stream.js';
 import type { Job } from '../lib/types.js';
-import { LogView, type LogLine } from '../components/log-view.js';
+import { type LogLine, logLine, LogView } from '../components/log-view.js';
 import { ResourceTable } from '../components/resource-table.js';
 import { Outputs } from '../components/outputs.js';
 import { ConfirmButton, CopyButton, ErrorBanner, Notice, StatusBadge } from '../components/ui.js';
@@ -28,7 +28,7 @@ function useJobStream(id: string, onStatus: () => void) {
     const redraw = () => (frame ||= requestAnimationFrame(() => ((frame = 0), setVersion((v) => v + 1))));
     const stream = new JobStream(id, {
       message(message) {
-        if (message.type === 'line') lines.current.push({ seq: message.seq, stream: message.stream, text: message.text });
+        if (message.type === 'line') lines.current.push(logLine(message.seq, message.stream, message.text));
         else if (message.type === 'event') model.current.take(message.event, Date.parse(message.ts));
         else if (message.type === 'status' || message.type === 'end') onStatus();
         redraw();

@@ -9,7 +9,7 @@
  *   longest task the page ran (PerformanceObserver `longtask`), and the time until every line is in,
  *   against a raw client reading the same replay.
  */
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { consoleRoot } from '@pds/console';
@@ -100,6 +100,7 @@ export async function consoleBench(): Promise<void> {
   console.log('\n== console (ours vs raw, same run) ==');
   await sizes();
   const dataDir = await mkdtemp(join(tmpdir(), 'pds-console-bench-'));
+  await chmod(dataDir, 0o711); // jobs run as their slot's uid and must reach their folders
   benchStep('starting the embedded default');
   const deployment = await startLocalDeployment({ ...process.env, LOG_LEVEL: 'warn' }, () => undefined, { dataDir });
   const browser = await launchChromium();
