@@ -1,7 +1,7 @@
 import './styles.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api } from './lib/api.js';
+import { api, type ApiError } from './lib/api.js';
 import { href, useRoute } from './lib/router.js';
 import { type Me, session, signOut, token } from './lib/session.js';
 import { useStore } from './lib/store.js';
@@ -89,14 +89,33 @@ function Shell({ me }: { me: Me }) {
 function App() {
   const state = useStore(session);
   const [checking, setChecking] = useState(Boolean(token()) && !state.me);
+  const [unreachable, setUnreachable] = useState<string>();
+  const [attempt, setAttempt] = useState(0);
   useEffect(() => {
-    // A reload of the tab: the token is still in sessionStorage; ask who it is.
+    // A reload of the tab: the token is still in sessionStorage; ask who it is. A 401 signs out
+    // (api() does); an outage keeps the token and offers to try again.
     if (!token() || state.me) return;
+    setUnreachable(undefined);
     api<Me>('GET', 'v1/whoami')
       .then((me) => session.set({ me }))
-      .catch((err: Error) => signOut(`Signed out: ${err.message}`))
+      .catch((err: ApiError) => err.status !== 401 && setUnreachable(err.message))
       .finally(() => setChecking(false));
-  }, [state.me]);
+  }, [state.me, attempt]);
+  if (unreachable && token())
+    return (
+      <main id="main" class="sign-in" tabIndex={-1}>
+        <div class="panel">
+          <h1>The service did not answer</h1>
+          <p>{unreachable}</p>
+          <button type="button" class="primary" onClick={() => setAttempt(attempt + 1)}>
+            Try again
+          </button>{' '}
+          <button type="button" class="ghost" onClick={() => signOut('You signed out.')}>
+            Sign out
+          </button>
+        </div>
+      </main>
+    );
   if (checking) return <p class="loading">Loading…</p>;
   return state.me ? <Shell me={state.me} /> : <SignIn reason={state.reason} />;
 }

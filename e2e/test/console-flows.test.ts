@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { axeViolations, consolePage, launchChromium, servicesForConsole, signIn } from './console-harness.js';
-import { createResource, fileSetManifest, queueJob, replaceResource, TOKEN, waitForJob } from './harness.js';
+import { ownGateway } from './cli-harness.js';
+import { createResource, fileSetManifest, queueJob, replaceResource, storedLines, TOKEN, waitForJob } from './harness.js';
 
 const { stack, apiUrl, consoleUrl } = await servicesForConsole(t, { CANCEL_GRACE_SECONDS: 2 });
 const browser = await launchChromium(t);
@@ -75,6 +76,42 @@ t.test('cancel a running deployment behind its confirmation', async (t) => {
   await dialog.getByRole('button', { name: 'Cancel the job' }).click();
   await page.locator('.page-head .badge', { hasText: 'cancelled' }).waitFor({ timeout: 60_000 });
   t.equal(await page.getByRole('button', { name: 'Cancel job' }).count(), 0, 'no cancel on an ended job');
+  t.same(problems, []);
+});
+
+t.test('the log resumes from its last line after the gateway restarts, each line once', async (t) => {
+  const directory = await mkdtemp(join(tmpdir(), 'console-resume-'));
+  const resource = await createResource(
+    stack,
+    fileSetManifest('resumed', directory, [
+      { path: 'first.txt', content: '1' },
+      { path: 'slow.txt', content: '2', delayMs: 6_000 },
+    ]),
+  );
+  const job = await queueJob(stack, resource.id, { operation: 'up' });
+  const { page, problems } = await consolePage(browser, origins);
+  await signIn(page, consoleUrl, TOKEN, `#/jobs/${job.id}`);
+  await page.locator('table.resources tr', { hasText: 'slow.txt' }).getByText('running').waitFor({ timeout: 60_000 });
+  const port = Number(new URL(stack.gatewayUrl).port);
+  await stack.gateway.close();
+  await page.locator('.conn-reconnecting').waitFor();
+  t.pass('the page says it is reconnecting');
+  const gateway = await ownGateway(stack, port);
+  t.teardown(() => gateway.stop());
+  await page.locator('.page-head .badge', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+  await page.locator('.conn-ended').waitFor();
+  const stored = (await storedLines(stack, job.id)).filter((line) => line.text !== undefined).map((line) => line.seq);
+  // The log keeps every line it was handed (a duplicate would make more, a gap fewer) and the page
+  // shows the rows in view: compare both ends with the store.
+  await page.getByText(`${stored.length} lines`).waitFor();
+  const rows = () => page.locator('.log-line').evaluateAll((all) => all.map((row) => Number(row.getAttribute('data-seq'))));
+  const atEnd = await rows();
+  t.same(atEnd, stored.slice(-atEnd.length), `the last ${atEnd.length} rows are the stored lines' last`);
+  await page.locator('.log-box').evaluate((box) => (box.scrollTop = 0));
+  await page.locator(`.log-line[data-seq="${stored[0]}"]`).waitFor();
+  const atStart = await rows();
+  t.same(atStart, stored.slice(0, atStart.length), `the first ${atStart.length} rows are the stored lines' first`);
+  t.pass(`${stored.length} lines, each once, in order, across the restart`);
   t.same(problems, []);
 });
 

@@ -118,6 +118,36 @@ t.test('sign in, deploy from the generated form, watch it live, sign out', async
   t.same(problems, [], 'no page error, no policy violation, nothing from another origin');
 });
 
+t.test('every other page passes axe: templates, resources, settings (tokens shown once, webhooks, audit, tenants)', async (t) => {
+  const { page, problems } = await consolePage(browser, origins);
+  const violations: string[] = [];
+  const visit = async (hash: string, heading: string | RegExp) => {
+    await page.goto(`${consoleUrl}${hash}`);
+    await page
+      .getByRole('heading', { name: heading, exact: typeof heading === 'string' })
+      .first()
+      .waitFor();
+    violations.push(...(await axeViolations(page)).map((v) => `${hash}: ${v}`));
+  };
+  await signIn(page, consoleUrl, TOKEN, '#/templates');
+  await visit('#/templates', 'Built in');
+  await visit('#/resources', 'Resources');
+  await visit('#/settings/tokens', 'New token');
+  await page.getByLabel('Name', { exact: true }).fill('console-made');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const shown = await page.locator('code.secret-once').textContent();
+  t.match(shown, /^pds_/, 'the new token, shown once');
+  await page.reload();
+  await page.getByRole('heading', { name: 'Tokens', exact: true }).waitFor();
+  t.notMatch(await page.textContent('main'), shown ?? 'never', 'and not again');
+  await visit('#/settings/webhooks', 'New webhook');
+  await visit('#/settings/audit', 'Audit log');
+  await page.getByText('token.create').first().waitFor();
+  await visit('#/settings/tenants', 'New tenant');
+  t.same(violations, [], 'axe-core: no serious or critical violation');
+  t.same(problems, []);
+});
+
 t.test('a token revoked while signed in returns the tab to sign-in, saying why', async (t) => {
   const token = await call('POST', '/v1/tokens', { name: 'short-lived', role: 'viewer' });
   const { page, problems } = await consolePage(browser, origins);

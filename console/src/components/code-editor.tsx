@@ -20,7 +20,7 @@ function loadEditor(): Promise<typeof import('../editor/monaco.js')> {
   return loading;
 }
 
-const fetchTypes = () => api<{ files: DeclarationFile[] }>('GET', 'v1/runtime/types').then((r) => r.files);
+const fetchTypes = () => api<{ files: DeclarationFile[] }>('GET', 'v1/runtime/types', { cache: 'no-cache' }).then((r) => r.files);
 
 export interface CodeEditorProps {
   path: string;

@@ -1,6 +1,6 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ansiSpans, plain } from '../lib/ansi.js';
-import { replaceQuery } from '../lib/router.js';
+import { href, replaceQuery } from '../lib/router.js';
 
 export interface LogLine {
   seq: number;
@@ -152,7 +152,7 @@ export function LogView({ lines, version, jobId, anchor }: { lines: LogLine[]; v
               <div key={line.seq} class={classes} style={{ top: `${index * ROW}px` }} data-seq={line.seq}>
                 <a
                   class="ln"
-                  href={`#line-${line.seq}`}
+                  href={href(['jobs', jobId], { line: line.seq })}
                   onClick={(e) => {
                     e.preventDefault();
                     setSelected(line.seq);

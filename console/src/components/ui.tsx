@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { useRef, useState } from 'preact/hooks';
+import { useId, useRef, useState } from 'preact/hooks';
 import { label, tone } from '../lib/format.js';
 
 export function StatusBadge({ status }: { status: string }) {
@@ -62,6 +62,7 @@ export function ConfirmButton(props: {
   const [comment, setComment] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  const titleId = useId();
   const confirm = async () => {
     setBusy(true);
     setError(undefined);
@@ -85,9 +86,9 @@ export function ConfirmButton(props: {
       >
         {props.label}
       </button>
-      <dialog ref={dialog} aria-labelledby={`${props.label}-title`}>
+      <dialog ref={dialog} aria-labelledby={titleId}>
         <form method="dialog" onSubmit={(e) => (e.preventDefault(), void confirm())}>
-          <h2 id={`${props.label}-title`}>{props.title}</h2>
+          <h2 id={titleId}>{props.title}</h2>
           <div class="dialog-body">{props.body}</div>
           {props.comment !== undefined && (
             <label class="field">

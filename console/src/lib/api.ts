@@ -20,6 +20,8 @@ export interface RequestOptions {
   /** Sent as application/yaml (a manifest). */
   yaml?: string;
   signal?: AbortSignal;
+  /** The browser's HTTP cache (default: not used; an answer the API tags, such as the runtime's types, may revalidate). */
+  cache?: RequestCache;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function api<T>(method: string, path: string, options: RequestOptio
   }
   let res: Response;
   try {
-    res = await fetch(apiUrl(path), { method, headers, body, signal: options.signal, cache: 'no-store' });
+    res = await fetch(apiUrl(path), { method, headers, body, signal: options.signal, cache: options.cache ?? 'no-store' });
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
     throw new ApiError(0, 'The service cannot be reached: check your connection, then try again.');

@@ -40,6 +40,8 @@ function gatewaySettings(): Promise<{ gatewayUrl?: string }> {
 }
 
 const BACKOFF_MAX_MS = 30_000;
+/** Close codes after which the job's stream cannot go on: an unknown job, lines swept as old history. */
+const FINAL_ERRORS = [4404, 4410];
 
 /**
  * Follows one job: replay from `from`, then live, each seq once. A ticket per connection (never the
@@ -91,11 +93,12 @@ export class JobStream {
     const socket = new WebSocket(url);
     this.socket = socket;
     let ended = false;
-    socket.onopen = () => {
-      this.attempt = 0;
-      this.on.connection('live');
-    };
+    /** An error the job's stream cannot get past (unknown job, lines swept); others (1011) are retried from the last seq. */
+    let final: string | undefined;
+    socket.onopen = () => this.on.connection('live');
     socket.onmessage = (event) => {
+      // A socket that delivers is a working one: only then does the backoff start again from 1 s.
+      this.attempt = 0;
       const message = JSON.parse(String(event.data)) as StreamMessage;
       if ('seq' in message) {
         if (message.seq <= this.lastSeq) return;
@@ -103,16 +106,17 @@ export class JobStream {
       }
       if (message.type === 'end') ended = true;
       if (message.type === 'error') {
-        ended = true;
-        this.on.connection('failed', message.message);
+        if (FINAL_ERRORS.includes(message.code)) final = message.message;
+        return;
       }
       this.on.message(message);
     };
     socket.onclose = (event) => {
       if (this.stopped || socket !== this.socket) return;
-      if (ended || event.code === 1000) return this.on.connection(ended ? 'ended' : 'failed', event.reason || undefined);
+      if (ended) return this.on.connection('ended');
+      if (final !== undefined) return this.on.connection('failed', final);
       if (event.code === 4401) return this.on.connection('failed', 'Your token no longer opens this stream: sign in again.');
-      if (event.code === 4404 || event.code === 4410) return this.on.connection('failed', event.reason || `closed (${event.code})`);
+      if (FINAL_ERRORS.includes(event.code)) return this.on.connection('failed', event.reason || `closed (${event.code})`);
       this.retry(`connection lost (${event.code})`);
     };
   }

@@ -90,6 +90,8 @@ export function EditorPage({ name, me }: { name: string; me: Me; query: URLSearc
   const [checks, setChecks] = useState<Record<string, CheckState>>();
   const [checkJob, setCheckJob] = useState<string>();
   const [busy, setBusy] = useState(false);
+  // Nothing is edited or saved before the stored content is in: a save would put the starter over it.
+  const [loaded, setLoaded] = useState<'loading' | 'ready' | Error>('loading');
 
   // Start from the draft, else the newest version's content (as the next version's draft), else the starter.
   useEffect(() => {
@@ -99,18 +101,25 @@ export function EditorPage({ name, me }: { name: string; me: Me; query: URLSearc
     const start = draft ?? items[0];
     setIsDraft(Boolean(draft));
     setVersion(draft?.version ?? nextVersion(items));
-    if (!start) return;
-    void api<Version>('GET', `${base}/${encodeURIComponent(start.version)}`).then((full) => {
-      if (full.files?.length) {
-        setFiles(full.files);
-        setCurrent(full.main || full.files[0]!.path);
-      }
-      setParameters(JSON.stringify(full.parameters ?? {}, null, 2));
-      setDefaults(JSON.stringify(full.defaults ?? {}, null, 2));
-    });
+    if (!start) return setLoaded('ready');
+    api<Version>('GET', `${base}/${encodeURIComponent(start.version)}`).then(
+      (full) => {
+        if (full.files?.length) {
+          setFiles(full.files);
+          setCurrent(full.main || full.files[0]!.path);
+        }
+        setParameters(JSON.stringify(full.parameters ?? {}, null, 2));
+        setDefaults(JSON.stringify(full.defaults ?? {}, null, 2));
+        setLoaded('ready');
+      },
+      (err: Error) => setLoaded(err),
+    );
   }, [versions.data]);
 
   if (!can(me, 'admin')) return <Notice>Editing templates needs the admin role.</Notice>;
+  if (loaded instanceof Error || versions.error)
+    return <ErrorBanner error={versions.error ?? (loaded as Error)} title="Could not load the template:" />;
+  if (loaded === 'loading') return <p class="loading">Loading the template…</p>;
   const file = files.find((f) => f.path === current) ?? files[0]!;
 
   const content = () => {
@@ -149,37 +158,39 @@ export function EditorPage({ name, me }: { name: string; me: Me; query: URLSearc
       return setBusy(false);
     }
     // While the API checks, watch the version: the smoke preview's job appears when the checks before it passed.
+    let settled = false;
     const watcher = setInterval(() => {
       void api<Version>('GET', `${base}/${encodeURIComponent(version)}`).then((v) => {
-        if (v.checkJobId) {
-          setCheckJob(v.checkJobId);
-          setChecks((old) => ({
-            ...Object.fromEntries(CHECKS.map((c) => [c.id, 'passed' as CheckState])),
-            ...(old ? {} : {}),
-            preview: 'running',
-          }));
-        }
+        if (!v.checkJobId || settled) return;
+        setCheckJob(v.checkJobId);
+        setChecks({ ...Object.fromEntries(CHECKS.map((c) => [c.id, 'passed' as CheckState])), preview: 'running' });
       });
     }, 1_000);
+    let outcome: Error | undefined;
     try {
       await api('POST', `${base}/${encodeURIComponent(version)}/publish`, { body: {} });
+    } catch (err) {
+      outcome = err as Error;
+    } finally {
+      // A status read still under way must not undo the outcome below.
+      settled = true;
+      clearInterval(watcher);
+      setBusy(false);
+    }
+    if (!outcome) {
       setChecks(Object.fromEntries(CHECKS.map((c) => [c.id, 'passed'])));
       setMessage({ tone: 'good', text: `${name} ${version} is published: new resources use it.` });
       setIsDraft(false);
       versions.reload();
-    } catch (err) {
-      const text = (err as Error).message;
-      const failedAt = CHECKS.findIndex((c) => c.failed.test(text));
-      setChecks(
-        Object.fromEntries(
-          CHECKS.map((c, i) => [c.id, failedAt < 0 ? 'skipped' : i < failedAt ? 'passed' : i === failedAt ? 'failed' : 'skipped']),
-        ),
-      );
-      setMessage({ tone: 'bad', text });
-    } finally {
-      clearInterval(watcher);
-      setBusy(false);
+      return;
     }
+    const failedAt = CHECKS.findIndex((c) => c.failed.test(outcome.message));
+    setChecks(
+      Object.fromEntries(
+        CHECKS.map((c, i) => [c.id, failedAt < 0 ? 'skipped' : i < failedAt ? 'passed' : i === failedAt ? 'failed' : 'skipped']),
+      ),
+    );
+    setMessage({ tone: 'bad', text: outcome.message });
   };
 
   return (

@@ -167,7 +167,7 @@ export function JobPage({ id, me, query }: { id: string; me: Me; query: URLSearc
       {job.linesSweptAt ? (
         <Notice>Its lines were removed as old history on {when(job.linesSweptAt)}; the result stays.</Notice>
       ) : (
-        <LogView lines={stream.lines} version={stream.version} jobId={job.id} anchor={anchor} />
+        <LogView key={job.id} lines={stream.lines} version={stream.version} jobId={job.id} anchor={anchor} />
       )}
       {job.result?.outputs !== undefined && (
         <>

@@ -101,8 +101,12 @@ export function JobsPage({ query: params }: { me: Me; query: URLSearchParams }) 
     (signal) =>
       filters.status || cursor
         ? Promise.resolve({ items: [] } as Page<Job>)
-        : api<Page<Job>>('GET', `v1/jobs${query({ status: 'awaiting_approval', limit: 20 })}`, { signal }),
-    [filters.status, cursor],
+        : api<Page<Job>>(
+            'GET',
+            `v1/jobs${query({ status: 'awaiting_approval', operation: filters.operation, resourceId: filters.resourceId, limit: 20 })}`,
+            { signal },
+          ),
+    [filters.status, filters.operation, filters.resourceId, cursor],
     LIVE_MS,
   );
   const set = (change: Record<string, string | undefined>) => replaceQuery({ ...filters, ...change, cursor: undefined });

@@ -85,6 +85,8 @@ function DeployForm({ template, me }: { template: Template; me: Me }) {
   const [general, setGeneral] = useState<string>();
   const [busy, setBusy] = useState(false);
   const [tried, setTried] = useState(false);
+  /** A resource of the same name exists: its id, while the person decides. */
+  const [existing, setExisting] = useState<string>();
   useEffect(() => {
     if (schema) setSpec((initialValue(schema) as Record<string, unknown>) ?? {});
   }, [schema]);
@@ -110,24 +112,28 @@ function DeployForm({ template, me }: { template: Template; me: Me }) {
   if (!resourceName && tried) local['metadata.name'] = 'is required';
   const errors = { ...(tried ? local : {}), ...serverErrors };
 
-  const submit = async (event: Event) => {
-    event.preventDefault();
+  /** Creates the resource, or (once the person said so) updates the one of that name; then queues the run. */
+  const deploy = async (update?: string) => {
     setTried(true);
     setServerErrors({});
     setGeneral(undefined);
+    setExisting(undefined);
     if (Object.keys(local).length > 0 || !resourceName) return;
     setBusy(true);
     const suffix = tenant ? `?tenant=${encodeURIComponent(tenant)}` : '';
     try {
       let resource: Resource;
-      try {
-        resource = await api<Resource>('POST', `v1/resources${suffix}`, { yaml: yamlText });
-      } catch (err) {
-        // The same name again: the form updates that resource, as `pds deploy` does.
-        const existing =
-          err instanceof ApiError && err.status === 409 ? /already exists \(id ([\w-]+)\)/.exec(err.message)?.[1] : undefined;
-        if (!existing) throw err;
-        resource = await api<Resource>('PUT', `v1/resources/${encodeURIComponent(existing)}`, { yaml: yamlText });
+      if (update) resource = await api<Resource>('PUT', `v1/resources/${encodeURIComponent(update)}`, { yaml: yamlText });
+      else {
+        try {
+          resource = await api<Resource>('POST', `v1/resources${suffix}`, { yaml: yamlText });
+        } catch (err) {
+          // The name is taken: ask before replacing that resource's manifest (someone else's, perhaps).
+          const id = err instanceof ApiError && err.status === 409 ? /already exists \(id ([\w-]+)\)/.exec(err.message)?.[1] : undefined;
+          if (!id) throw err;
+          setExisting(id);
+          return;
+        }
       }
       const job = await api<Job>('POST', `v1/resources/${encodeURIComponent(resource.id)}/jobs`, { body: { operation } });
       navigate(href(['jobs', job.id]));
@@ -145,7 +151,7 @@ function DeployForm({ template, me }: { template: Template; me: Me }) {
   if (!schema) return schemaLoad.error ? <ErrorBanner error={schemaLoad.error} /> : <p class="loading">Loading the parameters…</p>;
   return (
     <div class="deploy">
-      <form class="deploy-form" onSubmit={submit} noValidate aria-label={`Deploy ${template.name}`}>
+      <form class="deploy-form" onSubmit={(e) => (e.preventDefault(), void deploy())} noValidate aria-label={`Deploy ${template.name}`}>
         <div class="field">
           <label for="f-metadata-name">
             Name<abbr title="required"> *</abbr>
@@ -189,6 +195,22 @@ function DeployForm({ template, me }: { template: Template; me: Me }) {
           </p>
         )}
         <ErrorBanner error={general} title="Not deployed:" />
+        {existing && (
+          <div class="banner wait" role="alert">
+            <p>
+              A resource named <strong>{resourceName}</strong> exists (<a href={href(['resources', existing])}>open it</a>). Deploying
+              replaces its manifest with this one.
+            </p>
+            <div class="actions left">
+              <button type="button" class="primary" onClick={() => void deploy(existing)}>
+                Replace it and {operation === 'up' ? 'deploy' : 'preview'}
+              </button>
+              <button type="button" class="ghost" onClick={() => setExisting(undefined)}>
+                Keep it; change the name
+              </button>
+            </div>
+          </div>
+        )}
         <button type="submit" class="primary" disabled={busy}>
           {busy ? 'Deploying…' : operation === 'up' ? 'Deploy' : 'Preview'}
         </button>

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import { publicRoutes } from '@pds/shared';
 import type { FastifyPluginAsync } from 'fastify';
@@ -67,7 +67,8 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleOptions> = async (app, { r
       cacheControl: false,
       // Called with the reply (@fastify/static 9+).
       setHeaders(reply: { header(name: string, value: string): void }, path: string) {
-        reply.header('cache-control', path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+        const hashed = relative(root, path).startsWith(`assets${sep}`);
+        reply.header('cache-control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache');
       },
     },
   });

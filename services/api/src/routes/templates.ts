@@ -325,10 +325,16 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (_request, reply) => {
-      // They change only with the service's version.
-      reply.header('cache-control', 'private, max-age=3600');
-      return { files: await runtimeDeclarations() };
+    async (request, reply) => {
+      const body = await runtimeDeclarations();
+      // They change only with the service's version: a browser asks again with the tag (304).
+      reply.header('cache-control', 'private, no-cache').header('etag', body.etag).header('vary', 'accept-encoding');
+      // Sent as made (a string or buffer skips the route's serializer).
+      if (request.headers['if-none-match'] === body.etag) return reply.code(304).send(undefined as never);
+      reply.type('application/json; charset=utf-8');
+      if (/\bgzip\b/.test(request.headers['accept-encoding'] ?? ''))
+        return reply.header('content-encoding', 'gzip').send(body.gzip as never);
+      return reply.send(body.json as never);
     },
   );
 };

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { runtimePackages } from '@pds/shared';
 
 export interface DeclarationFile {
@@ -13,17 +15,25 @@ const SKIPPED = new Set(['node_modules', 'proto', 'vendor', 'cmd']);
 /** The declarations served at most (the runtime packages' are ~0.9 MiB). */
 const MAX_BYTES = 4 * 1024 * 1024;
 
-let cached: Promise<DeclarationFile[]> | undefined;
+/** The answer of GET /v1/runtime/types, made once: its JSON, gzipped, and a tag of its content. */
+export interface DeclarationsBody {
+  json: string;
+  gzip: Buffer;
+  etag: string;
+}
+
+let cached: Promise<DeclarationsBody> | undefined;
 
 /**
  * The runtime packages' type declarations and package.json files, for the template editor's
- * completion (GET /v1/runtime/types): read once per process, from the same packages the publish
- * check compiles against.
+ * completion (GET /v1/runtime/types): read, serialised and compressed once per process (the
+ * packages do not change under a running API), from the same packages the publish check compiles
+ * against.
  */
-export function runtimeDeclarations(): Promise<DeclarationFile[]> {
-  cached ??= collect().catch((err: unknown) => {
-    cached = undefined;
-    throw err;
+export function runtimeDeclarations(): Promise<DeclarationsBody> {
+  cached ??= collect().then((files) => {
+    const json = JSON.stringify({ files });
+    return { json, gzip: gzipSync(json), etag: `"${createHash('sha256').update(json).digest('base64url').slice(0, 27)}"` };
   });
   return cached;
 }
@@ -33,10 +43,12 @@ async function collect(): Promise<DeclarationFile[]> {
   let bytes = 0;
   for (const pkg of runtimePackages()) {
     const manifest = JSON.parse(await readFile(join(pkg.dir, 'package.json'), 'utf8')) as Record<string, unknown>;
-    const { name, version, types, typings, exports } = manifest;
+    // What the editor's module resolution (node10) reads; `exports` is left out: the editor's
+    // TypeScript would follow its conditions rather than `main` and find no declarations.
+    const { name, version, main, types, typings } = manifest;
     files.push({
       path: `file:///node_modules/${pkg.name}/package.json`,
-      content: JSON.stringify({ name, version, types, typings, exports }),
+      content: JSON.stringify({ name, version, main, types, typings }),
     });
     for (const file of await declarationsUnder(pkg.dir)) {
       const content = await readFile(file, 'utf8');
