@@ -62,12 +62,15 @@ export class ApiClient {
 function errorOf(status: number, text: string, what: string, retryAfter: string | null): CliError {
   // Not the API's JSON (a proxy's page): its start, on one line.
   let message = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  let existingId: string | undefined;
   try {
-    message = (JSON.parse(text) as { message?: string }).message ?? message;
+    const body = JSON.parse(text) as { message?: string; existingId?: string };
+    message = body.message ?? message;
+    existingId = body.existingId;
   } catch {
     // kept as read
   }
-  const error = (text: string, code: number) => new CliError(text, code, status);
+  const error = (text: string, code: number) => new CliError(text, code, status, existingId);
   if (status === 401) return error(`the token was refused (401: ${message}): log in again with \`pds login\``, EXIT.auth);
   if (status === 403) return error(`not allowed (403): ${message}`, EXIT.auth);
   if (status === 404) return error(`not found (404): ${message}`, EXIT.usage);

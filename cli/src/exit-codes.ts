@@ -23,6 +23,8 @@ export class CliError extends Error {
     readonly code: number,
     /** The API's HTTP status, when the API said no. */
     readonly status?: number,
+    /** A 409 for a name already taken: the id of the object that has it (the API's `existingId`). */
+    readonly existingId?: string,
   ) {
     super(message);
   }

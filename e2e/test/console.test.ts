@@ -102,6 +102,22 @@ t.test('sign in, deploy from the generated form, watch it live, sign out', async
   t.match(await page.locator('table.outputs').textContent(), new RegExp(directory), 'its outputs');
   t.match(await page.locator('.progress-text').textContent(), /100%/);
 
+  // The same name again: the form asks before replacing that resource's manifest.
+  await page.goto(`${consoleUrl}#/templates/LocalFileSet`);
+  await page.getByLabel('Name').first().fill('console-demo');
+  await page.getByLabel('directory').fill(directory);
+  await page.getByRole('button', { name: 'Add file' }).click();
+  await page.getByLabel('path').fill('hello.txt');
+  await page.getByLabel('content').fill('hello again\n');
+  await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+  const exists = page.getByRole('alert').filter({ hasText: 'A resource named console-demo exists' });
+  await exists.waitFor();
+  t.equal((await call('GET', '/v1/resources')).items[0].version, 1, 'asking changed nothing');
+  await exists.getByRole('button', { name: 'Replace it and deploy' }).click();
+  await page.getByRole('heading', { name: /up console-demo/ }).waitFor();
+  await page.locator('.page-head .badge', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+  t.equal(await readFile(join(directory, 'hello.txt'), 'utf8'), 'hello again\n', 'the replaced manifest was deployed');
+
   // The jobs list updates by itself: a job queued elsewhere appears without a reload.
   await page.getByRole('link', { name: 'Jobs', exact: true }).click();
   await page.getByRole('heading', { name: 'Jobs' }).waitFor();

@@ -10,6 +10,8 @@ export class AppError extends Error {
     readonly statusCode: number,
     /** Sent as `Retry-After` (a limit that frees up with time). */
     readonly retryAfterSeconds?: number,
+    /** A 409 for a name already taken: the id of the object that has it, sent as `existingId` (update it instead). */
+    readonly existingId?: string,
   ) {
     super(message);
   }
@@ -29,6 +31,8 @@ export const errors = {
   forbidden: createError('FORBIDDEN', 403),
   notFound: createError('NOT_FOUND', 404),
   conflict: createError('CONFLICT', 409),
+  /** A name already taken; `existingId` tells the client which object has it (`pds deploy` and the console update it). */
+  exists: (message: string, existingId?: string) => new AppError('CONFLICT', message, 409, undefined, existingId),
   gone: createError('GONE', 410),
   payloadTooLarge: createError('PAYLOAD_TOO_LARGE', 413),
   upgradeRequired: createError('UPGRADE_REQUIRED', 426),

@@ -72,7 +72,7 @@ async function createOrUpdate(
   try {
     return { resource: await api.call<ResourceView>(`/v1/resources${query}`, { method: 'POST', yaml: manifest }), created: true };
   } catch (err) {
-    const existing = err instanceof CliError && err.status === 409 ? /already exists \(id ([\w-]+)\)/.exec(err.message)?.[1] : undefined;
+    const existing = err instanceof CliError && err.status === 409 ? err.existingId : undefined;
     if (!existing) throw err;
     return { resource: await api.call<ResourceView>(`/v1/resources/${existing}`, { method: 'PUT', yaml: manifest }), created: false };
   }

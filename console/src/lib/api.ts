@@ -5,6 +5,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** A 409 for a name already taken: the id of the object that has it. */
+    readonly existingId?: string,
   ) {
     super(message);
   }
@@ -50,9 +52,9 @@ export async function api<T>(method: string, path: string, options: RequestOptio
   const text = await res.text();
   const parsed = text ? safeJson(text) : undefined;
   if (res.ok) return parsed as T;
-  const message = (parsed as { message?: string } | undefined)?.message ?? `${res.status} ${res.statusText}`;
+  const { message = `${res.status} ${res.statusText}`, existingId } = (parsed ?? {}) as { message?: string; existingId?: string };
   if (res.status === 401 && bearer) signOut(`Signed out: ${message}`);
-  throw new ApiError(res.status, message);
+  throw new ApiError(res.status, message, existingId);
 }
 
 function safeJson(text: string): unknown {

@@ -129,7 +129,7 @@ function DeployForm({ template, me }: { template: Template; me: Me }) {
           resource = await api<Resource>('POST', `v1/resources${suffix}`, { yaml: yamlText });
         } catch (err) {
           // The name is taken: ask before replacing that resource's manifest (someone else's, perhaps).
-          const id = err instanceof ApiError && err.status === 409 ? /already exists \(id ([\w-]+)\)/.exec(err.message)?.[1] : undefined;
+          const id = err instanceof ApiError && err.status === 409 ? err.existingId : undefined;
           if (!id) throw err;
           setExisting(id);
           return;

@@ -57,6 +57,7 @@ t.test('resources', async (t) => {
     const res = await post(manifest('dup'));
     t.equal(res.statusCode, 409);
     t.match(res.json().message, `already exists (id ${first.json().id})`, 'naming the one that does, so a client can update it');
+    t.equal(res.json().existingId, first.json().id, 'and giving its id as a field');
   });
 
   t.test('replacing a manifest bumps its version; kind, name and stack cannot change', async (t) => {

@@ -32,7 +32,12 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
   request.auditFailure = err.message;
   if (err instanceof AppError) {
     if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
-    return reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.code, message: err.message });
+    return reply.code(err.statusCode).send({
+      statusCode: err.statusCode,
+      error: err.code,
+      message: err.message,
+      ...(err.existingId ? { existingId: err.existingId } : {}),
+    });
   }
   if (err.validation) {
     return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: validationMessage(err) });

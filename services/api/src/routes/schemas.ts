@@ -28,6 +28,7 @@ export const ErrorSchema = Type.Object({
   statusCode: Type.Integer(),
   error: Type.String(),
   message: Type.String(),
+  existingId: Type.Optional(Type.String({ description: 'A 409 for a name already taken: the id of the object that has it' })),
 });
 
 export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });

@@ -233,8 +233,9 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
           const existing = await models.Resource.findOne({ tenantId, kind: manifest.kind, name: manifest.metadata.name }, { _id: 1 })
             .lean<{ _id: string }>()
             .catch(() => null);
-          throw errors.conflict(
+          throw errors.exists(
             `a ${manifest.kind} resource with name ${manifest.metadata.name} already exists${existing ? ` (id ${existing._id})` : ''}`,
+            existing?._id,
           );
         }
         throw err;
