@@ -20,6 +20,8 @@ export async function startTestHost(
   const [here, there] = [`pdsth${n}a`, `pdsth${n}b`];
   const machineSide = `10.213.${n}.1`;
   const address = `10.213.${n}.2`;
+  // A run killed mid-test (its teardown never ran) leaves the link behind, and its name taken.
+  await run('ip', ['link', 'del', here]).catch(() => undefined);
   await run('ip', ['link', 'add', here, 'type', 'veth', 'peer', 'name', there]);
   t.teardown(() => run('ip', ['link', 'del', here]).catch(() => undefined));
   await run('ip', ['link', 'set', there, 'netns', String(holder.pid)]);
