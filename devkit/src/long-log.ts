@@ -9,7 +9,8 @@ export async function lengthenJobLog(models: Pick<Models, 'JobLineChunk' | 'Stac
   const job = await models.StackJob.findById(jobId).lean<{ lastSeq?: number }>();
   if (!job) throw new Error(`job ${jobId} not found`);
   const first = (job.lastSeq ?? 0) + 1;
-  const stored = await lineStore(models).read(jobId, 0, first);
+  const store = lineStore(models);
+  const stored = await store.read(jobId, 0, first);
   const ts = new Date().toISOString();
   const extra: StoredLine[] = [];
   for (let seq = first; seq < first + count; seq++) {
@@ -18,9 +19,7 @@ export async function lengthenJobLog(models: Pick<Models, 'JobLineChunk' | 'Stac
   // Written afresh, every chunk an insert: a writer would rewrite the run's chunks in place, one
   // update each, which FerretDB makes slow (it scans for each).
   await models.JobLineChunk.deleteMany({ jobId });
-  await lineStore(models)
-    .writer(jobId)
-    .append([...stored, ...extra]);
+  await store.writer(jobId).append([...stored, ...extra]);
   await models.StackJob.updateOne({ _id: jobId }, { $set: { lastSeq: first + count - 1 } });
   return { first, last: first + count - 1, textLines: stored.filter((line) => line.stream !== 'event').length + count };
 }

@@ -31,7 +31,7 @@ export const errors = {
   forbidden: createError('FORBIDDEN', 403),
   notFound: createError('NOT_FOUND', 404),
   conflict: createError('CONFLICT', 409),
-  /** A name already taken; `existingId` tells the client which object has it (`pds deploy` and the console update it). */
+  /** A resource name already taken; `existingId` tells the client which resource has it (`pds deploy` and the console update it). */
   exists: (message: string, existingId?: string) => new AppError('CONFLICT', message, 409, undefined, existingId),
   gone: createError('GONE', 410),
   payloadTooLarge: createError('PAYLOAD_TOO_LARGE', 413),

@@ -111,11 +111,6 @@ export function ConfirmButton(props: {
   );
 }
 
-/** A disabled action's reason, shown to the right of where the button would be (viewers). */
-export function roleReason(needed: string, role: string | undefined): string {
-  return `Needs the ${needed} role; you are signed in as ${role ?? 'nobody'}.`;
-}
-
 export function Empty({ children }: { children: ComponentChildren }) {
   return <p class="empty">{children}</p>;
 }

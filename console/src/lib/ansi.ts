@@ -3,7 +3,7 @@
 /** One run of text in one style. */
 export interface Span {
   text: string;
-  /** CSS classes: `fg-1`…`fg-15`, `b` (bold), `dim`, `u`. */
+  /** CSS classes: `fg-1`…`fg-15` (and `fg-16` for black), `b` (bold), `dim`, `u`. */
   cls: string;
 }
 
@@ -11,7 +11,7 @@ const ESC = /\x1b\[([0-9;]*)m/g;
 
 /**
  * Splits a line with ANSI SGR sequences (what Pulumi prints in colour) into styled spans. Other
- * escape sequences are dropped; 256 and RGB colours fall back to the default colour.
+ * CSI sequences are dropped; 256 and RGB colours fall back to the default colour.
  */
 export function ansiSpans(line: string): Span[] {
   if (!line.includes('\x1b')) return [{ text: line, cls: '' }];

@@ -99,7 +99,14 @@ export class JobStream {
     socket.onmessage = (event) => {
       // A socket that delivers is a working one: only then does the backoff start again from 1 s.
       this.attempt = 0;
-      const message = JSON.parse(String(event.data)) as StreamMessage;
+      let message: StreamMessage;
+      try {
+        message = JSON.parse(String(event.data)) as StreamMessage;
+      } catch {
+        // Not the gateway's JSON: drop this socket and resume from the last seq on a new one.
+        socket.close(4000, 'a message that is not JSON');
+        return;
+      }
       if ('seq' in message) {
         if (message.seq <= this.lastSeq) return;
         this.lastSeq = message.seq;

@@ -9,7 +9,7 @@
  *   longest task the page ran (PerformanceObserver `longtask`), and the time until every line is in,
  *   against a raw client reading the same replay.
  */
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { consoleRoot } from '@pds/console';
@@ -44,7 +44,6 @@ async function sizes(): Promise<void> {
 }
 
 async function editorFiles(): Promise<{ js: string; css: string }> {
-  const { readdir } = await import('node:fs/promises');
   const names = await readdir(join(consoleRoot, 'assets', 'editor'));
   const pick = (ext: string) => `assets/editor/${names.find((n) => n.endsWith(ext)) ?? ''}`;
   return { js: pick('.js'), css: pick('.css') };

@@ -330,9 +330,11 @@ export const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // They change only with the service's version: a browser asks again with the tag (304).
       reply.header('cache-control', 'private, no-cache').header('etag', body.etag).header('vary', 'accept-encoding');
       // Sent as made (a string or buffer skips the route's serializer).
-      if (request.headers['if-none-match'] === body.etag) return reply.code(304).send(undefined as never);
+      const tags = (request.headers['if-none-match'] ?? '').split(',').map((tag) => tag.trim().replace(/^W\//, ''));
+      if (tags.includes(body.etag) || tags.includes('*')) return reply.code(304).send(undefined as never);
       reply.type('application/json; charset=utf-8');
-      if (/\bgzip\b/.test(request.headers['accept-encoding'] ?? ''))
+      // gzip, unless refused (`gzip;q=0`).
+      if (/\bgzip\b(?!\s*;\s*q=0(\.0+)?\b)/.test(request.headers['accept-encoding'] ?? ''))
         return reply.header('content-encoding', 'gzip').send(body.gzip as never);
       return reply.send(body.json as never);
     },

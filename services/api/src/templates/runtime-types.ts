@@ -31,10 +31,17 @@ let cached: Promise<DeclarationsBody> | undefined;
  * against.
  */
 export function runtimeDeclarations(): Promise<DeclarationsBody> {
-  cached ??= collect().then((files) => {
-    const json = JSON.stringify({ files });
-    return { json, gzip: gzipSync(json), etag: `"${createHash('sha256').update(json).digest('base64url').slice(0, 27)}"` };
-  });
+  cached ??= collect().then(
+    (files) => {
+      const json = JSON.stringify({ files });
+      return { json, gzip: gzipSync(json), etag: `"${createHash('sha256').update(json).digest('base64url').slice(0, 27)}"` };
+    },
+    (err: unknown) => {
+      // Not kept: the next request reads the packages again.
+      cached = undefined;
+      throw err;
+    },
+  );
   return cached;
 }
 
@@ -52,7 +59,7 @@ async function collect(): Promise<DeclarationFile[]> {
     });
     for (const file of await declarationsUnder(pkg.dir)) {
       const content = await readFile(file, 'utf8');
-      bytes += content.length;
+      bytes += Buffer.byteLength(content);
       if (bytes > MAX_BYTES) throw new Error(`the runtime packages' declarations pass ${MAX_BYTES} bytes`);
       files.push({ path: `file:///node_modules/${pkg.name}/${relative(pkg.dir, file)}`, content });
     }
