@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApp } from '@pds/api';
+import { buildApp, createApiQueues } from '@pds/api';
 import { freePort, type Managed, startProcess, testIsolation, toolPath, waitForPort } from '@pds/devkit';
 import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
 import { createRunner, type RunnerDeps } from '@pds/runner';
@@ -17,16 +17,12 @@ import {
   createRedis,
   loadConfig,
   loadKindRegistry,
-  STACK_JOBS_QUEUE,
-  WEBHOOKS_QUEUE,
-  DRIFT_QUEUE,
   StackQueue,
   redisReady,
   repoRoot,
   prepareStore,
 } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
-import { Queue } from 'bullmq';
 import WebSocket from 'ws';
 
 export const TOKEN = 'test-admin-token-0123456789-abcdefghijklmnop';
@@ -99,21 +95,15 @@ export async function startStack(
   t.teardown(() => Promise.allSettled(connections.map((r) => r.quit())));
 
   await Promise.all(connections.map(redisReady));
-  const queue = new Queue(STACK_JOBS_QUEUE, { connection: workerRedis, prefix });
-  t.teardown(() => queue.close());
-  const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: workerRedis, prefix });
-  t.teardown(() => webhookQueue.close());
-  const driftQueue = new Queue(DRIFT_QUEUE, { connection: workerRedis, prefix });
-  t.teardown(() => driftQueue.close());
+  const queues = createApiQueues(workerRedis, { prefix });
+  t.teardown(() => queues.close());
   const mongoPing = () => connection.db?.admin().ping() as Promise<unknown>;
   const api = await buildApp(
     config,
     {
       models,
       kinds,
-      queue,
-      webhookQueue,
-      driftQueue,
+      ...queues,
       redis: commandRedis,
       subscriber: apiSubscriber,
       stacks: new StackQueue(commandRedis),
@@ -145,7 +135,7 @@ export async function startStack(
   const gatewayUrl = `ws://127.0.0.1:${(gateway.server.address() as { port: number }).port}`;
 
   const auth = { authorization: `Bearer ${TOKEN}` };
-  return { config, models, api, runner, queue, driftQueue, gateway, gatewayUrl, auth, scratch };
+  return { config, models, api, runner, ...queues, gateway, gatewayUrl, auth, scratch };
 }
 
 export interface StreamedMessage {

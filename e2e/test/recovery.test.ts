@@ -94,7 +94,7 @@ t.test('a lost job Redis forgot is found by the occasional scan of the store, no
           logger,
           staleAfterMs: 5_000,
           promote: async () => undefined,
-          queue: stack.queue,
+          lifecycle: stack.lifecycleQueue,
         },
         new Date(),
         { fullScan },
@@ -123,7 +123,6 @@ t.test('a compensating job lost with its runner leaves the failed up it answers 
     compensation: { mode: 'destroy', strategy: 'destroy', state: 'compensating', jobId: undo._id },
   });
   await stack.models.StackJob.updateOne({ _id: undo._id }, { $set: { compensates: failedUp._id } });
-  const told: string[] = [];
   const ended = await withRedis(stack, (redis) =>
     reconcileLostJobs({
       models: stack.models,
@@ -133,19 +132,20 @@ t.test('a compensating job lost with its runner leaves the failed up it answers 
       logger: createLogger({ name: 'test', level: 'silent' }),
       staleAfterMs: 5_000,
       promote: async () => undefined,
-      queue: stack.queue,
-      onCompensationFailed: async (id) => void told.push(id),
+      lifecycle: stack.lifecycleQueue,
     }),
   );
   t.same(ended, [undo._id]);
-  t.match(await stack.models.StackJob.findById(failedUp._id).lean(), {
+  // The reconciler queued the lost job's after-end reactions; the stack's runner works them.
+  const answered = await waitForJob(stack.models, failedUp._id, (d) => (d.compensation as { state?: string })?.state !== 'compensating');
+  t.match(answered, {
     compensation: {
       state: 'compensation_failed',
       error: new RegExp(`compensating job ${undo._id} was lost with its runner`),
       endedAt: String,
     },
   });
-  t.same(told, [failedUp._id], 'its webhooks hear compensation_failed');
+  t.ok(await stack.webhookQueue.getJob(`compensation_failed.${failedUp._id}`), 'its webhooks hear compensation_failed');
   const view = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${failedUp._id}`, headers: stack.auth })).json();
   t.match(view.compensation, { state: 'compensation_failed', jobId: undo._id }, 'and the API shows it');
 });
@@ -179,7 +179,7 @@ t.test('the API never serves a view of an ended job older than what was written 
         logger: createLogger({ name: 'test', level: 'silent' }),
         staleAfterMs: 5_000,
         promote: async () => undefined,
-        queue: stack.queue,
+        lifecycle: stack.lifecycleQueue,
       },
       new Date(),
       { fullScan: true },

@@ -1,5 +1,3 @@
-import type { Redis } from 'ioredis';
-import { amendJob } from './job-amend.js';
 import type { Models, StackJobDoc, StackStateDoc } from './models/index.js';
 import type { TenantRole } from './types.js';
 
@@ -74,25 +72,6 @@ export interface Approval {
 /** The job's approval, if it is gated. */
 export function approvalOfJob(job: Pick<StackJobDoc, 'approval'>): Approval | undefined {
   return (job.approval as Approval | undefined) ?? undefined;
-}
-
-/**
- * A compensating job that ended without putting its stack back (cancelled, rejected, expired, …):
- * the failed up it answers is `compensation_failed`, saying why. The caller tells webhooks.
- */
-export async function compensationNotDone(
-  models: Pick<Models, 'StackJob'>,
-  publisher: Pick<Redis, 'publish'>,
-  job: Pick<StackJobDoc, '_id' | 'compensates' | 'planFor'>,
-  how: string,
-): Promise<string | undefined> {
-  if (!job.compensates || job.planFor) return undefined;
-  await amendJob(models, publisher, job.compensates, {
-    'compensation.state': 'compensation_failed',
-    'compensation.error': `the compensating job ${job._id} ${how}; the stack was not put back`,
-    'compensation.endedAt': new Date().toISOString(),
-  });
-  return job.compensates;
 }
 
 /**

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { Models, StackJobDoc } from './models/index.js';
+import type { Models, ResourceDoc, StackJobDoc } from './models/index.js';
 import { STACK_JOBS_QUEUE } from './names.js';
 import type { StackQueue } from './stack-queue.js';
-import { stackKeyOf } from './tenancy.js';
+import { stackKeyOf, tenantOf } from './tenancy.js';
 import { approvalOf, decodePolicy } from './policy.js';
 import type { Operation } from './types.js';
 
@@ -38,6 +38,17 @@ export function creatorOf(job: Pick<StackJobDoc, 'createdBy'>): { createdBy: Job
       ...(by.actsFor ? { actsFor: by.actsFor } : {}),
       ...(by.identityUnknown ? { identityUnknown: true } : {}),
     },
+  };
+}
+
+/** The fields of a new job on `resource` that come from it: its tenant, its version, its kind and its stack. */
+export function jobOnResource(resource: Pick<ResourceDoc, '_id' | 'tenantId' | 'version' | 'kind' | 'stackFqdn'>) {
+  return {
+    tenantId: tenantOf(resource),
+    resourceId: resource._id,
+    resourceVersion: resource.version,
+    kind: resource.kind,
+    stackFqdn: resource.stackFqdn,
   };
 }
 

@@ -10,6 +10,8 @@ export const DRIFT_QUEUE = 'drift-schedules';
 
 /** The BullMQ queue of webhook work: fanning an event out to a tenant's webhooks, and each delivery. */
 export const WEBHOOKS_QUEUE = 'webhooks';
+/** What follows a job's end (lifecycle/after-end.ts): every path that ends a job queues it, runners work it. */
+export const JOB_LIFECYCLE_QUEUE = 'job-lifecycle';
 
 const PREFIX = 'pds';
 
@@ -109,7 +111,7 @@ export const STACK_JOBS_WAITING_LIST = `${QUEUE_PREFIX}:${STACK_JOBS_QUEUE}:wait
  * is allowed (store-users.ts). A key added above belongs to one of them.
  */
 export const KEY_PATTERNS = {
-  queues: [STACK_JOBS_QUEUE, DRIFT_QUEUE, WEBHOOKS_QUEUE].map((queue) => `${QUEUE_PREFIX}:${queue}:*`),
+  queues: [STACK_JOBS_QUEUE, DRIFT_QUEUE, WEBHOOKS_QUEUE, JOB_LIFECYCLE_QUEUE].map((queue) => `${QUEUE_PREFIX}:${queue}:*`),
   /** Jobs (heartbeat, progress, claims), job order, running jobs, stacks and tenants' running sets. */
   jobs: [`${PREFIX}:job:*`, `${PREFIX}:jobs:*`, `${PREFIX}:stack:*`, `${PREFIX}:tenant:*`],
   idempotency: [`${PREFIX}:idempotency:*`],

@@ -4,7 +4,7 @@
  * work (the baseline). Prints `{ api, bare }` ports as one JSON line, then serves until killed.
  */
 import { randomUUID } from 'node:crypto';
-import { buildApp } from '@pds/api';
+import { buildApp, createApiQueues } from '@pds/api';
 import {
   connectMongo,
   createLogger,
@@ -13,13 +13,9 @@ import {
   loadConfig,
   loadKindRegistry,
   redisReady,
-  STACK_JOBS_QUEUE,
-  WEBHOOKS_QUEUE,
-  DRIFT_QUEUE,
   StackQueue,
   prepareStore,
 } from '@pds/shared';
-import { Queue } from 'bullmq';
 import Fastify from 'fastify';
 
 const config = loadConfig(process.env, { LOG_LEVEL: 'silent' });
@@ -29,15 +25,13 @@ const models = createModels(connection);
 await prepareStore(models);
 const redis = createRedis(config.REDIS_URL, 'command', logger);
 await redisReady(redis);
-const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix: `bench-${randomUUID()}` });
+const queues = createApiQueues(redis, { prefix: `bench-${randomUUID()}` });
 const api = await buildApp(
   config,
   {
     models,
     kinds: await loadKindRegistry(config.MODULES_DIR),
-    queue,
-    webhookQueue: new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix: `bench-${randomUUID()}` }),
-    driftQueue: new Queue(DRIFT_QUEUE, { connection: redis, prefix: `bench-${randomUUID()}` }),
+    ...queues,
     redis,
     subscriber: createRedis(config.REDIS_URL, 'subscriber', logger),
     stacks: new StackQueue(redis),

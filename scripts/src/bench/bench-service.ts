@@ -5,7 +5,7 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApp } from '@pds/api';
+import { buildApp, createApiQueues } from '@pds/api';
 import { startLocalFerretDb, startLocalRedis, testIsolation } from '@pds/devkit';
 import { createRunner, type RunnerDeps } from '@pds/runner';
 import {
@@ -20,13 +20,9 @@ import {
   loadConfig,
   loadKindRegistry,
   redisReady,
-  STACK_JOBS_QUEUE,
-  WEBHOOKS_QUEUE,
-  DRIFT_QUEUE,
   StackQueue,
   prepareStore,
 } from '@pds/shared';
-import { Queue } from 'bullmq';
 import { sleep } from './stats.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789abcdef-abcdefghijklmnop';
@@ -64,16 +60,14 @@ export async function startBenchService(
     createRedis(redis.url, role, logger),
   ) as [ReturnType<typeof createRedis>, ReturnType<typeof createRedis>, ReturnType<typeof createRedis>, ReturnType<typeof createRedis>];
   await Promise.all([command, worker, publisher, subscriber].map(redisReady));
-  const queue = new Queue(STACK_JOBS_QUEUE, { connection: worker });
+  const queues = createApiQueues(worker);
   const apiSubscriber = createRedis(redis.url, 'subscriber', logger);
   const app = await buildApp(
     config,
     {
       models,
       kinds,
-      queue,
-      webhookQueue: new Queue(WEBHOOKS_QUEUE, { connection: worker }),
-      driftQueue: new Queue(DRIFT_QUEUE, { connection: worker }),
+      ...queues,
       redis: command,
       subscriber: apiSubscriber,
       stacks: new StackQueue(command),
@@ -133,7 +127,7 @@ export async function startBenchService(
     async stop(): Promise<void> {
       await runner.close();
       await app.close();
-      await queue.close();
+      await queues.close();
       await Promise.allSettled([command, worker, publisher, subscriber, ends, apiSubscriber].map((r) => r.quit()));
       await connection.close();
       await Promise.allSettled([ferret.stop(), redis.stop()]);

@@ -44,8 +44,10 @@ export interface ApiDeps {
   models: Models;
   kinds: KindRegistry;
   queue: Pick<Queue, 'add' | 'remove' | 'getJob'>;
-  /** The webhooks queue (WEBHOOKS_QUEUE): pings, redeliveries, the events of jobs ended here (cancelled while queued). */
+  /** The webhooks queue (WEBHOOKS_QUEUE): pings, redeliveries, approval events. */
   webhookQueue: Pick<Queue, 'add'>;
+  /** The job lifecycle queue (JOB_LIFECYCLE_QUEUE): the after-end reactions of jobs ended here (cancelled while waiting). */
+  lifecycleQueue: Pick<Queue, 'add'>;
   /** The drift schedules' queue (DRIFT_QUEUE): one job scheduler per scheduled resource. */
   driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
@@ -62,6 +64,7 @@ export interface ApiDeps {
 
 /** What routes work with: the dependencies plus what the app derives from config. */
 export interface AppContext extends ApiDeps {
+  logger: Logger;
   /** Seals credentials; undefined when CREDENTIALS_KEY is not set. */
   keyring?: Keyring;
   authenticator: Authenticator;
@@ -120,6 +123,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
   app.addHook('onClose', () => endedJobs.stop());
   app.decorate('deps', {
     ...deps,
+    logger,
     keyring: Keyring.fromConfig(config),
     authenticator,
     endedJobs,

@@ -1,1 +1,2 @@
 export { type ApiDeps, type App, buildApp } from './app.js';
+export { type ApiQueues, createApiQueues } from './queues.js';

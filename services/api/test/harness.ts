@@ -9,15 +9,12 @@ import {
   createRedis,
   loadConfig,
   loadKindRegistry,
-  STACK_JOBS_QUEUE,
-  WEBHOOKS_QUEUE,
-  DRIFT_QUEUE,
   StackQueue,
   redisReady,
   prepareStore,
 } from '@pds/shared';
-import { Queue } from 'bullmq';
 import { buildApp } from '../src/app.js';
+import { createApiQueues } from '../src/queues.js';
 
 export const TOKEN = 'api-test-token-0123456789-abcdefghijklmnop';
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -49,15 +46,9 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
   // Fail-fast connection: wait until it is up, or the first request would be a (correct) 503.
   await redisReady(redis);
   const prefix = `test-${randomUUID()}`;
-  const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis, prefix });
-  queue.on('error', () => undefined);
-  t.teardown(() => queue.close().catch(() => undefined));
-  const webhookQueue = new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix });
-  webhookQueue.on('error', () => undefined);
-  t.teardown(() => webhookQueue.close().catch(() => undefined));
-  const driftQueue = new Queue(DRIFT_QUEUE, { connection: redis, prefix });
-  driftQueue.on('error', () => undefined);
-  t.teardown(() => driftQueue.close().catch(() => undefined));
+  const queues = createApiQueues(redis, { prefix });
+  t.teardown(() => queues.close());
+  const { queue, webhookQueue } = queues;
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   t.teardown(() => subscriber.disconnect());
   const app = await buildApp(
@@ -65,9 +56,7 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
     {
       models,
       kinds,
-      queue,
-      webhookQueue,
-      driftQueue,
+      ...queues,
       redis,
       subscriber,
       stacks: new StackQueue(redis),

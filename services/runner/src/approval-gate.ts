@@ -2,9 +2,7 @@ import { gzipSync } from 'node:zlib';
 import {
   type ApprovedPlan,
   approvalOfJob,
-  compensationNotDone,
   dropRunFiles,
-  endJobOutsideRun,
   isTransientError,
   jobChannel,
   jobStackKey,
@@ -19,8 +17,8 @@ import {
   staleness,
   type StatusMessage,
   tenantOf,
-  WAITING_STATUSES,
 } from '@pds/shared';
+import { endJob, type EndJobDeps } from '@pds/shared/lifecycle';
 import type { Redis } from 'ioredis';
 import { credentialNow } from './job-credential.js';
 import type { RunEnd } from './job-run.js';
@@ -28,14 +26,13 @@ import { resourceToRun } from './job-target.js';
 import { MAX_PLAN_CHANGES, NO_CHANGE_STEPS } from './plan.js';
 import { programHash } from './program-hash.js';
 
-export interface GateDeps {
+export interface GateDeps extends EndJobDeps {
   models: Models;
   kinds: KindRegistry;
   publisher: Pick<Redis, 'publish'>;
   stacks: Pick<StackQueue, 'claim' | 'remove' | 'next'>;
-  /** Tells webhooks of a job's end, or of an approval event. */
-  jobEnded(jobId: string): Promise<void>;
-  jobEvent(jobId: string, event: 'approval_required' | 'compensation_failed'): Promise<void>;
+  /** Tells webhooks of an approval event. */
+  jobEvent(jobId: string, event: 'approval_required'): Promise<void>;
 }
 
 /** The versions a gated job would run now: compared with those its preview saw. */
@@ -140,15 +137,18 @@ export function checkSavedPlan(plan: NonNullable<RunEnd['plan']>): { data: Buffe
 }
 
 /** Ends a gated job without running it (expired, stale, no preview): out of its stack's line, its end told. */
-async function endUnrun(deps: GateDeps, job: StackJobDoc, status: 'expired' | 'stale' | 'failed', reason: string, error: string) {
+async function endUnrun(
+  deps: GateDeps,
+  job: StackJobDoc,
+  status: 'expired' | 'stale' | 'failed',
+  reason: 'expired' | 'stale' | 'preview_failed',
+  error: string,
+) {
   if (!(await deps.stacks.claim(job._id, 'cancelled'))) return undefined;
   // Claimed in Redis: no one else moves it now, so it ends from whichever waiting status it is in.
-  const ended = await endJobOutsideRun(deps.models, deps.publisher, job._id, WAITING_STATUSES, { status, reason, error });
+  const ended = await endJob(deps, job._id, { status, reason, error }, 'gate');
   await dropRunFiles(deps.models, job);
   await deps.stacks.remove(jobStackKey(job), job._id);
-  if (ended) await deps.jobEnded(job._id);
-  const uncompensated = ended ? await compensationNotDone(deps.models, deps.publisher, job, `ended ${status}`) : undefined;
-  if (uncompensated) await deps.jobEvent(uncompensated, 'compensation_failed');
   return ended;
 }
 

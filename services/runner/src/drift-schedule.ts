@@ -1,7 +1,5 @@
 import {
-  queueThroughGate,
-  creatorOf,
-  amendJob,
+  jobOnResource,
   DRIFT_QUEUE,
   DRIFT_SCHEDULE_CREATOR,
   type DriftSchedule,
@@ -17,13 +15,11 @@ import {
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { RunEnd } from './job-run.js';
 
 export interface DriftWorkerDeps {
   models: Models;
   /** A `worker`-role connection. */
   connection: Redis;
-  publisher: Pick<Redis, 'publish'>;
   prefix?: string;
   logger: Logger;
   /** Where stack jobs are queued (the runner's own queue and stack lines). */
@@ -71,11 +67,7 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
     });
     if (busy) return 'skipped: the stack has a job queued or running';
     const check = await queueStackJob(queueing, {
-      tenantId,
-      resourceId,
-      resourceVersion: resource.version,
-      kind: resource.kind,
-      stackFqdn: resource.stackFqdn,
+      ...jobOnResource(resource),
       operation: 'drift-check',
       options: { ignore: schedule.ignore, autoRemediate: schedule.autoRemediate },
       // Acts for whoever set the schedule: that identity's approval of a gated remediation is a self-approval.
@@ -98,28 +90,6 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
   worker.on('failed', (job, err) => deps.logger.warn({ err: err.message, resourceId: job?.data.resourceId }, 'a drift tick failed'));
 
   return {
-    /** After a check that found drift and remediates: an `up` to put the stack back, linked both ways. */
-    async afterCheck(end: RunEnd): Promise<void> {
-      const options = end.job.options as { autoRemediate?: boolean } | undefined;
-      if (end.job.operation !== 'drift-check' || end.drift?.result !== 'drifted' || !options?.autoRemediate) return;
-      const resource = await deps.models.Resource.findById(end.job.resourceId).lean<ResourceDoc>();
-      if (!resource) return;
-      const fields = {
-        tenantId: tenantOf(resource),
-        resourceId: resource._id,
-        resourceVersion: resource.version,
-        kind: resource.kind,
-        stackFqdn: resource.stackFqdn,
-        operation: 'up' as const,
-        // --refresh: the up must diff against the cloud as the check found it, not the state it drifted from.
-        options: { refresh: true, message: `remediates the drift found by job ${end.job._id}` },
-        ...creatorOf(end.job),
-        remediates: end.job._id,
-      };
-      // Through the tenant's approval gate like any up: a gated remediation waits for its approvers.
-      const up = await queueThroughGate(queueing, fields);
-      await amendJob(deps.models, deps.publisher, end.job._id, { remediatedBy: up._id });
-    },
     start: () => void worker.run(),
     async close() {
       await worker.close();

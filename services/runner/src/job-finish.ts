@@ -3,12 +3,12 @@ import {
   appliedVersusPlan,
   approvalOfJob,
   encodeOutputs,
-  endMessageFor,
   jobStackKey,
   recordStackLife,
   recordStackState,
   STACK_REMOVE,
 } from '@pds/shared';
+import { endJob } from '@pds/shared/lifecycle';
 import type { DriftReport } from './drift.js';
 import type { JobRun, Outcome, RunEnd } from './job-run.js';
 import { MAX_PLAN_CHANGES } from './plan.js';
@@ -21,28 +21,35 @@ import { resourcesAfter } from './progress.js';
  * a watcher reads, so one that sees it can trust the stored job (only clean-up follows). Undefined
  * when the job was ended elsewhere.
  */
-export async function finishJob(run: JobRun, ended: Outcome, startRecorded: Promise<unknown>): Promise<RunEnd | undefined> {
+export async function finishJob(run: JobRun, runOutcome: Outcome, startRecorded: Promise<unknown>): Promise<RunEnd | undefined> {
   const { deps, job, logger } = run;
   void deps.progressBoard?.clear(job._id); // nothing waits on it: readers show progress only while running
-  const applied = appliedAgainstApproval(run, ended);
-  const { outcome, lastSeq } = await closeLines(run, ended);
+  const applied = appliedAgainstApproval(run, runOutcome);
+  const { outcome, lastSeq } = await closeLines(run, runOutcome);
   run.timeline.mark('lines flushed');
   const stateVersion = await recordStateVersion(run, outcome);
   run.timeline.mark('state version recorded');
   await removeUpdatePlan(run);
   const drift = run.drift?.report(outcome.status, outcome.error);
   const finishedAt = new Date();
-  const written = await writeResult(run, outcome, { finishedAt, lastSeq, stateVersion, drift, applied });
-  if (!written) {
+  const ended = await endJob(deps, job._id, { status: outcome.status, reason: outcome.reason, error: outcome.error }, 'run', {
+    result: resultOf(run, outcome, { lastSeq, stateVersion, drift, applied }),
+    finishedAt,
+    store: (write) => run.store('record the result', write),
+    afterWrite: async () => {
+      run.timeline.mark('result written');
+      await startRecorded;
+      await recordStackAfter(run, outcome, finishedAt);
+    },
+    publish: (end) => {
+      run.sink.publish(end);
+      run.timeline.mark('end published');
+    },
+  });
+  if (!ended) {
     logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
     return undefined;
   }
-  run.timeline.mark('result written');
-  await startRecorded;
-  await recordStackAfter(run, outcome, finishedAt);
-  const { status, exitCode, error, reason, summary } = outcome;
-  run.sink.publish(endMessageFor({ _id: job._id, status, exitCode, error, reason, summary, lastSeq, finishedAt, updatedAt: finishedAt }));
-  run.timeline.mark('end published');
   logger.debug({ steps: run.timeline.steps }, 'job timeline');
   deps.onTimeline?.(job._id, run.timeline.steps);
   logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
@@ -106,46 +113,30 @@ async function recordStateVersion(run: JobRun, outcome: Outcome): Promise<number
 }
 
 interface ResultDetails {
-  finishedAt: Date;
   lastSeq: number;
   stateVersion?: number;
   drift?: DriftReport;
   applied?: AppliedChanges;
 }
 
-/**
- * Writes the job's result. Conditional on `running`: if the reconciler already declared this run
- * lost, it stays so. A repeat (the first answer lost) finds its own finishedAt. False when not written.
- */
-async function writeResult(run: JobRun, outcome: Outcome, details: ResultDetails): Promise<boolean> {
-  const { job, ran } = run;
-  const { finishedAt, stateVersion, drift, applied } = details;
-  const written = await run.store('record the result', () =>
-    run.deps.models.StackJob.updateOne(
-      { _id: job._id, $or: [{ status: 'running' }, { status: outcome.status, finishedAt }] },
-      {
-        $set: {
-          status: outcome.status,
-          finishedAt,
-          exitCode: outcome.exitCode,
-          error: outcome.error,
-          reason: outcome.reason,
-          outputs: encodeOutputs(outcome.outputs ?? {}),
-          summary: outcome.summary ?? {},
-          stdoutTail: run.stdout.toString(),
-          stderrTail: run.stderr.toString(),
-          lastSeq: details.lastSeq,
-          ...(ran.spawnedAt ? { spawnedAt: ran.spawnedAt } : {}),
-          ...(ran.usage ? { usage: ran.usage } : {}),
-          ...(ran.version !== undefined ? { resourceVersion: ran.version } : {}),
-          ...(stateVersion !== undefined ? { stateVersion } : {}),
-          ...(drift ? { drift } : {}),
-          ...(applied ? { 'approval.applied': applied } : {}),
-        },
-      },
-    ),
-  );
-  return written.matchedCount > 0;
+/** The run's result, written with its end (endJob's `run` path). */
+function resultOf(run: JobRun, outcome: Outcome, details: ResultDetails): Record<string, unknown> {
+  const { ran } = run;
+  const { stateVersion, drift, applied } = details;
+  return {
+    exitCode: outcome.exitCode,
+    outputs: encodeOutputs(outcome.outputs ?? {}),
+    summary: outcome.summary ?? {},
+    stdoutTail: run.stdout.toString(),
+    stderrTail: run.stderr.toString(),
+    lastSeq: details.lastSeq,
+    ...(ran.spawnedAt ? { spawnedAt: ran.spawnedAt } : {}),
+    ...(ran.usage ? { usage: ran.usage } : {}),
+    ...(ran.version !== undefined ? { resourceVersion: ran.version } : {}),
+    ...(stateVersion !== undefined ? { stateVersion } : {}),
+    ...(drift ? { drift } : {}),
+    ...(applied ? { 'approval.applied': applied } : {}),
+  };
 }
 
 /** The stack's life on its resource (status, outputs, last good run); a removed stack takes its resource along. */

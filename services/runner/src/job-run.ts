@@ -1,7 +1,6 @@
 import type { JobTimeline } from './job-timeline.js';
 import {
   type Config,
-  type JobStatus,
   type Keyring,
   type KindRegistry,
   type LastGoodRun,
@@ -11,6 +10,8 @@ import {
   secretFragments,
   type StackJobDoc,
 } from '@pds/shared';
+import type { EndReason, FinalStatus } from '@pds/shared/lifecycle';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { DriftCollector, DriftReport } from './drift.js';
 import type { Slot } from './isolation/slots.js';
@@ -30,6 +31,8 @@ export interface ExecuteDeps {
   /** Opens credentials; undefined when CREDENTIALS_KEY is not set (kinds with a provider then fail). */
   keyring?: Keyring;
   publisher: Pick<Redis, 'publish'>;
+  /** JOB_LIFECYCLE_QUEUE: where each job's after-end reactions are queued once it ended. */
+  lifecycle: Pick<Queue, 'add'>;
   logger: Logger;
   runnerId: string;
   /** Warm program hosts (optional: without, each job starts its own). */
@@ -69,8 +72,8 @@ export type AbortReason = 'cancelled' | 'timeout' | 'shutdown' | 'lock_lost';
 
 /** How a run ended, for the runner (metrics, recovery, stack repair). */
 export interface RunEnd {
-  status: JobStatus;
-  reason?: string;
+  status: FinalStatus;
+  reason?: EndReason;
   /** The job as it was when the run started. */
   job: StackJobDoc;
   /** Pulumi's lock may be left on the stack (killed after the stack lock was lost). */
@@ -95,10 +98,10 @@ export interface RunEnd {
 
 /** What a run means for its job, before it is recorded. */
 export interface Outcome {
-  status: JobStatus;
+  status: FinalStatus;
   exitCode: number | null;
   error?: string;
-  reason?: string;
+  reason?: EndReason;
   outputs?: Record<string, unknown>;
   summary?: Record<string, number>;
   lockLeft?: boolean;
@@ -190,7 +193,7 @@ export interface JobRun {
 }
 
 /** A job that fails before Pulumi runs: the reason is said in its lines too. */
-export function failedBeforeRun(run: Pick<JobRun, 'sink'>, error: string, reason: string): Outcome {
+export function failedBeforeRun(run: Pick<JobRun, 'sink'>, error: string, reason: EndReason): Outcome {
   run.sink.line('stderr', `error: ${error}`);
   return { status: 'failed', exitCode: null, error, reason };
 }

@@ -1,4 +1,5 @@
-import { endJobOutsideRun, isTransientError, type Logger, type ResourceDoc, type StackJobDoc } from '@pds/shared';
+import { isTransientError, type Logger, type ResourceDoc, type StackJobDoc } from '@pds/shared';
+import { endJob } from '@pds/shared/lifecycle';
 import type { ExecuteDeps, ExecuteOptions, StoreCall } from './job-run.js';
 
 /** The job could not be moved to `running` (the store stayed unreachable): it is still queued. */
@@ -22,7 +23,7 @@ export interface StartedJob {
  * when the store stays unreachable (the claim is given back: the job is still queued).
  */
 export async function startJob(
-  deps: Pick<ExecuteDeps, 'models' | 'publisher' | 'runnerId' | 'claim' | 'unclaim'>,
+  deps: Pick<ExecuteDeps, 'models' | 'publisher' | 'lifecycle' | 'runnerId' | 'claim' | 'unclaim'>,
   jobId: string,
   options: ExecuteOptions,
   store: StoreCall,
@@ -62,8 +63,8 @@ export async function startJob(
     }
     // Not the store being away: trying again would not help, so the job ends rather than wait forever.
     const error = `the job could not be started: ${err.message}`;
-    await endJobOutsideRun(models, deps.publisher, jobId, 'queued', { status: 'failed', reason: 'internal_error', error }).catch(
-      () => undefined,
+    await endJob({ ...deps, logger }, jobId, { status: 'failed', reason: 'internal_error', error }, 'start').catch((endErr: Error) =>
+      logger.error({ err: endErr.message }, 'a job that cannot be started could not be ended either; it stays queued'),
     );
     throw err;
   });

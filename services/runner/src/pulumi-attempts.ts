@@ -86,7 +86,7 @@ export function outcomeOf(run: JobRun, { result, locked, attempts }: RunResult, 
   }
   const error = masking.mask(result.errors.join('\n')) || run.stderr.toString() || `pulumi exited with code ${result.exitCode}`;
   // An up held to its approved update plan that would have done something else: nothing beyond the plan ran.
-  const reason = approvalOfJob(job)?.updatePlan && PLAN_VIOLATION.test(error) ? { reason: 'plan_violation' } : {};
+  const reason = approvalOfJob(job)?.updatePlan && PLAN_VIOLATION.test(error) ? { reason: 'plan_violation' as const } : {};
   return { status: 'failed', exitCode: result.exitCode, error, outputs, summary: result.summary, ...reason };
 }
 

@@ -1,36 +1,18 @@
-import {
-  compensationNotDone,
-  endJobOutsideRun,
-  jobHeartbeatKey,
-  jobStackKey,
-  jobLostClaimKey,
-  type Logger,
-  type Models,
-  type RunningJobs,
-  type StackQueue,
-} from '@pds/shared';
-import type { Queue } from 'bullmq';
+import { jobHeartbeatKey, jobStackKey, jobLostClaimKey, type Models, type RunningJobs, type StackQueue } from '@pds/shared';
+import { endJob, type EndJobDeps } from '@pds/shared/lifecycle';
 import type { Redis } from 'ioredis';
-import { recoverJob } from './recovery.js';
 
-export interface ReconcilerDeps {
+export interface ReconcilerDeps extends EndJobDeps {
   models: Models;
   stacks: StackQueue;
   /** The jobs runners have taken: where lost ones are looked for. */
   running: RunningJobs;
   /** Publishes end messages; also where heartbeats live (exists) and claims are taken (set NX). */
   publisher: Pick<Redis, 'publish' | 'exists' | 'set'>;
-  /** Told of each job it ended (its webhook events). */
-  onEnded?: (jobId: string) => Promise<void>;
-  /** Told of a failed up whose compensating job was lost (its `compensation_failed` webhook event). */
-  onCompensationFailed?: (failedUpId: string) => Promise<void>;
-  logger: Logger;
   /** A running job whose heartbeat is older than this is lost. */
   staleAfterMs: number;
   /** Wakes the next job in a stack's line. */
   promote(jobId: string): Promise<void>;
-  /** Where retries are queued. */
-  queue: Pick<Queue, 'add'>;
   /** True for a job running in this process: alive, whatever Redis says (its beat may just be late). */
   runsHere?(jobId: string): boolean;
 }
@@ -40,9 +22,10 @@ export interface ReconcilerDeps {
  * expiring after `staleAfterMs`) is gone. Every runner runs this; for each lost job one of them
  * takes a claim in Redis (SET NX) and only that one acts. The claim, not a conditional document
  * update, decides: a MongoDB wire server without atomic find-and-modify (FerretDB on SQLite) lets
- * two conditional updates both win. The job is set `failed` with reason `runner_lost`, its stack's
- * lock freed and the stack marked for repair (Pulumi's own lock may be stale), and the next job in
- * line woken, a failed up it was compensating marked `compensation_failed`; then `recoverJob` decides whether it runs again. Returns the ids it ended.
+ * two conditional updates both win. The job ends `failed`, reason `runner_lost` (endJob: its
+ * after-end reactions decide its recovery and the compensation it was), its stack's lock is freed,
+ * the stack marked for repair (Pulumi's own lock may be stale) and the next job in line woken.
+ * Returns the ids it ended.
  */
 export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), options: { fullScan?: boolean } = {}): Promise<string[]> {
   const cutoff = new Date(now.getTime() - deps.staleAfterMs);
@@ -59,25 +42,13 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
     const claimed = await deps.publisher.set(jobLostClaimKey(_id), '1', 'PX', 10 * deps.staleAfterMs, 'NX');
     if (claimed !== 'OK') continue; // another runner is ending it
     const error = `the runner running this job stopped answering (no heartbeat for ${Math.round(deps.staleAfterMs / 1000)} s)`;
-    const job = await endJobOutsideRun(deps.models, deps.publisher, _id, 'running', { status: 'failed', reason: 'runner_lost', error });
+    const job = await endJob(deps, _id, { status: 'failed', reason: 'runner_lost', error }, 'reconciler');
     await deps.running.remove(_id);
     if (!job) continue; // it ended meanwhile (or its runner died before starting it)
     ended.push(_id);
-    await deps.onEnded?.(_id);
     deps.logger.warn({ jobId: _id, stack: job.stackFqdn, runnerId: job.runnerId }, 'job lost with its runner');
     const next = await deps.stacks.releaseLost(jobStackKey(job), _id);
     if (next) await deps.promote(next);
-    // A lost compensating job is not known to have put anything back: the failed up it answers says
-    // so. After the stack is released: a store error here must not keep it locked.
-    const how = 'was lost with its runner (runner_lost); it may have changed resources half-way';
-    await compensationNotDone(deps.models, deps.publisher, job, how)
-      .then(async (uncompensated) => {
-        if (uncompensated) await deps.onCompensationFailed?.(uncompensated);
-      })
-      .catch((err: Error) => deps.logger.error({ err, jobId: _id }, 'could not record that a lost compensating job put nothing back'));
-    await recoverJob(deps, job, 'runner_lost').catch((err: Error) =>
-      deps.logger.error({ err, jobId: _id }, 'could not record or queue the recovery of a lost job'),
-    );
   }
   return ended;
 }

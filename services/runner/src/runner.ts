@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import {
-  endJobOutsideRun,
   CANCEL_CHANNEL,
   type Config,
   HistorySweeper,
@@ -30,12 +29,12 @@ import { killProcessesOf } from './isolation/uid-leases.js';
 import { ProgressBoard, StackSizes } from './progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './reconciler.js';
-import { isInfrastructureReason, recoverJob } from './recovery.js';
 import { TenantGate } from './tenant-gate.js';
 import { createWebhookWorker } from './webhooks/worker.js';
 import { createDriftWorker } from './drift-schedule.js';
 import { failWithoutPreview, holdForApproval, recordPlan, stillAsApproved } from './approval-gate.js';
-import { afterCompensation, compensate } from './compensation.js';
+import { createLifecycleWorker } from './after-end/lifecycle-worker.js';
+import { endJob } from '@pds/shared/lifecycle';
 
 export interface RunnerDeps {
   config: Config;
@@ -105,8 +104,10 @@ export function createRunner(deps: RunnerDeps) {
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const webhooks = createWebhookWorker({ ...deps, keyring });
   const drift = createDriftWorker({ ...deps, jobs: queue, stacks });
-  const gate = { ...deps, stacks, jobEnded: webhooks.jobEnded, jobEvent: webhooks.jobEvent };
-  const compensation = { ...deps, jobs: queue, stacks, jobEvent: webhooks.jobEvent };
+  const lifecycle = createLifecycleWorker({ ...deps, jobs: queue, stacks });
+  // What every path here that ends a job needs (endJob): its after-end reactions go to the lifecycle queue.
+  const ending = { ...deps, lifecycle: lifecycle.queue };
+  const gate = { ...ending, stacks, jobEvent: webhooks.jobEvent };
   const running = new Map<string, AbortController>();
   const log = deps.logger;
   // Set by start(): one slot per job this process may run at once, each with its uid when isolated.
@@ -138,19 +139,14 @@ export function createRunner(deps: RunnerDeps) {
   }
 
   /**
-   * What follows a run that ended, its stack still held: its webhooks, a gated job's plan, the
-   * compensation of a failed up, a retry of a run cut short, the remediation of drift found.
+   * What follows a run that ended and must happen while its stack is still held: a gated job's plan
+   * (the gated job, next in line, awaits approval before anyone else takes the stack) and the repair
+   * mark of a run that may have left Pulumi's lock. The rest follows from the lifecycle queue (endJob).
    */
-  async function afterEnd(jobId: string, end: RunEnd): Promise<void> {
+  async function whileStackHeld(jobId: string, end: RunEnd): Promise<void> {
     metrics.inc('runner_jobs_finished_total', 'Jobs this runner ran to an end, by status', { status: end.status });
-    await webhooks.jobEnded(jobId);
     await recordPlan(gate, end).catch((err: Error) => log.error({ err, jobId }, 'the plan of a gated job could not be recorded'));
-    await compensate(compensation, end).catch((err: Error) =>
-      log.error({ err, jobId }, 'the compensation of a failed up could not be queued'),
-    );
-    await afterCompensation(compensation, end).catch((err: Error) => log.error({ err, jobId }, 'a compensation could not be recorded'));
-    await afterRun(end);
-    await drift.afterCheck(end).catch((err: Error) => log.error({ err, jobId }, 'the remediation of drift could not be queued'));
+    if (end.stackNeedsRepair) await stacks.markForRepair(jobStackKey(end.job), jobId);
   }
 
   /** Parks a job whose stack is busy until woken, or until the holder's lock would expire. */
@@ -164,15 +160,6 @@ export function createRunner(deps: RunnerDeps) {
   async function waitForTenant(job: Job<StackJobData>, token: string | undefined): Promise<never> {
     await job.moveToDelayed(Date.now() + TENANT_WAIT_MS, token);
     throw new DelayedError();
-  }
-
-  /** A run the infrastructure cut short: repair mark for its stack, and a retry where that is safe. */
-  async function afterRun({ job, status, reason, stackNeedsRepair }: RunEnd) {
-    if (stackNeedsRepair) await stacks.markForRepair(jobStackKey(job), job._id);
-    if (status !== 'failed' || !isInfrastructureReason(reason)) return;
-    await recoverJob({ models: deps.models, queue, stacks, logger: log, publisher: deps.publisher }, job, reason).catch((err: Error) =>
-      log.error({ err, jobId: job._id }, 'could not record or queue the recovery of a job cut short'),
-    );
   }
 
   /** Keeps the slot uids this runner's alone across the fleet; a uid another runner took is not used again. */
@@ -358,7 +345,7 @@ export function createRunner(deps: RunnerDeps) {
       if (!slot) throw new JobNotStartedError(new Error('no runner slot is free (one is kept out of use until it is clean)'));
       const end = await executeJob(
         {
-          ...deps,
+          ...ending,
           keyring,
           hosts,
           runnerId,
@@ -372,7 +359,7 @@ export function createRunner(deps: RunnerDeps) {
         controller.signal,
         { fence, repairStack: repair !== undefined, resourceId: job.data.resourceId, slot },
       ).finally(() => releaseSlot(slot));
-      if (end) await afterEnd(jobId, end);
+      if (end) await whileStackHeld(jobId, end);
     } catch (err) {
       if (err instanceof JobNotStartedError) {
         // Nothing ran and the job is still `queued`: back in its stack's line (at the end), tried again later.
@@ -384,10 +371,9 @@ export function createRunner(deps: RunnerDeps) {
       // A bug or an outage while ending the job: never leave it `running`.
       log.error({ err, jobId }, 'job could not be ended normally');
       const error = `the runner failed while running this job: ${(err as Error).message}`;
-      await endJobOutsideRun(deps.models, deps.publisher, jobId, 'running', { status: 'failed', reason: 'internal_error', error }).catch(
-        () => undefined,
+      await endJob(ending, jobId, { status: 'failed', reason: 'internal_error', error }, 'crash').catch((endErr: Error) =>
+        log.error({ err: endErr.message, jobId }, 'the job could not be ended either; the reconciler ends it once its heartbeat stops'),
       );
-      await webhooks.jobEnded(jobId);
       throw err;
     } finally {
       clearInterval(renewal);
@@ -425,17 +411,12 @@ export function createRunner(deps: RunnerDeps) {
     const fullScan = beats++ % FULL_SCAN_EVERY === 0;
     reconcileLostJobs(
       {
-        models: deps.models,
+        ...ending,
         stacks,
-        publisher: deps.publisher,
-        logger: log,
         staleAfterMs: 4 * heartbeatMs,
         promote,
-        queue,
         runsHere: (jobId) => running.has(jobId),
         running: runningJobs,
-        onEnded: webhooks.jobEnded,
-        onCompensationFailed: (failedUpId) => webhooks.jobEvent(failedUpId, 'compensation_failed'),
       },
       new Date(),
       { fullScan },
@@ -462,6 +443,7 @@ export function createRunner(deps: RunnerDeps) {
       await deps.subscriber.subscribe(CANCEL_CHANNEL);
       void worker.run();
       webhooks.start();
+      lifecycle.start();
       drift.start();
       historySweeper.start(deps.config.HISTORY_SWEEP_INTERVAL_SECONDS * 1000);
     },
@@ -480,6 +462,7 @@ export function createRunner(deps: RunnerDeps) {
         for (const controller of running.values()) controller.abort('shutdown' satisfies AbortReason);
         await closed;
         await webhooks.close().catch((err: Error) => log.warn({ err: err.message }, 'webhook worker close failed'));
+        await lifecycle.close().catch((err: Error) => log.warn({ err: err.message }, 'job lifecycle worker close failed'));
         await drift.close().catch((err: Error) => log.warn({ err: err.message }, 'drift worker close failed'));
         await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));
         await hosts.close().catch((err: Error) => log.warn({ err: err.message }, 'warm program hosts did not stop'));

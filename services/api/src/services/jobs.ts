@@ -1,7 +1,6 @@
 import {
   AppError,
   CANCEL_CHANNEL,
-  endJobOutsideRun,
   errors,
   isFinalStatus,
   jobProgressKey,
@@ -13,12 +12,11 @@ import {
   type Operation,
   type Progress,
   type KindRegistry,
+  type Logger,
   QueueUnavailableError,
-  queueJobEndedEvent,
   queueJobEvent,
   queueGatedJob,
   approvalOf,
-  compensationNotDone,
   dropRunFiles,
   GATED_OPERATIONS,
   identityOf,
@@ -29,6 +27,7 @@ import {
   type StatusMessage,
   WAITING_STATUSES,
   queueStackJob,
+  jobOnResource,
   readDeployment,
   stackContents,
   type StackStateDoc,
@@ -50,6 +49,7 @@ import {
   type TenantViewer,
   tenantOf,
 } from '@pds/shared';
+import { endJob, type EndReason } from '@pds/shared/lifecycle';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { EndedJobViews } from './ended-jobs.js';
@@ -61,8 +61,10 @@ import { jobView } from './views.js';
 export interface JobServiceDeps {
   models: Models;
   queue: Pick<Queue, 'add' | 'remove' | 'getJob'>;
-  /** Where the end of a job cancelled here is announced to webhooks (absent: not announced). */
+  /** Where approval events are announced to webhooks (absent: not announced). */
   webhookQueue?: Pick<Queue, 'add'>;
+  /** JOB_LIFECYCLE_QUEUE: the after-end reactions of a job ended here (its webhooks, the compensation it was). */
+  lifecycleQueue: Pick<Queue, 'add'>;
   /** For telling runners and watchers (cancel requests, end messages), and a running job's progress. */
   redis: Pick<Redis, 'publish' | 'get'>;
   /** The per-stack line jobs wait in. */
@@ -71,6 +73,7 @@ export interface JobServiceDeps {
   endedJobs?: EndedJobViews<JobView>;
   /** The templates (their versions are checked against a tenant's allowed range before a deploy). */
   kinds?: KindRegistry;
+  logger: Logger;
 }
 
 export type JobView = ReturnType<typeof jobView>;
@@ -116,29 +119,30 @@ export interface JobListFilter {
 }
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
-export function jobService({ models, queue, webhookQueue, redis, stacks, endedJobs, kinds }: JobServiceDeps) {
+export function jobService({ models, queue, webhookQueue, lifecycleQueue, redis, stacks, endedJobs, kinds, logger }: JobServiceDeps) {
+  const ending = { models, publisher: redis, lifecycle: lifecycleQueue, logger };
   /**
    * Ends a queued job before it starts (`cancelled`, with `reason`): claims it in Redis (so a runner
    * starting it at the same moment cannot also win), takes it out of the queue and its stack's line,
    * and publishes its end. Returns the ended job, or undefined if it had already left `queued`.
    */
-  async function cancelQueued(job: StackJobDoc, reason: string, error: string, status: JobStatus = 'cancelled') {
+  async function cancelQueued(
+    job: StackJobDoc,
+    reason: Extract<EndReason, 'cancelled' | 'superseded' | 'rejected' | 'preview_failed'>,
+    error: string,
+    status: 'cancelled' | 'rejected' | 'failed' = 'cancelled',
+  ) {
     const claimed = await stacks.claim(job._id, 'cancelled').catch((err: Error) => {
       throw errors.unavailable(`cannot cancel: Redis is unavailable: ${err.message}`);
     });
     if (!claimed) return undefined;
     // Claimed in Redis: no runner starts it now, so it ends from whichever waiting status it has reached.
-    const cancelled = await endJobOutsideRun(models, redis, job._id, WAITING_STATUSES, { status, reason, error });
+    const cancelled = await endJob(ending, job._id, { status, reason, error }, 'cancel');
     if (!cancelled) return undefined;
     await dropRunFiles(models, job);
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
-    // Its webhook events: a Redis failure here already failed the claim above, so this one is rare.
-    if (webhookQueue) await queueJobEndedEvent(webhookQueue, job._id).catch(() => undefined);
-    // A compensating job that never ran: the failed up it answers is not compensated.
-    const uncompensated = await compensationNotDone(models, redis, job, `was ${status}`).catch(() => undefined);
-    if (uncompensated && webhookQueue) await queueJobEvent(webhookQueue, uncompensated, 'compensation_failed').catch(() => undefined);
     // A job that held its stack's line (awaiting approval) lets the next one go at once.
     if (job.status !== 'queued') await promoteNext(job);
     // The preview of a gated job: without it the gated job has nothing to be approved on.
@@ -332,11 +336,7 @@ export function jobService({ models, queue, webhookQueue, redis, stacks, endedJo
       if (approval && operation === 'destroy' && !resource.stack?.lastDeployedAt && !(await models.StackState.exists({ resourceId })))
         throw errors.conflict(`resource ${resourceId}'s stack has no state yet: there is nothing to destroy`);
       const fields = {
-        tenantId: tenantOf(resource),
-        resourceId,
-        resourceVersion: resource.version,
-        kind: resource.kind,
-        stackFqdn: resource.stackFqdn,
+        ...jobOnResource(resource),
         operation,
         options,
         createdBy: {

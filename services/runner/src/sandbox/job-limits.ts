@@ -49,7 +49,10 @@ export async function jobLimitsOf(
 }
 
 /** Why a failed job failed when a limit of its sandbox did it: the kernel's OOM killer, refused forks. */
-export function limitReached(usage: SlotUsage, limits: JobLimitsAll): { reason: string; error: string } | undefined {
+export function limitReached(
+  usage: SlotUsage,
+  limits: JobLimitsAll,
+): { reason: 'memory_limit' | 'process_limit'; error: string } | undefined {
   if (usage.oomKills > 0) {
     return {
       reason: 'memory_limit',

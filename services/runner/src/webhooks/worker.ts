@@ -4,7 +4,6 @@ import {
   type Keyring,
   type Logger,
   type Models,
-  queueJobEndedEvent,
   queueJobEvent,
   type WebhookEvent,
   WebhookAddressPolicy,
@@ -70,11 +69,6 @@ export function createWebhookWorker(deps: WebhookWorkerDeps) {
     }
   });
   return {
-    /** Queues the events of a job's end (the fan-out reads the job as it ended). */
-    jobEnded: (jobId: string) =>
-      queueJobEndedEvent(queue, jobId).catch((err: Error) =>
-        deps.logger.error({ err: err.message, jobId }, 'the webhook events of a job could not be queued'),
-      ),
     /** Queues an event of a job that has not ended. */
     jobEvent: (jobId: string, event: WebhookEvent) =>
       queueJobEvent(queue, jobId, event).catch((err: Error) =>

@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { createLogger, createRedis, jobChannel, type JobStatus, redisReady, type StackJobDoc } from '@pds/shared';
+import { endableFrom, endJob, type EndPath, type FinalStatus } from '@pds/shared/lifecycle';
+import t from 'tap';
+import { createResource, fileSetManifest, startStack, waitForJob } from './harness.js';
+
+/**
+ * Every path that ends a job goes through endJob, and every end is followed by the same after-end
+ * reactions, worked by the stack's runner from the lifecycle queue. Here each path ends a
+ * compensating job (the case a crash once left `compensating` for ever): whichever path ended it,
+ * the failed up it answers ends `compensation_failed`, the end is published and webhooks hear both.
+ */
+t.test('whichever path ends a compensating job, the failed up it answers is compensation_failed and every reaction runs', async (t) => {
+  // A heartbeat of an hour: nothing but the calls here ends these jobs.
+  const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
+  const logger = createLogger({ name: 'test', level: 'silent' });
+  const publisher = createRedis(stack.config.REDIS_URL, 'worker', logger);
+  const listener = createRedis(stack.config.REDIS_URL, 'subscriber', logger);
+  t.teardown(() => Promise.allSettled([publisher.quit(), listener.quit()]));
+  await Promise.all([redisReady(publisher), redisReady(listener)]);
+  const published = new Map<string, { status: string; reason?: string }>();
+  listener.on('pmessage', (_pattern: string, _channel: string, text: string) => {
+    const message = JSON.parse(text) as { type: string; jobId: string; status: string; reason?: string };
+    if (message.type === 'end') published.set(message.jobId, message);
+  });
+  await listener.psubscribe(jobChannel('*'));
+  const deps = { models: stack.models, publisher, lifecycle: stack.lifecycleQueue, logger };
+  const resource = await createResource(stack, fileSetManifest('ends', join(stack.scratch, 'ends'), []));
+
+  const outcomes: Record<EndPath, { status: FinalStatus; reason: 'cancelled' | 'internal_error' | 'runner_lost' | 'stale' }> = {
+    run: { status: 'cancelled', reason: 'cancelled' },
+    crash: { status: 'failed', reason: 'internal_error' },
+    start: { status: 'failed', reason: 'internal_error' },
+    reconciler: { status: 'failed', reason: 'runner_lost' },
+    cancel: { status: 'cancelled', reason: 'cancelled' },
+    gate: { status: 'stale', reason: 'stale' },
+  };
+  for (const [via, outcome] of Object.entries(outcomes) as [EndPath, (typeof outcomes)[EndPath]][]) {
+    const from = endableFrom(via, outcome.status).at(-1)!;
+    const job = async (status: JobStatus, fields: Partial<StackJobDoc>): Promise<StackJobDoc> =>
+      stack.models.StackJob.create({
+        _id: randomUUID(),
+        resourceId: resource.id,
+        resourceVersion: 1,
+        kind: 'LocalFileSet',
+        stackFqdn: resource.stackFqdn,
+        status,
+        ...fields,
+      });
+    const undoId = randomUUID();
+    const failedUp = await job('failed', {
+      operation: 'up',
+      finishedAt: new Date(),
+      compensation: { mode: 'destroy', strategy: 'destroy', state: 'compensating', jobId: undoId },
+    });
+    const undo = await job(from, { _id: undoId, operation: 'destroy', compensates: failedUp._id });
+    const run =
+      via === 'run'
+        ? {
+            result: { exitCode: null, lastSeq: 0, summary: {} },
+            finishedAt: new Date(),
+            store: <T>(write: () => Promise<T>) => write(),
+            afterWrite: async () => undefined,
+            publish: (end: { jobId: string; status: string }) => void published.set(end.jobId, end),
+          }
+        : undefined;
+    const ended = await endJob(deps, undo._id, { ...outcome, error: `ended by the ${via} path` }, via, run);
+    t.match(ended, { status: outcome.status, reason: outcome.reason, finishedAt: Date }, `${via}: ended from ${from}`);
+    t.equal(await endJob(deps, undo._id, { ...outcome, error: 'again' }, via), undefined, `${via}: an ended job is not ended twice`);
+
+    const answered = await waitForJob(stack.models, failedUp._id, (d) => (d.compensation as { state?: string }).state !== 'compensating');
+    t.match(
+      answered.compensation,
+      { state: 'compensation_failed', error: new RegExp(`compensating job ${undo._id} .*the stack was not put back`), endedAt: String },
+      `${via}: the failed up is compensation_failed`,
+    );
+    t.match(published.get(undo._id), { status: outcome.status }, `${via}: its end is published`);
+    t.ok(await stack.webhookQueue.getJob(`ended.${undo._id}`), `${via}: its webhooks hear its end`);
+    t.ok(await stack.webhookQueue.getJob(`compensation_failed.${failedUp._id}`), `${via}: and the failed up's compensation_failed`);
+  }
+});
+
+t.test('an up with compensation cut short (crash, runner lost) is not compensated blindly: it says why', async (t) => {
+  const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
+  const logger = createLogger({ name: 'test', level: 'silent' });
+  const publisher = createRedis(stack.config.REDIS_URL, 'worker', logger);
+  t.teardown(() => publisher.quit());
+  const deps = { models: stack.models, publisher, lifecycle: stack.lifecycleQueue, logger };
+  for (const via of ['crash', 'reconciler'] as const) {
+    const resource = await createResource(stack, fileSetManifest(`cut-${via}`, join(stack.scratch, `cut-${via}`), []));
+    const up = await stack.models.StackJob.create({
+      _id: randomUUID(),
+      resourceId: resource.id,
+      resourceVersion: 1,
+      kind: 'LocalFileSet',
+      stackFqdn: resource.stackFqdn,
+      operation: 'up',
+      status: 'running',
+      options: { compensation: 'destroy' },
+    });
+    const reason = via === 'crash' ? 'internal_error' : 'runner_lost';
+    await endJob(deps, up._id, { status: 'failed', reason, error: 'cut short' }, via);
+    const done = await waitForJob(stack.models, up._id, (d) => Boolean(d.compensation));
+    t.match(done.compensation, {
+      mode: 'destroy',
+      state: 'compensation_failed',
+      error: new RegExp(`the up was cut short \\(${reason}\\)`),
+    });
+    t.equal(await stack.models.StackJob.countDocuments({ compensates: up._id }), 0, `${via}: nothing is queued to undo it`);
+    t.match(await stack.models.Resource.findById(resource.id).lean(), { stack: { status: 'failed' } }, `${via}: its stack shows failed`);
+  }
+});

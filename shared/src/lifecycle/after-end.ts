@@ -1,0 +1,62 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logger.js';
+import type { Models, StackJobDoc } from '../models/index.js';
+import type { StackQueue } from '../stack-queue.js';
+import { type JobStatus, isFinalStatus } from '../types.js';
+import { queueJobEndedEvent } from '../webhooks.js';
+import { answerCompensation, compensate } from './compensation.js';
+import { recoverJob } from './recovery.js';
+import { remediateDrift } from './remediation.js';
+import type { AfterEndWork } from './queue.js';
+import type { EndPath } from './transitions.js';
+
+export interface AfterEndDeps {
+  models: Models;
+  publisher: Pick<Redis, 'publish'>;
+  /** The stack jobs queue (retries, compensations, remediations are jobs like any other). */
+  queue: Pick<Queue, 'add'>;
+  stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+  /** WEBHOOKS_QUEUE. */
+  webhooks: Pick<Queue, 'add'>;
+  logger: Logger;
+}
+
+/** One reaction to a job's end: it looks at the job as it ended (and the path that ended it) and decides alone whether it applies. */
+interface Reaction {
+  name: string;
+  react(deps: AfterEndDeps, job: StackJobDoc, via: EndPath): Promise<unknown>;
+}
+
+/**
+ * What follows every job's end, whichever path ended it, in this order, each idempotent (a retry of
+ * the work after a partial failure does each at most once): the failed up a compensating job answers;
+ * the compensation of a failed up; the recovery of a run the infrastructure cut short; the
+ * remediation of drift found; the job's webhook events (last: they read what the others wrote).
+ * What must happen while the stack is still held (a gated job's plan, the repair mark) is the
+ * runner's, before it lets the stack go.
+ */
+export const AFTER_END_REACTIONS: readonly Reaction[] = [
+  { name: 'answer the compensation it was', react: (deps, job) => answerCompensation(deps, job) },
+  { name: 'compensate a failed up', react: (deps, job, via) => compensate(deps, job, via) },
+  { name: 'recover a run cut short', react: (deps, job) => recoverJob(deps, job) },
+  { name: 'remediate drift', react: (deps, job) => remediateDrift(deps, job) },
+  { name: 'tell webhooks', react: (deps, job) => queueJobEndedEvent(deps.webhooks, job._id) },
+];
+
+/** Runs every after-end reaction for one ended job; a reaction that fails fails the work (retried whole). */
+export async function runAfterEnd(deps: AfterEndDeps, { jobId, via }: AfterEndWork): Promise<void> {
+  const job = await deps.models.StackJob.findById(jobId).lean<StackJobDoc>();
+  if (!job || !isFinalStatus(job.status as JobStatus)) return; // swept, or (a bug) not ended: nothing follows
+  for (const reaction of AFTER_END_REACTIONS) {
+    try {
+      await reaction.react(deps, job, via);
+    } catch (err) {
+      deps.logger.warn(
+        { err: (err as Error).message, jobId, reaction: reaction.name },
+        'an after-end reaction failed; the work is tried again',
+      );
+      throw err;
+    }
+  }
+}
