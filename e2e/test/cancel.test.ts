@@ -86,7 +86,10 @@ t.test('a queued job is cancelled at once and never runs', async (t) => {
   t.match(messages, [{ type: 'end', status: 'cancelled', lastSeq: 0 }]);
   await stack.api.inject({ method: 'POST', url: `/v1/jobs/${first.id}/cancel`, headers: stack.auth });
   await watchFirst.done;
-  await new Promise((r) => setTimeout(r, 1500));
+  // The stack goes on to the next job in its line: one queued now runs to its end, and the cancelled one did not run before it.
+  const third = await queueJob(stack, id, { operation: 'preview' });
+  const { messages: thirdMessages } = await readStream(`${stack.gatewayUrl}/v1/jobs/${third.id}/stream`);
+  t.equal(thirdMessages.at(-1)?.type, 'end', 'the next job on the stack runs');
   const again = await getJob(stack, second.id);
   t.equal(again.status, 'cancelled', 'it stays cancelled once the stack is free');
   t.notOk(again.startedAt, 'and it never started');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { BIN, ownGateway, servicesForCli } from './cli-harness.js';
-import { fileSetManifest } from './harness.js';
+import { fileSetManifest, until } from './harness.js';
 
 t.test('pds follows a job across a gateway restart, and gives up (exit 5) when it stays away', async (t) => {
   const { stack, work, env: base } = await servicesForCli(t, 'pds-cli-resume-');
@@ -16,7 +16,7 @@ t.test('pds follows a job across a gateway restart, and gives up (exit 5) when i
   const files = [1, 2, 3].map((i) => ({ path: `f${i}.txt`, content: `${i}`, delayMs: 1_500 }));
   await writeFile(manifest, fileSetManifest('cli-resume', join(work, 'out'), files));
 
-  // Watching: the gateway goes away after the first resource and comes back 2 s later.
+  // Watching: the gateway goes away after the first resource and comes back once the CLI has said it lost the stream.
   const deployed = await execa(process.execPath, [BIN, 'deploy', '-f', manifest, '-o', 'json'], { env, extendEnv: false });
   const jobId = (JSON.parse(deployed.stdout) as { job: { id: string } }).job.id;
   const watching = execa(process.execPath, [BIN, 'watch', jobId], { env, extendEnv: false, reject: false });
@@ -29,8 +29,10 @@ t.test('pds follows a job across a gateway restart, and gives up (exit 5) when i
   });
   const early = await Promise.race([sawCreate.then(() => undefined), watching.then((done) => done.stderr)]);
   if (early !== undefined) t.fail(`watch ended before the restart: ${early}`);
+  let stderr = '';
+  watching.stderr?.on('data', (chunk: Buffer) => void (stderr += String(chunk)));
   await gateway.stop();
-  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await until(() => /lost the stream .*trying again/.test(stderr), 'the CLI says it lost the stream', 30_000);
   gateway = await ownGateway(stack, port);
   const watched = await watching;
   t.equal(watched.exitCode, 0, `followed to its end across the restart (${watched.stderr.slice(-300)})`);

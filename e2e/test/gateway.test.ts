@@ -1,9 +1,9 @@
 import { startLocalRedis } from '@pds/devkit';
-import { BOOTSTRAP_PRINCIPAL, hashToken, issueStreamTicket, jobChannel, storeApiToken } from '@pds/shared';
+import { BOOTSTRAP_PRINCIPAL, hashToken, issueStreamTicket, jobChannel, lineStore, storeApiToken } from '@pds/shared';
 import t from 'tap';
 import WebSocket from 'ws';
 import { startGateway, TOKEN } from './gateway-harness.js';
-import { readStream } from './harness.js';
+import { readStream, until } from './harness.js';
 
 const seqsOf = (messages: { seq?: number }[]) => messages.filter((m) => m.seq !== undefined).map((m) => m.seq);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -90,14 +90,14 @@ t.test('API tokens of any role may watch; a revoked one is refused', async (t) =
 
 t.test('Server-Sent Events carry the same stream (a browser opens it with a stream ticket), and Last-Event-ID resumes it', async (t) => {
   const { gateway, job, command } = await startGateway(t);
-  const { http } = await gateway();
+  const { http, hub } = await gateway();
   const j = await job();
   for (let i = 1; i <= 10; i++) j.sink.line('stdout', `line ${i}`);
   const { ticket } = await issueStreamTicket(command, { principal: BOOTSTRAP_PRINCIPAL, tokenHash: hashToken(TOKEN) }, { jobId: j.jobId });
   const reading = fetch(`${http}/v1/jobs/${j.jobId}/stream?from=0&ticket=${ticket}`, { headers: { accept: 'text/event-stream' } }).then(
     readSse,
   );
-  await new Promise((r) => setTimeout(r, 200));
+  await until(() => hub.subscriptions === 1, 'the gateway follows the job'); // the rest arrives live
   for (let i = 11; i <= 20; i++) j.sink.line('stderr', `line ${i}`);
   await j.finish();
   const events = await reading;
@@ -144,7 +144,7 @@ t.test('a job whose lines were swept as old history: error 4410 saying so, not a
 t.test('one socket follows several jobs and stops following one on unsubscribe', async (t) => {
   const { gateway, job } = await startGateway(t);
   const { ws } = await gateway();
-  const [a, b, c] = [await job(), await job(), await job()];
+  const [a, b, c, d] = [await job(), await job(), await job(), await job()];
   const socket = await openSocket(`${ws}/v1/stream`);
   t.teardown(() => socket.close());
   const got: Record<string, { seq?: number; type: string; code?: number }[]> = {};
@@ -156,16 +156,18 @@ t.test('one socket follows several jobs and stops following one on unsubscribe',
   socket.send(JSON.stringify({ type: 'subscribe', jobId: b.jobId, from: 2 }));
   socket.send(JSON.stringify({ type: 'subscribe', jobId: c.jobId }));
   socket.send(JSON.stringify({ type: 'subscribe', jobId: 'missing' }));
-  await new Promise((r) => setTimeout(r, 300));
+  await until(() => [a, b, c].every((j) => got[j.jobId]?.length) && got.missing !== undefined, 'each subscription answered');
   socket.send(JSON.stringify({ type: 'unsubscribe', jobId: c.jobId }));
-  await new Promise((r) => setTimeout(r, 100));
+  // A socket's messages are handled in order: once d's subscription answers, c's unsubscribe is done.
+  socket.send(JSON.stringify({ type: 'subscribe', jobId: d.jobId }));
+  await until(() => Boolean(got[d.jobId]?.length), 'the unsubscribe handled');
   for (let i = 0; i < 5; i++) {
     a.sink.line('stdout', `a${i}`);
     b.sink.line('stdout', `b${i}`);
     c.sink.line('stdout', `c${i}`);
   }
   await Promise.all([a.finish(), b.finish(), c.finish()]);
-  await new Promise((r) => setTimeout(r, 500));
+  await until(() => got[a.jobId]?.at(-1)?.type === 'end' && got[b.jobId]?.at(-1)?.type === 'end', 'both ends');
   t.same(seqsOf(got[a.jobId] ?? []), range(1, 5));
   t.equal(got[a.jobId]?.at(-1)?.type, 'end');
   t.same(seqsOf(got[b.jobId] ?? []), range(3, 5), 'each job from its own seq');
@@ -177,14 +179,14 @@ t.test('one socket follows several jobs and stops following one on unsubscribe',
 
 t.test('a client that does not read is closed with a reason and does not slow the others', async (t) => {
   const { gateway, job } = await startGateway(t, { maxBufferedBytes: 1024 * 1024 });
-  const { ws } = await gateway();
+  const { ws, hub } = await gateway();
   const j = await job();
   const slow = await openSocket(`${ws}/v1/jobs/${j.jobId}/stream`);
   const slowClosed = new Promise<[number, string]>((resolve) => slow.on('close', (code, reason) => resolve([code, String(reason)])));
   // Stop reading from the socket: the server's send buffer for this client fills up.
   (slow as unknown as { _socket: { pause(): void } })._socket.pause();
   const fast = readStream(`${ws}/v1/jobs/${j.jobId}/stream`, TOKEN);
-  await new Promise((r) => setTimeout(r, 200));
+  await until(() => hub.subscriptions === 1, 'the gateway follows the job');
   // Paced, as a real run prints: the reading client keeps up, the paused one falls behind by megabytes.
   for (let i = 1; i <= 8000; i++) {
     j.sink.line('stdout', `${i} ${'x'.repeat(2000)}`);
@@ -206,31 +208,34 @@ t.test('a gateway holds one Redis subscription per job, however many clients wat
   const sockets = await Promise.all(
     Array.from({ length: 100 }, (_, i) => openSocket(`${(i % 2 ? one : two).ws}/v1/jobs/${j.jobId}/stream`)),
   );
-  await new Promise((r) => setTimeout(r, 300));
+  await until(() => one.hub.subscriptions === 1 && two.hub.subscriptions === 1, 'both gateways follow the job');
   const [, count] = (await command.pubsub('NUMSUB', jobChannel(j.jobId))) as [string, number];
   t.equal(Number(count), 2, '100 clients on two gateways: 2 subscriptions');
   t.equal(one.hub.subscriptions, 1);
   for (const socket of sockets) socket.close();
-  await new Promise((r) => setTimeout(r, 300));
-  t.equal(one.hub.subscriptions + two.hub.subscriptions, 0, 'released when the clients leave');
+  await until(() => one.hub.subscriptions + two.hub.subscriptions === 0, 'the subscriptions released');
+  t.pass('released when the clients leave');
 });
 
 t.test('when Redis goes away and comes back, a live client still gets every line once', async (t) => {
   const redis = await startLocalRedis();
   let current = redis;
   t.teardown(() => current.stop());
-  const { gateway, job } = await startGateway(t, { redisUrl: redis.url });
-  const { ws } = await gateway();
+  const { gateway, job, models, command } = await startGateway(t, { redisUrl: redis.url });
+  const { ws, hub } = await gateway();
   const j = await job();
   const reading = readStream(`${ws}/v1/jobs/${j.jobId}/stream`, TOKEN);
-  await new Promise((r) => setTimeout(r, 200));
+  await until(() => hub.subscriptions === 1, 'the gateway follows the job');
   for (let i = 1; i <= 300; i++) j.sink.line('stdout', `before ${i}`);
-  await new Promise((r) => setTimeout(r, 200));
+  await until(() => hub.recent(j.jobId, 300, 300).length === 1, 'the first 300 lines heard live');
   await redis.stop();
   for (let i = 301; i <= 600; i++) j.sink.line('stdout', `during ${i}`);
-  await new Promise((r) => setTimeout(r, 300));
+  const store = lineStore(models);
+  await until(async () => (await store.read(j.jobId, 599, 1)).length === 1, 'the lines written while Redis was away stored');
   current = await startLocalRedis({ port: redis.port });
-  await new Promise((r) => setTimeout(r, 1500)); // clients reconnect with a back-off
+  // Clients reconnect with a back-off: the gateway follows the job again once its subscription is back.
+  const channel = jobChannel(j.jobId);
+  await until(async () => Number(((await command.pubsub('NUMSUB', channel)) as [string, number])[1]) === 1, 'the gateway subscribed again');
   for (let i = 601; i <= 900; i++) j.sink.line('stdout', `after ${i}`);
   await j.finish();
   const { messages, code } = await reading;

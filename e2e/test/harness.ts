@@ -15,6 +15,7 @@ import {
   createLogger,
   createModels,
   createRedis,
+  jobChannel,
   loadConfig,
   loadKindRegistry,
   StackQueue,
@@ -24,6 +25,7 @@ import {
 } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import WebSocket from 'ws';
+import { JobWatch } from './job-watch.js';
 
 export const TOKEN = 'test-admin-token-0123456789-abcdefghijklmnop';
 
@@ -82,6 +84,9 @@ export async function startStack(
   const connection = await connectMongo(config.MONGO_URL);
   t.teardown(() => connection.close());
   const models = createModels(connection);
+  const watch = await JobWatch.open(config.REDIS_URL);
+  t.teardown(() => watch.close());
+  watches.set(models, watch);
   await prepareStore(models);
   const kinds = await loadKindRegistry(config.MODULES_DIR);
 
@@ -177,21 +182,95 @@ type Stack = Awaited<ReturnType<typeof startStack>>;
  * Reads a document by id every `everyMs` until `ready` holds (read errors, as while the store is
  * away, count as not yet); throws after `timeoutMs`, showing what it last read.
  */
+/**
+ * Reads a document until `ready` holds: again as soon as `wake` calls (an announcement about it;
+ * subscribed before the first read, so none is missed), else every `everyMs`.
+ */
 async function waitForDoc<T>(
   read: () => Promise<T | null>,
   ready: (doc: T) => boolean,
-  { timeoutMs, everyMs, what }: { timeoutMs: number; everyMs: number; what: (doc: T | null) => string },
+  options: { timeoutMs: number; everyMs: number; what: (doc: T | null) => string; wake?: (listener: () => void) => () => void },
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const doc = await read().catch(() => null);
-    if (doc && ready(doc)) return doc;
-    if (Date.now() > deadline) throw new Error(`${what(doc)} never got there`);
-    await new Promise((r) => setTimeout(r, everyMs));
+  const deadline = Date.now() + options.timeoutMs;
+  let woken: boolean | undefined;
+  let resume: (() => void) | undefined;
+  const stop = options.wake?.(() => {
+    woken = true;
+    resume?.();
+  });
+  try {
+    for (;;) {
+      woken = false;
+      const doc = await read().catch(() => null);
+      if (doc && ready(doc)) return doc;
+      if (Date.now() > deadline) throw new Error(`${options.what(doc)} never got there`);
+      if (woken) continue; // announced while it was being read
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(options.everyMs, Math.max(0, deadline - Date.now()) + 1));
+        resume = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      resume = undefined;
+    }
+  } finally {
+    stop?.();
   }
 }
 
-/** A job document once `ready` holds; throws after `timeoutMs`. */
+/**
+ * Resolves once `condition` holds: a state of this process or of a store, asked every 10 ms (an
+ * error asking counts as not yet). Throws naming `what` after `timeoutMs`. What a test waits for,
+ * instead of sleeping for a time it hopes is long enough.
+ */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, everyMs = 10): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (
+    !(await Promise.resolve()
+      .then(condition)
+      .catch(() => false))
+  ) {
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/**
+ * Once a line or event of the job (its text, or the event's JSON) matches `pattern`: the run has got
+ * that far. Heard live on the job's channel (stored lines can lag: a part-chunk is written late), and
+ * looked for among the stored ones too, for a line published before this listened.
+ */
+export async function untilLine(stack: Stack, jobId: string, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  const matches = (line: { text?: string; event?: Record<string, unknown> }) => pattern.test(line.text ?? JSON.stringify(line.event ?? {}));
+  const listener = createRedis(stack.config.REDIS_URL, 'subscriber', createLogger({ name: 'until-line', level: 'silent' }));
+  let heard = false;
+  listener.on('message', (_channel: string, text: string) => {
+    const message = JSON.parse(text) as { type: string; text?: string; event?: Record<string, unknown> };
+    if ((message.type === 'line' || message.type === 'event') && matches(message)) heard = true;
+  });
+  try {
+    await redisReady(listener);
+    await listener.subscribe(jobChannel(jobId));
+    await until(
+      async () => heard || (await storedLines(stack, jobId)).some(matches),
+      `a line of job ${jobId} matching ${pattern}`,
+      timeoutMs,
+      100,
+    );
+  } finally {
+    listener.disconnect();
+  }
+}
+
+/** Each stack's JobWatch, by its models (what tests hand waitForJob). */
+const watches = new WeakMap<object, JobWatch>();
+
+/**
+ * A job document once `ready` holds; throws after `timeoutMs`. With a stack's models it is read
+ * again on each announcement about the job (status, end, amendment), and once a second besides for
+ * writes nothing announces; other models are polled every 200 ms.
+ */
 export function waitForJob(
   models: Pick<Models, 'StackJob'>,
   id: string,
@@ -199,7 +278,13 @@ export function waitForJob(
   timeoutMs = 30_000,
 ): Promise<StackJobDoc> {
   const read = () => models.StackJob.findById(id).lean<StackJobDoc>();
-  return waitForDoc(read, ready, { timeoutMs, everyMs: 200, what: (doc) => `job ${id} (${JSON.stringify(doc)})` });
+  const watch = watches.get(models);
+  return waitForDoc(read, ready, {
+    timeoutMs,
+    everyMs: watch ? 1_000 : 200,
+    what: (doc) => `job ${id} (${JSON.stringify(doc)})`,
+    ...(watch ? { wake: (listener: () => void) => watch.on(id, listener) } : {}),
+  });
 }
 
 /**

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createLogger, createRedis, jobChannel, type JobStatus, redisReady, type StackJobDoc } from '@pds/shared';
 import { endableFrom, endJob, type EndPath, type FinalStatus } from '@pds/shared/lifecycle';
 import t from 'tap';
-import { createResource, fileSetManifest, startStack, waitForJob } from './harness.js';
+import { createResource, fileSetManifest, startStack, until, waitForJob } from './harness.js';
 
 /**
  * Every path that ends a job goes through endJob, and every end is followed by the same after-end
@@ -76,8 +76,12 @@ t.test('whichever path ends a compensating job, the failed up it answers is comp
       `${via}: the failed up is compensation_failed`,
     );
     t.match(published.get(undo._id), { status: outcome.status }, `${via}: its end is published`);
-    t.ok(await stack.webhookQueue.getJob(`ended.${undo._id}`), `${via}: its webhooks hear its end`);
-    t.ok(await stack.webhookQueue.getJob(`compensation_failed.${failedUp._id}`), `${via}: and the failed up's compensation_failed`);
+    // Its webhook events are the last reaction: queued once the others are done.
+    const queued = (id: string) => until(async () => Boolean(await stack.webhookQueue.getJob(id)), `webhook event ${id} queued`);
+    await queued(`ended.${undo._id}`);
+    t.pass(`${via}: its webhooks hear its end`);
+    await queued(`compensation_failed.${failedUp._id}`);
+    t.pass(`${via}: and the failed up's compensation_failed`);
   }
 });
 

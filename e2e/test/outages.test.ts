@@ -7,7 +7,7 @@ import { jobWritableFile, type LocalServer, startLocalFerretDb, startLocalRedis,
 import { stackBackend } from '@pds/runner';
 import type { Teardowns } from '@pds/devkit/tap';
 import t from 'tap';
-import { createResource, fileSetManifest, queueJob, replaceResource, startStack, storedLines, waitForJob } from './harness.js';
+import { createResource, fileSetManifest, queueJob, replaceResource, startStack, storedLines, untilLine, waitForJob } from './harness.js';
 
 /**
  * Stores that go away mid-run (real servers, really stopped or paused) and a stack that Pulumi
@@ -46,10 +46,14 @@ t.test('MongoDB stopped for 6 s during an up: the run rides it out and every lin
   );
   const job = await queueJob(stack, resource.id);
   await waitForJob(stack.models, job.id, (d) => d.status === 'running');
-  await sleep(500); // Pulumi is creating the slow file now
+  // Half a second into the run, while it prints: a store call is in flight when the store goes (one
+  // that starts later waits in the driver's server selection instead, and no retry would be seen).
+  await sleep(500);
 
   await mongo.stop();
-  await sleep(6_000); // Pulumi ends meanwhile: its last lines and the result wait for the store
+  // The outage's length, the scenario's own: Pulumi (its slow file took 2.5 s) ends during it, so its
+  // last lines and the result wait for the store.
+  await sleep(6_000);
   mongo = await startLocalFerretDb({ dataDir, port: mongo.port });
 
   const done = await waitForJob(stack.models, job.id, (d) => d.status !== 'running', 90_000);
@@ -116,8 +120,7 @@ t.test('MongoDB away past the tolerance while a job prints, back before it ends:
   );
   const resource = await createResource(stack, fileSetManifest('gappy', join(scratch, 'files'), [{ path: 'a.txt', content: 'a' }]));
   const job = await queueJob(stack, resource.id);
-  await waitForJob(stack.models, job.id, (d) => d.status === 'running');
-  await sleep(500);
+  await untilLine(stack, job.id, /./); // the stand-in runs
   await mongo.stop();
   const deadline = Date.now() + 20_000;
   while (!logs.some((line) => line.includes('"msg":"cannot persist job lines"'))) {
@@ -145,8 +148,7 @@ t.test('Redis paused past the stack lock TTL: the up is stopped and not re-run, 
   const dir = join(stack.scratch, 'cut-up');
   const resource = await createResource(stack, fileSetManifest('cut-up', dir, [{ path: 'slow.txt', content: 'x', delayMs: 8_000 }]));
   const job = await queueJob(stack, resource.id);
-  await waitForJob(stack.models, job.id, (d) => d.status === 'running');
-  await sleep(500);
+  await untilLine(stack, job.id, /slow\.txt/); // Pulumi is creating the slow file (8 s) now
   await pause(redis, 4_500); // the lock's TTL is 3 s
 
   const cut = await waitForJob(stack.models, job.id, (d) => d.status !== 'running' && Boolean(d.recovery), 60_000);
@@ -186,8 +188,7 @@ t.test('Redis paused past the stack lock TTL during a preview: the preview is ru
   });
   const resource = await createResource(stack, fileSetManifest('cut-preview', join(scratch, 'files'), [{ path: 'a.txt', content: 'a' }]));
   const job = await queueJob(stack, resource.id, { operation: 'preview' });
-  await waitForJob(stack.models, job.id, (d) => d.status === 'running');
-  await sleep(300);
+  await untilLine(stack, job.id, /./); // the stand-in runs
   await pause(redis, 4_500);
 
   const cut = await waitForJob(stack.models, job.id, (d) => d.status !== 'running' && Boolean(d.recovery), 60_000);

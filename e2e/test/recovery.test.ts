@@ -4,7 +4,7 @@ import { reconcileLostJobs } from '@pds/runner';
 import { createLogger, jobChannel, type Operation, RunningJobs, StackQueue } from '@pds/shared';
 import { Redis } from 'ioredis';
 import t from 'tap';
-import { createResource, fileSetManifest, readStream, startStack, waitForJob } from './harness.js';
+import { createResource, fileSetManifest, readStream, startStack, until, waitForJob } from './harness.js';
 
 /**
  * A job whose runner vanished without a trace: `running`, started long ago, no heartbeat. This is
@@ -145,7 +145,9 @@ t.test('a compensating job lost with its runner leaves the failed up it answers 
       endedAt: String,
     },
   });
-  t.ok(await stack.webhookQueue.getJob(`compensation_failed.${failedUp._id}`), 'its webhooks hear compensation_failed');
+  const event = `compensation_failed.${failedUp._id}`;
+  await until(async () => Boolean(await stack.webhookQueue.getJob(event)), 'its compensation_failed event queued');
+  t.pass('its webhooks hear compensation_failed');
   const view = (await stack.api.inject({ method: 'GET', url: `/v1/jobs/${failedUp._id}`, headers: stack.auth })).json();
   t.match(view.compensation, { state: 'compensation_failed', jobId: undo._id }, 'and the API shows it');
 });

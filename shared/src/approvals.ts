@@ -71,7 +71,7 @@ export interface Approval {
 
 /** The job's approval, if it is gated. */
 export function approvalOfJob(job: Pick<StackJobDoc, 'approval'>): Approval | undefined {
-  return (job.approval as Approval | undefined) ?? undefined;
+  return job.approval ?? undefined;
 }
 
 /**
@@ -83,7 +83,7 @@ export async function dropRunFiles(
   job: Pick<StackJobDoc, '_id' | 'approval' | 'operation' | 'options'>,
 ): Promise<void> {
   if (approvalOfJob(job)?.updatePlan) await models.UpdatePlanFile.deleteOne({ _id: job._id }).catch(() => undefined);
-  const upload = (job.options as { upload?: string } | undefined)?.upload;
+  const upload = job.options?.upload;
   if (job.operation === 'restore' && upload) await models.StateUpload.deleteOne({ _id: upload }).catch(() => undefined);
 }
 

@@ -15,7 +15,7 @@ export function endMessageFor(job: EndedJob): EndMessage {
     exitCode: job.exitCode ?? null,
     ...(job.error ? { error: job.error } : {}),
     ...(job.reason ? { reason: job.reason } : {}),
-    summary: (job.summary as Record<string, number>) ?? {},
+    summary: job.summary ?? {},
     lastSeq: job.lastSeq ?? 0,
     ts: (job.finishedAt ?? job.updatedAt).toISOString(),
   };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
+import type { JobOptions } from './job-fields.js';
 import type { Models, ResourceDoc, StackJobDoc } from './models/index.js';
 import { STACK_JOBS_QUEUE } from './names.js';
 import type { StackQueue } from './stack-queue.js';
@@ -60,7 +61,7 @@ export interface NewJob {
   kind: string;
   stackFqdn: string;
   operation: Operation;
-  options: Record<string, unknown>;
+  options: JobOptions;
   /** Who asked for it (a retry: who asked for the job it repeats). */
   createdBy?: JobCreator;
   /** A retry: the job it repeats, and which attempt this is (the first run is attempt 1). */
@@ -145,14 +146,8 @@ export interface GateRequest {
  * (saving its update plan under `updatePlans`), a destroy's deletions (`previewOf: destroy`), or
  * what Pulumi would change once a restore's state is back (`previewOf: restore`, which state).
  */
-function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>, gate: Pick<GateRequest, 'updatePlan'>) {
-  const { version, upload, refresh, targets, lastGood } = (fields.options ?? {}) as {
-    version?: number;
-    upload?: string;
-    refresh?: boolean;
-    targets?: string[];
-    lastGood?: boolean;
-  };
+function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>, gate: Pick<GateRequest, 'updatePlan'>): JobOptions {
+  const { version, upload, refresh, targets, lastGood } = fields.options;
   const targeted = targets?.length ? { targets } : {};
   if (fields.operation === 'destroy') return { previewOf: 'destroy', ...targeted };
   if (fields.operation === 'restore')

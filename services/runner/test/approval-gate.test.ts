@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkSavedPlan } from '../src/approval-gate.js';
+import { checkSavedPlan } from '../src/admission/approval-gate.js';
 
 const urn = (name: string) => `urn:pulumi:dev::p::pkg:index:File::${name}`;
 const STACK = 'urn:pulumi:dev::p::pulumi:pulumi:Stack::p-dev';

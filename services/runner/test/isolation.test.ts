@@ -10,9 +10,9 @@ import { uidLeaseKey } from '@pds/shared';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import { openPathTo, ownFolder } from '../src/isolation/ownership.js';
-import { IsolationUnavailableError, prepareIsolation } from '../src/isolation/prepare.js';
-import { isolationProblem, SlotPool } from '../src/isolation/slots.js';
-import { resetSlot } from '../src/isolation/slot-reset.js';
+import { IsolationUnavailableError, prepareIsolation } from '../src/slots/prepare.js';
+import { isolationProblem, SlotPool } from '../src/slots/slots.js';
+import { resetSlot } from '../src/slots/slot-reset.js';
 import { killProcessesOf, leaseUids, NoFreeUidError, processesOf } from '../src/isolation/uid-leases.js';
 import { adoptSharedLayout, backendSeparatesTenants, stackBackend } from '../src/isolation/stack-state.js';
 

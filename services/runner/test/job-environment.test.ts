@@ -1,5 +1,5 @@
 import t from 'tap';
-import { masker } from '../src/job-credential.js';
+import { masker } from '../src/run/job-credential.js';
 import { inheritedEnvironment } from '../src/pulumi/pulumi-run.js';
 
 t.test("a job's processes start from an allow-list: never the runner's own secrets, connection strings or anything unnamed", async (t) => {

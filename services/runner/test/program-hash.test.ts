@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { programHash } from '../src/program-hash.js';
+import { programHash } from '../src/run/program-hash.js';
 
 t.test("a program folder's hash changes with its code, not with its node_modules", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'pds-program-'));

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ProgressTracker, resourcesAfter } from '../src/progress.js';
+import { ProgressTracker, resourcesAfter } from '../src/run/progress.js';
 
 const step = (state: string, type = 'local:index:File') => ({ kind: 'resource', state, type });
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runtimePackages } from '@pds/shared';
 import t from 'tap';
-import { templateProgramDir } from '../src/template-program.js';
+import { templateProgramDir } from '../src/run/template-program.js';
 
 const sha = (c: string) => c.repeat(64);
 

@@ -23,7 +23,7 @@ export interface CompensationDeps extends QueueingDeps {
  * failed job's `compensation` records the strategy, the job and the state. Once per job.
  */
 export async function compensate(deps: CompensationDeps, job: StackJobDoc, via: EndPath): Promise<void> {
-  const mode = (job.options as { compensation?: string } | undefined)?.compensation;
+  const mode = job.options?.compensation;
   if (job.operation !== 'up' || job.status !== 'failed' || !mode || mode === 'none' || job.compensates || job.compensation) return;
   if (CUT_SHORT_PATHS.includes(via)) {
     const error = `the up was cut short (${job.reason ?? via}): what it changed is not known; a refresh shows the stack as it is and a repair job deals with pending operations, then compensate by hand`;

@@ -41,7 +41,7 @@ export async function recoverJob(deps: RecoveryDeps, job: StackJobDoc): Promise<
         kind: job.kind,
         stackFqdn: job.stackFqdn,
         operation,
-        options: (job.options as Record<string, unknown>) ?? {},
+        options: { ...job.options },
         ...creatorOf(job),
         retryOf: job._id,
         attempt: attempt + 1,

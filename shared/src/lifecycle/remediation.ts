@@ -11,9 +11,7 @@ export interface RemediationDeps extends QueueingDeps {
 
 /** After a drift check that found drift and remediates: an `up` to put the stack back, linked both ways. Once per check. */
 export async function remediateDrift(deps: RemediationDeps, job: StackJobDoc): Promise<void> {
-  const options = job.options as { autoRemediate?: boolean } | undefined;
-  const drift = job.drift as { result?: string } | undefined;
-  if (job.operation !== DRIFT_CHECK || drift?.result !== 'drifted' || !options?.autoRemediate || job.remediatedBy) return;
+  if (job.operation !== DRIFT_CHECK || job.drift?.result !== 'drifted' || !job.options?.autoRemediate || job.remediatedBy) return;
   const resource = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
   if (!resource) return;
   // A repeat of this reaction (its first try failed after queueing) finds the up it queued.

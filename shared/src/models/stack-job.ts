@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Connection, type InferSchemaType, Schema } from 'mongoose';
+import type { Approval, Compensation } from '../approvals.js';
+import type { DriftReport, JobOptions, JobUsage } from '../job-fields.js';
 import { DEFAULT_TENANT } from '../tenancy.js';
-import { JOB_STATUSES, OPERATIONS } from '../types.js';
+import { type ChangeSummary, JOB_STATUSES, OPERATIONS } from '../types.js';
 
 /** A deployment job. Its id is also the BullMQ job id, so a job is queued at most once. */
 export const stackJobSchema = new Schema(
@@ -80,7 +82,18 @@ stackJobSchema.index({ status: 1, createdAt: -1 });
 stackJobSchema.index({ stackFqdn: 1, createdAt: -1 });
 stackJobSchema.index({ status: 1, startedAt: 1 });
 
-export type StackJobDoc = InferSchemaType<typeof stackJobSchema> & { _id: string; createdAt: Date; updatedAt: Date };
+/** The fields stored as Mixed, each with its shape (job-fields.ts, approvals.ts). */
+interface TypedJobFields {
+  options?: JobOptions | null;
+  usage?: JobUsage | null;
+  summary?: ChangeSummary | null;
+  drift?: DriftReport | null;
+  approval?: Approval | null;
+  compensation?: Compensation | null;
+}
+
+export type StackJobDoc = Omit<InferSchemaType<typeof stackJobSchema>, keyof TypedJobFields> &
+  TypedJobFields & { _id: string; createdAt: Date; updatedAt: Date };
 
 export function stackJobModel(connection: Connection) {
   return connection.model('StackJob', stackJobSchema, 'stackjobs');

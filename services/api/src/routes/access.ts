@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type AuditEntryDoc, callerOf, errors, issueStreamTicket, principalOf, tenantFilter } from '@pds/shared';
 import { Type } from '@sinclair/typebox';
-import { readPage } from '../services/pagination.js';
+import { listPage } from '../services/pagination.js';
 import { tenantService } from '../services/tenants.js';
 import { tokenService } from '../services/tokens.js';
 import {
@@ -130,14 +130,11 @@ export const accessRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(targetId ? { targetId } : {}),
         ...tenantFilter(principalOf(request), tenant),
       };
-      return readPage(
-        (condition, n) =>
-          models.AuditEntry.find({ ...filter, ...condition })
-            .sort({ at: -1, _id: -1 })
-            .limit(n)
-            .lean<AuditEntryDoc[]>(),
+      return listPage(
+        models.AuditEntry,
+        filter,
         { field: 'at', limit, cursor },
-        ({ _id, requestId: _requestId, tenantId, ...entry }) => ({
+        ({ _id, requestId: _requestId, tenantId, ...entry }: AuditEntryDoc) => ({
           id: _id,
           ...(tenantId ? { tenant: tenantId } : {}),
           ...entry,

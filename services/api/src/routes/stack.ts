@@ -2,25 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
   diffDeployments,
   errors,
-  LruCache,
   principalOf,
   readDeployment,
-  type Principal,
-  roleAllows,
-  secretOutputNames,
-  secretOutputsContext,
   type StackStateDoc,
   stackContents,
   stackOutputs,
   type Deployment,
-  STATE_MAX_BYTES,
-  tenantOf,
-  WAITING_STATUSES,
 } from '@pds/shared';
-import { gzipSync } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
-import { jobService } from '../services/jobs.js';
-import { resourceService } from '../services/resources.js';
+import { stackStateService } from '../services/stack-states.js';
 import { errorResponses, IdParamsSchema, JobSchema } from './schemas.js';
 
 const Json = Type.Record(Type.String(), Type.Unknown());
@@ -71,25 +61,6 @@ const SeqParamsSchema = Type.Object({ id: IdParamsSchema.properties.id, seq: Typ
 /** An imported state: up to 32 MiB of JSON (it is kept gzipped, at most STATE_MAX_BYTES). */
 const IMPORT_BODY_LIMIT = 32 * 1024 * 1024;
 
-/**
- * Refuses (400, naming the resource) a deployment that is not this stack's: each resource a URN of
- * its stack and project (`urn:pulumi:<stack>::<project>::…`), pending operations likewise.
- */
-function assertImportable(deployment: Deployment, stackFqdn: string): void {
-  const [, project, stack] = stackFqdn.split('/') as [string, string, string];
-  const prefix = `urn:pulumi:${stack}::${project}::`;
-  if (!Array.isArray(deployment.resources)) throw errors.invalidRequest('deployment.resources: a list of resources is needed');
-  const check = (where: string, urn: unknown) => {
-    if (typeof urn !== 'string' || !urn.startsWith(prefix)) {
-      throw errors.invalidRequest(
-        `${where}.urn: ${String(urn).slice(0, 200)} is not a resource of stack ${stack} of project ${project} (${prefix}…)`,
-      );
-    }
-  };
-  deployment.resources.forEach((r, i) => check(`deployment.resources[${i}]`, (r as { urn?: unknown } | null)?.urn));
-  (deployment.pending_operations ?? []).forEach((op, i) => check(`deployment.pending_operations[${i}].resource`, op?.resource?.urn));
-}
-
 const meta = (doc: StackStateDoc) => ({
   version: doc.seq,
   jobId: doc.jobId,
@@ -106,54 +77,10 @@ const meta = (doc: StackStateDoc) => ({
  * runner keeps each version after a job), never from a Pulumi process; parsed once per version.
  */
 export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const resources = resourceService(app.deps);
-  const jobs = jobService(app.deps);
-  const { models } = app.deps;
-  /** Parsed versions by id (a version never changes); a few, since a state can take megabytes. */
-  const parsed = new LruCache<string, Deployment>(32);
-
-  const deploymentOf = (doc: StackStateDoc): Deployment => {
-    const known = parsed.get(doc._id);
-    if (known) return known;
-    const deployment = readDeployment(doc);
-    parsed.set(doc._id, deployment);
-    return deployment;
-  };
-
-  /** The plain values of a version's outputs that hold secrets, for a caller who may see them (403, else). */
-  function revealSecretOutputs(doc: StackStateDoc, caller: Principal): Record<string, unknown> {
-    if (caller.role !== 'platform' && !roleAllows(caller.role, 'admin'))
-      throw errors.forbidden(
-        `showSecrets: secret outputs are shown to the tenant's admins only; token "${caller.name}" has the ${caller.role} role`,
-      );
-    const names = secretOutputNames(deploymentOf(doc));
-    if (names.length === 0) return {};
-    if (!doc.secretOutputs)
-      throw errors.conflict(
-        `the secret outputs of state version ${doc.seq} were not kept (written without CREDENTIALS_KEY, or before this service kept them); an up or refresh keeps them`,
-      );
-    if (!app.deps.keyring) throw errors.conflict('showSecrets: CREDENTIALS_KEY is not set on the API, so sealed outputs cannot be opened');
-    try {
-      return JSON.parse(app.deps.keyring.open(doc.secretOutputs, secretOutputsContext(doc))) as Record<string, unknown>;
-    } catch (err) {
-      throw errors.conflict(
-        `the secret outputs of state version ${doc.seq} do not open with the API's keys (${(err as Error).message}); set CREDENTIALS_KEY_PREVIOUS to the key they were sealed with, or run credentials:reseal`,
-      );
-    }
-  }
-
-  /** A version of a resource the caller may see (another tenant's resource: 404); the latest without `seq`. */
-  async function version(
-    id: string,
-    seq: number | undefined,
-    request: Parameters<typeof principalOf>[0],
-  ): Promise<StackStateDoc | undefined> {
-    await resources.find(id, principalOf(request));
-    const query = models.StackState.findOne({ resourceId: id, ...(seq !== undefined ? { seq } : {}) }).sort({ seq: -1 });
-    const doc = await query.lean<StackStateDoc>();
-    if (!doc && seq !== undefined) throw errors.notFound(`resource ${id} has no stack state version ${seq}`);
-    return doc ?? undefined;
-  }
+  const states = stackStateService(app.deps);
+  const { deploymentOf } = states;
+  const version = (id: string, seq: number | undefined, request: Parameters<typeof principalOf>[0]) =>
+    states.version(id, seq, principalOf(request));
 
   app.get(
     '/v1/resources/:id/stack',
@@ -200,7 +127,7 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const outputs = doc ? stackOutputs(deploymentOf(doc)) : {};
       if (!request.query.showSecrets || !doc) return { version: doc?.seq ?? null, outputs };
       reply.header('cache-control', 'no-store');
-      return { version: doc.seq, outputs: { ...outputs, ...revealSecretOutputs(doc, principalOf(request)) } };
+      return { version: doc.seq, outputs: { ...outputs, ...states.revealSecretOutputs(doc, principalOf(request)) } };
     },
   );
 
@@ -216,11 +143,7 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      await resources.find(request.params.id, principalOf(request));
-      const docs = await models.StackState.find({ resourceId: request.params.id }, { data: 0 })
-        .sort({ seq: -1 })
-        .limit(100)
-        .lean<StackStateDoc[]>();
+      const docs = await states.versions(request.params.id, principalOf(request));
       return { items: docs.map(meta) };
     },
   );
@@ -278,36 +201,8 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const resource = await resources.find(request.params.id, principalOf(request));
-      request.auditTenant = tenantOf(resource);
-      const deployment = request.body.deployment as Deployment;
-      assertImportable(deployment, resource.stackFqdn);
-      const text = JSON.stringify(deployment);
-      const data = gzipSync(text);
-      if (data.length > STATE_MAX_BYTES)
-        throw errors.payloadTooLarge(`deployment: ${data.length} bytes gzipped, more than ${STATE_MAX_BYTES}`);
-      // One import at a time per stack: an upload is kept until its job reads it; one whose job ended
-      // (cancelled before it ran) goes now.
-      const waiting = await models.StateUpload.findOne({ resourceId: resource._id }, { _id: 1 }).lean<{ _id: string }>();
-      if (waiting) {
-        const active = await models.StackJob.exists({
-          resourceId: resource._id,
-          status: { $in: [...WAITING_STATUSES, 'running'] },
-          'options.upload': waiting._id,
-        });
-        if (active)
-          throw errors.conflict(
-            `an import into resource ${resource._id} is waiting for its job ${String(active._id)}; let it run or cancel it first`,
-          );
-        await models.StateUpload.deleteOne({ _id: waiting._id });
-      }
-      const upload = await models.StateUpload.create({ tenantId: tenantOf(resource), resourceId: resource._id, data });
-      const job = await jobs
-        .create(resource._id, { operation: 'restore', upload: upload._id }, principalOf(request))
-        .catch(async (err: Error) => {
-          await models.StateUpload.deleteOne({ _id: upload._id }).catch(() => undefined);
-          throw err;
-        });
+      const job = await states.importState(request.params.id, request.body.deployment as Deployment, principalOf(request));
+      request.auditTenant = job.tenant;
       return reply.code(202).send(job);
     },
   );

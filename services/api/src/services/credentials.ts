@@ -11,7 +11,7 @@ import {
   type TenantViewer,
 } from '@pds/shared';
 import type { TenantService } from './tenants.js';
-import { readPage } from './pagination.js';
+import { listPage } from './pagination.js';
 
 export interface CredentialServiceDeps {
   models: Pick<Models, 'Credential' | 'StackJob' | 'Tenant'>;
@@ -205,15 +205,8 @@ export function credentialService({ models, keyring, tenants }: CredentialServic
       viewer: TenantViewer,
     ) {
       const filter = { ...visibleFilter(viewer, tenant), ...(provider ? { provider } : {}) };
-      return readPage(
-        (condition, n) =>
-          // Both may hold an $or (visibility, the cursor): spread together, one would replace the other.
-          models.Credential.find({ $and: [filter, condition] })
-            .sort({ createdAt: -1, _id: -1 })
-            .limit(n)
-            .lean<CredentialDoc[]>(),
-        { field: 'createdAt', limit, cursor },
-        (doc) => credentialView(doc, viewer),
+      return listPage(models.Credential, filter, { field: 'createdAt', limit, cursor }, (doc: CredentialDoc) =>
+        credentialView(doc, viewer),
       );
     },
 

@@ -95,7 +95,7 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds, 
     })
       .sort({ createdAt: -1 })
       .lean<StackJobDoc>();
-    const drift = last?.drift as { result?: 'drifted' | 'no_drift' | 'unknown' } | undefined;
+    const drift = last?.drift ?? undefined;
     return {
       resourceId: doc._id,
       ...schedule,

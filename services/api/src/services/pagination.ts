@@ -49,3 +49,35 @@ export async function readPage<T extends { _id: string }, V>(
   const at = last && (last as unknown as Record<string, Date>)[field];
   return { items: shown.map(view), ...(docs.length > limit && last && at ? { nextCursor: encodeCursor(at, last._id) } : {}) };
 }
+
+/** What listPage needs of a model: a find, sorted, limited and read as plain documents. */
+interface Listable {
+  find(filter: Record<string, unknown>): {
+    sort(order: Record<string, 1 | -1>): { limit(n: number): { lean<R>(): PromiseLike<R> } };
+  };
+}
+
+/**
+ * One page of a model's documents matching `filter`, newest first by (`field`, `_id`): the one
+ * list query of the API (filter, sort, keyset page, view). A filter with its own `$or` is combined
+ * with the cursor's by `$and` (spread together, one would replace the other).
+ */
+export function listPage<T extends { _id: string }, V>(
+  model: Listable,
+  filter: Record<string, unknown>,
+  page: { field: 'createdAt' | 'at'; limit: number; cursor?: string },
+  view: (doc: T) => V,
+): Promise<Page<V>> {
+  return readPage(
+    (condition, n) =>
+      Promise.resolve(
+        model
+          .find('$or' in filter && '$or' in condition ? { $and: [filter, condition] } : { ...filter, ...condition })
+          .sort({ [page.field]: -1, _id: -1 })
+          .limit(n)
+          .lean<T[]>(),
+      ),
+    page,
+    view,
+  );
+}

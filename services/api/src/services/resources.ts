@@ -32,7 +32,7 @@ import {
   type TenantPolicy,
   WAITING_STATUSES,
 } from '@pds/shared';
-import { readPage } from './pagination.js';
+import { listPage } from './pagination.js';
 import { withStoreLock } from './store-lock.js';
 import { tenantService } from './tenants.js';
 import { resourceView } from './views.js';
@@ -319,15 +319,7 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
         const at = label.indexOf('=');
         filter.labelPairs = `${label.slice(0, at)}=${label.slice(at + 1)}`;
       }
-      return readPage(
-        (condition, n) =>
-          models.Resource.find({ ...filter, ...condition })
-            .sort({ createdAt: -1, _id: -1 })
-            .limit(n)
-            .lean<ResourceDoc[]>(),
-        { field: 'createdAt', limit, cursor },
-        resourceView,
-      );
+      return listPage(models.Resource, filter, { field: 'createdAt', limit, cursor }, (doc: ResourceDoc) => resourceView(doc));
     },
 
     /**

@@ -1,7 +1,5 @@
 import {
   approvalAsShown,
-  type Approval,
-  type Compensation,
   creatorOf,
   decodeOutputs,
   isFinalStatus,
@@ -14,13 +12,11 @@ import {
   STORED_MANIFEST,
   tenantOf,
 } from '@pds/shared';
+import type { Static } from '@sinclair/typebox';
+import type { JobSchema } from '../routes/schemas.js';
 
-/** What a sandboxed job used, and its limits (the runner writes it; docs/api.md). */
-export interface JobUsageView {
-  peakMemoryBytes?: number;
-  cpuSeconds?: number;
-  limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number };
-}
+/** A job as the API shows it: the type of its schema (routes/schemas.ts), one source for both. */
+export type JobView = Static<typeof JobSchema>;
 
 /** A stack's life as the API shows it (outputs parsed; resources of earlier versions: `pending`). */
 function stackView(stack: ResourceDoc['stack']) {
@@ -59,7 +55,7 @@ export function resourceView(doc: ResourceDoc) {
 }
 
 /** A job as the API shows it; `result` once it has ended. */
-export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: string; progress?: Progress }) {
+export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: string; progress?: Progress }): JobView {
   const status = doc.status as JobStatus;
   const result: JobResult | undefined = isFinalStatus(status)
     ? {
@@ -71,7 +67,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
         exitCode: doc.exitCode ?? null,
         ...(doc.error ? { error: doc.error } : {}),
         outputs: decodeOutputs(doc.outputs),
-        summary: (doc.summary as Record<string, number>) ?? {},
+        summary: doc.summary ?? {},
       }
     : undefined;
   return {
@@ -83,7 +79,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     stackFqdn: doc.stackFqdn,
     operation: doc.operation,
     status,
-    options: (doc.options as Record<string, unknown>) ?? {},
+    options: doc.options ?? {},
     ...creatorOf(doc),
     reason: doc.reason ?? undefined,
     ...(status === 'queued' && doc.position !== undefined && doc.position !== null ? { position: doc.position } : {}),
@@ -94,14 +90,14 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     ...(doc.retriedBy ? { retriedBy: doc.retriedBy } : {}),
     ...(doc.recovery ? { recovery: doc.recovery } : {}),
     ...(typeof doc.stateVersion === 'number' ? { stateVersion: doc.stateVersion } : {}),
-    ...(doc.usage ? { usage: doc.usage as JobUsageView } : {}),
+    ...(doc.usage ? { usage: doc.usage } : {}),
     ...(doc.drift ? { drift: doc.drift } : {}),
     ...(doc.remediatedBy ? { remediatedBy: doc.remediatedBy } : {}),
     ...(doc.remediates ? { remediates: doc.remediates } : {}),
     ...(doc.planFor ? { planFor: doc.planFor } : {}),
-    ...(doc.compensation ? { compensation: doc.compensation as Compensation } : {}),
+    ...(doc.compensation ? { compensation: doc.compensation } : {}),
     ...(doc.compensates ? { compensates: doc.compensates } : {}),
-    ...(doc.approval ? { approval: approvalAsShown(doc.approval as Approval) } : {}),
+    ...(doc.approval ? { approval: approvalAsShown(doc.approval) } : {}),
     ...(doc.templateCheck ? { templateCheck: true } : {}),
     lastSeq: doc.lastSeq ?? 0,
     ...(doc.linesSweptAt ? { linesSweptAt: doc.linesSweptAt.toISOString() } : {}),

@@ -16,7 +16,7 @@ import {
   webhookSecretKey,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
-import { readPage } from './pagination.js';
+import { listPage } from './pagination.js';
 import type { TenantService } from './tenants.js';
 
 export interface WebhookServiceDeps {
@@ -156,14 +156,8 @@ export function webhookService({ models, tenants, keyring, webhookQueue, address
 
     async list(query: { tenant?: string; limit: number; cursor?: string }, viewer: TenantViewer) {
       const filter = tenantFilter(viewer, query.tenant);
-      return readPage(
-        (condition, n) =>
-          models.Webhook.find({ ...filter, ...condition })
-            .sort({ createdAt: -1, _id: -1 })
-            .limit(n)
-            .lean<WebhookDoc[]>(),
-        { field: 'createdAt', limit: query.limit, cursor: query.cursor },
-        webhookView,
+      return listPage(models.Webhook, filter, { field: 'createdAt', limit: query.limit, cursor: query.cursor }, (doc: WebhookDoc) =>
+        webhookView(doc),
       );
     },
 
@@ -198,14 +192,11 @@ export function webhookService({ models, tenants, keyring, webhookQueue, address
 
     async deliveries(id: string, page: { limit: number; cursor?: string }, viewer: TenantViewer) {
       const hook = await find(id, viewer);
-      return readPage(
-        (condition, n) =>
-          models.WebhookDelivery.find({ webhookId: hook._id, ...condition })
-            .sort({ createdAt: -1, _id: -1 })
-            .limit(n)
-            .lean<WebhookDeliveryDoc[]>(),
+      return listPage(
+        models.WebhookDelivery,
+        { webhookId: hook._id },
         { field: 'createdAt', limit: page.limit, cursor: page.cursor },
-        deliveryView,
+        (doc: WebhookDeliveryDoc) => deliveryView(doc),
       );
     },
 

@@ -1,32 +1,7 @@
-import type { Operation } from '@pds/shared';
+import type { JobOptions, Operation } from '@pds/shared';
 
-/** Options a job may carry, as Pulumi users know them from the CLI. */
-export interface JobOptions {
-  /** state-delete, state-unprotect, state-rename: the resource; state-rename: its new name. */
-  urn?: string;
-  name?: string;
-  /** repair: what to do with each pending create (one action for all, as the CLI takes it). */
-  pendingCreates?: { urn: string; action: 'clear' | 'import'; id?: string }[];
-  /** restore: the state version (seq) to put back, or the uploaded state (an import). */
-  version?: number;
-  upload?: string;
-  /**
-   * preview: the gated operation it plans (approval gate). `destroy`: `pulumi destroy --preview-only`;
-   * `restore`: a preview of the program against the state to put back, in a scratch backend
-   * (SCRATCH_BACKEND_DIR), so the stack's own state is not touched; `up` (or none): a plain preview.
-   */
-  previewOf?: 'up' | 'destroy' | 'restore';
-  /** preview of a gated up under `approvals.updatePlans`: save Pulumi's update plan (PLAN_FILE). */
-  savePlan?: boolean;
-  /** drift-check: differences not to report; whether a drift found queues an up. */
-  ignore?: { urn: string; paths?: string[] }[];
-  autoRemediate?: boolean;
-  message?: string;
-  expectNoChanges?: boolean;
-  targets?: string[];
-  refresh?: boolean;
-  parallel?: number;
-}
+/** Options a job may carry (shared/src/job-fields.ts), as Pulumi users know them from the CLI. */
+export type { JobOptions };
 
 /** Operations whose program must run (the others work from the state alone; so does a destroy's preview). */
 export function runsProgram(operation: Operation, options: Pick<JobOptions, 'previewOf'> = {}): boolean {

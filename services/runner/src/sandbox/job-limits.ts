@@ -11,11 +11,7 @@ export interface JobLimitsAll extends JobLimits {
 }
 
 /** What a job used and the limits it ran under, as the job's view shows them. */
-export interface JobUsage {
-  peakMemoryBytes?: number;
-  cpuSeconds?: number;
-  limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number };
-}
+export type { JobUsage } from '@pds/shared';
 
 /** How long a tenant's limits are kept: a changed policy holds for jobs that start this much later at most. */
 const POLICY_CACHE_MS = 30_000;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import type { Identity } from './ownership.js';
+import type { Identity } from '../isolation/ownership.js';
 import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 
 /** A runner slot: one job at a time runs in it, as the slot's own uid (undefined: no isolation). */

@@ -1,9 +1,9 @@
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Identity, ownFolder } from './ownership.js';
+import { type Identity, ownFolder } from '../isolation/ownership.js';
 import type { Slot } from './slots.js';
-import { mapBounded, SCAN_CONCURRENCY } from './bounded.js';
-import { killProcessesOf } from './uid-leases.js';
+import { mapBounded, SCAN_CONCURRENCY } from '../isolation/bounded.js';
+import { killProcessesOf } from '../isolation/uid-leases.js';
 
 /** The world-writable folders a job's uid may leave files in, outside its own. */
 const SHARED_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];

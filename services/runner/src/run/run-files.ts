@@ -8,7 +8,7 @@ import {
   type UpdatePlanFileDoc,
 } from '@pds/shared';
 import { failedBeforeRun, type JobRun, type Outcome, type StoreCall } from './job-run.js';
-import type { JobOptions } from './pulumi/operation-args.js';
+import type { JobOptions } from '../pulumi/operation-args.js';
 
 /** Files a run gets in its workspace: a state to restore or preview against, an approved update plan. */
 export type RunFiles = { restoreDeployment?: string; scratchDeployment?: string; updatePlan?: string };
@@ -21,7 +21,7 @@ export type RunFiles = { restoreDeployment?: string; scratchDeployment?: string;
 export async function runFilesFor(run: JobRun, resourceId: string): Promise<RunFiles | Outcome> {
   const { job, store, sink } = run;
   const files: RunFiles = {};
-  const options = (job.options ?? {}) as JobOptions;
+  const options = job.options ?? {};
   const previewsRestore = job.operation === 'preview' && options.previewOf === 'restore';
   if (job.operation === 'restore' || previewsRestore) {
     const read = await readStateToRestore(run.deps.models, store, resourceId, options, { consumeUpload: !previewsRestore });

@@ -2,11 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { checkLocalPaths } from '@pds/shared';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chownTree, type Identity, openPathTo, ownFolder, runnerIdentity } from './ownership.js';
+import { chownTree, type Identity, openPathTo, ownFolder, runnerIdentity } from '../isolation/ownership.js';
 import { resetSlot, slotFolder } from './slot-reset.js';
 import type { Slot } from './slots.js';
-import { killProcessesOf } from './uid-leases.js';
-import { adoptSharedLayout, stackBackend } from './stack-state.js';
+import { killProcessesOf } from '../isolation/uid-leases.js';
+import { adoptSharedLayout, stackBackend } from '../isolation/stack-state.js';
 
 /** Where a job's Pulumi processes work, and how the runner takes back what it handed them. */
 export interface JobRoom {

@@ -88,7 +88,7 @@ export async function fanOutJobEnd(deps: FanOutDeps, jobId: string, named?: Webh
   if (!job || job.templateCheck) return 0;
   // Queued before its end was written (that write failed; the reconciler ends it later): try again then.
   if (!named && !isFinalStatus(job.status as JobStatus)) throw new Error(`job ${jobId} has not ended yet (${job.status})`);
-  const event = named ?? jobEndEvent(job.operation as Operation, job.status, job.drift as { result?: string } | undefined);
+  const event = named ?? jobEndEvent(job.operation as Operation, job.status, job.drift ?? undefined);
   if (!event) return 0;
   const hooks = await deps.models.Webhook.find({ tenantId: tenantOf(job), active: true, events: event }).lean<WebhookDoc[]>();
   if (hooks.length === 0) return 0;

@@ -57,7 +57,7 @@ const WITHOUT_FILES = { files: 0, compiled: 0 };
  * that run's manifest, parameters and versions (undefined when there is none to reapply).
  */
 export function resourceToRun(job: Pick<StackJobDoc, 'options'>, current: ResourceDoc): ResourceDoc | undefined {
-  if (!(job.options as { lastGood?: boolean } | undefined)?.lastGood) return current;
+  if (!job.options?.lastGood) return current;
   const lastGood = current.stack?.lastGood;
   if (!lastGood) return undefined;
   return {

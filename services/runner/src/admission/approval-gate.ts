@@ -20,11 +20,11 @@ import {
 } from '@pds/shared';
 import { endJob, type EndJobDeps } from '@pds/shared/lifecycle';
 import type { Redis } from 'ioredis';
-import { credentialNow } from './job-credential.js';
-import type { RunEnd } from './job-run.js';
-import { resourceToRun } from './job-target.js';
-import { MAX_PLAN_CHANGES, NO_CHANGE_STEPS } from './plan.js';
-import { programHash } from './program-hash.js';
+import { credentialNow } from '../run/job-credential.js';
+import type { RunEnd } from '../run/job-run.js';
+import { resourceToRun } from '../run/job-target.js';
+import { MAX_PLAN_CHANGES, NO_CHANGE_STEPS } from '../run/plan.js';
+import { programHash } from '../run/program-hash.js';
 
 export interface GateDeps extends EndJobDeps {
   models: Models;

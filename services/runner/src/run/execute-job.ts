@@ -22,8 +22,8 @@ import {
   TENANTS_FILES_DIR,
 } from '@pds/shared';
 import { DriftCollector } from './drift.js';
-import { openJobRoom } from './isolation/job-room.js';
-import { backendSeparatesTenants, removeStackState } from './isolation/stack-state.js';
+import { openJobRoom } from '../slots/job-room.js';
+import { backendSeparatesTenants, removeStackState } from '../isolation/stack-state.js';
 import { type JobCredential, prepareJobCredential } from './job-credential.js';
 import { finishJob } from './job-finish.js';
 import {
@@ -42,10 +42,9 @@ import { LineSink } from './line-sink.js';
 import { PlanCollector } from './plan.js';
 import { programHash } from './program-hash.js';
 import { ProgressTracker } from './progress.js';
-import type { JobOptions } from './pulumi/operation-args.js';
 import { outcomeOf, runAttempts } from './pulumi-attempts.js';
 import { runFilesFor } from './run-files.js';
-import { jobLimitsOf, LimitWatch, limitReached } from './sandbox/job-limits.js';
+import { jobLimitsOf, LimitWatch, limitReached } from '../sandbox/job-limits.js';
 import { JobTimeline } from './job-timeline.js';
 import { Tail } from './tail.js';
 
@@ -101,9 +100,7 @@ export async function executeJob(
     stdout: new Tail(),
     stderr: new Tail(),
     ...(job.planFor || isApprovedChange(job) ? { changes: new PlanCollector() } : {}),
-    ...(job.operation === DRIFT_CHECK
-      ? { drift: new DriftCollector((job.options as JobOptions | undefined)?.ignore, (v) => masking.value(v)) }
-      : {}),
+    ...(job.operation === DRIFT_CHECK ? { drift: new DriftCollector(job.options?.ignore ?? undefined, (v) => masking.value(v)) } : {}),
   };
   run.sink.publish({ type: 'status', jobId, status: 'running', ts: started.startedAt.toISOString() });
   let outcome: Outcome;
@@ -240,7 +237,7 @@ async function runWithSecrets(
 ): Promise<Outcome> {
   const { deps, job, ran } = run;
   const { config } = deps;
-  const timeoutSeconds = (job.options as { timeoutSeconds?: number })?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
+  const timeoutSeconds = job.options?.timeoutSeconds ?? config.JOB_TIMEOUT_SECONDS;
   const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
   const stackKey = jobStackKey(job);
   const progress = new ProgressTracker(await deps.stackSizes?.get(stackKey));

@@ -14,14 +14,14 @@ import type { EndReason, FinalStatus } from '@pds/shared/lifecycle';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { DriftCollector, DriftReport } from './drift.js';
-import type { Slot } from './isolation/slots.js';
-import type { JobUsage } from './sandbox/job-limits.js';
+import type { Slot } from '../slots/slots.js';
+import type { JobUsage } from '../sandbox/job-limits.js';
 import { type JobCredential, masker } from './job-credential.js';
 import type { LineSink } from './line-sink.js';
 import type { CredentialUsed } from './job-credential.js';
 import type { PlanCollector } from './plan.js';
 import type { ProgressBoard, StackSizes } from './progress.js';
-import type { ProgramHostPool } from './pulumi/program-host-pool.js';
+import type { ProgramHostPool } from '../pulumi/program-host-pool.js';
 import type { Tail } from './tail.js';
 
 export interface ExecuteDeps {

@@ -1,30 +1,7 @@
-import { maskStateSecrets } from '@pds/shared';
-import { type EngineEvent, STACK_TYPE } from './pulumi/engine-events.js';
+import { type DriftedResource, type DriftIgnoreRule, type DriftReport, maskStateSecrets } from '@pds/shared';
 
-/** A resource whose state differs from the cloud, as a drift check reports it. */
-export interface DriftedResource {
-  urn: string;
-  type: string;
-  /** `update` (properties changed out of band) or `delete` (gone from the cloud). */
-  change: 'update' | 'delete';
-  /** Each property that differs: its path and the values in the state (`old`) and in the cloud (`new`). */
-  properties: { path: string; old?: unknown; new?: unknown }[];
-}
-
-export interface DriftReport {
-  /** `unknown` when the check could not complete: never `drifted` on an error. */
-  result: 'drifted' | 'no_drift' | 'unknown';
-  resources: DriftedResource[];
-  /** Drift found but ignored by the schedule's rules (URN and paths). */
-  ignored: number;
-  error?: string;
-}
-
-/** Which differences not to report: a resource's paths (none: the whole resource). */
-export interface DriftIgnoreRule {
-  urn: string;
-  paths?: string[];
-}
+export type { DriftedResource, DriftIgnoreRule, DriftReport };
+import { type EngineEvent, STACK_TYPE } from '../pulumi/engine-events.js';
 
 /** The most resources and properties a report holds, and the longest value text it shows (the rest is cut, and says so). */
 const MAX_RESOURCES = 500;

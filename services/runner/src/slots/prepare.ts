@@ -5,7 +5,7 @@ import { type Config, isFinalStatus, type JobStatus, localFilesRoot, type Logger
 import { PROGRAM_HOST } from '../pulumi/program-host-pool.js';
 import { isolationProblem } from './slots.js';
 import { resetSlot } from './slot-reset.js';
-import { type FleetLeases, leaseUids, type UidLease } from './uid-leases.js';
+import { type FleetLeases, leaseUids, type UidLease } from '../isolation/uid-leases.js';
 import { openSlotSandboxes, type SandboxConfig, sandboxSettings } from '../sandbox/prepare-sandbox.js';
 import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 

@@ -1,4 +1,4 @@
-import { type EngineEvent, STACK_TYPE } from './pulumi/engine-events.js';
+import { type EngineEvent, STACK_TYPE } from '../pulumi/engine-events.js';
 
 /** The most per-resource changes a plan lists (the counts are always whole). */
 export const MAX_PLAN_CHANGES = 500;

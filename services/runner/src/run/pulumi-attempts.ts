@@ -1,12 +1,11 @@
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { approvalOfJob, type KindInfo, type Operation } from '@pds/shared';
-import type { JobRoom } from './isolation/job-room.js';
+import type { JobRoom } from '../slots/job-room.js';
 import type { AbortReason, JobRun, Outcome } from './job-run.js';
 import type { ProgressTracker } from './progress.js';
-import { compactEvent } from './pulumi/engine-events.js';
-import type { JobOptions } from './pulumi/operation-args.js';
-import { type PulumiRunResult, runPulumi } from './pulumi/pulumi-run.js';
+import { compactEvent } from '../pulumi/engine-events.js';
+import { type PulumiRunResult, runPulumi } from '../pulumi/pulumi-run.js';
 import type { RunFiles } from './run-files.js';
 
 /** Pulumi's words when another process holds its lock on the stack. */
@@ -114,7 +113,7 @@ async function runOnce(run: JobRun, inputs: RunInputs, clearStaleLock: boolean):
     workspaceDir: join(config.WORK_DIR, 'jobs', job._id),
     stackFqdn: job.stackFqdn,
     operation: job.operation as Operation,
-    options: (job.options ?? {}) as JobOptions,
+    options: job.options ?? {},
     env: inputs.env,
     secretConfig: masking.secretConfig,
     clearStaleLock,

@@ -1,6 +1,6 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Identity, ownFolder } from './isolation/ownership.js';
+import { type Identity, ownFolder } from '../isolation/ownership.js';
 import {
   credentialRevision,
   CredentialUnavailableError,

@@ -1,0 +1,75 @@
+import {
+  canSee,
+  errors,
+  isFinalStatus,
+  jobProgressKey,
+  type JobStatus,
+  jobStackKey,
+  lineStore,
+  type Progress,
+  type StackJobDoc,
+  tenantFilter,
+  type TenantViewer,
+} from '@pds/shared';
+import type { JobListFilter, JobServiceDeps } from './jobs.js';
+import { listPage } from './pagination.js';
+import { jobView } from './views.js';
+
+/** Reading jobs the viewer may see: one (with its place in line or its progress), a page of them, their lines. */
+export function jobReads({ models, redis, stacks, endedJobs }: JobServiceDeps) {
+  /** Reads a job the viewer may see; another tenant's answers as unknown (404). */
+  async function find(id: string, viewer: TenantViewer): Promise<StackJobDoc> {
+    const doc = await models.StackJob.findOne({ _id: id, ...tenantFilter(viewer) }).lean<StackJobDoc>();
+    if (!doc) throw errors.notFound(`job ${id} not found`);
+    return doc;
+  }
+
+  /** What the runner last reported of a running job's steps (Redis; none if unknown or Redis is away). */
+  async function runningProgress(id: string): Promise<Progress | undefined> {
+    const value = await redis.get(jobProgressKey(id)).catch(() => null);
+    return value ? (JSON.parse(value) as Progress) : undefined;
+  }
+
+  /** A job; while it waits for its stack, also its place in line and the job holding the stack. */
+  async function get(id: string, viewer: TenantViewer) {
+    const cached = endedJobs?.get(id);
+    if (cached && canSee(viewer, cached.tenant)) return cached;
+    const mark = endedJobs?.mark() ?? 0;
+    const doc = await find(id, viewer);
+    if (isFinalStatus(doc.status as JobStatus)) {
+      const view = jobView(doc);
+      endedJobs?.set(id, view, mark);
+      return view;
+    }
+    if (doc.status === 'running') return jobView({ ...doc, progress: await runningProgress(id) });
+    if (doc.status !== 'queued') return jobView(doc);
+    const where = await stacks.describe(jobStackKey(doc), id).catch(() => ({}) as { position?: number; holder?: string });
+    return jobView({ ...doc, position: where.position, blockedBy: where.holder });
+  }
+
+  /** Newest first; only the known filters reach the query (a querystring's other keys are ignored). */
+  async function list({ tenant, resourceId, status, operation, stackFqdn, limit, cursor }: JobListFilter, viewer: TenantViewer) {
+    const filter = {
+      ...Object.fromEntries(Object.entries({ resourceId, status, operation, stackFqdn }).filter(([, v]) => v !== undefined)),
+      ...tenantFilter(viewer, tenant),
+    };
+    return listPage(models.StackJob, filter, { field: 'createdAt', limit, cursor }, (doc: StackJobDoc) => jobView(doc));
+  }
+
+  /** Persisted lines and events with seq > from, in order. */
+  async function lines(id: string, from: number, limit: number, viewer: TenantViewer) {
+    const job = await models.StackJob.findOne({ _id: id, ...tenantFilter(viewer) }, { linesSweptAt: 1, lastSeq: 1 }).lean<{
+      linesSweptAt?: Date;
+      lastSeq?: number;
+    }>();
+    if (!job) throw errors.notFound(`job ${id} not found`);
+    if (job.linesSweptAt && from < (job.lastSeq ?? 0)) {
+      throw errors.gone(
+        `the lines of job ${id} were removed as old history on ${job.linesSweptAt.toISOString()} (kept HISTORY_LINES_DAYS days after a job ends); its result and summary are still at GET /v1/jobs/${id}`,
+      );
+    }
+    return lineStore(models).read(id, from, limit);
+  }
+
+  return { find, get, list, lines };
+}
