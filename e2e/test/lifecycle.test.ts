@@ -85,33 +85,57 @@ t.test('whichever path ends a compensating job, the failed up it answers is comp
   }
 });
 
-t.test('an up with compensation cut short (crash, runner lost) is not compensated blindly: it says why', async (t) => {
-  const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
-  const logger = createLogger({ name: 'test', level: 'silent' });
-  const publisher = createRedis(stack.config.REDIS_URL, 'worker', logger);
-  t.teardown(() => publisher.quit());
-  const deps = { models: stack.models, publisher, lifecycle: stack.lifecycleQueue, logger };
-  for (const via of ['crash', 'reconciler'] as const) {
-    const resource = await createResource(stack, fileSetManifest(`cut-${via}`, join(stack.scratch, `cut-${via}`), []));
-    const up = await stack.models.StackJob.create({
-      _id: randomUUID(),
-      resourceId: resource.id,
-      resourceVersion: 1,
-      kind: 'LocalFileSet',
-      stackFqdn: resource.stackFqdn,
-      operation: 'up',
-      status: 'running',
-      options: { compensation: 'destroy' },
-    });
-    const reason = via === 'crash' ? 'internal_error' : 'runner_lost';
-    await endJob(deps, up._id, { status: 'failed', reason, error: 'cut short' }, via);
-    const done = await waitForJob(stack.models, up._id, (d) => Boolean(d.compensation));
-    t.match(done.compensation, {
-      mode: 'destroy',
-      state: 'compensation_failed',
-      error: new RegExp(`the up was cut short \\(${reason}\\)`),
-    });
-    t.equal(await stack.models.StackJob.countDocuments({ compensates: up._id }), 0, `${via}: nothing is queued to undo it`);
-    t.match(await stack.models.Resource.findById(resource.id).lean(), { stack: { status: 'failed' } }, `${via}: its stack shows failed`);
-  }
-});
+t.test(
+  'an up with compensation cut short (crash, runner lost) is not compensated blindly: it says why; one that never ran is not compensated',
+  async (t) => {
+    const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
+    const logger = createLogger({ name: 'test', level: 'silent' });
+    const publisher = createRedis(stack.config.REDIS_URL, 'worker', logger);
+    t.teardown(() => publisher.quit());
+    const deps = { models: stack.models, publisher, lifecycle: stack.lifecycleQueue, logger };
+    for (const via of ['crash', 'reconciler'] as const) {
+      const resource = await createResource(stack, fileSetManifest(`cut-${via}`, join(stack.scratch, `cut-${via}`), []));
+      const up = await stack.models.StackJob.create({
+        _id: randomUUID(),
+        resourceId: resource.id,
+        resourceVersion: 1,
+        kind: 'LocalFileSet',
+        stackFqdn: resource.stackFqdn,
+        operation: 'up',
+        status: 'running',
+        options: { compensation: 'destroy' },
+      });
+      const reason = via === 'crash' ? 'internal_error' : 'runner_lost';
+      await endJob(deps, up._id, { status: 'failed', reason, error: 'cut short' }, via);
+      const done = await waitForJob(stack.models, up._id, (d) => Boolean(d.compensation));
+      t.match(done.compensation, {
+        mode: 'destroy',
+        state: 'compensation_failed',
+        error: new RegExp(`the up was cut short \\(${reason}\\)`),
+      });
+      t.equal(await stack.models.StackJob.countDocuments({ compensates: up._id }), 0, `${via}: nothing is queued to undo it`);
+      t.match(await stack.models.Resource.findById(resource.id).lean(), { stack: { status: 'failed' } }, `${via}: its stack shows failed`);
+    }
+    // An up that never ran (its preview failed, it was cancelled, it could not start) changed nothing.
+    for (const via of ['cancel', 'gate', 'start'] as const) {
+      const resource = await createResource(stack, fileSetManifest(`unrun-${via}`, join(stack.scratch, `unrun-${via}`), []));
+      const up = await stack.models.StackJob.create({
+        _id: randomUUID(),
+        resourceId: resource.id,
+        resourceVersion: 1,
+        kind: 'LocalFileSet',
+        stackFqdn: resource.stackFqdn,
+        operation: 'up',
+        status: 'queued',
+        options: { compensation: 'destroy' },
+      });
+      const reason = via === 'start' ? 'internal_error' : 'preview_failed';
+      await endJob(deps, up._id, { status: 'failed', reason, error: 'never ran' }, via);
+      const work = `after-end.${up._id}`;
+      await until(async () => Boolean(await (await stack.lifecycleQueue.getJob(work))?.isCompleted()), `${work} done`);
+      const after = await stack.models.StackJob.findById(up._id).lean<StackJobDoc>();
+      t.notOk(after?.compensation, `${via}: no compensation for an up that never ran`);
+      t.equal(await stack.models.StackJob.countDocuments({ compensates: up._id }), 0, `${via}: nothing queued to undo it`);
+    }
+  },
+);

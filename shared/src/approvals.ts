@@ -82,6 +82,7 @@ export async function dropRunFiles(
   models: Pick<Models, 'UpdatePlanFile' | 'StateUpload'>,
   job: Pick<StackJobDoc, '_id' | 'approval' | 'operation' | 'options'>,
 ): Promise<void> {
+  // Best effort, as said above: a file left behind is never applied (its job has ended) and is swept.
   if (approvalOfJob(job)?.updatePlan) await models.UpdatePlanFile.deleteOne({ _id: job._id }).catch(() => undefined);
   const upload = job.options?.upload;
   if (job.operation === 'restore' && upload) await models.StateUpload.deleteOne({ _id: upload }).catch(() => undefined);

@@ -85,7 +85,7 @@ export class HistorySweeper {
   async stop(): Promise<void> {
     this.stopped.abort();
     clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.running?.catch(() => undefined); // a sweep's failure was logged where it happened
   }
 
   /** One sweep now; `busy` when another process is sweeping. An aborted sweep stops between deletes. */
@@ -108,6 +108,7 @@ export class HistorySweeper {
       return result;
     } finally {
       clearInterval(renew);
+      // An unreleased lock expires by itself (its TTL): another runner sweeps a little later.
       await Promise.resolve(this.deps.redis.eval(RELEASE, 1, LOCK_KEY, owner)).catch(() => undefined);
     }
   }
@@ -227,7 +228,7 @@ class Sweep {
     const result = await write();
     this.writes++;
     const wait = this.started + (this.writes * 1000) / this.deps.deletesPerSecond - Date.now();
-    if (wait > 0) await sleep(wait, undefined, { signal: this.signal }).catch(() => undefined);
+    if (wait > 0) await sleep(wait, undefined, { signal: this.signal }).catch(() => undefined); // aborted: stop() ends the sweep
     return result;
   }
 }

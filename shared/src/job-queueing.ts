@@ -121,6 +121,8 @@ export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fie
       },
     );
   } catch (err) {
+    // Taken back out (the caller hears QueueUnavailableError): a document left `queued` with no queue
+    // entry can be cancelled, and a line entry left is dropped by the runner that finds it ended.
     await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
     await stacks.remove(stackKey, job._id).catch(() => undefined);
     throw new QueueUnavailableError((err as Error).message);

@@ -24,9 +24,8 @@ import { JobLease } from './background/job-lease.js';
 import { SlotQuarantine } from './background/slot-quarantine.js';
 import { createDriftWorker } from './background/drift-schedule.js';
 import { type AbortReason, type ExecuteDeps, executeJob, JobNotStartedError, type RunEnd } from './run/execute-job.js';
-import { type Isolation, prepareIsolation, sweepLeftovers } from './slots/prepare.js';
+import { type Isolation, prepareIsolation, releaseIsolation, renewUidLease, sweepLeftovers } from './slots/prepare.js';
 import { SlotPool } from './slots/slots.js';
-import { killProcessesOf } from './isolation/uid-leases.js';
 import { ProgressBoard, StackSizes } from './run/progress.js';
 import { ProgramHostPool } from './pulumi/program-host-pool.js';
 import { reconcileLostJobs } from './background/reconciler.js';
@@ -119,24 +118,6 @@ export function createRunner(deps: RunnerDeps) {
     if (end.stackNeedsRepair) await stacks.markForRepair(jobStackKey(end.job), jobId);
   }
 
-  /** Keeps the slot uids this runner's alone across the fleet; a uid another runner took is not used again. */
-  function renewUidLease(): void {
-    isolation?.lease
-      ?.renew()
-      .then((lost) => {
-        for (const uid of lost) {
-          slots?.withhold(uid);
-          // Its network and cgroup go too; one that does not close is swept when a runner starts again.
-          void isolation?.sandboxes
-            ?.get(uid)
-            ?.close()
-            .catch((err: Error) => log.warn({ err: err.message, uid }, 'the sandbox of a lost slot uid could not be closed'));
-          log.error({ uid }, 'another runner holds this slot uid now (its lease ran out): the slot is no longer used');
-        }
-      })
-      .catch((err: Error) => log.debug({ err: err.message }, 'slot uid lease not renewed this time')); // it outlives a few missed renewals
-  }
-
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
     // The stack's identity in the service (tenant and FQDN); jobs of older versions name the FQDN only.
     const stackKey = job.data.stackKey ?? job.data.stackFqdn;
@@ -176,8 +157,11 @@ export function createRunner(deps: RunnerDeps) {
     const jobId = job.id as string;
     const { tenant, lockValue, fence } = admitted;
     const controller = new AbortController();
-    await lease.hold(jobId, { tenant, stackKey, lockValue, controller });
     try {
+      // Its lease first: a job whose first beat cannot be written is given back, nothing held.
+      await lease.hold(jobId, { tenant, stackKey, lockValue, controller }).catch((err: Error) => {
+        throw new JobNotStartedError(err);
+      });
       // Where the reconcilers look for it should this process die (after the beat: a fresh entry has one).
       await runningJobs.add(jobId).catch((err: Error) => {
         throw new JobNotStartedError(err);
@@ -228,7 +212,7 @@ export function createRunner(deps: RunnerDeps) {
   // set; the store itself only on the first beat and every FULL_SCAN_EVERY beats after (a scan there).
   let beats = 0;
   const reconcile = setInterval(() => {
-    renewUidLease();
+    renewUidLease(isolation, slots, log);
     const fullScan = beats++ % FULL_SCAN_EVERY === 0;
     reconcileLostJobs(
       {
@@ -285,17 +269,7 @@ export function createRunner(deps: RunnerDeps) {
         await drift.close().catch((err: Error) => log.warn({ err: err.message }, 'drift worker close failed'));
         await queue.close().catch((err: Error) => log.warn({ err: err.message }, 'queue close failed'));
         await hosts.close().catch((err: Error) => log.warn({ err: err.message }, 'warm program hosts did not stop'));
-        const uidLease = isolation?.lease;
-        if (uidLease) {
-          const uids = uidLease.uids;
-          await Promise.all([...(isolation?.sandboxes?.values() ?? [])].map((sandbox) => sandbox.close())).catch((err: Error) =>
-            log.warn({ err: err.message, uids }, 'could not close every slot sandbox'),
-          );
-          await Promise.all(uids.map((uid) => killProcessesOf({ uid, gid: uid }))).catch((err: Error) =>
-            log.warn({ err: err.message, uids }, 'could not stop every process of the slot uids'),
-          );
-          await uidLease.release();
-        }
+        await releaseIsolation(isolation, log);
       })();
       return closing;
     },

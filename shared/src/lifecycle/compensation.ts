@@ -5,6 +5,7 @@ import { creatorOf, jobOnResource, queueThroughGate, type QueueingDeps } from '.
 import type { Models, ResourceDoc, StackJobDoc, StackStateDoc } from '../models/index.js';
 import { readDeployment, stackContents } from '../stack-state.js';
 import { queueJobEvent } from '../webhooks.js';
+import { isInfrastructureReason } from './end-reasons.js';
 import { CUT_SHORT_PATHS, type EndPath } from './transitions.js';
 
 export interface CompensationDeps extends QueueingDeps {
@@ -17,33 +18,40 @@ export interface CompensationDeps extends QueueingDeps {
 /**
  * After a failed `up` that asked for compensation (`compensation: destroy | reapply_last_good`): a
  * normal job puts the stack back — `destroy` for a stack that never had a successful up, else an
- * `up` of the last good run (its manifest, parameters and template version). Pending operations the
- * failure left are never cleared silently: then nothing is queued and the job says so (a repair
- * first); nor is an up cut short (its runner lost or failed): what it changed is not known. The
- * failed job's `compensation` records the strategy, the job and the state. Once per job.
+ * `up` of the last good run (its manifest, parameters and template version). Only an up whose own
+ * run ended it failed: one that never ran (its preview failed, cancelled, not startable) changed
+ * nothing. Nor is anything queued, the job saying why, for an up cut short (its runner lost or
+ * failed, its lock or its output lost: what it changed is not known) or one that left pending
+ * operations (never cleared silently: a repair first). The failed job's `compensation` records the
+ * strategy, the job and the state; it is written before the job is queued, so the compensating job's
+ * own end (answerCompensation) always lands after it. Once per job.
  */
 export async function compensate(deps: CompensationDeps, job: StackJobDoc, via: EndPath): Promise<void> {
   const mode = job.options?.compensation;
-  if (job.operation !== 'up' || job.status !== 'failed' || !mode || mode === 'none' || job.compensates || job.compensation) return;
-  if (CUT_SHORT_PATHS.includes(via)) {
-    const error = `the up was cut short (${job.reason ?? via}): what it changed is not known; a refresh shows the stack as it is and a repair job deals with pending operations, then compensate by hand`;
-    return failCompensation(deps, job._id, mode, error);
-  }
-  const latest = await deps.models.StackState.findOne({ resourceId: job.resourceId }).sort({ seq: -1 }).lean<StackStateDoc>();
-  const pending = latest ? stackContents(readDeployment(latest)).pendingOperations : [];
-  if (pending.length > 0) {
-    const error = `the failed up left ${pending.length} pending operation(s) (${pending.map((p) => `${p.type} ${p.urn}`).join(', ')}); a repair job deals with them (they are never cleared silently), then compensate by hand`;
-    return failCompensation(deps, job._id, mode, error);
+  if (job.operation !== 'up' || job.status !== 'failed' || !mode || mode === 'none' || job.compensates) return;
+  if (via !== 'run' && !CUT_SHORT_PATHS.includes(via)) return;
+  const retrying = job.compensation?.state === 'compensating' && !job.compensation.jobId; // a repeat after a partial failure
+  if (job.compensation && !retrying) return;
+  if (!retrying) {
+    if (CUT_SHORT_PATHS.includes(via) || isInfrastructureReason(job.reason ?? undefined)) {
+      const error = `the up was cut short (${job.reason ?? via}): what it changed is not known; a refresh shows the stack as it is and a repair job deals with pending operations, then compensate by hand`;
+      return failCompensation(deps, job._id, mode, error);
+    }
+    const refused = await whyNotCompensated(deps, job);
+    if (refused) return failCompensation(deps, job._id, mode, refused);
   }
   const resource = await deps.models.Resource.findById(job.resourceId).lean<ResourceDoc>();
   if (!resource) return;
   const lastGood = resource.stack?.lastGood;
-  if (!lastGood && resource.stack?.lastDeployedAt) {
-    // Deployed once, but by a version that did not keep its run: never destroyed by a compensation.
-    const error = `the stack was deployed before, but what that up ran was not kept (deployed by an earlier version of the service); run the up again by hand`;
-    return failCompensation(deps, job._id, mode, error);
-  }
   const strategy = lastGood ? 'reapply_last_good' : 'destroy';
+  if (!retrying) {
+    // Claimed before the job is queued: only one compensation per failed up, and its answer lands after.
+    const claimed = await deps.models.StackJob.updateOne(
+      { _id: job._id, compensation: { $exists: false } },
+      { $set: { compensation: { mode, strategy, state: 'compensating' } } },
+    );
+    if (claimed.matchedCount === 0) return;
+  }
   // A repeat of this reaction (its first try failed after queueing) finds the job it queued.
   const queued = await deps.models.StackJob.findOne({ compensates: job._id }, { _id: 1 }).lean<{ _id: string }>();
   // Through the tenant's approval gate, as a person's destroy or up would go (a failing up must not
@@ -57,7 +65,20 @@ export async function compensate(deps: CompensationDeps, job: StackJobDoc, via: 
       ...creatorOf(job),
       compensates: job._id,
     }));
-  await amendJob(deps.models, deps.publisher, job._id, { compensation: { mode, strategy, state: 'compensating', jobId: undo._id } });
+  await amendJob(deps.models, deps.publisher, job._id, { 'compensation.jobId': undo._id });
+}
+
+/** Why a failed up's stack cannot be put back by a job (pending operations, a last run not kept), or undefined. */
+async function whyNotCompensated(deps: CompensationDeps, job: StackJobDoc): Promise<string | undefined> {
+  const latest = await deps.models.StackState.findOne({ resourceId: job.resourceId }).sort({ seq: -1 }).lean<StackStateDoc>();
+  const pending = latest ? stackContents(readDeployment(latest)).pendingOperations : [];
+  if (pending.length > 0)
+    return `the failed up left ${pending.length} pending operation(s) (${pending.map((p) => `${p.type} ${p.urn}`).join(', ')}); a repair job deals with them (they are never cleared silently), then compensate by hand`;
+  const resource = await deps.models.Resource.findById(job.resourceId, { stack: 1 }).lean<ResourceDoc>();
+  // Deployed once, but by a version that did not keep its run: never destroyed by a compensation.
+  if (resource && !resource.stack?.lastGood && resource.stack?.lastDeployedAt)
+    return `the stack was deployed before, but what that up ran was not kept (deployed by an earlier version of the service); run the up again by hand`;
+  return undefined;
 }
 
 /**

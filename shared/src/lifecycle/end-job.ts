@@ -79,11 +79,23 @@ export async function endJob(
       // Watchers still finish: the gateway reads the ended job on its next look.
       deps.logger.warn({ err: err.message, jobId }, 'the end of a job could not be published'),
     );
-  await queueAfterEnd(deps.lifecycle, { jobId, via }).catch((err: Error) =>
+  await queueWithRetries(() => queueAfterEnd(deps.lifecycle, { jobId, via })).catch((err: Error) =>
     deps.logger.error(
       { err: err.message, jobId },
       "a job's after-end reactions (compensation, recovery, remediation, webhooks) could not be queued",
     ),
   );
   return job;
+}
+
+/** Redis answers a moment later after a blip: three tries over ~0.7 s before the work is given up (and logged). */
+async function queueWithRetries(queue: () => Promise<void>): Promise<void> {
+  for (const waitMs of [100, 600]) {
+    try {
+      return await queue();
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+  await queue();
 }

@@ -201,8 +201,9 @@ export const stackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const job = await states.importState(request.params.id, request.body.deployment as Deployment, principalOf(request));
-      request.auditTenant = job.tenant;
+      const job = await states.importState(request.params.id, request.body.deployment as Deployment, principalOf(request), (tenant) => {
+        request.auditTenant = tenant;
+      });
       return reply.code(202).send(job);
     },
   );

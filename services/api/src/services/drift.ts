@@ -87,6 +87,7 @@ export function driftService({ models, tenants, driftQueue, minIntervalSeconds, 
   async function view(doc: ResourceDoc) {
     const schedule = parse(doc);
     if (!schedule) throw errors.notFound(`resource ${doc._id} has no drift schedule`);
+    // Only its next run is read from Redis: with Redis away the schedule is shown without it.
     const scheduler = await driftQueue.getJobScheduler(doc._id).catch(() => undefined);
     const last = await models.StackJob.findOne({
       resourceId: doc._id,

@@ -35,10 +35,14 @@ export function idempotency(redis: Pick<Redis, 'set' | 'get' | 'del'>) {
       }
       try {
         const id = await create();
+        // Created either way. Not recorded (Redis failed just now): the key stays pending, so a retry is
+        // refused (409) until it expires rather than creating twice.
         await redis.set(redisKey, `${id}:${fingerprint}`, 'EX', TTL_SECONDS).catch(() => undefined);
         return { id, replayed: false };
       } catch (err) {
         // Nothing was created: the key is free for a retry.
+        // Not freed (Redis failed just now): a retry with this key is refused as pending until it
+        // expires (24 h); a new key works.
         await redis.del(redisKey).catch(() => undefined);
         throw err;
       }

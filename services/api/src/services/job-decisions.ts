@@ -18,7 +18,7 @@ import { jobView } from './views.js';
 
 /** Approvers' decisions on gated jobs. */
 export function jobDecisions(
-  { models, queue, redis, webhookQueue }: JobServiceDeps,
+  { models, queue, redis, webhookQueue, logger }: JobServiceDeps,
   { cancelQueued }: ReturnType<typeof jobEnding>,
   find: (id: string, viewer: TenantViewer) => Promise<StackJobDoc>,
 ) {
@@ -85,8 +85,13 @@ export function jobDecisions(
       }
       if (status === 'approved') {
         const message: StatusMessage = { type: 'status', jobId: id, status: 'approved', ts: entry.at };
+        // The decision is stored: watchers see `approved` on their next read, and the job wakes by itself
+        // within a minute, should Redis fail any of these.
         await redis.publish(jobChannel(id), JSON.stringify(message)).catch(() => undefined);
-        if (webhookQueue) await queueJobEvent(webhookQueue, id, 'approved').catch(() => undefined);
+        if (webhookQueue)
+          await queueJobEvent(webhookQueue, id, 'approved').catch((err: Error) =>
+            logger.warn({ err: err.message, jobId: id }, "the webhook event of a job's approval could not be queued"),
+          );
         // It waits in BullMQ's delayed set: wake it (else it looks again within a minute).
         await (await queue.getJob(id).catch(() => undefined))?.promote().catch(() => undefined);
       }

@@ -35,6 +35,7 @@ export function jobEnding({ models, queue, redis, stacks, lifecycleQueue, logger
     await dropRunFiles(models, job);
     // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
     await queue.remove(job._id).catch(() => undefined);
+    // Likewise its line entry: the runner that finds an ended job at the head of a line drops it.
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
     // A job that held its stack's line (awaiting approval) lets the next one go at once.
     if (job.status !== 'queued') await promoteNext(job);
@@ -49,6 +50,7 @@ export function jobEnding({ models, queue, redis, stacks, lifecycleQueue, logger
 
   /** Wakes the job now first in a stack's line (it would otherwise wake when its wait runs out). */
   async function promoteNext(job: StackJobDoc): Promise<void> {
+    // Only sooner: a parked job wakes by itself when its wait runs out, whatever fails here.
     const next = await stacks.next(jobStackKey(job)).catch(() => undefined);
     if (next) await (await queue.getJob(next).catch(() => undefined))?.promote().catch(() => undefined);
   }

@@ -96,10 +96,12 @@ export function stackStateService(deps: AppContext) {
 
   /**
    * Imports a state over the stack: checked (every URN this stack's), kept gzipped (one upload per
-   * stack at a time), then a restore job queued to put it back. Returns the job.
+   * stack at a time), then a restore job queued to put it back. Returns the job. `found` hears the
+   * resource's tenant as soon as it is known (a refused import is audited under it too).
    */
-  async function importState(resourceId: string, deployment: Deployment, caller: Principal) {
+  async function importState(resourceId: string, deployment: Deployment, caller: Principal, found?: (tenant: string) => void) {
     const resource = await resources.find(resourceId, caller);
+    found?.(tenantOf(resource));
     assertImportable(deployment, resource.stackFqdn);
     const data = gzipSync(JSON.stringify(deployment));
     if (data.length > STATE_MAX_BYTES)

@@ -40,6 +40,6 @@ export async function withStoreLock<T>(
   try {
     return await fn();
   } finally {
-    await models.StoreLock.deleteOne({ _id: key, token }).catch(() => undefined);
+    await models.StoreLock.deleteOne({ _id: key, token }).catch(() => undefined); // an unreleased lock expires (its TTL)
   }
 }

@@ -53,6 +53,7 @@ async function versionsNow(deps: GateDeps, job: StackJobDoc): Promise<Parameters
     resourceVersion: resource?.version ?? null,
     templateVersion: template?.info.version ?? null,
     // A built-in template's code (an uploaded version's is fixed once published).
+    // Unreadable now: undefined is not compared (staleness), the template version still is.
     programHash: template?.source === 'system' ? await programHash(template.info.dir).catch(() => undefined) : null,
     ...(template && resource ? { credential: await credentialNow(deps.models, template.info, resource) } : {}),
   };
@@ -102,6 +103,7 @@ export async function recordPlan(deps: GateDeps, end: RunEnd): Promise<void> {
     return;
   }
   const message: StatusMessage = { type: 'status', jobId: gatedId, status: 'awaiting_approval', ts: new Date().toISOString() };
+  // The status is stored: a watcher that misses this message reads it on its next look.
   await deps.publisher.publish(jobChannel(gatedId), JSON.stringify(message)).catch(() => undefined);
   await deps.jobEvent(gatedId, 'approval_required');
 }

@@ -37,11 +37,19 @@ export class JobLease {
     return this.held.size;
   }
 
-  /** Starts renewing a job: its first beat is written before this returns (a fresh job is never seen without one). */
+  /**
+   * Starts renewing a job: its first beat is written before this returns (a fresh job is never seen
+   * without one). A first beat that fails holds nothing: the caller gives the job back.
+   */
   async hold(jobId: string, held: Held): Promise<void> {
     this.held.set(jobId, held);
-    this.timer ??= setInterval(() => this.renewAll(), this.deps.heartbeatMs);
-    await this.beat(jobId, held);
+    this.timer ??= setInterval(() => this.renewAll(), this.deps.heartbeatMs).unref();
+    try {
+      await this.beat(jobId, held);
+    } catch (err) {
+      await this.release(jobId);
+      throw err;
+    }
   }
 
   /** Stops a run held here (cancel, shutdown); false if it is not here. */

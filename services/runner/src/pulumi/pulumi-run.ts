@@ -583,7 +583,13 @@ async function readWhatRunLeft(
           return undefined;
         })
       : undefined;
-  const secretOutputs = readsSecrets ? await secretOutputsOf(spec, env, state).catch(() => undefined) : undefined;
+  const secretOutputs = readsSecrets
+    ? await secretOutputsOf(spec, env, state).catch((err: Error) => {
+        // The state version is kept without them: GET …/outputs?showSecrets=true then says they were not kept.
+        spec.onLine('stderr', `[runner] the secret outputs could not be read: ${err.message}`);
+        return undefined;
+      })
+    : undefined;
   return { deployment, savedPlan, secretOutputs, outputs };
 }
 

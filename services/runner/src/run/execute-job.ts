@@ -153,6 +153,7 @@ async function recordWhatRuns(run: JobRun, { resource, kind, check }: JobTarget)
   const { ran } = run;
   ran.version = check ? undefined : resource.version; // the manifest as it is now is what runs
   ran.templateVersion = kind.version;
+  // Unreadable: the plan carries no hash, so only the template version tells a change (as for an uploaded one).
   if (run.job.planFor && run.deps.kinds.get(resource.kind) === kind) ran.programHash = await programHash(kind.dir).catch(() => undefined);
   if (!check)
     ran.lastGood = {
@@ -251,7 +252,7 @@ async function runWithSecrets(
   const sandbox = run.slot.sandbox;
   // Read while the room opens: a store read off the job's path (awaited below; its failure is the run's).
   const limitsRead = sandbox ? run.store('read the job limits', () => jobLimitsOf(config, deps.models, tenantOf(job))) : undefined;
-  limitsRead?.catch(() => undefined);
+  limitsRead?.catch(() => undefined); // marked handled now: it is awaited below, where its failure is the run's
   const files = await runFilesFor(run, resourceId);
   if ('status' in files) return files;
   const room = await openJobRoom({

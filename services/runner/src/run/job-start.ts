@@ -58,7 +58,7 @@ export async function startJob(
   early?.catch(() => undefined); // awaited later; an error before then must not go unhandled
   const job = await claiming.catch(async (err: Error) => {
     if (isTransientError(err)) {
-      await deps.unclaim(jobId).catch(() => undefined);
+      await deps.unclaim(jobId).catch(() => undefined); // a claim left behind expires with its TTL: the job is tried again then
       throw new JobNotStartedError(err);
     }
     // Not the store being away: trying again would not help, so the job ends rather than wait forever.

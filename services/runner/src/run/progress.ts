@@ -59,6 +59,7 @@ export class StackSizes {
   }
 
   async set(stackFqdn: string, resources: number): Promise<void> {
+    // A hint for progress percentages only: without it the next run shows counts without a total.
     await this.redis.set(stackSizeKey(stackFqdn), String(resources), 'EX', 90 * 24 * 3600).catch(() => undefined);
   }
 }
@@ -93,7 +94,7 @@ export class ProgressBoard {
     this.timers.delete(jobId);
     this.latest.delete(jobId);
     this.lastWrite.delete(jobId);
-    await this.redis.del(jobProgressKey(jobId)).catch(() => undefined);
+    await this.redis.del(jobProgressKey(jobId)).catch(() => undefined); // readers show progress only while running; it expires anyway
   }
 
   private write(jobId: string): void {

@@ -3,9 +3,9 @@ import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, isFinalStatus, type JobStatus, localFilesRoot, type Logger, type Models } from '@pds/shared';
 import { PROGRAM_HOST } from '../pulumi/program-host-pool.js';
-import { isolationProblem } from './slots.js';
+import { isolationProblem, type SlotPool } from './slots.js';
 import { resetSlot } from './slot-reset.js';
-import { type FleetLeases, leaseUids, type UidLease } from '../isolation/uid-leases.js';
+import { type FleetLeases, killProcessesOf, leaseUids, type UidLease } from '../isolation/uid-leases.js';
 import { openSlotSandboxes, type SandboxConfig, sandboxSettings } from '../sandbox/prepare-sandbox.js';
 import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 
@@ -135,4 +135,39 @@ export async function sweepLeftovers(workDir: string, models: Pick<Models, 'Stac
   }
   if (removed > 0) logger.info({ removed }, 'removed job folders, credential files and template folders left by earlier runs');
   return removed;
+}
+
+/**
+ * Keeps the slot uids this runner's alone across the fleet (renewed each beat): a uid another
+ * runner took (its lease ran out) is withheld from the pool and its sandbox closed.
+ */
+export function renewUidLease(isolation: Isolation | undefined, slots: Pick<SlotPool, 'withhold'> | undefined, log: Logger): void {
+  isolation?.lease
+    ?.renew()
+    .then((lost) => {
+      for (const uid of lost) {
+        slots?.withhold(uid);
+        // Its network and cgroup go too; one that does not close is swept when a runner starts again.
+        void isolation.sandboxes
+          ?.get(uid)
+          ?.close()
+          .catch((err: Error) => log.warn({ err: err.message, uid }, 'the sandbox of a lost slot uid could not be closed'));
+        log.error({ uid }, 'another runner holds this slot uid now (its lease ran out): the slot is no longer used');
+      }
+    })
+    .catch((err: Error) => log.debug({ err: err.message }, 'slot uid lease not renewed this time')); // it outlives a few missed renewals
+}
+
+/** At shutdown: the slots' sandboxes closed, every process of their uids stopped, the uids given back to the fleet. */
+export async function releaseIsolation(isolation: Isolation | undefined, log: Logger): Promise<void> {
+  const uidLease = isolation?.lease;
+  if (!uidLease) return;
+  const uids = uidLease.uids;
+  await Promise.all([...(isolation.sandboxes?.values() ?? [])].map((sandbox) => sandbox.close())).catch((err: Error) =>
+    log.warn({ err: err.message, uids }, 'could not close every slot sandbox'),
+  );
+  await Promise.all(uids.map((uid) => killProcessesOf({ uid, gid: uid }))).catch((err: Error) =>
+    log.warn({ err: err.message, uids }, 'could not stop every process of the slot uids'),
+  );
+  await uidLease.release();
 }
