@@ -326,6 +326,26 @@ export async function storedLines(stack: Stack, jobId: string) {
   return (res.json() as { items: { seq: number; type?: string; text?: string; event?: Record<string, unknown> }[] }).items;
 }
 
+/**
+ * A job document written straight into the store on a LocalFileSet resource (what a runner, the API
+ * or a lost runner would have left), for tests of what the service does with it: `fields` on top.
+ */
+export async function insertJob(
+  stack: Pick<Stack, 'models'>,
+  resource: { id: string; stackFqdn: string },
+  fields: Partial<StackJobDoc> & Pick<StackJobDoc, 'operation' | 'status'>,
+): Promise<StackJobDoc> {
+  const doc = await stack.models.StackJob.create({
+    _id: randomUUID(),
+    resourceId: resource.id,
+    resourceVersion: 1,
+    kind: 'LocalFileSet',
+    stackFqdn: resource.stackFqdn,
+    ...fields,
+  });
+  return doc.toObject() as StackJobDoc;
+}
+
 /** Replaces a resource's manifest through the API; returns it as the API shows it (`version` + 1). */
 export async function replaceResource(stack: Stack, id: string, manifest: string) {
   const replaced = await stack.api.inject({

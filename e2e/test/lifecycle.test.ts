@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { createLogger, createRedis, jobChannel, type JobStatus, redisReady, type StackJobDoc } from '@pds/shared';
+import { createLogger, createRedis, jobChannel, redisReady, type StackJobDoc } from '@pds/shared';
 import { endableFrom, endJob, type EndPath, type FinalStatus } from '@pds/shared/lifecycle';
 import t from 'tap';
-import { createResource, fileSetManifest, startStack, until, waitForJob } from './harness.js';
+import { createResource, fileSetManifest, insertJob, startStack, until, waitForJob } from './harness.js';
 
 /**
  * Every path that ends a job goes through endJob, and every end is followed by the same after-end
@@ -38,23 +38,14 @@ t.test('whichever path ends a compensating job, the failed up it answers is comp
   };
   for (const [via, outcome] of Object.entries(outcomes) as [EndPath, (typeof outcomes)[EndPath]][]) {
     const from = endableFrom(via, outcome.status).at(-1)!;
-    const job = async (status: JobStatus, fields: Partial<StackJobDoc>): Promise<StackJobDoc> =>
-      stack.models.StackJob.create({
-        _id: randomUUID(),
-        resourceId: resource.id,
-        resourceVersion: 1,
-        kind: 'LocalFileSet',
-        stackFqdn: resource.stackFqdn,
-        status,
-        ...fields,
-      });
     const undoId = randomUUID();
-    const failedUp = await job('failed', {
+    const failedUp = await insertJob(stack, resource, {
+      status: 'failed',
       operation: 'up',
       finishedAt: new Date(),
       compensation: { mode: 'destroy', strategy: 'destroy', state: 'compensating', jobId: undoId },
     });
-    const undo = await job(from, { _id: undoId, operation: 'destroy', compensates: failedUp._id });
+    const undo = await insertJob(stack, resource, { _id: undoId, status: from, operation: 'destroy', compensates: failedUp._id });
     const run =
       via === 'run'
         ? {
@@ -95,16 +86,7 @@ t.test(
     const deps = { models: stack.models, publisher, lifecycle: stack.lifecycleQueue, logger };
     for (const via of ['crash', 'reconciler'] as const) {
       const resource = await createResource(stack, fileSetManifest(`cut-${via}`, join(stack.scratch, `cut-${via}`), []));
-      const up = await stack.models.StackJob.create({
-        _id: randomUUID(),
-        resourceId: resource.id,
-        resourceVersion: 1,
-        kind: 'LocalFileSet',
-        stackFqdn: resource.stackFqdn,
-        operation: 'up',
-        status: 'running',
-        options: { compensation: 'destroy' },
-      });
+      const up = await insertJob(stack, resource, { operation: 'up', status: 'running', options: { compensation: 'destroy' } });
       const reason = via === 'crash' ? 'internal_error' : 'runner_lost';
       await endJob(deps, up._id, { status: 'failed', reason, error: 'cut short' }, via);
       const done = await waitForJob(stack.models, up._id, (d) => Boolean(d.compensation));
@@ -119,16 +101,7 @@ t.test(
     // An up that never ran (its preview failed, it was cancelled, it could not start) changed nothing.
     for (const via of ['cancel', 'gate', 'start'] as const) {
       const resource = await createResource(stack, fileSetManifest(`unrun-${via}`, join(stack.scratch, `unrun-${via}`), []));
-      const up = await stack.models.StackJob.create({
-        _id: randomUUID(),
-        resourceId: resource.id,
-        resourceVersion: 1,
-        kind: 'LocalFileSet',
-        stackFqdn: resource.stackFqdn,
-        operation: 'up',
-        status: 'queued',
-        options: { compensation: 'destroy' },
-      });
+      const up = await insertJob(stack, resource, { operation: 'up', status: 'queued', options: { compensation: 'destroy' } });
       const reason = via === 'start' ? 'internal_error' : 'preview_failed';
       await endJob(deps, up._id, { status: 'failed', reason, error: 'never ran' }, via);
       const work = `after-end.${up._id}`;

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { reconcileLostJobs } from '@pds/runner';
 import { createLogger, jobChannel, type Operation, RunningJobs, StackQueue } from '@pds/shared';
 import { Redis } from 'ioredis';
 import t from 'tap';
-import { createResource, fileSetManifest, readStream, startStack, until, waitForJob } from './harness.js';
+import { createResource, fileSetManifest, insertJob, readStream, startStack, until, waitForJob } from './harness.js';
 
 /**
  * A job whose runner vanished without a trace: `running`, started long ago, no heartbeat. This is
@@ -16,12 +15,7 @@ async function lostJob(
   operation: Operation,
   tracked = true,
 ) {
-  const job = await stack.models.StackJob.create({
-    _id: randomUUID(),
-    resourceId: resource.id,
-    resourceVersion: 1,
-    kind: 'LocalFileSet',
-    stackFqdn: resource.stackFqdn,
+  const job = await insertJob(stack, resource, {
     operation,
     status: 'running',
     startedAt: new Date(Date.now() - 60_000),
@@ -111,12 +105,7 @@ t.test('a compensating job lost with its runner leaves the failed up it answers 
   const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
   const resource = await createResource(stack, fileSetManifest('lost-undo', join(stack.scratch, 'lost-undo'), []));
   const undo = await lostJob(stack, resource, 'destroy');
-  const failedUp = await stack.models.StackJob.create({
-    _id: randomUUID(),
-    resourceId: resource.id,
-    resourceVersion: 1,
-    kind: 'LocalFileSet',
-    stackFqdn: resource.stackFqdn,
+  const failedUp = await insertJob(stack, resource, {
     operation: 'up',
     status: 'failed',
     finishedAt: new Date(),
