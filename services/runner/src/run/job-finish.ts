@@ -44,14 +44,15 @@ export async function finishJob(run: JobRun, runOutcome: Outcome, startRecorded:
     publish: (end) => {
       run.sink.publish(end);
       run.timeline.mark('end published');
+      // Told in the same turn as the end is published: one who heard the end finds the timeline.
+      logger.debug({ steps: run.timeline.steps }, 'job timeline');
+      deps.onTimeline?.(job._id, run.timeline.steps);
     },
   });
   if (!ended) {
     logger.warn({ status: outcome.status }, 'the job was ended elsewhere (runner_lost) while it ran; its result is not recorded');
     return undefined;
   }
-  logger.debug({ steps: run.timeline.steps }, 'job timeline');
-  deps.onTimeline?.(job._id, run.timeline.steps);
   logger.info({ status: outcome.status, exitCode: outcome.exitCode, lines: lastSeq }, 'job finished');
   await cleanUpAfter(run, outcome);
   return runEndOf(run, outcome, drift);
