@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { createLogger, createRedis, jobChannel, redisReady, type StackJobDoc } from '@pds/shared';
+import { reconcileLostJobs } from '@pds/runner';
+import { createLogger, createRedis, jobChannel, redisReady, RunningJobs, type StackJobDoc, StackQueue } from '@pds/shared';
 import { endableFrom, endJob, type EndPath, type FinalStatus } from '@pds/shared/lifecycle';
 import t from 'tap';
 import { createResource, fileSetManifest, insertJob, startStack, until, waitForJob } from './harness.js';
@@ -112,3 +113,60 @@ t.test(
     }
   },
 );
+
+t.test('an end whose after-end work Redis refused is marked, and a reconciler full scan queues it later', async (t) => {
+  const stack = await startStack(t, { RUNNER_HEARTBEAT_SECONDS: 3_600 });
+  const logger = createLogger({ name: 'test', level: 'silent' });
+  const redis = createRedis(stack.config.REDIS_URL, 'worker', logger);
+  t.teardown(() => redis.quit());
+  const resource = await createResource(stack, fileSetManifest('refused', join(stack.scratch, 'refused'), []));
+  const undo = await insertJob(stack, resource, { status: 'queued', operation: 'destroy' });
+  const failedUp = await insertJob(stack, resource, {
+    status: 'failed',
+    operation: 'up',
+    compensation: { mode: 'destroy', strategy: 'destroy', state: 'compensating', jobId: undo._id },
+  });
+  await stack.models.StackJob.updateOne({ _id: undo._id }, { $set: { compensates: failedUp._id } });
+  // The lifecycle queue as Redis refusing every command would leave it (a stand-in: a real refusal
+  // cannot be had on demand without taking the whole stack's Redis away).
+  const refusing = { add: async () => Promise.reject(new Error('READONLY You cannot write against a read only replica.')) };
+  const ended = await endJob(
+    { models: stack.models, publisher: redis, lifecycle: refusing, logger },
+    undo._id,
+    { status: 'cancelled', reason: 'cancelled' },
+    'cancel',
+  );
+  t.equal(ended?.status, 'cancelled', 'the job ends all the same');
+  t.equal(
+    (await stack.models.StackJob.findById(undo._id).lean<StackJobDoc>())?.afterEndPending,
+    'cancel',
+    'its after-end work is marked pending',
+  );
+  t.equal((await stack.models.StackJob.findById(failedUp._id).lean<StackJobDoc>())?.compensation?.state, 'compensating');
+
+  const reconcile = (fullScan: boolean) =>
+    reconcileLostJobs(
+      {
+        models: stack.models,
+        publisher: redis,
+        lifecycle: stack.lifecycleQueue,
+        logger,
+        stacks: new StackQueue(redis),
+        running: new RunningJobs(redis),
+        staleAfterMs: 5_000,
+        promote: async () => undefined,
+      },
+      new Date(),
+      { fullScan },
+    );
+  await reconcile(false);
+  t.equal(
+    (await stack.models.StackJob.findById(undo._id).lean<StackJobDoc>())?.afterEndPending,
+    'cancel',
+    'a beat without the scan leaves it',
+  );
+  await reconcile(true);
+  const answered = await waitForJob(stack.models, failedUp._id, (d) => d.compensation?.state !== 'compensating');
+  t.match(answered.compensation, { state: 'compensation_failed', error: new RegExp(`compensating job ${undo._id} was cancelled`) });
+  t.notOk((await stack.models.StackJob.findById(undo._id).lean<StackJobDoc>())?.afterEndPending, 'the mark is dropped once queued');
+});

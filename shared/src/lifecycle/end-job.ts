@@ -79,13 +79,41 @@ export async function endJob(
       // Watchers still finish: the gateway reads the ended job on its next look.
       deps.logger.warn({ err: err.message, jobId }, 'the end of a job could not be published'),
     );
-  await queueWithRetries(() => queueAfterEnd(deps.lifecycle, { jobId, via })).catch((err: Error) =>
-    deps.logger.error(
-      { err: err.message, jobId },
-      "a job's after-end reactions (compensation, recovery, remediation, webhooks) could not be queued",
-    ),
-  );
+  await queueWithRetries(() => queueAfterEnd(deps.lifecycle, { jobId, via })).catch(async (err: Error) => {
+    // Left for a reconciler's next full scan (requeueAfterEnd): the store took the end a moment ago.
+    deps.logger.warn({ err: err.message, jobId }, "a job's after-end work could not be queued; a reconciler queues it later");
+    await deps.models.StackJob.updateOne({ _id: jobId }, { $set: { afterEndPending: via } }).catch((markErr: Error) =>
+      deps.logger.error(
+        { err: markErr.message, jobId },
+        "a job's after-end reactions (compensation, recovery, remediation, webhooks) are lost: neither queued nor marked",
+      ),
+    );
+  });
   return job;
+}
+
+/** A job whose end could not queue its after-end work: its id and the path that ended it. */
+export interface PendingAfterEnd {
+  _id: string;
+  afterEndPending: EndPath;
+}
+
+/**
+ * Queues the after-end work of jobs whose end could not queue it (marked `afterEndPending`, found by
+ * the reconcilers' full scans), then drops their mark. Returns the ids queued.
+ */
+export async function requeueAfterEnd(
+  deps: Pick<EndJobDeps, 'models' | 'lifecycle' | 'logger'>,
+  pending: readonly PendingAfterEnd[],
+): Promise<string[]> {
+  const queued: string[] = [];
+  for (const { _id, afterEndPending: via } of pending) {
+    await queueAfterEnd(deps.lifecycle, { jobId: _id, via });
+    await deps.models.StackJob.updateOne({ _id }, { $unset: { afterEndPending: 1 } });
+    queued.push(_id);
+  }
+  if (queued.length > 0) deps.logger.info({ jobs: queued.length }, 'after-end work queued late for jobs whose end could not queue it');
+  return queued;
 }
 
 /** Redis answers a moment later after a blip: three tries over ~0.7 s before the work is given up (and logged). */

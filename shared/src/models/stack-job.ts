@@ -74,6 +74,8 @@ export const stackJobSchema = new Schema(
     compensates: { type: String },
     /** When a cancel of the running job was asked for. */
     cancelRequestedAt: { type: Date },
+    /** Its after-end work could not be queued (Redis refused): the path that ended it, until a reconciler queues it. */
+    afterEndPending: { type: String },
   },
   { timestamps: true, versionKey: false },
 );

@@ -1,5 +1,5 @@
 import { jobHeartbeatKey, jobStackKey, jobLostClaimKey, type Models, type RunningJobs, type StackQueue } from '@pds/shared';
-import { endJob, type EndJobDeps } from '@pds/shared/lifecycle';
+import { endJob, type EndJobDeps, type EndPath, type PendingAfterEnd, requeueAfterEnd } from '@pds/shared/lifecycle';
 import type { Redis } from 'ioredis';
 
 export interface ReconcilerDeps extends EndJobDeps {
@@ -32,10 +32,20 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
   // Jobs taken a while ago (a fresh one may not have beaten yet). The store is asked too only now
   // and then (`fullScan`): for jobs whose entry Redis lost; on FerretDB that is a scan of every job.
   const tracked = await deps.running.takenBefore(cutoff);
+  // One scan finds both: running jobs Redis lost, and ended jobs whose after-end work was never queued.
   const scanned = options.fullScan
-    ? await deps.models.StackJob.find({ status: 'running', startedAt: { $lt: cutoff } }, { _id: 1 }).lean<{ _id: string }[]>()
+    ? await deps.models.StackJob.find(
+        { $or: [{ status: 'running', startedAt: { $lt: cutoff } }, { afterEndPending: { $exists: true } }] },
+        { _id: 1, status: 1, afterEndPending: 1 },
+      ).lean<{ _id: string; status: string; afterEndPending?: EndPath }[]>()
     : [];
-  const candidates = [...new Set([...tracked, ...scanned.map((doc) => doc._id)])];
+  const pending = scanned.filter((doc): doc is PendingAfterEnd & { status: string } => doc.afterEndPending !== undefined);
+  if (pending.length > 0)
+    await requeueAfterEnd(deps, pending).catch((err: Error) =>
+      deps.logger.warn({ err: err.message }, 'late after-end work not queued yet'),
+    );
+  const lost = scanned.filter((doc) => doc.status === 'running').map((doc) => doc._id);
+  const candidates = [...new Set([...tracked, ...lost])];
   const ended: string[] = [];
   for (const _id of candidates) {
     if (deps.runsHere?.(_id) || (await deps.publisher.exists(jobHeartbeatKey(_id))) === 1) continue;
