@@ -15,7 +15,7 @@ import {
   REDIS_SCALER_RULES,
   redisUserDirective,
   repoRoot,
-  STACK_JOBS_WAITING_LIST,
+  JOBS_BACKLOG_LIST,
   STORE_USERS,
   type StoreUser,
 } from '@pds/shared';
@@ -323,7 +323,7 @@ for (const overlay of ['dev', 'prod']) {
         spec: { scaleTargetRef: { name: string }; triggers: { type: string; metadata: { listName: string } }[] };
       };
       t.equal(scaled.spec.scaleTargetRef.name, 'runner');
-      t.equal(scaled.spec.triggers[0]?.metadata.listName, STACK_JOBS_WAITING_LIST, "KEDA watches the queue's waiting list");
+      t.equal(scaled.spec.triggers[0]?.metadata.listName, JOBS_BACKLOG_LIST, "KEDA watches the queue's waiting list");
     }
   });
 }

@@ -2,13 +2,11 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { jobWritableFile, recentOutput, standInIsolation } from '@pds/devkit';
+import { recentOutput } from '@pds/devkit';
 import type { StackJobDoc } from '@pds/shared';
 import t from 'tap';
-import { fileSetManifest, startRunnerProcess, startStack } from './harness.js';
+import { fileSetManifest, startStack, startStandInRunners } from './harness.js';
 
-const STAND_IN = fileURLToPath(new URL('../../fixtures/stand-in-pulumi.sh', import.meta.url));
 const JOBS = Number(process.env.FLEET_JOBS ?? 200);
 const STACKS = 5;
 const RUNNERS = 3;
@@ -21,23 +19,7 @@ t.test(
     await stack.runner.close();
     const scratch = await mkdtemp(join(tmpdir(), 'pds-fleet-'));
     t.teardown(() => rm(scratch, { recursive: true, force: true }));
-    const log = jobWritableFile(scratch, 'runs.log');
-    const env = {
-      MONGO_URL: stack.config.MONGO_URL,
-      REDIS_URL: stack.config.REDIS_URL,
-      PULUMI_BIN: STAND_IN,
-      RUNNER_ISOLATION: standInIsolation(),
-      STAND_IN_LOG: log,
-      STAND_IN_MS: '40',
-      JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS',
-      RUNNER_CONCURRENCY: '4',
-      WORK_DIR: join(scratch, 'work'),
-      // The same root as the API's: the runner checks a job's folder again on its own disk.
-      LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
-      LOG_LEVEL: 'warn',
-    };
-    const runners = await Promise.all(Array.from({ length: RUNNERS }, () => startRunnerProcess(env)));
-    t.teardown(() => Promise.all(runners.map((r) => r.stop())));
+    const { runners, log } = await startStandInRunners(t, stack, scratch, { count: RUNNERS, slots: 4, standInMs: 40 });
 
     const resources: string[] = [];
     for (let i = 0; i < STACKS; i++) {

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildApp, createApiQueues } from '@pds/api';
-import { freePort, type Managed, startProcess, testIsolation, toolPath, waitForPort } from '@pds/devkit';
+import { freePort, jobWritableFile, type Managed, standInIsolation, startProcess, testIsolation, toolPath, waitForPort } from '@pds/devkit';
 import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
 import { createRunner, type RunnerDeps } from '@pds/runner';
 import {
@@ -19,6 +20,7 @@ import {
   loadConfig,
   loadKindRegistry,
   StackQueue,
+  WaitingJobs,
   redisReady,
   repoRoot,
   prepareStore,
@@ -112,6 +114,7 @@ export async function startStack(
       redis: commandRedis,
       subscriber: apiSubscriber,
       stacks: new StackQueue(commandRedis),
+      waiting: new WaitingJobs(commandRedis),
       mongoPing,
     },
     logger,
@@ -376,6 +379,37 @@ export async function queueJob(stack: Stack, resourceId: string, body: object = 
 }
 
 /** Starts a real runner process (as its image does: `node main.js` with the environment). */
+/**
+ * Starts `count` runner processes on the stack's stores with the scripted stand-in for `pulumi`
+ * (e2e/fixtures/stand-in-pulumi.sh: each run takes STAND_IN_MS and is logged to STAND_IN_LOG, which
+ * is made here in `scratch`), `slots` jobs each. Stopped with `t`. Returns them and the log's path.
+ */
+export async function startStandInRunners(
+  t: Teardowns,
+  stack: Stack,
+  scratch: string,
+  options: { count: number; slots: number; standInMs: number },
+): Promise<{ runners: Managed[]; log: string }> {
+  const log = jobWritableFile(scratch, 'runs.log');
+  const env = {
+    MONGO_URL: stack.config.MONGO_URL,
+    REDIS_URL: stack.config.REDIS_URL,
+    PULUMI_BIN: fileURLToPath(new URL('../../fixtures/stand-in-pulumi.sh', import.meta.url)),
+    RUNNER_ISOLATION: standInIsolation(),
+    STAND_IN_LOG: log,
+    STAND_IN_MS: String(options.standInMs),
+    JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS',
+    RUNNER_CONCURRENCY: String(options.slots),
+    WORK_DIR: join(scratch, 'work'),
+    // The same root as the API's: the runner checks a job's folder again on its own disk.
+    LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
+    LOG_LEVEL: 'warn',
+  };
+  const runners = await Promise.all(Array.from({ length: options.count }, () => startRunnerProcess(env)));
+  t.teardown(() => Promise.all(runners.map((r) => r.stop())));
+  return { runners, log };
+}
+
 export async function startRunnerProcess(env: Record<string, string>): Promise<Managed> {
   const port = await freePort();
   const runner = startProcess(process.execPath, [join(repoRoot, 'services/runner/dist/src/main.js')], {

@@ -8,7 +8,7 @@ import {
   REDIS_DEFAULT_USER_OFF,
   REDIS_SCALER_RULES,
   redisUserDirective,
-  STACK_JOBS_WAITING_LIST,
+  JOBS_BACKLOG_LIST,
   STORE_USERS,
   type StoreUser,
 } from '@pds/shared';
@@ -105,9 +105,9 @@ t.test('a Redis user per service: each reaches its own keys and channels, none a
   t.equal((await as('stream-gateway', 'SUBSCRIBE pds:job:j1'))[0], '*3', 'it subscribes to a job');
 
   const scaler = await askAs(redis.port, 'queue-scaler', 'scaler-password', [
-    `LLEN ${STACK_JOBS_WAITING_LIST}`,
+    `LLEN ${JOBS_BACKLOG_LIST}`,
     'LLEN bull:stack-jobs:active',
-    `LPOP ${STACK_JOBS_WAITING_LIST}`,
+    `LPOP ${JOBS_BACKLOG_LIST}`,
   ]);
   t.same(
     scaler.map((reply) => reply.slice(0, 7)),

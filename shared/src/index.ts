@@ -1,6 +1,7 @@
 export * from './auth.js';
 export * from './config.js';
 export * from './credentials.js';
+export * from './dispatch/index.js';
 export * from './errors.js';
 export * from './history-sweep.js';
 export * from './http/index.js';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Queue } from 'bullmq';
 import type { JobOptions } from './job-fields.js';
 import type { Models, ResourceDoc, StackJobDoc } from './models/index.js';
-import { STACK_JOBS_QUEUE } from './names.js';
+import type { WaitingJobs } from './dispatch/waiting-jobs.js';
+import type { JobClass } from './names.js';
 import type { StackQueue } from './stack-queue.js';
 import { stackKeyOf, tenantOf } from './tenancy.js';
 import { approvalOf, decodePolicy } from './policy.js';
@@ -15,7 +15,8 @@ export class QueueUnavailableError extends Error {
 
 export interface QueueingDeps {
   models: Pick<Models, 'StackJob'>;
-  queue: Pick<Queue, 'add'>;
+  /** Where jobs wait for the dispatcher (shared/src/dispatch), which puts them on the runner queue. */
+  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
 }
 
@@ -89,40 +90,48 @@ export const DRIFT_CHECK_PRIORITY = 2_000_000;
 /** The creator id of the jobs a drift schedule queues (its checks, and their remediations). */
 export const DRIFT_SCHEDULE_CREATOR = 'drift-schedule';
 
+/** The service's own checks (scheduled drift checks, template publish checks) wait behind people's jobs. */
+function classOf(fields: Pick<NewJob, 'operation' | 'createdBy' | 'templateCheck'>): JobClass {
+  const scheduledCheck = fields.operation === 'drift-check' && fields.createdBy?.id === DRIFT_SCHEDULE_CREATOR;
+  return scheduledCheck || fields.templateCheck ? 'checks' : 'people';
+}
+
 /**
- * Records a job as `queued`, puts it in its stack's line, then on the BullMQ queue (its id is the
- * BullMQ job id). If Redis refuses, the job is taken back out and the error rethrown: nothing is
- * left half-queued (QueueUnavailableError). The one way jobs are queued (the API, and the runners' retries).
+ * Records a job as `queued`, puts it in its stack's line, then in its tenant's line for the
+ * dispatcher (which puts it on the runner queue, its id the BullMQ job id, in its tenant's turn).
+ * If Redis refuses, the job is taken back out and the error rethrown: nothing is left half-queued
+ * (QueueUnavailableError). The one way jobs are queued (the API, and the runners' retries).
  */
-export async function queueStackJob({ models, queue, stacks }: QueueingDeps, fields: NewJob): Promise<StackJobDoc> {
+export async function queueStackJob({ models, waiting, stacks }: QueueingDeps, fields: NewJob): Promise<StackJobDoc> {
   const job = await models.StackJob.create(fields);
   const stackKey = stackKeyOf(fields.tenantId, fields.stackFqdn);
   try {
-    // In line for the stack first, then on the queue: a runner that takes it finds it in line.
+    // In line for the stack first, then for the pool: the dispatcher takes a job only first in its stack's line.
     await stacks.enqueue(stackKey, job._id);
-    await queue.add(
-      STACK_JOBS_QUEUE,
+    await waiting.add({
+      jobId: job._id,
+      tenant: fields.tenantId,
+      jobClass: classOf(fields),
+      stackKey,
       // The resource id lets a runner read the resource while it claims the job (one round trip less).
       // `gated`: the runner reads an approval-gated job's status before it takes the stack.
-      {
+      data: {
         stackFqdn: fields.stackFqdn,
         stackKey,
         tenantId: fields.tenantId,
         resourceId: fields.resourceId,
         ...(fields.approval ? { gated: true } : {}),
       },
-      {
-        jobId: job._id,
+      opts: {
         removeOnComplete: { age: 24 * 3600 },
         removeOnFail: { age: 7 * 24 * 3600 },
-        ...(fields.operation === 'drift-check' && fields.createdBy?.id === DRIFT_SCHEDULE_CREATOR
-          ? { priority: DRIFT_CHECK_PRIORITY }
-          : {}),
+        ...(classOf(fields) === 'checks' && fields.operation === 'drift-check' ? { priority: DRIFT_CHECK_PRIORITY } : {}),
       },
-    );
+    });
   } catch (err) {
-    // Taken back out (the caller hears QueueUnavailableError): a document left `queued` with no queue
-    // entry can be cancelled, and a line entry left is dropped by the runner that finds it ended.
+    // Taken back out (the caller hears QueueUnavailableError): a document left `queued` with nothing
+    // waiting for it can be cancelled, and a line entry left is dropped by the runner that finds it ended.
+    await waiting.forget(job._id).catch(() => undefined);
     await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
     await stacks.remove(stackKey, job._id).catch(() => undefined);
     throw new QueueUnavailableError((err as Error).message);

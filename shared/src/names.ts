@@ -100,11 +100,46 @@ export function tenantRunningKey(tenant: string): string {
   return `${PREFIX}:tenant:${tenant}:running`;
 }
 
+/** Who waits for the runner pool (shared/src/dispatch): a job's class. People's jobs go before the service's own checks. */
+export type JobClass = 'people' | 'checks';
+export const JOB_CLASSES: readonly JobClass[] = ['people', 'checks'];
+
+/** A tenant's jobs of one class that wait for the dispatcher, in creation order (score: JOB_ORDER_KEY). */
+export function tenantWaitingKey(jobClass: JobClass, tenant: string): string {
+  return `${PREFIX}:jobs:waiting:${jobClass}:${tenant}`;
+}
+
+/** The tenants with jobs of one class waiting for the dispatcher. */
+export function waitingTenantsKey(jobClass: JobClass): string {
+  return `${PREFIX}:jobs:waiting-tenants:${jobClass}`;
+}
+
+/** What the dispatcher puts on the runner queue for each waiting job (hash: job id → JSON), until it is there. */
+export const WAITING_ENTRIES_KEY = `${PREFIX}:jobs:waiting-entries`;
+
+/** Jobs the dispatcher took and is putting on the runner queue (score: when taken): finished by any dispatcher should one die. */
+export const DISPATCHING_KEY = `${PREFIX}:jobs:dispatching`;
+
+/** One entry per job waiting for the dispatcher: the backlog an autoscaler (KEDA) watches by its length. */
+export const JOBS_BACKLOG_LIST = `${PREFIX}:jobs:backlog`;
+
+/** Set when the dispatcher hands a job to the runner queue (24 h): the next in its stack's line waits for it. */
+export function jobDispatchedKey(jobId: string): string {
+  return `${PREFIX}:job:${jobId}:dispatched`;
+}
+
+/** The one dispatcher that leads (value: its process), renewed while it lives. */
+export const DISPATCHER_LEADER_KEY = `${PREFIX}:jobs:dispatcher`;
+
+/** The runners alive (score: when their registration expires) and their slots (hash): the pool's size. */
+export const RUNNERS_KEY = `${PREFIX}:jobs:runners`;
+export const RUNNER_SLOTS_KEY = `${PREFIX}:jobs:runner-slots`;
+
+/** Channel that wakes the dispatcher: a job waits, a slot or a stack was freed. */
+export const DISPATCH_CHANNEL = `${PREFIX}:jobs:dispatch`;
+
 /** BullMQ's key prefix (its default): every key of a queue starts `bull:<queue>:`. */
 const QUEUE_PREFIX = 'bull';
-
-/** BullMQ's list of the stack jobs that wait for a runner: what an autoscaler (KEDA) watches. */
-export const STACK_JOBS_WAITING_LIST = `${QUEUE_PREFIX}:${STACK_JOBS_QUEUE}:wait`;
 
 /**
  * The patterns of the keys and channels above, by who needs them: what a store user per service
@@ -122,5 +157,5 @@ export const KEY_PATTERNS = {
 
 export const CHANNEL_PATTERNS = {
   jobLines: `${PREFIX}:job:*`,
-  control: [CANCEL_CHANNEL, JOB_AMENDED_CHANNEL],
+  control: [CANCEL_CHANNEL, JOB_AMENDED_CHANNEL, DISPATCH_CHANNEL],
 } as const;

@@ -86,6 +86,8 @@ export interface JobLimitsPolicy {
 export interface TenantPolicy {
   /** Jobs of the tenant running at once; more wait for their turn (runners enforce it). */
   maxConcurrentJobs?: number;
+  /** Its share of the runner pool against the other tenants' while they all wait (1–100, default 1): the dispatcher's weight. */
+  weight?: number;
   /** Jobs of the tenant waiting at once (queued, awaiting approval, approved); past it a new job is refused with 429 and Retry-After. */
   maxQueuedJobs?: number;
   /** Drift schedules the tenant may have (default DRIFT_MAX_SCHEDULES_PER_TENANT, 500). */

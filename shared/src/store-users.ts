@@ -1,4 +1,4 @@
-import { CHANNEL_PATTERNS, KEY_PATTERNS, STACK_JOBS_WAITING_LIST } from './names.js';
+import { CHANNEL_PATTERNS, KEY_PATTERNS, JOBS_BACKLOG_LIST } from './names.js';
 
 /** The services that connect to the stores, each as its own user (docs/security.md, "The stores"). */
 export const STORE_USERS = ['api', 'runner', 'stream-gateway'] as const;
@@ -52,7 +52,7 @@ export function redisUserDirective(user: StoreUser, password: string): string {
  * The queue scaler's Redis user (KEDA in Kubernetes): the length of the waiting list, nothing else
  * (connection commands: AUTH, HELLO, PING, CLIENT SETINFO/SETNAME).
  */
-export const REDIS_SCALER_RULES = `~${STACK_JOBS_WAITING_LIST} -@all +@connection -@dangerous +llen`;
+export const REDIS_SCALER_RULES = `~${JOBS_BACKLOG_LIST} -@all +@connection -@dangerous +llen`;
 
 /** The `user` directive that turns off Redis's `default` user (no client gets in without a name). */
 export const REDIS_DEFAULT_USER_OFF = 'default reset off';

@@ -14,6 +14,7 @@ import {
   loadKindRegistry,
   redisReady,
   StackQueue,
+  WaitingJobs,
   prepareStore,
 } from '@pds/shared';
 import Fastify from 'fastify';
@@ -35,6 +36,7 @@ const api = await buildApp(
     redis,
     subscriber: createRedis(config.REDIS_URL, 'subscriber', logger),
     stacks: new StackQueue(redis),
+    waiting: new WaitingJobs(redis),
     mongoPing: () => connection.db!.admin().ping(),
   },
   logger,

@@ -21,6 +21,7 @@ import {
   loadKindRegistry,
   redisReady,
   StackQueue,
+  WaitingJobs,
   prepareStore,
 } from '@pds/shared';
 import { sleep } from './stats.js';
@@ -71,6 +72,7 @@ export async function startBenchService(
       redis: command,
       subscriber: apiSubscriber,
       stacks: new StackQueue(command),
+      waiting: new WaitingJobs(command),
       mongoPing: async () => undefined,
     },
     logger,

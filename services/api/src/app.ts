@@ -16,6 +16,7 @@ import {
   type Logger,
   type Models,
   type StackQueue,
+  type WaitingJobs,
   tokenAuthenticator,
   type DeliveryRetries,
   WebhookAddressPolicy,
@@ -43,7 +44,7 @@ import { driftRoutes } from './routes/drift.js';
 export interface ApiDeps {
   models: Models;
   kinds: KindRegistry;
-  queue: Pick<Queue, 'add' | 'remove' | 'getJob'>;
+  queue: Pick<Queue, 'add' | 'remove' | 'getJob' | 'getJobCounts'>;
   /** The webhooks queue (WEBHOOKS_QUEUE): pings, redeliveries, approval events. */
   webhookQueue: Pick<Queue, 'add'>;
   /** The job lifecycle queue (JOB_LIFECYCLE_QUEUE): the after-end reactions of jobs ended here (cancelled while waiting). */
@@ -51,8 +52,10 @@ export interface ApiDeps {
   /** The drift schedules' queue (DRIFT_QUEUE): one job scheduler per scheduled resource. */
   driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
-  redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del'>;
+  redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del' | 'hexists' | 'zcount' | 'eval'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe' | 'next'>;
+  /** Where jobs wait for the dispatcher (shared/src/dispatch). */
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry'>;
   /** Answers whether Mongo is reachable, for readiness. */
   mongoPing(): Promise<unknown>;
   /**

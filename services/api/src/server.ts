@@ -7,6 +7,7 @@ import {
   loadServiceConfig,
   loadKindRegistry,
   StackQueue,
+  WaitingJobs,
   redisReady,
   prepareStore,
 } from '@pds/shared';
@@ -38,6 +39,7 @@ const app = await buildApp(
     redis,
     subscriber,
     stacks: new StackQueue(redis),
+    waiting: new WaitingJobs(redis),
     mongoPing: () => connection.db?.admin().ping() as Promise<unknown>,
   },
   logger,

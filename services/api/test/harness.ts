@@ -10,6 +10,7 @@ import {
   loadConfig,
   loadKindRegistry,
   StackQueue,
+  WaitingJobs,
   redisReady,
   prepareStore,
 } from '@pds/shared';
@@ -60,12 +61,13 @@ export async function startApi(t: Teardowns, options: { config?: Partial<Config>
       redis,
       subscriber,
       stacks: new StackQueue(redis),
+      waiting: new WaitingJobs(redis),
       mongoPing: () => connection.db!.admin().ping(),
     },
     logger,
   );
   t.teardown(() => app.close());
-  return { app, models, queue, webhookQueue, redisServer, config };
+  return { app, models, queue, redis, waiting: new WaitingJobs(redis), webhookQueue, redisServer, config };
 }
 
 export const manifest = (name: string, extra = '') => `apiVersion: deploy.pulumi.dev/v1

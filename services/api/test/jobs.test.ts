@@ -1,4 +1,4 @@
-import { lineStore, storeApiToken } from '@pds/shared';
+import { lineStore, RunnerPool, storeApiToken, tenantRunningKey } from '@pds/shared';
 import t from 'tap';
 import { auth, manifest, startApi } from './harness.js';
 
@@ -14,7 +14,7 @@ async function createResource(app: Awaited<ReturnType<typeof startApi>>['app'], 
 }
 
 t.test('jobs', async (t) => {
-  const { app, models, queue, redisServer } = await startApi(t);
+  const { app, models, waiting, redisServer } = await startApi(t);
   const resource = (
     await app.inject({
       method: 'POST',
@@ -26,7 +26,7 @@ t.test('jobs', async (t) => {
   const createJob = (payload: object, id = resource.id) =>
     app.inject({ method: 'POST', url: `/v1/resources/${id}/jobs`, headers: auth, payload });
 
-  t.test('creating a job answers 202 with the queued job, and the job is on the queue under the same id', async (t) => {
+  t.test('creating a job answers 202 with the queued job, and the job waits for the dispatcher under the same id', async (t) => {
     const res = await createJob({ operation: 'preview', message: 'check', expectNoChanges: true });
     t.equal(res.statusCode, 202);
     const job = res.json();
@@ -39,8 +39,12 @@ t.test('jobs', async (t) => {
       tenant: 'default',
     });
     t.same(job.options, { message: 'check', expectNoChanges: true });
-    const queued = await queue.getJob(job.id);
-    t.equal(queued?.id, job.id);
+    const queued = await waiting.entry(job.id);
+    t.match(
+      queued,
+      { jobId: job.id, jobClass: 'people', tenant: 'default' },
+      "waiting for the dispatcher, in its tenant's line of people's jobs",
+    );
     t.same(
       queued?.data,
       { stackFqdn: resource.stackFqdn, stackKey: resource.stackFqdn, tenantId: 'default', resourceId: resource.id },
@@ -229,12 +233,13 @@ t.test(
 t.test(
   'a drift check a person asks for runs like any job: not at the lowest priority, and not cancelled where no schedule runs',
   async (t) => {
-    const { app, queue } = await startApi(t);
+    const { app, waiting } = await startApi(t);
     const resource = await createResource(app, 'asked');
     const post = async (payload: object) =>
       (await app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: auth, payload })).json();
     const check = await post({ operation: 'drift-check' });
-    t.notOk((await queue.getJob(check.id))?.opts.priority, "queued without the scheduled checks' lowest priority");
+    t.match(await waiting.entry(check.id), { jobClass: 'people', opts: {} }, "waiting with people's jobs, not the scheduled checks");
+    t.notOk((await waiting.entry(check.id))?.opts.priority, "without the scheduled checks' lowest priority");
     await post({ operation: 'preview' });
     const after = (await app.inject({ method: 'GET', url: `/v1/jobs/${check.id}`, headers: auth })).json();
     t.equal(after.status, 'queued', 'a later job on its stack leaves it in its place');
@@ -437,4 +442,24 @@ t.test('compensation: only for an up; on a stack never deployed it is a destroy,
   t.equal(plain.statusCode, 202, 'none asks for nothing');
   const asAdmin = await app.inject({ method: 'POST', url, headers: auth, payload: { operation: 'up', compensation: 'destroy' } });
   t.match(asAdmin.json(), { status: 'queued', options: { compensation: 'destroy' } });
+});
+
+t.test('a waiting job says why it waits: its stack busy, the pool full, its tenant at its limit, or other tenants’ turn', async (t) => {
+  const { app, redis } = await startApi(t);
+  const resource = await createResource(app, 'why');
+  const post = async () =>
+    (
+      await app.inject({ method: 'POST', url: `/v1/resources/${resource.id}/jobs`, headers: auth, payload: { operation: 'preview' } })
+    ).json();
+  const reason = async (id: string) => (await app.inject({ method: 'GET', url: `/v1/jobs/${id}`, headers: auth })).json().waitReason;
+  const first = await post();
+  const second = await post();
+  t.equal(await reason(second.id), 'stack_busy', 'behind the first on its stack');
+  t.equal(await reason(first.id), 'pool_full', 'no runner has a free slot (none is up)');
+  await new RunnerPool(redis).register('runner-1', 2, 60_000);
+  t.equal(await reason(first.id), 'tenant_turn', 'a slot is free: the dispatcher gives it in the tenants’ turn');
+  const put = await app.inject({ method: 'PUT', url: '/v1/tenants/default/policy', headers: auth, payload: { maxConcurrentJobs: 1 } });
+  t.equal(put.statusCode, 200, put.body);
+  await redis.zadd(tenantRunningKey('default'), Date.now() + 60_000, 'another-job');
+  t.equal(await reason(first.id), 'tenant_limit', 'its tenant runs as many jobs as it may');
 });

@@ -5,7 +5,7 @@ import { manifest, startApi } from './harness.js';
 import { caller, roleCallers, tenantManifest, tenantsWithTokens } from './tenant-helpers.js';
 
 t.test('tenants', async (t) => {
-  const { app, queue } = await startApi(t);
+  const { app, waiting } = await startApi(t);
   const platform = caller(app);
   const tokens = await tenantsWithTokens(app, ['acme', 'beta']);
   const acme = roleCallers(app, tokens.acme!);
@@ -82,8 +82,8 @@ t.test('tenants', async (t) => {
     t.not(seen.blockedBy, defaultJob.id, "another tenant's job on the same FQDN never shows");
     const jobB = (await beta.deployer('POST', `/v1/resources/${b.json().id}/jobs`, { operation: 'preview' })).json();
     t.equal(jobA.tenant, 'acme');
-    const dataA = (await queue.getJob(jobA.id))?.data as { stackKey: string };
-    const dataB = (await queue.getJob(jobB.id))?.data as { stackKey: string };
+    const dataA = (await waiting.entry(jobA.id))?.data as { stackKey: string };
+    const dataB = (await waiting.entry(jobB.id))?.data as { stackKey: string };
     t.equal(dataA.stackKey, `acme/${a.json().stackFqdn}`);
     t.equal(dataB.stackKey, `beta/${a.json().stackFqdn}`, 'one FQDN, two stacks');
     for (const path of [`/v1/jobs/${jobA.id}`, `/v1/jobs/${jobA.id}/lines`]) {

@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import {
   CANCEL_CHANNEL,
   type Config,
+  DISPATCH_CHANNEL,
+  Dispatcher,
   HistorySweeper,
   Keyring,
   jobStackKey,
@@ -10,12 +12,15 @@ import {
   Metrics,
   type Models,
   redisReady,
+  RunnerPool,
   RunningJobs,
   STACK_JOBS_QUEUE,
   StackQueue,
+  WaitingJobs,
+  wakeDispatcher,
 } from '@pds/shared';
 import { endJob } from '@pds/shared/lifecycle';
-import { type Job, Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type Admitted, createAdmission, NOT_STARTED_RETRY_MS, retryAt, type StackJobData } from './admission/admission.js';
 import { createLifecycleWorker } from './after-end/lifecycle-worker.js';
@@ -79,8 +84,19 @@ export function createRunner(deps: RunnerDeps) {
   const progressBoard = new ProgressBoard(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const webhooks = createWebhookWorker({ ...deps, keyring });
-  const drift = createDriftWorker({ ...deps, jobs: queue, stacks });
-  const lifecycle = createLifecycleWorker({ ...deps, jobs: queue, stacks });
+  const waiting = new WaitingJobs(deps.connection);
+  const pool = new RunnerPool(deps.connection);
+  // Every runner runs a dispatcher; one leads and fills the pool's free slots in fair turns.
+  const dispatcher = new Dispatcher({
+    redis: deps.connection,
+    queue,
+    models: deps.models,
+    logger: log,
+    id: runnerId,
+    holdMs: 4 * heartbeatMs,
+  });
+  const drift = createDriftWorker({ ...deps, waiting, stacks });
+  const lifecycle = createLifecycleWorker({ ...deps, waiting, stacks });
   // What every path here that ends a job needs (endJob): its after-end reactions go to the lifecycle queue.
   const ending = { ...deps, lifecycle: lifecycle.queue };
   const gate = { ...ending, stacks, jobEvent: webhooks.jobEvent };
@@ -103,8 +119,10 @@ export function createRunner(deps: RunnerDeps) {
 
   async function promote(jobId: string): Promise<void> {
     const job = await queue.getJob(jobId);
-    // Only a parked (delayed) job can be promoted; one that is waiting or active needs nothing.
+    // Only a parked (delayed) job can be promoted; one that is waiting or active needs nothing, and
+    // one the dispatcher has not handed out yet is its to start.
     await job?.promote().catch(() => undefined);
+    await wakeDispatcher(deps.publisher);
   }
 
   /**
@@ -121,8 +139,14 @@ export function createRunner(deps: RunnerDeps) {
   async function processJob(job: Job<StackJobData>, token?: string): Promise<void> {
     // The stack's identity in the service (tenant and FQDN); jobs of older versions name the FQDN only.
     const stackKey = job.data.stackKey ?? job.data.stackFqdn;
-    const admitted = await admission.admit(job, token, stackKey);
-    if (admitted) await runAdmitted(job, token, stackKey, admitted);
+    try {
+      const admitted = await admission.admit(job, token, stackKey);
+      if (admitted) await runAdmitted(job, token, stackKey, admitted);
+    } catch (err) {
+      // Parked (moved out of the active jobs already): its slot is free now.
+      if (err instanceof DelayedError) await wakeDispatcher(deps.publisher);
+      throw err;
+    }
   }
 
   /** Runs one admitted job in a slot of this process (its stack held); its end is recorded by executeJob. */
@@ -202,17 +226,27 @@ export function createRunner(deps: RunnerDeps) {
     autorun: false,
   });
   worker.on('error', (err) => log.error({ err }, 'worker error'));
+  // The queue counts a job active until it is marked done: only then is its slot free to the dispatcher.
+  worker.on('completed', () => void wakeDispatcher(deps.publisher));
+  worker.on('failed', () => void wakeDispatcher(deps.publisher));
 
   // Every runner hears every cancel request; the one running the job acts on it.
   deps.subscriber.on('message', (channel: string, jobId: string) => {
     if (channel === CANCEL_CHANNEL && lease.abort(jobId, 'cancelled')) log.info({ jobId }, 'cancel requested');
+    if (channel === DISPATCH_CHANNEL) dispatcher.wake();
   });
+  /** This runner's slots in the pool, for three beats (renewed on each). */
+  const register = () =>
+    pool
+      .register(runnerId, deps.config.RUNNER_CONCURRENCY, 3 * heartbeatMs)
+      .catch((err: Error) => log.warn({ err: err.message }, 'could not renew this runner in the pool'));
 
   // The reconciler for everybody's jobs (safe to run in every runner at once). It reads the running
   // set; the store itself only on the first beat and every FULL_SCAN_EVERY beats after (a scan there).
   let beats = 0;
   const reconcile = setInterval(() => {
     renewUidLease(isolation, slots, log);
+    void register();
     const fullScan = beats++ % FULL_SCAN_EVERY === 0;
     reconcileLostJobs(
       {
@@ -245,8 +279,10 @@ export function createRunner(deps: RunnerDeps) {
         log.warn({ err: err.message }, 'could not sweep leftover job folders'),
       );
       await redisReady(deps.subscriber);
-      await deps.subscriber.subscribe(CANCEL_CHANNEL);
+      await deps.subscriber.subscribe(CANCEL_CHANNEL, DISPATCH_CHANNEL);
       void worker.run();
+      await register();
+      dispatcher.start();
       webhooks.start();
       lifecycle.start();
       drift.start();
@@ -260,6 +296,9 @@ export function createRunner(deps: RunnerDeps) {
     close(): Promise<void> {
       closing ??= (async () => {
         clearInterval(reconcile);
+        // Out of the pool first: the dispatcher hands this runner nothing more.
+        await pool.leave(runnerId).catch((err: Error) => log.warn({ err: err.message }, 'could not leave the pool'));
+        await dispatcher.close();
         const closed = worker.close();
         await historySweeper.stop();
         lease.abortAll('shutdown');

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { Models, StackJobDoc } from '../models/index.js';
 import type { StackQueue } from '../stack-queue.js';
+import type { WaitingJobs } from '../dispatch/waiting-jobs.js';
 import { type JobStatus, isFinalStatus } from '../types.js';
 import { queueJobEndedEvent } from '../webhooks.js';
 import { answerCompensation, compensate } from './compensation.js';
@@ -14,8 +15,8 @@ import type { EndPath } from './transitions.js';
 export interface AfterEndDeps {
   models: Models;
   publisher: Pick<Redis, 'publish'>;
-  /** The stack jobs queue (retries, compensations, remediations are jobs like any other). */
-  queue: Pick<Queue, 'add'>;
+  /** Where jobs wait for the runner pool (retries, compensations, remediations are jobs like any other). */
+  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
   /** WEBHOOKS_QUEUE. */
   webhooks: Pick<Queue, 'add'>;

@@ -284,6 +284,12 @@ export const JobSchema = Type.Object({
   reason: Type.Optional(Type.String()),
   position: Type.Optional(Type.Integer({ description: 'While queued behind another job on its stack: its place in line (0 = next)' })),
   blockedBy: Type.Optional(Type.String({ description: 'While queued: the job holding or ahead in line for the stack' })),
+  waitReason: Type.Optional(
+    Type.Union([Type.Literal('stack_busy'), Type.Literal('tenant_limit'), Type.Literal('tenant_turn'), Type.Literal('pool_full')], {
+      description:
+        "While queued: why it has not started: its stack is busy (blockedBy), its tenant is at maxConcurrentJobs, other tenants' turn, or every runner slot is taken; absent once handed to a runner",
+    }),
+  ),
   attempt: Type.Integer({ description: 'Which run of the operation this is (retries of a lost preview/refresh count up)' }),
   retryOf: Type.Optional(Type.String({ description: 'The job this one retries' })),
   retriedBy: Type.Optional(Type.String({ description: 'The job that retries this one' })),
@@ -552,6 +558,14 @@ const ParameterLimitSchema = Type.Object(
 export const TenantPolicySchema = Type.Object(
   {
     maxConcurrentJobs: Count('Jobs of the tenant running at once; more wait for their turn'),
+    weight: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description:
+          "The tenant's share of the runner pool while other tenants wait too (default 1): a tenant of weight 2 gets twice the slots of one of weight 1",
+      }),
+    ),
     maxQueuedJobs: Count(
       'Jobs of the tenant waiting at once (queued, awaiting approval, approved; a gated job with its preview counts once); past it a new job is refused with 429 and Retry-After',
     ),

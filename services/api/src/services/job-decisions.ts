@@ -10,6 +10,7 @@ import {
   type StackJobDoc,
   type StatusMessage,
   type TenantViewer,
+  wakeDispatcher,
 } from '@pds/shared';
 import type { jobEnding } from './job-ending.js';
 import type { JobServiceDeps } from './jobs.js';
@@ -94,6 +95,7 @@ export function jobDecisions(
           );
         // It waits in BullMQ's delayed set: wake it (else it looks again within a minute).
         await (await queue.getJob(id).catch(() => undefined))?.promote().catch(() => undefined);
+        await wakeDispatcher(redis); // not handed to the runners yet: the dispatcher's to start
       }
       return jobView(updated);
     });

@@ -7,12 +7,13 @@ import {
   type StackJobDoc,
   tenantOf,
   WAITING_STATUSES,
+  wakeDispatcher,
 } from '@pds/shared';
 import { endJob, type EndReason } from '@pds/shared/lifecycle';
 import type { JobServiceDeps } from './jobs.js';
 
 /** How the API ends jobs that have not started (cancel, supersede, reject), through the lifecycle's endJob. */
-export function jobEnding({ models, queue, redis, stacks, lifecycleQueue, logger }: JobServiceDeps) {
+export function jobEnding({ models, queue, redis, stacks, waiting, lifecycleQueue, logger }: JobServiceDeps) {
   const ending = { models, publisher: redis, lifecycle: lifecycleQueue, logger };
   /**
    * Ends a queued job before it starts (`cancelled`, with `reason`): claims it in Redis (so a runner
@@ -33,12 +34,14 @@ export function jobEnding({ models, queue, redis, stacks, lifecycleQueue, logger
     const cancelled = await endJob(ending, job._id, { status, reason, error }, 'cancel');
     if (!cancelled) return undefined;
     await dropRunFiles(models, job);
-    // The runner skips jobs that are no longer queued, so a failed removal only costs it a look.
+    // The runner (and the dispatcher) skip jobs that are no longer queued, so a failed removal only costs a look.
+    await waiting.forget(job._id).catch(() => undefined);
     await queue.remove(job._id).catch(() => undefined);
     // Likewise its line entry: the runner that finds an ended job at the head of a line drops it.
     await stacks.remove(jobStackKey(job), job._id).catch(() => undefined);
     // A job that held its stack's line (awaiting approval) lets the next one go at once.
     if (job.status !== 'queued') await promoteNext(job);
+    else await wakeDispatcher(redis); // the next in its stack's line may be first now
     // The preview of a gated job: without it the gated job has nothing to be approved on.
     if (job.planFor) {
       const gated = await models.StackJob.findById(job.planFor).lean<StackJobDoc>();
@@ -53,6 +56,7 @@ export function jobEnding({ models, queue, redis, stacks, lifecycleQueue, logger
     // Only sooner: a parked job wakes by itself when its wait runs out, whatever fails here.
     const next = await stacks.next(jobStackKey(job)).catch(() => undefined);
     if (next) await (await queue.getJob(next).catch(() => undefined))?.promote().catch(() => undefined);
+    await wakeDispatcher(redis); // a next job not handed to the runners yet is the dispatcher's to start
   }
 
   /**

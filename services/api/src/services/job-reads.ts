@@ -10,13 +10,15 @@ import {
   type StackJobDoc,
   tenantFilter,
   type TenantViewer,
+  tenantOf,
+  waitReasonOf,
 } from '@pds/shared';
 import type { JobListFilter, JobServiceDeps } from './jobs.js';
 import { listPage } from './pagination.js';
 import { jobView } from './views.js';
 
 /** Reading jobs the viewer may see: one (with its place in line or its progress), a page of them, their lines. */
-export function jobReads({ models, redis, stacks, endedJobs }: JobServiceDeps) {
+export function jobReads({ models, redis, queue, stacks, endedJobs }: JobServiceDeps) {
   /** Reads a job the viewer may see; another tenant's answers as unknown (404). */
   async function find(id: string, viewer: TenantViewer): Promise<StackJobDoc> {
     const doc = await models.StackJob.findOne({ _id: id, ...tenantFilter(viewer) }).lean<StackJobDoc>();
@@ -44,7 +46,12 @@ export function jobReads({ models, redis, stacks, endedJobs }: JobServiceDeps) {
     if (doc.status === 'running') return jobView({ ...doc, progress: await runningProgress(id) });
     if (doc.status !== 'queued') return jobView(doc);
     const where = await stacks.describe(jobStackKey(doc), id).catch(() => ({}) as { position?: number; holder?: string });
-    return jobView({ ...doc, position: where.position, blockedBy: where.holder });
+    // Why it waits: nothing said when Redis or the store cannot answer now.
+    const reason = await waitReasonOf(
+      { redis, queue, models },
+      { _id: id, tenant: tenantOf(doc), blocked: where.holder !== undefined },
+    ).catch(() => undefined);
+    return jobView({ ...doc, position: where.position, blockedBy: where.holder, waitReason: reason });
   }
 
   /** Newest first; only the known filters reach the query (a querystring's other keys are ignored). */

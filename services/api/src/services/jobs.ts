@@ -25,6 +25,7 @@ import {
   tenantFilter,
   type TenantViewer,
   tenantOf,
+  type WaitingJobs,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -37,15 +38,17 @@ import { jobReads } from './job-reads.js';
 
 export interface JobServiceDeps {
   models: Models;
-  queue: Pick<Queue, 'add' | 'remove' | 'getJob'>;
+  queue: Pick<Queue, 'add' | 'remove' | 'getJob' | 'getJobCounts'>;
   /** Where approval events are announced to webhooks (absent: not announced). */
   webhookQueue?: Pick<Queue, 'add'>;
   /** JOB_LIFECYCLE_QUEUE: the after-end reactions of a job ended here (its webhooks, the compensation it was). */
   lifecycleQueue: Pick<Queue, 'add'>;
   /** For telling runners and watchers (cancel requests, end messages), and a running job's progress. */
-  redis: Pick<Redis, 'publish' | 'get'>;
+  redis: Pick<Redis, 'publish' | 'get' | 'hexists' | 'zcount' | 'eval'>;
   /** The per-stack line jobs wait in. */
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe' | 'next'>;
+  /** Where jobs wait for the dispatcher, in their tenant's line. */
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry'>;
   /** Views of ended jobs, shared by the API's routes, dropped when a job changes after its end (without it every read goes to MongoDB). */
   endedJobs?: EndedJobViews<JobView>;
   /** The templates (their versions are checked against a tenant's allowed range before a deploy). */
@@ -97,7 +100,7 @@ export interface JobListFilter {
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
 export function jobService(deps: JobServiceDeps) {
-  const { models, queue, redis, stacks } = deps;
+  const { models, redis, stacks, waiting } = deps;
   const ending = jobEnding(deps);
   const rules = jobPolicy(deps);
   const reads = jobReads(deps);
@@ -144,9 +147,9 @@ export function jobService(deps: JobServiceDeps) {
       let created: StackJobDoc;
       try {
         created = await rules.withinQueueLimit(tenantOf(resource), policy, async () => {
-          if (!approval) return queueStackJob({ models, queue, stacks }, fields);
+          if (!approval) return queueStackJob({ models, waiting, stacks }, fields);
           // Gated: its preview first in the stack's line, then the job itself, which waits for approval after it.
-          return (await queueGatedJob({ models, queue, stacks }, fields, approval)).gated;
+          return (await queueGatedJob({ models, waiting, stacks }, fields, approval)).gated;
         });
       } catch (err) {
         if (!(err instanceof QueueUnavailableError)) throw err;

@@ -11,6 +11,7 @@ import {
   type StackJobDoc,
   STORED_MANIFEST,
   tenantOf,
+  type WaitReason,
 } from '@pds/shared';
 import type { Static } from '@sinclair/typebox';
 import type { JobSchema } from '../routes/schemas.js';
@@ -55,7 +56,9 @@ export function resourceView(doc: ResourceDoc) {
 }
 
 /** A job as the API shows it; `result` once it has ended. */
-export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: string; progress?: Progress }): JobView {
+export function jobView(
+  doc: StackJobDoc & { position?: number; blockedBy?: string; waitReason?: WaitReason; progress?: Progress },
+): JobView {
   const status = doc.status as JobStatus;
   const result: JobResult | undefined = isFinalStatus(status)
     ? {
@@ -84,6 +87,7 @@ export function jobView(doc: StackJobDoc & { position?: number; blockedBy?: stri
     reason: doc.reason ?? undefined,
     ...(status === 'queued' && doc.position !== undefined && doc.position !== null ? { position: doc.position } : {}),
     ...(status === 'queued' && doc.blockedBy ? { blockedBy: doc.blockedBy } : {}),
+    ...(status === 'queued' && doc.waitReason ? { waitReason: doc.waitReason } : {}),
     ...(status === 'running' && doc.progress ? { progress: doc.progress } : {}),
     attempt: doc.attempt ?? 1,
     ...(doc.retryOf ? { retryOf: doc.retryOf } : {}),

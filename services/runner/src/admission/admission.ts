@@ -99,6 +99,8 @@ export function createAdmission(deps: AdmissionDeps) {
     }).lean<StackJobDoc>();
     if (gated?.status !== 'awaiting_approval') return undefined;
     const lookAgain = await holdForApproval(deps.gate, gated);
+    // The place the dispatcher took for it goes to a job that can run (the dispatcher's hold expires else).
+    await tenantGate.leave(gated.tenantId ?? DEFAULT_TENANT, gated._id).catch(() => undefined);
     if (lookAgain !== undefined) return retryAt(job, token, lookAgain);
     await wakeNext(stackKey);
     return 'ended';
@@ -143,6 +145,7 @@ export function createAdmission(deps: AdmissionDeps) {
     const jobId = job.id as string;
     if ((await stacks.claimOf(jobId)) !== undefined) {
       // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
+      await tenantGate.leave(job.data.tenantId ?? DEFAULT_TENANT, jobId).catch(() => undefined); // else it expires
       await stacks.remove(stackKey, jobId);
       await wakeNext(stackKey);
       return undefined;

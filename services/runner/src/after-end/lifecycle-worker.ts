@@ -1,6 +1,6 @@
-import { type Logger, type Models, type StackQueue, WEBHOOKS_QUEUE } from '@pds/shared';
+import { type Logger, type Models, type StackQueue, type WaitingJobs, WEBHOOKS_QUEUE } from '@pds/shared';
 import { type AfterEndWork, JOB_LIFECYCLE_QUEUE, runAfterEnd } from '@pds/shared/lifecycle';
-import { type Queue as QueueType, Queue, Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 export interface LifecycleWorkerDeps {
@@ -10,8 +10,8 @@ export interface LifecycleWorkerDeps {
   connection: Redis;
   prefix?: string;
   logger: Logger;
-  /** The stack jobs queue and lines: where retries, compensations and remediations go. */
-  jobs: Pick<QueueType, 'add'>;
+  /** Where retries, compensations and remediations wait for the runner pool. */
+  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
 }
 
@@ -26,7 +26,7 @@ const CONCURRENCY = 4;
 export function createLifecycleWorker(deps: LifecycleWorkerDeps) {
   const queue = new Queue<AfterEndWork>(JOB_LIFECYCLE_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const webhooks = new Queue(WEBHOOKS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
-  const reactions = { ...deps, queue: deps.jobs, webhooks };
+  const reactions = { ...deps, webhooks };
   const worker = new Worker<AfterEndWork>(JOB_LIFECYCLE_QUEUE, (work) => runAfterEnd(reactions, work.data), {
     connection: deps.connection,
     prefix: deps.prefix,

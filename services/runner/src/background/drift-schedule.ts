@@ -10,6 +10,7 @@ import {
   queueStackJob,
   type ResourceDoc,
   type StackQueue,
+  type WaitingJobs,
   tenantOf,
   WAITING_STATUSES,
 } from '@pds/shared';
@@ -22,8 +23,8 @@ export interface DriftWorkerDeps {
   connection: Redis;
   prefix?: string;
   logger: Logger;
-  /** Where stack jobs are queued (the runner's own queue and stack lines). */
-  jobs: Pick<Queue, 'add'>;
+  /** Where stack jobs wait for the runner pool. */
+  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
   /** DRIFT_SPREAD_SECONDS. */
   config: { DRIFT_SPREAD_SECONDS: number };
@@ -39,7 +40,7 @@ const CHECKED_STACKS = ['deployed', 'failed'];
  */
 export function createDriftWorker(deps: DriftWorkerDeps) {
   const schedules = new Queue<DriftTick>(DRIFT_QUEUE, { connection: deps.connection, prefix: deps.prefix });
-  const queueing = { models: deps.models, queue: deps.jobs, stacks: deps.stacks };
+  const queueing = { models: deps.models, waiting: deps.waiting, stacks: deps.stacks };
 
   async function tick(job: Job<DriftTick>, token?: string): Promise<string> {
     const { resourceId } = job.data;

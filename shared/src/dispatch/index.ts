@@ -1,0 +1,5 @@
+export * from './dispatcher.js';
+export * from './fair-share.js';
+export * from './runner-pool.js';
+export * from './waiting-jobs.js';
+export * from './wait-reason.js';

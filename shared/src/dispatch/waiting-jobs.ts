@@ -1,0 +1,220 @@
+import type { Redis } from 'ioredis';
+import {
+  DISPATCH_CHANNEL,
+  DISPATCHING_KEY,
+  JOB_ORDER_KEY,
+  type JobClass,
+  JOBS_BACKLOG_LIST,
+  jobClaimKey,
+  jobDispatchedKey,
+  stackLockKey,
+  stackWaitingKey,
+  tenantRunningKey,
+  tenantWaitingKey,
+  WAITING_ENTRIES_KEY,
+  waitingTenantsKey,
+} from '../names.js';
+
+/** What the dispatcher puts on the runner queue for a job: BullMQ's data and options, and where the job waits. */
+export interface WaitingEntry {
+  jobId: string;
+  tenant: string;
+  jobClass: JobClass;
+  stackKey: string;
+  data: Record<string, unknown>;
+  opts: Record<string, unknown>;
+}
+
+/** A key of names.ts split around where its variable part goes, for the scripts that build keys. */
+function keyShape(keyOf: (part: string) => string): [string, string] {
+  const marker = '\u0000';
+  const [before = '', after = ''] = keyOf(marker).split(marker);
+  return [before, after];
+}
+
+const SHAPES = [
+  // The class's place is marked \u0001 (the script puts the class there).
+  ...keyShape((tenant) => tenantWaitingKey('\u0001' as JobClass, tenant)),
+  ...keyShape((stack) => stackLockKey(stack)),
+  ...keyShape((stack) => stackWaitingKey(stack)),
+  ...keyShape((job) => jobClaimKey(job)),
+  ...keyShape((job) => jobDispatchedKey(job)),
+];
+
+// Helpers every script below starts with: the keys of names.ts, built from the shapes passed first.
+const KEY_HELPERS = `
+local S = ARGV
+local function waitingKey(class, tenant) return string.gsub(S[1], '\\001', class, 1) .. tenant .. S[2] end
+local function lockKey(stack) return S[3] .. stack .. S[4] end
+local function lineKey(stack) return S[5] .. stack .. S[6] end
+local function claimKey(job) return S[7] .. job .. S[8] end
+local function dispatchedKey(job) return S[9] .. job .. S[10] end
+local function drop(entries, id, entry)
+  redis.call('zrem', waitingKey(entry.jobClass, entry.tenant), id)
+  redis.call('hdel', entries, id)
+  redis.call('lrem', KEYS[3], 1, id)
+  if redis.call('exists', waitingKey(entry.jobClass, entry.tenant)) == 0 then
+    redis.call('srem', KEYS[4] .. entry.jobClass, entry.tenant)
+  end
+end
+`;
+const ARGS = SHAPES.length;
+
+/** KEYS: entries, order, backlog, tenants-set prefix. ARGV: shapes, id, entry JSON, class, tenant. Wakes the dispatcher. */
+const ADD = `${KEY_HELPERS}
+local id, entry, class, tenant = ARGV[${ARGS + 1}], ARGV[${ARGS + 2}], ARGV[${ARGS + 3}], ARGV[${ARGS + 4}]
+if redis.call('hsetnx', KEYS[1], id, entry) == 0 then return 0 end
+redis.call('zadd', waitingKey(class, tenant), redis.call('incr', KEYS[2]), id)
+redis.call('sadd', KEYS[4] .. class, tenant)
+redis.call('rpush', KEYS[3], id)
+redis.call('publish', '${DISPATCH_CHANNEL}', '')
+return 1`;
+
+/** KEYS: entries, -, backlog, tenants-set prefix. ARGV: shapes, id. Takes a job out before it was dispatched. */
+const FORGET = `${KEY_HELPERS}
+local id = ARGV[${ARGS + 1}]
+local raw = redis.call('hget', KEYS[1], id)
+if not raw then return 0 end
+drop(KEYS[1], id, cjson.decode(raw))
+return 1`;
+
+/**
+ * Takes the tenant's next job that may start now: its stack free, and first in its stack's line
+ * (or blocked only by a job that is waiting here too: that one goes instead, being first), within
+ * the tenant's running limit (a place is taken for it, as the runner's tenant gate would). Jobs
+ * that were cancelled or ran meanwhile are dropped on the way.
+ * KEYS: entries, dispatching, backlog, tenants-set prefix, tenant's running set.
+ * ARGV: shapes, class, tenant, scan, now, holdUntil, max (-1: none), dispatchedTtlMs.
+ * Returns {'job', id, entry} | {'limit'} | {'busy'} | {'empty'}.
+ */
+const TAKE = `${KEY_HELPERS}
+local class, tenant = ARGV[${ARGS + 1}], ARGV[${ARGS + 2}]
+local scan, now, holdUntil, max, ttl = tonumber(ARGV[${ARGS + 3}]), ARGV[${ARGS + 4}], ARGV[${ARGS + 5}], tonumber(ARGV[${ARGS + 6}]), ARGV[${ARGS + 7}]
+local own = waitingKey(class, tenant)
+if max >= 0 then
+  redis.call('zremrangebyscore', KEYS[5], '-inf', now)
+  if redis.call('zcard', KEYS[5]) >= max then
+    if redis.call('exists', own) == 0 then redis.call('srem', KEYS[4] .. class, tenant) return {'empty'} end
+    return {'limit'}
+  end
+end
+local function take(id, entry, raw)
+  redis.call('zrem', waitingKey(entry.jobClass, entry.tenant), id)
+  redis.call('lrem', KEYS[3], 1, id)
+  redis.call('zadd', KEYS[2], now, id)
+  redis.call('set', dispatchedKey(id), '1', 'PX', ttl)
+  if max >= 0 then redis.call('zadd', KEYS[5], holdUntil, id) end
+  if redis.call('exists', own) == 0 then redis.call('srem', KEYS[4] .. class, tenant) end
+  return {'job', id, raw}
+end
+local ids = redis.call('zrange', own, 0, scan - 1)
+for _, id in ipairs(ids) do
+  local raw = redis.call('hget', KEYS[1], id)
+  if not raw then
+    redis.call('zrem', own, id)
+  else
+    local entry = cjson.decode(raw)
+    if redis.call('exists', claimKey(id)) == 1 then
+      drop(KEYS[1], id, entry)
+    elseif redis.call('exists', lockKey(entry.stackKey)) == 0 then
+      local head = redis.call('zrange', lineKey(entry.stackKey), 0, 0)[1]
+      if not head or head == id then return take(id, entry, raw) end
+      if redis.call('exists', dispatchedKey(head)) == 0 then
+        local headRaw = redis.call('hget', KEYS[1], head)
+        if not headRaw then return take(id, entry, raw) end
+        local headEntry = cjson.decode(headRaw)
+        if redis.call('zscore', waitingKey(headEntry.jobClass, headEntry.tenant), head) then return take(head, headEntry, headRaw) end
+      end
+    end
+  end
+end
+if redis.call('exists', own) == 0 then
+  redis.call('srem', KEYS[4] .. class, tenant)
+  return {'empty'}
+end
+return {'busy'}`;
+
+export type TakeResult = { job: WaitingEntry } | { blocked: 'limit' | 'busy' } | { empty: true };
+
+export interface TakeOptions {
+  /** How many of the tenant's first jobs are looked at for one whose stack is free. */
+  scan: number;
+  /** The tenant's `maxConcurrentJobs`, if it has one. */
+  max: number | undefined;
+  /** How long the place taken for the job holds before its runner renews it (the runner's four beats). */
+  holdMs: number;
+}
+
+/** How long a dispatched job keeps the next in its stack's line waiting, should it never start (its runner gone). */
+const DISPATCHED_TTL_MS = 24 * 3600 * 1000;
+
+/**
+ * The jobs waiting for the runner pool, per tenant and class, in Redis, shared by every API and
+ * runner process: queueStackJob adds them, the dispatcher takes them in its fair order and puts
+ * them on the runner queue. Every step is one script, so a job is taken at most once.
+ */
+export class WaitingJobs {
+  constructor(private readonly redis: Pick<Redis, 'eval' | 'hget' | 'smembers' | 'zrangebyscore' | 'zrem' | 'hdel' | 'llen'>) {}
+
+  private keys(tenantRunning = '') {
+    return [WAITING_ENTRIES_KEY, JOB_ORDER_KEY, JOBS_BACKLOG_LIST, waitingTenantsKey('' as JobClass), tenantRunning];
+  }
+
+  /** Puts a job in its tenant's line and wakes the dispatcher; false if it was there already. */
+  async add(entry: WaitingEntry): Promise<boolean> {
+    const keys = this.keys().slice(0, 4);
+    const args = [entry.jobId, JSON.stringify(entry), entry.jobClass, entry.tenant];
+    return (await this.redis.eval(ADD, keys.length, ...keys, ...SHAPES, ...args)) === 1;
+  }
+
+  /** Takes a job out before it was dispatched (cancelled, or never queued after all); true if it was waiting. */
+  async forget(jobId: string): Promise<boolean> {
+    const keys = this.keys().slice(0, 4);
+    return (await this.redis.eval(FORGET, keys.length, ...keys, ...SHAPES, jobId)) === 1;
+  }
+
+  /** The tenants with jobs of `jobClass` waiting. */
+  tenants(jobClass: JobClass): Promise<string[]> {
+    return this.redis.smembers(waitingTenantsKey(jobClass));
+  }
+
+  /** The tenant's next job that may start now, or why there is none. */
+  async take(jobClass: JobClass, tenant: string, options: TakeOptions, now = Date.now()): Promise<TakeResult> {
+    const keys = this.keys(tenantRunningKey(tenant));
+    keys[1] = DISPATCHING_KEY;
+    const args = [jobClass, tenant, options.scan, now, now + options.holdMs, options.max ?? -1, DISPATCHED_TTL_MS].map(String);
+    const reply = (await this.redis.eval(TAKE, keys.length, ...keys, ...SHAPES, ...args)) as string[];
+    if (reply[0] === 'job') return { job: JSON.parse(reply[2] as string) as WaitingEntry };
+    if (reply[0] === 'empty') return { empty: true };
+    return { blocked: reply[0] as 'limit' | 'busy' };
+  }
+
+  /** The job is on the runner queue: its entry goes. */
+  async settle(jobId: string): Promise<void> {
+    await this.redis.zrem(DISPATCHING_KEY, jobId);
+    await this.redis.hdel(WAITING_ENTRIES_KEY, jobId);
+  }
+
+  /** Jobs taken before `before` and not yet settled (their dispatcher died on the way), with their entries. */
+  async unsettled(before: number): Promise<WaitingEntry[]> {
+    const ids = await this.redis.zrangebyscore(DISPATCHING_KEY, '-inf', before);
+    const entries: WaitingEntry[] = [];
+    for (const id of ids) {
+      const raw = await this.redis.hget(WAITING_ENTRIES_KEY, id);
+      if (raw) entries.push(JSON.parse(raw) as WaitingEntry);
+      else await this.redis.zrem(DISPATCHING_KEY, id);
+    }
+    return entries;
+  }
+
+  /** What the job waits with, while it waits for the dispatcher (not yet on the runner queue). */
+  async entry(jobId: string): Promise<WaitingEntry | undefined> {
+    const raw = await this.redis.hget(WAITING_ENTRIES_KEY, jobId);
+    return raw ? (JSON.parse(raw) as WaitingEntry) : undefined;
+  }
+
+  /** Jobs waiting for the dispatcher, across tenants. */
+  backlog(): Promise<number> {
+    return this.redis.llen(JOBS_BACKLOG_LIST);
+  }
+}
