@@ -8,3 +8,5 @@ export * from './test-isolation.js';
 export * from './browser.js';
 export * from './long-log.js';
 export * from './api-caller.js';
+export * from './fair-share-scenario.js';
+export * from './runner-processes.js';

@@ -27,8 +27,14 @@ const EXPECTED: Record<string, string[]> = {
   'API (autocannon': ['GET /v1/jobs/:id (ended) requests/s', 'GET /v1/jobs/:id (queued) p99', 'POST /v1/resources/:id/jobs requests/s'],
   '== fleet scheduling': [
     'job created -> pulumi spawned p50',
-    'jobs/s, 8 refreshes on 4 stacks, conc. 8',
+    'dispatcher: created -> spawned p50, through it vs straight onto the runner queue',
+    'jobs/s through the dispatcher, 8 refreshes on 4 stacks, conc. 8',
     'isolated (uid) vs not: created -> spawned p50',
+  ],
+  '== fair share of the runner pool': [
+    'fb: first job queued -> started, vs one job',
+    'fa (weight 1): share of slot-time / weight',
+    'fc (weight 2): share of slot-time / weight',
   ],
   '== lines at volume': ['peak heap growth, 1000 vs 500 lines', 'live heap growth (after GC, every 0.5 s), 1000 vs 500'],
   '== store scale': [

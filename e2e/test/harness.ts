@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildApp, createApiQueues } from '@pds/api';
-import { freePort, jobWritableFile, type Managed, standInIsolation, startProcess, testIsolation, toolPath, waitForPort } from '@pds/devkit';
+import { type Managed, startRunnerProcess, startStandInRunnerProcesses, testIsolation, toolPath } from '@pds/devkit';
 import { type Teardowns, testMongo, testRedis } from '@pds/devkit/tap';
 import { createRunner, type RunnerDeps } from '@pds/runner';
 import {
@@ -22,7 +21,6 @@ import {
   StackQueue,
   WaitingJobs,
   redisReady,
-  repoRoot,
   prepareStore,
 } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
@@ -379,42 +377,22 @@ export async function queueJob(stack: Stack, resourceId: string, body: object = 
 }
 
 /** Starts a real runner process (as its image does: `node main.js` with the environment). */
-/**
- * Starts `count` runner processes on the stack's stores with the scripted stand-in for `pulumi`
- * (e2e/fixtures/stand-in-pulumi.sh: each run takes STAND_IN_MS and is logged to STAND_IN_LOG, which
- * is made here in `scratch`), `slots` jobs each. Stopped with `t`. Returns them and the log's path.
- */
+export { startRunnerProcess };
+
+/** Starts `count` stand-in runner processes on the stack's stores (devkit's startStandInRunners), stopped with `t`. */
 export async function startStandInRunners(
   t: Teardowns,
   stack: Stack,
   scratch: string,
-  options: { count: number; slots: number; standInMs: number },
+  options: { count: number; slots: number; standInMs: number; log?: string },
 ): Promise<{ runners: Managed[]; log: string }> {
-  const log = jobWritableFile(scratch, 'runs.log');
-  const env = {
-    MONGO_URL: stack.config.MONGO_URL,
-    REDIS_URL: stack.config.REDIS_URL,
-    PULUMI_BIN: fileURLToPath(new URL('../../fixtures/stand-in-pulumi.sh', import.meta.url)),
-    RUNNER_ISOLATION: standInIsolation(),
-    STAND_IN_LOG: log,
-    STAND_IN_MS: String(options.standInMs),
-    JOB_ENV_ALLOW: 'STAND_IN_LOG,STAND_IN_MS',
-    RUNNER_CONCURRENCY: String(options.slots),
-    WORK_DIR: join(scratch, 'work'),
-    // The same root as the API's: the runner checks a job's folder again on its own disk.
-    LOCAL_FILES_ROOT: stack.config.LOCAL_FILES_ROOT as string,
-    LOG_LEVEL: 'warn',
-  };
-  const runners = await Promise.all(Array.from({ length: options.count }, () => startRunnerProcess(env)));
-  t.teardown(() => Promise.all(runners.map((r) => r.stop())));
-  return { runners, log };
-}
-
-export async function startRunnerProcess(env: Record<string, string>): Promise<Managed> {
-  const port = await freePort();
-  const runner = startProcess(process.execPath, [join(repoRoot, 'services/runner/dist/src/main.js')], {
-    env: { ...process.env, RUNNER_ISOLATION: testIsolation().isolation, ...env, PORT: String(port), HOST: '127.0.0.1' },
+  const started = await startStandInRunnerProcesses({
+    ...options,
+    scratch,
+    mongoUrl: stack.config.MONGO_URL,
+    redisUrl: stack.config.REDIS_URL,
+    filesRoot: stack.config.LOCAL_FILES_ROOT as string,
   });
-  await waitForPort(port, 30_000, runner.child);
-  return runner;
+  t.teardown(() => Promise.all(started.runners.map((r) => r.stop())));
+  return started;
 }

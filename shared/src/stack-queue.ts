@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
-import { JOB_ORDER_KEY, jobClaimKey, stackDirtyKey, stackFenceKey, stackLockKey, stackWaitingKey } from './names.js';
+import { JOB_ORDER_KEY, jobClaimKey, jobDispatchedKey, stackDirtyKey, stackFenceKey, stackLockKey, stackWaitingKey } from './names.js';
 
 /**
  * Takes the stack for a job if the stack is free and the job is first in line (FIFO by creation).
- * KEYS: lock, waiting, fence. ARGV: jobId, ttlMs.
+ * Out of the line, its dispatched mark (which held the next in line back) has done its work.
+ * KEYS: lock, waiting, fence, dispatched mark. ARGV: jobId, ttlMs.
  * Returns { 1, token } when taken, else { 0, holder or '', head or '', rank or -1 }.
  */
 const ACQUIRE = `
@@ -13,6 +14,7 @@ if not holder and head == ARGV[1] then
   local token = redis.call('incr', KEYS[3])
   redis.call('set', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
   redis.call('zrem', KEYS[2], ARGV[1])
+  redis.call('del', KEYS[4])
   return {1, token}
 end
 local rank = redis.call('zrank', KEYS[2], ARGV[1])
@@ -59,13 +61,14 @@ export class StackQueue {
     await this.redis.zadd(stackWaitingKey(stackFqdn), 0, jobId);
   }
 
-  /** Takes a job out of its stack's line (cancelled, or gone). */
+  /** Takes a job out of its stack's line (cancelled, or gone), and its dispatched mark with it. */
   async remove(stackFqdn: string, jobId: string): Promise<void> {
     await this.redis.zrem(stackWaitingKey(stackFqdn), jobId);
+    await this.redis.del(jobDispatchedKey(jobId));
   }
 
   async tryAcquire(stackFqdn: string, jobId: string): Promise<AcquireResult> {
-    const keys = [stackLockKey(stackFqdn), stackWaitingKey(stackFqdn), stackFenceKey(stackFqdn)];
+    const keys = [stackLockKey(stackFqdn), stackWaitingKey(stackFqdn), stackFenceKey(stackFqdn), jobDispatchedKey(jobId)];
     const result = (await this.redis.eval(ACQUIRE, keys.length, ...keys, jobId, String(this.ttlMs))) as [number, ...unknown[]];
     if (result[0] === 1) {
       const token = Number(result[1]);

@@ -99,6 +99,9 @@ export async function startBenchService(
     scratch,
     redisUrl: redis.url,
     publisher,
+    /** The runner queue, as the API opened it (a bench's jobs that skip the dispatcher go straight onto it). */
+    queue: queues.queue,
+    stacks: new StackQueue(command),
     runner,
     logger,
     /** Creates a LocalFileSet resource; returns its id. */

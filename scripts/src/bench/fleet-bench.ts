@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { jobWritableFile, standInIsolation } from '@pds/devkit';
-import { createRedis } from '@pds/shared';
+import { createRedis, jobOnResource, type ResourceDoc, STACK_JOBS_QUEUE, stackKeyOf } from '@pds/shared';
 import { Queue, Worker } from 'bullmq';
 import { execa } from 'execa';
 import { startBenchService } from './bench-service.js';
@@ -23,13 +23,18 @@ type BenchService = Awaited<ReturnType<typeof startBenchService>>;
  * Created → spawned of `n` jobs run one at a time, and where the time goes: created -> started (API
  * writes, queue, pick-up, stack lock) and started -> spawned (claim, reads, folders, process start).
  */
-export async function spawnLatencies(service: BenchService, n: number, resourceName = 'latency') {
+export async function spawnLatencies(
+  service: BenchService,
+  n: number,
+  resourceName = 'latency',
+  queue: (service: BenchService, resourceId: string) => Promise<{ id: string }> = (s, id) => s.queueJob(id),
+) {
   const single = await service.createResource(resourceName);
   const latencies: number[] = [];
   const toStart: number[] = [];
   const toSpawn: number[] = [];
   for (let i = 0; i < n; i++) {
-    const job = await service.queueJob(single.id);
+    const job = await queue(service, single.id);
     await service.waitEnded([job.id]);
     const doc = await service.models.StackJob.findById(job.id, { createdAt: 1, startedAt: 1, spawnedAt: 1 }).lean<{
       createdAt: Date;
@@ -43,6 +48,25 @@ export async function spawnLatencies(service: BenchService, n: number, resourceN
     }
   }
   return { latencies, toStart, toSpawn };
+}
+
+/**
+ * A job queued as before the dispatcher: its document, its stack's line, then straight onto the
+ * runner queue (no tenant line, no dispatch): the baseline of what the dispatcher costs.
+ */
+async function queueDirect(service: BenchService, resourceId: string): Promise<{ id: string }> {
+  const resource = await service.models.Resource.findById(resourceId).lean<ResourceDoc>();
+  if (!resource) throw new Error(`resource ${resourceId} not found`);
+  const fields = { ...jobOnResource(resource), operation: 'refresh' as const, options: {} };
+  const job = await service.models.StackJob.create(fields);
+  const stackKey = stackKeyOf(fields.tenantId, fields.stackFqdn);
+  await service.stacks.enqueue(stackKey, job._id);
+  await service.queue.add(
+    STACK_JOBS_QUEUE,
+    { stackFqdn: fields.stackFqdn, stackKey, tenantId: fields.tenantId, resourceId },
+    { jobId: job._id, removeOnComplete: { age: 3600 } },
+  );
+  return { id: job._id };
 }
 
 /** What running each job as its slot's uid costs on created -> spawned: isolated vs not, same run. */
@@ -110,6 +134,22 @@ export async function fleetBench(): Promise<void> {
     console.log(
       `  of which created -> started p50 ${percentile(toStart, 50)} ms (API, queue, lock), started -> spawned p50 ${percentile(toSpawn, 50)} ms (claim, reads, process start)`,
     );
+    benchStep('created -> spawned, straight onto the runner queue (no dispatcher)');
+    const direct = await spawnLatencies(service, sized(40, 4), 'latency-direct', queueDirect);
+    row(
+      'dispatcher: created -> spawned p50, through it vs straight onto the runner queue',
+      percentile(latencies, 50),
+      percentile(direct.latencies, 50),
+      'ms',
+      '<= +2 ms',
+    );
+    row(
+      'dispatcher: created -> spawned p99, through it vs straight',
+      percentile(latencies, 99),
+      percentile(direct.latencies, 99),
+      'ms',
+      '',
+    );
 
     // 2. Throughput over many stacks at concurrency 8: the runner's, so every job is queued first
     // (through the API, while the worker is paused), then the worker is let go and timed.
@@ -138,7 +178,7 @@ export async function fleetBench(): Promise<void> {
     benchStep('raw execa spawns at concurrency 8');
     const rawRate = ids.length / ((performance.now() - start) / 1000);
     row(
-      `jobs/s, ${ids.length} refreshes on ${stacks.length} stacks, conc. ${CONCURRENCY}`,
+      `jobs/s through the dispatcher, ${ids.length} refreshes on ${stacks.length} stacks, conc. ${CONCURRENCY}`,
       ours,
       rawRate,
       'jobs/s',

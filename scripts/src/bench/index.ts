@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: every benchmark, each printed beside a raw baseline measured in the same run.
- * `BENCH=runner|sandbox|gateway|api|fleet|lines|store|console` runs one of them; `BENCH_SMOKE=1` runs them
+ * `BENCH=runner|sandbox|gateway|api|fleet|fairness|lines|store|console` runs one of them; `BENCH_SMOKE=1` runs them
  * tiny (stats.ts), as the test suite does.
  */
 import { apiBench } from './api-bench.js';
 import { consoleBench } from './console-bench.js';
+import { fairnessBench } from './fairness-bench.js';
 import { fleetBench } from './fleet-bench.js';
 import { gatewayBench } from './gateway-bench.js';
 import { linesBench } from './lines-bench.js';
@@ -21,6 +22,7 @@ const BENCHES: [string, number, () => Promise<void>][] = [
   ['gateway', 300, gatewayBench],
   ['api', 180, apiBench],
   ['fleet', 300, fleetBench],
+  ['fairness', 600, fairnessBench],
   ['lines', 600, linesBench],
   ['store', 1800, storeBench],
   ['console', 300, consoleBench],

@@ -53,7 +53,7 @@ export interface ApiDeps {
   driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
   /** A fail-fast (`command`) connection: readiness, cancel requests. */
   redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del' | 'hexists' | 'zcount' | 'eval'>;
-  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe' | 'next'>;
+  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'unclaim' | 'describe' | 'next'>;
   /** Where jobs wait for the dispatcher (shared/src/dispatch). */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry'>;
   /** Answers whether Mongo is reachable, for readiness. */

@@ -29,7 +29,7 @@ async function stores(t: Test) {
     await waiting.add({ jobId, tenant, jobClass, stackKey, data: { stackKey, tenantId: tenant }, opts: {} });
   };
   const take = async (tenant: string, jobClass: JobClass = 'people', max?: number) => {
-    const taken = await waiting.take(jobClass, tenant, { scan: 64, max, holdMs: 40_000 });
+    const taken = await waiting.take(jobClass, tenant, { max, holdMs: 40_000 });
     return 'job' in taken ? taken.job.jobId : 'empty' in taken ? 'empty' : taken.blocked;
   };
   return { redis, stacks, waiting, queueJob, take };
@@ -85,6 +85,20 @@ t.test("a check first in a stack's line goes before a person's job behind it on 
   t.equal(await take('a', 'checks'), 'empty');
 });
 
+t.test("a busy stack's long line hides no other stack's job, and a cancelled head leaves its stack's line", async (t) => {
+  const { redis, stacks, queueJob, take } = await stores(t);
+  for (let i = 0; i < 80; i++) await queueJob(`s1-${i}`, 'a', 's1');
+  await queueJob('s2-0', 'a', 's2');
+  t.equal(await take('a'), 's1-0');
+  t.equal(await take('a'), 's2-0', "80 jobs behind a busy stack: the other stack's job still goes");
+  await stacks.claim('s1-0', 'cancelled');
+  t.equal(await take('a'), 's1-1', 'the head handed out was cancelled before it took the stack: it leaves the line, the next goes');
+  t.equal(await redis.zrank('pds:stack:a/s1:waiting', 's1-0'), null);
+  const held = await stacks.tryAcquire('a/s1', 's1-1');
+  t.ok(held.acquired, 'the next takes the stack');
+  t.equal(await redis.exists('pds:job:s1-1:dispatched'), 0, 'its dispatched mark goes as it takes the stack');
+});
+
 t.test('the dispatcher fills the free slots of the pool in fair turns, and one leads', async (t) => {
   const { redis, waiting, queueJob } = await stores(t);
   const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis });
@@ -99,7 +113,7 @@ t.test('the dispatcher fills the free slots of the pool in fair turns, and one l
   await queueJob('b0', 'b', 's0');
   // A job a dead dispatcher took and never put on the queue: the leader finishes it first.
   await queueJob('left', 'c', 's9');
-  await waiting.take('people', 'c', { scan: 64, max: undefined, holdMs: 40_000 }, Date.now() - 60_000);
+  await waiting.take('people', 'c', { max: undefined, holdMs: 40_000 }, Date.now() - 60_000);
 
   const pool = new RunnerPool(redis);
   await pool.register('runner-1', 3, 60_000);

@@ -17,8 +17,6 @@ const RESIGN = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
 const LEAD_MS = 5_000;
 /** Rounds run on every wake, and at least this often (a wake lost, a lock or a hold that expired). */
 const TICK_MS = 1_000;
-/** How many of a tenant's first waiting jobs a take looks at for one whose stack is free. */
-const SCAN = 64;
 /** A job taken by a dispatcher that died before putting it on the runner queue is put there after this. */
 const UNSETTLED_MS = 5_000;
 /** How long a tenant's weight and limit are remembered before the store is asked again. */
@@ -114,7 +112,7 @@ export class Dispatcher {
       .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'dispatch round failed; the next tick tries again'))
       .finally(() => {
         this.round = undefined;
-        if (this.again && this.timer) {
+        if (this.again && this.timer && this.leading) {
           this.again = false;
           this.schedule();
         }
@@ -142,7 +140,7 @@ export class Dispatcher {
   }
 
   private async offer(jobClass: JobClass, tenant: string): Promise<Offer> {
-    const taken = await this.waiting.take(jobClass, tenant, { scan: SCAN, max: this.shares.get(tenant)?.max, holdMs: this.deps.holdMs });
+    const taken = await this.waiting.take(jobClass, tenant, { max: this.shares.get(tenant)?.max, holdMs: this.deps.holdMs });
     if ('job' in taken) {
       await this.enqueue(taken.job);
       return { started: true };

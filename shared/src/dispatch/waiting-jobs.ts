@@ -42,6 +42,7 @@ const SHAPES = [
 ];
 
 // Helpers every script below starts with: the keys of names.ts, built from the shapes passed first.
+// The backlog list is a count (KEDA reads its length): one token per job in a tenant's line.
 const KEY_HELPERS = `
 local S = ARGV
 local function waitingKey(class, tenant) return string.gsub(S[1], '\\001', class, 1) .. tenant .. S[2] end
@@ -49,10 +50,8 @@ local function lockKey(stack) return S[3] .. stack .. S[4] end
 local function lineKey(stack) return S[5] .. stack .. S[6] end
 local function claimKey(job) return S[7] .. job .. S[8] end
 local function dispatchedKey(job) return S[9] .. job .. S[10] end
-local function drop(entries, id, entry)
-  redis.call('zrem', waitingKey(entry.jobClass, entry.tenant), id)
-  redis.call('hdel', entries, id)
-  redis.call('lrem', KEYS[3], 1, id)
+local function leaveLine(id, entry)
+  if redis.call('zrem', waitingKey(entry.jobClass, entry.tenant), id) == 1 then redis.call('lpop', KEYS[3]) end
   if redis.call('exists', waitingKey(entry.jobClass, entry.tenant)) == 0 then
     redis.call('srem', KEYS[4] .. entry.jobClass, entry.tenant)
   end
@@ -66,7 +65,7 @@ local id, entry, class, tenant = ARGV[${ARGS + 1}], ARGV[${ARGS + 2}], ARGV[${AR
 if redis.call('hsetnx', KEYS[1], id, entry) == 0 then return 0 end
 redis.call('zadd', waitingKey(class, tenant), redis.call('incr', KEYS[2]), id)
 redis.call('sadd', KEYS[4] .. class, tenant)
-redis.call('rpush', KEYS[3], id)
+redis.call('rpush', KEYS[3], '1')
 redis.call('publish', '${DISPATCH_CHANNEL}', '')
 return 1`;
 
@@ -75,14 +74,16 @@ const FORGET = `${KEY_HELPERS}
 local id = ARGV[${ARGS + 1}]
 local raw = redis.call('hget', KEYS[1], id)
 if not raw then return 0 end
-drop(KEYS[1], id, cjson.decode(raw))
+leaveLine(id, cjson.decode(raw))
+redis.call('hdel', KEYS[1], id)
 return 1`;
 
 /**
  * Takes the tenant's next job that may start now: its stack free, and first in its stack's line
  * (or blocked only by a job that is waiting here too: that one goes instead, being first), within
- * the tenant's running limit (a place is taken for it, as the runner's tenant gate would). Jobs
- * that were cancelled or ran meanwhile are dropped on the way.
+ * the tenant's running limit (a place is taken for it, as the runner's tenant gate would). Looks at
+ * the tenant's first `scan` jobs, one per stack (the rest of a busy stack's line is passed over).
+ * Jobs cancelled meanwhile are dropped on the way, from the tenant's line and their stack's.
  * KEYS: entries, dispatching, backlog, tenants-set prefix, tenant's running set.
  * ARGV: shapes, class, tenant, scan, now, holdUntil, max (-1: none), dispatchedTtlMs.
  * Returns {'job', id, entry} | {'limit'} | {'busy'} | {'empty'}.
@@ -91,62 +92,83 @@ const TAKE = `${KEY_HELPERS}
 local class, tenant = ARGV[${ARGS + 1}], ARGV[${ARGS + 2}]
 local scan, now, holdUntil, max, ttl = tonumber(ARGV[${ARGS + 3}]), ARGV[${ARGS + 4}], ARGV[${ARGS + 5}], tonumber(ARGV[${ARGS + 6}]), ARGV[${ARGS + 7}]
 local own = waitingKey(class, tenant)
+local function settleEmpty()
+  if redis.call('exists', own) == 0 then redis.call('srem', KEYS[4] .. class, tenant) return true end
+  return false
+end
 if max >= 0 then
   redis.call('zremrangebyscore', KEYS[5], '-inf', now)
   if redis.call('zcard', KEYS[5]) >= max then
-    if redis.call('exists', own) == 0 then redis.call('srem', KEYS[4] .. class, tenant) return {'empty'} end
+    if settleEmpty() then return {'empty'} end
     return {'limit'}
   end
 end
 local function take(id, entry, raw)
-  redis.call('zrem', waitingKey(entry.jobClass, entry.tenant), id)
-  redis.call('lrem', KEYS[3], 1, id)
+  leaveLine(id, entry)
   redis.call('zadd', KEYS[2], now, id)
   redis.call('set', dispatchedKey(id), '1', 'PX', ttl)
   if max >= 0 then redis.call('zadd', KEYS[5], holdUntil, id) end
-  if redis.call('exists', own) == 0 then redis.call('srem', KEYS[4] .. class, tenant) end
+  settleEmpty()
   return {'job', id, raw}
 end
+local function cancelled(id) return redis.call('get', claimKey(id)) == 'cancelled' end
+local seen = {}
 local ids = redis.call('zrange', own, 0, scan - 1)
 for _, id in ipairs(ids) do
   local raw = redis.call('hget', KEYS[1], id)
   if not raw then
-    redis.call('zrem', own, id)
+    if redis.call('zrem', own, id) == 1 then redis.call('lpop', KEYS[3]) end
   else
     local entry = cjson.decode(raw)
-    if redis.call('exists', claimKey(id)) == 1 then
-      drop(KEYS[1], id, entry)
-    elseif redis.call('exists', lockKey(entry.stackKey)) == 0 then
-      local head = redis.call('zrange', lineKey(entry.stackKey), 0, 0)[1]
-      if not head or head == id then return take(id, entry, raw) end
-      if redis.call('exists', dispatchedKey(head)) == 0 then
-        local headRaw = redis.call('hget', KEYS[1], head)
-        if not headRaw then return take(id, entry, raw) end
-        local headEntry = cjson.decode(headRaw)
-        if redis.call('zscore', waitingKey(headEntry.jobClass, headEntry.tenant), head) then return take(head, headEntry, headRaw) end
+    if cancelled(id) then
+      leaveLine(id, entry)
+      redis.call('hdel', KEYS[1], id)
+      redis.call('zrem', lineKey(entry.stackKey), id)
+    elseif not seen[entry.stackKey] then
+      seen[entry.stackKey] = true
+      if redis.call('exists', lockKey(entry.stackKey)) == 0 then
+        local head = redis.call('zrange', lineKey(entry.stackKey), 0, 0)[1]
+        -- A head that was cancelled is out of the line: the next one is first.
+        while head and head ~= id and cancelled(head) do
+          redis.call('zrem', lineKey(entry.stackKey), head)
+          redis.call('del', dispatchedKey(head))
+          head = redis.call('zrange', lineKey(entry.stackKey), 0, 0)[1]
+        end
+        if not head or head == id then return take(id, entry, raw) end
+        if redis.call('exists', dispatchedKey(head)) == 0 then
+          local headRaw = redis.call('hget', KEYS[1], head)
+          -- First in line and not handed out: a job of the other class goes first; a job that is
+          -- neither (its entry lost) is the runners' to mend: this one goes, and the runner sorts the line.
+          if not headRaw then return take(id, entry, raw) end
+          return take(head, cjson.decode(headRaw), headRaw)
+        end
       end
     end
   end
 end
-if redis.call('exists', own) == 0 then
-  redis.call('srem', KEYS[4] .. class, tenant)
-  return {'empty'}
-end
+if settleEmpty() then return {'empty'} end
 return {'busy'}`;
+
+/** How many of a tenant's first waiting jobs a take looks at for one whose stack is free (one per stack). */
+export const TAKE_SCAN = 512;
 
 export type TakeResult = { job: WaitingEntry } | { blocked: 'limit' | 'busy' } | { empty: true };
 
 export interface TakeOptions {
-  /** How many of the tenant's first jobs are looked at for one whose stack is free. */
-  scan: number;
+  /** How many of the tenant's first jobs are looked at for one whose stack is free, one per stack (default 512). */
+  scan?: number;
   /** The tenant's `maxConcurrentJobs`, if it has one. */
   max: number | undefined;
   /** How long the place taken for the job holds before its runner renews it (the runner's four beats). */
   holdMs: number;
 }
 
-/** How long a dispatched job keeps the next in its stack's line waiting, should it never start (its runner gone). */
-const DISPATCHED_TTL_MS = 24 * 3600 * 1000;
+/**
+ * How long a dispatched job keeps the next in its stack's line waiting, should it stay first in line
+ * without starting: longer than the longest approval wait (30 days), which a gated job spends first in line.
+ * The mark goes when the job takes the stack or leaves the line.
+ */
+const DISPATCHED_TTL_MS = 31 * 24 * 3600 * 1000;
 
 /**
  * The jobs waiting for the runner pool, per tenant and class, in Redis, shared by every API and
@@ -154,7 +176,7 @@ const DISPATCHED_TTL_MS = 24 * 3600 * 1000;
  * them on the runner queue. Every step is one script, so a job is taken at most once.
  */
 export class WaitingJobs {
-  constructor(private readonly redis: Pick<Redis, 'eval' | 'hget' | 'smembers' | 'zrangebyscore' | 'zrem' | 'hdel' | 'llen'>) {}
+  constructor(private readonly redis: Pick<Redis, 'eval' | 'hget' | 'smembers' | 'zrangebyscore' | 'zrem' | 'multi' | 'llen'>) {}
 
   private keys(tenantRunning = '') {
     return [WAITING_ENTRIES_KEY, JOB_ORDER_KEY, JOBS_BACKLOG_LIST, waitingTenantsKey('' as JobClass), tenantRunning];
@@ -182,17 +204,16 @@ export class WaitingJobs {
   async take(jobClass: JobClass, tenant: string, options: TakeOptions, now = Date.now()): Promise<TakeResult> {
     const keys = this.keys(tenantRunningKey(tenant));
     keys[1] = DISPATCHING_KEY;
-    const args = [jobClass, tenant, options.scan, now, now + options.holdMs, options.max ?? -1, DISPATCHED_TTL_MS].map(String);
+    const args = [jobClass, tenant, options.scan ?? TAKE_SCAN, now, now + options.holdMs, options.max ?? -1, DISPATCHED_TTL_MS].map(String);
     const reply = (await this.redis.eval(TAKE, keys.length, ...keys, ...SHAPES, ...args)) as string[];
     if (reply[0] === 'job') return { job: JSON.parse(reply[2] as string) as WaitingEntry };
     if (reply[0] === 'empty') return { empty: true };
     return { blocked: reply[0] as 'limit' | 'busy' };
   }
 
-  /** The job is on the runner queue: its entry goes. */
+  /** The job is on the runner queue: its entry goes (both at once: an entry left behind would say the job still waits). */
   async settle(jobId: string): Promise<void> {
-    await this.redis.zrem(DISPATCHING_KEY, jobId);
-    await this.redis.hdel(WAITING_ENTRIES_KEY, jobId);
+    await this.redis.multi().hdel(WAITING_ENTRIES_KEY, jobId).zrem(DISPATCHING_KEY, jobId).exec();
   }
 
   /** Jobs taken before `before` and not yet settled (their dispatcher died on the way), with their entries. */

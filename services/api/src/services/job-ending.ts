@@ -31,7 +31,12 @@ export function jobEnding({ models, queue, redis, stacks, waiting, lifecycleQueu
     });
     if (!claimed) return undefined;
     // Claimed in Redis: no runner starts it now, so it ends from whichever waiting status it has reached.
-    const cancelled = await endJob(ending, job._id, { status, reason, error }, 'cancel');
+    const cancelled = await endJob(ending, job._id, { status, reason, error }, 'cancel').catch(async (err: Error) => {
+      // Not ended (the store away): the claim goes back, or no runner would ever start the job and
+      // no cancel could end it; the caller hears the failure and may try again.
+      await stacks.unclaim(job._id).catch(() => undefined);
+      throw errors.unavailable(`cannot cancel: the job could not be ended: ${err.message}`);
+    });
     if (!cancelled) return undefined;
     await dropRunFiles(models, job);
     // The runner (and the dispatcher) skip jobs that are no longer queued, so a failed removal only costs a look.

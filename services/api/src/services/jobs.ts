@@ -46,7 +46,7 @@ export interface JobServiceDeps {
   /** For telling runners and watchers (cancel requests, end messages), and a running job's progress. */
   redis: Pick<Redis, 'publish' | 'get' | 'hexists' | 'zcount' | 'eval'>;
   /** The per-stack line jobs wait in. */
-  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'describe' | 'next'>;
+  stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'unclaim' | 'describe' | 'next'>;
   /** Where jobs wait for the dispatcher, in their tenant's line. */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry'>;
   /** Views of ended jobs, shared by the API's routes, dropped when a job changes after its end (without it every read goes to MongoDB). */

@@ -143,9 +143,11 @@ export function createAdmission(deps: AdmissionDeps) {
 
   async function admit(job: Job<StackJobData>, token: string | undefined, stackKey: string): Promise<Admitted | undefined> {
     const jobId = job.id as string;
-    if ((await stacks.claimOf(jobId)) !== undefined) {
+    const claim = await stacks.claimOf(jobId);
+    if (claim !== undefined) {
       // Cancelled (or already run) while it waited: out of the line, and wake whoever is next.
-      await tenantGate.leave(job.data.tenantId ?? DEFAULT_TENANT, jobId).catch(() => undefined); // else it expires
+      // A cancelled job's place (the dispatcher took one) goes; a running one's is its runner's.
+      if (claim === 'cancelled') await tenantGate.leave(job.data.tenantId ?? DEFAULT_TENANT, jobId).catch(() => undefined);
       await stacks.remove(stackKey, jobId);
       await wakeNext(stackKey);
       return undefined;
