@@ -33,8 +33,8 @@ const EXPECTED: Record<string, string[]> = {
   ],
   '== fair share of the runner pool': [
     'fb: first job queued -> started, vs one job',
-    'fa (weight 1): share of slot-time / weight',
-    'fc (weight 2): share of slot-time / weight',
+    "fa (weight 1): share of slot-time / weight's",
+    "fc (weight 2): share of slot-time / weight's",
   ],
   '== lines at volume': ['peak heap growth, 1000 vs 500 lines', 'live heap growth (after GC, every 0.5 s), 1000 vs 500'],
   '== store scale': [

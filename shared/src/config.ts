@@ -106,7 +106,7 @@ export const ConfigSchema = Type.Object({
   /** The longest `timeoutSeconds` a deployer may ask for (admins: up to 24 h); a runner slot is held that long at most. */
   JOB_TIMEOUT_MAX_DEPLOYER_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3_600 }),
   /** How often a runner renews its locks and heartbeats; a job is declared lost after 4 missed beats. */
-  RUNNER_HEARTBEAT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+  RUNNER_HEARTBEAT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 3 }),
   /** After SIGINT (Pulumi's graceful cancel), how long before the run is killed. */
   CANCEL_GRACE_SECONDS: Type.Integer({ minimum: 0, default: 30 }),
   /**

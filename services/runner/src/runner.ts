@@ -60,8 +60,10 @@ export interface RunnerDeps {
 
 export type { StackJobData } from './admission/admission.js';
 
-/** The reconciler asks the store itself every this many beats (5 min at 10 s), for jobs Redis lost. */
-const FULL_SCAN_EVERY = 30;
+/** The reconciler looks for lost jobs this often (a lost runner is found within four beats and this). */
+const RECONCILE_EVERY_MS = 1_000;
+/** It asks the store itself this often, for jobs Redis lost (a scan there). */
+const FULL_SCAN_EVERY_MS = 5 * 60_000;
 
 /**
  * A BullMQ worker that runs stack jobs, RUNNER_CONCURRENCY at a time, one at a time per stack and in
@@ -73,11 +75,13 @@ const FULL_SCAN_EVERY = 30;
  */
 export function createRunner(deps: RunnerDeps) {
   const runnerId = `${hostname()}:${process.pid}`;
-  const heartbeatMs = deps.heartbeatMs ?? 10_000;
+  const heartbeatMs = deps.heartbeatMs ?? 3_000;
   const log = deps.logger;
   const keyring = Keyring.fromConfig(deps.config);
   const hosts = new ProgramHostPool();
-  const stacks = new StackQueue(deps.connection, Math.max(3 * heartbeatMs, 3_000));
+  // The stack lock lasts four beats, as the heartbeat: a runner whose loop was held up for a beat and
+  // more (5 s at the default 3 s beat) renews both in time.
+  const stacks = new StackQueue(deps.connection, Math.max(4 * heartbeatMs, 3_000));
   const runningJobs = new RunningJobs(deps.connection);
   const stackSizes = new StackSizes(deps.connection);
   const tenantGate = new TenantGate(deps.connection, deps.models, 4 * heartbeatMs);
@@ -241,26 +245,33 @@ export function createRunner(deps: RunnerDeps) {
       .register(runnerId, deps.config.RUNNER_CONCURRENCY, 3 * heartbeatMs)
       .catch((err: Error) => log.warn({ err: err.message }, 'could not renew this runner in the pool'));
 
-  // The reconciler for everybody's jobs (safe to run in every runner at once). It reads the running
-  // set; the store itself only on the first beat and every FULL_SCAN_EVERY beats after (a scan there).
-  let beats = 0;
-  const reconcile = setInterval(() => {
+  // On each beat: this runner's slot uids and its place in the pool.
+  const beat = setInterval(() => {
     renewUidLease(isolation, slots, log);
     void register();
-    const fullScan = beats++ % FULL_SCAN_EVERY === 0;
-    reconcileLostJobs(
-      {
-        ...ending,
-        stacks,
-        staleAfterMs: 4 * heartbeatMs,
-        promote,
-        runsHere: (jobId) => lease.has(jobId),
-        running: runningJobs,
-      },
-      new Date(),
-      { fullScan },
-    ).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
   }, heartbeatMs);
+  // The reconciler for everybody's jobs (safe to run in every runner at once), every second: it reads
+  // the running set; the store itself only on its first round and every FULL_SCAN_EVERY_MS after.
+  let lastFullScan = 0;
+  const reconcile = setInterval(
+    () => {
+      const fullScan = Date.now() - lastFullScan >= FULL_SCAN_EVERY_MS;
+      if (fullScan) lastFullScan = Date.now();
+      reconcileLostJobs(
+        {
+          ...ending,
+          stacks,
+          staleAfterMs: 4 * heartbeatMs,
+          promote,
+          runsHere: (jobId) => lease.has(jobId),
+          running: runningJobs,
+        },
+        new Date(),
+        { fullScan },
+      ).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
+    },
+    Math.min(RECONCILE_EVERY_MS, heartbeatMs),
+  );
 
   let closing: Promise<void> | undefined;
   return {
@@ -296,6 +307,7 @@ export function createRunner(deps: RunnerDeps) {
     close(): Promise<void> {
       closing ??= (async () => {
         clearInterval(reconcile);
+        clearInterval(beat);
         // Out of the pool first: the dispatcher hands this runner nothing more.
         await pool.leave(runnerId).catch((err: Error) => log.warn({ err: err.message }, 'could not leave the pool'));
         await dispatcher.close();
