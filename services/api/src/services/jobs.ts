@@ -181,8 +181,10 @@ export function jobService(deps: JobServiceDeps) {
       } catch (err) {
         throw errors.unavailable(`cannot reach the runners (Redis is unavailable): ${(err as Error).message}`);
       }
-      const current = await models.StackJob.findByIdAndUpdate(
-        id,
+      // Only on a job the store shows running: on a store that writes whole documents (FerretDB on
+      // SQLite) this write, racing the runner's move to `running`, could put `queued` back.
+      const current = await models.StackJob.findOneAndUpdate(
+        { _id: id, status: 'running' },
         { $set: { cancelRequestedAt: new Date() } },
         { returnDocument: 'after' },
       ).lean<StackJobDoc>();
