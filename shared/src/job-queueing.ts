@@ -105,13 +105,14 @@ function classOf(fields: Pick<NewJob, 'operation' | 'createdBy' | 'templateCheck
 export async function queueStackJob({ models, waiting, stacks }: QueueingDeps, fields: NewJob): Promise<StackJobDoc> {
   const job = await models.StackJob.create(fields);
   const stackKey = stackKeyOf(fields.tenantId, fields.stackFqdn);
+  const jobClass = classOf(fields);
   try {
     // In line for the stack first, then for the pool: the dispatcher takes a job only first in its stack's line.
     await stacks.enqueue(stackKey, job._id);
     await waiting.add({
       jobId: job._id,
       tenant: fields.tenantId,
-      jobClass: classOf(fields),
+      jobClass,
       stackKey,
       // The resource id lets a runner read the resource while it claims the job (one round trip less).
       // `gated`: the runner reads an approval-gated job's status before it takes the stack.
@@ -125,7 +126,7 @@ export async function queueStackJob({ models, waiting, stacks }: QueueingDeps, f
       opts: {
         removeOnComplete: { age: 24 * 3600 },
         removeOnFail: { age: 7 * 24 * 3600 },
-        ...(classOf(fields) === 'checks' && fields.operation === 'drift-check' ? { priority: DRIFT_CHECK_PRIORITY } : {}),
+        ...(jobClass === 'checks' && fields.operation === 'drift-check' ? { priority: DRIFT_CHECK_PRIORITY } : {}),
       },
     });
   } catch (err) {

@@ -123,7 +123,7 @@ export const DISPATCHING_KEY = `${PREFIX}:jobs:dispatching`;
 /** One entry per job waiting for the dispatcher: the backlog an autoscaler (KEDA) watches by its length. */
 export const JOBS_BACKLOG_LIST = `${PREFIX}:jobs:backlog`;
 
-/** Set when the dispatcher hands a job to the runner queue (24 h): the next in its stack's line waits for it. */
+/** Set when the dispatcher hands a job to the runner queue (until it takes its stack or leaves the line; 31 days at most): the next in its stack's line waits for it. */
 export function jobDispatchedKey(jobId: string): string {
   return `${PREFIX}:job:${jobId}:dispatched`;
 }

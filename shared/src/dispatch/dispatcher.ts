@@ -5,7 +5,7 @@ import type { Models } from '../models/index.js';
 import { DISPATCH_CHANNEL, DISPATCHER_LEADER_KEY, JOB_CLASSES, type JobClass, STACK_JOBS_QUEUE } from '../names.js';
 import { decodePolicy } from '../policy.js';
 import { DeficitRoundRobin, type Offer } from './fair-share.js';
-import { RunnerPool } from './runner-pool.js';
+import { busySlots, RunnerPool } from './runner-pool.js';
 import { WaitingJobs } from './waiting-jobs.js';
 
 /** Renews the lead only while it is ours. */
@@ -122,14 +122,14 @@ export class Dispatcher {
   /** One round: finishes what a dead dispatcher left, then fills the pool's free slots in fair turns. */
   private async dispatch(): Promise<void> {
     // Everything a round reads first, at once (one wait instead of five, on the path of every job).
-    const [unsettled, slots, counts, ...waitingTenants] = await Promise.all([
+    const [unsettled, slots, busy, ...waitingTenants] = await Promise.all([
       this.waiting.unsettled(Date.now() - UNSETTLED_MS),
       this.pool.slots(),
-      this.deps.queue.getJobCounts('active', 'wait', 'prioritized'),
+      busySlots(this.deps.queue),
       ...JOB_CLASSES.map((jobClass) => this.waiting.tenants(jobClass)),
     ]);
     for (const entry of unsettled) await this.enqueue(entry);
-    let free = slots - unsettled.length - (counts.active ?? 0) - (counts.wait ?? 0) - (counts.prioritized ?? 0);
+    let free = slots - unsettled.length - busy;
     for (const [index, jobClass] of JOB_CLASSES.entries()) {
       if (free <= 0) return;
       const tenants = waitingTenants[index] ?? [];

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DISPATCH_CHANNEL, RUNNER_SLOTS_KEY, RUNNERS_KEY } from '../names.js';
 
@@ -34,6 +35,12 @@ export class RunnerPool {
   slots(now = Date.now()): Promise<number> {
     return poolSlots(this.redis, now);
   }
+}
+
+/** The runner queue's jobs that hold or are about to take a slot: active, waiting, prioritized. */
+export async function busySlots(queue: Pick<Queue, 'getJobCounts'>): Promise<number> {
+  const counts = await queue.getJobCounts('active', 'wait', 'prioritized');
+  return (counts.active ?? 0) + (counts.wait ?? 0) + (counts.prioritized ?? 0);
 }
 
 /** The slots of the runners alive (what the dispatcher fills). */

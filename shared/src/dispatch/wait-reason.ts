@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Models } from '../models/index.js';
 import { tenantRunningKey, WAITING_ENTRIES_KEY } from '../names.js';
 import { decodePolicy } from '../policy.js';
-import { poolSlots } from './runner-pool.js';
+import { busySlots, poolSlots } from './runner-pool.js';
 
 /** Why a queued job has not started: its stack is busy, its tenant is at its limit, other tenants' turn, every slot taken. */
 export type WaitReason = 'stack_busy' | 'tenant_limit' | 'tenant_turn' | 'pool_full';
@@ -28,7 +28,6 @@ export async function waitReasonOf(
   const tenant = await deps.models.Tenant.findById(job.tenant, { policy: 1 }).lean<{ policy?: string }>();
   const max = decodePolicy(tenant?.policy).maxConcurrentJobs;
   if (max !== undefined && (await deps.redis.zcount(tenantRunningKey(job.tenant), Date.now(), '+inf')) >= max) return 'tenant_limit';
-  const [slots, counts] = await Promise.all([poolSlots(deps.redis), deps.queue.getJobCounts('active', 'wait', 'prioritized')]);
-  const busy = (counts.active ?? 0) + (counts.wait ?? 0) + (counts.prioritized ?? 0);
+  const [slots, busy] = await Promise.all([poolSlots(deps.redis), busySlots(deps.queue)]);
   return busy >= slots ? 'pool_full' : 'tenant_turn';
 }

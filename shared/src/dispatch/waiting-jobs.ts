@@ -176,7 +176,7 @@ const DISPATCHED_TTL_MS = 31 * 24 * 3600 * 1000;
  * them on the runner queue. Every step is one script, so a job is taken at most once.
  */
 export class WaitingJobs {
-  constructor(private readonly redis: Pick<Redis, 'eval' | 'hget' | 'smembers' | 'zrangebyscore' | 'zrem' | 'multi' | 'llen'>) {}
+  constructor(private readonly redis: Pick<Redis, 'eval' | 'hget' | 'hmget' | 'smembers' | 'zrangebyscore' | 'zrem' | 'multi' | 'llen'>) {}
 
   private keys(tenantRunning = '') {
     return [WAITING_ENTRIES_KEY, JOB_ORDER_KEY, JOBS_BACKLOG_LIST, waitingTenantsKey('' as JobClass), tenantRunning];
@@ -219,13 +219,12 @@ export class WaitingJobs {
   /** Jobs taken before `before` and not yet settled (their dispatcher died on the way), with their entries. */
   async unsettled(before: number): Promise<WaitingEntry[]> {
     const ids = await this.redis.zrangebyscore(DISPATCHING_KEY, '-inf', before);
-    const entries: WaitingEntry[] = [];
-    for (const id of ids) {
-      const raw = await this.redis.hget(WAITING_ENTRIES_KEY, id);
-      if (raw) entries.push(JSON.parse(raw) as WaitingEntry);
-      else await this.redis.zrem(DISPATCHING_KEY, id);
-    }
-    return entries;
+    if (ids.length === 0) return [];
+    // One read for all (a round reads this first, on every job's path).
+    const raws = await this.redis.hmget(WAITING_ENTRIES_KEY, ...ids);
+    const gone = ids.filter((_, i) => !raws[i]);
+    if (gone.length > 0) await this.redis.zrem(DISPATCHING_KEY, ...gone);
+    return raws.filter((raw): raw is string => Boolean(raw)).map((raw) => JSON.parse(raw) as WaitingEntry);
   }
 
   /** What the job waits with, while it waits for the dispatcher (not yet on the runner queue). */
