@@ -1,5 +1,4 @@
 import {
-  type ChannelMessage,
   type EndMessage,
   endMessageFor,
   isFinalStatus,
@@ -9,10 +8,11 @@ import {
   type Models,
   type StackJobDoc,
   type StatusMessage,
-  type StoredLine,
   canSee,
   type TenantViewer,
 } from '@pds/shared';
+import { LineCursor } from './line-cursor.js';
+import { LiveFeed } from './live-feed.js';
 import type { SubscriptionHub } from './subscription-hub.js';
 
 /** An error ending one job's stream (the job is unknown, or its lines could not be delivered). */
@@ -45,11 +45,27 @@ export class LinesSweptError extends Error {
   readonly code = 4410;
 }
 
-const PAGE = 4096;
+/** The job, if `viewer` may see it and its lines are still there to stream (else the error saying why). */
+async function openJob(models: Models, jobId: string, from: number, viewer: TenantViewer): Promise<StackJobDoc> {
+  const job = await models.StackJob.findById(jobId).lean<StackJobDoc>();
+  // Another tenant's job answers as an unknown one: existence does not leak.
+  if (!job || !canSee(viewer, job.tenantId)) throw new JobNotFoundError(`job ${jobId} not found`);
+  if (isFinalStatus(job.status as JobStatus) && job.linesSweptAt && from < (job.lastSeq ?? 0)) {
+    throw new LinesSweptError(
+      `the lines of job ${jobId} were removed as old history on ${job.linesSweptAt.toISOString()}; its result is at GET /v1/jobs/${jobId}`,
+    );
+  }
+  return job;
+}
 
-function toMessage(jobId: string, line: StoredLine | LineMessage): LineMessage {
-  const { seq, stream, text, event, ts } = line;
-  return stream === 'event' ? { type: 'event', jobId, seq, stream, event, ts } : { type: 'line', jobId, seq, stream, text, ts };
+/** Re-reads the job now and then: if its end message was lost (a Redis blip), the document still tells. Returns the stop. */
+function watchForEnd(models: Models, jobId: string, feed: LiveFeed, everyMs: number): () => void {
+  const check = async () => {
+    const current = await models.StackJob.findById(jobId).lean<StackJobDoc>();
+    if (current && isFinalStatus(current.status as JobStatus)) feed.endLater(endMessageFor(current));
+  };
+  const timer = setInterval(() => void check().catch(() => undefined), everyMs);
+  return () => clearInterval(timer);
 }
 
 /**
@@ -68,134 +84,31 @@ export async function streamJob(
   viewer: TenantViewer,
 ): Promise<void> {
   const { models, hub } = deps;
-  const store = lineStore(models);
-  let next = from + 1;
-  let ended = false;
-  let chain: Promise<void> = Promise.resolve();
-  let wake: (() => void) | undefined;
-  const finished = new Promise<void>((resolve) => {
-    wake = resolve;
-  });
+  const source = { jobId, store: lineStore(models), hub, signal, fillTimeoutMs: deps.fillTimeoutMs ?? 30_000 };
+  const cursor = new LineCursor(source, from, send);
+  let stop: () => void = () => undefined;
+  const over = new Promise<void>((resolve) => (stop = resolve));
+  const feed = new LiveFeed(jobId, cursor, send, signal, stop);
 
-  /** Sends every message up to `untilSeq`: from the hub's memory when it has them, else from MongoDB, waiting for batches to land. */
-  async function sendUpTo(untilSeq: number): Promise<void> {
-    const deadline = Date.now() + (deps.fillTimeoutMs ?? 30_000);
-    let pause = 10;
-    while (next <= untilSeq && !signal.aborted) {
-      const remembered = hub.recent(jobId, next, untilSeq);
-      const lines = remembered.length > 0 ? remembered : await store.read(jobId, next - 1, Math.min(PAGE, untilSeq - next + 1));
-      let progressed = false;
-      for (const line of lines) {
-        if (line.seq !== next || line.seq > untilSeq) break; // a hole: published but not persisted yet
-        send(toMessage(jobId, line));
-        next++;
-        progressed = true;
-      }
-      if (progressed) {
-        pause = 10;
-      } else {
-        if (Date.now() > deadline) throw new Error(`line ${next} of job ${jobId} was never persisted`);
-        await new Promise((r) => setTimeout(r, pause));
-        pause = Math.min(pause * 2, 250);
-      }
-    }
-  }
-
-  /** Sends what is persisted from `next` on, stopping at the first hole (no waiting). */
-  async function replayPersisted(): Promise<void> {
-    for (;;) {
-      const lines = await store.read(jobId, next - 1, PAGE);
-      for (const line of lines) {
-        if (line.seq !== next) return;
-        send(toMessage(jobId, line));
-        next++;
-      }
-      if (lines.length < PAGE || signal.aborted) return;
-    }
-  }
-
-  async function end(message: EndMessage): Promise<void> {
-    if (ended) return;
-    await sendUpTo(message.lastSeq);
-    ended = true;
-    send(message);
-    wake?.();
-  }
-
-  async function handle(message: ChannelMessage): Promise<void> {
-    if (ended || signal.aborted) return;
-    if (message.type === 'end') return end(message);
-    if (message.type === 'status') return send(message);
-    if (message.seq < next) return; // already sent during replay
-    if (message.seq > next) await sendUpTo(message.seq - 1);
-    if (message.seq === next) {
-      send(message);
-      next++;
-    }
-  }
-
-  let queued = 0; // work items on `chain` not finished yet
-  const enqueue = (work: () => Promise<void>) => {
-    queued++;
-    chain = chain
-      .then(work)
-      .finally(() => queued--)
-      .catch((err: Error) => {
-        if (!ended) {
-          ended = true;
-          send({ type: 'error', jobId, code: 1011, message: err.message });
-          wake?.();
-        }
-      });
-  };
-
-  // Subscribe first, and hold live messages until the replay is done: nothing falls in between.
-  const held: ChannelMessage[] = [];
-  let replaying = true;
-  const unsubscribe = await hub.subscribe(jobId, (message, raw) => {
-    if (replaying) held.push(message);
-    else if (queued === 0 && !ended && message.type !== 'end' && message.type !== 'status' && message.seq === next) {
-      // The common case while tailing: the next line, nothing pending. Forward the published text.
-      send(message, raw);
-      next++;
-    } else enqueue(() => handle(message));
-  });
-  const onAbort = () => wake?.();
-  signal.addEventListener('abort', onAbort);
+  // Subscribe first (the feed holds live messages until the replay is done): nothing falls in between.
+  const unsubscribe = await hub.subscribe(jobId, (message, raw) => feed.receive(message, raw));
+  signal.addEventListener('abort', stop);
   // A client that left while the subscribe was under way fired `abort` before anyone listened:
   // without this the stream would wait forever, subscribed and polling MongoDB.
-  if (signal.aborted) onAbort();
-  let timer: NodeJS.Timeout | undefined;
+  if (signal.aborted) stop();
+  let stopWatching: (() => void) | undefined;
   try {
-    const job = await models.StackJob.findById(jobId).lean<StackJobDoc>();
-    // Another tenant's job answers as an unknown one: existence does not leak.
-    if (!job || !canSee(viewer, job.tenantId)) throw new JobNotFoundError(`job ${jobId} not found`);
-    if (isFinalStatus(job.status as JobStatus)) {
-      if (job.linesSweptAt && from < (job.lastSeq ?? 0)) {
-        throw new LinesSweptError(
-          `the lines of job ${jobId} were removed as old history on ${job.linesSweptAt.toISOString()}; its result is at GET /v1/jobs/${jobId}`,
-        );
-      }
-      await end(endMessageFor(job));
-      return;
-    }
+    const job = await openJob(models, jobId, from, viewer);
+    if (isFinalStatus(job.status as JobStatus)) return await feed.end(endMessageFor(job));
     send({ type: 'status', jobId, status: job.status as JobStatus, ts: new Date().toISOString() });
-    await replayPersisted();
-    enqueue(async () => {
-      replaying = false;
-      for (const message of held.splice(0)) await handle(message);
-    });
-    // If the end message is lost (a Redis blip), the job document still tells.
-    const check = async () => {
-      const current = await models.StackJob.findById(jobId).lean<StackJobDoc>();
-      if (current && isFinalStatus(current.status as JobStatus)) enqueue(() => end(endMessageFor(current)));
-    };
-    timer = setInterval(() => void check().catch(() => undefined), deps.checkEveryMs ?? 5_000);
-    await finished;
-    await chain;
+    await cursor.replayPersisted();
+    feed.goLive();
+    stopWatching = watchForEnd(models, jobId, feed, deps.checkEveryMs ?? 5_000);
+    await over;
+    await feed.drained();
   } finally {
-    clearInterval(timer);
-    signal.removeEventListener('abort', onAbort);
+    stopWatching?.();
+    signal.removeEventListener('abort', stop);
     await unsubscribe();
   }
 }
