@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '@pds/shared';
+import { repoRoot, uidReachProblemSync } from '@pds/shared';
 import { toolPath } from './local-deps.js';
 
 /**
@@ -45,24 +45,15 @@ export function testIsolation(): TestIsolation {
   // PDS_TEST_ISOLATION=uid as one without namespaces or cgroups.
   if (process.env.PDS_TEST_ISOLATION === 'none') return (decided = { isolation: 'none', why: 'PDS_TEST_ISOLATION=none' });
   const paths = [join(repoRoot, 'services/runner/dist/src/pulumi/program-host.js'), join(repoRoot, 'modules'), toolPath('pulumi')];
-  const probe = spawnSync(
-    process.execPath,
-    [
-      '-e',
-      `const fs=require('fs');for(const p of ${JSON.stringify(paths)}){try{fs.accessSync(p,fs.constants.R_OK)}catch{console.log(p);process.exit(3)}}`,
-    ],
-    { uid: SLOT_UID, gid: SLOT_UID, env: {}, encoding: 'utf8', cwd: '/' },
-  );
-  if (probe.status === 0) {
+  const problem = uidReachProblemSync(SLOT_UID, { read: paths, execute: [] });
+  if (!problem) {
     const sandboxWhy = process.env.PDS_TEST_ISOLATION === 'uid' ? 'PDS_TEST_ISOLATION=uid' : sandboxToolsMissing();
     decided = sandboxWhy ? { isolation: 'uid', sandboxWhy } : { isolation: 'sandbox' };
     if (sandboxWhy) console.error(`\n*** TESTS RUN WITHOUT THE JOB SANDBOX (RUNNER_ISOLATION=uid): ${sandboxWhy} ***\n`);
   } else {
-    const why = probe.error
-      ? `cannot start a process as uid ${SLOT_UID} (${(probe.error as NodeJS.ErrnoException).code})`
-      : `uid ${SLOT_UID} cannot reach ${probe.stdout.trim().split('\n')[0] || probe.stderr.trim().split('\n')[0] || 'this checkout'} (a parent folder of it is closed to other users)`;
-    decided = { isolation: 'none', why };
-    console.error(`\n*** TESTS RUN WITHOUT JOB ISOLATION (RUNNER_ISOLATION=none): ${why} ***\n`);
+    // A checkout in a folder closed to other users (a 0700 temporary folder) is the common cause.
+    decided = { isolation: 'none', why: problem };
+    console.error(`\n*** TESTS RUN WITHOUT JOB ISOLATION (RUNNER_ISOLATION=none): ${problem} ***\n`);
   }
   return decided;
 }

@@ -38,3 +38,4 @@ export * from './templates.js';
 export * from './tenancy.js';
 export * from './transient.js';
 export * from './types.js';
+export * from './uid-probe.js';

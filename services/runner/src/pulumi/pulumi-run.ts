@@ -31,6 +31,7 @@ import {
 import { exportDeployment } from './state-export.js';
 import { type Identity, ownFolder, readJobFile } from '../isolation/ownership.js';
 import { killProcessesOf } from '../isolation/uid-leases.js';
+import { makeSlotHome, tmpIn } from '../isolation/slot-home.js';
 import { type JobCommand, JobProcesses } from '../sandbox/job-sandbox.js';
 import { sandboxedPid } from '../sandbox/command.js';
 import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
@@ -176,7 +177,7 @@ function baseEnv(spec: PulumiRunSpec): Record<string, string> {
     // A slot uid has no passwd entry: Go's user lookup (the CLI is built without cgo) falls back to $USER.
     ...(spec.identity ? { USER: `pulumi-job-${spec.identity.uid}`, LOGNAME: `pulumi-job-${spec.identity.uid}` } : {}),
     // Temp files in the slot's own folder (emptied after each job), not in the shared /tmp.
-    ...(spec.identity ? { TMPDIR: join(dirname(spec.pulumiHome), 'tmp') } : {}),
+    ...(spec.identity ? { TMPDIR: tmpIn(dirname(spec.pulumiHome)) } : {}),
     PULUMI_BACKEND_URL: spec.backendUrl,
     PULUMI_CONFIG_PASSPHRASE: spec.passphrase,
     PULUMI_SKIP_UPDATE_CHECK: 'true',
@@ -395,9 +396,7 @@ async function prepareHome(spec: PulumiRunSpec): Promise<void> {
   const home = dirname(spec.pulumiHome);
   const key = `${home} ${spec.identity?.uid}`;
   if (ownedHomes.has(key)) return;
-  await mkdir(spec.pulumiHome, { recursive: true, mode: 0o700 });
-  await mkdir(join(home, 'tmp'), { recursive: true, mode: 0o700 });
-  if (spec.identity) await ownFolder(home, spec.identity);
+  await makeSlotHome(home, spec.identity);
   ownedHomes.add(key);
 }
 

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { checkLocalPaths } from '@pds/shared';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chownTree, type Identity, openPathTo, ownFolder, runnerIdentity } from '../isolation/ownership.js';
 import { resetSlot, slotFolder } from './slot-reset.js';
+import { pulumiHomeIn } from '../isolation/slot-home.js';
 import type { Slot } from './slots.js';
 import { killProcessesOf } from '../isolation/uid-leases.js';
 import { adoptSharedLayout, stackBackend } from '../isolation/stack-state.js';
@@ -48,7 +48,7 @@ export async function openJobRoom(spec: JobRoomSpec): Promise<JobRoom> {
     throw err;
   }
   return {
-    pulumiHome: join(slotFolder(spec.workDir, spec.slot), 'pulumi-home'),
+    pulumiHome: pulumiHomeIn(slotFolder(spec.workDir, spec.slot)),
     backendUrl: state.url,
     handed,
     release: () => closeRoom(spec, handed),

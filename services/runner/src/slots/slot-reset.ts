@@ -1,6 +1,7 @@
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Identity, ownFolder } from '../isolation/ownership.js';
+import type { Identity } from '../isolation/ownership.js';
+import { makeSlotHome } from '../isolation/slot-home.js';
 import type { Slot } from './slots.js';
 import { mapBounded, SCAN_CONCURRENCY } from '../isolation/bounded.js';
 import { killProcessesOf } from '../isolation/uid-leases.js';
@@ -29,9 +30,7 @@ export async function resetSlot(workDir: string, slot: Slot & { identity: Identi
   await killProcessesOf(slot.identity);
   const dir = slotFolder(workDir, slot);
   await rm(dir, { recursive: true, force: true });
-  await mkdir(join(dir, 'pulumi-home'), { recursive: true, mode: 0o700 });
-  await mkdir(join(dir, 'tmp'), { mode: 0o700 });
-  await ownFolder(dir, slot.identity);
+  await makeSlotHome(dir, slot.identity);
   // Many entries at once (one after another, each waits its turn on a busy event loop), within a bound.
   const entries = await Promise.all(
     SHARED_TEMP.map(async (shared) => (await readdir(shared).catch(() => [] as string[])).map((name) => join(shared, name))),

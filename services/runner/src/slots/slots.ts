@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { type UidReach, uidReachProblem } from '@pds/shared';
 import type { Identity } from '../isolation/ownership.js';
 import type { SlotSandbox } from '../sandbox/slot-sandbox.js';
 
@@ -61,36 +60,9 @@ export class SlotPool {
 
 /**
  * Why a job could not run as `identity`, or undefined when it can: the runner must be able to
- * switch users (root, or CAP_SETUID + CAP_SETGID + CAP_CHOWN), and the uid must be able to run
- * Node and read, or run, each of `paths` (the Pulumi CLI, the program host, the modules).
+ * switch users, and the uid must be able to run Node and read, or run, each of `paths` (the Pulumi
+ * CLI, the program host, the modules).
  */
-export async function isolationProblem(identity: Identity, paths: { read: string[]; execute: string[] }): Promise<string | undefined> {
-  const script = `
-const fs = require('node:fs');
-const [read, execute] = JSON.parse(process.argv[1]);
-for (const p of read) { try { fs.accessSync(p, fs.constants.R_OK); } catch { console.log('cannot read ' + p); process.exit(3); } }
-for (const p of execute) { try { fs.accessSync(p, fs.constants.X_OK); } catch { console.log('cannot run ' + p); process.exit(3); } }`;
-  let child;
-  try {
-    child = spawn(process.execPath, ['-e', script, JSON.stringify([paths.read, paths.execute])], {
-      uid: identity.uid,
-      gid: identity.gid,
-      env: {},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (err) {
-    return `cannot start a process as uid ${identity.uid} (${(err as NodeJS.ErrnoException).code ?? err}): the runner needs root, or CAP_SETUID, CAP_SETGID and CAP_CHOWN`;
-  }
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk));
-  const failed = once(child, 'error').then(([err]) => err as NodeJS.ErrnoException);
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const outcome = await Promise.race([failed, exited]);
-  if (typeof outcome === 'object' && outcome !== null) {
-    return `cannot start a process as uid ${identity.uid} (${outcome.code}): the runner needs root, or CAP_SETUID, CAP_SETGID and CAP_CHOWN`;
-  }
-  // The probe's own verdict is its first line (anything after it is noise from the environment).
-  if (outcome !== 0) return `uid ${identity.uid} ${output.trim().split('\n')[0] || `cannot run Node (${process.execPath})`}`;
-  return undefined;
+export function isolationProblem(identity: Identity, paths: UidReach): Promise<string | undefined> {
+  return uidReachProblem(identity.uid, paths);
 }
