@@ -92,6 +92,16 @@ t.test('across the fleet a uid another runner holds is skipped, and one taken ov
   t.equal(await redis.get(uidLeaseKey(base + 1)), 'runner-in-another-pod', "release leaves another runner's lease alone");
 });
 
+t.test('jobs starting side by side open the same path at once without tripping on each other', async (t) => {
+  const root = await scratch(t);
+  // As two runners' first jobs on new stacks both make the state folder's `stacks` on the way.
+  const targets = Array.from({ length: 8 }, (_, i) => join(root, 'state', 'stacks', `stack-${i}`));
+  await Promise.all(targets.map((target) => openPathTo(root, target)));
+  const shared = await stat(join(root, 'state', 'stacks'));
+  t.ok(shared.isDirectory(), 'the folder on the way was made once');
+  t.equal(shared.mode & 0o777, 0o711, 'and lets others pass, not list');
+});
+
 // These run a process as a slot uid, which must reach this checkout (devkit's testIsolation says whether it can).
 const unreachable = { skip: testIsolation().why };
 

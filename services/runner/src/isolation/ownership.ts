@@ -39,10 +39,21 @@ export async function openPathTo(root: string, dir: string): Promise<void> {
   const parts = relative(root, dir).split(sep).slice(0, -1);
   for (const part of parts) {
     current = join(current, part);
-    const existing = await lstat(current).catch(() => undefined);
-    if (!existing) await mkdir(current, { mode: 0o711 });
-    else if (!existing.isDirectory()) throw new Error(`${current} is not a folder (a link?): refusing to open a path through it`);
-    else if ((existing.mode & 0o001) === 0) await chmod(current, (existing.mode & 0o7777) | 0o011);
+    let existing = await lstat(current).catch(() => undefined);
+    if (!existing) {
+      // Another runner (a job starting beside this one) may make it first: then it is looked at as found.
+      const made = await mkdir(current, { mode: 0o711 }).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+          return false;
+        },
+      );
+      if (made) continue;
+      existing = await lstat(current);
+    }
+    if (!existing.isDirectory()) throw new Error(`${current} is not a folder (a link?): refusing to open a path through it`);
+    if ((existing.mode & 0o001) === 0) await chmod(current, (existing.mode & 0o7777) | 0o011);
   }
 }
 
