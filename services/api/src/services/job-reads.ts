@@ -15,10 +15,12 @@ import {
 } from '@pds/shared';
 import type { JobListFilter, JobServiceDeps } from './jobs.js';
 import { listPage } from './pagination.js';
-import { jobView } from './views.js';
+import { SingleFlight } from './single-flight.js';
+import { type JobView, jobView } from './views.js';
 
 /** Reading jobs the viewer may see: one (with its place in line or its progress), a page of them, their lines. */
 export function jobReads({ models, redis, queue, stacks, endedJobs }: JobServiceDeps) {
+  const live = new SingleFlight<JobView>();
   /** Reads a job the viewer may see; another tenant's answers as unknown (404). */
   async function find(id: string, viewer: TenantViewer): Promise<StackJobDoc> {
     const doc = await models.StackJob.findOne({ _id: id, ...tenantFilter(viewer) }).lean<StackJobDoc>();
@@ -32,12 +34,11 @@ export function jobReads({ models, redis, queue, stacks, endedJobs }: JobService
     return value ? (JSON.parse(value) as Progress) : undefined;
   }
 
-  /** A job; while it waits for its stack, also its place in line and the job holding the stack. */
-  async function get(id: string, viewer: TenantViewer) {
-    const cached = endedJobs?.get(id);
-    if (cached && canSee(viewer, cached.tenant)) return cached;
+  /** A job as it is now, for anyone (the caller checks who may see it); ended ones are kept in `endedJobs`. */
+  async function readLive(id: string): Promise<JobView> {
     const mark = endedJobs?.mark() ?? 0;
-    const doc = await find(id, viewer);
+    const doc = await models.StackJob.findById(id).lean<StackJobDoc>();
+    if (!doc) throw errors.notFound(`job ${id} not found`);
     if (isFinalStatus(doc.status as JobStatus)) {
       const view = jobView(doc);
       endedJobs?.set(id, view, mark);
@@ -52,6 +53,17 @@ export function jobReads({ models, redis, queue, stacks, endedJobs }: JobService
       { _id: id, tenant: tenantOf(doc), blocked: where.holder !== undefined },
     ).catch(() => undefined);
     return jobView({ ...doc, position: where.position, blockedBy: where.holder, waitReason: reason });
+  }
+
+  /**
+   * A job; while it waits for its stack, also its place in line and the job holding the stack.
+   * Concurrent reads of one job share one (SingleFlight); another tenant's job answers as unknown.
+   */
+  async function get(id: string, viewer: TenantViewer): Promise<JobView> {
+    const cached = endedJobs?.get(id);
+    const view = cached ?? (await live.run(id, () => readLive(id)));
+    if (!canSee(viewer, view.tenant)) throw errors.notFound(`job ${id} not found`);
+    return view;
   }
 
   /** Newest first; only the known filters reach the query (a querystring's other keys are ignored). */
