@@ -7,7 +7,8 @@ import type { StackJobDoc } from '@pds/shared';
 import t from 'tap';
 import { fileSetManifest, startStack, startStandInRunners } from './harness.js';
 
-const JOBS = Number(process.env.FLEET_JOBS ?? 200);
+// 20 jobs per stack: enough to interleave three runners on every stack (the bench runs the fleet at size).
+const JOBS = Number(process.env.FLEET_JOBS ?? 100);
 const STACKS = 5;
 const RUNNERS = 3;
 

@@ -227,7 +227,7 @@ t.test('when Redis goes away and comes back, a live client still gets every line
   const reading = readStream(`${ws}/v1/jobs/${j.jobId}/stream`, TOKEN);
   await until(() => hub.subscriptions === 1, 'the gateway follows the job');
   for (let i = 1; i <= 300; i++) j.sink.line('stdout', `before ${i}`);
-  await until(() => hub.recent(j.jobId, 300, 300).length === 1, 'the first 300 lines heard live');
+  await until(() => hub.recent(j.jobId, 300, 300).length === 1, 'the first 300 lines heard live', 30_000);
   await redis.stop();
   for (let i = 301; i <= 600; i++) j.sink.line('stdout', `during ${i}`);
   const store = lineStore(models);
