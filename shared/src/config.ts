@@ -129,6 +129,12 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 
+/**
+ * How many beats (RUNNER_HEARTBEAT_SECONDS) a runner's leases last without renewal: its jobs'
+ * heartbeats, its stacks' locks, its tenants' places. A runner silent this long is lost.
+ */
+export const LEASE_BEATS = 4;
+
 /** The folder local-file kinds write into: LOCAL_FILES_ROOT, else WORK_DIR/files. */
 export function localFilesRoot(config: Pick<Config, 'LOCAL_FILES_ROOT' | 'WORK_DIR'>): string {
   return config.LOCAL_FILES_ROOT ?? `${config.WORK_DIR.replace(/\/+$/, '')}/files`;

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
 import type { JobOptions } from './job-fields.js';
 import type { Models, ResourceDoc, StackJobDoc } from './models/index.js';
-import type { WaitingJobs } from './dispatch/waiting-jobs.js';
+import { handOver, type WaitingEntry, type WaitingJobs } from './dispatch/waiting-jobs.js';
 import type { JobClass } from './names.js';
 import type { StackQueue } from './stack-queue.js';
 import { stackKeyOf, tenantOf } from './tenancy.js';
@@ -16,8 +17,18 @@ export class QueueUnavailableError extends Error {
 export interface QueueingDeps {
   models: Pick<Models, 'StackJob'>;
   /** Where jobs wait for the dispatcher (shared/src/dispatch), which puts them on the runner queue. */
-  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+  /**
+   * The runner queue, for a job that may start at once (nobody else waits, a slot is free): it goes
+   * there without waiting for the dispatcher's round. Without it every job waits for the dispatcher.
+   */
+  fastLane?: { queue: Pick<Queue, 'add' | 'keys'>; holdMs: number };
+}
+
+/** What the caller knows of the job's tenant: its limit, which a job that starts at once is held to. */
+export interface TenantLimit {
+  maxConcurrentJobs: number | undefined;
 }
 
 /** Who asked for a job: the token, and the identity it acts for (approvals count identities). */
@@ -99,17 +110,21 @@ function classOf(fields: Pick<NewJob, 'operation' | 'createdBy' | 'templateCheck
 /**
  * Records a job as `queued`, puts it in its stack's line, then in its tenant's line for the
  * dispatcher (which puts it on the runner queue, its id the BullMQ job id, in its tenant's turn).
- * If Redis refuses, the job is taken back out and the error rethrown: nothing is left half-queued
- * (QueueUnavailableError). The one way jobs are queued (the API, and the runners' retries).
+ * A job that may start at once and passes nobody (the deps' fast lane, and `tenant` known) goes on
+ * the runner queue here instead. If Redis refuses, the job is taken back out and the error
+ * rethrown: nothing is left half-queued (QueueUnavailableError). The one way jobs are queued (the
+ * API, and the runners' retries).
  */
-export async function queueStackJob({ models, waiting, stacks }: QueueingDeps, fields: NewJob): Promise<StackJobDoc> {
+export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?: TenantLimit): Promise<StackJobDoc> {
+  const { models, waiting, stacks, fastLane } = deps;
   const job = await models.StackJob.create(fields);
   const stackKey = stackKeyOf(fields.tenantId, fields.stackFqdn);
   const jobClass = classOf(fields);
+  let taken: WaitingEntry | undefined;
   try {
     // In line for the stack first, then for the pool: the dispatcher takes a job only first in its stack's line.
     await stacks.enqueue(stackKey, job._id);
-    await waiting.add({
+    const entry = {
       jobId: job._id,
       tenant: fields.tenantId,
       jobClass,
@@ -128,8 +143,17 @@ export async function queueStackJob({ models, waiting, stacks }: QueueingDeps, f
         removeOnFail: { age: 7 * 24 * 3600 },
         ...(jobClass === 'checks' && fields.operation === 'drift-check' ? { priority: DRIFT_CHECK_PRIORITY } : {}),
       },
-    });
+    };
+    const lane = fastLane && tenant ? { ...fastLane, max: tenant.maxConcurrentJobs } : undefined;
+    const added = await waiting.add(entry, lane);
+    if (lane && typeof added === 'object') {
+      taken = added.taken;
+      // A settle that fails leaves the job among those dispatching: the dispatcher settles it after 5 s.
+      await handOver(lane.queue, waiting, taken, () => undefined);
+    }
   } catch (err) {
+    // Taken by the fast lane, then not handed over: given back, unless a dispatcher has handed it over meanwhile.
+    if (taken && !(await waiting.untake(taken).catch(() => true))) return job.toObject() as StackJobDoc;
     // Taken back out (the caller hears QueueUnavailableError): a document left `queued` with nothing
     // waiting for it can be cancelled, and a line entry left is dropped by the runner that finds it ended.
     await waiting.forget(job._id).catch(() => undefined);
@@ -177,12 +201,12 @@ function previewOptionsFor(fields: Pick<NewJob, 'operation' | 'options'>, gate: 
  * Queues an approval-gated job: its preview first in the stack's line (`planFor`), then the job,
  * which waits for approval after it. Returns both.
  */
-export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: GateRequest) {
+export async function queueGatedJob(deps: QueueingDeps, fields: NewJob, gate: GateRequest, tenant?: TenantLimit) {
   const gatedId = randomUUID();
   const previewOptions = previewOptionsFor(fields, gate);
   // The preview only plans: it is not the compensation or remediation the gated job is.
   const { compensates: _compensates, remediates: _remediates, ...previewFields } = fields;
-  const preview = await queueStackJob(deps, { ...previewFields, operation: 'preview', options: previewOptions, planFor: gatedId });
+  const preview = await queueStackJob(deps, { ...previewFields, operation: 'preview', options: previewOptions, planFor: gatedId }, tenant);
   const gated = await queueStackJob(deps, {
     ...fields,
     _id: gatedId,

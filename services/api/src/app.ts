@@ -11,6 +11,7 @@ import {
   publicRoutes,
   type Config,
   Keyring,
+  LEASE_BEATS,
   localFilesRoot,
   type KindRegistry,
   type Logger,
@@ -44,7 +45,7 @@ import { driftRoutes } from './routes/drift.js';
 export interface ApiDeps {
   models: Models;
   kinds: KindRegistry;
-  queue: Pick<Queue, 'add' | 'remove' | 'getJob' | 'getJobCounts'>;
+  queue: Pick<Queue, 'add' | 'remove' | 'getJob' | 'getJobCounts' | 'keys'>;
   /** The webhooks queue (WEBHOOKS_QUEUE): pings, redeliveries, approval events. */
   webhookQueue: Pick<Queue, 'add'>;
   /** The job lifecycle queue (JOB_LIFECYCLE_QUEUE): the after-end reactions of jobs ended here (cancelled while waiting). */
@@ -55,7 +56,7 @@ export interface ApiDeps {
   redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del' | 'hexists' | 'zcount' | 'eval'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'unclaim' | 'describe' | 'next'>;
   /** Where jobs wait for the dispatcher (shared/src/dispatch). */
-  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry'>;
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry' | 'settle' | 'untake'>;
   /** Answers whether Mongo is reachable, for readiness. */
   mongoPing(): Promise<unknown>;
   /**
@@ -88,6 +89,8 @@ export interface AppContext extends ApiDeps {
   driftMinIntervalSeconds: number;
   /** DRIFT_MAX_SCHEDULES_PER_TENANT. */
   driftMaxSchedulesPerTenant: number;
+  /** How long a tenant place taken for a job that starts at once holds before its runner renews it (LEASE_BEATS beats). */
+  placeHoldMs: number;
 }
 
 declare module 'fastify' {
@@ -138,6 +141,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     retries: { attempts: config.WEBHOOK_MAX_ATTEMPTS, delayMs: config.WEBHOOK_RETRY_DELAY_MS },
     driftMinIntervalSeconds: config.DRIFT_MIN_INTERVAL_SECONDS,
     driftMaxSchedulesPerTenant: config.DRIFT_MAX_SCHEDULES_PER_TENANT,
+    placeHoldMs: LEASE_BEATS * config.RUNNER_HEARTBEAT_SECONDS * 1000,
   });
 
   // Manifests are posted as YAML text.

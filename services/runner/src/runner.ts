@@ -8,6 +8,7 @@ import {
   Keyring,
   jobStackKey,
   type KindRegistry,
+  LEASE_BEATS,
   type Logger,
   Metrics,
   type Models,
@@ -81,10 +82,10 @@ export function createRunner(deps: RunnerDeps) {
   const hosts = new ProgramHostPool();
   // The stack lock lasts four beats, as the heartbeat: a runner whose loop was held up for a beat and
   // more (5 s at the default 3 s beat) renews both in time.
-  const stacks = new StackQueue(deps.connection, Math.max(4 * heartbeatMs, 3_000));
+  const stacks = new StackQueue(deps.connection, Math.max(LEASE_BEATS * heartbeatMs, 3_000));
   const runningJobs = new RunningJobs(deps.connection);
   const stackSizes = new StackSizes(deps.connection);
-  const tenantGate = new TenantGate(deps.connection, deps.models, 4 * heartbeatMs);
+  const tenantGate = new TenantGate(deps.connection, deps.models, LEASE_BEATS * heartbeatMs);
   const progressBoard = new ProgressBoard(deps.connection);
   const queue = new Queue<StackJobData>(STACK_JOBS_QUEUE, { connection: deps.connection, prefix: deps.prefix });
   const webhooks = createWebhookWorker({ ...deps, keyring });
@@ -97,7 +98,7 @@ export function createRunner(deps: RunnerDeps) {
     models: deps.models,
     logger: log,
     id: runnerId,
-    holdMs: 4 * heartbeatMs,
+    holdMs: LEASE_BEATS * heartbeatMs,
   });
   const drift = createDriftWorker({ ...deps, waiting, stacks });
   const lifecycle = createLifecycleWorker({ ...deps, waiting, stacks });
@@ -261,7 +262,7 @@ export function createRunner(deps: RunnerDeps) {
         {
           ...ending,
           stacks,
-          staleAfterMs: 4 * heartbeatMs,
+          staleAfterMs: LEASE_BEATS * heartbeatMs,
           promote,
           runsHere: (jobId) => lease.has(jobId),
           running: runningJobs,

@@ -2,6 +2,8 @@ import { testRedis } from '@pds/devkit/tap';
 import {
   createLogger,
   Dispatcher,
+  type FastLane,
+  jobDispatchedKey,
   type JobClass,
   type Models,
   RunnerPool,
@@ -134,6 +136,65 @@ t.test('the dispatcher fills the free slots of the pool in fair turns, and one l
   await pool.register('runner-2', 10, 60_000);
   await until(async () => (await onQueue()).length === 4, 'a new runner: its slots filled with the last job');
   t.equal(await waiting.backlog(), 0);
+});
+
+t.test('a job that passes nobody starts at once (the fast lane); one that would pass someone, or finds no room, waits', async (t) => {
+  const { redis, stacks, waiting } = await stores(t);
+  const queue = new Queue(STACK_JOBS_QUEUE, { connection: redis });
+  t.teardown(() => queue.close());
+  const lane: FastLane = { queue, max: undefined, holdMs: 40_000 };
+  const add = async (jobId: string, tenant: string, stack: string, given: FastLane | 'none' = lane) => {
+    const stackKey = `${tenant}/${stack}`;
+    await stacks.enqueue(stackKey, jobId);
+    const entry = { jobId, tenant, jobClass: 'people' as const, stackKey, data: { stackKey, tenantId: tenant }, opts: {} };
+    const added = await waiting.add(entry, given === 'none' ? undefined : given);
+    return typeof added === 'object' ? `taken ${added.taken.jobId}` : added;
+  };
+  t.equal(await add('early', 'a', 's1'), 'waiting', 'no runner has registered: no slot is free');
+  await waiting.forget('early');
+  await stacks.remove('a/s1', 'early');
+
+  await new RunnerPool(redis).register('runner-1', 2, 60_000);
+  t.equal(await add('j1', 'a', 's1'), 'taken j1', 'an idle pool: taken at once');
+  t.equal(await waiting.backlog(), 0, 'it never counts as waiting');
+  t.same(await waiting.tenants('people'), [], 'its tenant has nothing waiting');
+  t.same(
+    await waiting.unsettled(Date.now() + 60_000).then((left) => left.map((e) => e.jobId)),
+    ['j1'],
+    'until settled, the dispatcher would finish it',
+  );
+  t.equal(await add('j2', 'a', 's1'), 'waiting', 'its stack has j1 first in line (handed out): j2 waits');
+  t.equal(await add('j3', 'b', 's1'), 'waiting', 'another tenant, a free stack, but j2 waits: j3 would pass it');
+  await waiting.forget('j2');
+  await waiting.forget('j3');
+  await stacks.remove('a/s1', 'j2');
+  await stacks.remove('b/s1', 'j3');
+
+  await queue.add(STACK_JOBS_QUEUE, {}, { jobId: 'j1' });
+  await waiting.settle('j1');
+  await queue.add(STACK_JOBS_QUEUE, {}, { jobId: 'other' });
+  t.equal(await add('j4', 'c', 's1'), 'waiting', 'two slots, two jobs on the runner queue: no room');
+  await waiting.forget('j4');
+  await stacks.remove('c/s1', 'j4');
+  await queue.drain();
+
+  await stacks.enqueue('d/s1', 'running');
+  const held = await stacks.tryAcquire('d/s1', 'running');
+  t.ok(held.acquired);
+  t.equal(await add('j5', 'd', 's1'), 'waiting', 'its stack is held by a running job');
+  await waiting.forget('j5');
+  await redis.zadd(tenantRunningKey('e'), Date.now() + 60_000, 'elsewhere');
+  t.equal(await add('j6', 'e', 's1', { ...lane, max: 1 }), 'waiting', 'its tenant is at its limit');
+  await waiting.forget('j6');
+  t.equal(await add('j7', 'e', 's2', { ...lane, max: 2 }), 'taken j7', 'below its limit: taken, and a place held for it');
+  t.ok(await redis.zscore(tenantRunningKey('e'), 'j7'));
+  t.ok(await waiting.untake({ jobId: 'j7', tenant: 'e' }), 'a fast take whose hand-over failed is given back');
+  t.equal(await redis.zscore(tenantRunningKey('e'), 'j7'), null, 'its tenant place is free again');
+  t.equal(await redis.exists(jobDispatchedKey('j7')), 0, 'the next job on its stack does not wait for it');
+  t.same(await waiting.unsettled(Date.now() + 60_000), [], 'nothing is left for the dispatcher to finish');
+  t.notOk(await waiting.untake({ jobId: 'j1', tenant: 'a' }), 'a job handed over (settled) is not given back');
+  t.equal(await add('j8', 'f', 's1', 'none'), 'waiting', 'no lane given: it waits for the dispatcher');
+  t.equal(await waiting.backlog(), 1);
 });
 
 async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {

@@ -2,11 +2,11 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { Models } from '../models/index.js';
-import { DISPATCH_CHANNEL, DISPATCHER_LEADER_KEY, JOB_CLASSES, type JobClass, STACK_JOBS_QUEUE } from '../names.js';
+import { DISPATCH_CHANNEL, DISPATCHER_LEADER_KEY, JOB_CLASSES, type JobClass } from '../names.js';
 import { decodePolicy } from '../policy.js';
 import { DeficitRoundRobin, type Offer } from './fair-share.js';
 import { busySlots, RunnerPool } from './runner-pool.js';
-import { WaitingJobs } from './waiting-jobs.js';
+import { handOver, type WaitingEntry, WaitingJobs } from './waiting-jobs.js';
 
 /** Renews the lead only while it is ours. */
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
@@ -44,8 +44,8 @@ interface TenantShare {
  * Puts waiting jobs on the runner queue as the runner pool has free slots, tenant by tenant in
  * weighted turns (DeficitRoundRobin), people's jobs before the service's own checks. Safe to run
  * in every process: one leads (a Redis key it renews), the others wait to take over. The runner
- * queue then only ever holds what the pool can start now, and a tenant that queued hundreds of
- * jobs makes nobody else wait behind them.
+ * queue then holds what the pool can start now (give or take a job the API's fast lane handed over
+ * during a round), and a tenant that queued hundreds of jobs makes nobody else wait behind them.
  */
 export class Dispatcher {
   private readonly waiting: WaitingJobs;
@@ -154,17 +154,10 @@ export class Dispatcher {
     return { started: false, why: 'empty' in taken ? 'empty' : taken.blocked };
   }
 
-  /**
-   * Puts a taken job on the runner queue (its id the BullMQ job id: a second add of it is nothing).
-   * Settled off the job's path: an entry left unsettled is only put on the queue again, as nothing.
-   */
-  private async enqueue(entry: { jobId: string; data: Record<string, unknown>; opts: Record<string, unknown> }): Promise<void> {
-    await this.deps.queue.add(STACK_JOBS_QUEUE, entry.data, { ...entry.opts, jobId: entry.jobId });
-    void this.waiting
-      .settle(entry.jobId)
-      .catch((err: Error) =>
-        this.deps.logger.warn({ err: err.message, jobId: entry.jobId }, 'dispatched job not settled; put on the queue again later'),
-      );
+  private async enqueue(entry: WaitingEntry): Promise<void> {
+    await handOver(this.deps.queue, this.waiting, entry, (err) =>
+      this.deps.logger.warn({ err: err.message, jobId: entry.jobId }, 'dispatched job not settled; put on the queue again later'),
+    );
   }
 
   /** The weights and limits of the tenants not read in the last 5 s. */

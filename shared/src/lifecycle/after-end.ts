@@ -16,7 +16,7 @@ export interface AfterEndDeps {
   models: Models;
   publisher: Pick<Redis, 'publish'>;
   /** Where jobs wait for the runner pool (retries, compensations, remediations are jobs like any other). */
-  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
   /** WEBHOOKS_QUEUE. */
   webhooks: Pick<Queue, 'add'>;

@@ -38,7 +38,7 @@ import { jobReads } from './job-reads.js';
 
 export interface JobServiceDeps {
   models: Models;
-  queue: Pick<Queue, 'add' | 'remove' | 'getJob' | 'getJobCounts'>;
+  queue: Pick<Queue, 'add' | 'remove' | 'getJob' | 'getJobCounts' | 'keys'>;
   /** Where approval events are announced to webhooks (absent: not announced). */
   webhookQueue?: Pick<Queue, 'add'>;
   /** JOB_LIFECYCLE_QUEUE: the after-end reactions of a job ended here (its webhooks, the compensation it was). */
@@ -48,7 +48,9 @@ export interface JobServiceDeps {
   /** The per-stack line jobs wait in. */
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'unclaim' | 'describe' | 'next'>;
   /** Where jobs wait for the dispatcher, in their tenant's line. */
-  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry'>;
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry' | 'settle' | 'untake'>;
+  /** A job that may start at once goes straight on the runner queue, its tenant place held this long (absent: every job waits for the dispatcher). */
+  placeHoldMs?: number;
   /** Views of ended jobs, shared by the API's routes, dropped when a job changes after its end (without it every read goes to MongoDB). */
   endedJobs?: EndedJobViews<JobView>;
   /** The templates (their versions are checked against a tenant's allowed range before a deploy). */
@@ -101,6 +103,13 @@ export interface JobListFilter {
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
 export function jobService(deps: JobServiceDeps) {
   const { models, redis, stacks, waiting } = deps;
+  const queueing = {
+    models,
+    waiting,
+    stacks,
+    // Only on a Redis-backed queue: its keys tell the jobs holding slots.
+    ...(deps.placeHoldMs !== undefined && deps.queue.keys?.wait ? { fastLane: { queue: deps.queue, holdMs: deps.placeHoldMs } } : {}),
+  };
   const ending = jobEnding(deps);
   const rules = jobPolicy(deps);
   const reads = jobReads(deps);
@@ -144,12 +153,13 @@ export function jobService(deps: JobServiceDeps) {
           ...(caller.identityUnknown ? { identityUnknown: true } : {}),
         },
       };
+      const tenantLimit = { maxConcurrentJobs: policy.maxConcurrentJobs };
       let created: StackJobDoc;
       try {
         created = await rules.withinQueueLimit(tenantOf(resource), policy, async () => {
-          if (!approval) return queueStackJob({ models, waiting, stacks }, fields);
+          if (!approval) return queueStackJob(queueing, fields, tenantLimit);
           // Gated: its preview first in the stack's line, then the job itself, which waits for approval after it.
-          return (await queueGatedJob({ models, waiting, stacks }, fields, approval)).gated;
+          return (await queueGatedJob(queueing, fields, approval, tenantLimit)).gated;
         });
       } catch (err) {
         if (!(err instanceof QueueUnavailableError)) throw err;

@@ -11,7 +11,7 @@ export interface LifecycleWorkerDeps {
   prefix?: string;
   logger: Logger;
   /** Where retries, compensations and remediations wait for the runner pool. */
-  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
 }
 

@@ -24,7 +24,7 @@ export interface DriftWorkerDeps {
   prefix?: string;
   logger: Logger;
   /** Where stack jobs wait for the runner pool. */
-  waiting: Pick<WaitingJobs, 'add' | 'forget'>;
+  waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
   /** DRIFT_SPREAD_SECONDS. */
   config: { DRIFT_SPREAD_SECONDS: number };

@@ -1,4 +1,4 @@
-import { jobHeartbeatKey, type Logger, type StackQueue } from '@pds/shared';
+import { jobHeartbeatKey, LEASE_BEATS, type Logger, type StackQueue } from '@pds/shared';
 import type { Redis } from 'ioredis';
 import type { AbortReason } from '../run/job-run.js';
 import type { TenantGate } from '../admission/tenant-gate.js';
@@ -80,7 +80,7 @@ export class JobLease {
   }
 
   private async beat(jobId: string, held: Held): Promise<void> {
-    await this.deps.redis.set(jobHeartbeatKey(jobId), this.deps.runnerId, 'PX', 4 * this.deps.heartbeatMs);
+    await this.deps.redis.set(jobHeartbeatKey(jobId), this.deps.runnerId, 'PX', LEASE_BEATS * this.deps.heartbeatMs);
     await this.deps.tenantGate.renew(held.tenant, jobId);
   }
 
