@@ -2,6 +2,7 @@ import {
   assertVersionRanges,
   canSee,
   decodePolicy,
+  forgetTenantLimit,
   DEFAULT_TENANT,
   encodePolicy,
   errors,
@@ -92,6 +93,7 @@ export function tenantService({ models }: { models: Pick<Models, 'Tenant'> }) {
         { returnDocument: 'after' },
       ).lean<TenantDoc>();
       if (!doc) throw errors.notFound(`tenant ${name} not found`);
+      forgetTenantLimit(name);
       return decodePolicy(doc.policy);
     },
 
