@@ -65,16 +65,19 @@ async function pairedLatencies(service: BenchService, n: number): Promise<{ thro
   const [viaApi, direct] = await Promise.all([service.createResource('paired-api'), service.createResource('paired-direct')]);
   const through: number[] = [];
   const straight: number[] = [];
+  const run = async (queue: () => Promise<{ id: string }>) => {
+    const job = await queue();
+    await service.waitEnded([job.id]);
+    return (await timesOf(service, job.id))?.latency;
+  };
   for (let i = 0; i < n; i++) {
-    for (const [queue, into] of [
-      [() => service.queueJob(viaApi.id), through],
-      [() => queueDirect(service, direct.id), straight],
-    ] as const) {
-      const job = await queue();
-      await service.waitEnded([job.id]);
-      const times = await timesOf(service, job.id);
-      if (times) into.push(times.latency);
-    }
+    // Which goes first changes every round; a round counts only when both jobs spawned.
+    const viaApiFirst = i % 2 === 0;
+    const first = await run(viaApiFirst ? () => service.queueJob(viaApi.id) : () => queueDirect(service, direct.id));
+    const second = await run(viaApiFirst ? () => queueDirect(service, direct.id) : () => service.queueJob(viaApi.id));
+    if (first === undefined || second === undefined) continue;
+    through.push(viaApiFirst ? first : second);
+    straight.push(viaApiFirst ? second : first);
   }
   return { through, straight };
 }

@@ -44,3 +44,14 @@ t.test('a failed read fails its callers only, and the queued read still runs', a
   started[1]?.finish('back');
   t.equal(await second, 'back');
 });
+
+t.test('a read that throws before it returns a promise fails its caller and leaves nothing behind', async (t) => {
+  const flight = new SingleFlight<string>();
+  await t.rejects(
+    flight.run('job', () => {
+      throw new Error('bad id');
+    }),
+    /bad id/,
+  );
+  t.equal(await flight.run('job', async () => 'read anew'), 'read anew', 'the key is free for the next caller');
+});

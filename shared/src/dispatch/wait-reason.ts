@@ -9,19 +9,24 @@ import { busySlots, poolSlots } from './runner-pool.js';
 /** How long a tenant's limit is remembered for wait reasons (as the dispatcher remembers it). */
 const LIMIT_CACHE_MS = 5_000;
 const limits = new LruCache<string, { max: number | undefined; until: number }>(10_000);
+/** Counts the limits forgotten, so that a read that overlapped a policy change is not kept. */
+let forgotten = 0;
 
 /** The tenant's maxConcurrentJobs, read at most every 5 s: a page polling a queued job reads the store once for the job. */
 async function tenantLimit(models: Pick<Models, 'Tenant'>, tenant: string): Promise<number | undefined> {
   const known = limits.get(tenant);
   if (known && known.until > Date.now()) return known.max;
+  const generation = forgotten;
   const doc = await models.Tenant.findById(tenant, { policy: 1 }).lean<{ policy?: string }>();
   const max = decodePolicy(doc?.policy).maxConcurrentJobs;
-  limits.set(tenant, { max, until: Date.now() + LIMIT_CACHE_MS });
+  // A policy set while this read was under way may be newer than what it read: not kept then.
+  if (generation === forgotten) limits.set(tenant, { max, until: Date.now() + LIMIT_CACHE_MS });
   return max;
 }
 
 /** Forgets a tenant's limit at once (its policy changed here; other processes read it anew within 5 s). */
 export function forgetTenantLimit(tenant: string): void {
+  forgotten++;
   limits.delete(tenant);
 }
 

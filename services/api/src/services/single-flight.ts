@@ -32,7 +32,14 @@ export class SingleFlight<V> {
   }
 
   private fly(key: string, read: () => Promise<V>): Promise<V> {
-    return read().finally(() => {
+    let reading: Promise<V>;
+    try {
+      reading = read();
+    } catch (err) {
+      // A read that throws at once still settles its flight (and frees the key).
+      reading = Promise.reject(err as Error);
+    }
+    return reading.finally(() => {
       const flight = this.flights.get(key);
       const next = flight?.next;
       if (!flight || !next) {
