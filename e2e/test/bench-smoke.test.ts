@@ -44,7 +44,7 @@ const EXPECTED: Record<string, string[]> = {
   ],
 };
 
-// Longer than the suite's 300 s per file: the benches' own limits are what stop a hung one.
+// Longer than the suite's 480 s per file: the benches' own limits are what stop a hung one.
 t.setTimeout(16 * 60_000);
 // Where the machine gives no sandbox, its bench says so and measures nothing.
 if (testIsolation().isolation !== 'sandbox') EXPECTED['== job sandbox'] = [];
