@@ -41,6 +41,8 @@ export interface FairShareFigures {
   oneJobMs: number;
   /** From a later tenant's first job queued to its start. */
   firstWaitMs: Record<string, number>;
+  /** How many of the flood's jobs started while a later tenant's first job waited (a pool's worth at most, if it did not wait behind the flood). */
+  firstPassedBy: Record<string, number>;
   /** The contended period: from every slot having turned over after the later tenants queued, until one of them has started 80 % of its jobs (its last ones wait for its own busy stacks). */
   contendedMs: number;
   /** Whether the flood still had jobs to start when the period ended. */
@@ -145,9 +147,11 @@ export async function runFairShare(setup: FairShareSetup): Promise<FairShareFigu
   durations.sort((a, b) => a - b);
   const startsOf = (tenant: string) => held.filter((s) => s.tenant === tenant).map((s) => s.start);
   const firstWaitMs: Record<string, number> = {};
+  const firstPassedBy: Record<string, number> = {};
   for (const tenant of ['fb', 'fc']) {
     const first = jobs.filter((j) => j.tenantId === tenant).reduce((a, b) => (time(a.startedAt) <= time(b.startedAt) ? a : b));
     firstWaitMs[tenant] = time(first.startedAt) - time(first.createdAt);
+    firstPassedBy[tenant] = startsOf('fa').filter((start) => start > time(first.createdAt) && start < time(first.startedAt)).length;
   }
   const to = Math.min(...['fb', 'fc'].map((tenant) => startsOf(tenant).sort((a, b) => a - b)[Math.floor(setup.each * 0.8)] as number));
   // Once every slot turned over (a job's time after the last was queued). A run too small to have
@@ -164,6 +168,7 @@ export async function runFairShare(setup: FairShareSetup): Promise<FairShareFigu
     failed: jobs.filter((j) => j.status !== 'succeeded').map((j) => `${j._id} ${j.status} ${j.error ?? ''}`),
     oneJobMs: durations[Math.floor(durations.length / 2)] ?? 0,
     firstWaitMs,
+    firstPassedBy,
     contendedMs: to - from,
     floodStillWaiting: Math.max(...startsOf('fa')) > to,
     shareOfWeight,

@@ -37,10 +37,12 @@ t.test(
     });
     t.same(figures.failed, [], 'every job succeeded');
     if (figures.failed.length) for (const runner of runners) t.comment(recentOutput(runner).slice(-3000));
-    for (const [tenant, waited] of Object.entries(figures.firstWaitMs))
+    // Not behind the flood: while a later tenant's first job waited, at most a pool's worth of the
+    // flood's jobs started (its time against one job's is the bench's figure; a loaded machine stretches both).
+    for (const [tenant, passedBy] of Object.entries(figures.firstPassedBy))
       t.ok(
-        waited <= figures.oneJobMs,
-        `${tenant}'s first job started ${waited} ms after it was queued, behind ${FLOOD} of fa's (one job: ${figures.oneJobMs} ms)`,
+        passedBy <= RUNNERS * SLOTS,
+        `${tenant}'s first job was passed by ${passedBy} of fa's ${FLOOD} (at most ${RUNNERS * SLOTS}); it started ${figures.firstWaitMs[tenant]} ms after it was queued (one job: ${figures.oneJobMs} ms)`,
       );
     t.ok(figures.floodStillWaiting, 'the flood still waited when the contended period ended (everyone wanted slots throughout)');
     t.ok(figures.contendedMs > 3 * figures.oneJobMs, `a contended period of several jobs (${figures.contendedMs} ms)`);
