@@ -97,9 +97,17 @@ t.test('governance: a tenant deploys within the rules the platform sets', async 
     const codes = answers.map((a) => a.statusCode);
     t.equal(codes.filter((c) => c === 201).length, 5, `201 × 5 (${codes.join(' ')})`);
     t.equal(codes.filter((c) => c === 409).length, 15);
-    t.match(
-      answers.find((a) => a.statusCode === 409)!.json().message,
-      /at most 5 LocalFileSet resources .*templates\.LocalFileSet\.maxInstances/,
+    // A create that meets another one's count under way is told to retry (the store lock); the rest name the cap.
+    const refusals = answers.filter((a) => a.statusCode === 409).map((a) => a.json().message as string);
+    const cap = /at most 5 LocalFileSet resources .*templates\.LocalFileSet\.maxInstances/;
+    t.ok(
+      refusals.some((message) => cap.test(message)),
+      'a refusal names the cap',
+    );
+    t.same(
+      refusals.filter((message) => !cap.test(message) && !/another change of the same kind is in progress .*; retry/.test(message)),
+      [],
+      'every refusal names the cap or says to retry',
     );
     t.equal(await models.Resource.countDocuments({ tenantId: 'acme' }), 5);
   });
