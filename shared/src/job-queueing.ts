@@ -152,8 +152,9 @@ export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?:
       await handOver(lane.queue, waiting, taken, () => undefined);
     }
   } catch (err) {
-    // Taken by the fast lane, then not handed over: given back, unless a dispatcher has handed it over meanwhile.
-    if (taken && !(await waiting.untake(taken).catch(() => true))) return job.toObject() as StackJobDoc;
+    // Taken by the fast lane, then not handed over: given back, unless a dispatcher has handed it over
+    // meanwhile, or the give-back failed too (then it stays among those dispatching: the dispatcher adds it after 5 s).
+    if (taken && !(await waiting.untake(taken).catch(() => false))) return job.toObject() as StackJobDoc;
     // Taken back out (the caller hears QueueUnavailableError): a document left `queued` with nothing
     // waiting for it can be cancelled, and a line entry left is dropped by the runner that finds it ended.
     await waiting.forget(job._id).catch(() => undefined);

@@ -44,7 +44,8 @@ export async function uidReachProblem(uid: number, reach: UidReach): Promise<str
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk));
   const failed = once(child, 'error').then(([err]) => err as NodeJS.ErrnoException);
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  // 'close', not 'exit': the verdict on stdout is read whole only once the pipes have closed.
+  const exited = once(child, 'close').then(([code]) => code as number | null);
   const outcome = await Promise.race([failed, exited]);
   return typeof outcome === 'object' && outcome !== null ? cannotSwitch(uid, outcome) : verdict(uid, outcome, output);
 }
