@@ -22,6 +22,9 @@ import {
   WaitingJobs,
   redisReady,
   prepareStore,
+  isFinalStatus,
+  type JobStatus,
+  liveJobs,
 } from '@pds/shared';
 import { buildGateway, SubscriptionHub } from '@pds/stream-gateway';
 import WebSocket from 'ws';
@@ -344,7 +347,10 @@ export async function insertJob(
     stackFqdn: resource.stackFqdn,
     ...fields,
   });
-  return doc.toObject() as StackJobDoc;
+  const job = doc.toObject() as StackJobDoc;
+  // As queueing would have left it: a job not ended has its live entry (the active-job checks read those).
+  if (!isFinalStatus(job.status as JobStatus)) await liveJobs(stack.models).record(job);
+  return job;
 }
 
 /** Replaces a resource's manifest through the API; returns it as the API shows it (`version` + 1). */

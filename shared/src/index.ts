@@ -16,6 +16,7 @@ export * from './kinds.js';
 export * from './line-store.js';
 export * from './local-paths.js';
 export * from './logger.js';
+export * from './live-jobs.js';
 export * from './lru.js';
 export * from './manifest.js';
 export * from './models/index.js';

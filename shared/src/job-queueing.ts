@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import type { JobOptions } from './job-fields.js';
 import type { Models, ResourceDoc, StackJobDoc } from './models/index.js';
 import { handOver, type WaitingEntry, type WaitingJobs } from './dispatch/waiting-jobs.js';
+import { liveJobs } from './live-jobs.js';
 import type { JobClass } from './names.js';
 import type { StackQueue } from './stack-queue.js';
 import { stackKeyOf, tenantOf } from './tenancy.js';
@@ -15,7 +16,7 @@ export class QueueUnavailableError extends Error {
 }
 
 export interface QueueingDeps {
-  models: Pick<Models, 'StackJob'>;
+  models: Pick<Models, 'StackJob' | 'LiveJob'>;
   /** Where jobs wait for the dispatcher (shared/src/dispatch), which puts them on the runner queue. */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
@@ -117,7 +118,14 @@ function classOf(fields: Pick<NewJob, 'operation' | 'createdBy' | 'templateCheck
  */
 export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?: TenantLimit): Promise<StackJobDoc> {
   const { models, waiting, stacks, fastLane } = deps;
-  const job = await models.StackJob.create(fields);
+  const live = liveJobs(models);
+  // Live before it exists: the active-job checks read the live entries, never a job without one.
+  const id = fields._id ?? randomUUID();
+  await live.record({ ...fields, _id: id });
+  const job = await models.StackJob.create({ ...fields, _id: id }).catch(async (err: Error) => {
+    await live.forget(id).catch(() => undefined);
+    throw err;
+  });
   const stackKey = stackKeyOf(fields.tenantId, fields.stackFqdn);
   const jobClass = classOf(fields);
   let taken: WaitingEntry | undefined;
@@ -159,6 +167,7 @@ export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?:
     // waiting for it can be cancelled, and a line entry left is dropped by the runner that finds it ended.
     await waiting.forget(job._id).catch(() => undefined);
     await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
+    await live.forget(job._id).catch(() => undefined);
     await stacks.remove(stackKey, job._id).catch(() => undefined);
     throw new QueueUnavailableError((err as Error).message);
   }

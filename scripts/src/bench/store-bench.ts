@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { jobWritableFile, standInIsolation } from '@pds/devkit';
-import { LINES_PER_CHUNK, lineStore, type Models, storeApiToken, tokenAuthenticator } from '@pds/shared';
+import { ACTIVE_STATUSES, LINES_PER_CHUNK, lineStore, liveJobs, type Models, storeApiToken, tokenAuthenticator } from '@pds/shared';
 import { startBenchService } from './bench-service.js';
 import { spawnLatencies, STAND_IN } from './fleet-bench.js';
 import { benchStep, fmt, percentile, row, sized } from './stats.js';
@@ -34,6 +34,9 @@ async function prefill(models: Models, jobs: number, lines: number): Promise<str
         stackFqdn: `organization/local-file-set/old-${(start + i) % 1000}`,
         operation: 'up',
         status: 'succeeded',
+        // Written as stored by queueing (lean inserts set no timestamps): the job list sorts by createdAt.
+        createdAt: finishedAt,
+        updatedAt: finishedAt,
         startedAt: finishedAt,
         spawnedAt: finishedAt,
         finishedAt,
@@ -71,6 +74,61 @@ interface StoreFigures {
   jobReadsPerSecond: number;
   replayMs: number;
   tokenCheckP50: number;
+  deleteRefusedP50: number;
+  busyCheckP50: number;
+  busyScanP50: number;
+  jobListP50: number;
+}
+
+/** p50 of `n` sequential runs of `once`, in ms. */
+async function timed(n: number, once: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    await once();
+    times.push(performance.now() - start);
+  }
+  return percentile(times, 50);
+}
+
+/**
+ * The active-job checks (a resource's delete, a drift tick's busy check) against a stack with a
+ * queued job, beside the store scan the drift tick made before live entries; and a page of the job list.
+ */
+async function activeChecks(service: BenchService) {
+  const resource = await service.createResource('busy');
+  const stackFqdn = 'organization/local-file-set/busy';
+  // A queued job as queueing leaves it (its live entry, then the job), not on the runner queue: it stays queued.
+  const job = {
+    _id: randomUUID(),
+    tenantId: 'default',
+    resourceId: resource.id,
+    resourceVersion: 1,
+    kind: 'LocalFileSet',
+    stackFqdn,
+    operation: 'up' as const,
+  };
+  const live = liveJobs(service.models);
+  await live.record(job);
+  await service.models.StackJob.create(job);
+  const n = sized(20, 3);
+  benchStep('active-job checks');
+  const deleteRefusedP50 = await timed(n, async () => {
+    const res = await service.app.inject({ method: 'DELETE', url: `/v1/resources/${resource.id}`, headers: service.auth });
+    if (res.statusCode !== 409) throw new Error(`the delete of a busy resource answered ${res.statusCode}, not 409`);
+  });
+  const busyCheckP50 = await timed(n, async () => {
+    if ((await live.find({ tenantId: 'default', stackFqdn })).length !== 1) throw new Error('the busy check missed the queued job');
+  });
+  const busyScanP50 = await timed(sized(5, 2), () =>
+    service.models.StackJob.exists({ tenantId: 'default', stackFqdn, status: { $in: ACTIVE_STATUSES } }),
+  );
+  benchStep('GET /v1/jobs?limit=20');
+  const jobListP50 = await timed(sized(5, 2), async () => {
+    const res = await service.app.inject({ method: 'GET', url: '/v1/jobs?limit=20', headers: service.auth });
+    if (res.statusCode !== 200) throw new Error(`GET /v1/jobs answered ${res.statusCode}: ${res.body}`);
+  });
+  return { deleteRefusedP50, busyCheckP50, busyScanP50, jobListP50 };
 }
 
 /** The figures on one service (with or without history beside what is measured). */
@@ -111,7 +169,9 @@ async function measure(service: BenchService): Promise<StoreFigures> {
     await authenticator.authenticate(token);
     checks.push(performance.now() - start);
   }
+  const active = await activeChecks(service);
   return {
+    ...active,
     spawnP50: percentile(latencies, 50),
     spawnP99: percentile(latencies, 99),
     jobReadsPerSecond,
@@ -151,4 +211,8 @@ export async function storeBench(): Promise<void> {
   row('history vs empty: GET /v1/jobs/:id', full.jobReadsPerSecond, empty.jobReadsPerSecond, 'req/s', '>= 0.83x the empty store');
   row('history vs empty: replay of a 10,000-line job', full.replayMs, empty.replayMs, 'ms', goal);
   row('history vs empty: token check (uncached) p50', full.tokenCheckP50, empty.tokenCheckP50, 'ms', goal);
+  row('history vs empty: DELETE of a busy resource (refused) p50', full.deleteRefusedP50, empty.deleteRefusedP50, 'ms', goal);
+  row('history vs empty: drift tick busy check p50', full.busyCheckP50, empty.busyCheckP50, 'ms', goal);
+  row('busy check vs the job scan it replaced, with history', full.busyCheckP50, full.busyScanP50, 'ms', 'report');
+  row('history vs empty: GET /v1/jobs?limit=20 p50', full.jobListP50, empty.jobListP50, 'ms', goal);
 }

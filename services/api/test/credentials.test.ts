@@ -1,5 +1,5 @@
 import { sampleCredentials } from '@pds/devkit';
-import { type CredentialDoc, Keyring, openSecrets, resealCredentials } from '@pds/shared';
+import { type CredentialDoc, Keyring, liveJobs, openSecrets, resealCredentials } from '@pds/shared';
 import t from 'tap';
 import { auth, CREDENTIALS_KEY, startApi } from './harness.js';
 
@@ -139,6 +139,8 @@ t.test('credentials', async (t) => {
       status: 'running',
       credentialId: ids.azure,
     });
+    // As the runner records a run's credential: on its live entry too (what the delete reads).
+    await liveJobs(models).record(job.toObject());
     const refused = await call('DELETE', `/v1/credentials/${ids.azure}`);
     t.equal(refused.statusCode, 409);
     t.match(refused.json().message, new RegExp(`in use by running job ${job._id}`));

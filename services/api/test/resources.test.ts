@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { liveJobs, recordStackLife, type StackJobDoc } from '@pds/shared';
 import { auth, manifest, startApi } from './harness.js';
 
 t.test('resources', async (t) => {
@@ -120,19 +121,24 @@ t.test('resources', async (t) => {
     const busy = await del();
     t.equal(busy.statusCode, 409);
     t.match(busy.json().message, new RegExp(`queued or running job\\(s\\) \\(${job.id}\\).*force=true`));
-    // The up ran and succeeded (as a runner would record it): the stack now has resources.
-    await models.StackJob.updateOne({ _id: job.id }, { $set: { status: 'succeeded', finishedAt: new Date() } });
+    // The up ran and succeeded (as a runner records it: the job ended, no longer live, the stack deployed).
+    const ended = await models.StackJob.findOneAndUpdate(
+      { _id: job.id },
+      { $set: { status: 'succeeded', finishedAt: new Date() } },
+      { returnDocument: 'after' },
+    ).lean<StackJobDoc>();
+    await liveJobs(models).forget(job.id);
+    await recordStackLife(models, ended!, { status: 'succeeded', at: new Date() });
     const deployed = await del();
     t.equal(deployed.statusCode, 409);
-    t.match(deployed.json().message, /still has deployed resources.*run a destroy job first/);
-    const destroy = await models.StackJob.create({
-      ...job,
-      _id: undefined,
-      operation: 'destroy',
-      status: 'succeeded',
-      finishedAt: new Date(Date.now() + 1000),
-    });
-    t.ok(destroy);
+    t.match(
+      deployed.json().message,
+      new RegExp(`still has deployed resources \\(stack: deployed, last moved by job ${job.id}\\).*run a destroy job first`),
+    );
+    // An up that failed half-way may have left resources too.
+    await recordStackLife(models, { ...ended!, _id: 'a-failed-up' }, { status: 'failed', at: new Date() });
+    t.match((await del()).json().message, /stack: failed, last moved by job a-failed-up/);
+    await recordStackLife(models, { ...ended!, _id: 'a-destroy', operation: 'destroy' }, { status: 'succeeded', at: new Date() });
     t.equal((await del()).statusCode, 200, 'after a successful destroy it goes');
     t.equal((await app.inject({ method: 'GET', url: `/v1/resources/${resource.id}`, headers: auth })).statusCode, 404);
     t.equal((await del()).statusCode, 404);

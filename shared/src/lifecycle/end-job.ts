@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { endMessageFor } from '../job-end.js';
 import type { Logger } from '../logger.js';
 import type { Models, StackJobDoc } from '../models/index.js';
+import { liveJobs } from '../live-jobs.js';
 import { jobChannel } from '../names.js';
 import { recordStackLife } from '../stack-life.js';
 import type { EndMessage } from '../types.js';
@@ -18,7 +19,7 @@ export interface JobOutcome {
 }
 
 export interface EndJobDeps {
-  models: Pick<Models, 'StackJob' | 'Resource'>;
+  models: Pick<Models, 'StackJob' | 'Resource' | 'LiveJob'>;
   /** Where the job's `end` message is published. */
   publisher: Pick<Redis, 'publish'>;
   /** JOB_LIFECYCLE_QUEUE: where the after-end reactions are queued. */
@@ -67,6 +68,10 @@ export async function endJob(
     ).lean<StackJobDoc>();
   const job = await (run ? run.store(write) : write());
   if (!job) return undefined;
+  // No longer live; an entry left (the store away now) is dropped by the next check that finds it ended.
+  await liveJobs(deps.models)
+    .forget(jobId)
+    .catch((err: Error) => deps.logger.warn({ err: err.message, jobId }, 'the live entry of an ended job could not be dropped'));
   if (run) await run.afterWrite(job);
   else if (from.includes('running'))
     await recordStackLife(deps.models, job, { status: outcome.status, at: finishedAt }).catch((err: Error) =>

@@ -3,6 +3,7 @@ import { apiTokenModel } from './api-token.js';
 import { auditEntryModel } from './audit-entry.js';
 import { credentialModel } from './credential.js';
 import { jobLineChunkModel } from './job-line.js';
+import { liveJobModel } from './live-job.js';
 import { resourceModel } from './resource.js';
 import { stackJobModel } from './stack-job.js';
 import { stackStateModel, stateUploadModel, updatePlanFileModel } from './stack-state.js';
@@ -15,6 +16,7 @@ export * from './api-token.js';
 export * from './audit-entry.js';
 export * from './credential.js';
 export * from './job-line.js';
+export * from './live-job.js';
 export * from './resource.js';
 export * from './stack-job.js';
 export * from './tenant.js';
@@ -29,6 +31,7 @@ export function createModels(connection: Connection) {
   return {
     Resource: resourceModel(connection),
     StackJob: stackJobModel(connection),
+    LiveJob: liveJobModel(connection),
     JobLineChunk: jobLineChunkModel(connection),
     Credential: credentialModel(connection),
     ApiToken: apiTokenModel(connection),

@@ -1,4 +1,5 @@
 import type { Model } from 'mongoose';
+import { backfillLiveJobs } from '../live-jobs.js';
 import type { Logger } from '../logger.js';
 import { DEFAULT_TENANT } from '../tenancy.js';
 import type { Models } from './index.js';
@@ -85,6 +86,15 @@ export async function migrateToTenants(models: Models): Promise<{ migrated: bool
   return { migrated: true, moved };
 }
 
+/** Live entries for the jobs of a store from before they existed, once (the default tenant's `liveJobsAt` says it is done). */
+async function backfillOnce(models: Models): Promise<number | undefined> {
+  const tenant = await models.Tenant.findById(DEFAULT_TENANT, { liveJobsAt: 1 }).lean<{ liveJobsAt?: Date }>();
+  if (tenant?.liveJobsAt) return undefined;
+  const recorded = await backfillLiveJobs(models);
+  await models.Tenant.updateOne({ _id: DEFAULT_TENANT }, { $set: { liveJobsAt: new Date() } });
+  return recorded;
+}
+
 /**
  * Readies the store at start-up: moves earlier versions' data into the default tenant, drops their
  * single-tenant unique indexes, and builds every declared index, so uniqueness holds before the
@@ -97,7 +107,9 @@ export async function prepareStore(models: Models, logger?: Pick<Logger, 'info'>
     if (await dropIndexIfPresent(models[model] as Model<any>, index)) dropped.push(`${model}.${index}`);
   }
   await Promise.all(Object.values(models).map((model) => (model as Model<any>).createIndexes()));
+  const liveJobs = await backfillOnce(models);
+  if (liveJobs !== undefined) logger?.info({ jobs: liveJobs }, 'waiting and running jobs recorded as live');
   if (migration.migrated) logger?.info({ moved: migration.moved }, 'data of the version without tenants moved into the default tenant');
   if (dropped.length > 0) logger?.info({ indexes: dropped }, 'single-tenant unique indexes dropped');
-  return { ...migration, droppedIndexes: dropped };
+  return { ...migration, droppedIndexes: dropped, ...(liveJobs !== undefined ? { liveJobs } : {}) };
 }

@@ -79,6 +79,8 @@ export const stackJobSchema = new Schema(
   },
   { timestamps: true, versionKey: false },
 );
+// The job list's pages (MongoDB; FerretDB on SQLite answers only _id from an index).
+stackJobSchema.index({ tenantId: 1, createdAt: -1 });
 stackJobSchema.index({ resourceId: 1, createdAt: -1 });
 stackJobSchema.index({ status: 1, createdAt: -1 });
 stackJobSchema.index({ stackFqdn: 1, createdAt: -1 });

@@ -14,6 +14,8 @@ export const tenantSchema = new Schema(
     policy: { type: String, default: '{}' },
     /** When data of versions without tenants was moved into this tenant (the default one only). */
     migratedAt: { type: Date },
+    /** When the store's waiting and running jobs got their live entries (live-jobs.ts; the default tenant only). */
+    liveJobsAt: { type: Date },
   },
   { timestamps: true, versionKey: false },
 );
@@ -25,6 +27,7 @@ export interface TenantDoc {
   createdBy: string;
   policy?: string;
   migratedAt?: Date;
+  liveJobsAt?: Date;
   createdAt: Date;
   updatedAt: Date;
 }

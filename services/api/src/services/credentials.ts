@@ -9,12 +9,13 @@ import {
   sealSecrets,
   tenantFilter,
   type TenantViewer,
+  liveJobs,
 } from '@pds/shared';
 import type { TenantService } from './tenants.js';
 import { listPage } from './pagination.js';
 
 export interface CredentialServiceDeps {
-  models: Pick<Models, 'Credential' | 'StackJob' | 'Tenant'>;
+  models: Pick<Models, 'Credential' | 'StackJob' | 'LiveJob' | 'Tenant'>;
   tenants: Pick<TenantService, 'actingTenant'>;
   /** Undefined when CREDENTIALS_KEY is not set: credentials cannot be stored. */
   keyring?: Keyring;
@@ -213,7 +214,7 @@ export function credentialService({ models, keyring, tenants }: CredentialServic
     /** Refused while a running job uses the credential: its secrets are in that job's environment. */
     async remove(id: string, viewer: TenantViewer) {
       const doc = await findChangeable(id, viewer);
-      const running = await models.StackJob.findOne({ credentialId: id, status: 'running' }, { _id: 1 }).lean<{ _id: string }>();
+      const [running] = await liveJobs(models).find({ credentialId: id }, ['running']);
       if (running) throw errors.conflict(`credential ${doc.name} is in use by running job ${running._id}; delete it after the job ends`);
       await models.Credential.deleteOne({ _id: id });
       return credentialView(doc, viewer);

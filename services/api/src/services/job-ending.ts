@@ -8,6 +8,7 @@ import {
   tenantOf,
   WAITING_STATUSES,
   wakeDispatcher,
+  liveJobs,
 } from '@pds/shared';
 import { endJob, type EndReason } from '@pds/shared/lifecycle';
 import type { JobServiceDeps } from './jobs.js';
@@ -70,14 +71,16 @@ export function jobEnding({ models, queue, redis, stacks, waiting, lifecycleQueu
    * delay users).
    */
   async function supersede(newer: StackJobDoc, operation: Operation, why: string): Promise<void> {
-    const waiting = await models.StackJob.find({
-      tenantId: tenantOf(newer),
-      stackFqdn: newer.stackFqdn,
-      operation,
-      status: 'queued',
-      _id: { $ne: newer._id },
-      compensates: { $exists: false }, // a compensation puts the stack back; a newer up does not replace it
-    }).lean<StackJobDoc[]>();
+    const waiting = await liveJobs(models).find(
+      {
+        tenantId: tenantOf(newer),
+        stackFqdn: newer.stackFqdn,
+        operation,
+        _id: { $ne: newer._id },
+        compensates: { $exists: false }, // a compensation puts the stack back; a newer up does not replace it
+      },
+      ['queued'],
+    );
     for (const older of waiting) {
       if (older.createdAt > newer.createdAt) continue;
       await cancelQueued(older, 'superseded', why);

@@ -18,6 +18,7 @@ import {
   tenantOf,
   type TenantPolicy,
   WAITING_STATUSES,
+  liveJobs,
 } from '@pds/shared';
 import type { CreateJobInput, JobServiceDeps } from './jobs.js';
 import { withStoreLock } from './store-lock.js';
@@ -125,11 +126,10 @@ export function jobPolicy({ models, kinds }: Pick<JobServiceDeps, 'models' | 'ki
     const max = policy.maxQueuedJobs;
     if (max === undefined) return queueIt();
     return withStoreLock(models, `queued:${tenant}`, async () => {
-      const queued = await models.StackJob.countDocuments({
-        tenantId: tenant,
-        status: { $in: WAITING_STATUSES },
-        planFor: { $exists: false },
-      });
+      // Live entries are a superset: only a tenant that may be at its limit has them confirmed one by one.
+      const live = liveJobs(models);
+      const entries = await live.entries({ tenantId: tenant, planFor: { $exists: false } });
+      const queued = entries.length < max ? entries.length : (await live.confirm(entries, WAITING_STATUSES)).length;
       if (queued >= max) {
         throw errors.quota(
           `tenant ${tenant} has ${queued} waiting jobs (queued, awaiting approval or approved), its limit (policy: maxQueuedJobs ${max}); retry when some have started or ended`,

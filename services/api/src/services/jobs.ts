@@ -168,7 +168,7 @@ export function jobService(deps: JobServiceDeps) {
       if (operation === 'up' && (options.queuePolicy ?? queuePolicyOf(resource)) === 'latest')
         await ending.supersede(created, 'up', `superseded by job ${created._id} (queue policy latest)`);
       // Only where a schedule queues checks (a check a person asked for runs in its turn, at no lower
-      // priority than other jobs): the query scans every job on a store without indexes (FerretDB's).
+      // priority than other jobs).
       if (operation !== 'drift-check' && resource.driftSchedule)
         await ending.supersede(created, 'drift-check', `a drift check gives way to job ${created._id} on its stack`);
       return jobView(created);

@@ -12,7 +12,8 @@ import {
   type ResourceDoc,
   resolveStackFqdn,
   tenantOf,
-  type StackJobDoc,
+  liveJobs,
+  type StackStatus,
   STORED_MANIFEST,
   tenantFilter,
   type TenantViewer,
@@ -22,7 +23,6 @@ import {
   assertParameters,
   assertTemplateAllowed,
   type TenantPolicy,
-  WAITING_STATUSES,
 } from '@pds/shared';
 import { listPage } from './pagination.js';
 import { resourceFolders } from './resource-folders.js';
@@ -40,6 +40,9 @@ export interface ResourceServiceDeps {
   /** Seals secret parameters (CREDENTIALS_KEY); without it, templates with secret parameters cannot be used. */
   keyring?: Keyring;
 }
+
+/** Stacks that hold nothing: never deployed, or destroyed (every other status may have left resources). */
+const EMPTY_STACKS: readonly StackStatus[] = ['pending', 'destroyed'];
 
 function isDuplicateKey(err: unknown): err is { keyPattern?: Record<string, unknown> } {
   return (err as { code?: number }).code === 11000;
@@ -269,25 +272,18 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
      */
     async remove(id: string, force: boolean, viewer: TenantViewer) {
       const doc = await find(id, viewer);
-      const active = await models.StackJob.find({ resourceId: id, status: { $in: [...WAITING_STATUSES, 'running'] } }, { _id: 1 }).lean<
-        { _id: string }[]
-      >();
-      const lastChange = await models.StackJob.findOne({
-        resourceId: id,
-        status: 'succeeded',
-        operation: { $in: ['up', 'refresh', 'destroy'] },
-      })
-        .sort({ finishedAt: -1 })
-        .lean<StackJobDoc>();
-      const deployed = lastChange !== null && lastChange.operation !== 'destroy';
+      const active = await liveJobs(models).find({ resourceId: id });
       if (!force && active.length > 0) {
         throw errors.conflict(
           `resource ${id} has ${active.length} queued or running job(s) (${active.map((j) => j._id).join(', ')}); wait for them, cancel them, or delete with ?force=true`,
         );
       }
-      if (!force && deployed) {
+      // Its stack's life says whether resources may be left: deployed, or an up or destroy that failed half-way.
+      const stackStatus = doc.stack?.status ?? 'pending';
+      if (!force && !EMPTY_STACKS.includes(stackStatus)) {
+        const mover = doc.stack?.jobId ? `, last moved by job ${doc.stack.jobId}` : '';
         throw errors.conflict(
-          `the stack ${doc.stackFqdn} still has deployed resources (last change: ${lastChange.operation} job ${lastChange._id}); run a destroy job first, or delete with ?force=true to leave them and the stack state behind`,
+          `the stack ${doc.stackFqdn} still has deployed resources (stack: ${stackStatus}${mover}); run a destroy job first, or delete with ?force=true to leave them and the stack state behind`,
         );
       }
       await models.Resource.deleteOne({ _id: id });

@@ -12,7 +12,7 @@ import {
   STATE_MAX_BYTES,
   tenantOf,
   type TenantViewer,
-  WAITING_STATUSES,
+  liveJobs,
 } from '@pds/shared';
 import type { AppContext } from '../app.js';
 import { jobService } from './jobs.js';
@@ -110,11 +110,7 @@ export function stackStateService(deps: AppContext) {
     // (cancelled before it ran) goes now.
     const waiting = await models.StateUpload.findOne({ resourceId: resource._id }, { _id: 1 }).lean<{ _id: string }>();
     if (waiting) {
-      const active = await models.StackJob.exists({
-        resourceId: resource._id,
-        status: { $in: [...WAITING_STATUSES, 'running'] },
-        'options.upload': waiting._id,
-      });
+      const [active] = await liveJobs(models).find({ resourceId: resource._id, upload: waiting._id });
       if (active)
         throw errors.conflict(
           `an import into resource ${resource._id} is waiting for its job ${String(active._id)}; let it run or cancel it first`,

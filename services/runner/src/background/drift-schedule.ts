@@ -12,7 +12,7 @@ import {
   type StackQueue,
   type WaitingJobs,
   tenantOf,
-  WAITING_STATUSES,
+  liveJobs,
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -61,12 +61,8 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
     if (!CHECKED_STACKS.includes(resource.stack?.status ?? 'pending'))
       return `skipped: the stack is ${resource.stack?.status ?? 'pending'}`;
     const tenantId = tenantOf(resource);
-    const busy = await deps.models.StackJob.exists({
-      tenantId,
-      stackFqdn: resource.stackFqdn,
-      status: { $in: [...WAITING_STATUSES, 'running'] },
-    });
-    if (busy) return 'skipped: the stack has a job queued or running';
+    const busy = await liveJobs(deps.models).find({ tenantId, stackFqdn: resource.stackFqdn });
+    if (busy.length > 0) return 'skipped: the stack has a job queued or running';
     const check = await queueStackJob(queueing, {
       ...jobOnResource(resource),
       operation: 'drift-check',

@@ -8,6 +8,7 @@ import {
   jobStackKey,
   type KindInfo,
   lineStore,
+  liveJobs,
   localDirsOf,
   localFilesRoot,
   openSecretParameters,
@@ -209,7 +210,11 @@ async function openSecrets(run: JobRun, kind: KindInfo, resource: ResourceDoc, c
     if (credential.used) run.ran.credential = credential.used;
     const credentialId = credential.credentialId;
     if (credentialId)
-      await run.store('record the credential', () => deps.models.StackJob.updateOne({ _id: job._id }, { $set: { credentialId } }));
+      await run.store('record the credential', async () => {
+        // Its live entry first: a credential's delete reads the entries, then confirms with the job.
+        await liveJobs(deps.models).setCredential(job._id, credentialId);
+        await deps.models.StackJob.updateOne({ _id: job._id }, { $set: { credentialId } });
+      });
     return credential;
   } catch (err) {
     await dispose(run, credential);

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { testMongo } from '@pds/devkit/tap';
+import { connectMongo, createLogger, createModels, DEFAULT_TENANT, liveJobs, prepareStore, type StackJobDoc } from '@pds/shared';
+import { endJob } from '@pds/shared/lifecycle';
+import t from 'tap';
+
+/**
+ * The live entries (shared/src/live-jobs.ts) on the real store: the active-job checks read them
+ * instead of every job ever run, so they must never miss a live job, and what they say is
+ * confirmed against the jobs themselves.
+ */
+t.test('live jobs on a real MongoDB wire store', async (t) => {
+  const connection = await connectMongo(await testMongo(t));
+  t.teardown(() => connection.close());
+  const models = createModels(connection);
+  await prepareStore(models);
+  const live = liveJobs(models);
+  const newJob = (fields: Partial<StackJobDoc> = {}) => ({
+    _id: randomUUID(),
+    tenantId: 'acme',
+    resourceId: 'web',
+    resourceVersion: 1,
+    kind: 'LocalFileSet',
+    stackFqdn: 'organization/local-file-set/web',
+    operation: 'up' as const,
+    status: 'queued' as const,
+    ...fields,
+  });
+  const store = async (fields: Partial<StackJobDoc> = {}) => {
+    const job = newJob(fields);
+    await live.record(job);
+    await models.StackJob.create(job);
+    return job;
+  };
+  const ids = (jobs: { _id: string }[]) => jobs.map((j) => j._id).sort();
+
+  t.test('a check finds the live jobs matching it, with the status asked for, confirmed by the job', async (t) => {
+    const queued = await store({ resourceId: 'a' });
+    const running = await store({ resourceId: 'a', status: 'running' });
+    await store({ resourceId: 'b' });
+    t.same(ids(await live.find({ resourceId: 'a' })), ids([queued, running]));
+    t.same(ids(await live.find({ resourceId: 'a' }, ['running'])), [running._id]);
+    await live.setCredential(running._id, 'cred-1');
+    t.same(ids(await live.find({ credentialId: 'cred-1' }, ['running'])), [running._id], 'a run credential is on its entry');
+  });
+
+  t.test('an entry whose job ended is not an answer and is dropped by the check that finds it', async (t) => {
+    const job = await store({ resourceId: 'c' });
+    // Ended behind the entries' back (as if the drop after the end had failed): the job says it ended.
+    await models.StackJob.updateOne({ _id: job._id }, { $set: { status: 'succeeded', finishedAt: new Date() } });
+    t.same(await live.find({ resourceId: 'c' }), []);
+    t.equal(await models.LiveJob.countDocuments({ _id: job._id }), 0);
+  });
+
+  t.test('an entry whose job is not written yet is kept while it may be one being queued, then dropped', async (t) => {
+    const young = newJob({ resourceId: 'd' });
+    await live.record(young);
+    t.same(await live.find({ resourceId: 'd' }), [], 'not a live job (no job yet)');
+    t.equal(await models.LiveJob.countDocuments({ _id: young._id }), 1, 'but kept: its job may be written next');
+    // A minute later (the raw collection: mongoose keeps createdAt as written).
+    await models.LiveJob.collection.updateOne({ _id: young._id as never }, { $set: { createdAt: new Date(Date.now() - 120_000) } });
+    t.same(await live.find({ resourceId: 'd' }), []);
+    t.equal(await models.LiveJob.countDocuments({ _id: young._id }), 0, 'a leftover of a queueing that failed half-way goes');
+  });
+
+  t.test("a job's end drops its entry", async (t) => {
+    const job = await store({ resourceId: 'e' });
+    const ending = {
+      models,
+      publisher: { publish: async () => 0 },
+      lifecycle: { add: async () => undefined as never },
+      logger: createLogger({ name: 'live-jobs-test', level: 'silent' }),
+    };
+    const ended = await endJob(ending, job._id, { status: 'cancelled', reason: 'cancelled' }, 'cancel');
+    t.equal(ended?.status, 'cancelled');
+    t.equal(await models.LiveJob.countDocuments({ _id: job._id }), 0);
+  });
+
+  t.test('a store from before live entries gets them once, at the first start of this version', async (t) => {
+    // Jobs written by an earlier version: no entries.
+    const waiting = newJob({ resourceId: 'f' });
+    const running = newJob({ resourceId: 'f', status: 'running' });
+    const done = newJob({ resourceId: 'f', status: 'succeeded' });
+    await models.StackJob.insertMany([waiting, running, done]);
+    t.same(await live.find({ resourceId: 'f' }), [], 'missed before the backfill');
+    await models.Tenant.updateOne({ _id: DEFAULT_TENANT }, { $unset: { liveJobsAt: 1 } });
+    const first = await prepareStore(models);
+    t.ok((first.liveJobs ?? 0) >= 2, `recorded ${first.liveJobs}`);
+    t.same(ids(await live.find({ resourceId: 'f' })), ids([waiting, running]));
+    t.equal((await prepareStore(models)).liveJobs, undefined, 'and not again');
+  });
+});
