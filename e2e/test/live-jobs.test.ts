@@ -76,6 +76,20 @@ t.test('live jobs on a real MongoDB wire store', async (t) => {
     t.equal(await models.LiveJob.countDocuments({ _id: job._id }), 0);
   });
 
+  t.test('the full scan mends the entries: records a live job without one, drops one whose job ended', async (t) => {
+    // Queued by a process of an earlier version during an upgrade: no entry.
+    const unrecorded = newJob({ resourceId: 'g' });
+    await models.StackJob.create(unrecorded);
+    const ended = await store({ resourceId: 'g' });
+    await models.StackJob.updateOne({ _id: ended._id }, { $set: { status: 'failed', finishedAt: new Date() } });
+    const stillLive = await store({ resourceId: 'g', status: 'running' });
+    const scanned = await models.StackJob.find({ status: { $in: ['queued', 'running'] } }).lean<StackJobDoc[]>();
+    const { recorded, dropped } = await live.mend(scanned);
+    t.ok(recorded >= 1 && dropped >= 1, `recorded ${recorded}, dropped ${dropped}`);
+    t.same(ids(await models.LiveJob.find({ resourceId: 'g' }).lean<{ _id: string }[]>()), ids([unrecorded, stillLive]));
+    t.equal((await live.find({ resourceId: 'g' }, undefined, 1)).length, 1, 'a check that needs one stops at the first');
+  });
+
   t.test('a store from before live entries gets them once, at the first start of this version', async (t) => {
     // Jobs written by an earlier version: no entries.
     const waiting = newJob({ resourceId: 'f' });

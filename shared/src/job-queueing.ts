@@ -123,7 +123,8 @@ export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?:
   const id = fields._id ?? randomUUID();
   await live.record({ ...fields, _id: id });
   const job = await models.StackJob.create({ ...fields, _id: id }).catch(async (err: Error) => {
-    await live.forget(id).catch(() => undefined);
+    // Only if the job is surely not there (a write reported failed may have been made).
+    if ((await models.StackJob.exists({ _id: id }).catch(() => true)) === null) await live.forget(id).catch(() => undefined);
     throw err;
   });
   const stackKey = stackKeyOf(fields.tenantId, fields.stackFqdn);
@@ -166,8 +167,12 @@ export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?:
     // Taken back out (the caller hears QueueUnavailableError): a document left `queued` with nothing
     // waiting for it can be cancelled, and a line entry left is dropped by the runner that finds it ended.
     await waiting.forget(job._id).catch(() => undefined);
-    await models.StackJob.deleteOne({ _id: job._id }).catch(() => undefined);
-    await live.forget(job._id).catch(() => undefined);
+    // Its live entry goes only with it: a job left standing keeps it.
+    const deleted = await models.StackJob.deleteOne({ _id: job._id }).then(
+      () => true,
+      () => false,
+    );
+    if (deleted) await live.forget(job._id).catch(() => undefined);
     await stacks.remove(stackKey, job._id).catch(() => undefined);
     throw new QueueUnavailableError((err as Error).message);
   }

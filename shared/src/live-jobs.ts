@@ -17,6 +17,11 @@ type JobFields = Pick<StackJobDoc, '_id' | 'tenantId' | 'resourceId' | 'stackFqd
   credentialId?: string | null;
 };
 
+/** An entry whose job ended, or whose job was never written (older than a queueing takes). */
+function isStale(entry: LiveJobDoc, job: Pick<StackJobDoc, 'status'> | null): boolean {
+  return job ? isFinalStatus(job.status as JobStatus) : Date.now() - entry.createdAt.getTime() > UNBORN_GRACE_MS;
+}
+
 /** The live entry of a job: the fields the active-job checks filter on. */
 export function liveEntryOf(job: JobFields): Omit<LiveJobDoc, 'createdAt'> {
   const { upload } = job.options ?? {};
@@ -63,25 +68,58 @@ export function liveJobs(models: LiveModels) {
     return Promise.resolve(models.LiveJob.find(filter).lean<LiveJobDoc[]>());
   }
 
-  /** The jobs of `found` whose status is one of `statuses`, each read by id; stale entries are dropped. */
-  async function confirm(found: readonly LiveJobDoc[], statuses: readonly JobStatus[] = ACTIVE_STATUSES): Promise<StackJobDoc[]> {
-    const jobs = await Promise.all(
-      found.map(async (entry) => {
-        const job = await models.StackJob.findById(entry._id).lean<StackJobDoc>();
-        const ended = job ? isFinalStatus(job.status as JobStatus) : Date.now() - entry.createdAt.getTime() > UNBORN_GRACE_MS;
-        if (ended) await forget(entry._id).catch(() => undefined);
-        return job && statuses.includes(job.status as JobStatus) ? job : undefined;
-      }),
-    );
-    return jobs.filter((job): job is StackJobDoc => job !== undefined);
+  /**
+   * The jobs of `found` whose status is one of `statuses`, each read by id, one at a time, up to
+   * `limit` of them (a check that needs one stops at the first); stale entries met are dropped.
+   */
+  async function confirm(
+    found: readonly LiveJobDoc[],
+    statuses: readonly JobStatus[] = ACTIVE_STATUSES,
+    limit = Infinity,
+  ): Promise<StackJobDoc[]> {
+    const jobs: StackJobDoc[] = [];
+    for (const entry of found) {
+      if (jobs.length >= limit) break;
+      const job = await models.StackJob.findById(entry._id).lean<StackJobDoc>();
+      if (isStale(entry, job)) await forget(entry._id).catch(() => undefined);
+      if (job && statuses.includes(job.status as JobStatus)) jobs.push(job);
+    }
+    return jobs;
   }
 
-  /** The live jobs matching `filter` whose status is one of `statuses` (waiting or running by default). */
-  async function find(filter: QueryFilter<LiveJobDoc>, statuses: readonly JobStatus[] = ACTIVE_STATUSES): Promise<StackJobDoc[]> {
-    return confirm(await entries(filter), statuses);
+  /** The live jobs matching `filter` whose status is one of `statuses` (waiting or running by default), up to `limit`. */
+  async function find(
+    filter: QueryFilter<LiveJobDoc>,
+    statuses: readonly JobStatus[] = ACTIVE_STATUSES,
+    limit = Infinity,
+  ): Promise<StackJobDoc[]> {
+    return confirm(await entries(filter), statuses, limit);
   }
 
-  return { record, forget, setCredential, entries, confirm, find };
+  /**
+   * Keeps the entries true to the store (the reconcilers' full scan, which reads every live job):
+   * records those `live` jobs lack (queued by a process of an earlier version during an upgrade) and
+   * drops entries whose job ended (their drop at the end failed). Returns how many it recorded and dropped.
+   */
+  async function mend(live: readonly JobFields[]): Promise<{ recorded: number; dropped: number }> {
+    const known = await entries({});
+    const ids = new Set(known.map((entry) => entry._id));
+    const missing = live.filter((job) => !ids.has(job._id));
+    for (const job of missing) await record(job);
+    const liveIds = new Set(live.map((job) => job._id));
+    let dropped = 0;
+    // Only entries the scan did not see live are read again: the scan may predate a job queued since.
+    for (const entry of known) {
+      if (liveIds.has(entry._id)) continue;
+      const job = await models.StackJob.findById(entry._id, { status: 1 }).lean<Pick<StackJobDoc, 'status'>>();
+      if (!isStale(entry, job)) continue;
+      await forget(entry._id);
+      dropped++;
+    }
+    return { recorded: missing.length, dropped };
+  }
+
+  return { record, forget, setCredential, entries, confirm, find, mend };
 }
 
 export type LiveJobs = ReturnType<typeof liveJobs>;

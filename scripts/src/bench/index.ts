@@ -15,7 +15,7 @@ import { storeBench } from './store-bench.js';
 
 import { withinLimit } from './stats.js';
 
-/** Each bench and how long it may take, whole (a smoke run: a tenth, at least a minute). */
+/** Each bench and how long it may take, whole (a smoke run: a tenth, at least two minutes). */
 const BENCHES: [string, number, () => Promise<void>][] = [
   ['runner', 300, runnerBench],
   ['sandbox', 300, sandboxBench],

@@ -133,12 +133,19 @@ t.test('resources', async (t) => {
     t.equal(deployed.statusCode, 409);
     t.match(
       deployed.json().message,
-      new RegExp(`still has deployed resources \\(stack: deployed, last moved by job ${job.id}\\).*run a destroy job first`),
+      new RegExp(`still has deployed resources \\(last change: up job ${job.id}\\).*run a destroy job first`),
     );
-    // An up that failed half-way may have left resources too.
-    await recordStackLife(models, { ...ended!, _id: 'a-failed-up' }, { status: 'failed', at: new Date() });
-    t.match((await del()).json().message, /stack: failed, last moved by job a-failed-up/);
-    await recordStackLife(models, { ...ended!, _id: 'a-destroy', operation: 'destroy' }, { status: 'succeeded', at: new Date() });
+    // A destroy that failed half-way: the stack is no longer shown deployed; its jobs still say so.
+    await recordStackLife(models, { ...ended!, operation: 'destroy' }, { status: 'failed', at: new Date() });
+    t.match((await del()).json().message, new RegExp(`last change: up job ${job.id}`));
+    const destroy = await models.StackJob.create({
+      ...job,
+      _id: undefined,
+      operation: 'destroy',
+      status: 'succeeded',
+      finishedAt: new Date(Date.now() + 1000),
+    });
+    await recordStackLife(models, destroy, { status: 'succeeded', at: new Date() });
     t.equal((await del()).statusCode, 200, 'after a successful destroy it goes');
     t.equal((await app.inject({ method: 'GET', url: `/v1/resources/${resource.id}`, headers: auth })).statusCode, 404);
     t.equal((await del()).statusCode, 404);

@@ -120,7 +120,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['resources'],
         summary:
-          'Delete a resource; refused (409) while its stack may hold resources (deployed, or an up or destroy failed half-way) or it has active jobs, unless ?force=true (admin); ?keepResources=true (admin): 202, a stack-remove job removes the stack from the backend without destroying what it created, then the resource',
+          'Delete a resource; refused (409) while its stack is deployed or it has active jobs, unless ?force=true (admin); ?keepResources=true (admin): 202, a stack-remove job removes the stack from the backend without destroying what it created, then the resource',
         params: IdParamsSchema,
         querystring: DeleteResourceQuerySchema,
         response: { 200: ResourceSchema, 202: JobSchema, ...errorResponses },

@@ -214,7 +214,7 @@ export function credentialService({ models, keyring, tenants }: CredentialServic
     /** Refused while a running job uses the credential: its secrets are in that job's environment. */
     async remove(id: string, viewer: TenantViewer) {
       const doc = await findChangeable(id, viewer);
-      const [running] = await liveJobs(models).find({ credentialId: id }, ['running']);
+      const [running] = await liveJobs(models).find({ credentialId: id }, ['running'], 1);
       if (running) throw errors.conflict(`credential ${doc.name} is in use by running job ${running._id}; delete it after the job ends`);
       await models.Credential.deleteOne({ _id: id });
       return credentialView(doc, viewer);

@@ -129,7 +129,7 @@ export function jobPolicy({ models, kinds }: Pick<JobServiceDeps, 'models' | 'ki
       // Live entries are a superset: only a tenant that may be at its limit has them confirmed one by one.
       const live = liveJobs(models);
       const entries = await live.entries({ tenantId: tenant, planFor: { $exists: false } });
-      const queued = entries.length < max ? entries.length : (await live.confirm(entries, WAITING_STATUSES)).length;
+      const queued = entries.length < max ? entries.length : (await live.confirm(entries, WAITING_STATUSES, max)).length;
       if (queued >= max) {
         throw errors.quota(
           `tenant ${tenant} has ${queued} waiting jobs (queued, awaiting approval or approved), its limit (policy: maxQueuedJobs ${max}); retry when some have started or ended`,

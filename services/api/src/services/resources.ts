@@ -13,7 +13,7 @@ import {
   resolveStackFqdn,
   tenantOf,
   liveJobs,
-  type StackStatus,
+  type StackJobDoc,
   STORED_MANIFEST,
   tenantFilter,
   type TenantViewer,
@@ -40,9 +40,6 @@ export interface ResourceServiceDeps {
   /** Seals secret parameters (CREDENTIALS_KEY); without it, templates with secret parameters cannot be used. */
   keyring?: Keyring;
 }
-
-/** Stacks that hold nothing: never deployed, or destroyed (every other status may have left resources). */
-const EMPTY_STACKS: readonly StackStatus[] = ['pending', 'destroyed'];
 
 function isDuplicateKey(err: unknown): err is { keyPattern?: Record<string, unknown> } {
   return (err as { code?: number }).code === 11000;
@@ -104,6 +101,23 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
     const doc = await models.Resource.findOne({ _id: id, ...tenantFilter(viewer) }).lean<ResourceDoc>();
     if (!doc) throw errors.notFound(`resource ${id} not found`);
     return doc;
+  }
+
+  /**
+   * The change that left its stack holding resources, if it does: its last successful up or refresh
+   * not followed by a successful destroy. A stack its resource shows `deployed` answers at once; any
+   * other is read from its jobs (a scan of every job on FerretDB, paid only by a delete that may go on).
+   */
+  async function lastStackChange(doc: ResourceDoc): Promise<{ operation: string; jobId: string } | undefined> {
+    if (doc.stack?.status === 'deployed' && doc.stack.jobId) return { operation: 'up', jobId: doc.stack.jobId };
+    const last = await models.StackJob.findOne({
+      resourceId: doc._id,
+      status: 'succeeded',
+      operation: { $in: ['up', 'refresh', 'destroy'] },
+    })
+      .sort({ finishedAt: -1 })
+      .lean<StackJobDoc>();
+    return last && last.operation !== 'destroy' ? { operation: last.operation, jobId: last._id } : undefined;
   }
 
   /** Stores a manifest over a resource's, checked against `kind` (the version it will be pinned to). */
@@ -278,12 +292,10 @@ export function resourceService({ models, kinds, manifestMaxBytes, localFilesRoo
           `resource ${id} has ${active.length} queued or running job(s) (${active.map((j) => j._id).join(', ')}); wait for them, cancel them, or delete with ?force=true`,
         );
       }
-      // Its stack's life says whether resources may be left: deployed, or an up or destroy that failed half-way.
-      const stackStatus = doc.stack?.status ?? 'pending';
-      if (!force && !EMPTY_STACKS.includes(stackStatus)) {
-        const mover = doc.stack?.jobId ? `, last moved by job ${doc.stack.jobId}` : '';
+      const lastChange = force ? undefined : await lastStackChange(doc);
+      if (lastChange) {
         throw errors.conflict(
-          `the stack ${doc.stackFqdn} still has deployed resources (stack: ${stackStatus}${mover}); run a destroy job first, or delete with ?force=true to leave them and the stack state behind`,
+          `the stack ${doc.stackFqdn} still has deployed resources (last change: ${lastChange.operation} job ${lastChange.jobId}); run a destroy job first, or delete with ?force=true to leave them and the stack state behind`,
         );
       }
       await models.Resource.deleteOne({ _id: id });

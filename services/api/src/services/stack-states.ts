@@ -110,7 +110,7 @@ export function stackStateService(deps: AppContext) {
     // (cancelled before it ran) goes now.
     const waiting = await models.StateUpload.findOne({ resourceId: resource._id }, { _id: 1 }).lean<{ _id: string }>();
     if (waiting) {
-      const [active] = await liveJobs(models).find({ resourceId: resource._id, upload: waiting._id });
+      const [active] = await liveJobs(models).find({ resourceId: resource._id, upload: waiting._id }, undefined, 1);
       if (active)
         throw errors.conflict(
           `an import into resource ${resource._id} is waiting for its job ${String(active._id)}; let it run or cancel it first`,

@@ -61,7 +61,7 @@ export function createDriftWorker(deps: DriftWorkerDeps) {
     if (!CHECKED_STACKS.includes(resource.stack?.status ?? 'pending'))
       return `skipped: the stack is ${resource.stack?.status ?? 'pending'}`;
     const tenantId = tenantOf(resource);
-    const busy = await liveJobs(deps.models).find({ tenantId, stackFqdn: resource.stackFqdn });
+    const busy = await liveJobs(deps.models).find({ tenantId, stackFqdn: resource.stackFqdn }, undefined, 1);
     if (busy.length > 0) return 'skipped: the stack has a job queued or running';
     const check = await queueStackJob(queueing, {
       ...jobOnResource(resource),

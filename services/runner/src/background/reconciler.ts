@@ -1,4 +1,14 @@
-import { jobHeartbeatKey, jobStackKey, jobLostClaimKey, type Models, type RunningJobs, type StackQueue } from '@pds/shared';
+import {
+  ACTIVE_STATUSES,
+  jobHeartbeatKey,
+  jobStackKey,
+  jobLostClaimKey,
+  liveJobs,
+  type Models,
+  type RunningJobs,
+  type StackJobDoc,
+  type StackQueue,
+} from '@pds/shared';
 import { endJob, type EndJobDeps, type EndPath, type PendingAfterEnd, requeueAfterEnd } from '@pds/shared/lifecycle';
 import type { Redis } from 'ioredis';
 
@@ -17,6 +27,17 @@ export interface ReconcilerDeps extends EndJobDeps {
   runsHere?(jobId: string): boolean;
 }
 
+/** The live entries kept true to the scan (a failure is logged: the next full scan tries again). */
+async function mendLiveEntries(deps: ReconcilerDeps, scanned: readonly StackJobDoc[]): Promise<void> {
+  const live = scanned.filter((doc) => ACTIVE_STATUSES.includes(doc.status as (typeof ACTIVE_STATUSES)[number]));
+  try {
+    const { recorded, dropped } = await liveJobs(deps.models).mend(live);
+    if (recorded + dropped > 0) deps.logger.info({ recorded, dropped }, 'live job entries mended');
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message }, 'live job entries not mended yet');
+  }
+}
+
 /**
  * Ends jobs whose runner disappeared: `running`, but their heartbeat (a Redis key the runner renews,
  * expiring after `staleAfterMs`) is gone. Every runner runs this; for each lost job one of them
@@ -32,19 +53,20 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
   // Jobs taken a while ago (a fresh one may not have beaten yet). The store is asked too only now
   // and then (`fullScan`): for jobs whose entry Redis lost; on FerretDB that is a scan of every job.
   const tracked = await deps.running.takenBefore(cutoff);
-  // One scan finds both: running jobs Redis lost, and ended jobs whose after-end work was never queued.
+  // One scan finds them all: running jobs Redis lost, ended jobs whose after-end work was never
+  // queued, and the live jobs the live entries must hold.
   const scanned = options.fullScan
-    ? await deps.models.StackJob.find(
-        { $or: [{ status: 'running', startedAt: { $lt: cutoff } }, { afterEndPending: { $exists: true } }] },
-        { _id: 1, status: 1, afterEndPending: 1 },
-      ).lean<{ _id: string; status: string; afterEndPending?: EndPath }[]>()
+    ? await deps.models.StackJob.find({ $or: [{ status: { $in: ACTIVE_STATUSES } }, { afterEndPending: { $exists: true } }] }).lean<
+        (StackJobDoc & { afterEndPending?: EndPath })[]
+      >()
     : [];
-  const pending = scanned.filter((doc): doc is PendingAfterEnd & { status: string } => doc.afterEndPending !== undefined);
+  const pending = scanned.filter((doc): doc is StackJobDoc & PendingAfterEnd => doc.afterEndPending !== undefined);
   if (pending.length > 0)
     await requeueAfterEnd(deps, pending).catch((err: Error) =>
       deps.logger.warn({ err: err.message }, 'late after-end work not queued yet'),
     );
-  const lost = scanned.filter((doc) => doc.status === 'running').map((doc) => doc._id);
+  if (options.fullScan) await mendLiveEntries(deps, scanned);
+  const lost = scanned.filter((doc) => doc.status === 'running' && doc.startedAt && doc.startedAt < cutoff).map((doc) => doc._id);
   const candidates = [...new Set([...tracked, ...lost])];
   const ended: string[] = [];
   for (const _id of candidates) {
