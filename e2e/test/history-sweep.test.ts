@@ -2,7 +2,7 @@ import { testMongo, testRedis } from '@pds/devkit/tap';
 import { Redis } from 'ioredis';
 import mongoose from 'mongoose';
 import t, { type Test } from 'tap';
-import { createModels, HistorySweeper, type HistorySweepDeps, LINES_PER_CHUNK, Metrics } from '@pds/shared';
+import { createModels, HistorySweeper, type HistorySweepDeps, JobListIndex, LINES_PER_CHUNK, Metrics, type StackJobDoc } from '@pds/shared';
 
 const NOW = new Date('2026-12-02T00:00:00Z');
 const daysAgo = (days: number) => new Date(NOW.getTime() - days * 86_400_000);
@@ -54,6 +54,7 @@ function sweeper(s: Store, overrides: Partial<HistorySweepDeps> = {}) {
   return new HistorySweeper({
     models: s.models,
     redis: s.redis,
+    jobList: new JobListIndex(s.redis),
     logger: quiet,
     ages: { linesDays: 30, jobsDays: 90, auditDays: 365 },
     deletesPerSecond: 10_000,
@@ -76,11 +77,15 @@ t.test('old history is swept by age: jobs with their lines, lines alone, audit e
     { at: daysAgo(10), actor: { id: 'a', name: 'a', role: 'admin' }, action: 'resource.update', outcome: 'success', statusCode: 200 },
   ]);
   const metrics = new Metrics();
+  // Listed as queueing lists them (the job list's index).
+  const index = new JobListIndex(s.redis);
+  for (const job of await models.StackJob.find().lean<StackJobDoc[]>()) await index.add(job);
 
   const result = await sweeper(s, { metrics }).sweepOnce();
   t.same(result, { jobs: 1, lineChunks: 3 + 1 + 3, auditEntries: 1, more: false });
   t.notOk(await models.StackJob.exists({ _id: 'old' }), 'a job past HISTORY_JOBS_DAYS is gone');
   t.equal(await chunksOf(models, 'old'), 0, 'with all its lines');
+  t.same((await index.page('all', 10)).map((p) => p.id).sort(), ['lost', 'middle', 'recent', 'running'], 'and out of the job list index');
   const middle = await models.StackJob.findById('middle').lean();
   t.same(
     [middle?.status, middle?.outputs, middle?.linesSweptAt],

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import type { JobListIndex } from './job-list-index.js';
 import { announceJobsAmended } from './job-amend.js';
 import { LINES_PER_CHUNK } from './line-store.js';
 import type { Logger } from './logger.js';
@@ -31,6 +32,8 @@ export interface HistorySweepDeps {
   models: Pick<Models, 'StackJob' | 'JobLineChunk' | 'AuditEntry' | 'UpdatePlanFile'>;
   /** The sweep lock, and announcing swept jobs to the API's caches. */
   redis: Pick<Redis, 'set' | 'eval' | 'publish'>;
+  /** The job list's index: a deleted job leaves it. */
+  jobList: Pick<JobListIndex, 'remove'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   metrics?: Metrics;
   ages: HistoryAges;
@@ -47,7 +50,15 @@ const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('
 export const MAX_PER_SWEEP = 20_000;
 const DAY_MS = 86_400_000;
 
-type SweptJob = { _id: string; finishedAt: Date; lastSeq?: number; linesSweptAt?: Date; approval?: { updatePlan?: boolean } };
+type SweptJob = {
+  _id: string;
+  tenantId: string;
+  resourceId: string;
+  finishedAt: Date;
+  lastSeq?: number;
+  linesSweptAt?: Date;
+  approval?: { updatePlan?: boolean };
+};
 
 /**
  * Deletes history past its age: ended jobs (with their lines) after `jobsDays`, the lines of ended
@@ -162,7 +173,7 @@ class Sweep {
     if (due.length === 0) return;
     const candidates = await StackJob.find(
       { status: { $in: [...FINAL_STATUSES] }, $or: due },
-      { _id: 1, finishedAt: 1, lastSeq: 1, linesSweptAt: 1, 'approval.updatePlan': 1 },
+      { _id: 1, tenantId: 1, resourceId: 1, finishedAt: 1, lastSeq: 1, linesSweptAt: 1, 'approval.updatePlan': 1 },
     )
       .limit(MAX_PER_SWEEP + 1)
       .lean<SweptJob[]>();
@@ -176,6 +187,10 @@ class Sweep {
         // An update plan a gated job never applied (its process died before it could drop it) goes with it.
         if (job.approval?.updatePlan) await this.paced(() => this.deps.models.UpdatePlanFile.deleteOne({ _id: job._id }));
         await this.deleteOne(() => StackJob.deleteOne({ _id: job._id }), 'jobs');
+        // Listed no more (an id left behind is dropped by the first list that meets it).
+        await this.deps.jobList
+          .remove(job)
+          .catch((err: Error) => this.deps.logger.warn({ err: err.message, jobId: job._id }, 'a swept job is still in the job list index'));
       } else {
         await this.paced(() => StackJob.updateOne({ _id: job._id }, { $set: { linesSweptAt: this.now } }));
       }

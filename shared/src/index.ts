@@ -7,6 +7,7 @@ export * from './history-sweep.js';
 export * from './http/index.js';
 export * from './job-end.js';
 export * from './job-fields.js';
+export * from './job-list-index.js';
 export * from './job-amend.js';
 export * from './webhooks.js';
 export * from './drift-schedule.js';

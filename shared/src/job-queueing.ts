@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import type { JobOptions } from './job-fields.js';
 import type { Models, ResourceDoc, StackJobDoc } from './models/index.js';
 import { handOver, type WaitingEntry, type WaitingJobs } from './dispatch/waiting-jobs.js';
+import type { JobListIndex } from './job-list-index.js';
 import { liveJobs } from './live-jobs.js';
 import type { JobClass } from './names.js';
 import type { StackQueue } from './stack-queue.js';
@@ -20,6 +21,8 @@ export interface QueueingDeps {
   /** Where jobs wait for the dispatcher (shared/src/dispatch), which puts them on the runner queue. */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+  /** The job list's index: every job is in it before it is on any line. */
+  jobList: Pick<JobListIndex, 'add' | 'remove'>;
   /**
    * The runner queue, for a job that may start at once (nobody else waits, a slot is free): it goes
    * there without waiting for the dispatcher's round. Without it every job waits for the dispatcher.
@@ -117,7 +120,7 @@ function classOf(fields: Pick<NewJob, 'operation' | 'createdBy' | 'templateCheck
  * API, and the runners' retries).
  */
 export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?: TenantLimit): Promise<StackJobDoc> {
-  const { models, waiting, stacks, fastLane } = deps;
+  const { models, waiting, stacks, jobList, fastLane } = deps;
   const live = liveJobs(models);
   // Live before it exists: the active-job checks read the live entries, never a job without one.
   const id = fields._id ?? randomUUID();
@@ -131,6 +134,7 @@ export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?:
   const jobClass = classOf(fields);
   let taken: WaitingEntry | undefined;
   try {
+    await jobList.add(job);
     // In line for the stack first, then for the pool: the dispatcher takes a job only first in its stack's line.
     await stacks.enqueue(stackKey, job._id);
     const entry = {
@@ -172,7 +176,10 @@ export async function queueStackJob(deps: QueueingDeps, fields: NewJob, tenant?:
       () => true,
       () => false,
     );
-    if (deleted) await live.forget(job._id).catch(() => undefined);
+    if (deleted) {
+      await live.forget(job._id).catch(() => undefined);
+      await jobList.remove(job).catch(() => undefined);
+    }
     await stacks.remove(stackKey, job._id).catch(() => undefined);
     throw new QueueUnavailableError((err as Error).message);
   }

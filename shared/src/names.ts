@@ -48,6 +48,19 @@ export function stackSizeKey(stackFqdn: string): string {
 /** Counter that orders jobs by creation across every API process. */
 export const JOB_ORDER_KEY = `${PREFIX}:jobs:order`;
 
+/**
+ * The job list's index (job-list-index.ts): sorted sets of job ids scored by creation time, one of
+ * every job, one per tenant and one per resource; and the mark that they hold the whole store.
+ */
+export function jobListKey(scope: { tenant: string } | { resource: string } | 'all'): string {
+  if (scope === 'all') return `${PREFIX}:jobs:list:all`;
+  return 'tenant' in scope ? `${PREFIX}:jobs:list:tenant:${scope.tenant}` : `${PREFIX}:jobs:list:resource:${scope.resource}`;
+}
+/** Set once the index holds every job of the store (a build finished). */
+export const JOB_LIST_COMPLETE_KEY = `${PREFIX}:jobs:list:complete`;
+/** Held by the one process filling the job list's index from the store. */
+export const JOB_LIST_BUILD_LOCK_KEY = `${PREFIX}:jobs:list:building`;
+
 /** The jobs runners have taken, scored by when (RunningJobs): what the reconciler reads. */
 export const RUNNING_JOBS_KEY = `${PREFIX}:jobs:running`;
 

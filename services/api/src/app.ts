@@ -11,6 +11,7 @@ import {
   publicRoutes,
   type Config,
   Keyring,
+  JobListIndex,
   LEASE_BEATS,
   localFilesRoot,
   type KindRegistry,
@@ -52,8 +53,8 @@ export interface ApiDeps {
   lifecycleQueue: Pick<Queue, 'add'>;
   /** The drift schedules' queue (DRIFT_QUEUE): one job scheduler per scheduled resource. */
   driftQueue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler' | 'getJobScheduler'>;
-  /** A fail-fast (`command`) connection: readiness, cancel requests. */
-  redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del' | 'hexists' | 'zcount' | 'eval'>;
+  /** A fail-fast (`command`) connection: readiness, cancel requests, the job list's index. */
+  redis: Pick<Redis, 'ping' | 'publish' | 'set' | 'get' | 'del' | 'hexists' | 'zcount' | 'eval' | 'multi' | 'zrange' | 'zrem'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'unclaim' | 'describe' | 'next'>;
   /** Where jobs wait for the dispatcher (shared/src/dispatch). */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry' | 'settle' | 'untake'>;
@@ -89,6 +90,8 @@ export interface AppContext extends ApiDeps {
   driftMinIntervalSeconds: number;
   /** DRIFT_MAX_SCHEDULES_PER_TENANT. */
   driftMaxSchedulesPerTenant: number;
+  /** The job list's index (job-list-index.ts). */
+  jobList: JobListIndex;
   /** How long a tenant place taken for a job that starts at once holds before its runner renews it (LEASE_BEATS beats). */
   placeHoldMs: number;
 }
@@ -142,6 +145,7 @@ export async function buildApp(config: Config, deps: ApiDeps, logger: Logger) {
     driftMinIntervalSeconds: config.DRIFT_MIN_INTERVAL_SECONDS,
     driftMaxSchedulesPerTenant: config.DRIFT_MAX_SCHEDULES_PER_TENANT,
     placeHoldMs: LEASE_BEATS * config.RUNNER_HEARTBEAT_SECONDS * 1000,
+    jobList: new JobListIndex(deps.redis),
   });
 
   // Manifests are posted as YAML text.

@@ -18,6 +18,7 @@ import {
   STACK_JOBS_QUEUE,
   StackQueue,
   WaitingJobs,
+  JobListIndex,
   wakeDispatcher,
 } from '@pds/shared';
 import { endJob } from '@pds/shared/lifecycle';
@@ -100,8 +101,9 @@ export function createRunner(deps: RunnerDeps) {
     id: runnerId,
     holdMs: LEASE_BEATS * heartbeatMs,
   });
-  const drift = createDriftWorker({ ...deps, waiting, stacks });
-  const lifecycle = createLifecycleWorker({ ...deps, waiting, stacks });
+  const jobList = new JobListIndex(deps.connection);
+  const drift = createDriftWorker({ ...deps, waiting, stacks, jobList });
+  const lifecycle = createLifecycleWorker({ ...deps, waiting, stacks, jobList });
   // What every path here that ends a job needs (endJob): its after-end reactions go to the lifecycle queue.
   const ending = { ...deps, lifecycle: lifecycle.queue };
   const gate = { ...ending, stacks, jobEvent: webhooks.jobEvent };
@@ -116,6 +118,7 @@ export function createRunner(deps: RunnerDeps) {
   const historySweeper = new HistorySweeper({
     models: deps.models,
     redis: deps.connection,
+    jobList,
     logger: log,
     metrics,
     ages: { linesDays: deps.config.HISTORY_LINES_DAYS, jobsDays: deps.config.HISTORY_JOBS_DAYS, auditDays: deps.config.HISTORY_AUDIT_DAYS },

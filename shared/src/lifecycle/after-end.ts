@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Models, StackJobDoc } from '../models/index.js';
 import type { StackQueue } from '../stack-queue.js';
 import type { WaitingJobs } from '../dispatch/waiting-jobs.js';
+import type { JobListIndex } from '../job-list-index.js';
 import { type JobStatus, isFinalStatus } from '../types.js';
 import { queueJobEndedEvent } from '../webhooks.js';
 import { answerCompensation, compensate } from './compensation.js';
@@ -18,6 +19,8 @@ export interface AfterEndDeps {
   /** Where jobs wait for the runner pool (retries, compensations, remediations are jobs like any other). */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+  /** The job list's index: every job queued is added to it. */
+  jobList: Pick<JobListIndex, 'add' | 'remove'>;
   /** WEBHOOKS_QUEUE. */
   webhooks: Pick<Queue, 'add'>;
   logger: Logger;

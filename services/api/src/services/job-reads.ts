@@ -14,12 +14,13 @@ import {
   waitReasonOf,
 } from '@pds/shared';
 import type { JobListFilter, JobServiceDeps } from './jobs.js';
+import { listIndexedJobs } from './job-list.js';
 import { listPage } from './pagination.js';
 import { SingleFlight } from './single-flight.js';
 import { type JobView, jobView } from './views.js';
 
 /** Reading jobs the viewer may see: one (with its place in line or its progress), a page of them, their lines. */
-export function jobReads({ models, redis, queue, stacks, endedJobs }: JobServiceDeps) {
+export function jobReads({ models, redis, queue, stacks, endedJobs, jobList, logger }: JobServiceDeps) {
   const live = new SingleFlight<JobView>();
   /** Reads a job the viewer may see; another tenant's answers as unknown (404). */
   async function find(id: string, viewer: TenantViewer): Promise<StackJobDoc> {
@@ -66,13 +67,20 @@ export function jobReads({ models, redis, queue, stacks, endedJobs }: JobService
     return view;
   }
 
-  /** Newest first; only the known filters reach the query (a querystring's other keys are ignored). */
-  async function list({ tenant, resourceId, status, operation, stackFqdn, limit, cursor }: JobListFilter, viewer: TenantViewer) {
-    const filter = {
+  /**
+   * Newest first; only the known filters reach the query (a querystring's other keys are ignored).
+   * A list of every job, a tenant's or a resource's reads the job list's index when it is complete
+   * (job-list.ts); any other filter, or an index not complete yet, reads the store.
+   */
+  async function list(filter: JobListFilter, viewer: TenantViewer) {
+    const { tenant, resourceId, status, operation, stackFqdn, limit, cursor } = filter;
+    const indexed = await listIndexedJobs({ models, jobList, logger }, filter, viewer);
+    if (indexed) return indexed;
+    const query = {
       ...Object.fromEntries(Object.entries({ resourceId, status, operation, stackFqdn }).filter(([, v]) => v !== undefined)),
       ...tenantFilter(viewer, tenant),
     };
-    return listPage(models.StackJob, filter, { field: 'createdAt', limit, cursor }, (doc: StackJobDoc) => jobView(doc));
+    return listPage(models.StackJob, query, { field: 'createdAt', limit, cursor }, (doc: StackJobDoc) => jobView(doc));
   }
 
   /** Persisted lines and events with seq > from, in order. */

@@ -26,6 +26,7 @@ import {
   type TenantViewer,
   tenantOf,
   type WaitingJobs,
+  type JobListIndex,
 } from '@pds/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -49,6 +50,8 @@ export interface JobServiceDeps {
   stacks: Pick<StackQueue, 'enqueue' | 'remove' | 'claim' | 'unclaim' | 'describe' | 'next'>;
   /** Where jobs wait for the dispatcher, in their tenant's line. */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'entry' | 'settle' | 'untake'>;
+  /** The job list's index: every job queued is added; lists read it. */
+  jobList: JobListIndex;
   /** A job that may start at once goes straight on the runner queue, its tenant place held this long (absent: every job waits for the dispatcher). */
   placeHoldMs?: number;
   /** Views of ended jobs, shared by the API's routes, dropped when a job changes after its end (without it every read goes to MongoDB). */
@@ -102,11 +105,12 @@ export interface JobListFilter {
 
 /** Creating, reading and listing stack jobs; knows nothing of HTTP. */
 export function jobService(deps: JobServiceDeps) {
-  const { models, redis, stacks, waiting } = deps;
+  const { models, redis, stacks, waiting, jobList } = deps;
   const queueing = {
     models,
     waiting,
     stacks,
+    jobList,
     // Only on a Redis-backed queue: its keys tell the jobs holding slots.
     ...(deps.placeHoldMs !== undefined && deps.queue.keys?.wait ? { fastLane: { queue: deps.queue, holdMs: deps.placeHoldMs } } : {}),
   };

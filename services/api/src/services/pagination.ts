@@ -10,7 +10,8 @@ export function encodeCursor(at: Date, id: string): string {
   return Buffer.from(JSON.stringify({ at: at.toISOString(), id } satisfies Cursor)).toString('base64url');
 }
 
-function decodeCursor(cursor: string): Cursor {
+/** A cursor this API returned: the sort key (`at`, ISO) and id of the last item of the previous page. */
+export function decodeCursor(cursor: string): Cursor {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Cursor;
     if (typeof value.at === 'string' && typeof value.id === 'string' && !Number.isNaN(Date.parse(value.at))) return value;

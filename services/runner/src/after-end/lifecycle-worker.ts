@@ -1,4 +1,4 @@
-import { type Logger, type Models, type StackQueue, type WaitingJobs, WEBHOOKS_QUEUE } from '@pds/shared';
+import { type Logger, type Models, type StackQueue, type WaitingJobs, WEBHOOKS_QUEUE, type JobListIndex } from '@pds/shared';
 import { type AfterEndWork, JOB_LIFECYCLE_QUEUE, runAfterEnd } from '@pds/shared/lifecycle';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -13,6 +13,8 @@ export interface LifecycleWorkerDeps {
   /** Where retries, compensations and remediations wait for the runner pool. */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+  /** The job list's index: every job queued is added to it. */
+  jobList: Pick<JobListIndex, 'add' | 'remove'>;
 }
 
 /** After-end works in flight per runner process (each a few store reads and writes). */

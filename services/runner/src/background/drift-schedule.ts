@@ -13,6 +13,7 @@ import {
   type WaitingJobs,
   tenantOf,
   liveJobs,
+  type JobListIndex,
 } from '@pds/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -26,6 +27,8 @@ export interface DriftWorkerDeps {
   /** Where stack jobs wait for the runner pool. */
   waiting: Pick<WaitingJobs, 'add' | 'forget' | 'settle' | 'untake'>;
   stacks: Pick<StackQueue, 'enqueue' | 'remove'>;
+  /** The job list's index: every job queued is added to it. */
+  jobList: Pick<JobListIndex, 'add' | 'remove'>;
   /** DRIFT_SPREAD_SECONDS. */
   config: { DRIFT_SPREAD_SECONDS: number };
 }
@@ -40,7 +43,7 @@ const CHECKED_STACKS = ['deployed', 'failed'];
  */
 export function createDriftWorker(deps: DriftWorkerDeps) {
   const schedules = new Queue<DriftTick>(DRIFT_QUEUE, { connection: deps.connection, prefix: deps.prefix });
-  const queueing = { models: deps.models, waiting: deps.waiting, stacks: deps.stacks };
+  const queueing = { models: deps.models, waiting: deps.waiting, stacks: deps.stacks, jobList: deps.jobList };
 
   async function tick(job: Job<DriftTick>, token?: string): Promise<string> {
     const { resourceId } = job.data;
