@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { reconcileLostJobs } from '@pds/runner';
-import { createLogger, createRedis, jobChannel, redisReady, RunningJobs, type StackJobDoc, StackQueue } from '@pds/shared';
+import { createLogger, createRedis, jobChannel, JobListIndex, redisReady, RunningJobs, type StackJobDoc, StackQueue } from '@pds/shared';
 import { endableFrom, endJob, type EndPath, type FinalStatus } from '@pds/shared/lifecycle';
 import t from 'tap';
 import { createResource, fileSetManifest, insertJob, startStack, until, waitForJob } from './harness.js';
@@ -153,6 +153,7 @@ t.test('an end whose after-end work Redis refused is marked, and a reconciler fu
         logger,
         stacks: new StackQueue(redis),
         running: new RunningJobs(redis),
+        jobList: new JobListIndex(redis),
         staleAfterMs: 5_000,
         promote: async () => undefined,
       },

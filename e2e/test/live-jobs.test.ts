@@ -1,6 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { testMongo } from '@pds/devkit/tap';
-import { connectMongo, createLogger, createModels, DEFAULT_TENANT, liveJobs, prepareStore, type StackJobDoc } from '@pds/shared';
+import { testMongo, testRedis } from '@pds/devkit/tap';
+import { reconcileLostJobs } from '@pds/runner';
+import {
+  connectMongo,
+  createLogger,
+  createModels,
+  DEFAULT_TENANT,
+  JobListIndex,
+  liveJobs,
+  prepareStore,
+  RunningJobs,
+  type StackJobDoc,
+  StackQueue,
+} from '@pds/shared';
+import { Redis } from 'ioredis';
 import { endJob } from '@pds/shared/lifecycle';
 import t from 'tap';
 
@@ -88,6 +101,38 @@ t.test('live jobs on a real MongoDB wire store', async (t) => {
     t.ok(recorded >= 1 && dropped >= 1, `recorded ${recorded}, dropped ${dropped}`);
     t.same(ids(await models.LiveJob.find({ resourceId: 'g' }).lean<{ _id: string }[]>()), ids([unrecorded, stillLive]));
     t.equal((await live.find({ resourceId: 'g' }, undefined, 1)).length, 1, 'a check that needs one stops at the first');
+  });
+
+  t.test('the full scan lists what queueing left out of the job list index (an earlier version during an upgrade)', async (t) => {
+    const redis = new Redis(await testRedis(t));
+    t.teardown(() => redis.disconnect());
+    const index = new JobListIndex(redis);
+    await index.build(models);
+    t.ok(await index.builtSince(), 'built, and marked with when');
+    // Queued after the build by a process of an earlier version: in the store, not listed; one of them has ended already.
+    const unlisted = newJob({ resourceId: 'h' });
+    const endedUnlisted = newJob({ resourceId: 'h', status: 'succeeded' });
+    await models.StackJob.insertMany([unlisted, endedUnlisted]);
+    const listed = async () => (await index.page({ resource: 'h' }, 10)).map((p) => p.id).sort();
+    t.same(await listed(), []);
+    const scan = () =>
+      reconcileLostJobs(
+        {
+          models,
+          publisher: redis,
+          lifecycle: { add: async () => undefined as never },
+          logger: createLogger({ name: 'live-jobs-test', level: 'silent' }),
+          stacks: new StackQueue(redis),
+          running: new RunningJobs(redis),
+          staleAfterMs: 60_000,
+          promote: async () => undefined,
+          jobList: index,
+        },
+        new Date(),
+        { fullScan: true },
+      );
+    await scan();
+    t.same(await listed(), [unlisted._id, endedUnlisted._id].sort(), "a process's first scan lists every job since the build");
   });
 
   t.test('a store from before live entries gets them once, at the first start of this version', async (t) => {

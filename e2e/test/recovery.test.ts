@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { reconcileLostJobs } from '@pds/runner';
-import { createLogger, jobChannel, type Operation, RunningJobs, StackQueue } from '@pds/shared';
+import { createLogger, jobChannel, JobListIndex, type Operation, RunningJobs, StackQueue } from '@pds/shared';
 import { Redis } from 'ioredis';
 import t from 'tap';
 import { createResource, fileSetManifest, insertJob, readStream, startStack, until, waitForJob } from './harness.js';
@@ -84,6 +84,7 @@ t.test('a lost job Redis forgot is found by the occasional scan of the store, no
           models: stack.models,
           stacks: new StackQueue(redis),
           running: new RunningJobs(redis),
+          jobList: new JobListIndex(redis),
           publisher: redis,
           logger,
           staleAfterMs: 5_000,
@@ -117,6 +118,7 @@ t.test('a compensating job lost with its runner leaves the failed up it answers 
       models: stack.models,
       stacks: new StackQueue(redis),
       running: new RunningJobs(redis),
+      jobList: new JobListIndex(redis),
       publisher: redis,
       logger: createLogger({ name: 'test', level: 'silent' }),
       staleAfterMs: 5_000,
@@ -166,6 +168,7 @@ t.test('the API never serves a view of an ended job older than what was written 
         models: stack.models,
         stacks: new StackQueue(redis),
         running: new RunningJobs(redis),
+        jobList: new JobListIndex(redis),
         publisher,
         logger: createLogger({ name: 'test', level: 'silent' }),
         staleAfterMs: 5_000,

@@ -21,6 +21,8 @@ const BUILD_BATCH = 1_000;
 const BUILD_LOCK_MS = 60_000;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+/** Marks the index complete only while the build still holds its lock (a Redis restarted mid-build has neither). */
+const MARK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[2], ARGV[2]) else return false end`;
 
 type IndexRedis = Pick<Redis, 'multi' | 'get' | 'set' | 'zrange' | 'zrem' | 'eval'>;
 
@@ -41,9 +43,13 @@ export class JobListIndex {
 
   /** Listed in every scope it belongs to (the caller's queueing fails, and takes the job back, if this does). */
   async add(job: IndexedJob): Promise<void> {
-    const at = job.createdAt.getTime();
+    await this.addAll([job]);
+  }
+
+  /** Many at once (a build's batch, the reconcilers' catch-up); adding a job listed already changes nothing. */
+  async addAll(jobs: readonly IndexedJob[]): Promise<void> {
     const multi = this.redis.multi();
-    for (const key of keysOf(job)) multi.zadd(key, at, job._id);
+    for (const job of jobs) if (job.createdAt) for (const key of keysOf(job)) multi.zadd(key, job.createdAt.getTime(), job._id);
     await execAll(multi);
   }
 
@@ -61,7 +67,13 @@ export class JobListIndex {
 
   /** True when the index holds every job of the store. */
   async complete(): Promise<boolean> {
-    return (await this.redis.get(JOB_LIST_COMPLETE_KEY)) === '1';
+    return (await this.builtSince()) !== undefined;
+  }
+
+  /** When the build that completed the index began (what it may have missed of an earlier version's queueing is after it); undefined while not complete. */
+  async builtSince(): Promise<Date | undefined> {
+    const mark = await this.redis.get(JOB_LIST_COMPLETE_KEY);
+    return mark ? new Date(Number(mark)) : undefined;
   }
 
   /** Up to `n` jobs of `scope`, newest first, after `after` (created before it, or at the same ms with a smaller id). */
@@ -82,25 +94,33 @@ export class JobListIndex {
   }
 
   /**
-   * Fills the index from the store (every job; one scan), then marks it complete. One process at a
-   * time (a Redis lock); jobs queued meanwhile are added by their queueing. Returns false when
-   * another process is building.
+   * Fills the index from the store (every job; one scan, read in batches, the lock renewed after
+   * each), then marks it complete with the time it began. One process at a time (a Redis lock);
+   * jobs queued meanwhile are added by their queueing. Returns false when another process is building.
    */
   async build(models: Pick<Models, 'StackJob'>, logger?: Pick<Logger, 'info'>): Promise<boolean> {
     const token = randomUUID();
+    const began = Date.now();
     if ((await this.redis.set(JOB_LIST_BUILD_LOCK_KEY, token, 'PX', BUILD_LOCK_MS, 'NX')) !== 'OK') return false;
     try {
-      const jobs = await models.StackJob.find({}, { _id: 1, tenantId: 1, resourceId: 1, createdAt: 1 }).lean<IndexedJob[]>();
-      for (let start = 0; start < jobs.length; start += BUILD_BATCH) {
-        const multi = this.redis.multi();
-        for (const job of jobs.slice(start, start + BUILD_BATCH))
-          if (job.createdAt) for (const key of keysOf(job)) multi.zadd(key, job.createdAt.getTime(), job._id);
-        await execAll(multi);
+      let batch: IndexedJob[] = [];
+      let count = 0;
+      const flush = async () => {
+        await this.addAll(batch);
+        count += batch.length;
+        batch = [];
         if ((await this.redis.eval(RENEW, 1, JOB_LIST_BUILD_LOCK_KEY, token, BUILD_LOCK_MS)) !== 1)
           throw new Error('the job list build lost its lock');
+      };
+      const jobs = models.StackJob.find({}, { _id: 1, tenantId: 1, resourceId: 1, createdAt: 1 }).lean<IndexedJob[]>().cursor();
+      for await (const job of jobs) {
+        batch.push(job as IndexedJob);
+        if (batch.length === BUILD_BATCH) await flush();
       }
-      await this.redis.set(JOB_LIST_COMPLETE_KEY, '1');
-      logger?.info({ jobs: jobs.length }, 'job list index built from the store');
+      await flush();
+      if ((await this.redis.eval(MARK, 2, JOB_LIST_BUILD_LOCK_KEY, JOB_LIST_COMPLETE_KEY, token, began)) === null)
+        throw new Error('the job list build lost its lock');
+      logger?.info({ jobs: count }, 'job list index built from the store');
       return true;
     } finally {
       await this.redis.eval(RELEASE, 1, JOB_LIST_BUILD_LOCK_KEY, token).catch(() => undefined);

@@ -260,6 +260,8 @@ export function createRunner(deps: RunnerDeps) {
   const reconcile = setInterval(
     () => {
       const fullScan = Date.now() - lastFullScan >= FULL_SCAN_EVERY_MS;
+      // The first full scan lists in the job list's index every job since it was built; later ones, the last two periods'.
+      const indexWindowMs = lastFullScan === 0 ? undefined : 2 * FULL_SCAN_EVERY_MS;
       if (fullScan) lastFullScan = Date.now();
       reconcileLostJobs(
         {
@@ -269,9 +271,10 @@ export function createRunner(deps: RunnerDeps) {
           promote,
           runsHere: (jobId) => lease.has(jobId),
           running: runningJobs,
+          jobList,
         },
         new Date(),
-        { fullScan },
+        { fullScan, indexWindowMs },
       ).catch((err: Error) => log.warn({ err: err.message }, 'reconciler failed'));
     },
     Math.min(RECONCILE_EVERY_MS, heartbeatMs),

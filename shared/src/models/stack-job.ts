@@ -81,6 +81,8 @@ export const stackJobSchema = new Schema(
 );
 // The job list's pages (MongoDB; FerretDB on SQLite answers only _id from an index).
 stackJobSchema.index({ tenantId: 1, createdAt: -1 });
+// The reconcilers' full scan: jobs created since (the job list index's catch-up).
+stackJobSchema.index({ createdAt: -1 });
 stackJobSchema.index({ resourceId: 1, createdAt: -1 });
 stackJobSchema.index({ status: 1, createdAt: -1 });
 stackJobSchema.index({ stackFqdn: 1, createdAt: -1 });

@@ -20,6 +20,13 @@ interface JobListDeps {
   logger: Pick<Logger, 'info' | 'warn'>;
 }
 
+/**
+ * Rounds of ids one page reads before it gives up on the index and reads the store: ids the viewer
+ * may not see, or whose jobs are gone, are skipped, and their number must not make one request
+ * read a whole set.
+ */
+const MAX_ROUNDS = 4;
+
 /** One build of the index at a time per process (another process may hold the fleet-wide lock). */
 const building = new WeakMap<JobListIndex, Promise<unknown>>();
 
@@ -46,9 +53,11 @@ function scopeOf(filter: JobListFilter, tenant: string | undefined): JobListScop
  * A page of the job list from the index (job-list-index.ts): ids newest first, then each job by
  * `_id` (the one lookup FerretDB answers from an index), kept only if the viewer may see it and it
  * is of the tenant asked for. The same page, items and cursor, as the store's `listPage` gives.
- * Undefined when the index cannot answer (see `scopeOf`), or is not complete (a build is started).
+ * Undefined when the index cannot answer (see `scopeOf`), is not complete (a build is started), or
+ * fails (Redis away): the caller reads the store.
  */
 export async function listIndexedJobs(deps: JobListDeps, filter: JobListFilter, viewer: TenantViewer): Promise<Page<JobView> | undefined> {
+  const cursor = filter.cursor ? decodeCursor(filter.cursor) : undefined;
   const visible = tenantFilter(viewer, filter.tenant).tenantId;
   if (visible !== undefined && typeof visible !== 'string') return { items: [] }; // another tenant's, asked by a tenant's viewer
   const scope = scopeOf(filter, visible);
@@ -57,20 +66,28 @@ export async function listIndexedJobs(deps: JobListDeps, filter: JobListFilter, 
     buildSoon(deps);
     return undefined;
   }
-  const cursor = filter.cursor ? decodeCursor(filter.cursor) : undefined;
+  const shows = (doc: StackJobDoc) => canSee(viewer, tenantOf(doc)) && (visible === undefined || tenantOf(doc) === visible);
   let position: ListPosition | undefined = cursor ? { at: Date.parse(cursor.at), id: cursor.id } : undefined;
   const kept: StackJobDoc[] = [];
-  // One more than the page, to learn whether a next page exists.
-  while (kept.length <= filter.limit) {
-    const asked = filter.limit + 1 - kept.length;
-    const found = await deps.jobList.page(scope, asked, position);
-    const docs = await Promise.all(found.map(({ id }) => deps.models.StackJob.findById(id).lean<StackJobDoc>()));
-    docs.forEach((doc, i) => {
-      if (!doc) void deps.jobList.forget(scope, found[i]!.id).catch(() => undefined);
-      else if (canSee(viewer, tenantOf(doc)) && (visible === undefined || tenantOf(doc) === visible)) kept.push(doc);
-    });
-    if (found.length < asked) break;
-    position = found.at(-1);
+  try {
+    // One more than the page, to learn whether a next page exists.
+    for (let round = 0; kept.length <= filter.limit; round++) {
+      if (round === MAX_ROUNDS) return undefined;
+      const asked = filter.limit + 1 - kept.length;
+      const found = await deps.jobList.page(scope, asked, position);
+      const docs = await Promise.all(found.map(({ id }) => deps.models.StackJob.findById(id).lean<StackJobDoc>()));
+      for (const [i, doc] of docs.entries()) {
+        if (!doc) void deps.jobList.forget(scope, found[i]!.id).catch(() => undefined);
+        // A resource's jobs are all of its tenant: one the viewer may not see says the rest are not either.
+        else if (!shows(doc) && typeof scope === 'object' && 'resource' in scope) return { items: [] };
+        else if (shows(doc)) kept.push(doc);
+      }
+      if (found.length < asked) break;
+      position = found.at(-1);
+    }
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message }, 'the job list index could not be read; the list reads the store');
+    return undefined;
   }
   const shown = kept.slice(0, filter.limit);
   const last = shown.at(-1);

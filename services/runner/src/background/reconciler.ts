@@ -3,6 +3,8 @@ import {
   jobHeartbeatKey,
   jobStackKey,
   jobLostClaimKey,
+  type JobListIndex,
+  type JobStatus,
   liveJobs,
   type Models,
   type RunningJobs,
@@ -25,11 +27,44 @@ export interface ReconcilerDeps extends EndJobDeps {
   promote(jobId: string): Promise<void>;
   /** True for a job running in this process: alive, whatever Redis says (its beat may just be late). */
   runsHere?(jobId: string): boolean;
+  /** The job list's index: the full scan lists what queueing did not (see `catchUpJobList`). */
+  jobList: Pick<JobListIndex, 'addAll' | 'builtSince'>;
+}
+
+/** What a full scan asks of the store besides, and what it does with it. */
+export interface FullScanOptions {
+  fullScan?: boolean;
+  /**
+   * How far back the scan lists jobs in the job list's index: this long (the scans' period, twice),
+   * or, when absent (a process's first scan), back to when the index was built.
+   */
+  indexWindowMs?: number;
+}
+
+/** From when a full scan lists jobs in the job list's index; undefined while the index is not complete (its build lists them all). */
+async function listedSince(deps: ReconcilerDeps, now: Date, windowMs: number | undefined): Promise<Date | undefined> {
+  const built = await deps.jobList.builtSince().catch(() => undefined);
+  if (!built) return undefined;
+  return windowMs === undefined ? built : new Date(Math.max(built.getTime(), now.getTime() - windowMs));
+}
+
+/**
+ * Lists in the job list's index the jobs queueing may have left out: those a process of an earlier
+ * version queued during an upgrade (every job created since `since`), and live jobs whose queueing
+ * stopped between writing the job and listing it. Adding a listed job changes nothing.
+ */
+async function catchUpJobList(deps: ReconcilerDeps, scanned: readonly StackJobDoc[], since: Date): Promise<void> {
+  const missed = scanned.filter((doc) => doc.createdAt >= since || ACTIVE_STATUSES.includes(doc.status as JobStatus));
+  try {
+    for (let start = 0; start < missed.length; start += 1_000) await deps.jobList.addAll(missed.slice(start, start + 1_000));
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message }, 'the job list index not caught up yet');
+  }
 }
 
 /** The live entries kept true to the scan (a failure is logged: the next full scan tries again). */
 async function mendLiveEntries(deps: ReconcilerDeps, scanned: readonly StackJobDoc[]): Promise<void> {
-  const live = scanned.filter((doc) => ACTIVE_STATUSES.includes(doc.status as (typeof ACTIVE_STATUSES)[number]));
+  const live = scanned.filter((doc) => ACTIVE_STATUSES.includes(doc.status as JobStatus));
   try {
     const { recorded, dropped } = await liveJobs(deps.models).mend(live);
     if (recorded + dropped > 0) deps.logger.info({ recorded, dropped }, 'live job entries mended');
@@ -48,17 +83,22 @@ async function mendLiveEntries(deps: ReconcilerDeps, scanned: readonly StackJobD
  * the stack marked for repair (Pulumi's own lock may be stale) and the next job in line woken.
  * Returns the ids it ended.
  */
-export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), options: { fullScan?: boolean } = {}): Promise<string[]> {
+export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), options: FullScanOptions = {}): Promise<string[]> {
   const cutoff = new Date(now.getTime() - deps.staleAfterMs);
   // Jobs taken a while ago (a fresh one may not have beaten yet). The store is asked too only now
   // and then (`fullScan`): for jobs whose entry Redis lost; on FerretDB that is a scan of every job.
   const tracked = await deps.running.takenBefore(cutoff);
+  const indexSince = options.fullScan ? await listedSince(deps, now, options.indexWindowMs) : undefined;
   // One scan finds them all: running jobs Redis lost, ended jobs whose after-end work was never
-  // queued, and the live jobs the live entries must hold.
+  // queued, the live jobs the live entries must hold, and the recent jobs the job list must hold.
   const scanned = options.fullScan
-    ? await deps.models.StackJob.find({ $or: [{ status: { $in: ACTIVE_STATUSES } }, { afterEndPending: { $exists: true } }] }).lean<
-        (StackJobDoc & { afterEndPending?: EndPath })[]
-      >()
+    ? await deps.models.StackJob.find({
+        $or: [
+          { status: { $in: ACTIVE_STATUSES } },
+          { afterEndPending: { $exists: true } },
+          ...(indexSince ? [{ createdAt: { $gte: indexSince } }] : []),
+        ],
+      }).lean<(StackJobDoc & { afterEndPending?: EndPath })[]>()
     : [];
   const pending = scanned.filter((doc): doc is StackJobDoc & PendingAfterEnd => doc.afterEndPending !== undefined);
   if (pending.length > 0)
@@ -66,6 +106,7 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
       deps.logger.warn({ err: err.message }, 'late after-end work not queued yet'),
     );
   if (options.fullScan) await mendLiveEntries(deps, scanned);
+  if (indexSince) await catchUpJobList(deps, scanned, indexSince);
   const lost = scanned.filter((doc) => doc.status === 'running' && doc.startedAt && doc.startedAt < cutoff).map((doc) => doc._id);
   const candidates = [...new Set([...tracked, ...lost])];
   const ended: string[] = [];
