@@ -144,7 +144,7 @@ async function activeChecks(service: BenchService) {
   while (!(await index.complete())) await sleep(20);
   const indexBuildMs = performance.now() - buildStart;
   benchStep('GET /v1/jobs?limit=20');
-  const jobListP50 = await timed(sized(5, 2), async () => {
+  const jobListP50 = await timed(sized(30, 2), async () => {
     const res = await service.app.inject({ method: 'GET', url: '/v1/jobs?limit=20', headers: service.auth });
     if (res.statusCode !== 200) throw new Error(`GET /v1/jobs answered ${res.statusCode}: ${res.body}`);
   });
