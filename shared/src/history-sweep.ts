@@ -8,6 +8,7 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Models } from './models/index.js';
 import { HISTORY_SWEEP_LOCK_KEY } from './names.js';
+import { RELEASE_OWNED_KEY, RENEW_OWNED_KEY } from './owned-key.js';
 import { FINAL_STATUSES } from './types.js';
 
 /** How long history is kept, in days; 0 keeps it for ever. */
@@ -44,8 +45,6 @@ export interface HistorySweepDeps {
 
 const LOCK_KEY = HISTORY_SWEEP_LOCK_KEY;
 const LOCK_MS = 60_000;
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 /** Candidates one sweep collects (one pass over a collection); the rest waits for the next sweep. */
 export const MAX_PER_SWEEP = 20_000;
 const DAY_MS = 86_400_000;
@@ -106,7 +105,7 @@ export class HistorySweeper {
     if (taken !== 'OK') return { jobs: 0, lineChunks: 0, auditEntries: 0, more: false, skipped: 'busy' };
     const lost = new AbortController();
     const renew = setInterval(() => {
-      void Promise.resolve(this.deps.redis.eval(RENEW, 1, LOCK_KEY, owner, LOCK_MS))
+      void Promise.resolve(this.deps.redis.eval(RENEW_OWNED_KEY, 1, LOCK_KEY, owner, LOCK_MS))
         .then((held) => {
           if (held !== 1) lost.abort(new Error('the history sweep lock was lost'));
         })
@@ -120,7 +119,7 @@ export class HistorySweeper {
     } finally {
       clearInterval(renew);
       // An unreleased lock expires by itself (its TTL): another runner sweeps a little later.
-      await Promise.resolve(this.deps.redis.eval(RELEASE, 1, LOCK_KEY, owner)).catch(() => undefined);
+      await Promise.resolve(this.deps.redis.eval(RELEASE_OWNED_KEY, 1, LOCK_KEY, owner)).catch(() => undefined);
     }
   }
 

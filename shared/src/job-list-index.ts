@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from './logger.js';
 import type { Models, StackJobDoc } from './models/index.js';
 import { JOB_LIST_BUILD_LOCK_KEY, JOB_LIST_COMPLETE_KEY, jobListKey } from './names.js';
+import { RELEASE_OWNED_KEY, RENEW_OWNED_KEY } from './owned-key.js';
 
 /** Which jobs a list reads: every job, a tenant's, or a resource's. */
 export type JobListScope = Parameters<typeof jobListKey>[0];
@@ -19,8 +20,6 @@ export interface ListPosition {
 /** Jobs the build writes per round trip, and how long its lock lasts without a renewal. */
 const BUILD_BATCH = 1_000;
 const BUILD_LOCK_MS = 60_000;
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 /** Marks the index complete only while the build still holds its lock (a Redis restarted mid-build has neither). */
 const MARK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[2], ARGV[2]) else return false end`;
 
@@ -94,23 +93,30 @@ export class JobListIndex {
   }
 
   /**
-   * Fills the index from the store (every job; one scan, read in batches, the lock renewed after
-   * each), then marks it complete with the time it began. One process at a time (a Redis lock);
+   * Fills the index from the store (every job; one scan, read in batches, the lock renewed every
+   * 20 s), then marks it complete with the time it began. One process at a time (a Redis lock);
    * jobs queued meanwhile are added by their queueing. Returns false when another process is building.
    */
   async build(models: Pick<Models, 'StackJob'>, logger?: Pick<Logger, 'info'>): Promise<boolean> {
     const token = randomUUID();
     const began = Date.now();
     if ((await this.redis.set(JOB_LIST_BUILD_LOCK_KEY, token, 'PX', BUILD_LOCK_MS, 'NX')) !== 'OK') return false;
+    // Renewed on a timer, not per batch: the store may take longer than the lock's life to send the first batch.
+    let lost = false;
+    const renew = setInterval(() => {
+      void Promise.resolve(this.redis.eval(RENEW_OWNED_KEY, 1, JOB_LIST_BUILD_LOCK_KEY, token, BUILD_LOCK_MS)).then(
+        (held) => void (lost ||= held !== 1),
+        () => undefined,
+      );
+    }, BUILD_LOCK_MS / 3);
     try {
       let batch: IndexedJob[] = [];
       let count = 0;
       const flush = async () => {
+        if (lost) throw new Error('the job list build lost its lock');
         await this.addAll(batch);
         count += batch.length;
         batch = [];
-        if ((await this.redis.eval(RENEW, 1, JOB_LIST_BUILD_LOCK_KEY, token, BUILD_LOCK_MS)) !== 1)
-          throw new Error('the job list build lost its lock');
       };
       const jobs = models.StackJob.find({}, { _id: 1, tenantId: 1, resourceId: 1, createdAt: 1 }).lean<IndexedJob[]>().cursor();
       for await (const job of jobs) {
@@ -123,7 +129,8 @@ export class JobListIndex {
       logger?.info({ jobs: count }, 'job list index built from the store');
       return true;
     } finally {
-      await this.redis.eval(RELEASE, 1, JOB_LIST_BUILD_LOCK_KEY, token).catch(() => undefined);
+      clearInterval(renew);
+      await this.redis.eval(RELEASE_OWNED_KEY, 1, JOB_LIST_BUILD_LOCK_KEY, token).catch(() => undefined);
     }
   }
 }

@@ -122,8 +122,6 @@ export function liveJobs(models: LiveModels) {
   return { record, forget, setCredential, entries, confirm, find, mend };
 }
 
-export type LiveJobs = ReturnType<typeof liveJobs>;
-
 /**
  * Gives the jobs of a store from before live entries existed theirs, once: every job waiting or
  * running gets one (a scan of every job, at the first start of this version). Safe to run from
@@ -131,7 +129,5 @@ export type LiveJobs = ReturnType<typeof liveJobs>;
  */
 export async function backfillLiveJobs(models: LiveModels): Promise<number> {
   const live = await models.StackJob.find({ status: { $in: ACTIVE_STATUSES } }).lean<StackJobDoc[]>();
-  const jobs = liveJobs(models);
-  for (const job of live) await jobs.record(job);
-  return live.length;
+  return (await liveJobs(models).mend(live)).recorded;
 }

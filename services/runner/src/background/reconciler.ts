@@ -36,16 +36,36 @@ export interface FullScanOptions {
   fullScan?: boolean;
   /**
    * How far back the scan lists jobs in the job list's index: this long (the scans' period, twice),
-   * or, when absent (a process's first scan), back to when the index was built.
+   * or, when absent (a process's first scan), back to when the index was built, a day at most.
    */
   indexWindowMs?: number;
 }
 
+/** The furthest back a process's first full scan lists jobs (an upgrade's roll is over well within a day). */
+const FIRST_SCAN_WINDOW_MS = 24 * 3_600_000;
+
+/** The fields a full scan reads of each job: its status, its live entry's, its place in the job list. */
+const SCANNED_FIELDS = {
+  _id: 1,
+  status: 1,
+  startedAt: 1,
+  afterEndPending: 1,
+  tenantId: 1,
+  resourceId: 1,
+  stackFqdn: 1,
+  operation: 1,
+  'options.upload': 1,
+  planFor: 1,
+  compensates: 1,
+  credentialId: 1,
+  createdAt: 1,
+} as const;
+
 /** From when a full scan lists jobs in the job list's index; undefined while the index is not complete (its build lists them all). */
-async function listedSince(deps: ReconcilerDeps, now: Date, windowMs: number | undefined): Promise<Date | undefined> {
+async function listedSince(deps: ReconcilerDeps, now: Date, windowMs = FIRST_SCAN_WINDOW_MS): Promise<Date | undefined> {
   const built = await deps.jobList.builtSince().catch(() => undefined);
   if (!built) return undefined;
-  return windowMs === undefined ? built : new Date(Math.max(built.getTime(), now.getTime() - windowMs));
+  return new Date(Math.max(built.getTime(), now.getTime() - windowMs));
 }
 
 /**
@@ -92,13 +112,16 @@ export async function reconcileLostJobs(deps: ReconcilerDeps, now = new Date(), 
   // One scan finds them all: running jobs Redis lost, ended jobs whose after-end work was never
   // queued, the live jobs the live entries must hold, and the recent jobs the job list must hold.
   const scanned = options.fullScan
-    ? await deps.models.StackJob.find({
-        $or: [
-          { status: { $in: ACTIVE_STATUSES } },
-          { afterEndPending: { $exists: true } },
-          ...(indexSince ? [{ createdAt: { $gte: indexSince } }] : []),
-        ],
-      }).lean<(StackJobDoc & { afterEndPending?: EndPath })[]>()
+    ? await deps.models.StackJob.find(
+        {
+          $or: [
+            { status: { $in: ACTIVE_STATUSES } },
+            { afterEndPending: { $exists: true } },
+            ...(indexSince ? [{ createdAt: { $gte: indexSince } }] : []),
+          ],
+        },
+        SCANNED_FIELDS,
+      ).lean<(StackJobDoc & { afterEndPending?: EndPath })[]>()
     : [];
   const pending = scanned.filter((doc): doc is StackJobDoc & PendingAfterEnd => doc.afterEndPending !== undefined);
   if (pending.length > 0)
