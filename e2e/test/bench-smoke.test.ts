@@ -70,6 +70,9 @@ t.test('every bench completes at a tiny size and prints every figure', async (t)
       const row = lines.find((line) => line.startsWith(figure));
       t.match(row?.slice(figure.length), /^\s+-?\d/, `${figure}: a number`);
     }
+    // A section without its figures: what it printed instead (a `skipped:` line says why).
+    const at = lines.findIndex((line) => line.startsWith(heading));
+    if (at >= 0 && figures.some((figure) => !lines.some((line) => line.startsWith(figure)))) t.comment(lines.slice(at, at + 6).join('\n'));
   }
   t.match(output, /1000-line job: succeeded, \d+ lines persisted in order/, 'the flooding job ended with its lines stored');
   // Every comparison row has both its figures (its ratio may be n/a: a tiny run can measure 0 of both).
